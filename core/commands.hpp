@@ -1,0 +1,71 @@
+// Commands: requests for change, each executed by the one writer (core/state_machine.hpp).
+// Their fields are already well-formed (handlers check shapes); the writer checks them
+// against the current state: existence, tenancy, uniqueness, lifecycle.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/errors.hpp"
+#include "core/model.hpp"
+
+namespace keygate::core {
+
+struct CreateOrganization {
+  std::string name;
+  std::string slug;  // already derived from the name when none was given
+};
+
+struct UpdateOrganization {
+  Id org;
+  std::optional<std::string> name;
+  std::optional<std::string> slug;
+  std::optional<OrgStatus> status;
+};
+
+struct CreateApiKey {
+  Id org;
+  std::string name;
+  KeyType type = KeyType::secret;
+  Environment environment = Environment::live;
+  std::vector<std::string> allowed_origins;
+  ScopeSet scopes = kAllScopes;
+  uint64_t expires_ms = 0;
+  std::optional<RateLimit> rate_limit;
+};
+
+struct UpdateApiKey {
+  Id org;
+  Id key;
+  std::optional<std::string> name;
+  std::optional<std::vector<std::string>> allowed_origins;
+  std::optional<ScopeSet> scopes;
+  std::optional<RateLimit> rate_limit;
+};
+
+struct RevokeApiKey {
+  Id org;
+  Id key;
+};
+
+struct RotateApiKey {
+  Id org;
+  Id key;
+  uint64_t grace_period_seconds = 86'400;
+};
+
+using Command = std::variant<CreateOrganization, UpdateOrganization, CreateApiKey, UpdateApiKey,
+                             RevokeApiKey, RotateApiKey>;
+
+// What executing a command produced: the records as they now are (copies: they outlive the
+// read section), or the error that left everything unchanged.
+struct Outcome {
+  Error error;
+  std::optional<Organization> org;
+  std::optional<ApiKey> key;  // for a rotation: the new key
+  std::string revealed_key;   // the value of a key just created: shown once
+};
+
+}  // namespace keygate::core

@@ -1,0 +1,121 @@
+// Index: what readers see. Lock-free lookups of API keys by SHA-256(value) and of keys and
+// organizations by id, on liburcu's rculfhash (urcu-memb flavor), plus per-organization
+// lists of keys in creation (= id) order for pagination.
+//
+// Guarantees:
+// - Readers never block and never allocate: lookups run inside a ReadSection, and a record
+//   pointer obtained there is valid until the section ends (never across a co_await).
+// - There is exactly one writer (the commit thread). It publishes a new record version by
+//   an atomic pointer swap (release); readers load it with acquire. Replaced versions are
+//   freed by call_rcu after every reader that could hold them has left its section.
+// - Slots are never removed: a revoked key stays listed, with its revoked record.
+// - Per-key mutable state (rate-limit bucket, last use) lives in the slot as atomics,
+//   beside the immutable record.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/ids.hpp"
+#include "core/model.hpp"
+
+struct cds_lfht;
+
+namespace keygate::core {
+
+// Registers the calling thread as an RCU reader; unregisters at destruction. Every thread
+// that reads the index (reactors, the writer, the snapshotter) holds one for its lifetime.
+class RcuThread {
+ public:
+  RcuThread();
+  ~RcuThread();
+  RcuThread(const RcuThread&) = delete;
+  RcuThread& operator=(const RcuThread&) = delete;
+};
+
+class ReadSection {
+ public:
+  ReadSection() noexcept;
+  ~ReadSection();
+  ReadSection(const ReadSection&) = delete;
+  ReadSection& operator=(const ReadSection&) = delete;
+};
+
+struct OrgSlot;
+
+struct HashNode {  // layout-compatible with struct cds_lfht_node
+  HashNode* next = nullptr;
+  unsigned long reverse_hash = 0;
+};
+
+struct KeySlot {
+  HashNode by_hash;
+  HashNode by_id;
+  const Id id;
+  const KeyHash hash;
+  OrgSlot* const org;
+  std::atomic<const ApiKey*> record;
+  std::atomic<KeySlot*> next_in_org{nullptr};
+  // Mutable per-key state, written by readers: kept off the record so records stay
+  // immutable. GCRA theoretical arrival time in monotonic nanoseconds (see core/rate_limit.hpp).
+  std::atomic<uint64_t> rate_tat_ns{0};
+  std::atomic<uint64_t> last_used_ms{0};
+
+  KeySlot(const ApiKey* r, OrgSlot* o) : id(r->id), hash(r->hash), org(o), record(r) {}
+  const ApiKey* load() const noexcept { return record.load(std::memory_order_acquire); }
+  KeySlot* next() const noexcept { return next_in_org.load(std::memory_order_acquire); }
+};
+
+struct OrgSlot {
+  HashNode by_id;
+  const Id id;
+  std::atomic<const Organization*> record;
+  std::atomic<OrgSlot*> next_org{nullptr};
+  std::atomic<KeySlot*> first_key{nullptr};
+  KeySlot* last_key = nullptr;  // writer only
+  std::atomic<uint32_t> key_count{0};
+
+  explicit OrgSlot(const Organization* r) : id(r->id), record(r) {}
+  const Organization* load() const noexcept { return record.load(std::memory_order_acquire); }
+  KeySlot* keys() const noexcept { return first_key.load(std::memory_order_acquire); }
+  OrgSlot* next() const noexcept { return next_org.load(std::memory_order_acquire); }
+};
+
+class Index {
+ public:
+  Index();
+  ~Index();
+  Index(const Index&) = delete;
+  Index& operator=(const Index&) = delete;
+
+  // Readers: call inside a ReadSection.
+  KeySlot* find_key(const KeyHash& hash) const noexcept;
+  KeySlot* find_key(Id id) const noexcept;
+  OrgSlot* find_org(Id id) const noexcept;
+  OrgSlot* first_org() const noexcept { return first_org_.load(std::memory_order_acquire); }
+  uint64_t key_count() const noexcept { return key_count_.load(std::memory_order_relaxed); }
+  uint64_t org_count() const noexcept { return org_count_.load(std::memory_order_relaxed); }
+
+  // The writer: takes ownership of the record, publishes it, retires the version it replaces.
+  void put(std::unique_ptr<const Organization> record);
+  void put(std::unique_ptr<const ApiKey> record);
+  // Frees the versions retired since the last call once no reader can hold them.
+  void reclaim();
+
+ private:
+  cds_lfht* keys_by_hash_;
+  cds_lfht* keys_by_id_;
+  cds_lfht* orgs_by_id_;
+  std::atomic<OrgSlot*> first_org_{nullptr};
+  OrgSlot* last_org_ = nullptr;
+  std::atomic<uint64_t> key_count_{0};
+  std::atomic<uint64_t> org_count_{0};
+  std::vector<std::unique_ptr<OrgSlot>> org_slots_;  // owned here, freed with the index
+  std::vector<std::unique_ptr<KeySlot>> key_slots_;
+  std::vector<std::unique_ptr<const Organization>> retired_orgs_;
+  std::vector<std::unique_ptr<const ApiKey>> retired_keys_;
+};
+
+}  // namespace keygate::core

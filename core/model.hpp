@@ -1,0 +1,67 @@
+// The records keygate keeps: organizations and API keys. A published record is immutable:
+// the writer replaces it with a new version (see core/index.hpp); readers never see one
+// change under them. Times are Unix milliseconds; 0 means "none" (null on the wire).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/ids.hpp"
+#include "core/key_format.hpp"
+#include "core/scopes.hpp"
+
+namespace keygate::core {
+
+enum class OrgStatus : uint8_t { active = 0, suspended = 1 };
+std::string_view to_string(OrgStatus s) noexcept;
+
+struct Organization {
+  Id id;
+  std::string name;
+  std::string slug;
+  OrgStatus status = OrgStatus::active;
+  uint64_t created_ms = 0;
+  uint64_t updated_ms = 0;
+};
+
+struct RateLimit {
+  uint32_t requests_per_second = 0;  // 0: unlimited
+  uint32_t burst = 0;
+  bool operator==(const RateLimit&) const = default;
+};
+
+// What a key's status reads as, derived from its times at the moment of reading.
+enum class KeyStatus : uint8_t { active, rotating, expired, revoked };
+std::string_view to_string(KeyStatus s) noexcept;
+
+struct ApiKey {
+  Id id;
+  Id organization_id;
+  KeyHash hash{};
+  KeyType type = KeyType::secret;
+  Environment environment = Environment::live;
+  ScopeSet scopes = 0;
+  char preview[4] = {};              // last four characters of the value
+  std::string public_value;          // publishable keys only: public by design
+  std::string name;
+  std::vector<std::string> allowed_origins;
+  std::optional<RateLimit> rate_limit;  // set by the root key; else the operator's default
+  uint64_t created_ms = 0;
+  uint64_t rotated_ms = 0;
+  uint64_t revoked_ms = 0;
+  uint64_t grace_expires_ms = 0;
+  uint64_t expires_ms = 0;
+  Id replaced_by;
+  Id rotated_from;
+
+  KeyStatus status_at(uint64_t now_ms) const noexcept {
+    if (revoked_ms) return KeyStatus::revoked;
+    if (expires_ms && now_ms >= expires_ms) return KeyStatus::expired;
+    if (rotated_ms) return now_ms >= grace_expires_ms ? KeyStatus::expired : KeyStatus::rotating;
+    return KeyStatus::active;
+  }
+};
+
+}  // namespace keygate::core

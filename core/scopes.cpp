@@ -1,0 +1,30 @@
+#include "core/scopes.hpp"
+
+namespace keygate::core {
+
+namespace {
+constexpr std::string_view kNames[] = {
+    "sessions:list", "sessions:read", "fingerprints:list", "fingerprints:read",
+    "organizations:create", "organizations:read", "organizations:update",
+    "api_keys:read", "api_keys:manage",
+    "gate:agent_tokens:verify", "gate:agent_tokens:revoke", "gate:login_sessions:consume",
+    "gate:services:read", "gate:services:manage",
+    "api_keys:verify", "certificates:read", "certificates:manage",
+    "organizations:manage",
+};
+}  // namespace
+
+std::string_view scope_name(Scope s) noexcept { return kNames[static_cast<unsigned>(s)]; }
+
+ScopeParse parse_scope(std::string_view name, Scope& out) noexcept {
+  for (unsigned i = 0; i < kScopeCount; ++i) {
+    if (kNames[i] == name) {
+      out = static_cast<Scope>(i);
+      return ScopeParse::ok;
+    }
+  }
+  if (name == "organizations:manage") return ScopeParse::removed;
+  return ScopeParse::unknown;
+}
+
+}  // namespace keygate::core

@@ -1,0 +1,227 @@
+#include "core/state_machine.hpp"
+
+#include <algorithm>
+
+namespace keygate::core {
+
+namespace {
+
+Outcome fail(ErrorCode code, std::string message, std::string param = {}) {
+  Outcome o;
+  o.error = make_error(code, std::move(message), std::move(param));
+  return o;
+}
+
+Outcome key_not_found() {
+  return fail(ErrorCode::not_found, "No API key with that id exists in this organization.", "key_id");
+}
+
+// organizations:manage was split in three; a rotated key gets the three instead.
+ScopeSet migrate_legacy(ScopeSet s) {
+  if (!(s & kLegacyScope)) return s;
+  return (s & ~kLegacyScope) | bit(Scope::organizations_create) | bit(Scope::organizations_read) |
+         bit(Scope::organizations_update);
+}
+
+}  // namespace
+
+StateMachine::StateMachine(Index& index) : index_(index) {}
+
+const Organization* StateMachine::org(Id id) const {
+  if (auto it = staged_orgs_.find(id); it != staged_orgs_.end()) return staged_[it->second].org.get();
+  OrgSlot* s = index_.find_org(id);
+  return s ? s->load() : nullptr;
+}
+
+const ApiKey* StateMachine::key(Id org_id, Id key_id) const {
+  const ApiKey* k = nullptr;
+  if (auto it = staged_keys_.find(key_id); it != staged_keys_.end()) {
+    k = staged_[it->second].key.get();
+  } else if (KeySlot* s = index_.find_key(key_id)) {
+    k = s->load();
+  }
+  // Another organization's key does not exist, as far as this caller can tell.
+  return k && k->organization_id == org_id ? k : nullptr;
+}
+
+ApiKey& StateMachine::stage(std::unique_ptr<ApiKey> k) {
+  ApiKey& ref = *k;
+  staged_keys_[k->id] = staged_.size();
+  staged_.push_back({nullptr, std::move(k)});
+  return ref;
+}
+
+Organization& StateMachine::stage(std::unique_ptr<Organization> o) {
+  Organization& ref = *o;
+  staged_orgs_[o->id] = staged_.size();
+  staged_.push_back({std::move(o), nullptr});
+  return ref;
+}
+
+Outcome StateMachine::execute(const Command& command, uint64_t now_ms) {
+  ReadSection rs;  // the writer reads the published index like any reader
+  return std::visit([&](const auto& c) { return run(c, now_ms); }, command);
+}
+
+std::unique_ptr<ApiKey> StateMachine::new_key(Id org_id, KeyType type, Environment env,
+                                              uint64_t now, std::string& value) {
+  auto k = std::make_unique<ApiKey>();
+  k->id = ids_.next(now);
+  k->organization_id = org_id;
+  k->type = type;
+  k->environment = env;
+  // 190 random bits: a collision is not a practical event, but the index is keyed by the
+  // hash, so make sure rather than assume.
+  do {
+    value = generate_key(type, env);
+    k->hash = hash_key(value);
+  } while (index_.find_key(k->hash));
+  std::copy_n(value.end() - 4, 4, k->preview);
+  if (type == KeyType::publishable) k->public_value = value;
+  k->created_ms = now;
+  return k;
+}
+
+Outcome StateMachine::run(const CreateOrganization& c, uint64_t now) {
+  if (slugs_.contains(c.slug))
+    return fail(ErrorCode::slug_taken, "The slug '" + c.slug + "' is taken: choose another.", "slug");
+  auto o = std::make_unique<Organization>();
+  o->id = ids_.next(now);
+  o->name = c.name;
+  o->slug = c.slug;
+  o->created_ms = o->updated_ms = now;
+  slugs_.emplace(c.slug, o->id);
+  Outcome out;
+  out.org = stage(std::move(o));
+  // The organization's first secret key, with every scope (seed 000: shown once).
+  auto k = new_key(out.org->id, KeyType::secret, Environment::live, now, out.revealed_key);
+  k->name = "Default secret key";
+  k->scopes = kAllScopes;
+  out.key = stage(std::move(k));
+  return out;
+}
+
+Outcome StateMachine::run(const UpdateOrganization& c, uint64_t now) {
+  const Organization* cur = org(c.org);
+  if (!cur) return fail(ErrorCode::not_found, "No organization with that id exists.", "id");
+  auto o = std::make_unique<Organization>(*cur);
+  if (c.slug && *c.slug != cur->slug) {
+    if (slugs_.contains(*c.slug))
+      return fail(ErrorCode::slug_taken, "The slug '" + *c.slug + "' is taken: choose another.", "slug");
+    slugs_.erase(cur->slug);
+    slugs_.emplace(*c.slug, cur->id);
+    o->slug = *c.slug;
+  }
+  if (c.name) o->name = *c.name;
+  if (c.status) o->status = *c.status;
+  o->updated_ms = now;
+  Outcome out;
+  out.org = stage(std::move(o));
+  return out;
+}
+
+Outcome StateMachine::run(const CreateApiKey& c, uint64_t now) {
+  if (!org(c.org)) return fail(ErrorCode::not_found, "No organization with that id exists.", "id");
+  Outcome out;
+  auto k = new_key(c.org, c.type, c.environment, now, out.revealed_key);
+  k->name = c.name;
+  k->scopes = c.type == KeyType::secret ? c.scopes : 0;
+  k->allowed_origins = c.allowed_origins;
+  k->expires_ms = c.expires_ms;
+  k->rate_limit = c.rate_limit;
+  out.key = stage(std::move(k));
+  return out;
+}
+
+Outcome StateMachine::run(const UpdateApiKey& c, uint64_t) {
+  const ApiKey* cur = key(c.org, c.key);
+  if (!cur) return key_not_found();
+  auto k = std::make_unique<ApiKey>(*cur);
+  if (c.name) k->name = *c.name;
+  if (c.allowed_origins) k->allowed_origins = *c.allowed_origins;
+  if (c.scopes) k->scopes = *c.scopes;
+  if (c.rate_limit) k->rate_limit = *c.rate_limit;
+  Outcome out;
+  out.key = stage(std::move(k));
+  return out;
+}
+
+Outcome StateMachine::run(const RevokeApiKey& c, uint64_t now) {
+  const ApiKey* cur = key(c.org, c.key);
+  if (!cur) return key_not_found();
+  if (cur->revoked_ms) return fail(ErrorCode::already_revoked, "This API key is already revoked.");
+  auto k = std::make_unique<ApiKey>(*cur);
+  k->revoked_ms = now;
+  Outcome out;
+  out.key = stage(std::move(k));
+  return out;
+}
+
+Outcome StateMachine::run(const RotateApiKey& c, uint64_t now) {
+  const ApiKey* cur = key(c.org, c.key);
+  if (!cur) return key_not_found();
+  switch (cur->status_at(now)) {
+    case KeyStatus::revoked:
+      return fail(ErrorCode::already_revoked, "A revoked API key cannot be rotated: create a new key.");
+    case KeyStatus::rotating:
+      return fail(ErrorCode::already_rotated,
+                  "This API key was already rotated: rotate its replacement instead.");
+    case KeyStatus::expired:
+      return fail(ErrorCode::already_rotated, "An expired API key cannot be rotated: create a new key.");
+    case KeyStatus::active: break;
+  }
+  Outcome out;
+  auto fresh = new_key(cur->organization_id, cur->type, cur->environment, now, out.revealed_key);
+  fresh->name = cur->name;
+  fresh->scopes = migrate_legacy(cur->scopes);
+  fresh->allowed_origins = cur->allowed_origins;
+  fresh->rate_limit = cur->rate_limit;
+  fresh->expires_ms = cur->expires_ms;
+  fresh->rotated_from = cur->id;
+  auto old = std::make_unique<ApiKey>(*cur);
+  old->rotated_ms = now;
+  old->grace_expires_ms = now + c.grace_period_seconds * 1000;
+  old->replaced_by = fresh->id;
+  stage(std::move(old));
+  out.key = stage(std::move(fresh));
+  return out;
+}
+
+void StateMachine::publish() {
+  for (Staged& s : staged_) {
+    if (s.org) index_.put(std::unique_ptr<const Organization>(std::move(s.org)));
+    else index_.put(std::unique_ptr<const ApiKey>(std::move(s.key)));
+  }
+  staged_.clear();
+  staged_orgs_.clear();
+  staged_keys_.clear();
+  index_.reclaim();
+}
+
+void StateMachine::discard() {
+  staged_.clear();
+  staged_orgs_.clear();
+  staged_keys_.clear();
+  rebuild_slugs();
+}
+
+void StateMachine::rebuild_slugs() {
+  ReadSection rs;
+  slugs_.clear();
+  for (OrgSlot* s = index_.first_org(); s; s = s->next()) slugs_.emplace(s->load()->slug, s->id);
+}
+
+void StateMachine::apply(std::unique_ptr<Organization> o) {
+  ReadSection rs;
+  ids_.observe(o->id);
+  if (OrgSlot* s = index_.find_org(o->id)) slugs_.erase(s->load()->slug);
+  slugs_[o->slug] = o->id;
+  index_.put(std::unique_ptr<const Organization>(std::move(o)));
+}
+
+void StateMachine::apply(std::unique_ptr<ApiKey> k) {
+  ids_.observe(k->id);
+  index_.put(std::unique_ptr<const ApiKey>(std::move(k)));
+}
+
+}  // namespace keygate::core

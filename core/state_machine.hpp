@@ -1,0 +1,63 @@
+// StateMachine: the one writer's logic (DESIGN.md rule 1). execute() validates a command
+// against the published state plus what earlier commands of the same batch staged, and
+// stages the new record versions (with ids, hashes and times decided). The journal logs
+// the staged records, makes them durable, then calls publish(); if they could not be made
+// durable it calls discard() and nothing happened. Replay feeds logged records to apply().
+// Writer thread only.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/commands.hpp"
+#include "core/index.hpp"
+
+namespace keygate::core {
+
+class StateMachine {
+ public:
+  struct Staged {
+    std::unique_ptr<Organization> org;  // exactly one of the two is set
+    std::unique_ptr<ApiKey> key;
+  };
+
+  explicit StateMachine(Index& index);
+
+  Outcome execute(const Command& command, uint64_t now_ms);
+  const std::vector<Staged>& staged() const noexcept { return staged_; }
+  void publish();
+  void discard();
+
+  // Recovery: a record read back from a snapshot or the log, published at once.
+  void apply(std::unique_ptr<Organization> org);
+  void apply(std::unique_ptr<ApiKey> key);
+
+  Index& index() noexcept { return index_; }
+
+ private:
+  Outcome run(const CreateOrganization& c, uint64_t now);
+  Outcome run(const UpdateOrganization& c, uint64_t now);
+  Outcome run(const CreateApiKey& c, uint64_t now);
+  Outcome run(const UpdateApiKey& c, uint64_t now);
+  Outcome run(const RevokeApiKey& c, uint64_t now);
+  Outcome run(const RotateApiKey& c, uint64_t now);
+
+  const Organization* org(Id id) const;
+  const ApiKey* key(Id org, Id key) const;
+  ApiKey& stage(std::unique_ptr<ApiKey> k);
+  Organization& stage(std::unique_ptr<Organization> o);
+  std::unique_ptr<ApiKey> new_key(Id org, KeyType type, Environment env, uint64_t now,
+                                  std::string& value);
+  void rebuild_slugs();
+
+  Index& index_;
+  IdGenerator ids_;
+  std::unordered_map<std::string, Id> slugs_;  // every organization's slug, staged ones too
+  std::vector<Staged> staged_;
+  std::unordered_map<Id, size_t, IdHash> staged_orgs_;  // id -> latest staged version
+  std::unordered_map<Id, size_t, IdHash> staged_keys_;
+};
+
+}  // namespace keygate::core

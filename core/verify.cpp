@@ -1,0 +1,75 @@
+#include "core/verify.hpp"
+
+#include "core/validation.hpp"
+
+namespace keygate::core {
+
+std::string_view to_string(VerifyCode c) noexcept {
+  switch (c) {
+    case VerifyCode::valid: return "VALID";
+    case VerifyCode::malformed: return "MALFORMED";
+    case VerifyCode::not_found: return "NOT_FOUND";
+    case VerifyCode::revoked: return "REVOKED";
+    case VerifyCode::expired: return "EXPIRED";
+    case VerifyCode::insufficient_scope: return "INSUFFICIENT_SCOPE";
+    case VerifyCode::origin_not_allowed: return "ORIGIN_NOT_ALLOWED";
+    case VerifyCode::organization_suspended: return "ORGANIZATION_SUSPENDED";
+    case VerifyCode::certificate_required: return "CERTIFICATE_REQUIRED";
+    case VerifyCode::rate_limited: return "RATE_LIMITED";
+  }
+  return "MALFORMED";
+}
+
+// Hot path.
+VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefaults& limits,
+                    uint64_t now_ms, uint64_t now_mono_ns) noexcept {
+  VerifyResult r;
+  if (!parse_key(req.key)) return r;  // MALFORMED: the index is never touched
+  KeySlot* slot = index.find_key(hash_key(req.key));
+  if (!slot || (req.organization && slot->org->id != *req.organization)) {
+    r.code = VerifyCode::not_found;
+    return r;
+  }
+  const ApiKey& k = *slot->load();
+  r.found = true;
+  r.key_id = k.id;
+  r.organization_id = k.organization_id;
+  r.type = k.type;
+  r.environment = k.environment;
+  r.scopes = k.scopes;
+  r.expires_ms = k.expires_ms;
+  switch (k.status_at(now_ms)) {
+    case KeyStatus::revoked: r.code = VerifyCode::revoked; return r;
+    case KeyStatus::expired: r.code = VerifyCode::expired; return r;
+    default: break;
+  }
+  if (slot->org->load()->status == OrgStatus::suspended) {
+    r.code = VerifyCode::organization_suspended;
+    return r;
+  }
+  if (k.type == KeyType::publishable && !k.allowed_origins.empty()) {
+    bool ok = false;
+    if (!req.origin.empty())
+      for (const auto& pattern : k.allowed_origins) ok = ok || origin_matches(pattern, req.origin);
+    if (!ok) {
+      r.code = VerifyCode::origin_not_allowed;
+      return r;
+    }
+  }
+  if (req.unknown_scope || (req.required_scopes & ~k.scopes) != 0) {
+    r.code = VerifyCode::insufficient_scope;
+    return r;
+  }
+  r.rate = take_token(slot->rate_tat_ns, limits.for_key(k), now_mono_ns);
+  if (!r.rate.allowed) {
+    r.code = VerifyCode::rate_limited;
+    return r;
+  }
+  // Last use is coarse (a second) so that a busy key does not bounce its cache line.
+  if (now_ms - slot->last_used_ms.load(std::memory_order_relaxed) >= 1000)
+    slot->last_used_ms.store(now_ms, std::memory_order_relaxed);
+  r.code = VerifyCode::valid;
+  return r;
+}
+
+}  // namespace keygate::core

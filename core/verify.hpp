@@ -1,0 +1,53 @@
+// verify(): the hot path. Decides whether a presented key may be used, in the order of
+// spec section 5: shape and checksum, lookup, revoked, expired (or past its grace period),
+// organization suspended, origin, scopes, rate limit. No allocation, no lock, no system
+// call; the caller holds a ReadSection for the duration.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "core/index.hpp"
+#include "core/rate_limit.hpp"
+
+namespace keygate::core {
+
+enum class VerifyCode : uint8_t {
+  valid, malformed, not_found, revoked, expired, insufficient_scope, origin_not_allowed,
+  organization_suspended, certificate_required, rate_limited,
+};
+std::string_view to_string(VerifyCode c) noexcept;
+
+struct RateDefaults {
+  RateLimit secret{10'000, 20'000};
+  RateLimit publishable{1'000, 2'000};
+  RateLimit for_key(const ApiKey& k) const noexcept {
+    return k.rate_limit ? *k.rate_limit : (k.type == KeyType::secret ? secret : publishable);
+  }
+};
+
+struct VerifyRequest {
+  std::string_view key;
+  ScopeSet required_scopes = 0;
+  bool unknown_scope = false;      // a scope was asked that no key can hold
+  std::string_view origin;
+  std::optional<Id> organization;  // a tenant verifier: keys of other organizations are NOT_FOUND
+};
+
+struct VerifyResult {
+  VerifyCode code = VerifyCode::malformed;
+  bool found = false;  // key_id and organization_id are meaningful
+  Id key_id;
+  Id organization_id;
+  KeyType type = KeyType::secret;
+  Environment environment = Environment::live;
+  ScopeSet scopes = 0;
+  uint64_t expires_ms = 0;
+  RateDecision rate;
+};
+
+VerifyResult verify(const Index& index, const VerifyRequest& request, const RateDefaults& limits,
+                    uint64_t now_ms, uint64_t now_mono_ns) noexcept;
+
+}  // namespace keygate::core

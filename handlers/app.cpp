@@ -1,0 +1,149 @@
+#include "handlers/app.hpp"
+
+#include "core/clock.hpp"
+#include "core/key_format.hpp"
+#include "handlers/auth.hpp"
+#include "handlers/errors.hpp"
+#include "handlers/families.hpp"
+#include "handlers/idempotency.hpp"
+#include "handlers/metrics.hpp"
+
+namespace keygate::handlers {
+
+namespace {
+
+using net::Method;
+
+std::vector<Route> routes() {
+  return {
+      // The hot paths first: the router tries routes in order.
+      {Method::get, "/v1/auth", forward_auth, nullptr, false},
+      {Method::post, "/v1/keys/verify", verify_key, nullptr, true},
+      {Method::get, "/healthz", healthz, nullptr, false},
+      {Method::get, "/readyz", readyz, nullptr, false},
+      {Method::get, "/metrics", metrics, nullptr, false},
+      {Method::post, "/v1/organizations", nullptr, create_organization, false},
+      {Method::get, "/v1/organizations", list_organizations, nullptr, true},
+      {Method::get, "/v1/organizations/{id}", get_organization, nullptr, true},
+      {Method::patch, "/v1/organizations/{id}", nullptr, update_organization, true},
+      {Method::post, "/v1/organizations/{id}/api-keys", nullptr, create_api_key, true},
+      {Method::get, "/v1/organizations/{id}/api-keys", list_api_keys, nullptr, true},
+      {Method::get, "/v1/organizations/{id}/api-keys/{keyId}", get_api_key, nullptr, true},
+      {Method::patch, "/v1/organizations/{id}/api-keys/{keyId}", nullptr, update_api_key, true},
+      {Method::del, "/v1/organizations/{id}/api-keys/{keyId}", nullptr, revoke_api_key, true},
+      {Method::post, "/v1/organizations/{id}/api-keys/{keyId}/rotations", nullptr, rotate_api_key, true},
+  };
+}
+
+// A fresh req_ id in `buf` (32 bytes), also sent as the X-Request-Id header.
+std::string_view assign_request_id(net::Response& res, char* buf) {
+  thread_local core::IdGenerator ids;
+  const std::string_view id(buf, core::format_id(core::IdKind::request, ids.next(core::coarse_now_ms()), buf));
+  res.add_header("X-Request-Id", id);
+  return id;
+}
+
+uint64_t elapsed_since(uint64_t start_ns) { return core::monotonic_ns() - start_ns; }
+
+net::task<void> run_async(Exchange ex, AsyncHandler handler, std::string idempotency_scope, uint64_t started) {
+  co_await handler(ex);
+  if (!idempotency_scope.empty())
+    ex.app.idempotency.finish(idempotency_scope, ex.res, ex.res.status < 500 && ex.res.status != 429);
+  ex.app.metrics.record_request(ex.route, ex.res.status, elapsed_since(started));
+}
+
+}  // namespace
+
+App::App(AppContext& context) : ctx_(context), router_(routes()) {
+  std::vector<std::string> names;
+  for (const Route& r : router_.routes())
+    names.push_back(std::string(method_name(r.method)) + " " + std::string(r.pattern));
+  ctx_.metrics.set_routes(std::move(names));
+}
+
+std::optional<net::task<void>> App::handle(const net::Request& req, net::Response& res) {
+  const uint64_t started = core::monotonic_ns();
+  Exchange ex{req, res, ctx_};
+  ex.request_id_len = static_cast<uint8_t>(assign_request_id(res, ex.request_id).size());
+  std::string allow;
+  switch (router_.match(req.method, req.path, ex.route, ex.params, allow)) {
+    case Router::Result::not_found:
+      write_error(ex, core::ErrorCode::not_found, "There is no such endpoint: check the path against the API reference.");
+      return std::nullopt;
+    case Router::Result::method_not_allowed:
+      res.add_header("Allow", allow);
+      write_error(ex, core::ErrorCode::method_not_allowed,
+                  "This endpoint does not accept " + std::string(req.method_name) + ": use one of " + allow + ".");
+      return std::nullopt;
+    case Router::Result::found: break;
+  }
+  const Route& route = router_.route(ex.route);
+  if (!ctx_.ready.load(std::memory_order_acquire) && route.sync != healthz && route.sync != readyz) {
+    write_error(ex, core::ErrorCode::storage_unavailable, "The server is still recovering its data: retry in a moment.");
+    return std::nullopt;
+  }
+  if (route.authenticate && !authenticate(ex)) {
+    ctx_.metrics.record_request(ex.route, res.status, elapsed_since(started));
+    return std::nullopt;
+  }
+  std::string scope;
+  if (req.method == Method::post && route.async) {
+    const std::string_view idem = req.header("idempotency-key");
+    if (!idem.empty()) {
+      if (idem.size() > 255) {
+        write_error(ex, core::ErrorCode::invalid_field, "Idempotency-Key must be at most 255 bytes.", "Idempotency-Key");
+        return std::nullopt;
+      }
+      // Keyed by the credential (its hash: never the key itself) and the idempotency key.
+      std::string_view credential;
+      read_credential(req, credential);
+      const core::KeyHash who = core::hash_key(credential);
+      scope.assign(reinterpret_cast<const char*>(who.data()), who.size()).append(idem);
+      std::string fp_input;
+      fp_input.append(req.method_name).append(" ").append(req.target).append("\n").append(req.body);
+      const core::KeyHash fingerprint = core::hash_key(fp_input);
+      switch (ctx_.idempotency.begin(scope, fingerprint, core::now_ms(), res)) {
+        case Idempotency::Begin::replay:
+          res.add_header("Idempotent-Replayed", "true");
+          return std::nullopt;
+        case Idempotency::Begin::reused:
+          write_error(ex, core::ErrorCode::idempotency_key_reused,
+                      "This Idempotency-Key was used with a different request: use a new key for a new request.",
+                      "Idempotency-Key");
+          return std::nullopt;
+        case Idempotency::Begin::in_progress:
+          write_error(ex, core::ErrorCode::idempotency_key_reused,
+                      "A request with this Idempotency-Key is still being processed: retry shortly.",
+                      "Idempotency-Key");
+          return std::nullopt;
+        case Idempotency::Begin::fresh: break;
+      }
+    }
+  }
+  if (route.sync) {
+    route.sync(ex);
+    ctx_.metrics.record_request(ex.route, res.status, elapsed_since(started));
+    return std::nullopt;
+  }
+  return run_async(ex, route.async, std::move(scope), started);
+}
+
+void App::reject(net::ProtocolError error, net::Response& res) {
+  char buf[32];
+  const std::string_view id = assign_request_id(res, buf);
+  switch (error) {
+    case net::ProtocolError::headers_too_large:
+      return write_error(res, id, core::ErrorCode::headers_too_large,
+                         "The request line and headers exceed the server's limit: send fewer or smaller headers.");
+    case net::ProtocolError::body_too_large:
+      return write_error(res, id, core::ErrorCode::body_too_large,
+                         "The request body exceeds the server's limit: send a smaller body.");
+    case net::ProtocolError::timeout:
+      return write_error(res, id, core::ErrorCode::request_timeout,
+                         "The request was not received in time: send the whole request promptly.");
+    case net::ProtocolError::malformed:
+      return write_error(res, id, core::ErrorCode::invalid_request, "The request is not valid HTTP/1.1.");
+  }
+}
+
+}  // namespace keygate::handlers

@@ -1,0 +1,28 @@
+// App: keygate's net::Service. Gives every request an X-Request-Id, routes it,
+// authenticates it when its route asks, applies Idempotency-Key to POSTs, records metrics,
+// and answers the requests the network layer rejected itself.
+#pragma once
+
+#include <optional>
+
+#include "handlers/exchange.hpp"
+#include "handlers/router.hpp"
+#include "net/service.hpp"
+
+namespace keygate::handlers {
+
+class App final : public net::Service {
+ public:
+  explicit App(AppContext& context);
+
+  std::optional<net::task<void>> handle(const net::Request& req, net::Response& res) override;
+  void reject(net::ProtocolError error, net::Response& res) override;
+
+  const Router& router() const noexcept { return router_; }
+
+ private:
+  AppContext& ctx_;
+  Router router_;
+};
+
+}  // namespace keygate::handlers

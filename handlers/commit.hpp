@@ -1,0 +1,43 @@
+// commit(): hands a command to the journal's commit thread and suspends the calling
+// connection's coroutine until the change is durable and visible (or refused). The
+// journal completes on its own thread; the coroutine resumes on its reactor.
+#pragma once
+
+#include <coroutine>
+
+#include "core/commands.hpp"
+#include "net/reactor.hpp"
+#include "persistence/journal.hpp"
+
+namespace keygate::handlers {
+
+class CommitAwaiter {
+ public:
+  CommitAwaiter(persistence::Journal& journal, core::Command command) : journal_(journal) {
+    submission_.command = std::move(command);
+  }
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    handle_ = h;
+    reactor_ = net::Reactor::current();
+    submission_.context = this;
+    submission_.done = [](persistence::Journal::Submission* s) {
+      auto* self = static_cast<CommitAwaiter*>(s->context);
+      self->reactor_->post(self->handle_);
+    };
+    journal_.submit(&submission_);
+  }
+  core::Outcome await_resume() { return std::move(submission_.outcome); }
+
+ private:
+  persistence::Journal& journal_;
+  persistence::Journal::Submission submission_;
+  net::Reactor* reactor_ = nullptr;
+  std::coroutine_handle<> handle_;
+};
+
+inline CommitAwaiter commit(persistence::Journal& journal, core::Command command) {
+  return CommitAwaiter(journal, std::move(command));
+}
+
+}  // namespace keygate::handlers

@@ -1,0 +1,64 @@
+// Exchange: one request being answered: the request, the response being built, who is
+// asking (Principal), the path parameters, and the server-wide context handlers need.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <string_view>
+
+#include "core/ids.hpp"
+#include "core/index.hpp"
+#include "core/verify.hpp"
+#include "net/request.hpp"
+#include "net/response.hpp"
+
+namespace keygate::persistence {
+class Journal;
+}
+
+namespace keygate::handlers {
+
+class Idempotency;
+struct Metrics;
+
+struct AppConfig {
+  bool open_signup = false;
+  core::RateDefaults rate_defaults;
+  core::KeyHash root_hash{};
+};
+
+// Everything the handlers share, owned by main.
+struct AppContext {
+  core::Index& index;
+  Idempotency& idempotency;
+  Metrics& metrics;
+  AppConfig config;
+  persistence::Journal* journal = nullptr;  // set, then `ready`, once recovery is done
+  std::atomic<bool> ready{false};
+  std::function<unsigned()> connection_count;
+};
+
+struct Principal {
+  bool authenticated = false;
+  bool root = false;
+  core::Id organization;  // tenants only
+  core::Id key;
+  core::KeyType type = core::KeyType::secret;
+  core::ScopeSet scopes = 0;
+};
+
+struct Exchange {
+  const net::Request& req;
+  net::Response& res;
+  AppContext& app;
+  std::array<std::string_view, 2> params{};  // {id}, {keyId} in path order
+  Principal principal;
+  char request_id[32];
+  uint8_t request_id_len = 0;
+  uint16_t route = 0;  // index of the matched route, for metrics
+
+  std::string_view request_id_view() const noexcept { return {request_id, request_id_len}; }
+};
+
+}  // namespace keygate::handlers

@@ -1,0 +1,30 @@
+// The endpoint handlers, one family per file (organizations.cpp, api_keys.cpp, verify.cpp,
+// ops.cpp). Each is given an Exchange whose principal is already authenticated when its
+// route asks for it.
+#pragma once
+
+#include "handlers/exchange.hpp"
+#include "net/task.hpp"
+
+namespace keygate::handlers {
+
+net::task<void> create_organization(Exchange& ex);
+void list_organizations(Exchange& ex);
+void get_organization(Exchange& ex);
+net::task<void> update_organization(Exchange& ex);
+
+net::task<void> create_api_key(Exchange& ex);
+void list_api_keys(Exchange& ex);
+void get_api_key(Exchange& ex);
+net::task<void> update_api_key(Exchange& ex);
+net::task<void> revoke_api_key(Exchange& ex);
+net::task<void> rotate_api_key(Exchange& ex);
+
+void verify_key(Exchange& ex);      // POST /v1/keys/verify
+void forward_auth(Exchange& ex);    // GET /v1/auth
+
+void healthz(Exchange& ex);
+void readyz(Exchange& ex);
+void metrics(Exchange& ex);
+
+}  // namespace keygate::handlers

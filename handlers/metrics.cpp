@@ -1,0 +1,144 @@
+#include "handlers/metrics.hpp"
+
+#include <cstdio>
+#include <memory>
+
+#include "core/clock.hpp"
+#include "core/index.hpp"
+#include "persistence/journal.hpp"
+
+namespace keygate::handlers {
+
+namespace {
+
+constexpr uint16_t kStatuses[kStatusSlots] = {200, 201, 400, 401, 403, 404, 405, 408,
+                                              409, 413, 429, 431, 500, 503, 204, 0};
+// Upper bounds in seconds: verification answers in microseconds, writes in milliseconds.
+constexpr double kBounds[kLatencyBuckets] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+                                             0.001,   0.0025,   0.005,   0.01,   0.05,    0.25};
+
+size_t status_slot(uint16_t status) {
+  for (size_t i = 0; i < kStatusSlots - 1; ++i)
+    if (kStatuses[i] == status) return i;
+  return kStatusSlots - 1;  // any other
+}
+
+void line(std::string& out, const char* fmt, auto... args) {
+  char buf[512];
+  int n = std::snprintf(buf, sizeof buf, fmt, args...);
+  if (n > 0) out.append(buf, static_cast<size_t>(std::min<int>(n, sizeof buf - 1)));
+}
+
+}  // namespace
+
+MetricsShard& Metrics::shard() noexcept {
+  thread_local MetricsShard* mine = nullptr;
+  thread_local const Metrics* owner = nullptr;
+  if (owner != this) {
+    auto s = std::make_unique<MetricsShard>();
+    mine = s.get();
+    owner = this;
+    std::lock_guard lock(mutex_);
+    const_cast<Metrics*>(this)->shards_.push_back(std::move(s));
+  }
+  return *mine;
+}
+
+void Metrics::record_request(uint16_t route, uint16_t status, uint64_t elapsed_ns) noexcept {
+  if (route >= kMaxRoutes) return;
+  MetricsShard& s = shard();
+  s.requests[route][status_slot(status)].fetch_add(1, std::memory_order_relaxed);
+  const double secs = static_cast<double>(elapsed_ns) / 1e9;
+  size_t b = 0;
+  while (b < kLatencyBuckets && secs > kBounds[b]) ++b;
+  s.latency[route][b].fetch_add(1, std::memory_order_relaxed);
+  s.latency_sum_ns[route].fetch_add(elapsed_ns, std::memory_order_relaxed);
+}
+
+void Metrics::record_verification(core::VerifyCode code) noexcept {
+  shard().verifications[static_cast<size_t>(code)].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string Metrics::render(const core::Index& index, const persistence::Journal& journal,
+                            unsigned connections) const {
+  std::string out;
+  out.reserve(16384);
+  std::lock_guard lock(mutex_);
+  auto sum = [&](auto get) {
+    uint64_t v = 0;
+    for (const auto& s : shards_) v += get(*s).load(std::memory_order_relaxed);
+    return v;
+  };
+
+  out += "# HELP keygate_http_requests_total HTTP requests answered, by route and status.\n"
+         "# TYPE keygate_http_requests_total counter\n";
+  for (size_t r = 0; r < routes_.size() && r < kMaxRoutes; ++r)
+    for (size_t st = 0; st < kStatusSlots; ++st) {
+      uint64_t v = sum([&](const MetricsShard& s) -> const std::atomic<uint64_t>& { return s.requests[r][st]; });
+      if (v == 0) continue;
+      if (kStatuses[st]) line(out, "keygate_http_requests_total{route=\"%s\",status=\"%u\"} %llu\n", routes_[r].c_str(), kStatuses[st], static_cast<unsigned long long>(v));
+      else line(out, "keygate_http_requests_total{route=\"%s\",status=\"other\"} %llu\n", routes_[r].c_str(), static_cast<unsigned long long>(v));
+    }
+
+  out += "# HELP keygate_http_request_duration_seconds Time from a request's parse to its response, by route.\n"
+         "# TYPE keygate_http_request_duration_seconds histogram\n";
+  for (size_t r = 0; r < routes_.size() && r < kMaxRoutes; ++r) {
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= kLatencyBuckets; ++b) {
+      cumulative += sum([&](const MetricsShard& s) -> const std::atomic<uint64_t>& { return s.latency[r][b]; });
+      if (b < kLatencyBuckets)
+        line(out, "keygate_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", routes_[r].c_str(), kBounds[b], static_cast<unsigned long long>(cumulative));
+      else
+        line(out, "keygate_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", routes_[r].c_str(), static_cast<unsigned long long>(cumulative));
+    }
+    const uint64_t ns = sum([&](const MetricsShard& s) -> const std::atomic<uint64_t>& { return s.latency_sum_ns[r]; });
+    line(out, "keygate_http_request_duration_seconds_sum{route=\"%s\"} %.9f\n", routes_[r].c_str(), static_cast<double>(ns) / 1e9);
+    line(out, "keygate_http_request_duration_seconds_count{route=\"%s\"} %llu\n", routes_[r].c_str(), static_cast<unsigned long long>(cumulative));
+  }
+
+  out += "# HELP keygate_verifications_total Key verifications (GET /v1/auth, POST /v1/keys/verify), by result code.\n"
+         "# TYPE keygate_verifications_total counter\n";
+  for (size_t c = 0; c < kVerifyCodes; ++c) {
+    uint64_t v = sum([&](const MetricsShard& s) -> const std::atomic<uint64_t>& { return s.verifications[c]; });
+    line(out, "keygate_verifications_total{code=\"%s\"} %llu\n",
+         std::string(core::to_string(static_cast<core::VerifyCode>(c))).c_str(), static_cast<unsigned long long>(v));
+  }
+
+  const auto& js = journal.stats();
+  auto u = [](const std::atomic<uint64_t>& a) { return static_cast<unsigned long long>(a.load(std::memory_order_relaxed)); };
+  line(out, "# HELP keygate_connections Open client connections.\n# TYPE keygate_connections gauge\nkeygate_connections %u\n", connections);
+  line(out, "# HELP keygate_log_appends_total Batches appended to the log.\n# TYPE keygate_log_appends_total counter\nkeygate_log_appends_total %llu\n", u(js.batches));
+  line(out, "# HELP keygate_log_records_total Records appended to the log.\n# TYPE keygate_log_records_total counter\nkeygate_log_records_total %llu\n", u(js.records));
+  line(out, "# HELP keygate_log_bytes_total Bytes appended to the log.\n# TYPE keygate_log_bytes_total counter\nkeygate_log_bytes_total %llu\n", u(js.bytes));
+  line(out, "# HELP keygate_log_write_failures_total Appends or fsyncs that failed.\n# TYPE keygate_log_write_failures_total counter\nkeygate_log_write_failures_total %llu\n", u(js.failures));
+  line(out, "# HELP keygate_log_writable 1 while the log accepts writes.\n# TYPE keygate_log_writable gauge\nkeygate_log_writable %d\n", journal.writable() ? 1 : 0);
+  line(out, "# HELP keygate_fsync_seconds_total Time spent in fdatasync.\n# TYPE keygate_fsync_seconds_total counter\nkeygate_fsync_seconds_total %.9f\n", static_cast<double>(js.fsync_ns_total.load()) / 1e9);
+  line(out, "# HELP keygate_fsyncs_total fdatasync calls.\n# TYPE keygate_fsyncs_total counter\nkeygate_fsyncs_total %llu\n", u(js.fsyncs));
+  line(out, "# HELP keygate_fsync_max_seconds The slowest fdatasync so far.\n# TYPE keygate_fsync_max_seconds gauge\nkeygate_fsync_max_seconds %.9f\n", static_cast<double>(js.fsync_ns_max.load()) / 1e9);
+  const uint64_t snap_ms = js.snapshot_unix_ms.load();
+  line(out, "# HELP keygate_snapshots_total Snapshots written.\n# TYPE keygate_snapshots_total counter\nkeygate_snapshots_total %llu\n", u(js.snapshots));
+  line(out, "# HELP keygate_snapshot_age_seconds Since the last snapshot was written (-1: none since start).\n# TYPE keygate_snapshot_age_seconds gauge\nkeygate_snapshot_age_seconds %.3f\n",
+       snap_ms ? static_cast<double>(core::now_ms() - snap_ms) / 1e3 : -1.0);
+  line(out, "# HELP keygate_snapshot_size_bytes Size of the last snapshot.\n# TYPE keygate_snapshot_size_bytes gauge\nkeygate_snapshot_size_bytes %llu\n", u(js.snapshot_bytes));
+
+  // Keys and organizations by status: a walk of the index, fine at scrape intervals.
+  uint64_t orgs[2] = {}, keys[4] = {};
+  const uint64_t now = core::now_ms();
+  {
+    core::ReadSection rs;
+    for (core::OrgSlot* o = index.first_org(); o; o = o->next()) {
+      ++orgs[static_cast<int>(o->load()->status)];
+      for (core::KeySlot* k = o->keys(); k; k = k->next()) ++keys[static_cast<int>(k->load()->status_at(now))];
+    }
+  }
+  out += "# HELP keygate_organizations Organizations by status.\n# TYPE keygate_organizations gauge\n";
+  line(out, "keygate_organizations{status=\"active\"} %llu\nkeygate_organizations{status=\"suspended\"} %llu\n",
+       static_cast<unsigned long long>(orgs[0]), static_cast<unsigned long long>(orgs[1]));
+  out += "# HELP keygate_api_keys API keys by status.\n# TYPE keygate_api_keys gauge\n";
+  const char* names[4] = {"active", "rotating", "expired", "revoked"};
+  for (int i = 0; i < 4; ++i)
+    line(out, "keygate_api_keys{status=\"%s\"} %llu\n", names[i], static_cast<unsigned long long>(keys[i]));
+  return out;
+}
+
+}  // namespace keygate::handlers

@@ -1,0 +1,74 @@
+#include "handlers/render.hpp"
+
+#include "core/clock.hpp"
+
+namespace keygate::handlers {
+
+void write_time(core::JsonWriter& w, std::string_view name, uint64_t unix_ms) {
+  w.key(name);
+  if (unix_ms) w.string(core::format_rfc3339(unix_ms));
+  else w.null();
+}
+
+void write_id(core::JsonWriter& w, std::string_view name, core::IdKind kind, core::Id id) {
+  w.key(name);
+  if (id.empty()) {
+    w.null();
+  } else {
+    char buf[32];
+    w.string(std::string_view(buf, core::format_id(kind, id, buf)));
+  }
+}
+
+void write_scopes(core::JsonWriter& w, core::ScopeSet scopes) {
+  w.begin_array();
+  core::for_each_scope(scopes, [&](core::Scope s) { w.string(core::scope_name(s)); });
+  w.end_array();
+}
+
+void write_organization(core::JsonWriter& w, const core::Organization& o) {
+  w.begin_object();
+  write_id(w, "id", core::IdKind::organization, o.id);
+  w.field("object", "organization").field("name", std::string_view(o.name)).field("slug", std::string_view(o.slug));
+  w.field("status", core::to_string(o.status));
+  write_time(w, "created_at", o.created_ms);
+  write_time(w, "updated_at", o.updated_ms);
+  w.end_object();
+}
+
+void write_api_key(core::JsonWriter& w, const core::ApiKey& k, uint64_t last_used_ms,
+                   const core::RateDefaults& defaults, uint64_t now_ms, std::string_view revealed) {
+  const std::string_view preview(k.preview, 4);
+  w.begin_object();
+  write_id(w, "id", core::IdKind::api_key, k.id);
+  w.field("object", "api_key");
+  write_id(w, "organization_id", core::IdKind::organization, k.organization_id);
+  w.field("type", core::to_string(k.type)).field("name", std::string_view(k.name));
+  w.field("environment", core::to_string(k.environment)).field("key_preview", preview);
+  if (k.type == core::KeyType::publishable) {
+    w.field("display_key", std::string_view(k.public_value));
+  } else {
+    std::string display = "sk_" + std::string(core::to_string(k.environment)) + "_\u2026" + std::string(preview);
+    w.field("display_key", std::string_view(display));
+  }
+  w.key("allowed_origins").begin_array();
+  for (const auto& o : k.allowed_origins) w.string(o);
+  w.end_array();
+  w.key("scopes");
+  write_scopes(w, k.scopes);
+  const core::RateLimit rl = defaults.for_key(k);
+  w.key("rate_limit").begin_object().field("requests_per_second", rl.requests_per_second).field("burst", rl.burst).end_object();
+  w.field("status", core::to_string(k.status_at(now_ms)));
+  write_time(w, "created_at", k.created_ms);
+  write_time(w, "rotated_at", k.rotated_ms);
+  write_time(w, "revoked_at", k.revoked_ms);
+  write_time(w, "grace_expires_at", k.grace_expires_ms);
+  write_time(w, "expires_at", k.expires_ms);
+  write_time(w, "last_used_at", last_used_ms);
+  write_id(w, "replaced_by", core::IdKind::api_key, k.replaced_by);
+  write_id(w, "rotated_from", core::IdKind::api_key, k.rotated_from);
+  if (!revealed.empty()) w.field("revealed_key", revealed);
+  w.end_object();
+}
+
+}  // namespace keygate::handlers

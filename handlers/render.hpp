@@ -1,0 +1,31 @@
+// JSON shapes of the native families (spec sections 1, 3, 4): the envelope, organizations
+// and API keys.
+#pragma once
+
+#include <string_view>
+
+#include "core/json_writer.hpp"
+#include "core/model.hpp"
+#include "core/verify.hpp"
+#include "handlers/exchange.hpp"
+
+namespace keygate::handlers {
+
+void write_organization(core::JsonWriter& w, const core::Organization& org);
+void write_api_key(core::JsonWriter& w, const core::ApiKey& key, uint64_t last_used_ms,
+                   const core::RateDefaults& defaults, uint64_t now_ms, std::string_view revealed = {});
+void write_time(core::JsonWriter& w, std::string_view name, uint64_t unix_ms);  // null when 0
+void write_id(core::JsonWriter& w, std::string_view name, core::IdKind kind, core::Id id);  // null when empty
+void write_scopes(core::JsonWriter& w, core::ScopeSet scopes);
+
+// {"data": ... , "meta": {"request_id": ...}} around what `body` writes.
+template <typename F>
+void write_envelope(Exchange& ex, uint16_t status, F&& body) {
+  ex.res.status = status;
+  core::JsonWriter w(ex.res.body);
+  w.begin_object().key("data");
+  body(w);
+  w.key("meta").begin_object().field("request_id", ex.request_id_view()).end_object().end_object();
+}
+
+}  // namespace keygate::handlers

@@ -1,0 +1,160 @@
+// Verification, the hot path (spec section 5): POST /v1/keys/verify for services and
+// GET /v1/auth for gateways. Neither allocates once its thread's buffers are warm.
+#include "core/clock.hpp"
+#include "handlers/auth.hpp"
+#include "handlers/errors.hpp"
+#include "handlers/families.hpp"
+#include "handlers/json_input.hpp"
+#include "handlers/metrics.hpp"
+#include "handlers/query.hpp"
+#include "handlers/render.hpp"
+
+namespace keygate::handlers {
+
+namespace {
+
+// Adds the scopes of a comma-separated list; unknown names set `unknown`.
+void parse_scope_list(std::string_view list, core::ScopeSet& set, bool& unknown) {
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view name = list.substr(0, comma);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    if (!name.empty()) {
+      core::Scope s;
+      if (core::parse_scope(name, s) == core::ScopeParse::ok) set |= core::bit(s);
+      else unknown = true;
+    }
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+void append_scopes_header(net::Response& res, core::ScopeSet scopes) {
+  res.headers.append("X-Keygate-Scopes: ");
+  bool first = true;
+  core::for_each_scope(scopes, [&](core::Scope s) {
+    if (!first) res.headers.push_back(',');
+    first = false;
+    res.headers.append(core::scope_name(s));
+  });
+  res.headers.append("\r\n");
+}
+
+}  // namespace
+
+// Hot path.
+void verify_key(Exchange& ex) {
+  if (!authorize(ex, core::Scope::api_keys_verify)) return;
+  core::VerifyRequest vr;
+  core::Error err;
+  bool has_key = false;
+  bool ok = JsonFields::each(ex.req.body, false, err, [&](std::string_view k, JsonValue& v) {
+    if (k == "key") return (has_key = true) && read_string_view(v, k, vr.key, err);
+    if (k == "origin") return read_string_view(v, k, vr.origin, err);
+    if (k == "scopes") {
+      simdjson::ondemand::array arr;
+      if (v.get_array().get(arr)) return (err = invalid_field("scopes", "must be an array of scope names"), false);
+      for (auto item : arr) {
+        std::string_view name;
+        if (item.get_string().get(name)) return (err = invalid_field("scopes", "must be an array of scope names"), false);
+        core::Scope s;
+        if (core::parse_scope(name, s) == core::ScopeParse::ok) vr.required_scopes |= core::bit(s);
+        else vr.unknown_scope = true;  // no key can hold it: INSUFFICIENT_SCOPE, not a 400
+      }
+      return true;
+    }
+    if (k == "client_certificate_sha256") {
+      std::string_view ignored;
+      return read_string_view(v, k, ignored, err);
+    }
+    err = unknown_field(k);
+    return false;
+  });
+  if (ok && !has_key) ok = (err = missing_field("key"), false);
+  if (!ok) return write_error(ex, err);
+  if (!ex.principal.root) vr.organization = ex.principal.organization;
+
+  core::ReadSection rs;
+  const core::VerifyResult r = core::verify(ex.app.index, vr, ex.app.config.rate_defaults,
+                                            core::coarse_now_ms(), core::monotonic_ns());
+  ex.app.metrics.record_verification(r.code);
+  write_envelope(ex, 200, [&](core::JsonWriter& w) {
+    w.begin_object().field("valid", r.code == core::VerifyCode::valid).field("code", core::to_string(r.code));
+    if (r.found) {
+      write_id(w, "key_id", core::IdKind::api_key, r.key_id);
+      write_id(w, "organization_id", core::IdKind::organization, r.organization_id);
+    }
+    if (r.code == core::VerifyCode::valid) {
+      w.field("type", core::to_string(r.type)).field("environment", core::to_string(r.environment));
+      w.key("scopes");
+      write_scopes(w, r.scopes);
+      write_time(w, "expires_at", r.expires_ms);
+      w.key("rate_limit");
+      if (r.rate.limited)
+        w.begin_object().field("limit", r.rate.limit).field("remaining", r.rate.remaining).field("reset_ms", r.rate.reset_ms).end_object();
+      else
+        w.null();
+    }
+    w.end_object();
+  });
+}
+
+// Hot path.
+void forward_auth(Exchange& ex) {
+  net::Response& res = ex.res;
+  res.body.clear();
+  std::string_view key;
+  const CredentialRead cred = read_credential(ex.req, key);
+  if (cred == CredentialRead::conflict) {
+    res.status = 400;
+    res.add_header("X-Keygate-Code", "MALFORMED");
+    return;
+  }
+  core::VerifyRequest vr;
+  vr.key = cred == CredentialRead::ok ? key : std::string_view();
+  vr.origin = ex.req.header("origin");
+  if (auto h = ex.req.header("x-required-scopes"); !h.empty()) parse_scope_list(h, vr.required_scopes, vr.unknown_scope);
+  if (auto q = query_param(ex.req.query, "scopes")) {
+    char decoded[1024];
+    const size_t n = percent_decode(*q, decoded, sizeof decoded);
+    if (n == SIZE_MAX) vr.unknown_scope = true;
+    else parse_scope_list(std::string_view(decoded, n), vr.required_scopes, vr.unknown_scope);
+  }
+
+  core::ReadSection rs;
+  const core::VerifyResult r = core::verify(ex.app.index, vr, ex.app.config.rate_defaults,
+                                            core::coarse_now_ms(), core::monotonic_ns());
+  ex.app.metrics.record_verification(r.code);
+  const std::string_view code = core::to_string(r.code);
+  switch (r.code) {
+    case core::VerifyCode::valid: {
+      res.status = 200;
+      char id[32];
+      res.add_header("X-Keygate-Organization-Id", std::string_view(id, core::format_id(core::IdKind::organization, r.organization_id, id)));
+      res.add_header("X-Keygate-Key-Id", std::string_view(id, core::format_id(core::IdKind::api_key, r.key_id, id)));
+      res.add_header("X-Keygate-Key-Type", core::to_string(r.type));
+      res.add_header("X-Keygate-Environment", core::to_string(r.environment));
+      append_scopes_header(res, r.scopes);
+      write_rate_headers(res, r.rate);
+      return;
+    }
+    case core::VerifyCode::malformed:
+    case core::VerifyCode::not_found:
+    case core::VerifyCode::revoked:
+    case core::VerifyCode::expired:
+      res.status = 401;
+      res.add_header("WWW-Authenticate", "Bearer");
+      break;
+    case core::VerifyCode::rate_limited:
+      res.status = 429;
+      write_rate_headers(res, r.rate);
+      break;
+    default:
+      res.status = 403;
+      break;
+  }
+  res.add_header("X-Keygate-Code", code);
+}
+
+}  // namespace keygate::handlers

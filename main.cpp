@@ -1,0 +1,277 @@
+// keygate: the composition root. Flags -> configuration -> modules wired together -> run.
+//
+//   keygate serve   the server (the data plane on io_uring reactors, the control plane on Asio)
+//   keygate check   verifies a data directory offline and prints what it holds
+//   keygate repair  cuts a damaged log at its last good record (keeping a copy)
+//   keygate version
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <asio.hpp>
+#include <cstdio>
+#include <optional>
+#include <thread>
+
+#include "core/index.hpp"
+#include "core/log.hpp"
+#include "core/state_machine.hpp"
+#include "handlers/app.hpp"
+#include "handlers/idempotency.hpp"
+#include "handlers/metrics.hpp"
+#include "net/server.hpp"
+#include "persistence/data_dir.hpp"
+#include "persistence/journal.hpp"
+#include "persistence/recovery.hpp"
+#include "persistence/root_key.hpp"
+
+#ifndef KEYGATE_VERSION
+#define KEYGATE_VERSION "0.1.0"
+#endif
+
+namespace {
+
+using namespace keygate;
+using core::Level;
+using core::log;
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./data";
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::string root_key_file;
+  std::string fsync = "always";
+  bool open_signup = false;
+  uint64_t snapshot_bytes = 64ull << 20;
+  uint32_t secret_rps = 10'000, secret_burst = 20'000;
+  uint32_t publishable_rps = 1'000, publishable_burst = 2'000;
+  unsigned max_connections = 10'000;
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 1024 * 1024;
+  unsigned header_timeout_ms = 10'000;
+  unsigned idle_timeout_ms = 60'000;
+  unsigned drain_timeout_ms = 10'000;
+};
+
+thread_local std::optional<core::RcuThread> t_rcu;
+
+void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
+  auto env = [](const char* name) { return std::string("KEYGATE_") + name; };
+  cmd.add_option("--listen", o.listen, "Address to listen on, HOST:PORT (port 0: any free port)")
+      ->envname(env("LISTEN"))->capture_default_str();
+  cmd.add_option("--data-dir", o.data_dir, "Data directory (created 0700 if absent)")
+      ->envname(env("DATA_DIR"))->capture_default_str();
+  cmd.add_option("--threads", o.threads, "Reactor threads (default: one per core)")
+      ->envname(env("THREADS"))->check(CLI::Range(1u, 1024u))->capture_default_str();
+  cmd.add_option("--root-key-file", o.root_key_file,
+                 "File holding the root key (default: <data-dir>/root.key, generated on first start)")
+      ->envname(env("ROOT_KEY_FILE"));
+  cmd.add_option("--fsync", o.fsync, "always: acknowledge a change after its fdatasync; everysec: fdatasync once a second")
+      ->envname(env("FSYNC"))->check(CLI::IsMember({"always", "everysec"}))->capture_default_str();
+  cmd.add_flag("--open-signup", o.open_signup, "Allow POST /v1/organizations without a key")->envname(env("OPEN_SIGNUP"));
+  cmd.add_option("--snapshot-bytes", o.snapshot_bytes, "Write a snapshot when the log has grown by this many bytes")
+      ->envname(env("SNAPSHOT_BYTES"))->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 40))->capture_default_str();
+  cmd.add_option("--secret-rate", o.secret_rps, "Default requests/s of a secret key (0: unlimited)")
+      ->envname(env("SECRET_RATE"))->capture_default_str();
+  cmd.add_option("--secret-burst", o.secret_burst, "Default burst of a secret key")
+      ->envname(env("SECRET_BURST"))->capture_default_str();
+  cmd.add_option("--publishable-rate", o.publishable_rps, "Default requests/s of a publishable key (0: unlimited)")
+      ->envname(env("PUBLISHABLE_RATE"))->capture_default_str();
+  cmd.add_option("--publishable-burst", o.publishable_burst, "Default burst of a publishable key")
+      ->envname(env("PUBLISHABLE_BURST"))->capture_default_str();
+  cmd.add_option("--max-connections", o.max_connections, "Open connections at most")
+      ->envname(env("MAX_CONNECTIONS"))->check(CLI::Range(1u, 1'000'000u))->capture_default_str();
+  cmd.add_option("--max-header-bytes", o.max_header_bytes, "Request line and headers at most (431 beyond)")
+      ->envname(env("MAX_HEADER_BYTES"))->check(CLI::Range(size_t{1024}, size_t{1} << 20))->capture_default_str();
+  cmd.add_option("--max-body-bytes", o.max_body_bytes, "Request body at most (413 beyond)")
+      ->envname(env("MAX_BODY_BYTES"))->check(CLI::Range(size_t{1024}, size_t{64} << 20))->capture_default_str();
+  cmd.add_option("--header-timeout-ms", o.header_timeout_ms, "Time to receive a request's headers (408 beyond)")
+      ->envname(env("HEADER_TIMEOUT_MS"))->check(CLI::Range(100u, 3'600'000u))->capture_default_str();
+  cmd.add_option("--idle-timeout-ms", o.idle_timeout_ms, "Idle keep-alive connections are closed after this")
+      ->envname(env("IDLE_TIMEOUT_MS"))->check(CLI::Range(100u, 86'400'000u))->capture_default_str();
+  cmd.add_option("--drain-timeout-ms", o.drain_timeout_ms, "On SIGTERM, time given to in-flight requests")
+      ->envname(env("DRAIN_TIMEOUT_MS"))->check(CLI::Range(0u, 3'600'000u))->capture_default_str();
+}
+
+int serve(const ServeOptions& o) {
+  net::Endpoint endpoint;
+  std::string error;
+  if (!net::parse_endpoint(o.listen, endpoint, error)) {
+    std::fprintf(stderr, "keygate: --listen %s: %s\n", o.listen.c_str(), error.c_str());
+    return 2;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGXFSZ, SIG_IGN);  // a file-size limit becomes EFBIG, handled as a write failure
+
+  persistence::DataDir dir(o.data_dir);
+  const persistence::RootKey root = persistence::load_root_key(o.root_key_file, dir.path());
+  if (root.generated)
+    log(Level::warn, "root_key.generated",
+        {{"file", root.path}, {"note", "the operator's root key: keep it secret; it can act on every organization"}});
+  log(Level::info, "starting", {{"version", KEYGATE_VERSION}, {"data_dir", dir.path()}, {"fsync", o.fsync},
+                                {"threads", static_cast<unsigned long long>(o.threads)}});
+
+  core::RcuThread rcu;
+  core::Index index;
+  core::StateMachine state(index);
+  handlers::Idempotency idempotency;
+  handlers::Metrics metrics;
+  handlers::AppConfig config;
+  config.open_signup = o.open_signup;
+  config.root_hash = root.hash;
+  config.rate_defaults.secret = {o.secret_rps, o.secret_burst};
+  config.rate_defaults.publishable = {o.publishable_rps, o.publishable_burst};
+  handlers::AppContext ctx{index, idempotency, metrics, config};
+  handlers::App app(ctx);
+
+  net::ReactorOptions ropts;
+  ropts.limits.max_header_bytes = o.max_header_bytes;
+  ropts.limits.max_body_bytes = o.max_body_bytes;
+  ropts.header_timeout = std::chrono::milliseconds(o.header_timeout_ms);
+  ropts.idle_timeout = std::chrono::milliseconds(o.idle_timeout_ms);
+  ropts.drain_timeout = std::chrono::milliseconds(o.drain_timeout_ms);
+  ropts.max_connections = o.max_connections;
+  ropts.thread_start = [] { t_rcu.emplace(); };
+  ropts.thread_stop = [] { t_rcu.reset(); };
+  net::Server server(app, ropts);
+  ctx.connection_count = [&server] { return server.connections(); };
+
+  // systemd socket activation: use the socket it passes, if any.
+  const int passed = sd_listen_fds(1);
+  server.start(endpoint, o.threads, passed >= 1 ? SD_LISTEN_FDS_START : -1);
+  log(Level::info, "listening", {{"address", server.bound().to_string()}, {"socket_activated", passed >= 1}});
+  sd_notify(0, "STATUS=recovering");
+
+  // The listeners answer /healthz (and /readyz: 503) while the data is read back.
+  const persistence::RecoveryReport rep = persistence::recover(dir, state, persistence::RecoverMode::start);
+  for (const auto& w : rep.warnings) log(Level::warn, "recovery.warning", {{"detail", w}});
+  log(Level::info, "recovered",
+      {{"snapshot", rep.snapshot_loaded}, {"snapshot_records", static_cast<unsigned long long>(rep.snapshot_records)},
+       {"log_records", static_cast<unsigned long long>(rep.log_records)},
+       {"organizations", static_cast<unsigned long long>(index.org_count())},
+       {"api_keys", static_cast<unsigned long long>(index.key_count())}, {"seconds", rep.seconds}});
+
+  persistence::JournalOptions jopts;
+  jopts.fsync = o.fsync == "everysec" ? persistence::FsyncMode::everysec : persistence::FsyncMode::always;
+  jopts.snapshot_bytes = o.snapshot_bytes;
+  persistence::Journal journal(dir, state, rep, jopts);
+  journal.start();
+  ctx.journal = &journal;
+  ctx.ready.store(true, std::memory_order_release);
+  sd_notify(0, "READY=1\nSTATUS=serving");
+  log(Level::info, "ready", {{"address", server.bound().to_string()}});
+
+  // The control plane: signals (and the systemd watchdog) on Asio.
+  asio::io_context io;
+  asio::signal_set stop_signals(io, SIGTERM, SIGINT);
+  asio::signal_set snapshot_signal(io, SIGUSR1);
+  stop_signals.async_wait([&](const asio::error_code& ec, int sig) {
+    if (ec) return;
+    log(Level::info, "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    sd_notify(0, "STOPPING=1");
+    io.stop();
+  });
+  std::function<void()> wait_snapshot = [&] {
+    snapshot_signal.async_wait([&](const asio::error_code& ec, int) {
+      if (ec) return;
+      log(Level::info, "snapshot.requested", {{"by", "SIGUSR1"}});
+      journal.request_snapshot();
+      wait_snapshot();
+    });
+  };
+  wait_snapshot();
+  uint64_t watchdog_us = 0;
+  asio::steady_timer watchdog(io);
+  std::function<void()> pet = [&] {
+    watchdog.expires_after(std::chrono::microseconds(watchdog_us / 2));
+    watchdog.async_wait([&](const asio::error_code& ec) {
+      if (ec) return;
+      sd_notify(0, "WATCHDOG=1");
+      pet();
+    });
+  };
+  if (sd_watchdog_enabled(0, &watchdog_us) > 0 && watchdog_us > 0) pet();
+  io.run();
+
+  // Graceful: stop accepting, let in-flight requests finish, then flush the log.
+  server.stop();
+  server.join();
+  journal.stop();
+  log(Level::info, "stopped", {});
+  return 0;
+}
+
+int check(const std::string& data_dir) {
+  persistence::DataDir dir(data_dir);
+  core::RcuThread rcu;
+  core::Index index;
+  core::StateMachine state(index);
+  const persistence::RecoveryReport rep = persistence::recover(dir, state, persistence::RecoverMode::check);
+  uint64_t keys[4] = {}, orgs[2] = {};
+  const uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch()).count());
+  {
+    core::ReadSection rs;
+    for (core::OrgSlot* o = index.first_org(); o; o = o->next()) {
+      ++orgs[static_cast<int>(o->load()->status)];
+      for (core::KeySlot* k = o->keys(); k; k = k->next()) ++keys[static_cast<int>(k->load()->status_at(now))];
+    }
+  }
+  std::printf("data directory: %s\n", dir.path().c_str());
+  if (rep.snapshot_loaded)
+    std::printf("snapshot: %s (%llu records)\n", persistence::snapshot_name(rep.snapshot_seq).c_str(),
+                static_cast<unsigned long long>(rep.snapshot_records));
+  else
+    std::printf("snapshot: none\n");
+  std::printf("log records after it: %llu\n", static_cast<unsigned long long>(rep.log_records));
+  std::printf("organizations: %llu (active %llu, suspended %llu)\n", static_cast<unsigned long long>(orgs[0] + orgs[1]),
+              static_cast<unsigned long long>(orgs[0]), static_cast<unsigned long long>(orgs[1]));
+  std::printf("api keys: %llu (active %llu, rotating %llu, expired %llu, revoked %llu)\n",
+              static_cast<unsigned long long>(keys[0] + keys[1] + keys[2] + keys[3]),
+              static_cast<unsigned long long>(keys[0]), static_cast<unsigned long long>(keys[1]),
+              static_cast<unsigned long long>(keys[2]), static_cast<unsigned long long>(keys[3]));
+  for (const auto& w : rep.warnings) std::printf("warning: %s (keygate serve will cut it)\n", w.c_str());
+  std::printf("ok\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"keygate: a server for multi-tenant API credentials"};
+  cli.require_subcommand(1);
+  ServeOptions serve_opts;
+  auto* serve_cmd = cli.add_subcommand("serve", "Run the server");
+  add_serve_flags(*serve_cmd, serve_opts);
+  std::string data_dir = "./data";
+  auto* check_cmd = cli.add_subcommand("check", "Verify a data directory offline and print what it holds");
+  check_cmd->add_option("--data-dir", data_dir, "Data directory")->envname("KEYGATE_DATA_DIR")->capture_default_str();
+  auto* repair_cmd = cli.add_subcommand("repair", "Cut a damaged log at its last good record (a copy is kept as .broken)");
+  repair_cmd->add_option("--data-dir", data_dir, "Data directory")->envname("KEYGATE_DATA_DIR")->capture_default_str();
+  auto* version_cmd = cli.add_subcommand("version", "Print the version");
+  CLI11_PARSE(cli, argc, argv);
+
+  try {
+    if (*version_cmd) {
+      std::printf("keygate %s\n", KEYGATE_VERSION);
+      return 0;
+    }
+    if (*serve_cmd) return serve(serve_opts);
+    if (*check_cmd) return check(data_dir);
+    if (*repair_cmd) {
+      persistence::DataDir dir(data_dir);
+      std::printf("%s\n", persistence::repair(dir).c_str());
+      return 0;
+    }
+  } catch (const persistence::StartupError& e) {
+    log(Level::error, "refusing_to_start", {{"error", e.what()}});
+    std::fprintf(stderr, "keygate: %s\n", e.what());
+    return 1;
+  } catch (const std::system_error& e) {
+    log(Level::error, "refusing_to_start", {{"error", e.what()}});
+    std::fprintf(stderr, "keygate: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

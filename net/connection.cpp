@@ -1,0 +1,114 @@
+#include "net/connection.hpp"
+
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "net/reactor.hpp"
+
+namespace keygate::net {
+
+void InputBuffer::append(const char* p, size_t n, bool keep_old) {
+  if (size_ + n > capacity_) {
+    size_t cap = capacity_ ? capacity_ : 4096;
+    while (cap < size_ + n) cap *= 2;
+    auto grown = std::make_unique<char[]>(cap);
+    if (size_) std::memcpy(grown.get(), data_.get(), size_);
+    if (keep_old && data_) retired_ = std::move(data_);
+    data_ = std::move(grown);
+    capacity_ = cap;
+  }
+  std::memcpy(data_.get() + size_, p, n);
+  size_ += n;
+}
+
+void InputBuffer::discard_front(size_t n) noexcept {
+  if (n == 0) return;
+  std::memmove(data_.get(), data_.get() + n, size_ - n);
+  size_ -= n;
+}
+
+Connection::Connection(Reactor& reactor, int fd, const ParserLimits& limits)
+    : reactor_(reactor), fd_(fd), parser_(limits), last_activity_(reactor.now_) {}
+
+void Connection::FlushAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
+  c.flush_waiter_ = h;
+  c.reactor_.queue_send(c);
+}
+
+void Connection::wake_input() noexcept {
+  if (auto h = std::exchange(input_waiter_, {})) h.resume();
+}
+
+void Connection::wake_flush() noexcept {
+  if (auto h = std::exchange(flush_waiter_, {})) h.resume();
+}
+
+void Connection::shutdown_socket() noexcept { ::shutdown(fd_, SHUT_RDWR); }
+
+void Connection::answer(const Request* req, bool head) {
+  const bool close = closing_ || res_.close || reactor_.draining_ || (req && !req->keep_alive);
+  serialize(res_, head, close, reactor_.date_, out_);
+  if (close) closing_ = true;
+}
+
+// The story of one connection: answer every complete request in the buffer, in order;
+// send the answers in one write; wait for more bytes; repeat until either side is done.
+detached_task Connection::run() {
+  Service& service = reactor_.service_;
+  for (;;) {
+    while (!closing_) {
+      HttpParser::Event ev = parser_.parse(in_.data(), in_.size());
+      if (ev == HttpParser::Event::need_more) break;
+      if (ev == HttpParser::Event::expect_continue) {
+        out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+        continue;
+      }
+      if (ev != HttpParser::Event::request) {
+        res_.reset();
+        service.reject(ev == HttpParser::Event::headers_too_large ? ProtocolError::headers_too_large
+                       : ev == HttpParser::Event::body_too_large  ? ProtocolError::body_too_large
+                                                                  : ProtocolError::malformed,
+                       res_);
+        closing_ = true;
+        answer(nullptr, false);
+        break;
+      }
+      const Request& req = parser_.request();
+      res_.reset();
+      busy_ = true;
+      if (auto pending = service.handle(req, res_)) co_await std::move(*pending);
+      answer(&req, req.method == Method::head);
+      busy_ = false;
+      in_.release_retired();
+      parser_.next();
+    }
+    // Bytes before the request in progress are answered: drop them.
+    if (size_t done = parser_.message_start()) {
+      in_.discard_front(done);
+      parser_.rebase(done);
+    }
+    if (!parser_.in_message())
+      message_began_ = {};
+    else if (message_began_ == std::chrono::steady_clock::time_point{})
+      message_began_ = reactor_.now_;
+
+    if (!out_.empty()) co_await FlushAwaiter{*this};
+    if (closing_ || eof_ || broken_) break;
+    co_await InputAwaiter{*this};
+    if (timed_out_) {
+      res_.reset();
+      service.reject(ProtocolError::timeout, res_);
+      closing_ = true;
+      answer(nullptr, false);
+      co_await FlushAwaiter{*this};
+      break;
+    }
+    // On end of input, one more pass answers whatever complete requests arrived with it.
+  }
+  done_ = true;
+  shutdown_socket();
+  reactor_.finished_.push_back(this);  // freed once its last io_uring operation completes
+}
+
+}  // namespace keygate::net

@@ -1,0 +1,91 @@
+// Connection: one client socket and the coroutine that serves it, request after request,
+// in order. Owned by its Reactor; the input buffer holds whole requests so that a Request's
+// views stay valid while a handler waits on the log.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "net/http_parser.hpp"
+#include "net/response.hpp"
+#include "net/task.hpp"
+
+namespace keygate::net {
+
+class Reactor;
+
+// A growable byte buffer. Growing while a request is being handled keeps the old block
+// alive (retired) until the handler is done, because the Request points into it.
+class InputBuffer {
+ public:
+  char* data() noexcept { return data_.get(); }
+  size_t size() const noexcept { return size_; }
+  void append(const char* p, size_t n, bool keep_old);
+  void discard_front(size_t n) noexcept;
+  void release_retired() noexcept { retired_.reset(); }
+
+ private:
+  std::unique_ptr<char[]> data_;
+  std::unique_ptr<char[]> retired_;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
+
+class Connection {
+ public:
+  Connection(Reactor& reactor, int fd, const ParserLimits& limits);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  detached_task run();
+
+ private:
+  friend class Reactor;
+  struct InputAwaiter {
+    Connection& c;
+    bool await_ready() const noexcept { return c.input_pending_ || c.eof_ || c.timed_out_; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { c.input_waiter_ = h; }
+    void await_resume() noexcept { c.input_pending_ = false; }
+  };
+  struct FlushAwaiter {
+    Connection& c;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept;
+    void await_resume() noexcept {}
+  };
+
+  void answer(const Request* req, bool head);
+  void wake_input() noexcept;
+  void wake_flush() noexcept;
+  void shutdown_socket() noexcept;
+
+  Reactor& reactor_;
+  int fd_;
+  InputBuffer in_;
+  std::string out_;
+  size_t sent_ = 0;
+  HttpParser parser_;
+  Response res_;
+  std::coroutine_handle<> input_waiter_;  // suspended until bytes arrive or input ends
+  std::coroutine_handle<> flush_waiter_;  // suspended until out_ is sent
+
+  unsigned inflight_ = 0;      // submitted io_uring operations not yet completed
+  bool recv_armed_ = false;
+  bool input_pending_ = false;  // bytes arrived since the coroutine last looked
+  bool eof_ = false;            // no more input: the peer closed, or the reactor wants it gone
+  bool broken_ = false;         // a send failed: nothing more can be written
+  bool timed_out_ = false;      // the header timeout expired mid-request
+  bool busy_ = false;           // a request is being handled
+  bool closing_ = false;
+  bool done_ = false;           // the coroutine has returned
+  std::chrono::steady_clock::time_point last_activity_;
+  std::chrono::steady_clock::time_point message_began_;
+
+  Connection* prev_ = nullptr;
+  Connection* next_ = nullptr;
+};
+
+}  // namespace keygate::net

@@ -1,0 +1,336 @@
+#include "net/reactor.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+#include <system_error>
+
+#include "net/connection.hpp"
+
+namespace keygate::net {
+
+namespace {
+
+thread_local Reactor* t_current = nullptr;
+constexpr uint16_t kBufferGroup = 0;
+
+uint64_t tag(void* p, uintptr_t op) { return reinterpret_cast<uintptr_t>(p) | op; }
+
+[[noreturn]] void fail(const char* what, int err) {
+  throw std::system_error(err, std::system_category(), what);
+}
+
+}  // namespace
+
+Reactor::Reactor(int listen_fd, Service& service, const ReactorOptions& options,
+                 std::atomic<unsigned>& connection_count)
+    : listen_fd_(listen_fd), service_(service), options_(options),
+      connection_count_(connection_count) {
+  // One thread submits and reaps (SINGLE_ISSUER), and completions are processed only when
+  // we ask for them (DEFER_TASKRUN): the cheapest mode measured here. Older kernels
+  // refuse these flags; fall back to a plain ring rather than refuse to start.
+  io_uring_params params{};
+  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+  int rc = io_uring_queue_init_params(options_.ring_entries, &ring_, &params);
+  if (rc == -EINVAL) {
+    params = {};
+    rc = io_uring_queue_init_params(options_.ring_entries, &ring_, &params);
+  }
+  if (rc < 0) fail("io_uring_queue_init", -rc);
+
+  // liburing 2.3 has no io_uring_setup_buf_ring: map the ring ourselves.
+  const size_t ring_bytes = sizeof(io_uring_buf) * options_.buffer_count;
+  void* mem = nullptr;
+  if (posix_memalign(&mem, 4096, ring_bytes) != 0) fail("posix_memalign", ENOMEM);
+  buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
+  io_uring_buf_ring_init(buf_ring_);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uintptr_t>(buf_ring_);
+  reg.ring_entries = options_.buffer_count;
+  reg.bgid = kBufferGroup;
+  if ((rc = io_uring_register_buf_ring(&ring_, &reg, 0)) < 0) fail("io_uring_register_buf_ring", -rc);
+  buffers_ = static_cast<char*>(std::aligned_alloc(4096, size_t{options_.buffer_count} * options_.buffer_size));
+  if (!buffers_) fail("aligned_alloc", ENOMEM);
+  const int mask = io_uring_buf_ring_mask(options_.buffer_count);
+  for (unsigned i = 0; i < options_.buffer_count; ++i)
+    io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{i} * options_.buffer_size,
+                          options_.buffer_size, static_cast<uint16_t>(i), mask, static_cast<int>(i));
+  io_uring_buf_ring_advance(buf_ring_, static_cast<int>(options_.buffer_count));
+
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) fail("eventfd", errno);
+  inbox_.reserve(64);
+  running_.reserve(64);
+}
+
+Reactor::~Reactor() {
+  io_uring_queue_exit(&ring_);
+  std::free(buf_ring_);
+  std::free(buffers_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+Reactor* Reactor::current() noexcept { return t_current; }
+
+io_uring_sqe* Reactor::sqe() {
+  io_uring_sqe* s = io_uring_get_sqe(&ring_);
+  if (!s) {
+    io_uring_submit(&ring_);
+    s = io_uring_get_sqe(&ring_);
+    if (!s) fail("io_uring_get_sqe", EBUSY);
+  }
+  return s;
+}
+
+void Reactor::arm_accept() {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_multishot_accept(s, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(s, tag(this, op_accept));
+  accepting_ = true;
+}
+
+void Reactor::arm_wake() {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_read(s, wake_fd_, &wake_value_, sizeof wake_value_, 0);
+  io_uring_sqe_set_data64(s, tag(this, op_wake));
+}
+
+void Reactor::arm_tick() {
+  tick_.tv_sec = 0;
+  tick_.tv_nsec = 250'000'000;
+  io_uring_sqe* s = sqe();
+  io_uring_prep_timeout(s, &tick_, 0, 0);
+  io_uring_sqe_set_data64(s, tag(this, op_tick));
+}
+
+void Reactor::arm_recv(Connection& c) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_recv_multishot(s, c.fd_, nullptr, 0, 0);
+  s->flags |= IOSQE_BUFFER_SELECT;
+  s->buf_group = kBufferGroup;
+  io_uring_sqe_set_data64(s, tag(&c, op_recv));
+  c.recv_armed_ = true;
+  ++c.inflight_;
+}
+
+void Reactor::queue_send(Connection& c) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_send(s, c.fd_, c.out_.data() + c.sent_, c.out_.size() - c.sent_, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(s, tag(&c, op_send));
+  ++c.inflight_;
+}
+
+void Reactor::post(std::coroutine_handle<> h) {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_.push_back(h);
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void Reactor::request_stop() noexcept {
+  stop_requested_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void Reactor::refresh_clock() {
+  now_ = std::chrono::steady_clock::now();
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  if (ts.tv_sec != date_second_) {
+    date_second_ = ts.tv_sec;
+    tm t;
+    gmtime_r(&ts.tv_sec, &t);
+    char buf[64];
+    size_t n = strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &t);
+    date_.assign(buf, n);
+  }
+}
+
+void Reactor::run() {
+  t_current = this;
+  refresh_clock();
+  arm_accept();
+  arm_wake();
+  arm_tick();
+  while (!(draining_ && local_connections_ == 0)) {
+    int rc = io_uring_submit_and_wait(&ring_, 1);
+    if (rc < 0 && rc != -EINTR && rc != -ETIME) fail("io_uring_submit_and_wait", -rc);
+    refresh_clock();
+    unsigned head, seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      on_completion(cqe);
+      ++seen;
+    }
+    io_uring_cq_advance(&ring_, seen);
+    if (!finished_.empty()) reap();
+  }
+  t_current = nullptr;
+}
+
+void Reactor::on_completion(io_uring_cqe* cqe) {
+  const uint64_t data = io_uring_cqe_get_data64(cqe);
+  const auto op = static_cast<Op>(data & 7);
+  void* ptr = reinterpret_cast<void*>(data & ~uint64_t{7});
+  switch (op) {
+    case op_accept: on_accept(cqe->res, cqe->flags & IORING_CQE_F_MORE); break;
+    case op_wake: on_wake(); break;
+    case op_tick: on_tick(); break;
+    case op_recv: on_recv(*static_cast<Connection*>(ptr), cqe->res, cqe->flags); break;
+    case op_send: {
+      auto& c = *static_cast<Connection*>(ptr);
+      --c.inflight_;
+      if (cqe->res < 0) {
+        c.broken_ = true;
+        c.eof_ = true;
+        c.out_.clear();
+        c.sent_ = 0;
+        c.wake_flush();
+      } else {
+        c.sent_ += static_cast<size_t>(cqe->res);
+        if (c.sent_ < c.out_.size()) {
+          queue_send(c);  // a short send: the rest goes in the same turn's submission
+        } else {
+          c.out_.clear();
+          c.sent_ = 0;
+          c.last_activity_ = now_;
+          c.wake_flush();
+        }
+      }
+      break;
+    }
+    case op_ignore: break;
+  }
+}
+
+void Reactor::on_accept(int res, bool more) {
+  if (!more) accepting_ = false;
+  if (res >= 0) {
+    const int fd = res;
+    if (draining_ || connection_count_.load(std::memory_order_relaxed) >= options_.max_connections) {
+      ::close(fd);  // over the connection limit: refuse at once rather than queue
+    } else {
+      connection_count_.fetch_add(1, std::memory_order_relaxed);
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      auto* c = new Connection(*this, fd, options_.limits);
+      c->next_ = connections_;
+      if (connections_) connections_->prev_ = c;
+      connections_ = c;
+      ++local_connections_;
+      arm_recv(*c);
+      c->run();
+    }
+  }
+  if (!accepting_ && !draining_) arm_accept();
+}
+
+void Reactor::on_recv(Connection& c, int res, uint32_t flags) {
+  if (res > 0) {
+    const auto bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    const size_t cap = options_.limits.max_header_bytes + options_.limits.max_body_bytes + 65536;
+    if (c.in_.size() + static_cast<size_t>(res) > 2 * cap) {
+      c.eof_ = true;  // a client pipelining far more than we can answer: cut it off
+      c.shutdown_socket();
+    } else {
+      c.in_.append(buffers_ + size_t{bid} * options_.buffer_size, static_cast<size_t>(res), c.busy_);
+      c.input_pending_ = true;
+      c.last_activity_ = now_;
+    }
+    recycle_buffer(bid);
+  } else if (res != -ENOBUFS) {
+    c.eof_ = true;  // 0: orderly close; < 0: reset or shut down by us
+  }
+  if (!(flags & IORING_CQE_F_MORE)) {
+    c.recv_armed_ = false;
+    --c.inflight_;
+    // Multishot receive ends on its own when the buffer ring ran dry: rearm.
+    if (!c.eof_ && !c.done_) arm_recv(c);
+  }
+  c.wake_input();
+}
+
+void Reactor::recycle_buffer(uint16_t bid) {
+  io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{bid} * options_.buffer_size,
+                        options_.buffer_size, bid, io_uring_buf_ring_mask(options_.buffer_count), 0);
+  io_uring_buf_ring_advance(buf_ring_, 1);
+}
+
+void Reactor::on_wake() {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    running_.swap(inbox_);
+  }
+  for (auto h : running_) h.resume();
+  running_.clear();
+  if (stop_requested_.load(std::memory_order_acquire) && !draining_) begin_drain();
+  arm_wake();
+}
+
+void Reactor::begin_drain() {
+  draining_ = true;
+  drain_deadline_ = now_ + options_.drain_timeout;
+  if (accepting_) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, tag(this, op_accept), 0);
+    io_uring_sqe_set_data64(s, tag(this, op_ignore));
+  }
+  on_tick();
+}
+
+void Reactor::on_tick() {
+  const bool past_drain = draining_ && now_ >= drain_deadline_;
+  for (Connection* c = connections_; c; c = c->next_) {
+    if (c->done_ || c->busy_) continue;
+    if (c->flush_waiter_) {
+      // A peer that stops reading: its send never completes. Cut it off.
+      if (past_drain || now_ - c->last_activity_ >= options_.idle_timeout) c->shutdown_socket();
+      continue;
+    }
+    if (!c->input_waiter_) continue;
+    const bool mid_request = c->parser_.in_message();
+    if (past_drain || (draining_ && !mid_request)) {
+      c->eof_ = true;
+      c->wake_input();
+    } else if (mid_request && !c->parser_.headers_complete() &&
+               now_ - c->message_began_ >= options_.header_timeout) {
+      c->timed_out_ = true;
+      c->wake_input();
+    } else if (now_ - c->last_activity_ >= options_.idle_timeout) {
+      c->eof_ = true;
+      c->wake_input();
+    }
+  }
+  if (!draining_ || local_connections_ > 0) arm_tick();
+}
+
+void Reactor::reap() {
+  size_t kept = 0;
+  for (Connection* c : finished_) {
+    if (c->inflight_ > 0) {
+      finished_[kept++] = c;
+      continue;
+    }
+    if (c->prev_) c->prev_->next_ = c->next_;
+    else connections_ = c->next_;
+    if (c->next_) c->next_->prev_ = c->prev_;
+    ::close(c->fd_);
+    delete c;
+    --local_connections_;
+    connection_count_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  finished_.resize(kept);
+}
+
+}  // namespace keygate::net

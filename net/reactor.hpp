@@ -1,0 +1,103 @@
+// Reactor: one thread, one io_uring, one listener's share of the connections. Multishot
+// accept and multishot recv into a provided-buffer ring; sends are queued during a turn
+// and submitted once at its end. Shared-nothing: a connection lives and dies on the
+// reactor that accepted it; other threads talk to a reactor only through post().
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "net/http_parser.hpp"
+#include "net/service.hpp"
+
+namespace keygate::net {
+
+class Connection;
+
+struct ReactorOptions {
+  ParserLimits limits;
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds drain_timeout{10'000};
+  unsigned max_connections = 10'000;  // across all reactors
+  unsigned ring_entries = 2048;
+  unsigned buffer_count = 1024;  // provided receive buffers (a power of two)
+  unsigned buffer_size = 4096;
+  // Run on each reactor thread before it serves and after it stops (e.g. RCU registration).
+  std::function<void()> thread_start;
+  std::function<void()> thread_stop;
+};
+
+class Reactor {
+ public:
+  Reactor(int listen_fd, Service& service, const ReactorOptions& options,
+          std::atomic<unsigned>& connection_count);
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  // The thread body: returns once stop() was requested and every connection has ended.
+  void run();
+  // Any thread: stop accepting, let in-flight requests finish (up to drain_timeout), end.
+  void request_stop() noexcept;
+  // Any thread: resume `h` on this reactor's thread.
+  void post(std::coroutine_handle<> h);
+  // The reactor running on the calling thread, or nullptr.
+  static Reactor* current() noexcept;
+
+ private:
+  friend class Connection;
+  enum Op : uintptr_t { op_recv = 1, op_send = 2, op_accept = 3, op_wake = 4, op_tick = 5, op_ignore = 6 };
+
+  io_uring_sqe* sqe();
+  void arm_accept();
+  void arm_wake();
+  void arm_tick();
+  void arm_recv(Connection& c);
+  void queue_send(Connection& c);
+  void on_completion(io_uring_cqe* cqe);
+  void on_accept(int res, bool more);
+  void on_recv(Connection& c, int res, uint32_t flags);
+  void on_wake();
+  void on_tick();
+  void begin_drain();
+  void reap();
+  void recycle_buffer(uint16_t bid);
+  void refresh_clock();
+
+  io_uring ring_{};
+  io_uring_buf_ring* buf_ring_ = nullptr;
+  char* buffers_ = nullptr;
+  int listen_fd_;
+  int wake_fd_ = -1;
+  uint64_t wake_value_ = 0;
+  __kernel_timespec tick_{};
+  Service& service_;
+  ReactorOptions options_;
+  std::atomic<unsigned>& connection_count_;
+
+  Connection* connections_ = nullptr;  // intrusive list of the live connections
+  std::vector<Connection*> finished_;  // coroutine done; freed when no operation is in flight
+  unsigned local_connections_ = 0;
+  bool accepting_ = false;
+  bool draining_ = false;
+  std::chrono::steady_clock::time_point now_;
+  std::chrono::steady_clock::time_point drain_deadline_;
+  int64_t date_second_ = -1;
+  std::string date_;
+
+  std::atomic<bool> stop_requested_{false};
+  std::mutex inbox_mutex_;
+  std::vector<std::coroutine_handle<>> inbox_;
+  std::vector<std::coroutine_handle<>> running_;
+};
+
+}  // namespace keygate::net

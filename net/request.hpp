@@ -1,0 +1,38 @@
+// Request: one parsed HTTP/1.1 request. Every view points into the connection's input
+// buffer and stays valid until the connection moves on to the next request.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace keygate::net {
+
+enum class Method : uint8_t { other, get, head, post, put, patch, del, options };
+
+struct Header {
+  std::string_view name;
+  std::string_view value;
+};
+
+inline constexpr size_t kMaxHeaders = 64;
+
+struct Request {
+  Method method = Method::other;
+  std::string_view method_name;
+  std::string_view target;  // as sent: path and query
+  std::string_view path;
+  std::string_view query;  // without the '?'
+  std::array<Header, kMaxHeaders> headers{};
+  uint32_t header_count = 0;
+  std::string_view body;
+  bool keep_alive = true;
+
+  // Case-insensitive lookup of the first header with that name; empty when absent.
+  std::string_view header(std::string_view name) const noexcept;
+  bool has_header(std::string_view name) const noexcept;
+};
+
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+}  // namespace keygate::net

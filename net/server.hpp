@@ -1,0 +1,49 @@
+// Server: the data plane. Opens one SO_REUSEPORT listener per reactor (or shares sockets
+// handed over by systemd) and runs one Reactor per thread. start() returns once every
+// listener is bound; stop() drains gracefully; join() waits for the threads.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/reactor.hpp"
+
+namespace keygate::net {
+
+struct Endpoint {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  std::string to_string() const;
+};
+
+// Parses "HOST:PORT" (IPv4, or IPv6 in brackets); nullopt with a message on error.
+bool parse_endpoint(std::string_view text, Endpoint& out, std::string& error);
+
+class Server {
+ public:
+  Server(Service& service, ReactorOptions options);
+  ~Server();
+
+  // Binds `threads` listeners on `endpoint` (port 0: one free port shared by all) or, when
+  // `inherited_fd` >= 0, serves that already-listening socket. Throws on failure.
+  void start(const Endpoint& endpoint, unsigned threads, int inherited_fd = -1);
+  Endpoint bound() const { return bound_; }
+  unsigned connections() const { return connection_count_.load(std::memory_order_relaxed); }
+  void stop() noexcept;
+  void join();
+
+ private:
+  Service& service_;
+  ReactorOptions options_;
+  std::atomic<unsigned> connection_count_{0};
+  std::vector<int> listen_fds_;
+  bool own_fds_ = true;
+  std::vector<std::unique_ptr<Reactor>> reactors_;
+  std::vector<std::thread> threads_;
+  Endpoint bound_;
+};
+
+}  // namespace keygate::net

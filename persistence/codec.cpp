@@ -1,0 +1,154 @@
+#include "persistence/codec.hpp"
+
+#include <cstring>
+
+namespace keygate::persistence {
+
+namespace {
+
+class Out {
+ public:
+  explicit Out(std::string& s) : s_(s) {}
+  template <typename T>
+  void num(T v) {
+    char b[sizeof(T)];
+    std::memcpy(b, &v, sizeof v);
+    s_.append(b, sizeof v);
+  }
+  void str(std::string_view v) {
+    num(static_cast<uint32_t>(v.size()));
+    s_.append(v);
+  }
+  void id(core::Id v) {
+    num(v.hi);
+    num(v.lo);
+  }
+  void bytes(const void* p, size_t n) { s_.append(static_cast<const char*>(p), n); }
+
+ private:
+  std::string& s_;
+};
+
+class In {
+ public:
+  explicit In(std::string_view s) : s_(s) {}
+  template <typename T>
+  T num() {
+    T v{};
+    if (!take(sizeof v)) return v;
+    std::memcpy(&v, s_.data() + pos_ - sizeof v, sizeof v);
+    return v;
+  }
+  std::string str() {
+    auto n = num<uint32_t>();
+    if (!take(n)) return {};
+    return std::string(s_.substr(pos_ - n, n));
+  }
+  core::Id id() {
+    core::Id v;
+    v.hi = num<uint64_t>();
+    v.lo = num<uint64_t>();
+    return v;
+  }
+  void bytes(void* p, size_t n) {
+    if (take(n)) std::memcpy(p, s_.data() + pos_ - n, n);
+  }
+  bool ok_and_done() const { return ok_ && pos_ == s_.size(); }
+  bool ok() const { return ok_; }
+
+ private:
+  bool take(size_t n) {
+    if (!ok_ || s_.size() - pos_ < n) return ok_ = false;
+    pos_ += n;
+    return true;
+  }
+  std::string_view s_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+void encode(const core::Organization& o, std::string& out) {
+  Out w(out);
+  w.id(o.id);
+  w.str(o.name);
+  w.str(o.slug);
+  w.num(static_cast<uint8_t>(o.status));
+  w.num(o.created_ms);
+  w.num(o.updated_ms);
+}
+
+void encode(const core::ApiKey& k, uint64_t last_used_ms, std::string& out) {
+  Out w(out);
+  w.id(k.id);
+  w.id(k.organization_id);
+  w.bytes(k.hash.data(), k.hash.size());
+  w.num(static_cast<uint8_t>(k.type));
+  w.num(static_cast<uint8_t>(k.environment));
+  w.num(k.scopes);
+  w.bytes(k.preview, sizeof k.preview);
+  w.str(k.public_value);
+  w.str(k.name);
+  w.num(static_cast<uint32_t>(k.allowed_origins.size()));
+  for (const auto& o : k.allowed_origins) w.str(o);
+  w.num(static_cast<uint8_t>(k.rate_limit.has_value()));
+  w.num(k.rate_limit ? k.rate_limit->requests_per_second : 0u);
+  w.num(k.rate_limit ? k.rate_limit->burst : 0u);
+  w.num(k.created_ms);
+  w.num(k.rotated_ms);
+  w.num(k.revoked_ms);
+  w.num(k.grace_expires_ms);
+  w.num(k.expires_ms);
+  w.id(k.replaced_by);
+  w.id(k.rotated_from);
+  w.num(last_used_ms);
+}
+
+std::unique_ptr<core::Organization> decode_organization(std::string_view payload) {
+  In r(payload);
+  auto o = std::make_unique<core::Organization>();
+  o->id = r.id();
+  o->name = r.str();
+  o->slug = r.str();
+  const auto status = r.num<uint8_t>();
+  o->status = static_cast<core::OrgStatus>(status);
+  o->created_ms = r.num<uint64_t>();
+  o->updated_ms = r.num<uint64_t>();
+  if (!r.ok_and_done() || status > 1 || o->id.empty()) return nullptr;
+  return o;
+}
+
+std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, uint64_t& last_used_ms) {
+  In r(payload);
+  auto k = std::make_unique<core::ApiKey>();
+  k->id = r.id();
+  k->organization_id = r.id();
+  r.bytes(k->hash.data(), k->hash.size());
+  const auto type = r.num<uint8_t>();
+  const auto env = r.num<uint8_t>();
+  k->type = static_cast<core::KeyType>(type);
+  k->environment = static_cast<core::Environment>(env);
+  k->scopes = r.num<uint32_t>();
+  r.bytes(k->preview, sizeof k->preview);
+  k->public_value = r.str();
+  k->name = r.str();
+  const auto origins = r.num<uint32_t>();
+  for (uint32_t i = 0; i < origins && r.ok(); ++i) k->allowed_origins.push_back(r.str());
+  const auto has_limit = r.num<uint8_t>();
+  const auto rps = r.num<uint32_t>();
+  const auto burst = r.num<uint32_t>();
+  if (has_limit) k->rate_limit = core::RateLimit{rps, burst};
+  k->created_ms = r.num<uint64_t>();
+  k->rotated_ms = r.num<uint64_t>();
+  k->revoked_ms = r.num<uint64_t>();
+  k->grace_expires_ms = r.num<uint64_t>();
+  k->expires_ms = r.num<uint64_t>();
+  k->replaced_by = r.id();
+  k->rotated_from = r.id();
+  last_used_ms = r.num<uint64_t>();
+  if (!r.ok_and_done() || type > 1 || env > 1 || k->id.empty()) return nullptr;
+  return k;
+}
+
+}  // namespace keygate::persistence

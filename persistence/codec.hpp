@@ -1,0 +1,19 @@
+// Codec: the version-1 payloads of organization and API key records (FORMAT.md).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/model.hpp"
+
+namespace keygate::persistence {
+
+void encode(const core::Organization& org, std::string& out);
+void encode(const core::ApiKey& key, uint64_t last_used_ms, std::string& out);
+
+// nullptr when the payload is not a well-formed version-1 encoding.
+std::unique_ptr<core::Organization> decode_organization(std::string_view payload);
+std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, uint64_t& last_used_ms);
+
+}  // namespace keygate::persistence

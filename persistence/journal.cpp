@@ -1,0 +1,229 @@
+#include "persistence/journal.hpp"
+
+#include <chrono>
+
+#include "core/clock.hpp"
+#include "core/log.hpp"
+#include "persistence/codec.hpp"
+#include "persistence/record.hpp"
+
+namespace keygate::persistence {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+core::Error storage_error() {
+  return core::make_error(core::ErrorCode::storage_unavailable,
+                          "The server cannot write to its log right now (disk full or I/O error), so "
+                          "nothing was changed. Retry later; reads and verification still work.");
+}
+
+}  // namespace
+
+Journal::Journal(const DataDir& dir, core::StateMachine& state, const RecoveryReport& recovered,
+                 JournalOptions options)
+    : dir_(dir), state_(state), options_(options), next_seq_(recovered.next_seq) {
+  std::string error;
+  if (recovered.has_segment) {
+    if (!Segment::open(dir_, recovered.segment_seq, recovered.segment_size, recovered.segment_records,
+                       segment_, error))
+      throw StartupError(error);
+  } else if (!Segment::create(dir_, next_seq_, segment_, error)) {
+    throw StartupError(error);
+  }
+  snapshot_base_bytes_ = 0;
+  last_sync_ = Clock::now();
+  buffer_.reserve(1 << 16);
+}
+
+Journal::~Journal() { stop(); }
+
+void Journal::start() { thread_ = std::thread([this] { run(); }); }
+
+void Journal::submit(Submission* s) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(s);
+  }
+  wake_.notify_one();
+}
+
+void Journal::request_snapshot() {
+  {
+    std::lock_guard lock(mutex_);
+    snapshot_requested_ = true;
+  }
+  wake_.notify_one();
+}
+
+void Journal::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+  if (snapshotter_.joinable()) snapshotter_.join();
+}
+
+void Journal::run() {
+  core::RcuThread rcu;
+  std::vector<Submission*> batch;
+  batch.reserve(256);
+  for (;;) {
+    bool snapshot = false;
+    {
+      std::unique_lock lock(mutex_);
+      // With --fsync=everysec the loop also wakes every second to sync what is pending.
+      wake_.wait_for(lock, std::chrono::seconds(1),
+                     [&] { return stopping_ || snapshot_requested_ || !queue_.empty(); });
+      if (stopping_ && queue_.empty()) break;
+      batch.swap(queue_);
+      snapshot = std::exchange(snapshot_requested_, false);
+    }
+    if (!batch.empty()) commit(batch);
+    batch.clear();
+    if (options_.fsync == FsyncMode::everysec && segment_.dirty() &&
+        Clock::now() - last_sync_ >= std::chrono::seconds(1))
+      sync_segment();
+    maybe_snapshot(snapshot);
+  }
+  if (segment_.dirty()) sync_segment();
+}
+
+bool Journal::ensure_segment() {
+  if (segment_.usable()) return true;
+  std::string error;
+  if (segment_.reopen(error)) {
+    core::log(core::Level::warn, "log.reopened", {{"file", segment_.path()}});
+    writable_.store(true, std::memory_order_relaxed);
+    return true;
+  }
+  core::log(core::Level::error, "log.unwritable", {{"error", error}});
+  writable_.store(false, std::memory_order_relaxed);
+  return false;
+}
+
+bool Journal::sync_segment() {
+  std::string error;
+  const auto t0 = Clock::now();
+  const bool ok = segment_.sync(error);
+  const auto ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+  last_sync_ = Clock::now();
+  stats_.fsyncs.fetch_add(1, std::memory_order_relaxed);
+  stats_.fsync_ns_total.fetch_add(ns, std::memory_order_relaxed);
+  if (ns > stats_.fsync_ns_max.load(std::memory_order_relaxed)) stats_.fsync_ns_max.store(ns, std::memory_order_relaxed);
+  if (ns > 1'000'000'000)
+    core::log(core::Level::warn, "log.slow_fsync", {{"seconds", static_cast<double>(ns) / 1e9}});
+  if (!ok) {
+    stats_.failures.fetch_add(1, std::memory_order_relaxed);
+    writable_.store(false, std::memory_order_relaxed);
+    core::log(core::Level::error, "log.fsync_failed", {{"error", error}});
+  }
+  return ok;
+}
+
+void Journal::commit(std::vector<Submission*>& batch) {
+  if (!ensure_segment()) {
+    for (Submission* s : batch) {
+      s->outcome = {};
+      s->outcome.error = storage_error();
+      s->done(s);
+    }
+    return;
+  }
+  buffer_.clear();
+  uint64_t records = 0;
+  for (Submission* s : batch) {
+    const size_t before = state_.staged().size();
+    s->outcome = state_.execute(s->command, core::now_ms());
+    const auto& staged = state_.staged();
+    for (size_t i = before; i < staged.size(); ++i) {
+      payload_.clear();
+      if (staged[i].org) {
+        encode(*staged[i].org, payload_);
+        append_record(buffer_, RecordType::organization, payload_);
+      } else {
+        encode(*staged[i].key, 0, payload_);
+        append_record(buffer_, RecordType::api_key, payload_);
+      }
+      ++records;
+    }
+  }
+  bool ok = true;
+  if (records) {
+    std::string error;
+    ok = segment_.append(buffer_, records, error);
+    if (!ok) {
+      stats_.failures.fetch_add(1, std::memory_order_relaxed);
+      core::log(core::Level::error, "log.append_failed", {{"error", error}});
+    } else if (options_.fsync == FsyncMode::always) {
+      ok = sync_segment();
+    }
+  }
+  if (ok) {
+    // Durable (or, with everysec, written): now readers may see it, and only now may the
+    // requests be answered. A revocation is visible everywhere before its response leaves.
+    state_.publish();
+    next_seq_ += records;
+    stats_.batches.fetch_add(1, std::memory_order_relaxed);
+    stats_.records.fetch_add(records, std::memory_order_relaxed);
+    stats_.bytes.fetch_add(buffer_.size(), std::memory_order_relaxed);
+    writable_.store(true, std::memory_order_relaxed);
+  } else {
+    state_.discard();
+    for (Submission* s : batch)
+      if (!s->outcome.error) s->outcome = {storage_error(), {}, {}, {}};
+  }
+  for (Submission* s : batch) s->done(s);
+}
+
+void Journal::maybe_snapshot(bool requested) {
+  if (snapshot_running_.load(std::memory_order_acquire)) return;
+  const uint64_t grown = segment_.size() - snapshot_base_bytes_;
+  if (!requested && grown < options_.snapshot_bytes) return;
+  if (!requested && segment_.next_seq() == segment_.first_seq()) return;
+  if (snapshotter_.joinable()) snapshotter_.join();
+  if (!segment_.usable() || (segment_.dirty() && !sync_segment())) return;
+
+  // The only pause writes see: a new segment starts at `seq`; the snapshot then covers
+  // everything before it (and perhaps more, harmlessly: FORMAT.md "Snapshots").
+  const auto t0 = Clock::now();
+  const uint64_t seq = segment_.next_seq();
+  Segment fresh;
+  std::string error;
+  if (segment_.next_seq() != segment_.first_seq()) {
+    if (!Segment::create(dir_, seq, fresh, error)) {
+      core::log(core::Level::error, "snapshot.failed", {{"error", error}});
+      return;
+    }
+    segment_ = std::move(fresh);
+  }
+  snapshot_base_bytes_ = 0;
+  stats_.snapshot_pause_ns.store(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
+
+  snapshot_running_.store(true, std::memory_order_release);
+  snapshotter_ = std::thread([this, seq] {
+    core::RcuThread rcu;
+    SnapshotInfo info;
+    std::string err;
+    if (write_snapshot(dir_, state_.index(), seq, info, err)) {
+      remove_covered(dir_, seq);
+      stats_.snapshots.fetch_add(1, std::memory_order_relaxed);
+      stats_.snapshot_bytes.store(info.bytes, std::memory_order_relaxed);
+      stats_.snapshot_records.store(info.records, std::memory_order_relaxed);
+      stats_.snapshot_unix_ms.store(core::now_ms(), std::memory_order_relaxed);
+      stats_.snapshot_write_ns.store(static_cast<uint64_t>(info.seconds * 1e9), std::memory_order_relaxed);
+      core::log(core::Level::info, "snapshot.written",
+                {{"file", snapshot_name(seq)}, {"records", static_cast<unsigned long long>(info.records)},
+                 {"bytes", static_cast<unsigned long long>(info.bytes)}, {"seconds", info.seconds}});
+    } else {
+      core::log(core::Level::error, "snapshot.failed", {{"error", err}});
+    }
+    snapshot_running_.store(false, std::memory_order_release);
+  });
+}
+
+}  // namespace keygate::persistence

@@ -1,0 +1,101 @@
+// Journal: the commit thread (DESIGN.md rules 1 and 3). Takes every queued command as one
+// batch, executes each against the state machine, appends the records they staged, makes
+// the batch durable with one fdatasync (group commit), publishes it to the index, and only
+// then completes the submissions. Starts snapshots when the log has grown.
+// submit() is thread-safe; everything else belongs to the commit thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/commands.hpp"
+#include "core/state_machine.hpp"
+#include "persistence/data_dir.hpp"
+#include "persistence/recovery.hpp"
+#include "persistence/segment.hpp"
+#include "persistence/snapshot.hpp"
+
+namespace keygate::persistence {
+
+enum class FsyncMode { always, everysec };
+
+struct JournalOptions {
+  FsyncMode fsync = FsyncMode::always;
+  uint64_t snapshot_bytes = 64ull << 20;
+};
+
+// Counters for /metrics and logs; written by the commit and snapshot threads.
+struct JournalStats {
+  std::atomic<uint64_t> batches{0};
+  std::atomic<uint64_t> records{0};
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> fsyncs{0};
+  std::atomic<uint64_t> fsync_ns_total{0};
+  std::atomic<uint64_t> fsync_ns_max{0};
+  std::atomic<uint64_t> failures{0};
+  std::atomic<uint64_t> snapshots{0};
+  std::atomic<uint64_t> snapshot_bytes{0};
+  std::atomic<uint64_t> snapshot_records{0};
+  std::atomic<uint64_t> snapshot_unix_ms{0};
+  std::atomic<uint64_t> snapshot_pause_ns{0};  // how long writes waited for the segment switch
+  std::atomic<uint64_t> snapshot_write_ns{0};
+};
+
+class Journal {
+ public:
+  struct Submission {
+    core::Command command;
+    core::Outcome outcome;
+    void (*done)(Submission*) = nullptr;  // called on the commit thread, outcome final
+    void* context = nullptr;
+  };
+
+  Journal(const DataDir& dir, core::StateMachine& state, const RecoveryReport& recovered,
+          JournalOptions options);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  void start();
+  void submit(Submission* s);
+  // Completes everything queued, syncs the log, waits for a running snapshot, stops.
+  void stop();
+  void request_snapshot();
+  bool writable() const noexcept { return writable_.load(std::memory_order_relaxed); }
+  const JournalStats& stats() const noexcept { return stats_; }
+
+ private:
+  void run();
+  void commit(std::vector<Submission*>& batch);
+  bool sync_segment();
+  void maybe_snapshot(bool requested);
+  bool ensure_segment();
+
+  const DataDir& dir_;
+  core::StateMachine& state_;
+  JournalOptions options_;
+  Segment segment_;
+  uint64_t next_seq_;
+  uint64_t snapshot_base_bytes_ = 0;  // segment size when it was started
+  std::chrono::steady_clock::time_point last_sync_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<Submission*> queue_;
+  bool stopping_ = false;
+  bool snapshot_requested_ = false;
+  std::thread thread_;
+  std::thread snapshotter_;
+  std::atomic<bool> snapshot_running_{false};
+  std::atomic<bool> writable_{true};
+  JournalStats stats_;
+  std::string buffer_;
+  std::string payload_;
+};
+
+}  // namespace keygate::persistence

@@ -1,0 +1,38 @@
+// Record framing (FORMAT.md "Records"): encode one record, and scan a byte range into
+// records, telling a clean end from a bad record and whether any valid record follows it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace keygate::persistence {
+
+enum class RecordType : uint8_t { organization = 1, api_key = 2, footer = 255 };
+
+inline constexpr size_t kRecordHeader = 12;
+inline constexpr uint8_t kPayloadVersion = 1;
+inline constexpr size_t kFileHeader = 16;  // magic + u64 sequence number
+
+// Appends a framed, padded record to `out` (whose size must be a multiple of 8).
+void append_record(std::string& out, RecordType type, std::string_view payload);
+
+struct RecordView {
+  RecordType type;
+  uint8_t version;
+  std::string_view payload;
+  size_t offset;  // of the record's header within the scanned range
+  size_t size;    // header + payload + padding
+};
+
+enum class ReadStatus : uint8_t { ok, end, bad };
+
+// Reads the record at `offset` of `data`. `end` when offset == data.size(); `bad` when the
+// header is short, the length runs past the end, or the CRC does not match.
+ReadStatus read_record(std::string_view data, size_t offset, RecordView& out) noexcept;
+
+// After a bad record at `bad_offset`: is there any valid record at a later aligned offset?
+// Yes means corruption in the middle; no means a torn tail.
+bool valid_record_after(std::string_view data, size_t bad_offset) noexcept;
+
+}  // namespace keygate::persistence

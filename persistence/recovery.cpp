@@ -1,0 +1,247 @@
+#include "persistence/recovery.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "core/log.hpp"
+#include "persistence/codec.hpp"
+#include "persistence/record.hpp"
+#include "persistence/segment.hpp"
+
+namespace keygate::persistence {
+
+namespace {
+
+uint64_t load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+bool apply(core::StateMachine& state, const RecordView& r) {
+  if (r.version != kPayloadVersion) return false;
+  if (r.type == RecordType::organization) {
+    auto o = decode_organization(r.payload);
+    if (!o) return false;
+    state.apply(std::move(o));
+    return true;
+  }
+  if (r.type == RecordType::api_key) {
+    uint64_t last_used = 0;
+    auto k = decode_api_key(r.payload, last_used);
+    if (!k) return false;
+    const core::Id id = k->id;
+    if (!state.index().find_org(k->organization_id)) return false;
+    state.apply(std::move(k));
+    if (last_used) {
+      core::ReadSection rs;
+      state.index().find_key(id)->last_used_ms.store(last_used, std::memory_order_relaxed);
+    }
+    return true;
+  }
+  return false;
+}
+
+struct ScanResult {
+  enum Status { clean, torn, corrupt } status = clean;
+  size_t good_end = 0;  // offset just past the last good record
+  uint64_t records = 0;
+  std::string what;
+};
+
+// Validates every record of a segment and, when `state` is given, applies them.
+ScanResult scan_segment(std::string_view data, core::StateMachine* state) {
+  ScanResult res;
+  if (data.size() < kFileHeader || std::memcmp(data.data(), kSegmentMagic, 8) != 0) {
+    res.status = ScanResult::corrupt;
+    res.what = "not a keygate log segment (bad header)";
+    return res;
+  }
+  size_t off = kFileHeader;
+  RecordView r;
+  for (;;) {
+    ReadStatus st = read_record(data, off, r);
+    if (st == ReadStatus::end) break;
+    if (st == ReadStatus::bad || r.type == RecordType::footer) {
+      res.good_end = off;
+      res.status = valid_record_after(data, off) ? ScanResult::corrupt : ScanResult::torn;
+      res.what = "a damaged record";
+      return res;
+    }
+    if (state && !apply(*state, r)) {
+      res.good_end = off;
+      res.status = ScanResult::corrupt;
+      res.what = "a record whose checksum holds but whose content is not valid";
+      return res;
+    }
+    off += r.size;
+    ++res.records;
+  }
+  res.good_end = off;
+  return res;
+}
+
+// A snapshot is used only if every record and the footer check out.
+bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& state,
+                   uint64_t& records, std::string& why) {
+  std::string data;
+  if (!read_file(path, data)) {
+    why = std::strerror(errno);
+    return false;
+  }
+  if (data.size() < kFileHeader || std::memcmp(data.data(), kSnapshotMagic, 8) != 0 ||
+      load64(data.data() + 8) != seq) {
+    why = "bad header";
+    return false;
+  }
+  size_t off = kFileHeader;
+  RecordView r;
+  uint64_t count = 0;
+  bool footer = false;
+  while (read_record(data, off, r) == ReadStatus::ok) {
+    off += r.size;
+    if (r.type == RecordType::footer) {
+      footer = r.payload.size() == 8 && load64(r.payload.data()) == count && off == data.size();
+      break;
+    }
+    ++count;
+  }
+  if (!footer) {
+    why = "incomplete or damaged (no valid footer)";
+    return false;
+  }
+  off = kFileHeader;
+  records = 0;
+  while (read_record(data, off, r) == ReadStatus::ok && r.type != RecordType::footer) {
+    if (!apply(state, r)) {
+      why = "a record at offset " + std::to_string(off) + " is not valid";
+      records = std::max<uint64_t>(records, 1);  // something may have been applied already
+      return false;
+    }
+    off += r.size;
+    ++records;
+  }
+  return true;
+}
+
+[[noreturn]] void corrupt(const std::string& file, size_t offset, const std::string& what) {
+  throw StartupError("the log " + file + " is corrupt at offset " + std::to_string(offset) + " (" +
+                     what + ") and valid records follow, so this is not a torn write. " +
+                     "Run `keygate repair --data-dir <dir>` to cut it there (the original is kept as " +
+                     file + ".broken), or restore the directory from a backup.");
+}
+
+}  // namespace
+
+RecoveryReport recover(const DataDir& dir, core::StateMachine& state, RecoverMode mode) {
+  const auto started = std::chrono::steady_clock::now();
+  RecoveryReport rep;
+  auto listing = dir.list();
+
+  for (auto it = listing.snapshots.rbegin(); it != listing.snapshots.rend(); ++it) {
+    std::string why;
+    uint64_t records = 0;
+    if (load_snapshot(dir.file(snapshot_name(*it)), *it, state, records, why)) {
+      rep.snapshot_loaded = true;
+      rep.snapshot_seq = *it;
+      rep.snapshot_records = records;
+      break;
+    }
+    if (records) {
+      // A snapshot that failed halfway may have applied some records; start over clean.
+      throw StartupError("the snapshot " + dir.file(snapshot_name(*it)) + " is damaged (" + why +
+                         "): move it out of the data directory and start again to use the older one");
+    }
+    rep.warnings.push_back("ignored the damaged snapshot " + snapshot_name(*it) + ": " + why);
+  }
+
+  uint64_t expected = rep.snapshot_seq;
+  std::vector<uint64_t> segments;
+  for (uint64_t s : listing.segments)
+    if (s >= rep.snapshot_seq || (!rep.snapshot_loaded)) segments.push_back(s);
+  std::string data;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const uint64_t seq = segments[i];
+    const std::string path = dir.file(segment_name(seq));
+    if (seq != expected)
+      throw StartupError("log records " + std::to_string(expected) + " to " + std::to_string(seq - 1) +
+                         " are missing: " + path + " does not follow on from what came before. " +
+                         "Restore the data directory from a backup.");
+    if (!read_file(path, data)) throw StartupError("cannot read " + path + ": " + std::strerror(errno));
+    ScanResult res = scan_segment(data, &state);
+    const bool last = i + 1 == segments.size();
+    if (res.status == ScanResult::corrupt || (res.status == ScanResult::torn && !last))
+      corrupt(path, res.good_end, res.what);
+    if (res.status == ScanResult::torn) {
+      std::string w = "the log " + path + " ends in a torn write at offset " + std::to_string(res.good_end) +
+                      " (" + std::to_string(data.size() - res.good_end) + " bytes)";
+      if (mode == RecoverMode::start) {
+        // A crash mid-append: nothing after this offset was ever acknowledged.
+        int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(res.good_end)) != 0 || ::fdatasync(fd) != 0) {
+          if (fd >= 0) ::close(fd);
+          throw StartupError("cannot cut the torn tail of " + path + ": " + std::strerror(errno));
+        }
+        ::close(fd);
+        w += ": cut there";
+      }
+      rep.warnings.push_back(w);
+    }
+    rep.log_records += res.records;
+    rep.log_bytes += res.good_end;
+    expected = seq + res.records;
+    if (last) {
+      rep.has_segment = true;
+      rep.segment_seq = seq;
+      rep.segment_size = res.good_end;
+      rep.segment_records = res.records;
+    }
+  }
+  rep.next_seq = expected;
+  state.index().reclaim();
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return rep;
+}
+
+std::string repair(const DataDir& dir) {
+  auto listing = dir.list();
+  std::string data;
+  for (size_t i = 0; i < listing.segments.size(); ++i) {
+    const std::string path = dir.file(segment_name(listing.segments[i]));
+    if (!read_file(path, data)) throw StartupError("cannot read " + path + ": " + std::strerror(errno));
+    ScanResult res = scan_segment(data, nullptr);
+    if (res.status == ScanResult::clean) continue;
+    const std::string broken = path + ".broken";
+    int out = ::open(broken.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0 || ::write(out, data.data(), data.size()) != static_cast<ssize_t>(data.size()) ||
+        ::fsync(out) != 0) {
+      if (out >= 0) ::close(out);
+      throw StartupError("cannot copy " + path + " to " + broken + ": " + std::strerror(errno));
+    }
+    ::close(out);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(res.good_end)) != 0 || ::fsync(fd) != 0) {
+      if (fd >= 0) ::close(fd);
+      throw StartupError("cannot truncate " + path + ": " + std::strerror(errno));
+    }
+    ::close(fd);
+    std::string did = "cut " + path + " at offset " + std::to_string(res.good_end) + " (" +
+                      std::to_string(data.size() - res.good_end) + " bytes dropped; original kept as " +
+                      broken + ")";
+    // Later segments would no longer follow on: they go too (kept as .broken as well).
+    for (size_t j = i + 1; j < listing.segments.size(); ++j) {
+      const std::string later = dir.file(segment_name(listing.segments[j]));
+      ::rename(later.c_str(), (later + ".broken").c_str());
+      did += "; moved " + later + " aside as .broken";
+    }
+    dir.sync();
+    return did;
+  }
+  return "nothing to repair: every log record is valid";
+}
+
+}  // namespace keygate::persistence
