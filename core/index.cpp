@@ -73,8 +73,16 @@ void clear_table(cds_lfht* t) {
 
 }  // namespace
 
-RcuThread::RcuThread() { urcu_memb_register_thread(); }
-RcuThread::~RcuThread() { urcu_memb_unregister_thread(); }
+namespace {
+thread_local unsigned t_rcu_registrations = 0;  // nested RcuThreads register once
+}
+
+RcuThread::RcuThread() {
+  if (t_rcu_registrations++ == 0) urcu_memb_register_thread();
+}
+RcuThread::~RcuThread() {
+  if (--t_rcu_registrations == 0) urcu_memb_unregister_thread();
+}
 
 ReadSection::ReadSection() noexcept { urcu_memb_read_lock(); }
 ReadSection::~ReadSection() { urcu_memb_read_unlock(); }

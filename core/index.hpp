@@ -27,6 +27,7 @@ namespace keygate::core {
 
 // Registers the calling thread as an RCU reader; unregisters at destruction. Every thread
 // that reads the index (reactors, the writer, the snapshotter) holds one for its lifetime.
+// Nesting is allowed: the thread stays registered until the outermost one goes.
 class RcuThread {
  public:
   RcuThread();

@@ -1,0 +1,155 @@
+#include "net/http_parser.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+using namespace keygate::net;
+using Event = HttpParser::Event;
+
+namespace {
+
+// Feeds `input` in pieces of `step` bytes into one growing buffer, as a connection does,
+// and collects every request (method, target, body).
+struct Fed {
+  std::vector<std::string> requests;
+  Event last = Event::need_more;
+};
+
+Fed feed(const std::string& input, size_t step, ParserLimits limits = {}) {
+  HttpParser p(limits);
+  std::string buf;
+  Fed out;
+  for (size_t pos = 0; pos < input.size();) {
+    buf.append(input, pos, step);
+    pos += step;
+    for (;;) {
+      Event e = p.parse(buf.data(), buf.size());
+      if (e == Event::request) {
+        const Request& r = p.request();
+        out.requests.push_back(std::string(r.method_name) + " " + std::string(r.target) + " " + std::string(r.body));
+        p.next();
+        continue;
+      }
+      if (e == Event::expect_continue) continue;
+      out.last = e;
+      if (e != Event::need_more) return out;
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(HttpParser, ParsesARequestSplitAcrossEveryPossibleRead) {
+  const std::string req =
+      "POST /v1/keys/verify?x=1 HTTP/1.1\r\nHost: a\r\nX-Api-Key: abc\r\nContent-Length: 11\r\n\r\n{\"key\":\"k\"}";
+  for (size_t step = 1; step <= req.size(); ++step) {
+    Fed f = feed(req, step);
+    ASSERT_EQ(f.requests.size(), 1u) << "step " << step;
+    EXPECT_EQ(f.requests[0], "POST /v1/keys/verify?x=1 {\"key\":\"k\"}");
+  }
+}
+
+TEST(HttpParser, HeadersAreViewsWithCaseInsensitiveLookup) {
+  HttpParser p;
+  std::string buf = "GET /v1/auth?scopes=a HTTP/1.1\r\nAuthorization:  Bearer sk  \r\nOrigin: https://a.b\r\n\r\n";
+  ASSERT_EQ(p.parse(buf.data(), buf.size()), Event::request);
+  const Request& r = p.request();
+  EXPECT_EQ(r.method, Method::get);
+  EXPECT_EQ(r.path, "/v1/auth");
+  EXPECT_EQ(r.query, "scopes=a");
+  EXPECT_EQ(r.header("authorization"), "Bearer sk");
+  EXPECT_EQ(r.header("ORIGIN"), "https://a.b");
+  EXPECT_TRUE(r.header("x-missing").empty());
+  EXPECT_TRUE(r.keep_alive);
+  EXPECT_GE(r.path.data(), buf.data());  // a view into the buffer, not a copy
+  EXPECT_LT(r.path.data(), buf.data() + buf.size());
+}
+
+TEST(HttpParser, PipelinedRequestsComeOutInOrder) {
+  std::string in;
+  for (int i = 0; i < 100; ++i) in += "GET /r" + std::to_string(i) + " HTTP/1.1\r\nHost: a\r\n\r\n";
+  for (size_t step : {size_t{7}, size_t{64}, in.size()}) {
+    Fed f = feed(in, step);
+    ASSERT_EQ(f.requests.size(), 100u);
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(f.requests[i], "GET /r" + std::to_string(i) + " ");
+  }
+}
+
+TEST(HttpParser, ChunkedBodiesBecomeOneContiguousView) {
+  const std::string req =
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n"
+      "GET /after HTTP/1.1\r\n\r\n";
+  for (size_t step : {size_t{1}, size_t{3}, req.size()}) {
+    Fed f = feed(req, step);
+    ASSERT_EQ(f.requests.size(), 2u) << step;
+    EXPECT_EQ(f.requests[0], "POST /x hello world");
+    EXPECT_EQ(f.requests[1], "GET /after ");
+  }
+}
+
+TEST(HttpParser, OversizedHeadersAre431) {
+  ParserLimits l;
+  l.max_header_bytes = 1024;
+  EXPECT_EQ(feed("GET / HTTP/1.1\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n", 100, l).last,
+            Event::headers_too_large);
+  EXPECT_EQ(feed("GET /" + std::string(2000, 'a') + " HTTP/1.1\r\n\r\n", 100, l).last, Event::headers_too_large);
+  std::string many = "GET / HTTP/1.1\r\n";
+  for (int i = 0; i < 100; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
+  EXPECT_EQ(feed(many + "\r\n", 4096).last, Event::headers_too_large);
+  // Slowly growing headers with no end are cut off too.
+  EXPECT_EQ(feed("GET / HTTP/1.1\r\nX-A: " + std::string(1500, 'a'), 10, l).last, Event::headers_too_large);
+}
+
+TEST(HttpParser, OversizedBodiesAre413ByLengthOrByChunks) {
+  ParserLimits l;
+  l.max_body_bytes = 10;
+  EXPECT_EQ(feed("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", 64, l).last, Event::body_too_large);
+  EXPECT_EQ(feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8\r\naaaaaaaa\r\n8\r\naaaaaaaa\r\n0\r\n\r\n", 64, l).last,
+            Event::body_too_large);
+}
+
+TEST(HttpParser, MalformedRequestsAreRejected) {
+  EXPECT_EQ(feed("NOT HTTP AT ALL\r\n\r\n", 64).last, Event::malformed);
+  EXPECT_EQ(feed("GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 64).last, Event::malformed);
+  EXPECT_EQ(feed("GET / HTTP/1.1\r\nBad Header\r\n\r\n", 64).last, Event::malformed);
+  EXPECT_EQ(feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 64).last, Event::malformed);
+}
+
+TEST(HttpParser, ExpectContinueIsReportedOnceBeforeTheBody) {
+  HttpParser p;
+  std::string buf = "POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+  EXPECT_EQ(p.parse(buf.data(), buf.size()), Event::expect_continue);
+  EXPECT_EQ(p.parse(buf.data(), buf.size()), Event::need_more);
+  buf += "ok";
+  ASSERT_EQ(p.parse(buf.data(), buf.size()), Event::request);
+  EXPECT_EQ(p.request().body, "ok");
+}
+
+TEST(HttpParser, ConnectionCloseAndHttp10EndKeepAlive) {
+  HttpParser p;
+  std::string buf = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(p.parse(buf.data(), buf.size()), Event::request);
+  EXPECT_FALSE(p.request().keep_alive);
+  HttpParser q;
+  std::string old = "GET / HTTP/1.0\r\n\r\n";
+  ASSERT_EQ(q.parse(old.data(), old.size()), Event::request);
+  EXPECT_FALSE(q.request().keep_alive);
+}
+
+TEST(HttpParser, RebaseKeepsAPartialRequestIntact) {
+  HttpParser p;
+  std::string buf = "GET /one HTTP/1.1\r\n\r\nGET /two HTTP/1.1\r\nX-A: b";
+  ASSERT_EQ(p.parse(buf.data(), buf.size()), Event::request);
+  p.next();
+  ASSERT_EQ(p.parse(buf.data(), buf.size()), Event::need_more);
+  const size_t done = p.message_start();
+  buf.erase(0, done);
+  p.rebase(done);
+  buf += "c\r\n\r\n";
+  ASSERT_EQ(p.parse(buf.data(), buf.size()), Event::request);
+  EXPECT_EQ(p.request().path, "/two");
+  EXPECT_EQ(p.request().header("x-a"), "bc");
+}

@@ -1,0 +1,67 @@
+#include "persistence/codec.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace keygate;
+
+TEST(Codec, ApiKeyRoundTripsEveryField) {
+  core::ApiKey k;
+  core::IdGenerator g;
+  k.id = g.next(1);
+  k.organization_id = g.next(2);
+  k.hash = core::hash_key("v");
+  k.type = core::KeyType::publishable;
+  k.environment = core::Environment::test;
+  k.scopes = 0x1234;
+  std::copy_n("abcd", 4, k.preview);
+  k.public_value = "pk_test_x";
+  k.name = "na\"me";
+  k.allowed_origins = {"https://a.com", "https://*.b.com"};
+  k.rate_limit = core::RateLimit{5, 7};
+  k.created_ms = 1;
+  k.rotated_ms = 2;
+  k.revoked_ms = 3;
+  k.grace_expires_ms = 4;
+  k.expires_ms = 5;
+  k.replaced_by = g.next(3);
+  k.rotated_from = g.next(4);
+  std::string bytes;
+  persistence::encode(k, 99, bytes);
+  uint64_t last_used = 0;
+  auto d = persistence::decode_api_key(bytes, last_used);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(last_used, 99u);
+  EXPECT_EQ(d->id, k.id);
+  EXPECT_EQ(d->organization_id, k.organization_id);
+  EXPECT_EQ(d->hash, k.hash);
+  EXPECT_EQ(d->type, k.type);
+  EXPECT_EQ(d->environment, k.environment);
+  EXPECT_EQ(d->scopes, k.scopes);
+  EXPECT_EQ(std::string(d->preview, 4), "abcd");
+  EXPECT_EQ(d->public_value, k.public_value);
+  EXPECT_EQ(d->name, k.name);
+  EXPECT_EQ(d->allowed_origins, k.allowed_origins);
+  EXPECT_EQ(d->rate_limit, k.rate_limit);
+  EXPECT_EQ(d->grace_expires_ms, 4u);
+  EXPECT_EQ(d->replaced_by, k.replaced_by);
+  EXPECT_EQ(d->rotated_from, k.rotated_from);
+}
+
+TEST(Codec, OrganizationRoundTripsAndTruncatedPayloadsAreRejected) {
+  core::Organization o;
+  o.id = core::IdGenerator().next(1);
+  o.name = "Acme";
+  o.slug = "acme";
+  o.status = core::OrgStatus::suspended;
+  o.created_ms = 10;
+  o.updated_ms = 11;
+  std::string bytes;
+  persistence::encode(o, bytes);
+  auto d = persistence::decode_organization(bytes);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->slug, "acme");
+  EXPECT_EQ(d->status, core::OrgStatus::suspended);
+  EXPECT_EQ(d->updated_ms, 11u);
+  for (size_t n = 0; n < bytes.size(); ++n) EXPECT_FALSE(persistence::decode_organization(bytes.substr(0, n)));
+  EXPECT_FALSE(persistence::decode_organization(bytes + "x"));
+}

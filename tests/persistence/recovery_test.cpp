@@ -1,0 +1,200 @@
+#include "persistence/recovery.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "persistence/journal.hpp"
+#include "persistence/record.hpp"
+#include "persistence/snapshot.hpp"
+
+using namespace keygate;
+using namespace keygate::persistence;
+
+namespace {
+
+std::string temp_dir() {
+  char tmpl[] = "/tmp/keygate-recovery-XXXXXX";
+  return mkdtemp(tmpl);
+}
+
+// Runs commands through a real journal on `path`, as the server would.
+struct Store {
+  std::string path;
+  core::RcuThread rcu;
+  std::unique_ptr<DataDir> dir;
+  std::unique_ptr<core::Index> index;
+  std::unique_ptr<core::StateMachine> sm;
+  std::unique_ptr<Journal> journal;
+  RecoveryReport report;
+
+  explicit Store(std::string p, JournalOptions o = {}) : path(std::move(p)) {
+    dir = std::make_unique<DataDir>(path);
+    index = std::make_unique<core::Index>();
+    sm = std::make_unique<core::StateMachine>(*index);
+    report = recover(*dir, *sm, RecoverMode::start);
+    journal = std::make_unique<Journal>(*dir, *sm, report, o);
+    journal->start();
+  }
+  ~Store() { journal->stop(); }
+
+  core::Outcome run(core::Command c) {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    Journal::Submission s;
+    s.command = std::move(c);
+    struct Ctx { std::mutex* m; std::condition_variable* cv; bool* done; } ctx{&m, &cv, &done};
+    s.context = &ctx;
+    s.done = [](Journal::Submission* sub) {
+      auto* c = static_cast<Ctx*>(sub->context);
+      std::lock_guard l(*c->m);
+      *c->done = true;
+      c->cv->notify_one();
+    };
+    journal->submit(&s);
+    std::unique_lock l(m);
+    cv.wait(l, [&] { return done; });
+    return std::move(s.outcome);
+  }
+};
+
+std::string segment_path(const std::string& dir, uint64_t seq) { return dir + "/" + segment_name(seq); }
+
+void flip_byte(const std::string& file, size_t offset) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c;
+  f.read(&c, 1);
+  c ^= 0x5a;
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(&c, 1);
+}
+
+}  // namespace
+
+TEST(Recovery, TheLogAloneRebuildsEverything) {
+  const std::string path = temp_dir();
+  core::Id org, key;
+  {
+    Store s(path);
+    auto o = s.run(core::CreateOrganization{"A", "a"});
+    org = o.org->id;
+    key = s.run(core::CreateApiKey{org, "k"}).key->id;
+    ASSERT_FALSE(s.run(core::RevokeApiKey{org, key}).error);
+  }
+  Store again(path);
+  EXPECT_EQ(again.report.log_records, 4u);
+  core::ReadSection rs;
+  ASSERT_NE(again.index->find_key(key), nullptr);
+  EXPECT_NE(again.index->find_key(key)->load()->revoked_ms, 0u);
+  std::filesystem::remove_all(path);
+}
+
+TEST(Recovery, SnapshotPlusTheLogAfterIt) {
+  const std::string path = temp_dir();
+  core::Id org;
+  {
+    Store s(path);
+    org = s.run(core::CreateOrganization{"A", "a"}).org->id;
+    s.journal->request_snapshot();
+    for (int i = 0; i < 50 && !std::filesystem::exists(path + "/" + snapshot_name(2)); ++i) usleep(20000);
+    ASSERT_TRUE(std::filesystem::exists(path + "/" + snapshot_name(2)));
+    s.run(core::CreateApiKey{org, "after"});
+  }
+  EXPECT_FALSE(std::filesystem::exists(segment_path(path, 0)));  // covered by the snapshot, removed
+  Store again(path);
+  EXPECT_TRUE(again.report.snapshot_loaded);
+  EXPECT_EQ(again.report.snapshot_records, 2u);
+  EXPECT_EQ(again.report.log_records, 1u);
+  EXPECT_EQ(again.index->key_count(), 2u);
+  std::filesystem::remove_all(path);
+}
+
+TEST(Recovery, ATornTailIsCutWithAWarning) {
+  const std::string path = temp_dir();
+  {
+    Store s(path);
+    s.run(core::CreateOrganization{"A", "a"});
+  }
+  const std::string seg = segment_path(path, 0);
+  const auto good = std::filesystem::file_size(seg);
+  {
+    std::ofstream f(seg, std::ios::app | std::ios::binary);
+    f.write("\x40\x00\x00\x00\x12\x34", 6);  // half a header: a crash mid-append
+  }
+  Store again(path);
+  ASSERT_EQ(again.report.warnings.size(), 1u);
+  EXPECT_NE(again.report.warnings[0].find("torn"), std::string::npos);
+  EXPECT_EQ(std::filesystem::file_size(seg), good);
+  EXPECT_EQ(again.index->org_count(), 1u);
+  std::filesystem::remove_all(path);
+}
+
+TEST(Recovery, CorruptionInTheMiddleRefusesToStartAndRepairCutsIt) {
+  const std::string path = temp_dir();
+  {
+    Store s(path);
+    auto org = s.run(core::CreateOrganization{"A", "a"}).org->id;
+    s.run(core::CreateApiKey{org, "k1"});
+    s.run(core::CreateApiKey{org, "k2"});
+  }
+  const std::string seg = segment_path(path, 0);
+  flip_byte(seg, kFileHeader + kRecordHeader + 3);  // inside the first record
+  {
+    DataDir dir(path);
+    core::RcuThread rcu;
+    core::Index index;
+    core::StateMachine sm(index);
+    try {
+      recover(dir, sm, RecoverMode::start);
+      FAIL() << "recovery accepted a corrupt log";
+    } catch (const StartupError& e) {
+      EXPECT_NE(std::string(e.what()).find("corrupt at offset 16"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(seg), std::string::npos);
+    }
+    const std::string did = repair(dir);
+    EXPECT_NE(did.find("cut"), std::string::npos);
+  }
+  EXPECT_TRUE(std::filesystem::exists(seg + ".broken"));
+  EXPECT_EQ(std::filesystem::file_size(seg), kFileHeader);
+  Store again(path);  // starts, with what was before the damage (nothing)
+  EXPECT_EQ(again.index->org_count(), 0u);
+  std::filesystem::remove_all(path);
+}
+
+TEST(Recovery, ADamagedSnapshotIsIgnoredWhenTheLogStillCoversEverything) {
+  const std::string path = temp_dir();
+  {
+    Store s(path);
+    s.run(core::CreateOrganization{"A", "a"});
+  }
+  {  // a snapshot that never got its footer
+    std::ofstream f(path + "/" + snapshot_name(0), std::ios::binary);
+    f.write(kSnapshotMagic, 8);
+    uint64_t seq = 0;
+    f.write(reinterpret_cast<const char*>(&seq), 8);
+  }
+  Store again(path);
+  EXPECT_FALSE(again.report.snapshot_loaded);
+  EXPECT_EQ(again.index->org_count(), 1u);
+  std::filesystem::remove_all(path);
+}
+
+TEST(Recovery, ASecondProcessCannotOpenTheSameDirectory) {
+  const std::string path = temp_dir();
+  DataDir first(path);
+  try {
+    DataDir second(path);
+    FAIL() << "two owners of one data directory";
+  } catch (const StartupError& e) {
+    EXPECT_NE(std::string(e.what()).find("another keygate process"), std::string::npos);
+  }
+  struct stat st;
+  ASSERT_EQ(stat((path + "/LOCK").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::filesystem::remove_all(path);
+}

@@ -1,0 +1,254 @@
+#include "support/harness.hpp"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace keygate::testing {
+
+std::string make_temp_dir() {
+  char tmpl[] = "/tmp/keygate-test-XXXXXX";
+  if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+void remove_tree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+ServerProcess::ServerProcess(std::vector<std::string> a, std::string data_dir)
+    : args(std::move(a)), data_dir_(std::move(data_dir)) {
+  if (data_dir_.empty()) {
+    data_dir_ = make_temp_dir() + "/data";
+    own_dir_ = true;
+  }
+  start();
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) stop();
+  if (own_dir_) remove_tree(std::filesystem::path(data_dir_).parent_path());
+}
+
+std::string ServerProcess::log() const {
+  std::lock_guard lock(log_mutex_);
+  return log_;
+}
+
+void ServerProcess::start() {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  std::vector<std::string> argv_s = {KEYGATE_BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir_};
+  bool has_threads = false;
+  for (const auto& a : args) has_threads = has_threads || a == "--threads";
+  if (!has_threads) argv_s.insert(argv_s.end(), {"--threads", "2"});
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+  if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0)
+    throw std::runtime_error("cannot start " KEYGATE_BINARY);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(fds[1]);
+  out_fd_ = fds[0];
+  {
+    std::lock_guard lock(log_mutex_);
+    log_.clear();
+  }
+  if (reader_.joinable()) reader_.join();
+  reader_ = std::thread([this, fd = out_fd_] {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+      std::lock_guard lock(log_mutex_);
+      log_.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    std::string l = log();
+    size_t at = l.find("\"event\":\"ready\"");
+    if (at != std::string::npos) {
+      size_t addr = l.find("\"address\":\"127.0.0.1:", at);
+      port_ = static_cast<uint16_t>(std::stoi(l.substr(addr + 21)));
+      break;
+    }
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      if (reader_.joinable()) reader_.join();
+      throw std::runtime_error("keygate exited at start: " + log());
+    }
+    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("keygate did not become ready: " + l);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::ifstream rk(data_dir_ + "/root.key");
+  std::getline(rk, root_key_);
+}
+
+int ServerProcess::wait_exit() {
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  if (reader_.joinable()) reader_.join();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+int ServerProcess::stop() {
+  if (pid_ <= 0) return 0;
+  ::kill(pid_, SIGTERM);
+  return wait_exit();
+}
+
+void ServerProcess::kill9() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  wait_exit();
+}
+
+namespace {
+
+size_t on_body(char* p, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(p, size * n);
+  return size * n;
+}
+
+size_t on_header(char* p, size_t size, size_t n, void* user) {
+  std::string line(p, size * n);
+  auto colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = line.substr(0, colon);
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ')) value.erase(0, 1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == '\n')) value.pop_back();
+    (*static_cast<std::map<std::string, std::string>*>(user))[name] = value;
+  }
+  return size * n;
+}
+
+}  // namespace
+
+HttpResponse http(uint16_t port, const std::string& method, const std::string& path, const std::string& body,
+                  const std::vector<std::string>& headers) {
+  thread_local CURL* curl = curl_easy_init();  // one connection per thread, kept alive
+  HttpResponse r;
+  curl_easy_reset(curl);
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  if (method == "HEAD") curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  if (!body.empty() || method == "POST" || method == "PATCH") {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  }
+  curl_slist* list = nullptr;
+  list = curl_slist_append(list, "Content-Type: application/json");
+  list = curl_slist_append(list, "Expect:");
+  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r.headers);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
+  CURLcode rc = curl_easy_perform(curl);
+  curl_slist_free_all(list);
+  if (rc != CURLE_OK) {
+    r.status = -1;
+    r.body = curl_easy_strerror(rc);
+    return r;
+  }
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+  return r;
+}
+
+HttpResponse http(uint16_t port, const std::string& method, const std::string& path, const std::string& body,
+                  const std::string& bearer) {
+  return http(port, method, path, body, std::vector<std::string>{"Authorization: Bearer " + bearer});
+}
+
+int connect_to(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string read_some(int fd, int timeout_ms) {
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) break;
+    char buf[65536];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms, bool half_close) {
+  int fd = connect_to(port);
+  if (fd < 0) return {};
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  if (half_close) ::shutdown(fd, SHUT_WR);
+  std::string out = read_some(fd, timeout_ms);
+  ::close(fd);
+  return out;
+}
+
+simdjson::dom::element parse_json(const std::string& body) {
+  thread_local simdjson::dom::parser parser;
+  thread_local std::vector<std::unique_ptr<simdjson::dom::parser>> keep;  // elements outlive the next parse
+  keep.push_back(std::make_unique<simdjson::dom::parser>());
+  simdjson::dom::element e;
+  if (keep.back()->parse(body).get(e)) throw std::runtime_error("not JSON: " + body);
+  return e;
+}
+
+std::string str(simdjson::dom::element e, const char* path) {
+  simdjson::dom::element v;
+  if (e.at_pointer(path).get(v)) return "<missing>";
+  if (v.is_null()) return "null";
+  std::string_view s;
+  if (!v.get_string().get(s)) return std::string(s);
+  return simdjson::to_string(v);
+}
+
+}  // namespace keygate::testing

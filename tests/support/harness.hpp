@@ -1,0 +1,77 @@
+// Test harness: starts the real keygate binary on a free port with a temporary data
+// directory, and talks to it over real HTTP (libcurl) or raw sockets.
+#pragma once
+
+#include <simdjson.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace keygate::testing {
+
+std::string make_temp_dir();
+void remove_tree(const std::string& path);
+
+class ServerProcess {
+ public:
+  // Starts `keygate serve` and waits until it is ready. `data_dir` empty: a new temp dir.
+  explicit ServerProcess(std::vector<std::string> args = {}, std::string data_dir = {});
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+
+  void start();
+  // SIGTERM and wait; returns the exit status (or -signal).
+  int stop();
+  void kill9();
+  int wait_exit();
+  bool running() const { return pid_ > 0; }
+
+  uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  const std::string& data_dir() const { return data_dir_; }
+  const std::string& root_key() const { return root_key_; }
+  std::string log() const;
+  std::vector<std::string> args;
+
+ private:
+  std::string data_dir_;
+  bool own_dir_ = false;
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  uint16_t port_ = 0;
+  std::string root_key_;
+  mutable std::mutex log_mutex_;
+  std::string log_;
+  std::thread reader_;
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+HttpResponse http(uint16_t port, const std::string& method, const std::string& path, const std::string& body = {},
+                  const std::vector<std::string>& headers = {});
+HttpResponse http(uint16_t port, const std::string& method, const std::string& path, const std::string& body,
+                  const std::string& bearer);
+
+// Raw TCP: send bytes, read until the peer closes or `timeout_ms` passes.
+int connect_to(uint16_t port);
+std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms = 2000, bool half_close = true);
+std::string read_some(int fd, int timeout_ms);
+
+// JSON of a response body, for assertions.
+simdjson::dom::element parse_json(const std::string& body);
+std::string str(simdjson::dom::element e, const char* path);  // JSON pointer, e.g. "/data/id"
+
+}  // namespace keygate::testing
