@@ -156,6 +156,9 @@ void Journal::commit(std::vector<Submission*>& batch) {
     std::string error;
     ok = segment_.append(buffer_, records, error);
     if (!ok) {
+      // Nothing of the batch remains in the file; the next batch tries again, so writes
+      // resume by themselves once space returns. Until then /readyz says not ready.
+      writable_.store(false, std::memory_order_relaxed);
       stats_.failures.fetch_add(1, std::memory_order_relaxed);
       core::log(core::Level::error, "log.append_failed", {{"error", error}});
     } else if (options_.fsync == FsyncMode::always) {
