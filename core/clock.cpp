@@ -22,7 +22,7 @@ bool parse_rfc3339(std::string_view s, uint64_t& unix_ms) {
     std::from_chars(s.data() + pos, s.data() + pos + len, out);
     return true;
   };
-  int Y, M, D, h, m, sec;
+  int Y = 0, M = 0, D = 0, h = 0, m = 0, sec = 0;
   if (s.size() < 20 || !num(0, 4, Y) || s[4] != '-' || !num(5, 2, M) || s[7] != '-' ||
       !num(8, 2, D) || (s[10] != 'T' && s[10] != 't') || !num(11, 2, h) || s[13] != ':' ||
       !num(14, 2, m) || s[16] != ':' || !num(17, 2, sec))
@@ -42,7 +42,7 @@ bool parse_rfc3339(std::string_view s, uint64_t& unix_ms) {
   if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
     ++pos;
   } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
-    int oh, om;
+    int oh = 0, om = 0;
     if (!num(pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' || !num(pos + 4, 2, om)) return false;
     offset_min = (oh * 60 + om) * (s[pos] == '-' ? -1 : 1);
     pos += 6;

@@ -1,6 +1,7 @@
 #include "core/log.hpp"
 
 #include <cstdio>
+#include <ctime>
 #include <mutex>
 #include <string>
 
@@ -13,9 +14,13 @@ void log(Level level, std::string_view event, std::initializer_list<LogField> fi
   std::string line;
   line.reserve(256);
   JsonWriter w(line);
-  uint64_t ms = now_ms();
-  std::string ts = format_rfc3339(ms);
-  ts.insert(ts.size() - 1, "." + std::to_string(1000 + ms % 1000).substr(1));
+  const uint64_t ms = now_ms();
+  const time_t secs = static_cast<time_t>(ms / 1000);
+  tm t;
+  gmtime_r(&secs, &t);
+  char ts[40];
+  const size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &t);
+  std::snprintf(ts + n, sizeof ts - n, ".%03uZ", static_cast<unsigned>(ms % 1000));
   w.begin_object()
       .field("ts", std::string_view(ts))
       .field("level", level == Level::info ? "info" : level == Level::warn ? "warn" : "error")

@@ -152,7 +152,12 @@ size_t on_header(char* p, size_t size, size_t n, void* user) {
 
 HttpResponse http(uint16_t port, const std::string& method, const std::string& path, const std::string& body,
                   const std::vector<std::string>& headers) {
-  thread_local CURL* curl = curl_easy_init();  // one connection per thread, kept alive
+  struct Handle {  // one connection per thread, kept alive, cleaned up when the thread ends
+    CURL* curl = curl_easy_init();
+    ~Handle() { curl_easy_cleanup(curl); }
+  };
+  thread_local Handle handle;
+  CURL* curl = handle.curl;
   HttpResponse r;
   curl_easy_reset(curl);
   std::string url = "http://127.0.0.1:" + std::to_string(port) + path;

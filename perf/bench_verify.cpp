@@ -1,0 +1,165 @@
+// verify() on a hit, a miss and a malformed key; index lookup at 1 k, 1 M and 10 M keys.
+// Each benchmark also reports the heap allocations it made per iteration (must be 0).
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <map>
+#include <stdexcept>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "core/state_machine.hpp"
+#include "core/verify.hpp"
+#include "perf/alloc_counter.hpp"
+
+using namespace keygate;
+using namespace keygate::core;
+
+namespace {
+
+// An index with `n` keys in organizations of 1,000, built straight through apply().
+struct Dataset {
+  RcuThread rcu;
+  Index index;
+  StateMachine sm{index};
+  std::vector<std::string> values;
+
+  explicit Dataset(size_t n) {
+    IdGenerator ids;
+    Id org;
+    for (size_t i = 0; i < n; ++i) {
+      if (i % 1000 == 0) {
+        auto o = std::make_unique<Organization>();
+        o->id = org = ids.next(1'700'000'000'000);
+        o->slug = o->name = "org" + std::to_string(i);
+        sm.apply(std::move(o));
+      }
+      auto k = std::make_unique<ApiKey>();
+      k->id = ids.next(1'700'000'000'000);
+      k->organization_id = org;
+      // Distinct, valid-looking values without the CSPRNG cost: only the hash matters here.
+      std::string v = "sk_live_" + std::to_string(1'000'000'000'000ull + i);
+      v.resize(40, 'x');
+      char sum[8];
+      std::snprintf(sum, sizeof sum, "%06u", crc32(v) % 1'000'000);
+      v.append(sum);
+      k->hash = hash_key(v);
+      k->scopes = kAllScopes;
+      if (values.size() < 100'000) values.push_back(v);
+      sm.apply(std::move(k));
+    }
+    index.reclaim();
+  }
+};
+
+// A fresh organization (Google Benchmark calls each benchmark function several times).
+std::string fresh_key(Dataset& d) {
+  static int n = 0;
+  Outcome o = d.sm.execute(CreateOrganization{"bench", "bench-" + std::to_string(n++)}, 1'700'000'000'000);
+  d.sm.publish();
+  if (o.error) throw std::runtime_error(o.error.message);
+  return o.revealed_key;
+}
+
+Dataset& dataset(size_t n) {
+  static std::map<size_t, std::unique_ptr<Dataset>> sets;
+  auto& d = sets[n];
+  if (!d) d = std::make_unique<Dataset>(n);
+  return *d;
+}
+
+void report_allocations(benchmark::State& state, size_t before) {
+  state.counters["allocs/op"] = benchmark::Counter(
+      static_cast<double>(perf::t_allocations - before) / static_cast<double>(state.iterations()));
+}
+
+}  // namespace
+
+static void BM_VerifyHit(benchmark::State& state) {
+  // A real key (generated, checksummed) among 1 M others.
+  Dataset& d = dataset(1'000'000);
+  const std::string key = fresh_key(d);
+  const RateDefaults limits{{0, 0}, {0, 0}};
+  VerifyRequest req{key, bit(Scope::api_keys_read)};
+  const size_t before = perf::t_allocations;
+  for (auto _ : state) {
+    ReadSection rs;
+    VerifyResult r = verify(d.index, req, limits, 1'800'000'000'000, 1);
+    benchmark::DoNotOptimize(r);
+    if (r.code != VerifyCode::valid) {
+      state.SkipWithError(std::string("not valid: ").append(to_string(r.code)).c_str());
+      break;
+    }
+  }
+  report_allocations(state, before);
+}
+BENCHMARK(BM_VerifyHit);
+
+static void BM_VerifyHitWithRateLimit(benchmark::State& state) {
+  Dataset& d = dataset(1'000'000);
+  const std::string key = fresh_key(d);
+  const RateDefaults limits{{1'000'000'000, 1'000'000'000}, {0, 0}};
+  VerifyRequest req{key};
+  const size_t before = perf::t_allocations;
+  for (auto _ : state) {
+    ReadSection rs;
+    benchmark::DoNotOptimize(verify(d.index, req, limits, 1'800'000'000'000, monotonic_ns()));
+  }
+  report_allocations(state, before);
+}
+BENCHMARK(BM_VerifyHitWithRateLimit);
+
+static void BM_VerifyMiss(benchmark::State& state) {
+  Dataset& d = dataset(1'000'000);
+  const std::string key = generate_key(KeyType::secret, Environment::live);  // well-formed, unknown
+  VerifyRequest req{key};
+  const RateDefaults limits;
+  const size_t before = perf::t_allocations;
+  for (auto _ : state) {
+    ReadSection rs;
+    benchmark::DoNotOptimize(verify(d.index, req, limits, 1'800'000'000'000, 1));
+  }
+  report_allocations(state, before);
+}
+BENCHMARK(BM_VerifyMiss);
+
+static void BM_VerifyMalformed(benchmark::State& state) {
+  Dataset& d = dataset(1'000);
+  std::string key = generate_key(KeyType::secret, Environment::live);
+  key[20] = key[20] == 'a' ? 'b' : 'a';  // checksum fails
+  VerifyRequest req{key};
+  const RateDefaults limits;
+  const size_t before = perf::t_allocations;
+  for (auto _ : state) {
+    ReadSection rs;
+    benchmark::DoNotOptimize(verify(d.index, req, limits, 1'800'000'000'000, 1));
+  }
+  report_allocations(state, before);
+}
+BENCHMARK(BM_VerifyMalformed);
+
+static void BM_Sha256OfAKey(benchmark::State& state) {
+  const std::string key = generate_key(KeyType::secret, Environment::live);
+  for (auto _ : state) benchmark::DoNotOptimize(hash_key(key));
+}
+BENCHMARK(BM_Sha256OfAKey);
+
+// Index lookups by hash, cycling through 100,000 different present keys (cache misses
+// included, as with real traffic).
+static void BM_IndexLookup(benchmark::State& state) {
+  Dataset& d = dataset(static_cast<size_t>(state.range(0)));
+  std::vector<KeyHash> hashes;
+  for (const auto& v : d.values) hashes.push_back(hash_key(v));
+  size_t i = 0;
+  const size_t before = perf::t_allocations;
+  for (auto _ : state) {
+    ReadSection rs;
+    KeySlot* s = d.index.find_key(hashes[i]);
+    benchmark::DoNotOptimize(s);
+    if (++i == hashes.size()) i = 0;
+  }
+  report_allocations(state, before);
+  state.counters["keys"] = static_cast<double>(d.index.key_count());
+}
+BENCHMARK(BM_IndexLookup)->Arg(1'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kNanosecond);
