@@ -18,6 +18,11 @@ std::vector<Route> routes() {
   return {
       // The hot paths first: the router tries routes in order.
       {Method::get, "/v1/auth", forward_auth, nullptr, false},
+      // Envoy's ext_authz asks with the method of the request it is checking.
+      {Method::post, "/v1/auth", forward_auth, nullptr, false},
+      {Method::put, "/v1/auth", forward_auth, nullptr, false},
+      {Method::patch, "/v1/auth", forward_auth, nullptr, false},
+      {Method::del, "/v1/auth", forward_auth, nullptr, false},
       {Method::post, "/v1/keys/verify", verify_key, nullptr, true},
       {Method::get, "/healthz", healthz, nullptr, false},
       {Method::get, "/readyz", readyz, nullptr, false},

@@ -221,7 +221,8 @@ void Journal::maybe_snapshot(bool requested) {
       stats_.snapshot_write_ns.store(static_cast<uint64_t>(info.seconds * 1e9), std::memory_order_relaxed);
       core::log(core::Level::info, "snapshot.written",
                 {{"file", snapshot_name(seq)}, {"records", static_cast<unsigned long long>(info.records)},
-                 {"bytes", static_cast<unsigned long long>(info.bytes)}, {"seconds", info.seconds}});
+                 {"bytes", static_cast<unsigned long long>(info.bytes)}, {"seconds", info.seconds},
+                 {"write_pause_seconds", static_cast<double>(stats_.snapshot_pause_ns.load()) / 1e9}});
     } else {
       core::log(core::Level::error, "snapshot.failed", {{"error", err}});
     }

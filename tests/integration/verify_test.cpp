@@ -51,6 +51,9 @@ TEST(ForwardAuth, AValidKeyGets200WithIdentityHeadersAndNoBody) {
   EXPECT_FALSE(r.header("x-ratelimit-remaining").empty());
   EXPECT_EQ(http(s.port(), "GET", "/v1/auth?scopes=api_keys%3Aread", "", x.secret).status, 200);
   EXPECT_EQ(http(s.port(), "HEAD", "/v1/auth", "", x.secret).status, 200);
+  // Envoy's ext_authz asks with the checked request's own method.
+  EXPECT_EQ(http(s.port(), "POST", "/v1/auth", "", x.secret).status, 200);
+  EXPECT_EQ(http(s.port(), "DELETE", "/v1/auth", "", x.secret).status, 200);
 }
 
 TEST(ForwardAuth, FailuresMapTo401And403WithTheirCodes) {

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The DESIGN.md performance protocol: keygate with one reactor thread on CPU 1 against nginx
+# with one worker on CPU 1 answering `return 200` at the same path; wrk on CPU 0 with
+# -t1 -c64 -d10s, every request carrying a different valid key out of 1,000,000; plain and
+# 16-deep pipelined; A B A B over three rounds. Prints req/s, p50, p99, the server's CPU
+# time per request (utime + stime from /proc/PID/stat) and the keygate/nginx ratios.
+#
+#   perf/bench_vs_nginx.sh [KEYS=1000000] [ROUNDS=3] [DURATION=10s]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KEYS=${KEYS:-1000000}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+KG_PORT=18181
+NGINX_PORT=18182
+work=${WORK:-/tmp/keygate-bench}
+mkdir -p "$work"
+
+scripts/setup
+cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEYGATE_BENCHMARKS=ON -DKEYGATE_TESTS=OFF >/dev/null
+cmake --build build/bench --target keygate keygate_dataset >/dev/null
+
+# The generated directory stays pristine (a server would snapshot it); runs use a copy.
+if [ ! -d "$work/pristine-$KEYS" ]; then
+  build/bench/perf/keygate_dataset --data-dir "$work/pristine-$KEYS" --keys "$KEYS" --values "$work/keys-$KEYS.txt"
+fi
+rm -rf "$work/data-$KEYS" && cp -r "$work/pristine-$KEYS" "$work/data-$KEYS"
+
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT reuseport;
+    location /v1/auth { return 200; }
+  }
+}
+CONF
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+tick_hz=$(getconf CLK_TCK)
+
+# run NAME PID PORT PIPELINE -> prints "reqs_per_s p50 p99 cpu_us_per_req"
+run() {
+  local pid=$1 port=$2 depth=$3
+  local before after out
+  before=$(cpu_ticks "$pid")
+  out=$(KEYS="$work/keys-$KEYS.txt" PIPELINE=$depth taskset -c 0 wrk -t1 -c64 -d"$DURATION" --latency \
+        -s perf/auth.lua "http://127.0.0.1:$port")
+  after=$(cpu_ticks "$pid")
+  if echo "$out" | grep -q "Non-2xx"; then echo "$out" >&2; echo "non-2xx responses: the setup is wrong" >&2; exit 1; fi
+  local rps reqs p50 p99
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  local cpu_us
+  cpu_us=$(awk -v t=$((after - before)) -v hz="$tick_hz" -v n="$reqs" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+  echo "$rps $p50 $p99 $cpu_us"
+}
+
+start_keygate() {
+  taskset -c 1 build/bench/keygate serve --listen 127.0.0.1:$KG_PORT --data-dir "$work/data-$KEYS" --threads 1 \
+    > "$work/keygate.log" 2>&1 &
+  KG_PID=$!
+  until grep -q '"event":"ready"' "$work/keygate.log" 2>/dev/null; do sleep 0.2; done
+}
+start_nginx() {
+  taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" &
+  NGINX_PID=$!
+  until curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/v1/auth"; do sleep 0.1; done
+}
+
+start_keygate
+grep '"event":"recovered"' "$work/keygate.log"
+start_nginx
+trap 'kill $KG_PID $NGINX_PID 2>/dev/null || true' EXIT
+
+printf "%-7s %-8s %-10s %12s %9s %9s %12s\n" round mode server "req/s" p50 p99 "cpu us/req"
+declare -A sum
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in plain pipelined; do
+    depth=1; [ "$mode" = pipelined ] && depth=16
+    for server in keygate nginx; do
+      if [ $server = keygate ]; then pid=$KG_PID port=$KG_PORT; else pid=$NGINX_PID port=$NGINX_PORT; fi
+      # nginx's master forks the worker: measure the worker.
+      [ $server = nginx ] && pid=$(pgrep -P "$NGINX_PID" | head -1)
+      read -r rps p50 p99 cpu <<<"$(run "$pid" "$port" "$depth")"
+      printf "%-7s %-8s %-10s %12s %9s %9s %12s\n" "$round" "$mode" "$server" "$rps" "$p50" "$p99" "$cpu"
+      sum[$mode-$server-rps]=$(awk -v a="${sum[$mode-$server-rps]:-0}" -v b="$rps" 'BEGIN{print a+b}')
+      sum[$mode-$server-cpu]=$(awk -v a="${sum[$mode-$server-cpu]:-0}" -v b="$cpu" 'BEGIN{print a+b}')
+    done
+  done
+done
+echo
+for mode in plain pipelined; do
+  awk -v m=$mode -v kr="${sum[$mode-keygate-rps]}" -v nr="${sum[$mode-nginx-rps]}" \
+      -v kc="${sum[$mode-keygate-cpu]}" -v nc="${sum[$mode-nginx-cpu]}" -v r="$ROUNDS" \
+      'BEGIN {printf "%-9s keygate %.0f req/s, nginx %.0f req/s: ratio %.2fx; CPU/request keygate %.2f us, nginx %.2f us: ratio %.2fx\n",
+              m, kr/r, nr/r, kr/nr, kc/r, nc/r, kc/nc}'
+done
