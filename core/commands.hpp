@@ -56,8 +56,36 @@ struct RotateApiKey {
   uint64_t grace_period_seconds = 86'400;
 };
 
+struct CreateCertificate {
+  Id org;
+  std::optional<std::string> name;
+  std::string pem;  // already parsed and checked by the handler
+  std::array<uint8_t, 32> fingerprint{};
+  int64_t valid_at = 0;
+  int64_t expires_at = 0;
+};
+
+struct UpdateCertificate {
+  Id org;
+  Id certificate;
+  std::optional<std::string> name;
+};
+
+struct DeleteCertificate {
+  Id org;
+  Id certificate;
+};
+
+// All of them or none: one unknown id fails the whole command.
+struct SetCertificatesActive {
+  Id org;
+  std::vector<Id> certificates;
+  bool active = true;
+};
+
 using Command = std::variant<CreateOrganization, UpdateOrganization, CreateApiKey, UpdateApiKey,
-                             RevokeApiKey, RotateApiKey>;
+                             RevokeApiKey, RotateApiKey, CreateCertificate, UpdateCertificate,
+                             DeleteCertificate, SetCertificatesActive>;
 
 // What executing a command produced: the records as they now are (copies: they outlive the
 // read section), or the error that left everything unchanged.
@@ -66,6 +94,7 @@ struct Outcome {
   std::optional<Organization> org;
   std::optional<ApiKey> key;  // for a rotation: the new key
   std::string revealed_key;   // the value of a key just created: shown once
+  std::vector<Certificate> certificates;  // as they now are, in the order asked
 };
 
 }  // namespace keygate::core

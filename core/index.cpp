@@ -4,6 +4,7 @@
 #include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -50,6 +51,7 @@ cds_lfht* new_table() {
 struct RetiredRecords {
   std::vector<std::unique_ptr<const Organization>> orgs;
   std::vector<std::unique_ptr<const ApiKey>> keys;
+  std::vector<std::unique_ptr<const CertificateSet>> cert_sets;
 };
 
 struct RetiredBatch {  // standard layout: `head` is its first member
@@ -97,7 +99,10 @@ Index::~Index() {
     cds_lfht_destroy(t, nullptr);
   }
   for (auto& s : key_slots_) delete s->load();
-  for (auto& s : org_slots_) delete s->load();
+  for (auto& s : org_slots_) {
+    delete s->load();
+    delete s->certs();
+  }
 }
 
 KeySlot* Index::find_key(const KeyHash& hash) const noexcept {
@@ -156,11 +161,43 @@ void Index::put(std::unique_ptr<const ApiKey> record) {
   key_count_.fetch_add(1, std::memory_order_relaxed);
 }
 
+void Index::publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> set) {
+  set->active_fingerprints.clear();
+  for (const auto& c : set->items)
+    if (c->active) set->active_fingerprints.push_back(c->fingerprint);
+  if (const CertificateSet* old = org->certificates.exchange(set.release(), std::memory_order_acq_rel))
+    retired_cert_sets_.emplace_back(old);
+}
+
+void Index::put(std::shared_ptr<const Certificate> record) {
+  ReadSection rs;
+  OrgSlot* org = find_org(record->organization_id);
+  if (!org) throw std::logic_error("a certificate was published before its organization");
+  auto set = std::make_unique<CertificateSet>();
+  if (const CertificateSet* cur = org->certs()) set->items = cur->items;
+  auto same = std::find_if(set->items.begin(), set->items.end(), [&](const auto& c) { return c->id == record->id; });
+  if (same != set->items.end()) *same = std::move(record);
+  else set->items.push_back(std::move(record));  // ids grow with time: creation order holds
+  publish_certificates(org, std::move(set));
+}
+
+void Index::remove_certificate(Id organization, Id certificate) {
+  ReadSection rs;
+  OrgSlot* org = find_org(organization);
+  const CertificateSet* cur = org ? org->certs() : nullptr;
+  if (!cur) return;
+  auto set = std::make_unique<CertificateSet>();
+  for (const auto& c : cur->items)
+    if (c->id != certificate) set->items.push_back(c);
+  publish_certificates(org, std::move(set));
+}
+
 void Index::reclaim() {
-  if (retired_orgs_.empty() && retired_keys_.empty()) return;
+  if (retired_orgs_.empty() && retired_keys_.empty() && retired_cert_sets_.empty()) return;
   auto* batch = new RetiredBatch{{}, new RetiredRecords{}};
   batch->records->orgs.swap(retired_orgs_);
   batch->records->keys.swap(retired_keys_);
+  batch->records->cert_sets.swap(retired_cert_sets_);
   urcu_memb_call_rcu(&batch->head, free_batch);
 }
 

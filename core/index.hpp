@@ -69,6 +69,19 @@ struct KeySlot {
   KeySlot* next() const noexcept { return next_in_org.load(std::memory_order_acquire); }
 };
 
+// An organization's certificates at one moment: immutable, replaced as a whole by the
+// writer (there are at most 50), in creation order.
+struct CertificateSet {
+  std::vector<std::shared_ptr<const Certificate>> items;
+  std::vector<std::array<uint8_t, 32>> active_fingerprints;
+
+  const Certificate* find(Id id) const noexcept {
+    for (const auto& c : items)
+      if (c->id == id) return c.get();
+    return nullptr;
+  }
+};
+
 struct OrgSlot {
   HashNode by_id;
   const Id id;
@@ -77,9 +90,11 @@ struct OrgSlot {
   std::atomic<KeySlot*> first_key{nullptr};
   KeySlot* last_key = nullptr;  // writer only
   std::atomic<uint32_t> key_count{0};
+  std::atomic<const CertificateSet*> certificates{nullptr};  // null: none ever uploaded
 
   explicit OrgSlot(const Organization* r) : id(r->id), record(r) {}
   const Organization* load() const noexcept { return record.load(std::memory_order_acquire); }
+  const CertificateSet* certs() const noexcept { return certificates.load(std::memory_order_acquire); }
   KeySlot* keys() const noexcept { return first_key.load(std::memory_order_acquire); }
   OrgSlot* next() const noexcept { return next_org.load(std::memory_order_acquire); }
 };
@@ -102,6 +117,9 @@ class Index {
   // The writer: takes ownership of the record, publishes it, retires the version it replaces.
   void put(std::unique_ptr<const Organization> record);
   void put(std::unique_ptr<const ApiKey> record);
+  // Adds or replaces a certificate of its organization, or removes one.
+  void put(std::shared_ptr<const Certificate> record);
+  void remove_certificate(Id organization, Id certificate);
   // Frees the versions retired since the last call once no reader can hold them.
   void reclaim();
 
@@ -117,6 +135,8 @@ class Index {
   std::vector<std::unique_ptr<KeySlot>> key_slots_;
   std::vector<std::unique_ptr<const Organization>> retired_orgs_;
   std::vector<std::unique_ptr<const ApiKey>> retired_keys_;
+  std::vector<std::unique_ptr<const CertificateSet>> retired_cert_sets_;
+  void publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> set);
 };
 
 }  // namespace keygate::core

@@ -3,6 +3,7 @@
 // change under them. Times are Unix milliseconds; 0 means "none" (null on the wire).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -63,5 +64,21 @@ struct ApiKey {
     return KeyStatus::active;
   }
 };
+
+// An X.509 certificate uploaded to an organization (spec section 6). Times of the
+// certificate itself are Unix seconds, as the OpenAI Admin API has them.
+struct Certificate {
+  Id id;
+  Id organization_id;
+  std::optional<std::string> name;
+  std::string pem;
+  std::array<uint8_t, 32> fingerprint{};  // SHA-256 of the DER encoding
+  int64_t valid_at = 0;                   // notBefore
+  int64_t expires_at = 0;                 // notAfter
+  uint64_t created_ms = 0;
+  bool active = false;
+};
+
+inline constexpr size_t kMaxCertificatesPerOrganization = 50;
 
 }  // namespace keygate::core

@@ -47,14 +47,14 @@ const ApiKey* StateMachine::key(Id org_id, Id key_id) const {
 ApiKey& StateMachine::stage(std::unique_ptr<ApiKey> k) {
   ApiKey& ref = *k;
   staged_keys_[k->id] = staged_.size();
-  staged_.push_back({nullptr, std::move(k)});
+  staged_.push_back({nullptr, std::move(k), nullptr});
   return ref;
 }
 
 Organization& StateMachine::stage(std::unique_ptr<Organization> o) {
   Organization& ref = *o;
   staged_orgs_[o->id] = staged_.size();
-  staged_.push_back({std::move(o), nullptr});
+  staged_.push_back({std::move(o), nullptr, nullptr});
   return ref;
 }
 
@@ -187,14 +187,127 @@ Outcome StateMachine::run(const RotateApiKey& c, uint64_t now) {
   return out;
 }
 
+std::vector<const Certificate*> StateMachine::certificates(Id org_id) const {
+  std::vector<const Certificate*> out;
+  OrgSlot* slot = index_.find_org(org_id);
+  if (const CertificateSet* set = slot ? slot->certs() : nullptr)
+    for (const auto& c : set->items)
+      if (!staged_certs_.contains(c->id)) out.push_back(c.get());
+  for (const auto& [id, i] : staged_certs_)
+    if (staged_[i].cert->organization_id == org_id && !staged_[i].cert_deleted) out.push_back(staged_[i].cert.get());
+  std::sort(out.begin(), out.end(), [](const Certificate* a, const Certificate* b) { return a->id < b->id; });
+  return out;
+}
+
+void StateMachine::stage(std::shared_ptr<Certificate> c, bool deleted) {
+  staged_certs_[c->id] = staged_.size();
+  staged_.push_back({nullptr, nullptr, std::move(c), deleted});
+}
+
+namespace {
+
+const Certificate* find_certificate(const std::vector<const Certificate*>& certs, Id id) {
+  for (const Certificate* c : certs)
+    if (c->id == id) return c;
+  return nullptr;
+}
+
+Outcome certificate_not_found() {
+  return fail(ErrorCode::not_found, "No certificate with that id exists in this organization.", "certificate_id");
+}
+
+}  // namespace
+
+Outcome StateMachine::run(const CreateCertificate& c, uint64_t now) {
+  if (!org(c.org)) return fail(ErrorCode::not_found, "No organization with that id exists.", "id");
+  const auto existing = certificates(c.org);
+  // Checked here, by the one writer, so that the limit and uniqueness hold under any
+  // number of concurrent uploads.
+  for (const Certificate* e : existing)
+    if (e->fingerprint == c.fingerprint)
+      return fail(ErrorCode::duplicate_certificate,
+                  "This certificate is already uploaded to this organization (as " +
+                      to_string(IdKind::certificate, e->id) + ").",
+                  "certificate");
+  if (existing.size() >= kMaxCertificatesPerOrganization)
+    return fail(ErrorCode::certificate_limit_reached,
+                "An organization can hold at most 50 certificates: delete one you no longer use first.",
+                "certificate");
+  auto cert = std::make_shared<Certificate>();
+  cert->id = ids_.next(now);
+  cert->organization_id = c.org;
+  cert->name = c.name;
+  cert->pem = c.pem;
+  cert->fingerprint = c.fingerprint;
+  cert->valid_at = c.valid_at;
+  cert->expires_at = c.expires_at;
+  cert->created_ms = now;
+  Outcome out;
+  out.certificates.push_back(*cert);
+  stage(std::move(cert), false);
+  return out;
+}
+
+Outcome StateMachine::run(const UpdateCertificate& c, uint64_t) {
+  const Certificate* cur = find_certificate(certificates(c.org), c.certificate);
+  if (!cur) return certificate_not_found();
+  auto cert = std::make_shared<Certificate>(*cur);
+  if (c.name) cert->name = c.name;
+  Outcome out;
+  out.certificates.push_back(*cert);
+  stage(std::move(cert), false);
+  return out;
+}
+
+Outcome StateMachine::run(const DeleteCertificate& c, uint64_t) {
+  const Certificate* cur = find_certificate(certificates(c.org), c.certificate);
+  if (!cur) return certificate_not_found();
+  if (cur->active)
+    return fail(ErrorCode::certificate_active,
+                "This certificate is active: deactivate it (POST /v1/organization/certificates/deactivate) "
+                "before deleting it.",
+                "certificate_id");
+  Outcome out;
+  out.certificates.push_back(*cur);
+  stage(std::make_shared<Certificate>(*cur), true);
+  return out;
+}
+
+Outcome StateMachine::run(const SetCertificatesActive& c, uint64_t) {
+  const auto certs = certificates(c.org);
+  std::vector<const Certificate*> found;
+  for (Id id : c.certificates) {
+    const Certificate* cur = find_certificate(certs, id);
+    if (!cur)
+      return fail(ErrorCode::not_found,
+                  "No certificate " + to_string(IdKind::certificate, id) +
+                      " exists in this organization: nothing was changed.",
+                  "certificate_ids");
+    found.push_back(cur);
+  }
+  Outcome out;
+  for (const Certificate* cur : found) {
+    out.certificates.push_back(*cur);
+    out.certificates.back().active = c.active;
+    if (cur->active == c.active) continue;  // idempotent
+    auto cert = std::make_shared<Certificate>(*cur);
+    cert->active = c.active;
+    stage(std::move(cert), false);
+  }
+  return out;
+}
+
 void StateMachine::publish() {
   for (Staged& s : staged_) {
     if (s.org) index_.put(std::unique_ptr<const Organization>(std::move(s.org)));
-    else index_.put(std::unique_ptr<const ApiKey>(std::move(s.key)));
+    else if (s.key) index_.put(std::unique_ptr<const ApiKey>(std::move(s.key)));
+    else if (s.cert_deleted) index_.remove_certificate(s.cert->organization_id, s.cert->id);
+    else index_.put(std::shared_ptr<const Certificate>(std::move(s.cert)));
   }
   staged_.clear();
   staged_orgs_.clear();
   staged_keys_.clear();
+  staged_certs_.clear();
   index_.reclaim();
 }
 
@@ -202,8 +315,16 @@ void StateMachine::discard() {
   staged_.clear();
   staged_orgs_.clear();
   staged_keys_.clear();
+  staged_certs_.clear();
   rebuild_slugs();
 }
+
+void StateMachine::apply(std::shared_ptr<Certificate> c) {
+  ids_.observe(c->id);
+  index_.put(std::shared_ptr<const Certificate>(std::move(c)));
+}
+
+void StateMachine::apply_certificate_deletion(Id org, Id cert) { index_.remove_certificate(org, cert); }
 
 void StateMachine::rebuild_slugs() {
   ReadSection rs;

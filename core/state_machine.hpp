@@ -19,8 +19,10 @@ namespace keygate::core {
 class StateMachine {
  public:
   struct Staged {
-    std::unique_ptr<Organization> org;  // exactly one of the two is set
+    std::unique_ptr<Organization> org;  // exactly one of the three is set
     std::unique_ptr<ApiKey> key;
+    std::shared_ptr<Certificate> cert;
+    bool cert_deleted = false;  // `cert` names the certificate that goes
   };
 
   explicit StateMachine(Index& index);
@@ -33,6 +35,8 @@ class StateMachine {
   // Recovery: a record read back from a snapshot or the log, published at once.
   void apply(std::unique_ptr<Organization> org);
   void apply(std::unique_ptr<ApiKey> key);
+  void apply(std::shared_ptr<Certificate> cert);
+  void apply_certificate_deletion(Id org, Id cert);
 
   Index& index() noexcept { return index_; }
 
@@ -43,6 +47,13 @@ class StateMachine {
   Outcome run(const UpdateApiKey& c, uint64_t now);
   Outcome run(const RevokeApiKey& c, uint64_t now);
   Outcome run(const RotateApiKey& c, uint64_t now);
+  Outcome run(const CreateCertificate& c, uint64_t now);
+  Outcome run(const UpdateCertificate& c, uint64_t now);
+  Outcome run(const DeleteCertificate& c, uint64_t now);
+  Outcome run(const SetCertificatesActive& c, uint64_t now);
+  // The organization's certificates as this batch sees them, in creation order.
+  std::vector<const Certificate*> certificates(Id org) const;
+  void stage(std::shared_ptr<Certificate> c, bool deleted);
 
   const Organization* org(Id id) const;
   const ApiKey* key(Id org, Id key) const;
@@ -58,6 +69,7 @@ class StateMachine {
   std::vector<Staged> staged_;
   std::unordered_map<Id, size_t, IdHash> staged_orgs_;  // id -> latest staged version
   std::unordered_map<Id, size_t, IdHash> staged_keys_;
+  std::unordered_map<Id, size_t, IdHash> staged_certs_;
 };
 
 }  // namespace keygate::core

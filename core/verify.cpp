@@ -60,6 +60,15 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
     r.code = VerifyCode::insufficient_scope;
     return r;
   }
+  if (const CertificateSet* certs = slot->org->certs(); certs && !certs->active_fingerprints.empty()) {
+    bool bound = false;
+    if (req.client_certificate)
+      for (const auto& fp : certs->active_fingerprints) bound = bound || fp == *req.client_certificate;
+    if (!bound) {
+      r.code = VerifyCode::certificate_required;
+      return r;
+    }
+  }
   r.rate = take_token(slot->rate_tat_ns, limits.for_key(k), now_mono_ns);
   if (!r.rate.allowed) {
     r.code = VerifyCode::rate_limited;

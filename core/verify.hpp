@@ -1,7 +1,9 @@
 // verify(): the hot path. Decides whether a presented key may be used, in the order of
 // spec section 5: shape and checksum, lookup, revoked, expired (or past its grace period),
 // organization suspended, origin, scopes, rate limit. No allocation, no lock, no system
-// call; the caller holds a ReadSection for the duration.
+// call; the caller holds a ReadSection for the duration. After the scopes, a key of an
+// organization with active certificates needs a matching client certificate
+// (CERTIFICATE_REQUIRED), then comes the rate limit.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +35,9 @@ struct VerifyRequest {
   bool unknown_scope = false;      // a scope was asked that no key can hold
   std::string_view origin;
   std::optional<Id> organization;  // a tenant verifier: keys of other organizations are NOT_FOUND
+  // SHA-256 of the client's TLS certificate as the gateway saw it; checked when the key's
+  // organization has active certificates.
+  const std::array<uint8_t, 32>* client_certificate = nullptr;
 };
 
 struct VerifyResult {

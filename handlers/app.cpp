@@ -37,6 +37,14 @@ std::vector<Route> routes() {
       {Method::patch, "/v1/organizations/{id}/api-keys/{keyId}", nullptr, update_api_key, true},
       {Method::del, "/v1/organizations/{id}/api-keys/{keyId}", nullptr, revoke_api_key, true},
       {Method::post, "/v1/organizations/{id}/api-keys/{keyId}/rotations", nullptr, rotate_api_key, true},
+      // Before /{id}: "activate" and "deactivate" are not certificate ids.
+      {Method::post, "/v1/organization/certificates/activate", nullptr, activate_certificates, true},
+      {Method::post, "/v1/organization/certificates/deactivate", nullptr, deactivate_certificates, true},
+      {Method::get, "/v1/organization/certificates", list_certificates, nullptr, true},
+      {Method::post, "/v1/organization/certificates", nullptr, create_certificate, true},
+      {Method::get, "/v1/organization/certificates/{id}", get_certificate, nullptr, true},
+      {Method::post, "/v1/organization/certificates/{id}", nullptr, update_certificate, true},
+      {Method::del, "/v1/organization/certificates/{id}", nullptr, delete_certificate, true},
   };
 }
 

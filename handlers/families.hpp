@@ -23,6 +23,14 @@ net::task<void> rotate_api_key(Exchange& ex);
 void verify_key(Exchange& ex);      // POST /v1/keys/verify
 void forward_auth(Exchange& ex);    // GET /v1/auth
 
+void list_certificates(Exchange& ex);
+net::task<void> create_certificate(Exchange& ex);
+void get_certificate(Exchange& ex);
+net::task<void> update_certificate(Exchange& ex);
+net::task<void> delete_certificate(Exchange& ex);
+net::task<void> activate_certificates(Exchange& ex);
+net::task<void> deactivate_certificates(Exchange& ex);
+
 void healthz(Exchange& ex);
 void readyz(Exchange& ex);
 void metrics(Exchange& ex);

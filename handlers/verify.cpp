@@ -1,6 +1,7 @@
 // Verification, the hot path (spec section 5): POST /v1/keys/verify for services and
 // GET /v1/auth for gateways. Neither allocates once its thread's buffers are warm.
 #include "core/clock.hpp"
+#include "core/x509.hpp"
 #include "handlers/auth.hpp"
 #include "handlers/errors.hpp"
 #include "handlers/families.hpp"
@@ -49,6 +50,7 @@ void verify_key(Exchange& ex) {
   core::VerifyRequest vr;
   core::Error err;
   bool has_key = false;
+  std::array<uint8_t, 32> fingerprint;
   bool ok = JsonFields::each(ex.req.body, false, err, [&](std::string_view k, JsonValue& v) {
     if (k == "key") return (has_key = true) && read_string_view(v, k, vr.key, err);
     if (k == "origin") return read_string_view(v, k, vr.origin, err);
@@ -65,8 +67,12 @@ void verify_key(Exchange& ex) {
       return true;
     }
     if (k == "client_certificate_sha256") {
-      std::string_view ignored;
-      return read_string_view(v, k, ignored, err);
+      std::string_view hex;
+      if (!read_string_view(v, k, hex, err)) return false;
+      if (!core::parse_sha256_hex(hex, fingerprint))
+        return (err = invalid_field(k, "must be the certificate's SHA-256 as 64 hexadecimal digits"), false);
+      vr.client_certificate = &fingerprint;
+      return true;
     }
     err = unknown_field(k);
     return false;
@@ -114,6 +120,9 @@ void forward_auth(Exchange& ex) {
   core::VerifyRequest vr;
   vr.key = cred == CredentialRead::ok ? key : std::string_view();
   vr.origin = ex.req.header("origin");
+  std::array<uint8_t, 32> fingerprint;
+  if (auto h = ex.req.header("x-client-cert-sha256"); !h.empty() && core::parse_sha256_hex(h, fingerprint))
+    vr.client_certificate = &fingerprint;
   if (auto h = ex.req.header("x-required-scopes"); !h.empty()) parse_scope_list(h, vr.required_scopes, vr.unknown_scope);
   if (auto q = query_param(ex.req.query, "scopes")) {
     char decoded[1024];

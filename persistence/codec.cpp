@@ -105,6 +105,52 @@ void encode(const core::ApiKey& k, uint64_t last_used_ms, std::string& out) {
   w.num(last_used_ms);
 }
 
+void encode(const core::Certificate& c, std::string& out) {
+  Out w(out);
+  w.id(c.id);
+  w.id(c.organization_id);
+  w.num(static_cast<uint8_t>(c.name.has_value()));
+  w.str(c.name ? *c.name : std::string());
+  w.str(c.pem);
+  w.bytes(c.fingerprint.data(), c.fingerprint.size());
+  w.num(c.valid_at);
+  w.num(c.expires_at);
+  w.num(c.created_ms);
+  w.num(static_cast<uint8_t>(c.active));
+}
+
+void encode_certificate_deletion(core::Id org, core::Id cert, std::string& out) {
+  Out w(out);
+  w.id(org);
+  w.id(cert);
+}
+
+std::shared_ptr<core::Certificate> decode_certificate(std::string_view payload) {
+  In r(payload);
+  auto c = std::make_shared<core::Certificate>();
+  c->id = r.id();
+  c->organization_id = r.id();
+  const auto has_name = r.num<uint8_t>();
+  std::string name = r.str();
+  if (has_name) c->name = std::move(name);
+  c->pem = r.str();
+  r.bytes(c->fingerprint.data(), c->fingerprint.size());
+  c->valid_at = r.num<int64_t>();
+  c->expires_at = r.num<int64_t>();
+  c->created_ms = r.num<uint64_t>();
+  const auto active = r.num<uint8_t>();
+  c->active = active != 0;
+  if (!r.ok_and_done() || has_name > 1 || active > 1 || c->id.empty()) return nullptr;
+  return c;
+}
+
+bool decode_certificate_deletion(std::string_view payload, core::Id& org, core::Id& cert) {
+  In r(payload);
+  org = r.id();
+  cert = r.id();
+  return r.ok_and_done();
+}
+
 std::unique_ptr<core::Organization> decode_organization(std::string_view payload) {
   In r(payload);
   auto o = std::make_unique<core::Organization>();

@@ -47,7 +47,7 @@ ReadStatus read_record(std::string_view data, size_t offset, RecordView& out) no
   if (len > data.size() - offset - kRecordHeader) return ReadStatus::bad;
   std::string_view payload(h + kRecordHeader, len);
   if (record_crc(type, version, payload) != crc) return ReadStatus::bad;
-  if (type != 1 && type != 2 && type != 255) return ReadStatus::bad;
+  if ((type < 1 || type > 4) && type != 255) return ReadStatus::bad;
   out.type = static_cast<RecordType>(type);
   out.version = version;
   out.payload = payload;

@@ -8,7 +8,13 @@
 
 namespace keygate::persistence {
 
-enum class RecordType : uint8_t { organization = 1, api_key = 2, footer = 255 };
+enum class RecordType : uint8_t {
+  organization = 1,
+  api_key = 2,
+  certificate = 3,
+  certificate_deleted = 4,
+  footer = 255,
+};
 
 inline constexpr size_t kRecordHeader = 12;
 inline constexpr uint8_t kPayloadVersion = 1;

@@ -24,6 +24,7 @@ uint64_t load64(const char* p) {
 
 bool apply(core::StateMachine& state, const RecordView& r) {
   if (r.version != kPayloadVersion) return false;
+  core::ReadSection rs;  // for the lookups below
   if (r.type == RecordType::organization) {
     auto o = decode_organization(r.payload);
     if (!o) return false;
@@ -38,9 +39,20 @@ bool apply(core::StateMachine& state, const RecordView& r) {
     if (!state.index().find_org(k->organization_id)) return false;
     state.apply(std::move(k));
     if (last_used) {
-      core::ReadSection rs;
       state.index().find_key(id)->last_used_ms.store(last_used, std::memory_order_relaxed);
     }
+    return true;
+  }
+  if (r.type == RecordType::certificate) {
+    auto c = decode_certificate(r.payload);
+    if (!c || !state.index().find_org(c->organization_id)) return false;
+    state.apply(std::move(c));
+    return true;
+  }
+  if (r.type == RecordType::certificate_deleted) {
+    core::Id org, cert;
+    if (!decode_certificate_deletion(r.payload, org, cert)) return false;
+    state.apply_certificate_deletion(org, cert);
     return true;
   }
   return false;

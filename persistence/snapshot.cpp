@@ -72,6 +72,14 @@ bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq, 
           buf.clear();
         }
       }
+      if (const core::CertificateSet* certs = org->certs()) {
+        for (const auto& c : certs->items) {
+          payload.clear();
+          encode(*c, payload);
+          append_record(buf, RecordType::certificate, payload);
+          ++records;
+        }
+      }
       org = org->next();
     }
   }

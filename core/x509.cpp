@@ -1,0 +1,105 @@
+#include "core/x509.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <ctime>
+#include <memory>
+
+namespace keygate::core {
+
+namespace {
+
+size_t count(std::string_view hay, std::string_view needle) {
+  size_t n = 0;
+  for (size_t p = hay.find(needle); p != std::string_view::npos; p = hay.find(needle, p + 1)) ++n;
+  return n;
+}
+
+bool to_unix(const ASN1_TIME* t, int64_t& out) {
+  tm parts{};
+  if (!t || ASN1_TIME_to_tm(t, &parts) != 1) return false;
+  out = static_cast<int64_t>(timegm(&parts));
+  return true;
+}
+
+}  // namespace
+
+bool parse_certificate_pem(std::string_view pem, ParsedCertificate& out, std::string& error) {
+  if (pem.size() > kMaxCertificateBytes) {
+    error = "The certificate is larger than 64 KiB: upload a single PEM certificate.";
+    return false;
+  }
+  if (pem.find("PRIVATE KEY-----") != std::string_view::npos) {
+    error = "The upload contains a private key: upload only the certificate, and keep the key secret.";
+    return false;
+  }
+  const size_t begins = count(pem, "-----BEGIN ");
+  const size_t certs = count(pem, "-----BEGIN CERTIFICATE-----");
+  if (begins == 0) {
+    error = "The certificate is not in PEM format: it must start with -----BEGIN CERTIFICATE-----.";
+    return false;
+  }
+  if (certs == 0) {
+    error = "The PEM does not hold a certificate (no -----BEGIN CERTIFICATE----- block).";
+    return false;
+  }
+  if (certs > 1) {
+    error = "The PEM holds " + std::to_string(certs) + " certificates (a chain): upload them one at a time.";
+    return false;
+  }
+  if (begins > 1) {
+    error = "The PEM holds other blocks besides the certificate: upload the certificate alone.";
+    return false;
+  }
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
+  if (!x509) {
+    error = "The certificate block could not be read as an X.509 certificate: check that it was copied whole.";
+    return false;
+  }
+  if (!to_unix(X509_get0_notBefore(x509.get()), out.valid_at) || !to_unix(X509_get0_notAfter(x509.get()), out.expires_at)) {
+    error = "The certificate's validity period could not be read.";
+    return false;
+  }
+  unsigned char* der = nullptr;
+  const int len = i2d_X509(x509.get(), &der);
+  if (len <= 0) {
+    error = "The certificate could not be encoded as DER.";
+    return false;
+  }
+  unsigned int md_len = 0;
+  const bool ok = EVP_Digest(der, static_cast<size_t>(len), out.fingerprint.data(), &md_len, EVP_sha256(), nullptr) == 1;
+  OPENSSL_free(der);
+  if (!ok) {
+    error = "The certificate's fingerprint could not be computed.";
+    return false;
+  }
+  return true;
+}
+
+bool parse_sha256_hex(std::string_view text, std::array<uint8_t, 32>& out) noexcept {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  size_t n = 0;
+  for (size_t i = 0; i < text.size();) {
+    if (text[i] == ':') {
+      ++i;
+      continue;
+    }
+    if (i + 1 >= text.size() || n == 32) return false;
+    const int hi = hex(text[i]), lo = hex(text[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[n++] = static_cast<uint8_t>(hi * 16 + lo);
+    i += 2;
+  }
+  return n == 32;
+}
+
+}  // namespace keygate::core
