@@ -27,6 +27,7 @@ std::vector<Route> routes() {
       {Method::get, "/healthz", healthz, nullptr, false},
       {Method::get, "/readyz", readyz, nullptr, false},
       {Method::get, "/metrics", metrics, nullptr, false},
+      {Method::get, "/v1/openapi.json", openapi, nullptr, false},
       {Method::post, "/v1/organizations", nullptr, create_organization, false},
       {Method::get, "/v1/organizations", list_organizations, nullptr, true},
       {Method::get, "/v1/organizations/{id}", get_organization, nullptr, true},
@@ -91,7 +92,8 @@ std::optional<net::task<void>> App::handle(const net::Request& req, net::Respons
     case Router::Result::found: break;
   }
   const Route& route = router_.route(ex.route);
-  if (!ctx_.ready.load(std::memory_order_acquire) && route.sync != healthz && route.sync != readyz) {
+  if (!ctx_.ready.load(std::memory_order_acquire) && route.sync != healthz && route.sync != readyz &&
+      route.sync != openapi) {
     write_error(ex, core::ErrorCode::storage_unavailable, "The server is still recovering its data: retry in a moment.");
     return std::nullopt;
   }

@@ -34,5 +34,6 @@ net::task<void> deactivate_certificates(Exchange& ex);
 void healthz(Exchange& ex);
 void readyz(Exchange& ex);
 void metrics(Exchange& ex);
+void openapi(Exchange& ex);
 
 }  // namespace keygate::handlers

@@ -5,6 +5,13 @@
 
 namespace keygate::handlers {
 
+extern const std::string_view kOpenApiDocument;
+
+void openapi(Exchange& ex) {
+  ex.res.status = 200;
+  ex.res.body.assign(kOpenApiDocument);
+}
+
 void healthz(Exchange& ex) {
   ex.res.status = 200;
   ex.res.body.append("{\"status\":\"ok\"}");

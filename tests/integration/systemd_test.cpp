@@ -1,0 +1,155 @@
+// systemd integration: READY=1 on NOTIFY_SOCKET only after recovery, a listening socket
+// passed the way systemd passes it (LISTEN_FDS), and unit files that systemd-analyze accepts.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "support/harness.hpp"
+
+using namespace keygate::testing;
+
+TEST(Systemd, ReadyIsNotifiedOnlyAfterRecovery) {
+  const std::string dir = make_temp_dir();
+  const std::string sock_path = dir + "/notify.sock";
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock_path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ::setenv("NOTIFY_SOCKET", sock_path.c_str(), 1);
+  std::vector<std::string> messages;
+  {
+    ServerProcess s;
+    ::unsetenv("NOTIFY_SOCKET");
+    for (int i = 0; i < 20; ++i) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 2000) <= 0) break;
+      char buf[512];
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      messages.emplace_back(buf, static_cast<size_t>(n));
+      if (messages.back().find("READY=1") != std::string::npos) break;
+    }
+    EXPECT_LT(s.log().find("\"event\":\"recovered\""), s.log().find("\"event\":\"ready\""));
+    EXPECT_EQ(s.stop(), 0);
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 2000) > 0) {
+      char buf[512];
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n > 0) messages.emplace_back(buf, static_cast<size_t>(n));
+    }
+  }
+  ::unsetenv("NOTIFY_SOCKET");
+  ASSERT_GE(messages.size(), 2u);
+  EXPECT_NE(messages[0].find("STATUS=recovering"), std::string::npos);
+  EXPECT_NE(messages[1].find("READY=1"), std::string::npos);
+  EXPECT_NE(messages.back().find("STOPPING=1"), std::string::npos);
+  ::close(fd);
+  remove_tree(dir);
+}
+
+TEST(Systemd, ServesAListeningSocketPassedAsSystemdDoes) {
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(lfd, 128), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  const uint16_t port = ntohs(a.sin_port);
+  const std::string dir = make_temp_dir();
+  const std::string log_path = dir + "/out.log";
+  pid_t pid = fork();
+  if (pid == 0) {
+    ::dup2(lfd, 3);
+    int out = ::open(log_path.c_str(), O_WRONLY | O_CREAT, 0600);
+    ::dup2(out, 1);
+    ::setenv("LISTEN_FDS", "1", 1);
+    ::setenv("LISTEN_PID", std::to_string(getpid()).c_str(), 1);
+    const std::string data = dir + "/data";
+    execl(KEYGATE_BINARY, KEYGATE_BINARY, "serve", "--data-dir", data.c_str(), "--threads", "2",
+          "--listen", "127.0.0.1:1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ::close(lfd);
+  HttpResponse r;
+  for (int i = 0; i < 100; ++i) {
+    r = http(port, "GET", "/readyz");
+    if (r.status == 200) break;
+    usleep(50000);
+  }
+  EXPECT_EQ(r.status, 200);
+  std::ifstream in(log_path);
+  std::stringstream log;
+  log << in.rdbuf();
+  EXPECT_NE(log.str().find("\"socket_activated\":true"), std::string::npos) << log.str();
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  remove_tree(dir);
+}
+
+TEST(Systemd, UnitFilesPassSystemdAnalyzeVerify) {
+  if (!std::filesystem::exists("/usr/bin/systemd-analyze")) GTEST_SKIP() << "systemd-analyze is not installed";
+  const std::string dir = make_temp_dir();
+  std::ifstream service_in(std::string(KEYGATE_SOURCE_DIR) + "/scripts/systemd/keygate.service");
+  std::stringstream service;
+  service << service_in.rdbuf();
+  std::string text = service.str();
+  // The unit names the installed binary; point it at the one just built.
+  text.replace(text.find("/usr/bin/keygate"), 16, KEYGATE_BINARY);
+  std::ofstream(dir + "/keygate.service") << text;
+  std::filesystem::copy_file(std::string(KEYGATE_SOURCE_DIR) + "/scripts/systemd/keygate.socket", dir + "/keygate.socket");
+  const std::string cmd = "systemd-analyze verify " + dir + "/keygate.service " + dir + "/keygate.socket 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  EXPECT_EQ(pclose(p), 0) << out;
+  EXPECT_EQ(out.find("rror"), std::string::npos) << out;
+  remove_tree(dir);
+}
+
+TEST(Configuration, FileThenEnvironmentThenFlags) {
+  const std::string dir = make_temp_dir();
+  std::ofstream(dir + "/keygate.conf") << "secret-burst = 2\nsecret-rate = 1\npublishable-burst = 7\n";
+  ::setenv("KEYGATE_SECRET_BURST", "3", 1);  // the environment beats the file
+  {
+    ServerProcess s({"--config", dir + "/keygate.conf", "--publishable-burst", "9"});  // a flag beats both
+    ::unsetenv("KEYGATE_SECRET_BURST");
+    auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"Conf"})", s.root_key()).body);
+    EXPECT_EQ(str(j, "/data/api_key/rate_limit/burst"), "3");
+    EXPECT_EQ(str(j, "/data/api_key/rate_limit/requests_per_second"), "1");
+    const std::string org = str(j, "/data/id"), key = str(j, "/data/api_key/revealed_key");
+    auto pk = parse_json(http(s.port(), "POST", "/v1/organizations/" + org + "/api-keys", R"({"name":"p","type":"publishable"})", key).body);
+    EXPECT_EQ(str(pk, "/data/rate_limit/burst"), "9");
+  }
+  ::unsetenv("KEYGATE_SECRET_BURST");
+  // An invalid value is refused at start with a message naming the setting.
+  std::ofstream(dir + "/bad.conf") << "fsync = sometimes\n";
+  const std::string cmd = "timeout 10 " + std::string(KEYGATE_BINARY) + " serve --listen 127.0.0.1:0 --data-dir " + dir +
+                          "/d --config " + dir + "/bad.conf 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  EXPECT_NE(pclose(p), 0);
+  EXPECT_NE(out.find("fsync"), std::string::npos) << out;
+  remove_tree(dir);
+}
