@@ -3,6 +3,8 @@
 //   keygate serve   the server (the data plane on io_uring reactors, the control plane on Asio)
 //   keygate check   verifies a data directory offline and prints what it holds
 //   keygate repair  cuts a damaged log at its last good record (keeping a copy)
+//   keygate orgs    create | list, on a running server with the root key
+//   keygate keys    create | list | revoke | rotate, likewise
 //   keygate version
 #include <signal.h>
 #include <systemd/sd-daemon.h>
@@ -16,6 +18,7 @@
 #include <optional>
 #include <thread>
 
+#include "cli/operator.hpp"
 #include "core/index.hpp"
 #include "core/log.hpp"
 #include "core/state_machine.hpp"
@@ -45,6 +48,7 @@ struct ServeOptions {
   std::string root_key_file;
   std::string fsync = "always";
   bool open_signup = false;
+  bool access_log = false;
   uint64_t snapshot_bytes = 64ull << 20;
   uint32_t secret_rps = 10'000, secret_burst = 20'000;
   uint32_t publishable_rps = 1'000, publishable_burst = 2'000;
@@ -72,6 +76,8 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
   cmd.add_option("--fsync", o.fsync, "always: acknowledge a change after its fdatasync; everysec: fdatasync once a second")
       ->envname(env("FSYNC"))->check(CLI::IsMember({"always", "everysec"}))->capture_default_str();
   cmd.add_flag("--open-signup", o.open_signup, "Allow POST /v1/organizations without a key")->envname(env("OPEN_SIGNUP"));
+  cmd.add_flag("--access-log", o.access_log, "Log one line per request (method, path, status, time; never a key)")
+      ->envname(env("ACCESS_LOG"));
   cmd.add_option("--snapshot-bytes", o.snapshot_bytes, "Write a snapshot when the log has grown by this many bytes")
       ->envname(env("SNAPSHOT_BYTES"))->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 40))->capture_default_str();
   cmd.add_option("--secret-rate", o.secret_rps, "Default requests/s of a secret key (0: unlimited)")
@@ -121,6 +127,7 @@ int serve(const ServeOptions& o) {
   handlers::Metrics metrics;
   handlers::AppConfig config;
   config.open_signup = o.open_signup;
+  config.access_log = o.access_log;
   config.root_hash = root.hash;
   config.rate_defaults.secret = {o.secret_rps, o.secret_burst};
   config.rate_defaults.publishable = {o.publishable_rps, o.publishable_burst};
@@ -306,6 +313,32 @@ int main(int argc, char** argv) {
   auto* repair_cmd = cli.add_subcommand("repair", "Cut a damaged log at its last good record (a copy is kept as .broken)");
   repair_cmd->add_option("--data-dir", data_dir, "Data directory")->envname("KEYGATE_DATA_DIR")->capture_default_str();
   auto* version_cmd = cli.add_subcommand("version", "Print the version");
+
+  cli::Target target;
+  auto add_target = [&](CLI::App* c) {
+    c->add_option("--server", target.server, "The running server, http://HOST:PORT")
+        ->envname("KEYGATE_SERVER")->capture_default_str();
+    c->add_option("--root-key-file", target.root_key_file, "The root key")
+        ->envname("KEYGATE_ROOT_KEY_FILE")->capture_default_str();
+  };
+  std::string action, org_name, org_slug, org_id, key_id, key_name, key_type, key_env;
+  std::vector<std::string> key_scopes;
+  long grace = -1;
+  auto* orgs_cmd = cli.add_subcommand("orgs", "Manage organizations on a running server with the root key");
+  orgs_cmd->add_option("action", action, "create | list")->required();
+  orgs_cmd->add_option("--name", org_name, "Name of a new organization");
+  orgs_cmd->add_option("--slug", org_slug, "Slug of a new organization (default: derived from the name)");
+  add_target(orgs_cmd);
+  auto* keys_cmd = cli.add_subcommand("keys", "Manage API keys on a running server with the root key");
+  keys_cmd->add_option("action", action, "create | list | revoke | rotate")->required();
+  keys_cmd->add_option("--org", org_id, "Organization id (org_...)")->required();
+  keys_cmd->add_option("--key", key_id, "API key id (key_...), for revoke and rotate");
+  keys_cmd->add_option("--name", key_name, "Name of a new key");
+  keys_cmd->add_option("--type", key_type, "secret or publishable");
+  keys_cmd->add_option("--environment", key_env, "live or test");
+  keys_cmd->add_option("--scopes", key_scopes, "Scopes of a new secret key")->delimiter(',');
+  keys_cmd->add_option("--grace-period-seconds", grace, "For rotate: how long the old key keeps working");
+  add_target(keys_cmd);
   std::vector<std::string> args(argv, argv + argc);
   try {
     with_config_file(args);
@@ -323,6 +356,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*serve_cmd) return serve(serve_opts);
+    if (*orgs_cmd) return cli::orgs(target, action, org_name, org_slug);
+    if (*keys_cmd) return cli::keys(target, action, org_id, key_id, key_name, key_type, key_env, key_scopes, grace);
     if (*check_cmd) return check(data_dir);
     if (*repair_cmd) {
       persistence::DataDir dir(data_dir);
@@ -335,6 +370,9 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::system_error& e) {
     log(Level::error, "refusing_to_start", {{"error", e.what()}});
+    std::fprintf(stderr, "keygate: %s\n", e.what());
+    return 1;
+  } catch (const std::runtime_error& e) {  // the operator commands: server unreachable, no key
     std::fprintf(stderr, "keygate: %s\n", e.what());
     return 1;
   }

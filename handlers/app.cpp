@@ -2,6 +2,7 @@
 
 #include "core/clock.hpp"
 #include "core/key_format.hpp"
+#include "core/log.hpp"
 #include "handlers/auth.hpp"
 #include "handlers/errors.hpp"
 #include "handlers/families.hpp"
@@ -59,11 +60,24 @@ std::string_view assign_request_id(net::Response& res, char* buf) {
 
 uint64_t elapsed_since(uint64_t start_ns) { return core::monotonic_ns() - start_ns; }
 
+// Off by default (--access-log): a log line costs more than answering /v1/auth.
+void access_log(const Exchange& ex, uint64_t elapsed_ns) {
+  core::log(core::Level::info, "access",
+            {{"request_id", ex.request_id_view()}, {"method", ex.req.method_name}, {"path", ex.req.path},
+             {"status", static_cast<long long>(ex.res.status)}, {"ms", static_cast<double>(elapsed_ns) / 1e6}});
+}
+
+void finished(Exchange& ex, uint64_t started) {
+  const uint64_t ns = elapsed_since(started);
+  ex.app.metrics.record_request(ex.route, ex.res.status, ns);
+  if (ex.app.config.access_log) access_log(ex, ns);
+}
+
 net::task<void> run_async(Exchange ex, AsyncHandler handler, std::string idempotency_scope, uint64_t started) {
   co_await handler(ex);
   if (!idempotency_scope.empty())
     ex.app.idempotency.finish(idempotency_scope, ex.res, ex.res.status < 500 && ex.res.status != 429);
-  ex.app.metrics.record_request(ex.route, ex.res.status, elapsed_since(started));
+  finished(ex, started);
 }
 
 }  // namespace
@@ -98,7 +112,7 @@ std::optional<net::task<void>> App::handle(const net::Request& req, net::Respons
     return std::nullopt;
   }
   if (route.authenticate && !authenticate(ex)) {
-    ctx_.metrics.record_request(ex.route, res.status, elapsed_since(started));
+    finished(ex, started);
     return std::nullopt;
   }
   std::string scope;
@@ -137,7 +151,7 @@ std::optional<net::task<void>> App::handle(const net::Request& req, net::Respons
   }
   if (route.sync) {
     route.sync(ex);
-    ctx_.metrics.record_request(ex.route, res.status, elapsed_since(started));
+    finished(ex, started);
     return std::nullopt;
   }
   return run_async(ex, route.async, std::move(scope), started);

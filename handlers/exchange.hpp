@@ -24,6 +24,7 @@ struct Metrics;
 
 struct AppConfig {
   bool open_signup = false;
+  bool access_log = false;
   core::RateDefaults rate_defaults;
   core::KeyHash root_hash{};
 };

@@ -153,3 +153,44 @@ TEST(Configuration, FileThenEnvironmentThenFlags) {
   EXPECT_NE(out.find("fsync"), std::string::npos) << out;
   remove_tree(dir);
 }
+
+namespace {
+std::string run_cli(const std::string& args, int& status) {
+  FILE* p = popen((std::string(KEYGATE_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  status = pclose(p);
+  return out;
+}
+}  // namespace
+
+TEST(OperatorCli, CreatesListsRotatesAndRevokesThroughTheRunningServer) {
+  ServerProcess s({"--access-log"});
+  const std::string target = " --server http://127.0.0.1:" + std::to_string(s.port()) + " --root-key-file " + s.data_dir() + "/root.key";
+  int status = 0;
+  auto created = parse_json(run_cli("orgs create --name 'Ops Team'" + target, status));
+  ASSERT_EQ(status, 0);
+  EXPECT_EQ(str(created, "/data/slug"), "ops-team");
+  const std::string org = str(created, "/data/id");
+  EXPECT_NE(run_cli("orgs list" + target, status).find(org), std::string::npos);
+  auto key = parse_json(run_cli("keys create --org " + org + " --name ci --scopes api_keys:read,sessions:list" + target, status));
+  ASSERT_EQ(status, 0);
+  const std::string key_id = str(key, "/data/id");
+  EXPECT_EQ(str(key, "/data/scopes/1"), "api_keys:read");
+  EXPECT_NE(run_cli("keys list --org " + org + target, status).find(key_id), std::string::npos);
+  auto rotated = parse_json(run_cli("keys rotate --org " + org + " --key " + key_id + " --grace-period-seconds 0" + target, status));
+  ASSERT_EQ(status, 0);
+  EXPECT_EQ(str(rotated, "/data/rotated_from"), key_id);
+  auto revoked = parse_json(run_cli("keys revoke --org " + org + " --key " + str(rotated, "/data/id") + target, status));
+  EXPECT_EQ(str(revoked, "/data/status"), "revoked");
+  run_cli("keys revoke --org " + org + " --key " + str(rotated, "/data/id") + target, status);
+  EXPECT_NE(status, 0);  // already revoked: a 409, and a non-zero exit
+  run_cli("orgs list --server http://127.0.0.1:1 --root-key-file " + s.data_dir() + "/root.key", status);
+  EXPECT_NE(status, 0);
+  // The access log has a line per request, and no key in any line.
+  const std::string log = s.log();
+  EXPECT_NE(log.find("\"event\":\"access\""), std::string::npos);
+  EXPECT_EQ(log.find(str(key, "/data/revealed_key")), std::string::npos);
+  EXPECT_EQ(log.find(s.root_key()), std::string::npos);
+}

@@ -1,0 +1,33 @@
+// The operator's commands: `keygate orgs create|list` and `keygate keys
+// create|list|revoke|rotate` talk to a running server over HTTP with the root key, for
+// operators who would rather not write curl. A small blocking HTTP/1.1 client on Asio.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace keygate::cli {
+
+struct Target {
+  std::string server = "http://127.0.0.1:8080";
+  std::string root_key_file = "./data/root.key";
+};
+
+struct HttpResult {
+  int status = 0;
+  std::string body;
+};
+
+// Sends one request (Connection: close) with the root key; throws std::runtime_error when
+// the server cannot be reached or the key file cannot be read.
+HttpResult call(const Target& target, const std::string& method, const std::string& path,
+                const std::string& body = {});
+
+// Runs `keygate orgs ...` / `keygate keys ...` with the words after the command; prints
+// the server's JSON answer; returns the process exit status.
+int orgs(const Target& target, const std::string& action, const std::string& name, const std::string& slug);
+int keys(const Target& target, const std::string& action, const std::string& org, const std::string& key,
+         const std::string& name, const std::string& type, const std::string& environment,
+         const std::vector<std::string>& scopes, long grace_seconds);
+
+}  // namespace keygate::cli
