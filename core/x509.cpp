@@ -1,5 +1,7 @@
 #include "core/x509.hpp"
 
+#include "core/hex.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -81,12 +83,6 @@ bool parse_certificate_pem(std::string_view pem, ParsedCertificate& out, std::st
 }
 
 bool parse_sha256_hex(std::string_view text, std::array<uint8_t, 32>& out) noexcept {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   size_t n = 0;
   for (size_t i = 0; i < text.size();) {
     if (text[i] == ':') {
@@ -94,7 +90,7 @@ bool parse_sha256_hex(std::string_view text, std::array<uint8_t, 32>& out) noexc
       continue;
     }
     if (i + 1 >= text.size() || n == 32) return false;
-    const int hi = hex(text[i]), lo = hex(text[i + 1]);
+    const int hi = hex_value(text[i]), lo = hex_value(text[i + 1]);
     if (hi < 0 || lo < 0) return false;
     out[n++] = static_cast<uint8_t>(hi * 16 + lo);
     i += 2;

@@ -163,12 +163,9 @@ net::task<void> create_api_key(Exchange& ex) {
     write_error(ex, err);
     co_return;
   }
-  core::Outcome out = co_await commit(*ex.app.journal, std::move(cmd));
-  if (out.error) {
-    write_error(ex, out.error);
-    co_return;
-  }
-  respond_key(ex, 201, *out.key, out.revealed_key);
+  auto out = co_await commit_or_reject(ex, std::move(cmd));
+  if (!out) co_return;
+  respond_key(ex, 201, *out->key, out->revealed_key);
 }
 
 void list_api_keys(Exchange& ex) {
@@ -296,23 +293,17 @@ net::task<void> update_api_key(Exchange& ex) {
     write_error(ex, err);
     co_return;
   }
-  core::Outcome out = co_await commit(*ex.app.journal, std::move(cmd));
-  if (out.error) {
-    write_error(ex, out.error);
-    co_return;
-  }
-  respond_key(ex, 200, *out.key, {});
+  auto out = co_await commit_or_reject(ex, std::move(cmd));
+  if (!out) co_return;
+  respond_key(ex, 200, *out->key, {});
 }
 
 net::task<void> revoke_api_key(Exchange& ex) {
   core::Id org, key;
   if (!prologue(ex, core::Scope::api_keys_manage, true, org, key)) co_return;
-  core::Outcome out = co_await commit(*ex.app.journal, core::RevokeApiKey{org, key});
-  if (out.error) {
-    write_error(ex, out.error);
-    co_return;
-  }
-  respond_key(ex, 200, *out.key, {});
+  auto out = co_await commit_or_reject(ex, core::RevokeApiKey{org, key});
+  if (!out) co_return;
+  respond_key(ex, 200, *out->key, {});
 }
 
 net::task<void> rotate_api_key(Exchange& ex) {
@@ -331,12 +322,9 @@ net::task<void> rotate_api_key(Exchange& ex) {
     write_error(ex, err);
     co_return;
   }
-  core::Outcome out = co_await commit(*ex.app.journal, std::move(cmd));
-  if (out.error) {
-    write_error(ex, out.error);
-    co_return;
-  }
-  respond_key(ex, 201, *out.key, out.revealed_key);
+  auto out = co_await commit_or_reject(ex, std::move(cmd));
+  if (!out) co_return;
+  respond_key(ex, 201, *out->key, out->revealed_key);
 }
 
 }  // namespace keygate::handlers

@@ -172,12 +172,9 @@ net::task<void> create_certificate(Exchange& ex) {
     write_error(ex, err);
     co_return;
   }
-  core::Outcome out = co_await commit(*ex.app.journal, std::move(cmd));
-  if (out.error) {
-    write_error(ex, out.error);
-    co_return;
-  }
-  respond(ex, 200, out.certificates[0], Shape::with_content);  // the OpenAI API answers 200
+  auto out = co_await commit_or_reject(ex, std::move(cmd));
+  if (!out) co_return;
+  respond(ex, 200, out->certificates[0], Shape::with_content);  // the OpenAI API answers 200
 }
 
 void get_certificate(Exchange& ex) {
@@ -210,12 +207,9 @@ net::task<void> update_certificate(Exchange& ex) {
     write_error(ex, err);
     co_return;
   }
-  core::Outcome out = co_await commit(*ex.app.journal, std::move(cmd));
-  if (out.error) {
-    write_error(ex, out.error);
-    co_return;
-  }
-  respond(ex, 200, out.certificates[0], Shape::certificate);
+  auto out = co_await commit_or_reject(ex, std::move(cmd));
+  if (!out) co_return;
+  respond(ex, 200, out->certificates[0], Shape::certificate);
 }
 
 net::task<void> delete_certificate(Exchange& ex) {
@@ -223,11 +217,8 @@ net::task<void> delete_certificate(Exchange& ex) {
   if (!org) co_return;
   auto id = certificate_param(ex);
   if (!id) co_return;
-  core::Outcome out = co_await commit(*ex.app.journal, core::DeleteCertificate{*org, *id});
-  if (out.error) {
-    write_error(ex, out.error);
-    co_return;
-  }
+  auto out = co_await commit_or_reject(ex, core::DeleteCertificate{*org, *id});
+  if (!out) co_return;
   ex.res.status = 200;
   core::JsonWriter w(ex.res.body);
   w.begin_object();
@@ -266,15 +257,12 @@ net::task<void> set_active(Exchange& ex, bool active) {
     write_error(ex, err);
     co_return;
   }
-  core::Outcome out = co_await commit(*ex.app.journal, std::move(cmd));
-  if (out.error) {
-    write_error(ex, out.error);
-    co_return;
-  }
+  auto out = co_await commit_or_reject(ex, std::move(cmd));
+  if (!out) co_return;
   ex.res.status = 200;
   core::JsonWriter w(ex.res.body);
   w.begin_object().field("object", "list").key("data").begin_array();
-  for (const auto& c : out.certificates) write_certificate(w, c, Shape::listed);
+  for (const auto& c : out->certificates) write_certificate(w, c, Shape::listed);
   w.end_array().end_object();
 }
 

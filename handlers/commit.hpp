@@ -5,7 +5,11 @@
 
 #include <coroutine>
 
+#include <optional>
+
 #include "core/commands.hpp"
+#include "handlers/exchange.hpp"
+#include "net/task.hpp"
 #include "net/reactor.hpp"
 #include "persistence/journal.hpp"
 
@@ -39,5 +43,9 @@ class CommitAwaiter {
 inline CommitAwaiter commit(persistence::Journal& journal, core::Command command) {
   return CommitAwaiter(journal, std::move(command));
 }
+
+// Commits `command` for the exchange; when the writer refuses it (or the log cannot take
+// it), writes that error as the response and returns nullopt.
+net::task<std::optional<core::Outcome>> commit_or_reject(Exchange& ex, core::Command command);
 
 }  // namespace keygate::handlers

@@ -63,22 +63,19 @@ net::task<void> create_organization(Exchange& ex) {
     write_error(ex, err);
     co_return;
   }
-  core::Outcome out = co_await commit(*ex.app.journal, std::move(cmd));
-  if (out.error) {
-    write_error(ex, out.error);
-    co_return;
-  }
+  auto out = co_await commit_or_reject(ex, std::move(cmd));
+  if (!out) co_return;
   const uint64_t now = core::now_ms();
   write_envelope(ex, 201, [&](core::JsonWriter& w) {
     // The organization with its first secret key, revealed this once (seed 000).
     w.begin_object();
-    write_id(w, "id", core::IdKind::organization, out.org->id);
-    w.field("object", "organization").field("name", std::string_view(out.org->name));
-    w.field("slug", std::string_view(out.org->slug)).field("status", core::to_string(out.org->status));
-    write_time(w, "created_at", out.org->created_ms);
-    write_time(w, "updated_at", out.org->updated_ms);
+    write_id(w, "id", core::IdKind::organization, out->org->id);
+    w.field("object", "organization").field("name", std::string_view(out->org->name));
+    w.field("slug", std::string_view(out->org->slug)).field("status", core::to_string(out->org->status));
+    write_time(w, "created_at", out->org->created_ms);
+    write_time(w, "updated_at", out->org->updated_ms);
     w.key("api_key");
-    write_api_key(w, *out.key, 0, ex.app.config.rate_defaults, now, out.revealed_key);
+    write_api_key(w, *out->key, 0, ex.app.config.rate_defaults, now, out->revealed_key);
     w.end_object();
   });
 }
@@ -161,12 +158,9 @@ net::task<void> update_organization(Exchange& ex) {
     write_error(ex, err);
     co_return;
   }
-  core::Outcome out = co_await commit(*ex.app.journal, std::move(cmd));
-  if (out.error) {
-    write_error(ex, out.error);
-    co_return;
-  }
-  write_envelope(ex, 200, [&](core::JsonWriter& w) { write_organization(w, *out.org); });
+  auto out = co_await commit_or_reject(ex, std::move(cmd));
+  if (!out) co_return;
+  write_envelope(ex, 200, [&](core::JsonWriter& w) { write_organization(w, *out->org); });
 }
 
 }  // namespace keygate::handlers

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/hex.hpp"
 #include "handlers/errors.hpp"
 
 namespace keygate::handlers {
@@ -21,19 +22,13 @@ std::optional<std::string_view> query_param(std::string_view q, std::string_view
 }
 
 size_t percent_decode(std::string_view in, char* out, size_t cap) noexcept {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   size_t n = 0;
   for (size_t i = 0; i < in.size(); ++i) {
     if (n == cap) return SIZE_MAX;
     char c = in[i];
     if (c == '%') {
       if (i + 2 >= in.size()) return SIZE_MAX;
-      int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+      const int hi = core::hex_value(in[i + 1]), lo = core::hex_value(in[i + 2]);
       if (hi < 0 || lo < 0) return SIZE_MAX;
       c = static_cast<char>(hi * 16 + lo);
       i += 2;

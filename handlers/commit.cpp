@@ -1,0 +1,16 @@
+#include "handlers/commit.hpp"
+
+#include "handlers/errors.hpp"
+
+namespace keygate::handlers {
+
+net::task<std::optional<core::Outcome>> commit_or_reject(Exchange& ex, core::Command command) {
+  core::Outcome out = co_await commit(*ex.app.journal, std::move(command));
+  if (out.error) {
+    write_error(ex, out.error);
+    co_return std::nullopt;
+  }
+  co_return std::move(out);
+}
+
+}  // namespace keygate::handlers
