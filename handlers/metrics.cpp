@@ -112,8 +112,19 @@ std::string Metrics::render(const core::Index& index, const persistence::Journal
   line(out, "# HELP keygate_log_bytes_total Bytes appended to the log.\n# TYPE keygate_log_bytes_total counter\nkeygate_log_bytes_total %llu\n", u(js.bytes));
   line(out, "# HELP keygate_log_write_failures_total Appends or fsyncs that failed.\n# TYPE keygate_log_write_failures_total counter\nkeygate_log_write_failures_total %llu\n", u(js.failures));
   line(out, "# HELP keygate_log_writable 1 while the log accepts writes.\n# TYPE keygate_log_writable gauge\nkeygate_log_writable %d\n", journal.writable() ? 1 : 0);
-  line(out, "# HELP keygate_fsync_seconds_total Time spent in fdatasync.\n# TYPE keygate_fsync_seconds_total counter\nkeygate_fsync_seconds_total %.9f\n", static_cast<double>(js.fsync_ns_total.load()) / 1e9);
-  line(out, "# HELP keygate_fsyncs_total fdatasync calls.\n# TYPE keygate_fsyncs_total counter\nkeygate_fsyncs_total %llu\n", u(js.fsyncs));
+  out += "# HELP keygate_fsync_duration_seconds Latency of the log's fdatasync calls.\n"
+         "# TYPE keygate_fsync_duration_seconds histogram\n";
+  uint64_t fsyncs = 0;
+  for (size_t b = 0; b <= persistence::kFsyncBuckets; ++b) {
+    fsyncs += js.fsync_buckets[b].load(std::memory_order_relaxed);
+    if (b < persistence::kFsyncBuckets)
+      line(out, "keygate_fsync_duration_seconds_bucket{le=\"%g\"} %llu\n",
+           static_cast<double>(persistence::kFsyncBucketsNs[b]) / 1e9, static_cast<unsigned long long>(fsyncs));
+    else
+      line(out, "keygate_fsync_duration_seconds_bucket{le=\"+Inf\"} %llu\n", static_cast<unsigned long long>(fsyncs));
+  }
+  line(out, "keygate_fsync_duration_seconds_sum %.9f\nkeygate_fsync_duration_seconds_count %llu\n",
+       static_cast<double>(js.fsync_ns_total.load()) / 1e9, static_cast<unsigned long long>(fsyncs));
   line(out, "# HELP keygate_fsync_max_seconds The slowest fdatasync so far.\n# TYPE keygate_fsync_max_seconds gauge\nkeygate_fsync_max_seconds %.9f\n", static_cast<double>(js.fsync_ns_max.load()) / 1e9);
   const uint64_t snap_ms = js.snapshot_unix_ms.load();
   line(out, "# HELP keygate_snapshots_total Snapshots written.\n# TYPE keygate_snapshots_total counter\nkeygate_snapshots_total %llu\n", u(js.snapshots));

@@ -11,7 +11,7 @@ KEYS=${KEYS:-1000000}
 PORT=18183
 work=${WORK:-/tmp/keygate-bench}
 mkdir -p "$work"
-scripts/setup
+scripts/setup test
 cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEYGATE_BENCHMARKS=ON -DKEYGATE_TESTS=OFF >/dev/null
 cmake --build build/bench --target keygate keygate_dataset >/dev/null
 bin=build/bench/keygate
@@ -36,7 +36,7 @@ for c in 1 16 64; do
   rps=$(ORG=$ORG ROOT=$ROOT wrk -t1 -c$c -d5s -s perf/create_key.lua "http://127.0.0.1:$PORT" | awk '/Requests\/sec/ {print $2}')
   echo "writers=$c  durable writes/s=$rps"
 done
-fsyncs=$(curl -s localhost:$PORT/metrics | awk '/^keygate_fsyncs_total/ {print $2}')
+fsyncs=$(curl -s localhost:$PORT/metrics | awk '/^keygate_fsync_duration_seconds_count/ {print $2}')
 records=$(curl -s localhost:$PORT/metrics | awk '/^keygate_log_records_total/ {print $2}')
 echo "records=$records fdatasyncs=$fsyncs (group commit: $(awk -v r="$records" -v f="$fsyncs" 'BEGIN{printf "%.1f", r/f}') records per fdatasync)"
 stop

@@ -16,7 +16,7 @@ NGINX_PORT=18182
 work=${WORK:-/tmp/keygate-bench}
 mkdir -p "$work"
 
-scripts/setup
+scripts/setup test
 cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEYGATE_BENCHMARKS=ON -DKEYGATE_TESTS=OFF >/dev/null
 cmake --build build/bench --target keygate keygate_dataset >/dev/null
 

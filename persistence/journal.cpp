@@ -111,9 +111,11 @@ bool Journal::sync_segment() {
   const bool ok = segment_.sync(error);
   const auto ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
   last_sync_ = Clock::now();
-  stats_.fsyncs.fetch_add(1, std::memory_order_relaxed);
   stats_.fsync_ns_total.fetch_add(ns, std::memory_order_relaxed);
   if (ns > stats_.fsync_ns_max.load(std::memory_order_relaxed)) stats_.fsync_ns_max.store(ns, std::memory_order_relaxed);
+  size_t bucket = 0;
+  while (bucket < kFsyncBuckets && ns > kFsyncBucketsNs[bucket]) ++bucket;
+  stats_.fsync_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
   if (ns > 1'000'000'000)
     core::log(core::Level::warn, "log.slow_fsync", {{"seconds", static_cast<double>(ns) / 1e9}});
   if (!ok) {

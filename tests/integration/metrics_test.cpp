@@ -1,0 +1,133 @@
+// GET /metrics over real HTTP (spec section 7): every family the spec lists, values that
+// follow what the server did, no secret and no id in the output, and Prometheus's own
+// checker (promtool, from Debian's prometheus package) accepting the text.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "support/harness.hpp"
+
+using namespace keygate::testing;
+
+namespace {
+
+// The value of the sample whose line starts with `series` (name and labels, exactly).
+double sample(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  ADD_FAILURE() << "no sample " << series << " in /metrics";
+  return -1;
+}
+
+struct Activity {
+  std::string org, admin, secret, secret_id;
+};
+
+// Creates an organization and a key, verifies it valid and malformed, revokes another key.
+Activity exercise(const ServerProcess& s) {
+  Activity a;
+  auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"Metrics"})", s.root_key()).body);
+  a.org = str(j, "/data/id");
+  a.admin = str(j, "/data/api_key/revealed_key");
+  const std::string base = "/v1/organizations/" + a.org + "/api-keys";
+  auto k = parse_json(http(s.port(), "POST", base, R"({"name":"svc"})", a.admin).body);
+  a.secret = str(k, "/data/revealed_key");
+  a.secret_id = str(k, "/data/id");
+  auto gone = parse_json(http(s.port(), "POST", base, R"({"name":"old"})", a.admin).body);
+  EXPECT_EQ(http(s.port(), "DELETE", base + "/" + str(gone, "/data/id"), "", a.admin).status, 200);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", a.secret).status, 200);
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", "sk_live_not-a-key").status, 401);
+  return a;
+}
+
+std::string scrape(const ServerProcess& s) {
+  auto r = http(s.port(), "GET", "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  return r.body;
+}
+
+}  // namespace
+
+TEST(Metrics, EveryFamilyOfTheSpecFollowsWhatTheServerDid) {
+  ServerProcess s;
+  exercise(s);
+  ASSERT_EQ(::kill(s.pid(), SIGUSR1), 0);  // a snapshot, for its age and size
+  std::string text;
+  for (int i = 0; i < 100; ++i) {
+    text = scrape(s);
+    if (text.find("keygate_snapshots_total 1") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // Requests by route and status, and their latency histogram.
+  EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="GET /v1/auth",status="200"})"), 3);
+  EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="GET /v1/auth",status="401"})"), 1);
+  EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="POST /v1/organizations",status="201"})"), 1);
+  EXPECT_EQ(sample(text, R"(keygate_http_request_duration_seconds_count{route="GET /v1/auth"})"), 4);
+  EXPECT_EQ(sample(text, R"(keygate_http_request_duration_seconds_bucket{route="GET /v1/auth",le="+Inf"})"), 4);
+  EXPECT_GT(sample(text, R"(keygate_http_request_duration_seconds_sum{route="GET /v1/auth"})"), 0);
+  // Sub-millisecond buckets exist, and the buckets are cumulative.
+  EXPECT_LE(sample(text, R"(keygate_http_request_duration_seconds_bucket{route="GET /v1/auth",le="1e-05"})"),
+            sample(text, R"(keygate_http_request_duration_seconds_bucket{route="GET /v1/auth",le="0.001"})"));
+  // Verifications by code.
+  EXPECT_EQ(sample(text, R"(keygate_verifications_total{code="VALID"})"), 3);
+  EXPECT_EQ(sample(text, R"(keygate_verifications_total{code="MALFORMED"})"), 1);
+  EXPECT_EQ(sample(text, R"(keygate_verifications_total{code="REVOKED"})"), 0);
+  // Connections: at least the scraping one.
+  EXPECT_GE(sample(text, "keygate_connections"), 1);
+  // The log: 1 organization (with its first key) + 2 keys + 1 revocation, each fsynced.
+  EXPECT_GE(sample(text, "keygate_log_records_total"), 4);
+  EXPECT_GE(sample(text, "keygate_log_appends_total"), 1);
+  EXPECT_GT(sample(text, "keygate_log_bytes_total"), 0);
+  EXPECT_EQ(sample(text, "keygate_log_writable"), 1);
+  EXPECT_EQ(sample(text, "keygate_log_write_failures_total"), 0);
+  const double fsyncs = sample(text, "keygate_fsync_duration_seconds_count");
+  EXPECT_GE(fsyncs, 1);
+  EXPECT_EQ(sample(text, R"(keygate_fsync_duration_seconds_bucket{le="+Inf"})"), fsyncs);
+  EXPECT_GT(sample(text, "keygate_fsync_duration_seconds_sum"), 0);
+  // Snapshots.
+  EXPECT_EQ(sample(text, "keygate_snapshots_total"), 1);
+  EXPECT_GE(sample(text, "keygate_snapshot_age_seconds"), 0);
+  EXPECT_GT(sample(text, "keygate_snapshot_size_bytes"), 0);
+  // Keys and organizations by status: the first key, "svc", and the revoked one.
+  EXPECT_EQ(sample(text, R"(keygate_organizations{status="active"})"), 1);
+  EXPECT_EQ(sample(text, R"(keygate_organizations{status="suspended"})"), 0);
+  EXPECT_EQ(sample(text, R"(keygate_api_keys{status="active"})"), 2);
+  EXPECT_EQ(sample(text, R"(keygate_api_keys{status="revoked"})"), 1);
+}
+
+TEST(Metrics, CarryNoSecretAndNoIdentifier) {
+  ServerProcess s;
+  Activity a = exercise(s);
+  const std::string text = scrape(s);
+  for (const std::string& needle : {s.root_key(), a.admin, a.secret, a.secret_id, a.org, std::string("sk_"),
+                                    std::string("pk_"), std::string("org_"), std::string("key_")})
+    EXPECT_EQ(text.find(needle), std::string::npos) << needle;
+}
+
+TEST(Metrics, PromtoolAcceptsTheOutput) {
+  ServerProcess s;
+  exercise(s);
+  const std::string dir = make_temp_dir();
+  const std::string file = dir + "/metrics.txt";
+  std::ofstream(file) << scrape(s);
+  // promtool lints too (names, units, HELP text); its findings go to the output we show.
+  const std::string cmd = "promtool check metrics < " + file + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = ::pclose(p);
+  remove_tree(dir);
+  ASSERT_NE(WEXITSTATUS(status), 127) << "promtool is missing: scripts/setup installs Debian's prometheus package";
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "") << out;
+}
