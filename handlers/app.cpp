@@ -92,6 +92,7 @@ App::App(AppContext& context) : ctx_(context), router_(routes()) {
 std::optional<net::task<void>> App::handle(const net::Request& req, net::Response& res) {
   const uint64_t started = core::monotonic_ns();
   Exchange ex{req, res, ctx_};
+  ex.started_ns = started;
   ex.request_id_len = static_cast<uint8_t>(assign_request_id(res, ex.request_id).size());
   std::string allow;
   switch (router_.match(req.method, req.path, ex.route, ex.params, allow)) {

@@ -58,6 +58,9 @@ struct Exchange {
   char request_id[32];
   uint8_t request_id_len = 0;
   uint16_t route = 0;  // index of the matched route, for metrics
+  // CLOCK_MONOTONIC when the request was parsed: its latency starts here, and the rate
+  // limiter takes it as "now" (a clock read costs ~25 ns in a VM; one is enough).
+  uint64_t started_ns = 0;
 
   std::string_view request_id_view() const noexcept { return {request_id, request_id_len}; }
 };

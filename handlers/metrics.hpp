@@ -1,6 +1,7 @@
 // Metrics: counters and latency histograms for GET /metrics (Prometheus text format).
-// Each thread records into its own cache-line-aligned shard with relaxed atomics, so the
-// hot path never shares a cache line with another core; rendering sums the shards.
+// Each thread records into its own cache-line-aligned shard, of which it is the only
+// writer (relaxed loads and stores, no locked instruction), so the hot path never shares
+// a cache line with another core; rendering sums the shards.
 #pragma once
 
 #include <array>

@@ -83,7 +83,7 @@ void verify_key(Exchange& ex) {
 
   core::ReadSection rs;
   const core::VerifyResult r = core::verify(ex.app.index, vr, ex.app.config.rate_defaults,
-                                            core::coarse_now_ms(), core::monotonic_ns());
+                                            core::coarse_now_ms(), ex.started_ns);
   ex.app.metrics.record_verification(r.code);
   write_envelope(ex, 200, [&](core::JsonWriter& w) {
     w.begin_object().field("valid", r.code == core::VerifyCode::valid).field("code", core::to_string(r.code));
@@ -133,7 +133,7 @@ void forward_auth(Exchange& ex) {
 
   core::ReadSection rs;
   const core::VerifyResult r = core::verify(ex.app.index, vr, ex.app.config.rate_defaults,
-                                            core::coarse_now_ms(), core::monotonic_ns());
+                                            core::coarse_now_ms(), ex.started_ns);
   ex.app.metrics.record_verification(r.code);
   const std::string_view code = core::to_string(r.code);
   switch (r.code) {

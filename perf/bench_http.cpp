@@ -1,8 +1,11 @@
-// HTTP parse of a typical GET /v1/auth request, as a gateway sends it.
+// HTTP parse of a typical GET /v1/auth request, as a gateway sends it, and the cost of
+// recording its metrics.
 #include <benchmark/benchmark.h>
 
 #include <string>
 
+#include "core/rate_limit.hpp"
+#include "handlers/metrics.hpp"
 #include "net/http_parser.hpp"
 #include "perf/alloc_counter.hpp"
 
@@ -27,3 +30,26 @@ static void BM_ParseAuthRequest(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * req.size()));
 }
 BENCHMARK(BM_ParseAuthRequest);
+
+// What /metrics costs a request: the request counter, the latency bucket and the
+// verification counter, on this thread's own shard. Run on two threads too: shards keep
+// the cores from sharing a cache line. The latency also needs a clock read at the end of
+// the request (the one at its start serves the rate limiter as well): BM_MonotonicClock.
+static void BM_MetricsPerAuthRequest(benchmark::State& state) {
+  static keygate::handlers::Metrics metrics;
+  const size_t before = keygate::perf::t_allocations;
+  uint64_t elapsed = 9'000;
+  for (auto _ : state) {
+    metrics.record_verification(keygate::core::VerifyCode::valid);
+    metrics.record_request(0, 200, elapsed);
+    benchmark::DoNotOptimize(elapsed += 8);
+  }
+  state.counters["allocs/op"] = benchmark::Counter(
+      static_cast<double>(keygate::perf::t_allocations - before) / static_cast<double>(state.iterations()));
+}
+BENCHMARK(BM_MetricsPerAuthRequest)->Threads(1)->Threads(2);
+
+static void BM_MonotonicClock(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(keygate::core::monotonic_ns());
+}
+BENCHMARK(BM_MonotonicClock);
