@@ -2,50 +2,36 @@
 #include "core/index.hpp"
 
 #include <urcu/urcu-memb.h>
-#include <urcu/rculfhash.h>
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <stdexcept>
+#include <type_traits>
 
 namespace keygate::core {
 
-static_assert(sizeof(HashNode) == sizeof(cds_lfht_node));
+// Slots are never destroyed one by one: the arena gives their memory back whole.
+static_assert(std::is_trivially_destructible_v<KeySlot> && std::is_trivially_destructible_v<OrgSlot>);
 
 namespace {
 
-cds_lfht_node* node(HashNode& n) { return reinterpret_cast<cds_lfht_node*>(&n); }
-
-template <typename T, HashNode T::*member>
-T* owner(cds_lfht_node* n) {
-  if (!n) return nullptr;
-  const auto offset = reinterpret_cast<size_t>(&(static_cast<T*>(nullptr)->*member));
-  return reinterpret_cast<T*>(reinterpret_cast<char*>(n) - offset);
-}
-
-unsigned long hash_of(const KeyHash& h) {
-  unsigned long v;
+uint64_t tag_of(const KeyHash& h) {
+  uint64_t v;
   std::memcpy(&v, h.data(), sizeof v);  // SHA-256 output is already uniform
   return v;
 }
 
-unsigned long hash_of(Id id) { return IdHash{}(id); }
+uint64_t tag_of(Id id) { return mix64(IdHash{}(id)); }
 
-int match_key_hash(cds_lfht_node* n, const void* key) {
-  return owner<KeySlot, &KeySlot::by_hash>(n)->hash == *static_cast<const KeyHash*>(key);
+bool match_key_hash(const void* slot, const void* key) noexcept {
+  return static_cast<const KeySlot*>(slot)->hash == *static_cast<const KeyHash*>(key);
 }
-int match_key_id(cds_lfht_node* n, const void* key) {
-  return owner<KeySlot, &KeySlot::by_id>(n)->id == *static_cast<const Id*>(key);
+bool match_key_id(const void* slot, const void* key) noexcept {
+  return static_cast<const KeySlot*>(slot)->id == *static_cast<const Id*>(key);
 }
-int match_org_id(cds_lfht_node* n, const void* key) {
-  return owner<OrgSlot, &OrgSlot::by_id>(n)->id == *static_cast<const Id*>(key);
-}
-
-cds_lfht* new_table() {
-  cds_lfht* t = cds_lfht_new_flavor(1 << 12, 1 << 12, 1UL << 27, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-                                    &urcu_memb_flavor, nullptr);
-  if (!t) throw std::runtime_error("cannot allocate the index hash table");
-  return t;
+bool match_org_id(const void* slot, const void* key) noexcept {
+  return static_cast<const OrgSlot*>(slot)->id == *static_cast<const Id*>(key);
 }
 
 struct RetiredRecords {
@@ -65,15 +51,21 @@ void free_batch(rcu_head* h) {
   delete batch;
 }
 
-void clear_table(cds_lfht* t) {
-  urcu_memb_read_lock();
-  cds_lfht_iter it;
-  cds_lfht_node* n;
-  cds_lfht_for_each(t, &it, n) cds_lfht_del(t, n);
-  urcu_memb_read_unlock();
+}  // namespace
+
+SlotArena::~SlotArena() {
+  for (void* c : chunks_) unmap_pages(c, kChunkBytes);
 }
 
-}  // namespace
+void* SlotArena::allocate() {
+  if (used_ + slot_size_ > kChunkBytes) {
+    chunks_.push_back(map_pages(kChunkBytes));
+    used_ = 0;
+  }
+  void* p = static_cast<char*>(chunks_.back()) + used_;
+  used_ += slot_size_;
+  return p;
+}
 
 namespace {
 thread_local unsigned t_rcu_registrations = 0;  // nested RcuThreads register once
@@ -89,38 +81,28 @@ RcuThread::~RcuThread() {
 ReadSection::ReadSection() noexcept { urcu_memb_read_lock(); }
 ReadSection::~ReadSection() { urcu_memb_read_unlock(); }
 
-Index::Index() : keys_by_hash_(new_table()), keys_by_id_(new_table()), orgs_by_id_(new_table()) {}
+Index::Index() = default;
 
 Index::~Index() {
   reclaim();
   urcu_memb_barrier();  // run every pending free before the records' owners go
-  for (cds_lfht* t : {keys_by_hash_, keys_by_id_, orgs_by_id_}) {
-    clear_table(t);
-    cds_lfht_destroy(t, nullptr);
-  }
-  for (auto& s : key_slots_) delete s->load();
-  for (auto& s : org_slots_) {
-    delete s->load();
-    delete s->certs();
+  for (OrgSlot* o = first_org(); o; o = o->next()) {
+    for (KeySlot* k = o->keys(); k; k = k->next()) delete k->load();
+    delete o->load();
+    delete o->certs();
   }
 }
 
 KeySlot* Index::find_key(const KeyHash& hash) const noexcept {
-  cds_lfht_iter it;
-  cds_lfht_lookup(keys_by_hash_, hash_of(hash), match_key_hash, &hash, &it);
-  return owner<KeySlot, &KeySlot::by_hash>(cds_lfht_iter_get_node(&it));
+  return static_cast<KeySlot*>(keys_by_hash_.find(tag_of(hash), match_key_hash, &hash));
 }
 
 KeySlot* Index::find_key(Id id) const noexcept {
-  cds_lfht_iter it;
-  cds_lfht_lookup(keys_by_id_, hash_of(id), match_key_id, &id, &it);
-  return owner<KeySlot, &KeySlot::by_id>(cds_lfht_iter_get_node(&it));
+  return static_cast<KeySlot*>(keys_by_id_.find(tag_of(id), match_key_id, &id));
 }
 
 OrgSlot* Index::find_org(Id id) const noexcept {
-  cds_lfht_iter it;
-  cds_lfht_lookup(orgs_by_id_, hash_of(id), match_org_id, &id, &it);
-  return owner<OrgSlot, &OrgSlot::by_id>(cds_lfht_iter_get_node(&it));
+  return static_cast<OrgSlot*>(orgs_by_id_.find(tag_of(id), match_org_id, &id));
 }
 
 void Index::put(std::unique_ptr<const Organization> record) {
@@ -129,10 +111,8 @@ void Index::put(std::unique_ptr<const Organization> record) {
     retired_orgs_.emplace_back(slot->record.exchange(record.release(), std::memory_order_acq_rel));
     return;
   }
-  auto owned = std::make_unique<OrgSlot>(record.release());
-  OrgSlot* slot = owned.get();
-  org_slots_.push_back(std::move(owned));
-  cds_lfht_add(orgs_by_id_, hash_of(slot->id), node(slot->by_id));
+  OrgSlot* slot = new (org_slots_.allocate()) OrgSlot(record.release());
+  orgs_by_id_.insert(tag_of(slot->id), slot);
   if (last_org_) last_org_->next_org.store(slot, std::memory_order_release);
   else first_org_.store(slot, std::memory_order_release);
   last_org_ = slot;
@@ -147,17 +127,15 @@ void Index::put(std::unique_ptr<const ApiKey> record) {
   }
   OrgSlot* org = find_org(record->organization_id);
   if (!org) throw std::logic_error("an API key was published before its organization");
-  auto owned = std::make_unique<KeySlot>(record.get(), org);
+  KeySlot* slot = new (key_slots_.allocate()) KeySlot(record.get(), org);
   record.release();
-  KeySlot* slot = owned.get();
-  key_slots_.push_back(std::move(owned));
   // Ids grow with time and one writer assigns them, so appending keeps each list sorted.
   if (org->last_key) org->last_key->next_in_org.store(slot, std::memory_order_release);
   else org->first_key.store(slot, std::memory_order_release);
   org->last_key = slot;
   org->key_count.fetch_add(1, std::memory_order_relaxed);
-  cds_lfht_add(keys_by_id_, hash_of(slot->id), node(slot->by_id));
-  cds_lfht_add(keys_by_hash_, hash_of(slot->hash), node(slot->by_hash));
+  keys_by_id_.insert(tag_of(slot->id), slot);
+  keys_by_hash_.insert(tag_of(slot->hash), slot);
   key_count_.fetch_add(1, std::memory_order_relaxed);
 }
 

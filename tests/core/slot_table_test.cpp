@@ -1,0 +1,104 @@
+#include "core/slot_table.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "core/index.hpp"  // RcuThread, ReadSection
+
+using namespace keygate::core;
+
+namespace {
+
+struct Item {
+  uint64_t key;
+};
+
+bool match_item(const void* slot, const void* key) noexcept {
+  return static_cast<const Item*>(slot)->key == *static_cast<const uint64_t*>(key);
+}
+
+Item* find(const SlotTable& t, uint64_t key, uint64_t tag) {
+  return static_cast<Item*>(t.find(tag, match_item, &key));
+}
+
+}  // namespace
+
+TEST(SlotTable, FindsWhatWasInsertedAcrossGrowthAndNothingElse) {
+  RcuThread rcu;
+  SlotTable table;
+  const size_t initial = table.capacity();
+  std::vector<Item> items(100'000);
+  for (uint64_t i = 0; i < items.size(); ++i) {
+    items[i].key = i;
+    table.insert(mix64(i), &items[i]);
+  }
+  EXPECT_EQ(table.size(), items.size());
+  EXPECT_GT(table.capacity(), initial);
+  EXPECT_LE(table.size() * 10, table.capacity() * 7) << "load stays under 70 %";
+  ReadSection rs;
+  for (uint64_t i = 0; i < items.size(); ++i) ASSERT_EQ(find(table, i, mix64(i)), &items[i]) << i;
+  for (uint64_t i = items.size(); i < items.size() + 10'000; ++i) ASSERT_EQ(find(table, i, mix64(i)), nullptr);
+}
+
+TEST(SlotTable, EqualTagsAreToldApartByTheMatch) {
+  RcuThread rcu;
+  SlotTable table;
+  Item a{1}, b{2}, c{3};
+  table.insert(42, &a);
+  table.insert(42, &b);
+  table.insert(42 + table.capacity(), &c);  // same home entry, different tag
+  ReadSection rs;
+  EXPECT_EQ(find(table, 1, 42), &a);
+  EXPECT_EQ(find(table, 2, 42), &b);
+  EXPECT_EQ(find(table, 3, 42 + table.capacity()), &c);
+  EXPECT_EQ(find(table, 3, 42), nullptr);
+  EXPECT_EQ(find(table, 4, 42), nullptr);
+}
+
+TEST(SlotTable, MixSpreadsSequentialIdsOverTheLowBits) {
+  // Ids made within one millisecond differ by one in their low word; their home entries
+  // must not be consecutive, or linear probing would build long runs.
+  std::vector<int> hits(1024);
+  for (uint64_t i = 0; i < 1024; ++i) ++hits[mix64(0x0123456789abcdefull + i) & 1023];
+  int empty = 0;
+  for (int h : hits) empty += h == 0;
+  EXPECT_GT(empty, 300);  // a uniform spread leaves ~1024/e = 377 homes empty
+  EXPECT_LT(empty, 460);
+}
+
+TEST(SlotTable, ReadersFindEveryPublishedSlotWhileTheWriterGrowsTheTable) {
+  RcuThread rcu;
+  SlotTable table;
+  constexpr uint64_t kItems = 400'000;  // grows from 4 Ki entries to 1 Mi: eight copies
+  std::vector<Item> items(kItems);
+  for (uint64_t i = 0; i < kItems; ++i) items[i].key = i;
+  std::atomic<uint64_t> published{0};
+  std::atomic<uint64_t> missing{0}, lookups{0};
+  std::atomic<bool> done{false};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r)
+    readers.emplace_back([&, r] {
+      RcuThread reader;
+      uint64_t x = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(r + 1);
+      while (!done.load(std::memory_order_acquire)) {
+        const uint64_t n = published.load(std::memory_order_acquire);
+        if (n == 0) continue;
+        x = mix64(x);
+        const uint64_t i = x % n;
+        ReadSection rs;
+        if (find(table, i, mix64(i)) != &items[i]) missing.fetch_add(1);
+        lookups.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  for (uint64_t i = 0; i < kItems; ++i) {
+    table.insert(mix64(i), &items[i]);
+    published.store(i + 1, std::memory_order_release);
+  }
+  done.store(true, std::memory_order_release);
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(missing.load(), 0u);
+  EXPECT_GT(lookups.load(), 1000u);
+}
