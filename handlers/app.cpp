@@ -1,5 +1,7 @@
 #include "handlers/app.hpp"
 
+#include <stdexcept>
+
 #include "core/clock.hpp"
 #include "core/key_format.hpp"
 #include "core/log.hpp"
@@ -86,6 +88,9 @@ App::App(AppContext& context) : ctx_(context), router_(routes()) {
   std::vector<std::string> names;
   for (const Route& r : router_.routes())
     names.push_back(std::string(method_name(r.method)) + " " + std::string(r.pattern));
+  unmatched_route_ = static_cast<uint16_t>(names.size());
+  names.push_back("unmatched");
+  if (names.size() > kMaxRoutes) throw std::logic_error("more routes than Metrics has room for: raise kMaxRoutes");
   ctx_.metrics.set_routes(std::move(names));
 }
 
@@ -94,12 +99,23 @@ std::optional<net::task<void>> App::handle(const net::Request& req, net::Respons
   Exchange ex{req, res, ctx_};
   ex.started_ns = started;
   ex.request_id_len = static_cast<uint8_t>(assign_request_id(res, ex.request_id).size());
+  std::optional<net::task<void>> pending = dispatch(ex, started);
+  if (!pending) finished(ex, started);  // else run_async records it when the handler is done
+  return pending;
+}
+
+// Answers what can be answered at once, or returns the handler's coroutine.
+std::optional<net::task<void>> App::dispatch(Exchange& ex, uint64_t started) {
+  const net::Request& req = ex.req;
+  net::Response& res = ex.res;
   std::string allow;
   switch (router_.match(req.method, req.path, ex.route, ex.params, allow)) {
     case Router::Result::not_found:
+      ex.route = unmatched_route_;
       write_error(ex, core::ErrorCode::not_found, "There is no such endpoint: check the path against the API reference.");
       return std::nullopt;
     case Router::Result::method_not_allowed:
+      ex.route = unmatched_route_;
       res.add_header("Allow", allow);
       write_error(ex, core::ErrorCode::method_not_allowed,
                   "This endpoint does not accept " + std::string(req.method_name) + ": use one of " + allow + ".");
@@ -112,10 +128,7 @@ std::optional<net::task<void>> App::handle(const net::Request& req, net::Respons
     write_error(ex, core::ErrorCode::storage_unavailable, "The server is still recovering its data: retry in a moment.");
     return std::nullopt;
   }
-  if (route.authenticate && !authenticate(ex)) {
-    finished(ex, started);
-    return std::nullopt;
-  }
+  if (route.authenticate && !authenticate(ex)) return std::nullopt;
   std::string scope;
   if (req.method == Method::post && route.async) {
     const std::string_view idem = req.header("idempotency-key");
@@ -152,7 +165,6 @@ std::optional<net::task<void>> App::handle(const net::Request& req, net::Respons
   }
   if (route.sync) {
     route.sync(ex);
-    finished(ex, started);
     return std::nullopt;
   }
   return run_async(ex, route.async, std::move(scope), started);

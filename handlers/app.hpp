@@ -23,6 +23,8 @@ class App final : public net::Service {
  private:
   AppContext& ctx_;
   Router router_;
+  uint16_t unmatched_route_ = 0;  // the metrics label of requests no route matched (404, 405)
+  std::optional<net::task<void>> dispatch(Exchange& ex, uint64_t started);
 };
 
 }  // namespace keygate::handlers

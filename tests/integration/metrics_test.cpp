@@ -44,6 +44,8 @@ Activity exercise(const ServerProcess& s) {
   EXPECT_EQ(http(s.port(), "DELETE", base + "/" + str(gone, "/data/id"), "", a.admin).status, 200);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", a.secret).status, 200);
   EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", "sk_live_not-a-key").status, 401);
+  EXPECT_EQ(http(s.port(), "GET", "/v1/no-such-thing").status, 404);
+  EXPECT_EQ(http(s.port(), "PUT", "/v1/organizations", "", a.admin).status, 405);
   return a;
 }
 
@@ -70,6 +72,9 @@ TEST(Metrics, EveryFamilyOfTheSpecFollowsWhatTheServerDid) {
   EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="GET /v1/auth",status="200"})"), 3);
   EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="GET /v1/auth",status="401"})"), 1);
   EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="POST /v1/organizations",status="201"})"), 1);
+  // Requests no route matched are counted too (a scanner shows up).
+  EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="unmatched",status="404"})"), 1);
+  EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="unmatched",status="405"})"), 1);
   EXPECT_EQ(sample(text, R"(keygate_http_request_duration_seconds_count{route="GET /v1/auth"})"), 4);
   EXPECT_EQ(sample(text, R"(keygate_http_request_duration_seconds_bucket{route="GET /v1/auth",le="+Inf"})"), 4);
   EXPECT_GT(sample(text, R"(keygate_http_request_duration_seconds_sum{route="GET /v1/auth"})"), 0);
