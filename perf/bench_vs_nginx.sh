@@ -42,10 +42,10 @@ http {
 }
 CONF
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }  # user, system
 tick_hz=$(getconf CLK_TCK)
 
-# run NAME PID PORT PIPELINE -> prints "reqs_per_s p50 p99 cpu_us_per_req"
+# run PID PORT PIPELINE -> prints "reqs_per_s p50 p99 cpu_us_per_req user_us_per_req"
 run() {
   local pid=$1 port=$2 depth=$3
   local before after out
@@ -59,9 +59,10 @@ run() {
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  local cpu_us
-  cpu_us=$(awk -v t=$((after - before)) -v hz="$tick_hz" -v n="$reqs" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
-  echo "$rps $p50 $p99 $cpu_us"
+  # CPU time per request, all of it (user + system) and the user-space part alone.
+  awk -v b="$before" -v a="$after" -v hz="$tick_hz" -v n="$reqs" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
+    'BEGIN {split(b, x, " "); split(a, y, " ");
+            printf "%s %s %s %.2f %.2f\n", rps, p50, p99, (y[1]+y[2]-x[1]-x[2]) / hz * 1e6 / n, (y[1]-x[1]) / hz * 1e6 / n}'
 }
 
 start_keygate() {
@@ -81,7 +82,7 @@ grep '"event":"recovered"' "$work/keygate.log"
 start_nginx
 trap 'kill $KG_PID $NGINX_PID 2>/dev/null || true' EXIT
 
-printf "%-7s %-8s %-10s %12s %9s %9s %12s\n" round mode server "req/s" p50 p99 "cpu us/req"
+printf "%-7s %-8s %-10s %12s %9s %9s %12s %12s\n" round mode server "req/s" p50 p99 "cpu us/req" "user us/req"
 declare -A sum
 for round in $(seq 1 "$ROUNDS"); do
   for mode in plain pipelined; do
@@ -90,8 +91,8 @@ for round in $(seq 1 "$ROUNDS"); do
       if [ $server = keygate ]; then pid=$KG_PID port=$KG_PORT; else pid=$NGINX_PID port=$NGINX_PORT; fi
       # nginx's master forks the worker: measure the worker.
       [ $server = nginx ] && pid=$(pgrep -P "$NGINX_PID" | head -1)
-      read -r rps p50 p99 cpu <<<"$(run "$pid" "$port" "$depth")"
-      printf "%-7s %-8s %-10s %12s %9s %9s %12s\n" "$round" "$mode" "$server" "$rps" "$p50" "$p99" "$cpu"
+      read -r rps p50 p99 cpu user <<<"$(run "$pid" "$port" "$depth")"
+      printf "%-7s %-8s %-10s %12s %9s %9s %12s %12s\n" "$round" "$mode" "$server" "$rps" "$p50" "$p99" "$cpu" "$user"
       sum[$mode-$server-rps]=$(awk -v a="${sum[$mode-$server-rps]:-0}" -v b="$rps" 'BEGIN{print a+b}')
       sum[$mode-$server-cpu]=$(awk -v a="${sum[$mode-$server-cpu]:-0}" -v b="$cpu" 'BEGIN{print a+b}')
     done
