@@ -17,15 +17,6 @@ namespace {
 
 std::string error_code(const HttpResponse& r) { return str(parse_json(r.body), "/error/code"); }
 
-struct Tenant {
-  std::string id, key;
-};
-
-Tenant make_tenant(const ServerProcess& s, const std::string& name) {
-  auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":")" + name + "\"}", s.root_key()).body);
-  return {str(j, "/data/id"), str(j, "/data/api_key/revealed_key")};
-}
-
 HttpResponse auth(const ServerProcess& s, const std::string& key, const std::string& query = "") {
   return http(s.port(), "GET", "/v1/auth" + query, "", key);
 }

@@ -14,15 +14,6 @@ using namespace keygate::testing;
 
 namespace {
 
-struct Org {
-  std::string id, key;
-};
-
-Org make_org(const ServerProcess& s, const std::string& name) {
-  auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":")" + name + "\"}", s.root_key()).body);
-  return {str(j, "/data/id"), str(j, "/data/api_key/revealed_key")};
-}
-
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -44,7 +35,7 @@ std::string code(const HttpResponse& r) { return str(parse_json(r.body), "/error
 
 TEST(Certificates, UploadGetUpdateDeleteWithTheOpenAIShapes) {
   ServerProcess s;
-  Org o = make_org(s, "Certs");
+  Tenant o = make_tenant(s, "Certs");
   auto cert = make_cert("client", -60, 86400);
   auto up = upload(s, o.key, cert.pem, "My Certificate");
   ASSERT_EQ(up.status, 200) << up.body;
@@ -90,7 +81,7 @@ TEST(Certificates, UploadGetUpdateDeleteWithTheOpenAIShapes) {
 
 TEST(Certificates, EveryKindOfBadUploadIsRefusedWithAReason) {
   ServerProcess s;
-  Org o = make_org(s, "Bad");
+  Tenant o = make_tenant(s, "Bad");
   auto ca = make_cert("ca", -60, 86400 * 3650);
   auto leaf = make_cert("leaf", -60, 86400, &ca);
   auto expired = make_cert("old", -86400 * 10, -86400);
@@ -118,13 +109,13 @@ TEST(Certificates, EveryKindOfBadUploadIsRefusedWithAReason) {
   EXPECT_EQ(code(http(s.port(), "POST", "/v1/organization/certificates", R"({"name":"x"})", o.key)), "missing_field");
   EXPECT_EQ(code(http(s.port(), "POST", "/v1/organization/certificates", R"({"certificate":"x","extra":1})", o.key)), "unknown_field");
   // Another organization may upload the same certificate.
-  Org other = make_org(s, "Other");
+  Tenant other = make_tenant(s, "Other");
   EXPECT_EQ(upload(s, other.key, leaf.pem).status, 200);
 }
 
 TEST(Certificates, ListPaginatesInBothOrders) {
   ServerProcess s;
-  Org o = make_org(s, "Pages");
+  Tenant o = make_tenant(s, "Pages");
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) ids.push_back(str(parse_json(upload(s, o.key, make_cert("c" + std::to_string(i)).pem).body), "/id"));
   auto walk = [&](const std::string& order) {
@@ -151,7 +142,7 @@ TEST(Certificates, ListPaginatesInBothOrders) {
   auto def = parse_json(http(s.port(), "GET", "/v1/organization/certificates", "", o.key).body);
   EXPECT_EQ(str(def, "/first_id"), ids.back());  // desc by default
   EXPECT_EQ(str(def, "/last_id"), ids.front());
-  Org empty = make_org(s, "Empty");
+  Tenant empty = make_tenant(s, "Empty");
   auto e = parse_json(http(s.port(), "GET", "/v1/organization/certificates", "", empty.key).body);
   EXPECT_EQ(str(e, "/first_id"), "null");
   EXPECT_EQ(str(e, "/last_id"), "null");
@@ -162,10 +153,10 @@ TEST(Certificates, ListPaginatesInBothOrders) {
 
 TEST(Certificates, ActivationIsAtomicAndIdempotent) {
   ServerProcess s;
-  Org o = make_org(s, "Atomic");
+  Tenant o = make_tenant(s, "Atomic");
   const std::string a = str(parse_json(upload(s, o.key, make_cert("a").pem).body), "/id");
   const std::string b = str(parse_json(upload(s, o.key, make_cert("b").pem).body), "/id");
-  Org other = make_org(s, "Elsewhere");
+  Tenant other = make_tenant(s, "Elsewhere");
   const std::string theirs = str(parse_json(upload(s, other.key, make_cert("t").pem).body), "/id");
   auto bad = http(s.port(), "POST", "/v1/organization/certificates/activate",
                   R"({"certificate_ids":[")" + a + R"(",")" + theirs + "\"]}", o.key);
@@ -185,7 +176,7 @@ TEST(Certificates, ActivationIsAtomicAndIdempotent) {
 
 TEST(Certificates, TheRootKeyChoosesTheOrganizationWithTheOpenAIHeader) {
   ServerProcess s;
-  Org o = make_org(s, "Rooted");
+  Tenant o = make_tenant(s, "Rooted");
   auto noheader = http(s.port(), "GET", "/v1/organization/certificates", "", s.root_key());
   EXPECT_EQ(noheader.status, 400);
   EXPECT_EQ(str(parse_json(noheader.body), "/error/param"), "OpenAI-Organization");
@@ -201,7 +192,7 @@ TEST(Certificates, TheRootKeyChoosesTheOrganizationWithTheOpenAIHeader) {
 
 TEST(Certificates, TenantsSeeOnlyTheirOwn) {
   ServerProcess s;
-  Org a = make_org(s, "A"), b = make_org(s, "B");
+  Tenant a = make_tenant(s, "A"), b = make_tenant(s, "B");
   const std::string bid = str(parse_json(upload(s, b.key, make_cert("b").pem).body), "/id");
   EXPECT_EQ(http(s.port(), "GET", "/v1/organization/certificates/" + bid, "", a.key).status, 404);
   EXPECT_EQ(http(s.port(), "POST", "/v1/organization/certificates/" + bid, R"({"name":"x"})", a.key).status, 404);
@@ -217,7 +208,7 @@ TEST(Certificates, TenantsSeeOnlyTheirOwn) {
 
 TEST(Certificates, FiftyPerOrganizationEvenUnderConcurrentUploads) {
   ServerProcess s;
-  Org o = make_org(s, "Full");
+  Tenant o = make_tenant(s, "Full");
   std::vector<std::string> pems;
   for (int i = 0; i < 60; ++i) pems.push_back(make_cert("c" + std::to_string(i)).pem);
   std::atomic<int> ok{0}, limited{0}, other{0};
@@ -240,7 +231,7 @@ TEST(Certificates, FiftyPerOrganizationEvenUnderConcurrentUploads) {
 
 TEST(Certificates, KeysOfAnOrganizationWithActiveCertificatesAreBoundToThem) {
   ServerProcess s;
-  Org o = make_org(s, "Bound");
+  Tenant o = make_tenant(s, "Bound");
   auto cert = make_cert("client");
   const std::string id = str(parse_json(upload(s, o.key, cert.pem).body), "/id");
   // Uploaded but inactive: no binding yet.
@@ -272,7 +263,7 @@ TEST(Certificates, SurviveARestartAndACrash) {
   auto cert = make_cert("durable");
   {
     ServerProcess s({}, dir);
-    Org o = make_org(s, "Durable certs");
+    Tenant o = make_tenant(s, "Durable certs");
     key = o.key;
     id = str(parse_json(upload(s, key, cert.pem, "kept").body), "/id");
     http(s.port(), "POST", "/v1/organization/certificates/activate", R"({"certificate_ids":[")" + id + "\"]}", key);

@@ -33,15 +33,14 @@ struct Activity {
 // Creates an organization and a key, verifies it valid and malformed, revokes another key.
 Activity exercise(const ServerProcess& s) {
   Activity a;
-  auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"Metrics"})", s.root_key()).body);
-  a.org = str(j, "/data/id");
-  a.admin = str(j, "/data/api_key/revealed_key");
-  const std::string base = "/v1/organizations/" + a.org + "/api-keys";
-  auto k = parse_json(http(s.port(), "POST", base, R"({"name":"svc"})", a.admin).body);
-  a.secret = str(k, "/data/revealed_key");
-  a.secret_id = str(k, "/data/id");
-  auto gone = parse_json(http(s.port(), "POST", base, R"({"name":"old"})", a.admin).body);
-  EXPECT_EQ(http(s.port(), "DELETE", base + "/" + str(gone, "/data/id"), "", a.admin).status, 200);
+  const Tenant t = make_tenant(s, "Metrics");
+  a.org = t.id;
+  a.admin = t.key;
+  const CreatedKey k = make_key(s, t, R"({"name":"svc"})");
+  a.secret = k.value;
+  a.secret_id = k.id;
+  const CreatedKey gone = make_key(s, t, R"({"name":"old"})");
+  EXPECT_EQ(http(s.port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + gone.id, "", t.key).status, 200);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", a.secret).status, 200);
   EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", "sk_live_not-a-key").status, 401);
   EXPECT_EQ(http(s.port(), "GET", "/v1/no-such-thing").status, 404);

@@ -16,15 +16,13 @@ struct Fixture {
 
 Fixture setup(const ServerProcess& s) {
   Fixture x;
-  auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"Verify"})", s.root_key()).body);
-  x.org = str(j, "/data/id");
-  x.admin = str(j, "/data/api_key/revealed_key");
-  const std::string base = "/v1/organizations/" + x.org + "/api-keys";
-  auto sk = parse_json(http(s.port(), "POST", base, R"({"name":"svc","scopes":["api_keys:read","sessions:list"]})", x.admin).body);
-  x.secret = str(sk, "/data/revealed_key");
-  x.secret_id = str(sk, "/data/id");
-  auto pk = parse_json(http(s.port(), "POST", base, R"({"name":"web","type":"publishable","allowed_origins":["https://*.example.com"]})", x.admin).body);
-  x.publishable = str(pk, "/data/revealed_key");
+  const Tenant t = make_tenant(s, "Verify");
+  x.org = t.id;
+  x.admin = t.key;
+  const CreatedKey sk = make_key(s, t, R"({"name":"svc","scopes":["api_keys:read","sessions:list"]})");
+  x.secret = sk.value;
+  x.secret_id = sk.id;
+  x.publishable = make_key(s, t, R"({"name":"web","type":"publishable","allowed_origins":["https://*.example.com"]})").value;
   return x;
 }
 

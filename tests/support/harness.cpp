@@ -256,4 +256,14 @@ std::string str(simdjson::dom::element e, const char* path) {
   return simdjson::to_string(v);
 }
 
+Tenant make_tenant(const ServerProcess& s, const std::string& name) {
+  auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":")" + name + "\"}", s.root_key()).body);
+  return {str(j, "/data/id"), str(j, "/data/api_key/revealed_key")};
+}
+
+CreatedKey make_key(const ServerProcess& s, const Tenant& t, const std::string& body) {
+  auto j = parse_json(http(s.port(), "POST", "/v1/organizations/" + t.id + "/api-keys", body, t.key).body);
+  return {str(j, "/data/id"), str(j, "/data/revealed_key")};
+}
+
 }  // namespace keygate::testing

@@ -74,4 +74,16 @@ std::string read_some(int fd, int timeout_ms);
 simdjson::dom::element parse_json(const std::string& body);
 std::string str(simdjson::dom::element e, const char* path);  // JSON pointer, e.g. "/data/id"
 
+// An organization created with the root key, and the secret key its creation reveals.
+struct Tenant {
+  std::string id, key;
+};
+Tenant make_tenant(const ServerProcess& s, const std::string& name);
+
+// A key created in `t` with its own key from the JSON `body`: its id and revealed value.
+struct CreatedKey {
+  std::string id, value;
+};
+CreatedKey make_key(const ServerProcess& s, const Tenant& t, const std::string& body);
+
 }  // namespace keygate::testing
