@@ -4,6 +4,7 @@
 #include <urcu/urcu-memb.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -13,6 +14,9 @@ namespace keygate::core {
 
 // Slots are never destroyed one by one: the arena gives their memory back whole.
 static_assert(std::is_trivially_destructible_v<KeySlot> && std::is_trivially_destructible_v<OrgSlot>);
+static_assert(sizeof(KeySlot) == 72, "index.hpp documents the slot's size: keep them in step");
+static_assert(sizeof(ApiKey) == 208, "model.hpp documents the record's size and layout: keep them in step");
+static_assert(offsetof(ApiKey, expires_ms) == 64, "the first cache line holds what every check reads");
 
 namespace {
 
@@ -28,7 +32,7 @@ bool match_key_hash(const void* slot, const void* key) noexcept {
   return static_cast<const KeySlot*>(slot)->hash == *static_cast<const KeyHash*>(key);
 }
 bool match_key_id(const void* slot, const void* key) noexcept {
-  return static_cast<const KeySlot*>(slot)->id == *static_cast<const Id*>(key);
+  return static_cast<const KeySlot*>(slot)->load()->id == *static_cast<const Id*>(key);
 }
 bool match_org_id(const void* slot, const void* key) noexcept {
   return static_cast<const OrgSlot*>(slot)->id == *static_cast<const Id*>(key);
@@ -127,14 +131,13 @@ void Index::put(std::unique_ptr<const ApiKey> record) {
   }
   OrgSlot* org = find_org(record->organization_id);
   if (!org) throw std::logic_error("an API key was published before its organization");
-  KeySlot* slot = new (key_slots_.allocate()) KeySlot(record.get(), org);
-  record.release();
+  KeySlot* slot = new (key_slots_.allocate()) KeySlot(record.release(), org);
   // Ids grow with time and one writer assigns them, so appending keeps each list sorted.
   if (org->last_key) org->last_key->next_in_org.store(slot, std::memory_order_release);
   else org->first_key.store(slot, std::memory_order_release);
   org->last_key = slot;
   org->key_count.fetch_add(1, std::memory_order_relaxed);
-  keys_by_id_.insert(tag_of(slot->id), slot);
+  keys_by_id_.insert(tag_of(slot->load()->id), slot);
   keys_by_hash_.insert(tag_of(slot->hash), slot);
   key_count_.fetch_add(1, std::memory_order_relaxed);
 }

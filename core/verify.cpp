@@ -47,10 +47,10 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
     r.code = VerifyCode::organization_suspended;
     return r;
   }
-  if (k.type == KeyType::publishable && !k.allowed_origins.empty()) {
+  if (k.type == KeyType::publishable && !k.allowed_origins().empty()) {
     bool ok = false;
     if (!req.origin.empty())
-      for (const auto& pattern : k.allowed_origins) ok = ok || origin_matches(pattern, req.origin);
+      for (const auto& pattern : k.allowed_origins()) ok = ok || origin_matches(pattern, req.origin);
     if (!ok) {
       r.code = VerifyCode::origin_not_allowed;
       return r;

@@ -46,13 +46,13 @@ void write_api_key(core::JsonWriter& w, const core::ApiKey& k, uint64_t last_use
   w.field("type", core::to_string(k.type)).field("name", std::string_view(k.name));
   w.field("environment", core::to_string(k.environment)).field("key_preview", preview);
   if (k.type == core::KeyType::publishable) {
-    w.field("display_key", std::string_view(k.public_value));
+    w.field("display_key", k.public_value());
   } else {
     std::string display = "sk_" + std::string(core::to_string(k.environment)) + "_\u2026" + std::string(preview);
     w.field("display_key", std::string_view(display));
   }
   w.key("allowed_origins").begin_array();
-  for (const auto& o : k.allowed_origins) w.string(o);
+  for (const auto& o : k.allowed_origins()) w.string(o);
   w.end_array();
   w.key("scopes");
   write_scopes(w, k.scopes);

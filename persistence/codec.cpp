@@ -88,10 +88,10 @@ void encode(const core::ApiKey& k, uint64_t last_used_ms, std::string& out) {
   w.num(static_cast<uint8_t>(k.environment));
   w.num(k.scopes);
   w.bytes(k.preview, sizeof k.preview);
-  w.str(k.public_value);
+  w.str(k.public_value());
   w.str(k.name);
-  w.num(static_cast<uint32_t>(k.allowed_origins.size()));
-  for (const auto& o : k.allowed_origins) w.str(o);
+  w.num(static_cast<uint32_t>(k.allowed_origins().size()));
+  for (const auto& o : k.allowed_origins()) w.str(o);
   w.num(static_cast<uint8_t>(k.rate_limit.has_value()));
   w.num(k.rate_limit ? k.rate_limit->requests_per_second : 0u);
   w.num(k.rate_limit ? k.rate_limit->burst : 0u);
@@ -177,10 +177,15 @@ std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, uint64_t&
   k->environment = static_cast<core::Environment>(env);
   k->scopes = r.num<uint32_t>();
   r.bytes(k->preview, sizeof k->preview);
-  k->public_value = r.str();
+  core::PublishableParts publishable;
+  publishable.value = r.str();
   k->name = r.str();
   const auto origins = r.num<uint32_t>();
-  for (uint32_t i = 0; i < origins && r.ok(); ++i) k->allowed_origins.push_back(r.str());
+  for (uint32_t i = 0; i < origins && r.ok(); ++i) publishable.allowed_origins.push_back(r.str());
+  // A publishable key carries its value; a secret key carries neither value nor origins.
+  if ((type == static_cast<uint8_t>(core::KeyType::publishable)) != !publishable.value.empty()) return nullptr;
+  if (publishable.value.empty() && !publishable.allowed_origins.empty()) return nullptr;
+  if (!publishable.value.empty()) k->publishable = std::make_shared<const core::PublishableParts>(std::move(publishable));
   const auto has_limit = r.num<uint8_t>();
   const auto rps = r.num<uint32_t>();
   const auto burst = r.num<uint32_t>();

@@ -43,11 +43,11 @@ TEST(Index, FindsKeysByHashAndIdAndListsThemInOrder) {
   EXPECT_EQ(index.key_count(), 100u);
   KeySlot* s = index.find_key(hash_key("value42"));
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->id, ids[42]);
+  EXPECT_EQ(s->id(), ids[42]);
   EXPECT_EQ(index.find_key(ids[42]), s);
   EXPECT_EQ(index.find_key(hash_key("absent")), nullptr);
   size_t n = 0;
-  for (KeySlot* k = index.find_org(oid)->keys(); k; k = k->next()) EXPECT_EQ(k->id, ids[n++]);
+  for (KeySlot* k = index.find_org(oid)->keys(); k; k = k->next()) EXPECT_EQ(k->id(), ids[n++]);
   EXPECT_EQ(n, 100u);
 }
 

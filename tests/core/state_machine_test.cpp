@@ -28,7 +28,8 @@ TEST_F(StateMachineTest, CreatingAnOrganizationAlsoCreatesItsFirstSecretKeyWithE
   EXPECT_EQ(o.key->organization_id, o.org->id);
   EXPECT_TRUE(parse_key(o.revealed_key));
   EXPECT_EQ(o.key->hash, hash_key(o.revealed_key));  // only the hash is kept
-  EXPECT_TRUE(o.key->public_value.empty());
+  EXPECT_TRUE(o.key->public_value().empty());
+  EXPECT_FALSE(o.key->publishable);
 }
 
 TEST_F(StateMachineTest, SlugsAreUniqueEvenWithinOneBatch) {

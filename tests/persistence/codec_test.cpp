@@ -14,9 +14,9 @@ TEST(Codec, ApiKeyRoundTripsEveryField) {
   k.environment = core::Environment::test;
   k.scopes = 0x1234;
   std::copy_n("abcd", 4, k.preview);
-  k.public_value = "pk_test_x";
+  k.publishable = std::make_shared<const core::PublishableParts>(
+      core::PublishableParts{"pk_test_x", {"https://a.com", "https://*.b.com"}});
   k.name = "na\"me";
-  k.allowed_origins = {"https://a.com", "https://*.b.com"};
   k.rate_limit = core::RateLimit{5, 7};
   k.created_ms = 1;
   k.rotated_ms = 2;
@@ -38,13 +38,31 @@ TEST(Codec, ApiKeyRoundTripsEveryField) {
   EXPECT_EQ(d->environment, k.environment);
   EXPECT_EQ(d->scopes, k.scopes);
   EXPECT_EQ(std::string(d->preview, 4), "abcd");
-  EXPECT_EQ(d->public_value, k.public_value);
+  EXPECT_EQ(d->public_value(), "pk_test_x");
   EXPECT_EQ(d->name, k.name);
-  EXPECT_EQ(d->allowed_origins, k.allowed_origins);
+  EXPECT_EQ(d->allowed_origins(), k.allowed_origins());
   EXPECT_EQ(d->rate_limit, k.rate_limit);
   EXPECT_EQ(d->grace_expires_ms, 4u);
   EXPECT_EQ(d->replaced_by, k.replaced_by);
   EXPECT_EQ(d->rotated_from, k.rotated_from);
+}
+
+TEST(Codec, AKeyWhoseTypeDisagreesWithItsPublicValueIsRejected) {
+  core::ApiKey k;
+  k.id = core::IdGenerator().next(1);
+  k.type = core::KeyType::publishable;  // but no value
+  std::string bytes;
+  persistence::encode(k, 0, bytes);
+  uint64_t last_used = 0;
+  EXPECT_FALSE(persistence::decode_api_key(bytes, last_used));
+  k.type = core::KeyType::secret;
+  bytes.clear();
+  persistence::encode(k, 0, bytes);
+  EXPECT_TRUE(persistence::decode_api_key(bytes, last_used)) << "a secret key has no public value";
+  k.publishable = std::make_shared<const core::PublishableParts>(core::PublishableParts{"pk_live_x", {}});
+  bytes.clear();
+  persistence::encode(k, 0, bytes);
+  EXPECT_FALSE(persistence::decode_api_key(bytes, last_used)) << "a secret key with a public value";
 }
 
 TEST(Codec, OrganizationRoundTripsAndTruncatedPayloadsAreRejected) {
