@@ -45,6 +45,9 @@ Reactor::Reactor(int listen_fd, Service& service, const ReactorOptions& options,
     rc = io_uring_queue_init_params(options_.ring_entries, &ring_, &params);
   }
   if (rc < 0) fail("io_uring_queue_init", -rc);
+  // io_uring_enter then skips the lookup of the ring's file on every call (kernel 5.18+;
+  // liburing falls back to the plain descriptor when refused).
+  io_uring_register_ring_fd(&ring_);
 
   // liburing 2.3 has no io_uring_setup_buf_ring: map the ring ourselves.
   const size_t ring_bytes = sizeof(io_uring_buf) * options_.buffer_count;
