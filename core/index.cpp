@@ -57,20 +57,6 @@ void free_batch(rcu_head* h) {
 
 }  // namespace
 
-SlotArena::~SlotArena() {
-  for (void* c : chunks_) unmap_pages(c, kChunkBytes);
-}
-
-void* SlotArena::allocate() {
-  if (used_ + slot_size_ > kChunkBytes) {
-    chunks_.push_back(map_pages(kChunkBytes));
-    used_ = 0;
-  }
-  void* p = static_cast<char*>(chunks_.back()) + used_;
-  used_ += slot_size_;
-  return p;
-}
-
 namespace {
 thread_local unsigned t_rcu_registrations = 0;  // nested RcuThreads register once
 }
@@ -115,8 +101,9 @@ void Index::put(std::unique_ptr<const Organization> record) {
     retired_orgs_.emplace_back(slot->record.exchange(record.release(), std::memory_order_acq_rel));
     return;
   }
-  OrgSlot* slot = new (org_slots_.allocate()) OrgSlot(record.release());
-  orgs_by_id_.insert(tag_of(slot->id), slot);
+  const auto [memory, number] = org_slots_.allocate();
+  OrgSlot* slot = new (memory) OrgSlot(record.release());
+  orgs_by_id_.insert(tag_of(slot->id), number);
   if (last_org_) last_org_->next_org.store(slot, std::memory_order_release);
   else first_org_.store(slot, std::memory_order_release);
   last_org_ = slot;
@@ -131,14 +118,15 @@ void Index::put(std::unique_ptr<const ApiKey> record) {
   }
   OrgSlot* org = find_org(record->organization_id);
   if (!org) throw std::logic_error("an API key was published before its organization");
-  KeySlot* slot = new (key_slots_.allocate()) KeySlot(record.release(), org);
+  const auto [memory, number] = key_slots_.allocate();
+  KeySlot* slot = new (memory) KeySlot(record.release(), org);
   // Ids grow with time and one writer assigns them, so appending keeps each list sorted.
   if (org->last_key) org->last_key->next_in_org.store(slot, std::memory_order_release);
   else org->first_key.store(slot, std::memory_order_release);
   org->last_key = slot;
   org->key_count.fetch_add(1, std::memory_order_relaxed);
-  keys_by_id_.insert(tag_of(slot->load()->id), slot);
-  keys_by_hash_.insert(tag_of(slot->hash), slot);
+  keys_by_id_.insert(tag_of(slot->load()->id), number);
+  keys_by_hash_.insert(tag_of(slot->hash), number);
   key_count_.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -95,22 +95,6 @@ struct OrgSlot {
   OrgSlot* next() const noexcept { return next_org.load(std::memory_order_acquire); }
 };
 
-// Slots live as long as the index: bump-allocated from 2 MiB chunks (huge pages where the
-// kernel grants them), which saves a heap header per key and TLB misses on the hot path.
-class SlotArena {
- public:
-  explicit SlotArena(size_t slot_size) : slot_size_(slot_size) {}
-  ~SlotArena();
-  SlotArena(const SlotArena&) = delete;
-  SlotArena& operator=(const SlotArena&) = delete;
-  void* allocate();  // storage for one slot, constructed by the caller
- private:
-  static constexpr size_t kChunkBytes = 2u << 20;
-  size_t slot_size_;
-  size_t used_ = kChunkBytes;  // bytes used in the newest chunk
-  std::vector<void*> chunks_;
-};
-
 class Index {
  public:
   Index();
@@ -136,15 +120,15 @@ class Index {
   void reclaim();
 
  private:
-  SlotTable keys_by_hash_;
-  SlotTable keys_by_id_;
-  SlotTable orgs_by_id_;
+  SlotArena org_slots_{sizeof(OrgSlot)};  // before the tables that name their slots
+  SlotArena key_slots_{sizeof(KeySlot)};
+  SlotTable keys_by_hash_{key_slots_};
+  SlotTable keys_by_id_{key_slots_};
+  SlotTable orgs_by_id_{org_slots_};
   std::atomic<OrgSlot*> first_org_{nullptr};
   OrgSlot* last_org_ = nullptr;
   std::atomic<uint64_t> key_count_{0};
   std::atomic<uint64_t> org_count_{0};
-  SlotArena org_slots_{sizeof(OrgSlot)};  // owned here, freed with the index
-  SlotArena key_slots_{sizeof(KeySlot)};
   std::vector<std::unique_ptr<const Organization>> retired_orgs_;
   std::vector<std::unique_ptr<const ApiKey>> retired_keys_;
   std::vector<std::unique_ptr<const CertificateSet>> retired_cert_sets_;

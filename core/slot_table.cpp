@@ -5,16 +5,20 @@
 #include <urcu/urcu-memb.h>
 
 #include <new>
+#include <stdexcept>
 
 namespace keygate::core {
 
 namespace {
 
-struct Entry {
-  std::atomic<uint64_t> tag;
-  std::atomic<void*> slot;  // null: empty
-};
-static_assert(sizeof(Entry) == 16);
+// An entry: the slot's number in the high half, the tag's low 32 bits in the low half;
+// 0 is empty (numbers start at 1).
+using Entry = std::atomic<uint64_t>;
+static_assert(sizeof(Entry) == 8);
+
+constexpr uint64_t pack(uint32_t tag, uint32_t number) { return uint64_t{number} << 32 | tag; }
+constexpr uint32_t tag_bits(uint64_t e) { return static_cast<uint32_t>(e); }
+constexpr uint32_t number_bits(uint64_t e) { return static_cast<uint32_t>(e >> 32); }
 
 constexpr size_t kInitialCapacity = 1 << 12;
 constexpr size_t kHugePage = 2u << 20;
@@ -40,6 +44,44 @@ void* map_pages(size_t bytes) {
 
 void unmap_pages(void* p, size_t bytes) noexcept { ::munmap(p, bytes); }
 
+namespace {
+size_t checked_slot_size(size_t bytes) {
+  // At least two slots a chunk: with one, 2^64 / 1 would not fit the divisor.
+  if (bytes == 0 || bytes > (2u << 20) / 2) throw std::invalid_argument("slot arena: slot size");
+  return bytes;
+}
+}  // namespace
+
+SlotArena::SlotArena(size_t slot_size)
+    : slot_size_(checked_slot_size(slot_size)),
+      per_chunk_(static_cast<uint32_t>(kChunkBytes / slot_size)),
+      divide_(UINT64_MAX / per_chunk_ + 1),
+      max_chunks_((size_t{UINT32_MAX} + per_chunk_ - 1) / per_chunk_),
+      // Zero pages until written: resident only as chunks appear.
+      chunks_(static_cast<std::atomic<char*>*>(map_pages(max_chunks_ * sizeof(std::atomic<char*>)))) {
+  static_assert(std::atomic<char*>::is_always_lock_free);
+}
+
+SlotArena::~SlotArena() {
+  for (size_t c = 0; c < max_chunks_; ++c) {
+    char* chunk = chunks_[c].load(std::memory_order_relaxed);
+    if (!chunk) break;
+    unmap_pages(chunk, kChunkBytes);
+  }
+  unmap_pages(chunks_, max_chunks_ * sizeof(std::atomic<char*>));
+}
+
+SlotArena::Allocation SlotArena::allocate() {
+  if (count_ == UINT32_MAX) throw std::length_error("slot arena: 2^32 - 1 slots");
+  const uint32_t i = count_;
+  const uint32_t chunk = i / per_chunk_, offset = i % per_chunk_;
+  if (offset == 0)  // the first slot of a new chunk: map it before any reader can be told of it
+    chunks_[chunk].store(static_cast<char*>(map_pages(kChunkBytes)),
+                         std::memory_order_relaxed);  // published by the table entry's release store
+  ++count_;
+  return {chunks_[chunk].load(std::memory_order_relaxed) + size_t{offset} * slot_size_, i + 1};
+}
+
 struct SlotTable::Table {  // standard layout: `head` first, for call_rcu
   rcu_head head;
   size_t mask;
@@ -58,18 +100,17 @@ struct SlotTable::Table {  // standard layout: `head` first, for call_rcu
   }
 
   // The writer's placement: the first empty entry from the tag's home.
-  void place(uint64_t tag, void* slot) noexcept {
-    for (size_t i = tag & mask;; i = (i + 1) & mask) {
+  void place(uint64_t entry) noexcept {
+    for (size_t i = tag_bits(entry) & mask;; i = (i + 1) & mask) {
       Entry& e = entries[i];
-      if (e.slot.load(std::memory_order_relaxed)) continue;
-      e.tag.store(tag, std::memory_order_relaxed);
-      e.slot.store(slot, std::memory_order_release);  // publishes the tag with it
+      if (e.load(std::memory_order_relaxed)) continue;
+      e.store(entry, std::memory_order_release);  // the slot was built before: publish it
       return;
     }
   }
 };
 
-SlotTable::SlotTable() : table_(Table::create(kInitialCapacity)) {}
+SlotTable::SlotTable(const SlotArena& arena) : arena_(arena), table_(Table::create(kInitialCapacity)) {}
 
 SlotTable::~SlotTable() {
   urcu_memb_barrier();  // replaced tables waiting in call_rcu
@@ -78,18 +119,21 @@ SlotTable::~SlotTable() {
 
 void* SlotTable::find(uint64_t tag, Match match, const void* key) const noexcept {
   const Table* t = table_.load(std::memory_order_acquire);
+  const auto tag32 = static_cast<uint32_t>(tag);
   // Terminates: the load stays under 70 %, so an empty entry follows every run.
-  for (size_t i = tag & t->mask;; i = (i + 1) & t->mask) {
-    const Entry& e = t->entries[i];
-    void* slot = e.slot.load(std::memory_order_acquire);
-    if (!slot) return nullptr;
-    if (e.tag.load(std::memory_order_relaxed) == tag && match(slot, key)) return slot;
+  for (size_t i = tag32 & t->mask;; i = (i + 1) & t->mask) {
+    const uint64_t e = t->entries[i].load(std::memory_order_acquire);
+    if (!e) return nullptr;
+    if (tag_bits(e) == tag32) {
+      void* slot = arena_.at(number_bits(e));
+      if (match(slot, key)) return slot;
+    }
   }
 }
 
-void SlotTable::insert(uint64_t tag, void* slot) {
+void SlotTable::insert(uint64_t tag, uint32_t number) {
   if (too_full(size_ + 1, capacity())) grow();
-  table_.load(std::memory_order_relaxed)->place(tag, slot);
+  table_.load(std::memory_order_relaxed)->place(pack(static_cast<uint32_t>(tag), number));
   ++size_;
 }
 
@@ -97,10 +141,11 @@ size_t SlotTable::capacity() const noexcept { return table_.load(std::memory_ord
 
 void SlotTable::grow() {
   Table* old = table_.load(std::memory_order_relaxed);
+  // Homes come from the tag's 32 bits kept in the entry: 2^32 entries at most.
+  if (old->mask + 1 > (size_t{1} << 31)) throw std::length_error("slot table: 2^32 entries");
   Table* next = Table::create((old->mask + 1) * 2);
   for (size_t i = 0; i <= old->mask; ++i)
-    if (void* slot = old->entries[i].slot.load(std::memory_order_relaxed))
-      next->place(old->entries[i].tag.load(std::memory_order_relaxed), slot);
+    if (const uint64_t e = old->entries[i].load(std::memory_order_relaxed)) next->place(e);
   table_.store(next, std::memory_order_release);
   urcu_memb_call_rcu(&old->head, [](rcu_head* h) { Table::destroy(reinterpret_cast<Table*>(h)); });
 }

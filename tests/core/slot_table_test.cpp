@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
+#include <new>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/index.hpp"  // RcuThread, ReadSection
@@ -24,38 +28,67 @@ Item* find(const SlotTable& t, uint64_t key, uint64_t tag) {
   return static_cast<Item*>(t.find(tag, match_item, &key));
 }
 
+// An Item built in `arena`, with its number.
+std::pair<Item*, uint32_t> make_item(SlotArena& arena, uint64_t key) {
+  const auto [memory, number] = arena.allocate();
+  return {new (memory) Item{key}, number};
+}
+
 }  // namespace
+
+TEST(SlotArena, NumbersNameTheirSlotsAcrossChunks) {
+  SlotArena arena(72);  // 29,127 to a 2 MiB chunk: numbers are divided, not shifted
+  std::vector<void*> slots;
+  for (uint32_t i = 0; i < 100'000; ++i) {  // four chunks
+    const auto [memory, number] = arena.allocate();
+    ASSERT_EQ(number, i + 1) << "numbers count from 1; 0 means none";
+    std::memset(memory, static_cast<int>(i & 0xff), 72);  // each slot is usable memory
+    slots.push_back(memory);
+  }
+  for (uint32_t i = 0; i < slots.size(); ++i) {
+    ASSERT_EQ(arena.at(i + 1), slots[i]);
+    ASSERT_EQ(*static_cast<unsigned char*>(slots[i]), i & 0xff) << "slots do not overlap";
+  }
+}
 
 TEST(SlotTable, FindsWhatWasInsertedAcrossGrowthAndNothingElse) {
   RcuThread rcu;
-  SlotTable table;
+  SlotArena arena(sizeof(Item));
+  SlotTable table(arena);
   const size_t initial = table.capacity();
-  std::vector<Item> items(100'000);
+  std::vector<Item*> items(100'000);
   for (uint64_t i = 0; i < items.size(); ++i) {
-    items[i].key = i;
-    table.insert(mix64(i), &items[i]);
+    auto [item, number] = make_item(arena, i);
+    items[i] = item;
+    table.insert(mix64(i), number);
   }
   EXPECT_EQ(table.size(), items.size());
   EXPECT_GT(table.capacity(), initial);
   EXPECT_LE(table.size() * 10, table.capacity() * 7) << "load stays under 70 %";
   ReadSection rs;
-  for (uint64_t i = 0; i < items.size(); ++i) ASSERT_EQ(find(table, i, mix64(i)), &items[i]) << i;
+  for (uint64_t i = 0; i < items.size(); ++i) ASSERT_EQ(find(table, i, mix64(i)), items[i]) << i;
   for (uint64_t i = items.size(); i < items.size() + 10'000; ++i) ASSERT_EQ(find(table, i, mix64(i)), nullptr);
 }
 
 TEST(SlotTable, EqualTagsAreToldApartByTheMatch) {
   RcuThread rcu;
-  SlotTable table;
-  Item a{1}, b{2}, c{3};
-  table.insert(42, &a);
-  table.insert(42, &b);
-  table.insert(42 + table.capacity(), &c);  // same home entry, different tag
+  SlotArena arena(sizeof(Item));
+  SlotTable table(arena);
+  auto [a, na] = make_item(arena, 1);
+  auto [b, nb] = make_item(arena, 2);
+  auto [c, nc] = make_item(arena, 3);
+  auto [d, nd] = make_item(arena, 4);
+  table.insert(42, na);
+  table.insert(42, nb);
+  table.insert(42 + table.capacity(), nc);  // same home entry, different tag
+  table.insert(42 + (uint64_t{1} << 32), nd);  // same 32 kept bits: only the match tells
   ReadSection rs;
-  EXPECT_EQ(find(table, 1, 42), &a);
-  EXPECT_EQ(find(table, 2, 42), &b);
-  EXPECT_EQ(find(table, 3, 42 + table.capacity()), &c);
+  EXPECT_EQ(find(table, 1, 42), a);
+  EXPECT_EQ(find(table, 2, 42), b);
+  EXPECT_EQ(find(table, 3, 42 + table.capacity()), c);
+  EXPECT_EQ(find(table, 4, 42), d);
   EXPECT_EQ(find(table, 3, 42), nullptr);
-  EXPECT_EQ(find(table, 4, 42), nullptr);
+  EXPECT_EQ(find(table, 5, 42), nullptr);
 }
 
 TEST(SlotTable, MixSpreadsSequentialIdsOverTheLowBits) {
@@ -71,10 +104,12 @@ TEST(SlotTable, MixSpreadsSequentialIdsOverTheLowBits) {
 
 TEST(SlotTable, ReadersFindEveryPublishedSlotWhileTheWriterGrowsTheTable) {
   RcuThread rcu;
-  SlotTable table;
+  SlotArena arena(sizeof(Item));
+  SlotTable table(arena);
   constexpr uint64_t kItems = 400'000;  // grows from 4 Ki entries to 1 Mi: eight copies
-  std::vector<Item> items(kItems);
-  for (uint64_t i = 0; i < kItems; ++i) items[i].key = i;
+  std::vector<Item*> items(kItems);
+  std::vector<uint32_t> numbers(kItems);
+  for (uint64_t i = 0; i < kItems; ++i) std::tie(items[i], numbers[i]) = make_item(arena, i);
   std::atomic<uint64_t> published{0};
   std::atomic<uint64_t> missing{0}, lookups{0};
   std::atomic<bool> done{false};
@@ -89,12 +124,12 @@ TEST(SlotTable, ReadersFindEveryPublishedSlotWhileTheWriterGrowsTheTable) {
         x = mix64(x);
         const uint64_t i = x % n;
         ReadSection rs;
-        if (find(table, i, mix64(i)) != &items[i]) missing.fetch_add(1);
+        if (find(table, i, mix64(i)) != items[i]) missing.fetch_add(1);
         lookups.fetch_add(1, std::memory_order_relaxed);
       }
     });
   for (uint64_t i = 0; i < kItems; ++i) {
-    table.insert(mix64(i), &items[i]);
+    table.insert(mix64(i), numbers[i]);
     published.store(i + 1, std::memory_order_release);
   }
   done.store(true, std::memory_order_release);
