@@ -15,7 +15,7 @@ namespace keygate::core {
 // Slots are never destroyed one by one: the arena gives their memory back whole.
 static_assert(std::is_trivially_destructible_v<KeySlot> && std::is_trivially_destructible_v<OrgSlot>);
 static_assert(sizeof(KeySlot) == 72, "index.hpp documents the slot's size: keep them in step");
-static_assert(sizeof(ApiKey) == 208, "model.hpp documents the record's size and layout: keep them in step");
+static_assert(sizeof(ApiKey) == 176, "model.hpp documents the record's size and layout: keep them in step");
 static_assert(offsetof(ApiKey, expires_ms) == 64, "the first cache line holds what every check reads");
 
 namespace {

@@ -38,16 +38,24 @@ struct RateLimit {
 enum class KeyStatus : uint8_t { active, rotating, expired, revoked };
 std::string_view to_string(KeyStatus s) noexcept;
 
-// What only publishable keys carry, shared by a key's versions (it never changes but for
-// a patch of the origins, which makes a new one).
-struct PublishableParts {
-  std::string value;                         // the whole key value: public by design
-  std::vector<std::string> allowed_origins;  // empty: any origin
+// What only some keys carry, behind one pointer that a key's versions share (a change
+// makes a new one): a publishable key's value and allowed origins, and the links of a key
+// that was rotated or came from a rotation. Most keys (secret, never rotated) have none,
+// which keeps the record in a smaller allocation class.
+struct KeyExtras {
+  std::string value;                         // publishable keys: the whole value, public by design
+  std::vector<std::string> allowed_origins;  // publishable keys; empty: any origin
+  Id replaced_by;
+  Id rotated_from;
+
+  bool empty() const noexcept {
+    return value.empty() && allowed_origins.empty() && replaced_by.empty() && rotated_from.empty();
+  }
 };
 
-// 208 bytes, laid out for verification: the first cache line holds what every check reads
-// (hash, type, scopes, rate limit, revocation), the second the other times and the ids a
-// verification returns; what only the admin API reads comes after.
+// 176 bytes (mimalloc's 192-byte class), laid out for verification: the first cache line
+// holds what every check reads (hash, type, scopes, rate limit, revocation), the second the
+// other times and the ids a verification returns; what only the admin API reads comes after.
 struct ApiKey {
   KeyHash hash{};
   KeyType type = KeyType::secret;
@@ -62,17 +70,23 @@ struct ApiKey {
   Id id;
   Id organization_id;
   uint64_t created_ms = 0;
-  std::shared_ptr<const PublishableParts> publishable;  // null for secret keys
+  std::shared_ptr<const KeyExtras> extras;  // null: none (a secret key never rotated)
   std::string name;
-  Id replaced_by;
-  Id rotated_from;
 
   std::string_view public_value() const noexcept {
-    return publishable ? std::string_view(publishable->value) : std::string_view();
+    return extras ? std::string_view(extras->value) : std::string_view();
   }
   const std::vector<std::string>& allowed_origins() const noexcept {
     static const std::vector<std::string> none;
-    return publishable ? publishable->allowed_origins : none;
+    return extras ? extras->allowed_origins : none;
+  }
+  Id replaced_by() const noexcept { return extras ? extras->replaced_by : Id{}; }
+  Id rotated_from() const noexcept { return extras ? extras->rotated_from : Id{}; }
+
+  // The writer's way to change them: copy, edit, set (a new shared object, or none).
+  KeyExtras extras_copy() const { return extras ? *extras : KeyExtras{}; }
+  void set_extras(KeyExtras e) {
+    extras = e.empty() ? nullptr : std::make_shared<const KeyExtras>(std::move(e));
   }
 
   KeyStatus status_at(uint64_t now_ms) const noexcept {

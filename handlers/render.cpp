@@ -65,8 +65,8 @@ void write_api_key(core::JsonWriter& w, const core::ApiKey& k, uint64_t last_use
   write_time(w, "grace_expires_at", k.grace_expires_ms);
   write_time(w, "expires_at", k.expires_ms);
   write_time(w, "last_used_at", last_used_ms);
-  write_id(w, "replaced_by", core::IdKind::api_key, k.replaced_by);
-  write_id(w, "rotated_from", core::IdKind::api_key, k.rotated_from);
+  write_id(w, "replaced_by", core::IdKind::api_key, k.replaced_by());
+  write_id(w, "rotated_from", core::IdKind::api_key, k.rotated_from());
   if (!revealed.empty()) w.field("revealed_key", revealed);
   w.end_object();
 }

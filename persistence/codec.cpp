@@ -100,8 +100,8 @@ void encode(const core::ApiKey& k, uint64_t last_used_ms, std::string& out) {
   w.num(k.revoked_ms);
   w.num(k.grace_expires_ms);
   w.num(k.expires_ms);
-  w.id(k.replaced_by);
-  w.id(k.rotated_from);
+  w.id(k.replaced_by());
+  w.id(k.rotated_from());
   w.num(last_used_ms);
 }
 
@@ -177,15 +177,14 @@ std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, uint64_t&
   k->environment = static_cast<core::Environment>(env);
   k->scopes = r.num<uint32_t>();
   r.bytes(k->preview, sizeof k->preview);
-  core::PublishableParts publishable;
-  publishable.value = r.str();
+  core::KeyExtras extras;
+  extras.value = r.str();
   k->name = r.str();
   const auto origins = r.num<uint32_t>();
-  for (uint32_t i = 0; i < origins && r.ok(); ++i) publishable.allowed_origins.push_back(r.str());
+  for (uint32_t i = 0; i < origins && r.ok(); ++i) extras.allowed_origins.push_back(r.str());
   // A publishable key carries its value; a secret key carries neither value nor origins.
-  if ((type == static_cast<uint8_t>(core::KeyType::publishable)) != !publishable.value.empty()) return nullptr;
-  if (publishable.value.empty() && !publishable.allowed_origins.empty()) return nullptr;
-  if (!publishable.value.empty()) k->publishable = std::make_shared<const core::PublishableParts>(std::move(publishable));
+  if ((type == static_cast<uint8_t>(core::KeyType::publishable)) != !extras.value.empty()) return nullptr;
+  if (extras.value.empty() && !extras.allowed_origins.empty()) return nullptr;
   const auto has_limit = r.num<uint8_t>();
   const auto rps = r.num<uint32_t>();
   const auto burst = r.num<uint32_t>();
@@ -195,8 +194,9 @@ std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, uint64_t&
   k->revoked_ms = r.num<uint64_t>();
   k->grace_expires_ms = r.num<uint64_t>();
   k->expires_ms = r.num<uint64_t>();
-  k->replaced_by = r.id();
-  k->rotated_from = r.id();
+  extras.replaced_by = r.id();
+  extras.rotated_from = r.id();
+  k->set_extras(std::move(extras));
   last_used_ms = r.num<uint64_t>();
   if (!r.ok_and_done() || type > 1 || env > 1 || k->id.empty()) return nullptr;
   return k;

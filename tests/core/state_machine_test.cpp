@@ -29,7 +29,7 @@ TEST_F(StateMachineTest, CreatingAnOrganizationAlsoCreatesItsFirstSecretKeyWithE
   EXPECT_TRUE(parse_key(o.revealed_key));
   EXPECT_EQ(o.key->hash, hash_key(o.revealed_key));  // only the hash is kept
   EXPECT_TRUE(o.key->public_value().empty());
-  EXPECT_FALSE(o.key->publishable);
+  EXPECT_FALSE(o.key->extras) << "a secret key never rotated has no extras";
 }
 
 TEST_F(StateMachineTest, SlugsAreUniqueEvenWithinOneBatch) {
@@ -82,13 +82,13 @@ TEST_F(StateMachineTest, RotationLinksBothKeysAndStartsTheGracePeriod) {
   Outcome old = run(c);
   Outcome fresh = run(RotateApiKey{a, old.key->id, 60});
   ASSERT_FALSE(fresh.error);
-  EXPECT_EQ(fresh.key->rotated_from, old.key->id);
+  EXPECT_EQ(fresh.key->rotated_from(), old.key->id);
   EXPECT_EQ(fresh.key->name, "web");
   EXPECT_EQ(fresh.key->scopes, bit(Scope::api_keys_read));
   EXPECT_NE(fresh.key->hash, old.key->hash);
   ReadSection rs;
   const ApiKey& was = *index.find_key(old.key->id)->load();
-  EXPECT_EQ(was.replaced_by, fresh.key->id);
+  EXPECT_EQ(was.replaced_by(), fresh.key->id);
   EXPECT_EQ(was.grace_expires_ms, now + 60'000);
   EXPECT_EQ(was.status_at(now), KeyStatus::rotating);
   EXPECT_EQ(was.status_at(now + 60'000), KeyStatus::expired);

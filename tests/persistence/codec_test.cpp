@@ -14,8 +14,6 @@ TEST(Codec, ApiKeyRoundTripsEveryField) {
   k.environment = core::Environment::test;
   k.scopes = 0x1234;
   std::copy_n("abcd", 4, k.preview);
-  k.publishable = std::make_shared<const core::PublishableParts>(
-      core::PublishableParts{"pk_test_x", {"https://a.com", "https://*.b.com"}});
   k.name = "na\"me";
   k.rate_limit = core::RateLimit{5, 7};
   k.created_ms = 1;
@@ -23,8 +21,7 @@ TEST(Codec, ApiKeyRoundTripsEveryField) {
   k.revoked_ms = 3;
   k.grace_expires_ms = 4;
   k.expires_ms = 5;
-  k.replaced_by = g.next(3);
-  k.rotated_from = g.next(4);
+  k.set_extras(core::KeyExtras{"pk_test_x", {"https://a.com", "https://*.b.com"}, g.next(3), g.next(4)});
   std::string bytes;
   persistence::encode(k, 99, bytes);
   uint64_t last_used = 0;
@@ -43,8 +40,31 @@ TEST(Codec, ApiKeyRoundTripsEveryField) {
   EXPECT_EQ(d->allowed_origins(), k.allowed_origins());
   EXPECT_EQ(d->rate_limit, k.rate_limit);
   EXPECT_EQ(d->grace_expires_ms, 4u);
-  EXPECT_EQ(d->replaced_by, k.replaced_by);
-  EXPECT_EQ(d->rotated_from, k.rotated_from);
+  EXPECT_EQ(d->replaced_by(), k.replaced_by());
+  EXPECT_EQ(d->rotated_from(), k.rotated_from());
+}
+
+TEST(Codec, ASecretKeyKeepsItsRotationLinksAndNoExtrasWithoutThem) {
+  core::ApiKey k;
+  core::IdGenerator g;
+  k.id = g.next(1);
+  k.organization_id = g.next(2);
+  std::string bytes;
+  uint64_t last_used = 0;
+  persistence::encode(k, 0, bytes);
+  auto plain = persistence::decode_api_key(bytes, last_used);
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->extras) << "a secret key never rotated carries no extras";
+  core::KeyExtras links;
+  links.rotated_from = g.next(3);
+  k.set_extras(links);
+  bytes.clear();
+  persistence::encode(k, 0, bytes);
+  auto rotated = persistence::decode_api_key(bytes, last_used);
+  ASSERT_TRUE(rotated);
+  EXPECT_EQ(rotated->rotated_from(), links.rotated_from);
+  EXPECT_TRUE(rotated->replaced_by().empty());
+  EXPECT_TRUE(rotated->public_value().empty());
 }
 
 TEST(Codec, AKeyWhoseTypeDisagreesWithItsPublicValueIsRejected) {
@@ -59,7 +79,7 @@ TEST(Codec, AKeyWhoseTypeDisagreesWithItsPublicValueIsRejected) {
   bytes.clear();
   persistence::encode(k, 0, bytes);
   EXPECT_TRUE(persistence::decode_api_key(bytes, last_used)) << "a secret key has no public value";
-  k.publishable = std::make_shared<const core::PublishableParts>(core::PublishableParts{"pk_live_x", {}});
+  k.set_extras(core::KeyExtras{"pk_live_x", {}, {}, {}});
   bytes.clear();
   persistence::encode(k, 0, bytes);
   EXPECT_FALSE(persistence::decode_api_key(bytes, last_used)) << "a secret key with a public value";
