@@ -83,9 +83,12 @@ struct ApiKey {
   Id replaced_by() const noexcept { return extras ? extras->replaced_by : Id{}; }
   Id rotated_from() const noexcept { return extras ? extras->rotated_from : Id{}; }
 
-  // The writer's way to change them: copy, edit, set (a new shared object, or none).
-  KeyExtras extras_copy() const { return extras ? *extras : KeyExtras{}; }
-  void set_extras(KeyExtras e) {
+  // The writer's way to change them: earlier versions share the current object, so a
+  // change builds a new one (or none, when nothing is left).
+  template <class Edit>
+  void edit_extras(Edit&& edit) {
+    KeyExtras e = extras ? *extras : KeyExtras{};
+    edit(e);
     extras = e.empty() ? nullptr : std::make_shared<const KeyExtras>(std::move(e));
   }
 

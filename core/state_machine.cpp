@@ -77,7 +77,7 @@ std::unique_ptr<ApiKey> StateMachine::new_key(Id org_id, KeyType type, Environme
     k->hash = hash_key(value);
   } while (index_.find_key(k->hash));
   std::copy_n(value.end() - 4, 4, k->preview);
-  if (type == KeyType::publishable) k->set_extras(KeyExtras{value, {}, {}, {}});
+  if (type == KeyType::publishable) k->edit_extras([&](KeyExtras& e) { e.value = value; });
   k->created_ms = now;
   return k;
 }
@@ -126,11 +126,8 @@ Outcome StateMachine::run(const CreateApiKey& c, uint64_t now) {
   auto k = new_key(c.org, c.type, c.environment, now, out.revealed_key);
   k->name = c.name;
   k->scopes = c.type == KeyType::secret ? c.scopes : 0;
-  if (k->type == KeyType::publishable && !c.allowed_origins.empty()) {
-    KeyExtras e = k->extras_copy();
-    e.allowed_origins = c.allowed_origins;
-    k->set_extras(std::move(e));
-  }
+  if (k->type == KeyType::publishable && !c.allowed_origins.empty())
+    k->edit_extras([&](KeyExtras& e) { e.allowed_origins = c.allowed_origins; });
   k->expires_ms = c.expires_ms;
   k->rate_limit = c.rate_limit;
   out.key = stage(std::move(k));
@@ -142,11 +139,8 @@ Outcome StateMachine::run(const UpdateApiKey& c, uint64_t) {
   if (!cur) return key_not_found();
   auto k = std::make_unique<ApiKey>(*cur);
   if (c.name) k->name = *c.name;
-  if (c.allowed_origins && k->type == KeyType::publishable) {
-    KeyExtras e = k->extras_copy();
-    e.allowed_origins = *c.allowed_origins;
-    k->set_extras(std::move(e));
-  }
+  if (c.allowed_origins && k->type == KeyType::publishable)
+    k->edit_extras([&](KeyExtras& e) { e.allowed_origins = *c.allowed_origins; });
   if (c.scopes) k->scopes = *c.scopes;
   if (c.rate_limit) k->rate_limit = *c.rate_limit;
   Outcome out;
@@ -182,18 +176,16 @@ Outcome StateMachine::run(const RotateApiKey& c, uint64_t now) {
   auto fresh = new_key(cur->organization_id, cur->type, cur->environment, now, out.revealed_key);
   fresh->name = cur->name;
   fresh->scopes = migrate_legacy(cur->scopes);
-  KeyExtras fresh_extras = fresh->extras_copy();
-  if (fresh->type == KeyType::publishable) fresh_extras.allowed_origins = cur->allowed_origins();
-  fresh_extras.rotated_from = cur->id;
-  fresh->set_extras(std::move(fresh_extras));
+  fresh->edit_extras([&](KeyExtras& e) {
+    e.allowed_origins = cur->allowed_origins();  // empty for a secret key
+    e.rotated_from = cur->id;
+  });
   fresh->rate_limit = cur->rate_limit;
   fresh->expires_ms = cur->expires_ms;
   auto old = std::make_unique<ApiKey>(*cur);
   old->rotated_ms = now;
   old->grace_expires_ms = now + c.grace_period_seconds * 1000;
-  KeyExtras old_extras = old->extras_copy();
-  old_extras.replaced_by = fresh->id;
-  old->set_extras(std::move(old_extras));
+  old->edit_extras([&](KeyExtras& e) { e.replaced_by = fresh->id; });
   stage(std::move(old));
   out.key = stage(std::move(fresh));
   return out;

@@ -167,9 +167,9 @@ static void BM_Sha256OfAKey(benchmark::State& state) {
 BENCHMARK(BM_Sha256OfAKey);
 
 // Index lookups by hash, and the read of the record found that every verification makes
-// next (so that designs which keep the hash in the slot or in the record compare fairly), cycling through up to 1,000,000 present keys spread over the whole
-// set in a shuffled order: at 1 M and 10 M keys almost every lookup misses the caches, as
-// with real traffic.
+// next (so that designs which keep the hash in the slot or in the record compare fairly),
+// cycling through up to 1,000,000 present keys spread over the whole set in a shuffled
+// order: at 1 M and 10 M keys almost every lookup misses the caches, as with real traffic.
 static void BM_IndexLookup(benchmark::State& state) {
   Dataset& d = dataset(static_cast<size_t>(state.range(0)));
   std::vector<KeyHash> hashes = d.sample;

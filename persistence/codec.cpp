@@ -177,7 +177,7 @@ std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, uint64_t&
   k->environment = static_cast<core::Environment>(env);
   k->scopes = r.num<uint32_t>();
   r.bytes(k->preview, sizeof k->preview);
-  core::KeyExtras extras;
+  core::KeyExtras extras;  // read in the payload's order, attached once complete
   extras.value = r.str();
   k->name = r.str();
   const auto origins = r.num<uint32_t>();
@@ -196,7 +196,7 @@ std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, uint64_t&
   k->expires_ms = r.num<uint64_t>();
   extras.replaced_by = r.id();
   extras.rotated_from = r.id();
-  k->set_extras(std::move(extras));
+  k->edit_extras([&](core::KeyExtras& e) { e = std::move(extras); });
   last_used_ms = r.num<uint64_t>();
   if (!r.ok_and_done() || type > 1 || env > 1 || k->id.empty()) return nullptr;
   return k;

@@ -75,6 +75,42 @@ TEST_F(StateMachineTest, RevokingTwiceIsAConflict) {
   EXPECT_EQ(run(RevokeApiKey{a, k}).error.code, ErrorCode::already_revoked);
 }
 
+TEST_F(StateMachineTest, RotatingAPublishableKeyKeepsItsTypeAndOriginsUnderANewValue) {
+  // Spec 4: the new key has the same type, environment, name and origins.
+  Id a = make_org("a");
+  CreateApiKey c{a, "web", KeyType::publishable, Environment::test};
+  c.allowed_origins = {"https://app.example.com"};
+  Outcome old = run(c);
+  ASSERT_FALSE(old.error);
+  Outcome fresh = run(RotateApiKey{a, old.key->id, 60});
+  ASSERT_FALSE(fresh.error);
+  EXPECT_EQ(fresh.key->type, KeyType::publishable);
+  EXPECT_EQ(fresh.key->environment, Environment::test);
+  EXPECT_EQ(fresh.key->allowed_origins(), c.allowed_origins);
+  EXPECT_EQ(fresh.key->public_value(), fresh.revealed_key) << "its own value, not the old one";
+  EXPECT_EQ(fresh.key->rotated_from(), old.key->id);
+  ReadSection rs;
+  const ApiKey& was = *index.find_key(old.key->id)->load();
+  EXPECT_EQ(was.public_value(), old.revealed_key) << "the old version keeps its value";
+  EXPECT_EQ(was.allowed_origins(), c.allowed_origins);
+  EXPECT_EQ(was.replaced_by(), fresh.key->id);
+  EXPECT_EQ(old.key->replaced_by(), Id{}) << "versions published before are never changed";
+}
+
+TEST_F(StateMachineTest, PatchingOriginsKeepsThePublicValueAndLeavesTheOldVersionAlone) {
+  Id a = make_org("a");
+  Outcome k = run(CreateApiKey{a, "web", KeyType::publishable});
+  ASSERT_FALSE(k.error);
+  EXPECT_TRUE(k.key->allowed_origins().empty());
+  UpdateApiKey u{a, k.key->id};
+  u.allowed_origins = std::vector<std::string>{"https://a.example.com"};
+  Outcome p = run(u);
+  ASSERT_FALSE(p.error);
+  EXPECT_EQ(p.key->public_value(), k.revealed_key);
+  EXPECT_EQ(p.key->allowed_origins(), *u.allowed_origins);
+  EXPECT_TRUE(k.key->allowed_origins().empty()) << "the version readers may still hold";
+}
+
 TEST_F(StateMachineTest, RotationLinksBothKeysAndStartsTheGracePeriod) {
   Id a = make_org("a");
   CreateApiKey c{a, "web"};

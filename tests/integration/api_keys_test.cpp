@@ -135,6 +135,39 @@ TEST(ApiKeys, UpdateChangesMetadataAndRefusesImmutableFields) {
   EXPECT_EQ(error_code(http(s.port(), "PATCH", base + "/" + id, R"({"colour":1})", t.key)), "unknown_field");
 }
 
+TEST(ApiKeys, APublishableKeyKeepsItsOriginsThroughAPatchAndARotation) {
+  ServerProcess s;
+  Tenant t = make_tenant(s, "Pub");
+  const std::string base = "/v1/organizations/" + t.id + "/api-keys";
+  const CreatedKey pk = make_key(s, t, R"({"name":"web","type":"publishable","environment":"test"})");
+  auto p = http(s.port(), "PATCH", base + "/" + pk.id, R"({"allowed_origins":["https://app.example.com"]})", t.key);
+  ASSERT_EQ(p.status, 200) << p.body;
+  auto pj = parse_json(p.body);
+  EXPECT_EQ(str(pj, "/data/allowed_origins/0"), "https://app.example.com");
+  EXPECT_EQ(str(pj, "/data/display_key"), pk.value) << "a patch keeps the public value";
+  auto r = http(s.port(), "POST", base + "/" + pk.id + "/rotations", R"({"grace_period_seconds":60})", t.key);
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto rj = parse_json(r.body);
+  const std::string fresh = str(rj, "/data/revealed_key");
+  EXPECT_EQ(str(rj, "/data/type"), "publishable");
+  EXPECT_EQ(str(rj, "/data/environment"), "test");
+  EXPECT_EQ(str(rj, "/data/name"), "web");
+  EXPECT_EQ(str(rj, "/data/allowed_origins/0"), "https://app.example.com");
+  EXPECT_EQ(str(rj, "/data/allowed_origins/1"), "<missing>");
+  EXPECT_EQ(str(rj, "/data/display_key"), fresh);
+  EXPECT_NE(fresh, pk.value);
+  EXPECT_EQ(str(rj, "/data/rotated_from"), pk.id);
+  auto old = parse_json(http(s.port(), "GET", base + "/" + pk.id, "", t.key).body);
+  EXPECT_EQ(str(old, "/data/display_key"), pk.value);
+  EXPECT_EQ(str(old, "/data/replaced_by"), str(rj, "/data/id"));
+  EXPECT_EQ(str(old, "/data/allowed_origins/0"), "https://app.example.com");
+  // The origins hold for the new value at verification.
+  auto allowed = http(s.port(), "GET", "/v1/auth", "", std::vector<std::string>{"X-API-Key: " + fresh, "Origin: https://app.example.com"});
+  EXPECT_EQ(allowed.status, 200);
+  auto denied = http(s.port(), "GET", "/v1/auth", "", std::vector<std::string>{"X-API-Key: " + fresh, "Origin: https://evil.example"});
+  EXPECT_EQ(denied.header("x-keygate-code"), "ORIGIN_NOT_ALLOWED");
+}
+
 TEST(ApiKeys, ListFiltersAndPaginates) {
   ServerProcess s;
   Tenant t = make_tenant(s, "List");

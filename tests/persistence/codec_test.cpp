@@ -21,7 +21,9 @@ TEST(Codec, ApiKeyRoundTripsEveryField) {
   k.revoked_ms = 3;
   k.grace_expires_ms = 4;
   k.expires_ms = 5;
-  k.set_extras(core::KeyExtras{"pk_test_x", {"https://a.com", "https://*.b.com"}, g.next(3), g.next(4)});
+  k.edit_extras([&](core::KeyExtras& e) {
+    e = core::KeyExtras{"pk_test_x", {"https://a.com", "https://*.b.com"}, g.next(3), g.next(4)};
+  });
   std::string bytes;
   persistence::encode(k, 99, bytes);
   uint64_t last_used = 0;
@@ -55,14 +57,13 @@ TEST(Codec, ASecretKeyKeepsItsRotationLinksAndNoExtrasWithoutThem) {
   auto plain = persistence::decode_api_key(bytes, last_used);
   ASSERT_TRUE(plain);
   EXPECT_FALSE(plain->extras) << "a secret key never rotated carries no extras";
-  core::KeyExtras links;
-  links.rotated_from = g.next(3);
-  k.set_extras(links);
+  const core::Id from = g.next(3);
+  k.edit_extras([&](core::KeyExtras& e) { e.rotated_from = from; });
   bytes.clear();
   persistence::encode(k, 0, bytes);
   auto rotated = persistence::decode_api_key(bytes, last_used);
   ASSERT_TRUE(rotated);
-  EXPECT_EQ(rotated->rotated_from(), links.rotated_from);
+  EXPECT_EQ(rotated->rotated_from(), from);
   EXPECT_TRUE(rotated->replaced_by().empty());
   EXPECT_TRUE(rotated->public_value().empty());
 }
@@ -79,7 +80,7 @@ TEST(Codec, AKeyWhoseTypeDisagreesWithItsPublicValueIsRejected) {
   bytes.clear();
   persistence::encode(k, 0, bytes);
   EXPECT_TRUE(persistence::decode_api_key(bytes, last_used)) << "a secret key has no public value";
-  k.set_extras(core::KeyExtras{"pk_live_x", {}, {}, {}});
+  k.edit_extras([](core::KeyExtras& e) { e.value = "pk_live_x"; });
   bytes.clear();
   persistence::encode(k, 0, bytes);
   EXPECT_FALSE(persistence::decode_api_key(bytes, last_used)) << "a secret key with a public value";
