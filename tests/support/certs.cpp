@@ -1,77 +1,97 @@
 #include "support/certs.hpp"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include <ctime>
+#include <memory>
 #include <stdexcept>
 
 namespace keygate::testing {
 
 namespace {
 
-std::string bio_string(BIO* b) {
+// A certificate the tests cannot rely on must stop them, not turn into an upload that
+// fails for another reason: every OpenSSL step is checked.
+void check(bool ok, const char* step) {
+  if (ok) return;
+  char reason[256] = "no OpenSSL error queued";
+  if (unsigned long e = ERR_get_error()) ERR_error_string_n(e, reason, sizeof reason);
+  throw std::runtime_error(std::string("make_cert: ") + step + ": " + reason);
+}
+
+struct Free {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+  void operator()(X509* p) const { X509_free(p); }
+  void operator()(BIO* p) const { BIO_free(p); }
+};
+template <class T>
+using Owned = std::unique_ptr<T, Free>;
+
+Owned<BIO> memory_bio(const std::string& text) {
+  Owned<BIO> b(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+  check(b != nullptr, "BIO_new_mem_buf");
+  return b;
+}
+
+template <class Write>
+std::string pem_of(Write write, const char* step) {
+  Owned<BIO> b(BIO_new(BIO_s_mem()));
+  check(b != nullptr, "BIO_new");
+  check(write(b.get()) == 1, step);
   char* data = nullptr;
-  long n = BIO_get_mem_data(b, &data);
+  const long n = BIO_get_mem_data(b.get(), &data);
   return std::string(data, static_cast<size_t>(n));
 }
 
 }  // namespace
 
 TestCert make_cert(const std::string& cn, long from_s, long to_s, const TestCert* issuer) {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  if (!key) throw std::runtime_error("EC key generation failed");
-  X509* x = X509_new();
-  X509_set_version(x, 2);
+  Owned<EVP_PKEY> key(EVP_EC_gen("P-256"));
+  check(key != nullptr, "EC key generation");
+  Owned<X509> x(X509_new());
+  check(x != nullptr, "X509_new");
+  check(X509_set_version(x.get(), 2) == 1, "X509_set_version");
   static long serial = 1;
-  ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+  check(ASN1_INTEGER_set(X509_get_serialNumber(x.get()), serial++) == 1, "serial number");
   const time_t now = time(nullptr);
-  ASN1_TIME_set(X509_getm_notBefore(x), now + from_s);
-  ASN1_TIME_set(X509_getm_notAfter(x), now + to_s);
-  X509_set_pubkey(x, key);
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  EVP_PKEY* signer = key;
-  X509* issuer_x = nullptr;
+  check(ASN1_TIME_set(X509_getm_notBefore(x.get()), now + from_s) != nullptr, "notBefore");
+  check(ASN1_TIME_set(X509_getm_notAfter(x.get()), now + to_s) != nullptr, "notAfter");
+  check(X509_set_pubkey(x.get(), key.get()) == 1, "X509_set_pubkey");
+  X509_NAME* name = X509_get_subject_name(x.get());
+  check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()),
+                                   -1, -1, 0) == 1,
+        "subject CN");
+  Owned<X509> issuer_x;
+  Owned<EVP_PKEY> issuer_key;
   if (issuer) {
-    BIO* b = BIO_new_mem_buf(issuer->pem.data(), static_cast<int>(issuer->pem.size()));
-    issuer_x = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
-    BIO_free(b);
-    b = BIO_new_mem_buf(issuer->key_pem.data(), static_cast<int>(issuer->key_pem.size()));
-    signer = PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr);
-    BIO_free(b);
-    X509_set_issuer_name(x, X509_get_subject_name(issuer_x));
+    issuer_x.reset(PEM_read_bio_X509(memory_bio(issuer->pem).get(), nullptr, nullptr, nullptr));
+    check(issuer_x != nullptr, "reading the issuer's certificate");
+    issuer_key.reset(PEM_read_bio_PrivateKey(memory_bio(issuer->key_pem).get(), nullptr, nullptr, nullptr));
+    check(issuer_key != nullptr, "reading the issuer's private key");
+    check(X509_set_issuer_name(x.get(), X509_get_subject_name(issuer_x.get())) == 1, "issuer name");
   } else {
-    X509_set_issuer_name(x, name);
+    check(X509_set_issuer_name(x.get(), name) == 1, "issuer name (self-signed)");
   }
-  X509_sign(x, signer, EVP_sha256());
+  check(X509_sign(x.get(), issuer ? issuer_key.get() : key.get(), EVP_sha256()) > 0, "X509_sign");
+
   TestCert out;
   out.not_before = static_cast<long>(now + from_s);
   out.not_after = static_cast<long>(now + to_s);
-  BIO* b = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(b, x);
-  out.pem = bio_string(b);
-  BIO_free(b);
-  b = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr);
-  out.key_pem = bio_string(b);
-  BIO_free(b);
-  unsigned char md[32];
+  out.pem = pem_of([&](BIO* b) { return PEM_write_bio_X509(b, x.get()); }, "PEM_write_bio_X509");
+  out.key_pem = pem_of([&](BIO* b) { return PEM_write_bio_PrivateKey(b, key.get(), nullptr, nullptr, 0, nullptr, nullptr); },
+                       "PEM_write_bio_PrivateKey");
+  unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  X509_digest(x, EVP_sha256(), md, &len);
+  check(X509_digest(x.get(), EVP_sha256(), md, &len) == 1 && len == 32, "X509_digest");
   static const char* hex = "0123456789abcdef";
   for (unsigned i = 0; i < len; ++i) {
     out.sha256_hex.push_back(hex[md[i] >> 4]);
     out.sha256_hex.push_back(hex[md[i] & 15]);
   }
-  if (issuer) {
-    EVP_PKEY_free(signer);
-    X509_free(issuer_x);
-  }
-  X509_free(x);
-  EVP_PKEY_free(key);
   return out;
 }
 

@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <string_view>
+#include <utility>
 
 extern char** environ;
 
@@ -90,8 +92,10 @@ void ServerProcess::start() {
     std::string l = log();
     size_t at = l.find("\"event\":\"ready\"");
     if (at != std::string::npos) {
-      size_t addr = l.find("\"address\":\"127.0.0.1:", at);
-      port_ = static_cast<uint16_t>(std::stoi(l.substr(addr + 21)));
+      const std::string_view field = "\"address\":\"127.0.0.1:";
+      const size_t addr = l.find(field, at);
+      if (addr == std::string::npos) throw std::runtime_error("keygate's ready line names no address: " + l);
+      port_ = static_cast<uint16_t>(std::stoi(l.substr(addr + field.size())));
       break;
     }
     int status;
@@ -103,6 +107,7 @@ void ServerProcess::start() {
     if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("keygate did not become ready: " + l);
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  // The generated root key; absent only when a test passed --root-key-file of its own.
   std::ifstream rk(data_dir_ + "/root.key");
   std::getline(rk, root_key_);
 }
@@ -256,14 +261,31 @@ std::string str(simdjson::dom::element e, const char* path) {
   return simdjson::to_string(v);
 }
 
+namespace {
+
+// A fixture a test builds on must exist: a helper that got anything but a 201 with both
+// fields stops the test with the server's answer, instead of handing it "<missing>".
+std::pair<std::string, std::string> created(const HttpResponse& r, const char* id_path, const char* key_path,
+                                            const char* what) {
+  if (r.status != 201) throw std::runtime_error(std::string(what) + ": HTTP " + std::to_string(r.status) + ": " + r.body);
+  auto j = parse_json(r.body);
+  std::string id = str(j, id_path), key = str(j, key_path);
+  if (id == "<missing>" || key == "<missing>") throw std::runtime_error(std::string(what) + ": no id or key in " + r.body);
+  return {std::move(id), std::move(key)};
+}
+
+}  // namespace
+
 Tenant make_tenant(const ServerProcess& s, const std::string& name) {
-  auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":")" + name + "\"}", s.root_key()).body);
-  return {str(j, "/data/id"), str(j, "/data/api_key/revealed_key")};
+  auto [id, key] = created(http(s.port(), "POST", "/v1/organizations", R"({"name":")" + name + "\"}", s.root_key()),
+                           "/data/id", "/data/api_key/revealed_key", "make_tenant");
+  return {std::move(id), std::move(key)};
 }
 
 CreatedKey make_key(const ServerProcess& s, const Tenant& t, const std::string& body) {
-  auto j = parse_json(http(s.port(), "POST", "/v1/organizations/" + t.id + "/api-keys", body, t.key).body);
-  return {str(j, "/data/id"), str(j, "/data/revealed_key")};
+  auto [id, value] = created(http(s.port(), "POST", "/v1/organizations/" + t.id + "/api-keys", body, t.key),
+                             "/data/id", "/data/revealed_key", "make_key");
+  return {std::move(id), std::move(value)};
 }
 
 }  // namespace keygate::testing

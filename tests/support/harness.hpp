@@ -75,6 +75,7 @@ simdjson::dom::element parse_json(const std::string& body);
 std::string str(simdjson::dom::element e, const char* path);  // JSON pointer, e.g. "/data/id"
 
 // An organization created with the root key, and the secret key its creation reveals.
+// These helpers throw (failing the test with the server's answer) unless they got a 201.
 struct Tenant {
   std::string id, key;
 };
