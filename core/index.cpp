@@ -15,8 +15,9 @@ namespace keygate::core {
 // Slots are never destroyed one by one: the arena gives their memory back whole.
 static_assert(std::is_trivially_destructible_v<KeySlot> && std::is_trivially_destructible_v<OrgSlot>);
 static_assert(sizeof(KeySlot) == 72, "index.hpp documents the slot's size: keep them in step");
-static_assert(sizeof(ApiKey) == 176, "model.hpp documents the record's size and layout: keep them in step");
-static_assert(offsetof(ApiKey, expires_ms) == 64, "the first cache line holds what every check reads");
+static_assert(sizeof(ApiKey) == 128, "model.hpp documents the record's size and layout: keep them in step");
+static_assert(offsetof(ApiKey, grace_expires_ms) + 8 <= 64, "the first cache line holds what every check reads");
+static_assert(offsetof(ApiKey, id) == 64, "the second line starts with the ids a verification returns");
 
 namespace {
 
@@ -110,16 +111,17 @@ void Index::put(std::unique_ptr<const Organization> record) {
   org_count_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Index::put(std::unique_ptr<const ApiKey> record) {
+void Index::put(const KeyHash& hash, std::unique_ptr<const ApiKey> record) {
   ReadSection rs;
   if (KeySlot* slot = find_key(record->id)) {
+    if (slot->hash != hash) throw std::logic_error("a new version of an API key came with another hash");
     retired_keys_.emplace_back(slot->record.exchange(record.release(), std::memory_order_acq_rel));
     return;
   }
   OrgSlot* org = find_org(record->organization_id);
   if (!org) throw std::logic_error("an API key was published before its organization");
   const auto [memory, number] = key_slots_.allocate();
-  KeySlot* slot = new (memory) KeySlot(record.release(), org);
+  KeySlot* slot = new (memory) KeySlot(hash, record.release(), org);
   // Ids grow with time and one writer assigns them, so appending keeps each list sorted.
   if (org->last_key) org->last_key->next_in_org.store(slot, std::memory_order_release);
   else org->first_key.store(slot, std::memory_order_release);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/compact_string.hpp"
 #include "core/ids.hpp"
 #include "core/key_format.hpp"
 #include "core/scopes.hpp"
@@ -53,11 +54,12 @@ struct KeyExtras {
   }
 };
 
-// 176 bytes (mimalloc's 192-byte class), laid out for verification: the first cache line
-// holds what every check reads (hash, type, scopes, rate limit, revocation), the second the
-// other times and the ids a verification returns; what only the admin API reads comes after.
+// 128 bytes (mimalloc's 128-byte class), laid out for verification: the first cache line
+// holds what every check reads (type, scopes, rate limit, revocation and expiry times), the
+// second the ids a verification returns; the name only the admin API reads comes last.
+// The hash of the value is not here: it never changes, so the key's slot holds it
+// (core/index.hpp) and a record version does not repeat it.
 struct ApiKey {
-  KeyHash hash{};
   KeyType type = KeyType::secret;
   Environment environment = Environment::live;
   ScopeSet scopes = 0;
@@ -67,11 +69,11 @@ struct ApiKey {
   uint64_t expires_ms = 0;
   uint64_t rotated_ms = 0;
   uint64_t grace_expires_ms = 0;
+  uint64_t created_ms = 0;
   Id id;
   Id organization_id;
-  uint64_t created_ms = 0;
   std::shared_ptr<const KeyExtras> extras;  // null: none (a secret key never rotated)
-  std::string name;
+  CompactString name;
 
   std::string_view public_value() const noexcept {
     return extras ? std::string_view(extras->value) : std::string_view();

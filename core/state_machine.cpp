@@ -33,28 +33,30 @@ const Organization* StateMachine::org(Id id) const {
   return s ? s->load() : nullptr;
 }
 
-const ApiKey* StateMachine::key(Id org_id, Id key_id) const {
+const ApiKey* StateMachine::key(Id org_id, Id key_id, KeyHash& hash) const {
   const ApiKey* k = nullptr;
   if (auto it = staged_keys_.find(key_id); it != staged_keys_.end()) {
     k = staged_[it->second].key.get();
+    hash = staged_[it->second].key_hash;
   } else if (KeySlot* s = index_.find_key(key_id)) {
     k = s->load();
+    hash = s->hash;
   }
   // Another organization's key does not exist, as far as this caller can tell.
   return k && k->organization_id == org_id ? k : nullptr;
 }
 
-ApiKey& StateMachine::stage(std::unique_ptr<ApiKey> k) {
+ApiKey& StateMachine::stage(std::unique_ptr<ApiKey> k, const KeyHash& hash) {
   ApiKey& ref = *k;
   staged_keys_[k->id] = staged_.size();
-  staged_.push_back({nullptr, std::move(k), nullptr});
+  staged_.push_back({nullptr, std::move(k), hash, nullptr});
   return ref;
 }
 
 Organization& StateMachine::stage(std::unique_ptr<Organization> o) {
   Organization& ref = *o;
   staged_orgs_[o->id] = staged_.size();
-  staged_.push_back({std::move(o), nullptr, nullptr});
+  staged_.push_back({std::move(o), nullptr, {}, nullptr});
   return ref;
 }
 
@@ -64,7 +66,7 @@ Outcome StateMachine::execute(const Command& command, uint64_t now_ms) {
 }
 
 std::unique_ptr<ApiKey> StateMachine::new_key(Id org_id, KeyType type, Environment env,
-                                              uint64_t now, std::string& value) {
+                                              uint64_t now, std::string& value, KeyHash& hash) {
   auto k = std::make_unique<ApiKey>();
   k->id = ids_.next(now);
   k->organization_id = org_id;
@@ -74,8 +76,8 @@ std::unique_ptr<ApiKey> StateMachine::new_key(Id org_id, KeyType type, Environme
   // hash, so make sure rather than assume.
   do {
     value = generate_key(type, env);
-    k->hash = hash_key(value);
-  } while (index_.find_key(k->hash));
+    hash = hash_key(value);
+  } while (index_.find_key(hash));
   std::copy_n(value.end() - 4, 4, k->preview);
   if (type == KeyType::publishable) k->edit_extras([&](KeyExtras& e) { e.value = value; });
   k->created_ms = now;
@@ -94,10 +96,11 @@ Outcome StateMachine::run(const CreateOrganization& c, uint64_t now) {
   Outcome out;
   out.org = stage(std::move(o));
   // The organization's first secret key, with every scope (seed 000: shown once).
-  auto k = new_key(out.org->id, KeyType::secret, Environment::live, now, out.revealed_key);
+  KeyHash hash;
+  auto k = new_key(out.org->id, KeyType::secret, Environment::live, now, out.revealed_key, hash);
   k->name = "Default secret key";
   k->scopes = kAllScopes;
-  out.key = stage(std::move(k));
+  out.key = stage(std::move(k), hash);
   return out;
 }
 
@@ -123,19 +126,21 @@ Outcome StateMachine::run(const UpdateOrganization& c, uint64_t now) {
 Outcome StateMachine::run(const CreateApiKey& c, uint64_t now) {
   if (!org(c.org)) return fail(ErrorCode::not_found, "No organization with that id exists.", "id");
   Outcome out;
-  auto k = new_key(c.org, c.type, c.environment, now, out.revealed_key);
+  KeyHash hash;
+  auto k = new_key(c.org, c.type, c.environment, now, out.revealed_key, hash);
   k->name = c.name;
   k->scopes = c.type == KeyType::secret ? c.scopes : 0;
   if (k->type == KeyType::publishable && !c.allowed_origins.empty())
     k->edit_extras([&](KeyExtras& e) { e.allowed_origins = c.allowed_origins; });
   k->expires_ms = c.expires_ms;
   k->rate_limit = c.rate_limit;
-  out.key = stage(std::move(k));
+  out.key = stage(std::move(k), hash);
   return out;
 }
 
 Outcome StateMachine::run(const UpdateApiKey& c, uint64_t) {
-  const ApiKey* cur = key(c.org, c.key);
+  KeyHash hash;
+  const ApiKey* cur = key(c.org, c.key, hash);
   if (!cur) return key_not_found();
   auto k = std::make_unique<ApiKey>(*cur);
   if (c.name) k->name = *c.name;
@@ -144,23 +149,25 @@ Outcome StateMachine::run(const UpdateApiKey& c, uint64_t) {
   if (c.scopes) k->scopes = *c.scopes;
   if (c.rate_limit) k->rate_limit = *c.rate_limit;
   Outcome out;
-  out.key = stage(std::move(k));
+  out.key = stage(std::move(k), hash);
   return out;
 }
 
 Outcome StateMachine::run(const RevokeApiKey& c, uint64_t now) {
-  const ApiKey* cur = key(c.org, c.key);
+  KeyHash hash;
+  const ApiKey* cur = key(c.org, c.key, hash);
   if (!cur) return key_not_found();
   if (cur->revoked_ms) return fail(ErrorCode::already_revoked, "This API key is already revoked.");
   auto k = std::make_unique<ApiKey>(*cur);
   k->revoked_ms = now;
   Outcome out;
-  out.key = stage(std::move(k));
+  out.key = stage(std::move(k), hash);
   return out;
 }
 
 Outcome StateMachine::run(const RotateApiKey& c, uint64_t now) {
-  const ApiKey* cur = key(c.org, c.key);
+  KeyHash old_hash;
+  const ApiKey* cur = key(c.org, c.key, old_hash);
   if (!cur) return key_not_found();
   switch (cur->status_at(now)) {
     case KeyStatus::revoked:
@@ -173,7 +180,8 @@ Outcome StateMachine::run(const RotateApiKey& c, uint64_t now) {
     case KeyStatus::active: break;
   }
   Outcome out;
-  auto fresh = new_key(cur->organization_id, cur->type, cur->environment, now, out.revealed_key);
+  KeyHash fresh_hash;
+  auto fresh = new_key(cur->organization_id, cur->type, cur->environment, now, out.revealed_key, fresh_hash);
   fresh->name = cur->name;
   fresh->scopes = migrate_legacy(cur->scopes);
   fresh->edit_extras([&](KeyExtras& e) {
@@ -186,8 +194,8 @@ Outcome StateMachine::run(const RotateApiKey& c, uint64_t now) {
   old->rotated_ms = now;
   old->grace_expires_ms = now + c.grace_period_seconds * 1000;
   old->edit_extras([&](KeyExtras& e) { e.replaced_by = fresh->id; });
-  stage(std::move(old));
-  out.key = stage(std::move(fresh));
+  stage(std::move(old), old_hash);
+  out.key = stage(std::move(fresh), fresh_hash);
   return out;
 }
 
@@ -205,7 +213,7 @@ std::vector<const Certificate*> StateMachine::certificates(Id org_id) const {
 
 void StateMachine::stage(std::shared_ptr<Certificate> c, bool deleted) {
   staged_certs_[c->id] = staged_.size();
-  staged_.push_back({nullptr, nullptr, std::move(c), deleted});
+  staged_.push_back({nullptr, nullptr, {}, std::move(c), deleted});
 }
 
 namespace {
@@ -304,7 +312,7 @@ Outcome StateMachine::run(const SetCertificatesActive& c, uint64_t) {
 void StateMachine::publish() {
   for (Staged& s : staged_) {
     if (s.org) index_.put(std::unique_ptr<const Organization>(std::move(s.org)));
-    else if (s.key) index_.put(std::unique_ptr<const ApiKey>(std::move(s.key)));
+    else if (s.key) index_.put(s.key_hash, std::unique_ptr<const ApiKey>(std::move(s.key)));
     else if (s.cert_deleted) index_.remove_certificate(s.cert->organization_id, s.cert->id);
     else index_.put(std::shared_ptr<const Certificate>(std::move(s.cert)));
   }
@@ -344,9 +352,9 @@ void StateMachine::apply(std::unique_ptr<Organization> o) {
   index_.put(std::unique_ptr<const Organization>(std::move(o)));
 }
 
-void StateMachine::apply(std::unique_ptr<ApiKey> k) {
+void StateMachine::apply(const KeyHash& hash, std::unique_ptr<ApiKey> k) {
   ids_.observe(k->id);
-  index_.put(std::unique_ptr<const ApiKey>(std::move(k)));
+  index_.put(hash, std::unique_ptr<const ApiKey>(std::move(k)));
 }
 
 }  // namespace keygate::core

@@ -21,6 +21,7 @@ class StateMachine {
   struct Staged {
     std::unique_ptr<Organization> org;  // exactly one of the three is set
     std::unique_ptr<ApiKey> key;
+    KeyHash key_hash{};  // with `key`: the hash of its value (the index keeps it in the slot)
     std::shared_ptr<Certificate> cert;
     bool cert_deleted = false;  // `cert` names the certificate that goes
   };
@@ -34,7 +35,7 @@ class StateMachine {
 
   // Recovery: a record read back from a snapshot or the log, published at once.
   void apply(std::unique_ptr<Organization> org);
-  void apply(std::unique_ptr<ApiKey> key);
+  void apply(const KeyHash& hash, std::unique_ptr<ApiKey> key);
   void apply(std::shared_ptr<Certificate> cert);
   void apply_certificate_deletion(Id org, Id cert);
 
@@ -56,11 +57,13 @@ class StateMachine {
   void stage(std::shared_ptr<Certificate> c, bool deleted);
 
   const Organization* org(Id id) const;
-  const ApiKey* key(Id org, Id key) const;
-  ApiKey& stage(std::unique_ptr<ApiKey> k);
+  // The key as this batch sees it, and the hash of its value; null if the organization has
+  // no such key.
+  const ApiKey* key(Id org, Id key, KeyHash& hash) const;
+  ApiKey& stage(std::unique_ptr<ApiKey> k, const KeyHash& hash);
   Organization& stage(std::unique_ptr<Organization> o);
   std::unique_ptr<ApiKey> new_key(Id org, KeyType type, Environment env, uint64_t now,
-                                  std::string& value);
+                                  std::string& value, KeyHash& hash);
   void rebuild_slugs();
 
   Index& index_;

@@ -54,10 +54,11 @@ struct Dataset {
       char sum[8];
       std::snprintf(sum, sizeof sum, "%06u", crc32(v) % 1'000'000);
       v.append(sum);
-      k->hash = hash_key(v);
+      const KeyHash hash = hash_key(v);
       k->scopes = kAllScopes;
-      if (i % every == 0 && sample.size() < kSample) sample.push_back(k->hash);
-      sm.apply(std::move(k));
+      k->name = "load " + std::to_string(i);  // as perf/dataset.cpp names them
+      if (i % every == 0 && sample.size() < kSample) sample.push_back(hash);
+      sm.apply(hash, std::move(k));
     }
     index.reclaim();
     const size_t grown = resident_bytes() - rss_before - sample.capacity() * sizeof(KeyHash);

@@ -65,13 +65,12 @@ int main(int argc, char** argv) {
     core::ApiKey k;
     k.id = ids.next(now);
     k.organization_id = org;
-    k.hash = core::hash_key(value);
     std::copy_n(value.end() - 4, 4, k.preview);
     k.name = "load " + std::to_string(i);
     k.scopes = core::kAllScopes;
     k.created_ms = now;
     payload.clear();
-    persistence::encode(k, 0, payload);
+    persistence::encode(core::hash_key(value), k, 0, payload);
     persistence::append_record(buf, persistence::RecordType::api_key, payload);
     ++records;
     values << value << '\n';

@@ -79,11 +79,11 @@ void encode(const core::Organization& o, std::string& out) {
   w.num(o.updated_ms);
 }
 
-void encode(const core::ApiKey& k, uint64_t last_used_ms, std::string& out) {
+void encode(const core::KeyHash& hash, const core::ApiKey& k, uint64_t last_used_ms, std::string& out) {
   Out w(out);
   w.id(k.id);
   w.id(k.organization_id);
-  w.bytes(k.hash.data(), k.hash.size());
+  w.bytes(hash.data(), hash.size());
   w.num(static_cast<uint8_t>(k.type));
   w.num(static_cast<uint8_t>(k.environment));
   w.num(k.scopes);
@@ -165,12 +165,13 @@ std::unique_ptr<core::Organization> decode_organization(std::string_view payload
   return o;
 }
 
-std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, uint64_t& last_used_ms) {
+std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, core::KeyHash& hash,
+                                             uint64_t& last_used_ms) {
   In r(payload);
   auto k = std::make_unique<core::ApiKey>();
   k->id = r.id();
   k->organization_id = r.id();
-  r.bytes(k->hash.data(), k->hash.size());
+  r.bytes(hash.data(), hash.size());
   const auto type = r.num<uint8_t>();
   const auto env = r.num<uint8_t>();
   k->type = static_cast<core::KeyType>(type);

@@ -10,13 +10,16 @@
 namespace keygate::persistence {
 
 void encode(const core::Organization& org, std::string& out);
-void encode(const core::ApiKey& key, uint64_t last_used_ms, std::string& out);
+// A key's record carries the hash of its value, which the index keeps in the key's slot
+// rather than in each version of the record.
+void encode(const core::KeyHash& hash, const core::ApiKey& key, uint64_t last_used_ms, std::string& out);
 void encode(const core::Certificate& cert, std::string& out);
 void encode_certificate_deletion(core::Id org, core::Id cert, std::string& out);
 
 // nullptr when the payload is not a well-formed version-1 encoding.
 std::unique_ptr<core::Organization> decode_organization(std::string_view payload);
-std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, uint64_t& last_used_ms);
+std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, core::KeyHash& hash,
+                                             uint64_t& last_used_ms);
 std::shared_ptr<core::Certificate> decode_certificate(std::string_view payload);
 bool decode_certificate_deletion(std::string_view payload, core::Id& org, core::Id& cert);
 

@@ -148,7 +148,7 @@ void Journal::commit(std::vector<Submission*>& batch) {
         encode(*st.org, payload_);
         append_record(buffer_, RecordType::organization, payload_);
       } else if (st.key) {
-        encode(*st.key, 0, payload_);
+        encode(st.key_hash, *st.key, 0, payload_);
         append_record(buffer_, RecordType::api_key, payload_);
       } else if (st.cert_deleted) {
         encode_certificate_deletion(st.cert->organization_id, st.cert->id, payload_);

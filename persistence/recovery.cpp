@@ -33,11 +33,16 @@ bool apply(core::StateMachine& state, const RecordView& r) {
   }
   if (r.type == RecordType::api_key) {
     uint64_t last_used = 0;
-    auto k = decode_api_key(r.payload, last_used);
+    core::KeyHash hash;
+    auto k = decode_api_key(r.payload, hash, last_used);
     if (!k) return false;
     const core::Id id = k->id;
     if (!state.index().find_org(k->organization_id)) return false;
-    state.apply(std::move(k));
+    // A key keeps its hash for life, and no two keys share one: a record that says
+    // otherwise is not one keygate wrote.
+    if (core::KeySlot* s = state.index().find_key(id); s && s->hash != hash) return false;
+    if (core::KeySlot* s = state.index().find_key(hash); s && s->id() != id) return false;
+    state.apply(hash, std::move(k));
     if (last_used) {
       state.index().find_key(id)->last_used_ms.store(last_used, std::memory_order_relaxed);
     }

@@ -16,11 +16,10 @@ std::unique_ptr<Organization> org(IdGenerator& g, const std::string& slug) {
   return o;
 }
 
-std::unique_ptr<ApiKey> key(IdGenerator& g, Id org_id, const std::string& value) {
+std::unique_ptr<ApiKey> key(IdGenerator& g, Id org_id) {
   auto k = std::make_unique<ApiKey>();
   k->id = g.next(1000);
   k->organization_id = org_id;
-  k->hash = hash_key(value);
   return k;
 }
 
@@ -35,9 +34,9 @@ TEST(Index, FindsKeysByHashAndIdAndListsThemInOrder) {
   index.put(std::move(o));
   std::vector<Id> ids;
   for (int i = 0; i < 100; ++i) {
-    auto k = key(g, oid, "value" + std::to_string(i));
+    auto k = key(g, oid);
     ids.push_back(k->id);
-    index.put(std::move(k));
+    index.put(hash_key("value" + std::to_string(i)), std::move(k));
   }
   ReadSection rs;
   EXPECT_EQ(index.key_count(), 100u);
@@ -58,17 +57,23 @@ TEST(Index, PutReplacesTheRecordInTheSameSlot) {
   auto o = org(g, "a");
   const Id oid = o->id;
   index.put(std::move(o));
-  auto k = key(g, oid, "v");
+  auto k = key(g, oid);
   const Id kid = k->id;
   auto k2 = std::make_unique<ApiKey>(*k);
-  index.put(std::move(k));
+  auto k3 = std::make_unique<ApiKey>(*k);
+  index.put(hash_key("v"), std::move(k));
   k2->revoked_ms = 5;
   {
     ReadSection rs;
     KeySlot* before = index.find_key(kid);
-    index.put(std::move(k2));
+    index.put(hash_key("v"), std::move(k2));
     EXPECT_EQ(index.find_key(kid), before);
+    EXPECT_EQ(index.find_key(hash_key("v")), before);
     EXPECT_EQ(before->load()->revoked_ms, 5u);
+    // A key's hash is its slot's for life: a version that names another is refused.
+    EXPECT_THROW(index.put(hash_key("other"), std::move(k3)), std::logic_error);
+    EXPECT_EQ(before->load()->revoked_ms, 5u);
+    EXPECT_EQ(index.find_key(hash_key("other")), nullptr);
   }
   index.reclaim();
   EXPECT_EQ(index.key_count(), 1u);
@@ -83,10 +88,10 @@ TEST(Index, ReadersSeeWholeRecordsWhileTheWriterReplacesThem) {
   auto o = org(g, "a");
   const Id oid = o->id;
   index.put(std::move(o));
-  auto k = key(g, oid, "hot");
+  auto k = key(g, oid);
   k->name = "v0";
   const Id kid = k->id;
-  index.put(std::move(k));
+  index.put(hash_key("hot"), std::move(k));
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> reads{0}, torn{0};
   std::vector<std::thread> readers;
@@ -107,7 +112,7 @@ TEST(Index, ReadersSeeWholeRecordsWhileTheWriterReplacesThem) {
     auto next = std::make_unique<ApiKey>(*index.find_key(kid)->load());
     next->created_ms = i;
     next->name = "v" + std::to_string(i);
-    index.put(std::move(next));
+    index.put(hash_key("hot"), std::move(next));
     if (i % 100 == 0) index.reclaim();
   }
   stop = true;

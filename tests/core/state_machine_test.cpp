@@ -27,7 +27,12 @@ TEST_F(StateMachineTest, CreatingAnOrganizationAlsoCreatesItsFirstSecretKeyWithE
   EXPECT_EQ(o.key->scopes, kAllScopes);
   EXPECT_EQ(o.key->organization_id, o.org->id);
   EXPECT_TRUE(parse_key(o.revealed_key));
-  EXPECT_EQ(o.key->hash, hash_key(o.revealed_key));  // only the hash is kept
+  {
+    ReadSection rs;  // only the hash is kept, in the key's slot
+    KeySlot* s = index.find_key(hash_key(o.revealed_key));
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->id(), o.key->id);
+  }
   EXPECT_TRUE(o.key->public_value().empty());
   EXPECT_FALSE(o.key->extras) << "a secret key never rotated has no extras";
 }
@@ -121,8 +126,9 @@ TEST_F(StateMachineTest, RotationLinksBothKeysAndStartsTheGracePeriod) {
   EXPECT_EQ(fresh.key->rotated_from(), old.key->id);
   EXPECT_EQ(fresh.key->name, "web");
   EXPECT_EQ(fresh.key->scopes, bit(Scope::api_keys_read));
-  EXPECT_NE(fresh.key->hash, old.key->hash);
   ReadSection rs;
+  EXPECT_EQ(index.find_key(hash_key(fresh.revealed_key))->id(), fresh.key->id);
+  EXPECT_EQ(index.find_key(hash_key(old.revealed_key))->id(), old.key->id);
   const ApiKey& was = *index.find_key(old.key->id)->load();
   EXPECT_EQ(was.replaced_by(), fresh.key->id);
   EXPECT_EQ(was.grace_expires_ms, now + 60'000);
@@ -165,12 +171,13 @@ TEST_F(StateMachineTest, ReplayedRecordsRebuildTheSameState) {
     ReadSection rs;
     for (OrgSlot* o = index.first_org(); o; o = o->next()) {
       replica.apply(std::make_unique<Organization>(*o->load()));
-      for (KeySlot* s = o->keys(); s; s = s->next()) replica.apply(std::make_unique<ApiKey>(*s->load()));
+      for (KeySlot* s = o->keys(); s; s = s->next()) replica.apply(s->hash, std::make_unique<ApiKey>(*s->load()));
     }
   }
   ReadSection rs;
   EXPECT_EQ(copy.key_count(), index.key_count());
-  ASSERT_NE(copy.find_key(k.key->hash), nullptr);
+  ASSERT_NE(copy.find_key(hash_key(k.revealed_key)), nullptr);
+  EXPECT_EQ(copy.find_key(hash_key(k.revealed_key))->id(), k.key->id);
   // The replica knows the slug is taken.
   EXPECT_EQ(replica.execute(CreateOrganization{"x", "a"}, now).error.code, ErrorCode::slug_taken);
 }

@@ -294,13 +294,12 @@ TEST(Scopes, TheRemovedScopeRequiresRotation) {
     core::ApiKey k;
     k.id = ids.next(1'700'000'000'000);
     k.organization_id = o.id;
-    k.hash = core::hash_key(value);
     std::copy_n(value.end() - 4, 4, k.preview);
     k.name = "legacy";
     k.scopes = core::kLegacyScope | core::bit(core::Scope::api_keys_manage) | core::bit(core::Scope::api_keys_read);
     k.created_ms = 1'700'000'000'000;
     payload.clear();
-    persistence::encode(k, 0, payload);
+    persistence::encode(core::hash_key(value), k, 0, payload);
     persistence::append_record(buf, persistence::RecordType::api_key, payload);
     ASSERT_TRUE(seg.append(buf, 2, err) && seg.sync(err)) << err;
     org_id = core::to_string(core::IdKind::organization, o.id);

@@ -9,7 +9,6 @@ TEST(Codec, ApiKeyRoundTripsEveryField) {
   core::IdGenerator g;
   k.id = g.next(1);
   k.organization_id = g.next(2);
-  k.hash = core::hash_key("v");
   k.type = core::KeyType::publishable;
   k.environment = core::Environment::test;
   k.scopes = 0x1234;
@@ -25,14 +24,15 @@ TEST(Codec, ApiKeyRoundTripsEveryField) {
     e = core::KeyExtras{"pk_test_x", {"https://a.com", "https://*.b.com"}, g.next(3), g.next(4)};
   });
   std::string bytes;
-  persistence::encode(k, 99, bytes);
+  persistence::encode(core::hash_key("v"), k, 99, bytes);
   uint64_t last_used = 0;
-  auto d = persistence::decode_api_key(bytes, last_used);
+  core::KeyHash hash{};
+  auto d = persistence::decode_api_key(bytes, hash, last_used);
   ASSERT_TRUE(d);
   EXPECT_EQ(last_used, 99u);
   EXPECT_EQ(d->id, k.id);
   EXPECT_EQ(d->organization_id, k.organization_id);
-  EXPECT_EQ(d->hash, k.hash);
+  EXPECT_EQ(hash, core::hash_key("v"));
   EXPECT_EQ(d->type, k.type);
   EXPECT_EQ(d->environment, k.environment);
   EXPECT_EQ(d->scopes, k.scopes);
@@ -53,15 +53,16 @@ TEST(Codec, ASecretKeyKeepsItsRotationLinksAndNoExtrasWithoutThem) {
   k.organization_id = g.next(2);
   std::string bytes;
   uint64_t last_used = 0;
-  persistence::encode(k, 0, bytes);
-  auto plain = persistence::decode_api_key(bytes, last_used);
+  core::KeyHash hash = core::hash_key("s");
+  persistence::encode(hash, k, 0, bytes);
+  auto plain = persistence::decode_api_key(bytes, hash, last_used);
   ASSERT_TRUE(plain);
   EXPECT_FALSE(plain->extras) << "a secret key never rotated carries no extras";
   const core::Id from = g.next(3);
   k.edit_extras([&](core::KeyExtras& e) { e.rotated_from = from; });
   bytes.clear();
-  persistence::encode(k, 0, bytes);
-  auto rotated = persistence::decode_api_key(bytes, last_used);
+  persistence::encode(hash, k, 0, bytes);
+  auto rotated = persistence::decode_api_key(bytes, hash, last_used);
   ASSERT_TRUE(rotated);
   EXPECT_EQ(rotated->rotated_from(), from);
   EXPECT_TRUE(rotated->replaced_by().empty());
@@ -73,17 +74,18 @@ TEST(Codec, AKeyWhoseTypeDisagreesWithItsPublicValueIsRejected) {
   k.id = core::IdGenerator().next(1);
   k.type = core::KeyType::publishable;  // but no value
   std::string bytes;
-  persistence::encode(k, 0, bytes);
+  core::KeyHash hash = core::hash_key("p");
+  persistence::encode(hash, k, 0, bytes);
   uint64_t last_used = 0;
-  EXPECT_FALSE(persistence::decode_api_key(bytes, last_used));
+  EXPECT_FALSE(persistence::decode_api_key(bytes, hash, last_used));
   k.type = core::KeyType::secret;
   bytes.clear();
-  persistence::encode(k, 0, bytes);
-  EXPECT_TRUE(persistence::decode_api_key(bytes, last_used)) << "a secret key has no public value";
+  persistence::encode(hash, k, 0, bytes);
+  EXPECT_TRUE(persistence::decode_api_key(bytes, hash, last_used)) << "a secret key has no public value";
   k.edit_extras([](core::KeyExtras& e) { e.value = "pk_live_x"; });
   bytes.clear();
-  persistence::encode(k, 0, bytes);
-  EXPECT_FALSE(persistence::decode_api_key(bytes, last_used)) << "a secret key with a public value";
+  persistence::encode(hash, k, 0, bytes);
+  EXPECT_FALSE(persistence::decode_api_key(bytes, hash, last_used)) << "a secret key with a public value";
 }
 
 TEST(Codec, OrganizationRoundTripsAndTruncatedPayloadsAreRejected) {

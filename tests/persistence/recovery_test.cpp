@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "persistence/codec.hpp"
 #include "persistence/journal.hpp"
 #include "persistence/record.hpp"
 #include "persistence/snapshot.hpp"
@@ -164,6 +165,46 @@ TEST(Recovery, CorruptionInTheMiddleRefusesToStartAndRepairCutsIt) {
   Store again(path);  // starts, with what was before the damage (nothing)
   EXPECT_EQ(again.index->org_count(), 0u);
   std::filesystem::remove_all(path);
+}
+
+// The index keeps a key's hash in its slot, given once: a record that gives a key another
+// hash, or gives a new key the hash of an existing one, was not written by keygate.
+TEST(Recovery, AKeyRecordThatChangesAKeysHashOrReusesAnotherKeysIsCorruption) {
+  for (const bool new_id : {false, true}) {
+    const std::string path = temp_dir();
+    core::ApiKey key;
+    core::KeyHash hash;
+    {
+      Store s(path);
+      auto org = s.run(core::CreateOrganization{"A", "a"}).org->id;
+      auto created = s.run(core::CreateApiKey{org, "k"});
+      key = *created.key;
+      hash = core::hash_key(created.revealed_key);
+    }
+    std::string payload, record;
+    if (new_id) {
+      key.id = core::IdGenerator().next(key.created_ms + 1);  // another key, the same hash
+      encode(hash, key, 0, payload);
+    } else {
+      encode(core::hash_key("another value"), key, 0, payload);  // the same key, another hash
+    }
+    append_record(record, RecordType::api_key, payload);
+    {
+      std::ofstream f(segment_path(path, 0), std::ios::app | std::ios::binary);
+      f.write(record.data(), static_cast<std::streamsize>(record.size()));
+    }
+    DataDir dir(path);
+    core::RcuThread rcu;
+    core::Index index;
+    core::StateMachine sm(index);
+    try {
+      recover(dir, sm, RecoverMode::start);
+      ADD_FAILURE() << "recovery accepted " << (new_id ? "a reused hash" : "a changed hash");
+    } catch (const StartupError& e) {
+      EXPECT_NE(std::string(e.what()).find("not valid"), std::string::npos) << e.what();
+    }
+    std::filesystem::remove_all(path);
+  }
 }
 
 TEST(Recovery, ADamagedSnapshotIsIgnoredWhenTheLogStillCoversEverything) {
