@@ -2,12 +2,14 @@
 // by its CA, a CA by itself, and the validity and fingerprint match the certificate.
 #include "support/certs.hpp"
 
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 using keygate::testing::make_cert;
@@ -66,4 +68,22 @@ TEST(TestCerts, ValidityAndFingerprintDescribeTheCertificate) {
     EXPECT_EQ(c.sha256_hex.substr(2 * i, 2), hex) << i;
   }
   EXPECT_NE(c.key_pem.find("PRIVATE KEY"), std::string::npos);
+}
+
+// A fixture that cannot be made fails the test that asked for it, naming the step, and
+// stops it: it does not hand back a certificate that is not one.
+TEST(TestCerts, AnIssuerThatIsNotOneFailsTheTestNamingTheStep) {
+  TestCert broken = make_cert("Test CA");
+  broken.key_pem = "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n";
+  bool threw = false;
+  EXPECT_NONFATAL_FAILURE(
+      {
+        try {
+          make_cert("leaf.example", 0, 3600, &broken);
+        } catch (const std::runtime_error&) {
+          threw = true;
+        }
+      },
+      "make_cert: reading the issuer's private key");
+  EXPECT_TRUE(threw) << "the caller must not go on with no certificate";
 }

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -19,13 +20,15 @@
 #include <string_view>
 #include <utility>
 
+#include "support/check.hpp"
+
 extern char** environ;
 
 namespace keygate::testing {
 
 std::string make_temp_dir() {
   char tmpl[] = "/tmp/keygate-test-XXXXXX";
-  if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+  if (!mkdtemp(tmpl)) helper_failed(std::string("make_temp_dir: mkdtemp: ") + std::strerror(errno));
   return tmpl;
 }
 
@@ -55,7 +58,7 @@ std::string ServerProcess::log() const {
 
 void ServerProcess::start() {
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  if (pipe2(fds, O_CLOEXEC) != 0) helper_failed(std::string("ServerProcess: pipe2: ") + std::strerror(errno));
   std::vector<std::string> argv_s = {KEYGATE_BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir_};
   bool has_threads = false;
   for (const auto& a : args) has_threads = has_threads || a == "--threads";
@@ -65,12 +68,12 @@ void ServerProcess::start() {
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-  if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0)
-    throw std::runtime_error("cannot start " KEYGATE_BINARY);
+  if (posix_spawn_file_actions_init(&fa) != 0 || posix_spawn_file_actions_adddup2(&fa, fds[1], 1) != 0 ||
+      posix_spawn_file_actions_adddup2(&fa, fds[1], 2) != 0)
+    helper_failed("ServerProcess: cannot set up the child's output");
+  const int spawned = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
+  if (spawned != 0) helper_failed("ServerProcess: cannot start " KEYGATE_BINARY ": " + std::string(std::strerror(spawned)));
   ::close(fds[1]);
   out_fd_ = fds[0];
   {
@@ -94,7 +97,7 @@ void ServerProcess::start() {
     if (at != std::string::npos) {
       const std::string_view field = "\"address\":\"127.0.0.1:";
       const size_t addr = l.find(field, at);
-      if (addr == std::string::npos) throw std::runtime_error("keygate's ready line names no address: " + l);
+      if (addr == std::string::npos) helper_failed("ServerProcess: keygate's ready line names no address: " + l);
       port_ = static_cast<uint16_t>(std::stoi(l.substr(addr + field.size())));
       break;
     }
@@ -107,9 +110,11 @@ void ServerProcess::start() {
     if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("keygate did not become ready: " + l);
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  // The generated root key; absent only when a test passed --root-key-file of its own.
+  // The root key keygate generated in the data directory on its first start: every test
+  // server has one, and the helpers that act as the operator use it.
   std::ifstream rk(data_dir_ + "/root.key");
-  std::getline(rk, root_key_);
+  if (!std::getline(rk, root_key_) || root_key_.size() < 32)
+    helper_failed("ServerProcess: no generated root key in " + data_dir_ + "/root.key");
 }
 
 int ServerProcess::wait_exit() {
@@ -201,13 +206,15 @@ HttpResponse http(uint16_t port, const std::string& method, const std::string& p
 
 int connect_to(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) helper_failed(std::string("connect_to: socket: ") + std::strerror(errno));
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    const int err = errno;
     ::close(fd);
-    return -1;
+    helper_failed("connect_to: 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(err));
   }
   return fd;
 }
@@ -230,7 +237,6 @@ std::string read_some(int fd, int timeout_ms) {
 
 std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms, bool half_close) {
   int fd = connect_to(port);
-  if (fd < 0) return {};
   size_t done = 0;
   while (done < bytes.size()) {
     ssize_t n = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
@@ -248,7 +254,7 @@ simdjson::dom::element parse_json(const std::string& body) {
   thread_local std::vector<std::unique_ptr<simdjson::dom::parser>> keep;  // elements outlive the next parse
   keep.push_back(std::make_unique<simdjson::dom::parser>());
   simdjson::dom::element e;
-  if (keep.back()->parse(body).get(e)) throw std::runtime_error("not JSON: " + body);
+  if (keep.back()->parse(body).get(e)) helper_failed("parse_json: not JSON: " + body);
   return e;
 }
 
@@ -267,10 +273,10 @@ namespace {
 // fields stops the test with the server's answer, instead of handing it "<missing>".
 std::pair<std::string, std::string> created(const HttpResponse& r, const char* id_path, const char* key_path,
                                             const char* what) {
-  if (r.status != 201) throw std::runtime_error(std::string(what) + ": HTTP " + std::to_string(r.status) + ": " + r.body);
+  if (r.status != 201) helper_failed(std::string(what) + ": HTTP " + std::to_string(r.status) + ": " + r.body);
   auto j = parse_json(r.body);
   std::string id = str(j, id_path), key = str(j, key_path);
-  if (id == "<missing>" || key == "<missing>") throw std::runtime_error(std::string(what) + ": no id or key in " + r.body);
+  if (id == "<missing>" || key == "<missing>") helper_failed(std::string(what) + ": no id or key in " + r.body);
   return {std::move(id), std::move(key)};
 }
 

@@ -20,6 +20,8 @@ void remove_tree(const std::string& path);
 class ServerProcess {
  public:
   // Starts `keygate serve` and waits until it is ready. `data_dir` empty: a new temp dir.
+  // Throws std::runtime_error with the server's output when it exits or is not ready
+  // within 30 s: some tests expect a server to refuse to start, and say so themselves.
   explicit ServerProcess(std::vector<std::string> args = {}, std::string data_dir = {});
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
@@ -65,7 +67,8 @@ HttpResponse http(uint16_t port, const std::string& method, const std::string& p
 HttpResponse http(uint16_t port, const std::string& method, const std::string& path, const std::string& body,
                   const std::string& bearer);
 
-// Raw TCP: send bytes, read until the peer closes or `timeout_ms` passes.
+// Raw TCP: send bytes, read until the peer closes or `timeout_ms` passes. A connection
+// that cannot be made fails the test (support/check.hpp).
 int connect_to(uint16_t port);
 std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms = 2000, bool half_close = true);
 std::string read_some(int fd, int timeout_ms);
@@ -75,7 +78,8 @@ simdjson::dom::element parse_json(const std::string& body);
 std::string str(simdjson::dom::element e, const char* path);  // JSON pointer, e.g. "/data/id"
 
 // An organization created with the root key, and the secret key its creation reveals.
-// These helpers throw (failing the test with the server's answer) unless they got a 201.
+// These helpers fail the test with the server's answer unless they got a 201
+// (support/check.hpp).
 struct Tenant {
   std::string id, key;
 };
