@@ -167,14 +167,18 @@ int serve(const ServeOptions& o) {
   persistence::Journal journal(dir, state, rep, jopts);
   journal.start();
   ctx.journal = &journal;
+
+  // The control plane: signals (and the systemd watchdog) on Asio. The signals are taken
+  // over before READY: from then on a SIGTERM is a graceful stop and a SIGUSR1 a snapshot,
+  // never their default action (the end of the process), however soon they come. One that
+  // arrives before its handler is waiting is held by the signal_set until it is.
+  asio::io_context io;
+  asio::signal_set stop_signals(io, SIGTERM, SIGINT);
+  asio::signal_set snapshot_signal(io, SIGUSR1);
   ctx.ready.store(true, std::memory_order_release);
   sd_notify(0, "READY=1\nSTATUS=serving");
   log(Level::info, "ready", {{"address", server.bound().to_string()}});
 
-  // The control plane: signals (and the systemd watchdog) on Asio.
-  asio::io_context io;
-  asio::signal_set stop_signals(io, SIGTERM, SIGINT);
-  asio::signal_set snapshot_signal(io, SIGUSR1);
   stop_signals.async_wait([&](const asio::error_code& ec, int sig) {
     if (ec) return;
     log(Level::info, "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});

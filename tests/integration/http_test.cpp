@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <fstream>
 #include <thread>
 
 #include "support/harness.hpp"
@@ -195,6 +197,25 @@ TEST(Http, GracefulShutdownFinishesTheRequestInFlight) {
   ::close(fd);
   EXPECT_EQ(s.wait_exit(), 0);
   EXPECT_NE(s.log().find("\"event\":\"stopped\""), std::string::npos);
+}
+
+// From the moment keygate says it is ready (and tells systemd READY=1), SIGTERM and SIGINT
+// stop it gracefully and SIGUSR1 asks for a snapshot: none of them may take its default
+// action, the end of the process. The harness reads the caught signals from /proc the
+// instant the ready line arrives, and the signals are sent at once, several times over.
+TEST(Http, SignalsSentRightAfterReadyAreHandledNotFatal) {
+  const uint64_t wanted = (1ull << (SIGTERM - 1)) | (1ull << (SIGINT - 1)) | (1ull << (SIGUSR1 - 1));
+  for (int i = 0; i < 10; ++i) {
+    uint64_t caught = 0;
+    ServerProcess s({}, {}, [&caught](pid_t pid) {
+      std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+      for (std::string line; std::getline(status, line);)
+        if (line.rfind("SigCgt:", 0) == 0) caught = std::stoull(line.substr(7), nullptr, 16);
+    });
+    EXPECT_EQ(caught & wanted, wanted) << std::hex << caught;
+    ::kill(s.pid(), SIGUSR1);
+    EXPECT_EQ(s.stop(), 0) << s.log();
+  }
 }
 
 TEST(Http, IdleConnectionsDoNotHoldUpShutdown) {

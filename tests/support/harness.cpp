@@ -37,8 +37,8 @@ void remove_tree(const std::string& path) {
   std::filesystem::remove_all(path, ec);
 }
 
-ServerProcess::ServerProcess(std::vector<std::string> a, std::string data_dir)
-    : args(std::move(a)), data_dir_(std::move(data_dir)) {
+ServerProcess::ServerProcess(std::vector<std::string> a, std::string data_dir, std::function<void(pid_t)> hook)
+    : args(std::move(a)), at_ready(std::move(hook)), data_dir_(std::move(data_dir)) {
   if (data_dir_.empty()) {
     data_dir_ = make_temp_dir() + "/data";
     own_dir_ = true;
@@ -81,12 +81,17 @@ void ServerProcess::start() {
     log_.clear();
   }
   if (reader_.joinable()) reader_.join();
-  reader_ = std::thread([this, fd = out_fd_] {
+  reader_ = std::thread([this, fd = out_fd_, pid = pid_, at_ready = at_ready] {
     char buf[4096];
     ssize_t n;
+    bool ready = false;
     while ((n = ::read(fd, buf, sizeof buf)) > 0) {
       std::lock_guard lock(log_mutex_);
       log_.append(buf, static_cast<size_t>(n));
+      if (!ready && log_.find("\"event\":\"ready\"") != std::string::npos) {
+        ready = true;
+        if (at_ready) at_ready(pid);
+      }
     }
     ::close(fd);
   });

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -22,7 +23,8 @@ class ServerProcess {
   // Starts `keygate serve` and waits until it is ready. `data_dir` empty: a new temp dir.
   // Throws std::runtime_error with the server's output when it exits or is not ready
   // within 30 s: some tests expect a server to refuse to start, and say so themselves.
-  explicit ServerProcess(std::vector<std::string> args = {}, std::string data_dir = {});
+  explicit ServerProcess(std::vector<std::string> args = {}, std::string data_dir = {},
+                         std::function<void(pid_t)> at_ready = {});
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
 
@@ -39,6 +41,9 @@ class ServerProcess {
   const std::string& root_key() const { return root_key_; }
   std::string log() const;
   std::vector<std::string> args;
+  // Run on the thread that reads the server's output, the moment its ready line arrives
+  // (done before start() returns): for checks that must see the process at that instant.
+  std::function<void(pid_t)> at_ready;
 
  private:
   std::string data_dir_;
