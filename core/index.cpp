@@ -111,10 +111,17 @@ void Index::put(std::unique_ptr<const Organization> record) {
   org_count_.fetch_add(1, std::memory_order_relaxed);
 }
 
+bool Index::accepts(const KeyHash& hash, Id id) const noexcept {
+  ReadSection rs;
+  if (const KeySlot* slot = find_key(id)) return slot->hash == hash;
+  return find_key(hash) == nullptr;
+}
+
 void Index::put(const KeyHash& hash, std::unique_ptr<const ApiKey> record) {
   ReadSection rs;
+  if (!accepts(hash, record->id))
+    throw std::logic_error("an API key version whose hash is another key's, or not its own");
   if (KeySlot* slot = find_key(record->id)) {
-    if (slot->hash != hash) throw std::logic_error("a new version of an API key came with another hash");
     retired_keys_.emplace_back(slot->record.exchange(record.release(), std::memory_order_acq_rel));
     return;
   }

@@ -114,8 +114,12 @@ class Index {
 
   // The writer: takes ownership of the record, publishes it, retires the version it replaces.
   void put(std::unique_ptr<const Organization> record);
-  // A key's hash is given with each version and must be the one its slot holds.
+  // A key's hash is given with each version; it must be one put() accepts (below), else
+  // std::logic_error and nothing changes.
   void put(const KeyHash& hash, std::unique_ptr<const ApiKey> record);
+  // Whether put() accepts a version of key `id` with `hash`: a key keeps its hash for life
+  // (its slot holds it), and no two keys share one. Readers and the writer.
+  bool accepts(const KeyHash& hash, Id id) const noexcept;
   // Adds or replaces a certificate of its organization, or removes one.
   void put(std::shared_ptr<const Certificate> record);
   void remove_certificate(Id organization, Id certificate);

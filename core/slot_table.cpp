@@ -44,13 +44,13 @@ void* map_pages(size_t bytes) {
 
 void unmap_pages(void* p, size_t bytes) noexcept { ::munmap(p, bytes); }
 
-namespace {
-size_t checked_slot_size(size_t bytes) {
+static_assert(SlotArena::kChunkBytes == kHugePage, "a chunk is one huge page");
+
+size_t SlotArena::checked_slot_size(size_t bytes) {
   // At least two slots a chunk: with one, 2^64 / 1 would not fit the divisor.
-  if (bytes == 0 || bytes > (2u << 20) / 2) throw std::invalid_argument("slot arena: slot size");
+  if (bytes == 0 || bytes > kChunkBytes / 2) throw std::invalid_argument("slot arena: slot size");
   return bytes;
 }
-}  // namespace
 
 SlotArena::SlotArena(size_t slot_size)
     : slot_size_(checked_slot_size(slot_size)),

@@ -49,6 +49,8 @@ class SlotArena {
   };
   Allocation allocate();  // the writer; throws std::length_error past 2^32 - 1 slots
 
+  static constexpr size_t kChunkBytes = 2u << 20;  // one huge page
+
   // Readers: the slot of a number that a table (or allocate) gave out.
   void* at(uint32_t number) const noexcept {
     const uint32_t i = number - 1;
@@ -57,7 +59,7 @@ class SlotArena {
   }
 
  private:
-  static constexpr size_t kChunkBytes = 2u << 20;
+  static size_t checked_slot_size(size_t bytes);
   size_t slot_size_;
   uint32_t per_chunk_;            // slots in a chunk
   uint64_t divide_;               // 2^64 / per_chunk_, rounded up: i / per_chunk_ == mulhi(i, divide_)

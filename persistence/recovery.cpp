@@ -38,10 +38,8 @@ bool apply(core::StateMachine& state, const RecordView& r) {
     if (!k) return false;
     const core::Id id = k->id;
     if (!state.index().find_org(k->organization_id)) return false;
-    // A key keeps its hash for life, and no two keys share one: a record that says
-    // otherwise is not one keygate wrote.
-    if (core::KeySlot* s = state.index().find_key(id); s && s->hash != hash) return false;
-    if (core::KeySlot* s = state.index().find_key(hash); s && s->id() != id) return false;
+    // A record that changes a key's hash or reuses another key's is not one keygate wrote.
+    if (!state.index().accepts(hash, id)) return false;
     state.apply(hash, std::move(k));
     if (last_used) {
       state.index().find_key(id)->last_used_ms.store(last_used, std::memory_order_relaxed);

@@ -71,9 +71,18 @@ TEST(Index, PutReplacesTheRecordInTheSameSlot) {
     EXPECT_EQ(index.find_key(hash_key("v")), before);
     EXPECT_EQ(before->load()->revoked_ms, 5u);
     // A key's hash is its slot's for life: a version that names another is refused.
+    EXPECT_FALSE(index.accepts(hash_key("other"), kid));
     EXPECT_THROW(index.put(hash_key("other"), std::move(k3)), std::logic_error);
     EXPECT_EQ(before->load()->revoked_ms, 5u);
     EXPECT_EQ(index.find_key(hash_key("other")), nullptr);
+    // And no other key may take it.
+    auto other = key(g, oid);
+    const Id other_id = other->id;
+    EXPECT_TRUE(index.accepts(hash_key("v"), kid));
+    EXPECT_FALSE(index.accepts(hash_key("v"), other_id));
+    EXPECT_THROW(index.put(hash_key("v"), std::move(other)), std::logic_error);
+    EXPECT_EQ(index.find_key(other_id), nullptr);
+    EXPECT_EQ(index.find_key(hash_key("v")), before);
   }
   index.reclaim();
   EXPECT_EQ(index.key_count(), 1u);

@@ -13,7 +13,7 @@ TEST(Codec, ApiKeyRoundTripsEveryField) {
   k.environment = core::Environment::test;
   k.scopes = 0x1234;
   std::copy_n("abcd", 4, k.preview);
-  k.name = "na\"me";
+  k.name = "a name past the inline fifteen bytes, \"quoted\"";  // CompactString on the heap
   k.rate_limit = core::RateLimit{5, 7};
   k.created_ms = 1;
   k.rotated_ms = 2;
