@@ -2,6 +2,8 @@
 
 #include <openssl/rand.h>
 
+#include <cstring>
+#include <iterator>
 #include <stdexcept>
 
 namespace keygate::core {
@@ -24,27 +26,36 @@ int8_t decode_char(char c) noexcept {
 
 }  // namespace
 
+// Each prefix padded to eight bytes, so that format_id copies it with one fixed-size store.
+struct Prefix {
+  char text[8];
+  uint8_t size;
+};
+constexpr Prefix kPrefixes[] = {{"org_", 4}, {"key_", 4}, {"cert_", 5}, {"req_", 4}};
+static_assert(std::size(kPrefixes) == static_cast<size_t>(IdKind::request) + 1);
+
 std::string_view id_prefix(IdKind kind) noexcept {
-  switch (kind) {
-    case IdKind::organization: return "org_";
-    case IdKind::api_key: return "key_";
-    case IdKind::certificate: return "cert_";
-    case IdKind::request: return "req_";
-  }
-  return "";
+  const Prefix& p = kPrefixes[static_cast<size_t>(kind)];
+  return {p.text, p.size};
 }
 
 size_t format_id(IdKind kind, Id id, char* out) noexcept {
-  std::string_view prefix = id_prefix(kind);
-  for (size_t i = 0; i < prefix.size(); ++i) out[i] = prefix[i];
-  char* p = out + prefix.size();
-  // 128 bits as 26 base32 digits, most significant first (the first digit holds 3 bits).
-  for (int i = kUlidChars - 1; i >= 0; --i) {
-    p[i] = kAlphabet[id.lo & 31];
-    id.lo = (id.lo >> 5) | (id.hi << 59);
-    id.hi >>= 5;
-  }
-  return prefix.size() + kUlidChars;
+  // The prefix as one 8-byte store; the digits overwrite the padding after it.
+  const Prefix& prefix = kPrefixes[static_cast<size_t>(kind)];
+  std::memcpy(out, prefix.text, sizeof prefix.text);
+  char* p = out + prefix.size;
+  // 128 bits as 26 base32 digits, most significant first: digits 14-25 are the low 60 bits,
+  // 2-13 the next 60, 1 the next 5 and 0 the top 3. Each group of 12 comes out of one
+  // 64-bit word, which is a third of the work of shifting the 128-bit pair for every digit
+  // (this runs three times per /v1/auth answer).
+  const auto twelve = [](char* d, uint64_t v) {
+    for (int i = 11; i >= 0; --i, v >>= 5) d[i] = kAlphabet[v & 31];
+  };
+  twelve(p + 14, id.lo);
+  twelve(p + 2, (id.lo >> 60) | (id.hi << 4));
+  p[1] = kAlphabet[(id.hi >> 56) & 31];
+  p[0] = kAlphabet[id.hi >> 61];
+  return prefix.size + kUlidChars;
 }
 
 std::string to_string(IdKind kind, Id id) {

@@ -14,6 +14,22 @@ TEST(Ids, FormatHasPrefixAnd26CrockfordCharacters) {
   EXPECT_EQ(s.find_first_not_of("0123456789ABCDEFGHJKMNPQRSTVWXYZ", 4), std::string::npos);
 }
 
+// Fixed vectors: the ULID specification's example, every bit at the edges of the groups
+// format_id writes from one word, and all ones.
+TEST(Ids, FormatMatchesKnownValuesAtEveryGroupEdge) {
+  const auto fmt = [](uint64_t hi, uint64_t lo) { return to_string(IdKind::api_key, Id{hi, lo}); };
+  EXPECT_EQ(fmt(0x01563e3ab5d3d676, 0x4c61efb99302bd5b), "key_01ARZ3NDEKTSV4RRFFQ69G5FAV");
+  EXPECT_EQ(fmt(0, uint64_t{1} << 59), "key_00000000000000G00000000000");
+  EXPECT_EQ(fmt(0, uint64_t{1} << 60), "key_00000000000001000000000000");
+  EXPECT_EQ(fmt(uint64_t{1} << 55, 0), "key_00G00000000000000000000000");
+  EXPECT_EQ(fmt(uint64_t{1} << 56, 0), "key_01000000000000000000000000");
+  EXPECT_EQ(fmt(uint64_t{1} << 60, 0), "key_0G000000000000000000000000");
+  EXPECT_EQ(fmt(uint64_t{1} << 61, 0), "key_10000000000000000000000000");
+  EXPECT_EQ(fmt(uint64_t{1} << 63, 0), "key_40000000000000000000000000");
+  EXPECT_EQ(fmt(~uint64_t{0}, ~uint64_t{0}), "key_7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+  EXPECT_EQ(to_string(IdKind::certificate, Id{0, 31}), "cert_0000000000000000000000000Z");
+}
+
 TEST(Ids, ParseRoundTripsAndRejectsOtherKindsAndShapes) {
   IdGenerator g;
   const Id id = g.next(1'700'000'000'000);
