@@ -26,9 +26,14 @@ constexpr std::array<uint32_t, 256> make_crc_table() {
 }
 constexpr auto kCrcTable = make_crc_table();
 
-bool is_base62(char c) noexcept {
-  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
+// A table rather than three range tests: every verification checks 38 characters.
+constexpr std::array<bool, 256> kIsBase62 = [] {
+  std::array<bool, 256> t{};
+  for (char c : std::string_view(kBase62, 62)) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+bool is_base62(char c) noexcept { return kIsBase62[static_cast<unsigned char>(c)]; }
 
 void encode_checksum(uint32_t crc, char* out) noexcept {
   for (int i = kKeyChecksumChars - 1; i >= 0; --i) {
