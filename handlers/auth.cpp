@@ -12,9 +12,8 @@ namespace keygate::handlers {
 
 using core::ErrorCode;
 
-CredentialRead read_credential(const net::Request& req, std::string_view& key) noexcept {
-  std::string_view bearer, header = req.header("x-api-key");
-  std::string_view auth = req.header("authorization");
+CredentialRead read_credential(std::string_view auth, std::string_view header, std::string_view& key) noexcept {
+  std::string_view bearer;
   if (!auth.empty()) {
     if (auth.size() < 7 || !net::iequals(auth.substr(0, 7), "bearer ")) return CredentialRead::bad_scheme;
     bearer = auth.substr(7);
@@ -23,6 +22,10 @@ CredentialRead read_credential(const net::Request& req, std::string_view& key) n
   if (!bearer.empty() && !header.empty() && bearer != header) return CredentialRead::conflict;
   key = bearer.empty() ? header : bearer;
   return key.empty() ? CredentialRead::none : CredentialRead::ok;
+}
+
+CredentialRead read_credential(const net::Request& req, std::string_view& key) noexcept {
+  return read_credential(req.header("authorization"), req.header("x-api-key"), key);
 }
 
 void write_rate_headers(net::Response& res, const core::RateDecision& d) {

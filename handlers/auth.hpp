@@ -12,6 +12,9 @@ namespace keygate::handlers {
 enum class CredentialRead { none, ok, conflict, bad_scheme };
 // Hot path: the credential as sent; no allocation.
 CredentialRead read_credential(const net::Request& req, std::string_view& key) noexcept;
+// The same from the values of the Authorization and X-API-Key headers.
+CredentialRead read_credential(std::string_view authorization, std::string_view x_api_key,
+                               std::string_view& key) noexcept;
 
 // Fills ex.principal, or writes the error (400/401/403/429) and returns false. Counts the
 // request against the key's rate limit.

@@ -31,15 +31,32 @@ void parse_scope_list(std::string_view list, core::ScopeSet& set, bool& unknown)
   }
 }
 
+// The header is formatted once per distinct scope set and copied after that: a
+// deployment's keys share a few sets, and the full set is 17 names to look up and append.
 void append_scopes_header(net::Response& res, core::ScopeSet scopes) {
-  res.headers.append("X-Keygate-Scopes: ");
-  bool first = true;
-  core::for_each_scope(scopes, [&](core::Scope s) {
-    if (!first) res.headers.push_back(',');
-    first = false;
-    res.headers.append(core::scope_name(s));
-  });
-  res.headers.append("\r\n");
+  struct Cache {
+    core::ScopeSet scopes = 0;
+    std::string line;  // "X-Keygate-Scopes: a,b\r\n" for `scopes`
+    bool valid = false;
+  };
+  thread_local Cache cache = [] {
+    Cache c;
+    c.line.reserve(1024);  // more than every name with commas: never grows after this
+    return c;
+  }();
+  if (!cache.valid || cache.scopes != scopes) {
+    cache.line.assign("X-Keygate-Scopes: ");
+    bool first = true;
+    core::for_each_scope(scopes, [&](core::Scope s) {
+      if (!first) cache.line.push_back(',');
+      first = false;
+      cache.line.append(core::scope_name(s));
+    });
+    cache.line.append("\r\n");
+    cache.scopes = scopes;
+    cache.valid = true;
+  }
+  res.headers.append(cache.line);
 }
 
 }  // namespace
@@ -110,8 +127,12 @@ void verify_key(Exchange& ex) {
 void forward_auth(Exchange& ex) {
   net::Response& res = ex.res;
   res.body.clear();
+  static constexpr std::array<std::string_view, 5> kNames = {
+      "authorization", "x-api-key", "origin", "x-client-cert-sha256", "x-required-scopes"};
+  std::array<std::string_view, 5> h;
+  ex.req.headers_named(kNames, h);
   std::string_view key;
-  const CredentialRead cred = read_credential(ex.req, key);
+  const CredentialRead cred = read_credential(h[0], h[1], key);
   if (cred == CredentialRead::conflict) {
     res.status = 400;
     res.add_header("X-Keygate-Code", "MALFORMED");
@@ -119,11 +140,10 @@ void forward_auth(Exchange& ex) {
   }
   core::VerifyRequest vr;
   vr.key = cred == CredentialRead::ok ? key : std::string_view();
-  vr.origin = ex.req.header("origin");
+  vr.origin = h[2];
   std::array<uint8_t, 32> fingerprint;
-  if (auto h = ex.req.header("x-client-cert-sha256"); !h.empty() && core::parse_sha256_hex(h, fingerprint))
-    vr.client_certificate = &fingerprint;
-  if (auto h = ex.req.header("x-required-scopes"); !h.empty()) parse_scope_list(h, vr.required_scopes, vr.unknown_scope);
+  if (!h[3].empty() && core::parse_sha256_hex(h[3], fingerprint)) vr.client_certificate = &fingerprint;
+  if (!h[4].empty()) parse_scope_list(h[4], vr.required_scopes, vr.unknown_scope);
   if (auto q = query_param(ex.req.query, "scopes")) {
     char decoded[1024];
     const size_t n = percent_decode(*q, decoded, sizeof decoded);

@@ -1,5 +1,6 @@
 #include "net/http_parser.hpp"
 
+#include <bit>
 #include <cstring>
 
 namespace keygate::net {
@@ -28,14 +29,44 @@ std::string_view trim_right(std::string_view v) {
 
 }  // namespace
 
+namespace {
+
+// The eight bytes of `w` with A-Z turned into a-z (SWAR: every byte at once). Bytes of 0x80
+// and above are left as they are; the additions stay within each byte, so none carries.
+uint64_t ascii_lower(uint64_t w) noexcept {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  const uint64_t low7 = w & ~kHigh;
+  const uint64_t from_a = low7 + (0x80 - 'A') * kOnes;       // high bit: byte >= 'A'
+  const uint64_t past_z = low7 + (0x80 - 'Z' - 1) * kOnes;   // high bit: byte > 'Z'
+  const uint64_t upper = from_a & ~past_z & ~w & kHigh;      // high bit: 'A' <= byte <= 'Z'
+  return w | (upper >> 2);                                   // 0x80 >> 2 is 0x20
+}
+
+template <typename Word>
+uint64_t load(const char* p) noexcept {
+  Word w;
+  std::memcpy(&w, p, sizeof w);  // a fixed size: one unaligned load, not a call
+  return w;
+}
+
+}  // namespace
+
+// Eight bytes per step, the tail as one more (overlapping) word: the headers that the hot
+// path looks up are 9 to 20 bytes long.
 bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
+  const size_t n = a.size();
+  if (n != b.size()) return false;
+  const char *x = a.data(), *y = b.data();
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8)
+      if (ascii_lower(load<uint64_t>(x + i)) != ascii_lower(load<uint64_t>(y + i))) return false;
+    return ascii_lower(load<uint64_t>(x + n - 8)) == ascii_lower(load<uint64_t>(y + n - 8));
   }
+  if (n >= 4)
+    return ascii_lower(load<uint32_t>(x) | load<uint32_t>(x + n - 4) << 32) ==
+           ascii_lower(load<uint32_t>(y) | load<uint32_t>(y + n - 4) << 32);
+  for (size_t i = 0; i < n; ++i)
+    if (ascii_lower(static_cast<unsigned char>(x[i])) != ascii_lower(static_cast<unsigned char>(y[i]))) return false;
   return true;
 }
 
@@ -49,6 +80,34 @@ bool Request::has_header(std::string_view name) const noexcept {
   for (uint32_t i = 0; i < header_count; ++i)
     if (iequals(headers[i].name, name)) return true;
   return false;
+}
+
+void Request::find_headers(const std::string_view* names, std::string_view* values, size_t n) const noexcept {
+  // by_length[L]: the names of length L, one bit each, so that a header is compared only
+  // with names of its own length (most headers of a request match none).
+  constexpr size_t kLongest = 32;
+  uint32_t by_length[kLongest + 1] = {};
+  uint32_t wanted = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (names[i].size() > kLongest) {
+      values[i] = header(names[i]);  // a long name: the plain search
+      continue;
+    }
+    values[i] = {};
+    by_length[names[i].size()] |= uint32_t{1} << i;
+    wanted |= uint32_t{1} << i;
+  }
+  for (uint32_t h = 0; h < header_count && wanted; ++h) {
+    const Header& header = headers[h];
+    if (header.name.size() > kLongest) continue;
+    for (uint32_t m = by_length[header.name.size()] & wanted; m; m &= m - 1) {
+      const int i = std::countr_zero(m);
+      if (!iequals(header.name, names[i])) continue;
+      values[i] = header.value;
+      wanted &= ~(uint32_t{1} << i);  // the first of each name counts
+      break;
+    }
+  }
 }
 
 const llhttp_settings_t* HttpParser::settings() {

@@ -54,6 +54,28 @@ TEST(ForwardAuth, AValidKeyGets200WithIdentityHeadersAndNoBody) {
   EXPECT_EQ(http(s.port(), "DELETE", "/v1/auth", "", x.secret).status, 200);
 }
 
+// The header is formatted once per scope set and reused (handlers/verify.cpp): keys with
+// different sets, one after the other on one reactor thread, each get their own list, and a
+// key's new scopes show at once.
+TEST(ForwardAuth, TheScopesHeaderFollowsEachKeyAndItsUpdates) {
+  ServerProcess s({"--threads", "1"});
+  Fixture x = setup(s);
+  const CreatedKey other = make_key(s, make_tenant(s, "Other"), R"({"name":"o","scopes":["certificates:read"]})");
+  auto scopes = [&](const std::string& key) {
+    auto r = http(s.port(), "GET", "/v1/auth", "", key);
+    EXPECT_EQ(r.status, 200) << key;
+    return r.header("x-keygate-scopes");
+  };
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(scopes(x.secret), "sessions:list,api_keys:read");
+    EXPECT_EQ(scopes(other.value), "certificates:read");
+  }
+  ASSERT_EQ(http(s.port(), "PATCH", "/v1/organizations/" + x.org + "/api-keys/" + x.secret_id,
+                 R"({"scopes":["api_keys:verify"]})", x.admin).status, 200);
+  EXPECT_EQ(scopes(x.secret), "api_keys:verify");
+  EXPECT_EQ(scopes(other.value), "certificates:read");
+}
+
 TEST(ForwardAuth, FailuresMapTo401And403WithTheirCodes) {
   ServerProcess s;
   Fixture x = setup(s);

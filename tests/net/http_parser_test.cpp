@@ -68,6 +68,47 @@ TEST(HttpParser, HeadersAreViewsWithCaseInsensitiveLookup) {
   EXPECT_LT(r.path.data(), buf.data() + buf.size());
 }
 
+TEST(HttpParser, SeveralHeadersInOnePassTakeTheFirstOfEachName) {
+  HttpParser p;
+  std::string buf =
+      "GET /v1/auth HTTP/1.1\r\nX-API-KEY: first\r\nOrigin: https://a.b\r\nx-api-key: second\r\n"
+      "X-Api-Kez: not it\r\nAuthorization: Bearer sk\r\n"
+      "X-A-Header-Name-Longer-Than-Thirty-Two: long\r\n\r\n";
+  ASSERT_EQ(p.parse(buf.data(), buf.size()), Event::request);
+  static constexpr std::array<std::string_view, 5> kNames = {"x-api-key", "authorization", "x-missing", "origin",
+                                                             "x-a-header-name-longer-than-thirty-two"};
+  std::array<std::string_view, 5> v{"stale", "stale", "stale", "stale", "stale"};
+  p.request().headers_named(kNames, v);
+  EXPECT_EQ(v[0], "first");
+  EXPECT_EQ(v[1], "Bearer sk");
+  EXPECT_TRUE(v[2].empty());
+  EXPECT_EQ(v[3], "https://a.b");
+  EXPECT_EQ(v[4], "long");
+  for (size_t i = 0; i < kNames.size(); ++i) EXPECT_EQ(v[i], p.request().header(kNames[i])) << kNames[i];
+}
+
+// iequals compares eight bytes at a time: it must agree with the byte-by-byte definition
+// for every pair of bytes, at every position of a word and of the tail.
+TEST(HttpParser, IequalsAgreesWithTheByteByByteDefinition) {
+  const auto lower = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; };
+  for (size_t len : {1u, 3u, 4u, 5u, 7u, 8u, 9u, 16u, 17u}) {
+    for (size_t pos : {size_t{0}, len / 2, len - 1}) {
+      std::string a(len, 'k'), b(len, 'K');
+      for (int x = 0; x < 256; ++x) {
+        for (int y = 0; y < 256; ++y) {
+          a[pos] = static_cast<char>(x);
+          b[pos] = static_cast<char>(y);
+          ASSERT_EQ(iequals(a, b), lower(static_cast<unsigned char>(x)) == lower(static_cast<unsigned char>(y)))
+              << "len " << len << " pos " << pos << " bytes " << x << " " << y;
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_FALSE(iequals("x-api-key", "x-api-ke"));
+  EXPECT_TRUE(iequals("X-Client-Cert-SHA256", "x-client-cert-sha256"));
+}
+
 TEST(HttpParser, PipelinedRequestsComeOutInOrder) {
   std::string in;
   for (int i = 0; i < 100; ++i) in += "GET /r" + std::to_string(i) + " HTTP/1.1\r\nHost: a\r\n\r\n";
