@@ -83,7 +83,7 @@ start_nginx
 trap 'kill $KG_PID $NGINX_PID 2>/dev/null || true' EXIT
 
 printf "%-7s %-8s %-10s %12s %9s %9s %12s %12s\n" round mode server "req/s" p50 p99 "cpu us/req" "user us/req"
-declare -A sum
+declare -A sum per
 for round in $(seq 1 "$ROUNDS"); do
   for mode in plain pipelined; do
     depth=1; [ "$mode" = pipelined ] && depth=16
@@ -93,6 +93,7 @@ for round in $(seq 1 "$ROUNDS"); do
       [ $server = nginx ] && pid=$(pgrep -P "$NGINX_PID" | head -1)
       read -r rps p50 p99 cpu user <<<"$(run "$pid" "$port" "$depth")"
       printf "%-7s %-8s %-10s %12s %9s %9s %12s %12s\n" "$round" "$mode" "$server" "$rps" "$p50" "$p99" "$cpu" "$user"
+      per[$round-$mode-$server]="$rps $cpu $p99"
       sum[$mode-$server-rps]=$(awk -v a="${sum[$mode-$server-rps]:-0}" -v b="$rps" 'BEGIN{print a+b}')
       sum[$mode-$server-cpu]=$(awk -v a="${sum[$mode-$server-cpu]:-0}" -v b="$cpu" 'BEGIN{print a+b}')
     done
@@ -104,4 +105,23 @@ for mode in plain pipelined; do
       -v kc="${sum[$mode-keygate-cpu]}" -v nc="${sum[$mode-nginx-cpu]}" -v r="$ROUNDS" \
       'BEGIN {printf "%-9s keygate %.0f req/s, nginx %.0f req/s: ratio %.2fx; CPU/request keygate %.2f us, nginx %.2f us: ratio %.2fx\n",
               m, kr/r, nr/r, kr/nr, kc/r, nc/r, kc/nc}'
+done
+# Round by round (this VM's noise moves whole rounds): the ratios of each A B pair, and in
+# how many rounds keygate's p99 was at most nginx's (wrk prints 0 when its histogram
+# overflows, as in pipelined runs).
+for mode in plain pipelined; do
+  line="" p99_ok=0 p99_known=0
+  for round in $(seq 1 "$ROUNDS"); do
+    read -r kr kc kp <<<"${per[$round-$mode-keygate]}"
+    read -r nr nc np <<<"${per[$round-$mode-nginx]}"
+    line+=$(awk -v kr="$kr" -v nr="$nr" -v kc="$kc" -v nc="$nc" 'BEGIN {printf " %.2fx/%.2fx", kr/nr, kc/nc}')
+    # 2: keygate's p99 is at most nginx's, 1: it is higher, 0: a histogram overflowed.
+    verdict=$(awk -v k="$kp" -v n="$np" 'function us(v) {
+        if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1e6; return v + 0 }
+      BEGIN {print (us(k) == 0 || us(n) == 0) ? 0 : (us(k) <= us(n)) ? 2 : 1}')
+    [ "$verdict" -gt 0 ] && p99_known=$((p99_known + 1))
+    [ "$verdict" -eq 2 ] && p99_ok=$((p99_ok + 1))
+  done
+  printf "%-9s per round, req/s and CPU/request ratios:%s; keygate p99 <= nginx's in %d of %d rounds with both p99s\n" \
+    "$mode" "$line" "$p99_ok" "$p99_known"
 done
