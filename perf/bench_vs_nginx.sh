@@ -16,15 +16,9 @@ NGINX_PORT=18182
 work=${WORK:-/tmp/keygate-bench}
 mkdir -p "$work"
 
-scripts/setup test
-cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEYGATE_BENCHMARKS=ON -DKEYGATE_TESTS=OFF >/dev/null
-cmake --build build/bench --target keygate keygate_dataset >/dev/null
-
-# The generated directory stays pristine (a server would snapshot it); runs use a copy.
-if [ ! -d "$work/pristine-$KEYS" ]; then
-  build/bench/perf/keygate_dataset --data-dir "$work/pristine-$KEYS" --keys "$KEYS" --values "$work/keys-$KEYS.txt"
-fi
-rm -rf "$work/data-$KEYS" && cp -r "$work/pristine-$KEYS" "$work/data-$KEYS"
+. perf/measure.sh
+prepare_dataset
+fresh_copy data
 
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -41,29 +35,6 @@ http {
   }
 }
 CONF
-
-cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }  # user, system
-tick_hz=$(getconf CLK_TCK)
-
-# run PID PORT PIPELINE -> prints "reqs_per_s p50 p99 cpu_us_per_req user_us_per_req"
-run() {
-  local pid=$1 port=$2 depth=$3
-  local before after out
-  before=$(cpu_ticks "$pid")
-  out=$(KEYS="$work/keys-$KEYS.txt" PIPELINE=$depth taskset -c 0 wrk -t1 -c64 -d"$DURATION" --latency \
-        -s perf/auth.lua "http://127.0.0.1:$port")
-  after=$(cpu_ticks "$pid")
-  if echo "$out" | grep -q "Non-2xx"; then echo "$out" >&2; echo "non-2xx responses: the setup is wrong" >&2; exit 1; fi
-  local rps reqs p50 p99
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  # CPU time per request, all of it (user + system) and the user-space part alone.
-  awk -v b="$before" -v a="$after" -v hz="$tick_hz" -v n="$reqs" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
-    'BEGIN {split(b, x, " "); split(a, y, " ");
-            printf "%s %s %s %.2f %.2f\n", rps, p50, p99, (y[1]+y[2]-x[1]-x[2]) / hz * 1e6 / n, (y[1]-x[1]) / hz * 1e6 / n}'
-}
 
 start_keygate() {
   taskset -c 1 build/bench/keygate serve --listen 127.0.0.1:$KG_PORT --data-dir "$work/data-$KEYS" --threads 1 \
@@ -91,7 +62,7 @@ for round in $(seq 1 "$ROUNDS"); do
       if [ $server = keygate ]; then pid=$KG_PID port=$KG_PORT; else pid=$NGINX_PID port=$NGINX_PORT; fi
       # nginx's master forks the worker: measure the worker.
       [ $server = nginx ] && pid=$(pgrep -P "$NGINX_PID" | head -1)
-      read -r rps p50 p99 cpu user <<<"$(run "$pid" "$port" "$depth")"
+      read -r rps p50 p99 cpu user <<<"$(measure_wrk "$pid" "$port" "$depth")"
       printf "%-7s %-8s %-10s %12s %9s %9s %12s %12s\n" "$round" "$mode" "$server" "$rps" "$p50" "$p99" "$cpu" "$user"
       per[$round-$mode-$server]="$rps $cpu $p99"
       sum[$mode-$server-rps]=$(awk -v a="${sum[$mode-$server-rps]:-0}" -v b="$rps" 'BEGIN{print a+b}')
