@@ -8,6 +8,7 @@
 
 #include <ctime>
 #include <memory>
+#include <source_location>
 #include <string>
 
 #include "support/check.hpp"
@@ -18,12 +19,13 @@ namespace {
 
 // A certificate the tests cannot rely on must fail them, not turn into an upload that
 // fails for another reason: every OpenSSL step is checked.
-void check(bool ok, const char* step) {
+// The failure names the line of the step that failed.
+void check(bool ok, const char* step, std::source_location at = std::source_location::current()) {
   if (ok) return;
   char reason[256] = "no OpenSSL error queued";
   if (unsigned long e = ERR_get_error()) ERR_error_string_n(e, reason, sizeof reason);
   ERR_clear_error();
-  helper_failed(std::string("make_cert: ") + step + ": " + reason);
+  helper_failed(std::string("make_cert: ") + step + ": " + reason, at);
 }
 
 struct Free {

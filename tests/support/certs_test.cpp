@@ -86,4 +86,19 @@ TEST(TestCerts, AnIssuerThatIsNotOneFailsTheTestNamingTheStep) {
       },
       "make_cert: reading the issuer's private key");
   EXPECT_TRUE(threw) << "the caller must not go on with no certificate";
+
+  // Reported at the line of the step in certs.cpp, not in the shared check.
+  ::testing::TestPartResultArray failures;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &failures);
+    try {
+      make_cert("leaf.example", 0, 3600, &broken);
+    } catch (const std::runtime_error&) {
+    }
+  }
+  ASSERT_EQ(failures.size(), 1);
+  ASSERT_NE(failures.GetTestPartResult(0).file_name(), nullptr);
+  EXPECT_TRUE(std::string(failures.GetTestPartResult(0).file_name()).ends_with("support/certs.cpp"))
+      << failures.GetTestPartResult(0).file_name();
 }

@@ -124,9 +124,14 @@ void ServerProcess::start() {
 
 int ServerProcess::wait_exit() {
   int status = 0;
-  waitpid(pid_, &status, 0);
-  pid_ = -1;
+  pid_t waited;
+  while ((waited = waitpid(pid_, &status, 0)) < 0 && errno == EINTR) {
+  }
+  const pid_t pid = std::exchange(pid_, -1);
   if (reader_.joinable()) reader_.join();
+  // Without this, a failed wait would read as "exited with 0" to a test that expects a
+  // clean stop.
+  if (waited != pid) helper_failed("ServerProcess: waitpid(" + std::to_string(pid) + "): " + std::strerror(errno));
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
@@ -173,6 +178,7 @@ HttpResponse http(uint16_t port, const std::string& method, const std::string& p
   };
   thread_local Handle handle;
   CURL* curl = handle.curl;
+  if (!curl) helper_failed("http: curl_easy_init failed");
   HttpResponse r;
   curl_easy_reset(curl);
   std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
@@ -245,7 +251,7 @@ std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms, bo
   size_t done = 0;
   while (done < bytes.size()) {
     ssize_t n = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-    if (n <= 0) break;
+    if (n <= 0) break;  // the server may close first (413, 431): its answer is what counts
     done += static_cast<size_t>(n);
   }
   if (half_close) ::shutdown(fd, SHUT_WR);
@@ -255,7 +261,6 @@ std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms, bo
 }
 
 simdjson::dom::element parse_json(const std::string& body) {
-  thread_local simdjson::dom::parser parser;
   thread_local std::vector<std::unique_ptr<simdjson::dom::parser>> keep;  // elements outlive the next parse
   keep.push_back(std::make_unique<simdjson::dom::parser>());
   simdjson::dom::element e;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <stdexcept>
+#include <string>
 
 using namespace keygate::testing;
 
@@ -100,6 +101,25 @@ TEST(Harness, ConnectToAndParseJsonFailTheTestRatherThanReturnAPlaceholder) {
         }
       },
       "parse_json: not JSON: <html>");
+}
+
+// The failure points at the helper's line that gave up, not at the shared check.
+TEST(Harness, AHelpersFailureIsReportedAtTheHelpersOwnLine) {
+  ::testing::TestPartResultArray failures;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &failures);
+    try {
+      connect_to(closed_port());
+    } catch (const std::runtime_error&) {
+    }
+  }
+  ASSERT_EQ(failures.size(), 1);
+  const ::testing::TestPartResult& f = failures.GetTestPartResult(0);
+  EXPECT_TRUE(f.nonfatally_failed());
+  ASSERT_NE(f.file_name(), nullptr);
+  EXPECT_TRUE(std::string(f.file_name()).ends_with("support/harness.cpp")) << f.file_name();
+  EXPECT_GT(f.line_number(), 0);
 }
 
 TEST(Harness, StrReadsStringsNumbersNullsAndSaysWhatIsMissing) {
