@@ -54,6 +54,23 @@ TEST(ForwardAuth, AValidKeyGets200WithIdentityHeadersAndNoBody) {
   EXPECT_EQ(http(s.port(), "DELETE", "/v1/auth", "", x.secret).status, 200);
 }
 
+// Spec section 1: the key from `Authorization: Bearer` or `X-API-Key`; both present and
+// different is a 400. Header names and the scheme in any case (/v1/auth reads its headers
+// in one pass, handlers/verify.cpp).
+TEST(ForwardAuth, ReadsTheKeyFromEitherHeaderInAnyCaseAndRefusesTwoDifferentKeys) {
+  ServerProcess s;
+  Fixture x = setup(s);
+  auto answer = [&](std::vector<std::string> headers) {
+    auto r = http(s.port(), "GET", "/v1/auth", "", headers);
+    return std::to_string(r.status) + " " + r.header("x-keygate-code");
+  };
+  EXPECT_EQ(answer({"AUTHORIZATION: bearer " + x.secret}), "200 ");
+  EXPECT_EQ(answer({"x-api-key: " + x.secret}), "200 ");
+  EXPECT_EQ(answer({"Authorization: Bearer " + x.secret, "X-API-Key: " + x.secret}), "200 ");
+  EXPECT_EQ(answer({"Authorization: Bearer " + x.secret, "X-API-Key: " + x.publishable}), "400 MALFORMED");
+  EXPECT_EQ(answer({"Authorization: Basic " + x.secret}), "401 MALFORMED");
+}
+
 // The header is formatted once per scope set and reused (handlers/verify.cpp): keys with
 // different sets, one after the other on one reactor thread, each get their own list, and a
 // key's new scopes show at once.
