@@ -40,6 +40,19 @@ TEST(Response, NoBodyMeansNoTypeAndHeadKeepsTheLengthButNotTheBody) {
                  "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n");
 }
 
+TEST(Response, ATypedBodyOnAClosingConnectionHasEveryPiece) {
+  Response r;
+  r.reset();
+  r.status = 400;
+  r.add_header("X-Request-Id", "req_2");
+  r.body = "{}";
+  std::string out;
+  serialize(r, false, true, kDate, out);
+  EXPECT_EQ(out, "HTTP/1.1 400 Bad Request\r\nServer: keygate\r\nDate: Tue, 24 Nov 2026 09:00:00 GMT\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n"
+                 "X-Request-Id: req_2\r\n\r\n{}");
+}
+
 TEST(Response, AnUnlistedStatusStillGetsAWellFormedLine) {
   Response r;
   r.reset();
