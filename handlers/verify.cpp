@@ -31,32 +31,24 @@ void parse_scope_list(std::string_view list, core::ScopeSet& set, bool& unknown)
   }
 }
 
-// The header is formatted once per distinct scope set and copied after that: a
+// The header is formatted once per scope set (per thread) and copied after that: a
 // deployment's keys share a few sets, and the full set is 17 names to look up and append.
+// The line only grows until it has held the longest set; an empty line means none yet.
 void append_scopes_header(net::Response& res, core::ScopeSet scopes) {
-  struct Cache {
-    core::ScopeSet scopes = 0;
-    std::string line;  // "X-Keygate-Scopes: a,b\r\n" for `scopes`
-    bool valid = false;
-  };
-  thread_local Cache cache = [] {
-    Cache c;
-    c.line.reserve(1024);  // more than every name with commas: never grows after this
-    return c;
-  }();
-  if (!cache.valid || cache.scopes != scopes) {
-    cache.line.assign("X-Keygate-Scopes: ");
+  thread_local core::ScopeSet cached_scopes = 0;
+  thread_local std::string cached_line;
+  if (cached_line.empty() || cached_scopes != scopes) {
+    cached_line.assign("X-Keygate-Scopes: ");
     bool first = true;
     core::for_each_scope(scopes, [&](core::Scope s) {
-      if (!first) cache.line.push_back(',');
+      if (!first) cached_line.push_back(',');
       first = false;
-      cache.line.append(core::scope_name(s));
+      cached_line.append(core::scope_name(s));
     });
-    cache.line.append("\r\n");
-    cache.scopes = scopes;
-    cache.valid = true;
+    cached_line.append("\r\n");
+    cached_scopes = scopes;
   }
-  res.headers.append(cache.line);
+  res.headers.append(cached_line);
 }
 
 }  // namespace

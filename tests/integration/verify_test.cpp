@@ -86,6 +86,12 @@ TEST(ForwardAuth, TheScopesHeaderFollowsEachKeyAndItsUpdates) {
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(scopes(x.secret), "sessions:list,api_keys:read");
     EXPECT_EQ(scopes(other.value), "certificates:read");
+    // A publishable key has no scopes: the header is there, empty.
+    auto p = http(s.port(), "GET", "/v1/auth", "",
+                  std::vector<std::string>{"X-API-Key: " + x.publishable, "Origin: https://app.example.com"});
+    EXPECT_EQ(p.status, 200);
+    EXPECT_EQ(p.headers.count("x-keygate-scopes"), 1u);
+    EXPECT_EQ(p.header("x-keygate-scopes"), "");
   }
   ASSERT_EQ(http(s.port(), "PATCH", "/v1/organizations/" + x.org + "/api-keys/" + x.secret_id,
                  R"({"scopes":["api_keys:verify"]})", x.admin).status, 200);
