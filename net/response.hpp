@@ -13,24 +13,20 @@ namespace keygate::net {
 // Most pieces of an answer are a few bytes long: two overlapping fixed-size moves copy
 // them without a call to memcpy. Nothing is read or written outside [s, s+n) and [d, d+n);
 // n == 0 touches nothing (a default view's data() is null).
+template <typename Word>
+inline void copy_two_words(char* d, const char* s, size_t n) noexcept {  // sizeof(Word) <= n <= 2 * sizeof(Word)
+  Word head, tail;
+  std::memcpy(&head, s, sizeof(Word));
+  std::memcpy(&tail, s + n - sizeof(Word), sizeof(Word));
+  std::memcpy(d, &head, sizeof(Word));
+  std::memcpy(d + n - sizeof(Word), &tail, sizeof(Word));
+}
 inline void copy_bytes(char* d, const char* s, size_t n) noexcept {
-  if (n >= 16) {
-    std::memcpy(d, s, n);
-  } else if (n >= 8) {
-    uint64_t head, tail;
-    std::memcpy(&head, s, 8);
-    std::memcpy(&tail, s + n - 8, 8);
-    std::memcpy(d, &head, 8);
-    std::memcpy(d + n - 8, &tail, 8);
-  } else if (n >= 4) {
-    uint32_t head, tail;
-    std::memcpy(&head, s, 4);
-    std::memcpy(&tail, s + n - 4, 4);
-    std::memcpy(d, &head, 4);
-    std::memcpy(d + n - 4, &tail, 4);
-  } else {
+  if (n >= 16) std::memcpy(d, s, n);
+  else if (n >= 8) copy_two_words<uint64_t>(d, s, n);
+  else if (n >= 4) copy_two_words<uint32_t>(d, s, n);
+  else
     for (size_t i = 0; i < n; ++i) d[i] = s[i];
-  }
 }
 
 // Appends the pieces in order with one growth of `out` and one copy each: an answer is a
