@@ -1,7 +1,10 @@
 #include "net/http_parser.hpp"
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
+#include <string_view>
 
 namespace keygate::net {
 
@@ -47,6 +50,60 @@ uint64_t load(const char* p) noexcept {
   Word w;
   std::memcpy(&w, p, sizeof w);  // a fixed size: one unaligned load, not a call
   return w;
+}
+
+
+// RFC 9110 tchar: the bytes of a header name.
+constexpr auto kTokenByte = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+// The request-target bytes the fast path takes: visible ASCII but '#' (a fragment, which
+// no client sends). Anything else goes to llhttp, which accepts or refuses it.
+constexpr auto kTargetByte = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x21; c <= 0x7e; ++c) t[c] = c != '#';
+  return t;
+}();
+
+// First byte of [p, end) that is not a field-value byte the fast path takes (visible ASCII,
+// space, tab), or end. Eight bytes per step: a byte is out when it is below 0x20, 0x7f, or
+// has its high bit set; each test stays within its byte, so no carry crosses bytes.
+const char* skip_value_bytes(const char* p, const char* end) noexcept {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  for (;;) {
+    while (end - p >= 8) {
+      const uint64_t w = load<uint64_t>(p);
+      const uint64_t low7 = w & ~kHigh;
+      const uint64_t out = (w | (low7 + kOnes) | ~(low7 + (0x80 - 0x20) * kOnes)) & kHigh;
+      if (out) {
+        p += std::countr_zero(out) / 8;
+        break;
+      }
+      p += 8;
+    }
+    while (p < end && static_cast<unsigned char>(*p) >= 0x20 && static_cast<unsigned char>(*p) < 0x7f) ++p;
+    if (p == end || *p != '\t') return p;
+    ++p;  // a tab is a value byte: go on
+  }
+}
+
+// Headers that decide how a message is framed or whether the connection stays open: the
+// fast path leaves requests with any of them to llhttp, which implements those rules.
+// (Connection is one too, but its commonest value, "keep-alive", is checked in place.)
+bool is_framing_header(std::string_view name) noexcept {
+  switch (name.size()) {
+    case 6: return iequals(name, "expect");
+    case 7: return iequals(name, "upgrade");
+    case 14: return iequals(name, "content-length");
+    case 16: return iequals(name, "proxy-connection");
+    case 17: return iequals(name, "transfer-encoding");
+    default: return false;
+  }
 }
 
 }  // namespace
@@ -128,7 +185,7 @@ const llhttp_settings_t* HttpParser::settings() {
   return &s;
 }
 
-HttpParser::HttpParser(ParserLimits limits) : limits_(limits) {
+HttpParser::HttpParser(ParserLimits limits, bool fast_path) : limits_(limits), fast_path_(fast_path) {
   llhttp_init(&parser_, HTTP_REQUEST, settings());
   parser_.data = this;
 }
@@ -243,6 +300,11 @@ int HttpParser::on_message_complete(llhttp_t* p) {
 HttpParser::Event HttpParser::parse(char* buf, size_t size) {
   if (failure_ != Event::need_more) return failure_;
   if (message_done_) return Event::request;
+  if (fast_path_ && !in_message_ && !ended_ && parse_simple_get(buf, size)) {
+    ++fast_path_requests_;
+    fill_request(buf, Method::get, "GET");
+    return Event::request;
+  }
   base_ = buf;
   const char* start = buf + position_;
   llhttp_errno_t err = llhttp_execute(&parser_, start, size - position_);
@@ -262,7 +324,8 @@ HttpParser::Event HttpParser::parse(char* buf, size_t size) {
       llhttp_resume(&parser_);
     }
     if (message_done_) {
-      fill_request(buf);
+      const auto method = static_cast<llhttp_method_t>(llhttp_get_method(&parser_));
+      fill_request(buf, method_of(method), llhttp_method_name(method));
       return Event::request;
     }
     if (expect_continue_ && !continue_reported_) {
@@ -276,10 +339,64 @@ HttpParser::Event HttpParser::parse(char* buf, size_t size) {
   return failure_ = Event::malformed;
 }
 
-void HttpParser::fill_request(const char* buf) {
+// The fast path: "GET <origin-form target> HTTP/1.1", then header lines "name: value" (a
+// token, a colon, optional blanks, visible ASCII, spaces and tabs), then an empty line, all
+// with CRLF, all in buf and within the header limit, no more than kMaxHeaders headers and
+// none of the framing ones but "Connection: keep-alive". On success the message's spans are set as llhttp's callbacks
+// would set them and position_ is past it; on failure it has written only header spans
+// beyond header_count_ (zero here), which llhttp's callbacks overwrite, and llhttp starts
+// on the same bytes as if the fast path did not exist.
+bool HttpParser::parse_simple_get(const char* buf, size_t size) noexcept {
+  const char* const begin = buf + position_;
+  const char* const end = begin + std::min(size - position_, limits_.max_header_bytes);
+  const char* p = begin;
+  constexpr std::string_view kGet = "GET /", kVersion = " HTTP/1.1\r\n";
+  if (static_cast<size_t>(end - p) < kGet.size() || std::memcmp(p, kGet.data(), kGet.size()) != 0) return false;
+  p += kGet.size() - 1;
+  const char* const target = p;
+  while (p < end && kTargetByte[static_cast<unsigned char>(*p)]) ++p;
+  if (static_cast<size_t>(end - p) < kVersion.size() || std::memcmp(p, kVersion.data(), kVersion.size()) != 0)
+    return false;
+  const Span url{static_cast<uint32_t>(target - buf), static_cast<uint32_t>(p - target)};
+  p += kVersion.size();
+  uint32_t count = 0;
+  for (;;) {
+    if (end - p < 2) return false;
+    if (p[0] == '\r') {
+      if (p[1] != '\n') return false;
+      p += 2;
+      break;
+    }
+    const char* const name = p;
+    while (p < end && kTokenByte[static_cast<unsigned char>(*p)]) ++p;
+    if (p == name || p == end || *p != ':') return false;
+    if (is_framing_header(std::string_view(name, static_cast<size_t>(p - name)))) return false;
+    const Span name_span{static_cast<uint32_t>(name - buf), static_cast<uint32_t>(p - name)};
+    ++p;
+    while (p < end && (*p == ' ' || *p == '\t')) ++p;
+    const char* const value = p;
+    p = skip_value_bytes(p, end);
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n' || count == kMaxHeaders) return false;
+    if (name_span.len == 10 && iequals(std::string_view(name, 10), "connection") &&
+        !iequals(trim_right(std::string_view(value, static_cast<size_t>(p - value))), "keep-alive"))
+      return false;  // "close", "upgrade", a list: llhttp's rules
+    names_[count] = name_span;
+    values_[count] = {static_cast<uint32_t>(value - buf), static_cast<uint32_t>(p - value)};
+    ++count;
+    p += 2;
+  }
+  url_ = url;
+  header_count_ = count;
+  body_ = {};
+  in_message_ = headers_done_ = message_done_ = true;
+  position_ = static_cast<size_t>(p - buf);
+  return true;
+}
+
+void HttpParser::fill_request(const char* buf, Method method, std::string_view method_name) {
   Request& r = request_;
-  r.method = method_of(llhttp_get_method(&parser_));
-  r.method_name = llhttp_method_name(static_cast<llhttp_method_t>(llhttp_get_method(&parser_)));
+  r.method = method;
+  r.method_name = method_name;
   r.target = std::string_view(buf + url_.off, url_.len);
   std::string_view t = r.target;
   if (t.starts_with("http://") || t.starts_with("https://")) {
@@ -301,6 +418,7 @@ void HttpParser::fill_request(const char* buf) {
 }
 
 void HttpParser::next() noexcept {
+  ended_ |= !request_.keep_alive;  // llhttp takes no request after one that closes
   message_start_ = position_;
   url_ = {};
   header_count_ = 0;

@@ -2,6 +2,12 @@
 // buffer, built on llhttp. It keeps offsets rather than pointers, so the buffer may grow or
 // be compacted between calls; it de-chunks chunked bodies in place, so a body is always one
 // contiguous view. One parser per connection; not thread-safe.
+//
+// The requests a gateway sends most (a whole GET, no body, no header that changes how the
+// message is framed or kept alive) go through a strict parser of that one shape first,
+// without llhttp; anything it does not take whole (another method, a split read, an odd
+// byte, Content-Length, Connection, ...) is left untouched for llhttp. It takes a subset
+// of what llhttp accepts and yields the same Request, which a differential test checks.
 #pragma once
 
 #include <llhttp.h>
@@ -29,7 +35,8 @@ class HttpParser {
     malformed,          // 400: the connection must be closed
   };
 
-  explicit HttpParser(ParserLimits limits = {});
+  // `fast_path` false: every request goes through llhttp (the differential test's reference).
+  explicit HttpParser(ParserLimits limits = {}, bool fast_path = true);
   HttpParser(const HttpParser&) = delete;
   HttpParser& operator=(const HttpParser&) = delete;
 
@@ -49,6 +56,8 @@ class HttpParser {
   bool in_message() const noexcept { return in_message_; }
   bool headers_complete() const noexcept { return headers_done_; }
   const char* error_reason() const noexcept { return error_reason_; }
+  // How many requests the fast path took whole (the rest went through llhttp).
+  uint64_t fast_path_requests() const noexcept { return fast_path_requests_; }
 
  private:
   struct Span {
@@ -66,7 +75,8 @@ class HttpParser {
   static int on_message_complete(llhttp_t*);
   static const llhttp_settings_t* settings();
 
-  void fill_request(const char* buf);
+  bool parse_simple_get(const char* buf, size_t size) noexcept;
+  void fill_request(const char* buf, Method method, std::string_view method_name);
   static void extend(Span& s, const char* base, const char* at, size_t len);
 
   llhttp_t parser_;
@@ -85,7 +95,10 @@ class HttpParser {
   bool message_done_ = false;
   bool continue_reported_ = false;
   bool expect_continue_ = false;
+  bool fast_path_;
+  bool ended_ = false;  // a request without keep-alive was returned: what follows is llhttp's
   Event failure_ = Event::need_more;
+  uint64_t fast_path_requests_ = 0;
   const char* error_reason_ = nullptr;
   Request request_;
 };
