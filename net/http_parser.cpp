@@ -93,16 +93,23 @@ const char* skip_value_bytes(const char* p, const char* end) noexcept {
 }
 
 // Headers that decide how a message is framed or whether the connection stays open: the
-// fast path leaves requests with any of them to llhttp, which implements those rules.
-// (Connection is one too, but its commonest value, "keep-alive", is checked in place.)
-bool is_framing_header(std::string_view name) noexcept {
+// fast path leaves requests with any of them to llhttp, which implements those rules, but
+// for "Connection: keep-alive", which it checks in place. The first byte is compared
+// before the whole name: most headers share a length with one of these, not a first letter.
+enum class Framing : uint8_t { none, connection, other };
+
+Framing framing_header(std::string_view name) noexcept {
+  auto is = [name](std::string_view framing) {
+    return (name[0] | 0x20) == framing[0] && iequals(name, framing);
+  };
   switch (name.size()) {
-    case 6: return iequals(name, "expect");
-    case 7: return iequals(name, "upgrade");
-    case 14: return iequals(name, "content-length");
-    case 16: return iequals(name, "proxy-connection");
-    case 17: return iequals(name, "transfer-encoding");
-    default: return false;
+    case 6: return is("expect") ? Framing::other : Framing::none;
+    case 7: return is("upgrade") ? Framing::other : Framing::none;
+    case 10: return is("connection") ? Framing::connection : Framing::none;
+    case 14: return is("content-length") ? Framing::other : Framing::none;
+    case 16: return is("proxy-connection") ? Framing::other : Framing::none;
+    case 17: return is("transfer-encoding") ? Framing::other : Framing::none;
+    default: return Framing::none;
   }
 }
 
@@ -370,14 +377,15 @@ bool HttpParser::parse_simple_get(const char* buf, size_t size) noexcept {
     const char* const name = p;
     while (p < end && kTokenByte[static_cast<unsigned char>(*p)]) ++p;
     if (p == name || p == end || *p != ':') return false;
-    if (is_framing_header(std::string_view(name, static_cast<size_t>(p - name)))) return false;
+    const Framing framing = framing_header(std::string_view(name, static_cast<size_t>(p - name)));
+    if (framing == Framing::other) return false;
     const Span name_span{static_cast<uint32_t>(name - buf), static_cast<uint32_t>(p - name)};
     ++p;
     while (p < end && (*p == ' ' || *p == '\t')) ++p;
     const char* const value = p;
     p = skip_value_bytes(p, end);
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n' || count == kMaxHeaders) return false;
-    if (name_span.len == 10 && iequals(std::string_view(name, 10), "connection") &&
+    if (framing == Framing::connection &&
         !iequals(trim_right(std::string_view(value, static_cast<size_t>(p - value))), "keep-alive"))
       return false;  // "close", "upgrade", a list: llhttp's rules
     names_[count] = name_span;
