@@ -52,7 +52,6 @@ uint64_t load(const char* p) noexcept {
   return w;
 }
 
-
 // RFC 9110 tchar: the bytes of a header name.
 constexpr auto kTokenByte = [] {
   std::array<bool, 256> t{};
@@ -349,10 +348,10 @@ HttpParser::Event HttpParser::parse(char* buf, size_t size) {
 // The fast path: "GET <origin-form target> HTTP/1.1", then header lines "name: value" (a
 // token, a colon, optional blanks, visible ASCII, spaces and tabs), then an empty line, all
 // with CRLF, all in buf and within the header limit, no more than kMaxHeaders headers and
-// none of the framing ones but "Connection: keep-alive". On success the message's spans are set as llhttp's callbacks
-// would set them and position_ is past it; on failure it has written only header spans
-// beyond header_count_ (zero here), which llhttp's callbacks overwrite, and llhttp starts
-// on the same bytes as if the fast path did not exist.
+// no framing header but "Connection: keep-alive". On success the message's spans are set
+// as llhttp's callbacks would set them and position_ is past it. On failure it has written
+// only header spans beyond header_count_ (zero here), which llhttp's callbacks overwrite,
+// and llhttp starts on the same bytes as if the fast path did not exist.
 bool HttpParser::parse_simple_get(const char* buf, size_t size) noexcept {
   const char* const begin = buf + position_;
   const char* const end = begin + std::min(size - position_, limits_.max_header_bytes);
