@@ -1,3 +1,7 @@
+// Test helpers, not tests: certificates and keys for the tests (make_cert). They make no
+// assertions of their own; when one cannot deliver what it promised it fails the running
+// test through helper_failed (check.hpp), at its own line and with the reason. Their
+// behaviour, failures included, is tested in certs_test.cpp.
 #include "support/certs.hpp"
 
 #include <openssl/err.h>

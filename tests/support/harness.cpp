@@ -1,3 +1,7 @@
+// Test helpers, not tests: the server process, HTTP and JSON for the integration tests. They make no
+// assertions of their own; when one cannot deliver what it promised it fails the running
+// test through helper_failed (check.hpp), at its own line and with the reason. Their
+// behaviour, failures included, is tested in harness_test.cpp.
 #include "support/harness.hpp"
 
 #include <arpa/inet.h>
