@@ -327,3 +327,28 @@ TEST(HttpParser, TheFastPathAgreesWithLlhttpOnEveryRequestItTakes) {
   // Not vacuous: the fast path took a good share of the mutated requests.
   EXPECT_GT(fast, compared / 4) << fast << " of " << compared;
 }
+
+TEST(HttpParser, TheFastPathKeepsTheHeaderLimit) {
+  // A plain GET that arrives whole is the fast path's; one past the request line + headers
+  // limit must still be 431 (spec: 16 KiB by default), exactly as llhttp alone decides it.
+  ParserLimits l;
+  l.max_header_bytes = 1024;
+  const std::string head = "GET /v1/auth HTTP/1.1\r\nX-Pad: ";
+  for (size_t total = 1000; total <= 1048; ++total) {
+    std::string req = head + std::string(total - head.size() - 4, 'a') + "\r\n\r\n";
+    ASSERT_EQ(req.size(), total);
+    std::string copy = req;
+    HttpParser fast(l), reference(l, false);
+    const Event e = fast.parse(req.data(), req.size());
+    EXPECT_EQ(e, reference.parse(copy.data(), copy.size())) << total;
+    if (total <= l.max_header_bytes) {
+      EXPECT_EQ(e, Event::request) << total;
+      EXPECT_EQ(fast.fast_path_requests(), 1u) << total;
+    } else {
+      EXPECT_EQ(fast.fast_path_requests(), 0u) << total;  // past the limit: llhttp's to judge
+    }
+    if (total >= l.max_header_bytes + 8) {
+      EXPECT_EQ(e, Event::headers_too_large) << total;
+    }
+  }
+}
