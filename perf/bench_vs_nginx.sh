@@ -3,9 +3,12 @@
 # with one worker on CPU 1 answering `return 200` at the same path; wrk on CPU 0 with
 # -t1 -c64 -d10s, every request carrying a different valid key out of 1,000,000; plain and
 # 16-deep pipelined; A B A B over three rounds. Prints req/s, p50, p99, the server's CPU
-# time per request (utime + stime from /proc/PID/stat) and the keygate/nginx ratios.
+# time per request (utime + stime from /proc/PID/stat), how busy wrk's own core was (at
+# 100 % the load generator, not the server, sets the rate) and the keygate/nginx ratios.
 #
-#   perf/bench_vs_nginx.sh [KEYS=1000000] [ROUNDS=3] [DURATION=10s]
+#   perf/bench_vs_nginx.sh [KEYS=1000000] [ROUNDS=3] [DURATION=10s] [SCOPES=a,b]
+#
+# SCOPES gives the keys fewer scopes than the default full set (see perf/measure.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
@@ -37,7 +40,7 @@ http {
 CONF
 
 start_keygate() {
-  taskset -c 1 build/bench/keygate serve --listen 127.0.0.1:$KG_PORT --data-dir "$work/data-$KEYS" --threads 1 \
+  taskset -c 1 build/bench/keygate serve --listen 127.0.0.1:$KG_PORT --data-dir "$work/data-$DATASET" --threads 1 \
     > "$work/keygate.log" 2>&1 &
   KG_PID=$!
   until grep -q '"event":"ready"' "$work/keygate.log" 2>/dev/null; do sleep 0.2; done
@@ -53,7 +56,7 @@ grep '"event":"recovered"' "$work/keygate.log"
 start_nginx
 trap 'kill $KG_PID $NGINX_PID 2>/dev/null || true' EXIT
 
-printf "%-7s %-8s %-10s %12s %9s %9s %12s %12s\n" round mode server "req/s" p50 p99 "cpu us/req" "user us/req"
+printf "%-7s %-8s %-10s %12s %9s %9s %12s %12s %9s\n" round mode server "req/s" p50 p99 "cpu us/req" "user us/req" "wrk busy"
 declare -A sum per
 for round in $(seq 1 "$ROUNDS"); do
   for mode in plain pipelined; do
@@ -62,8 +65,8 @@ for round in $(seq 1 "$ROUNDS"); do
       if [ $server = keygate ]; then pid=$KG_PID port=$KG_PORT; else pid=$NGINX_PID port=$NGINX_PORT; fi
       # nginx's master forks the worker: measure the worker.
       [ $server = nginx ] && pid=$(pgrep -P "$NGINX_PID" | head -1)
-      read -r rps p50 p99 cpu user <<<"$(measure_wrk "$pid" "$port" "$depth")"
-      printf "%-7s %-8s %-10s %12s %9s %9s %12s %12s\n" "$round" "$mode" "$server" "$rps" "$p50" "$p99" "$cpu" "$user"
+      read -r rps p50 p99 cpu user busy <<<"$(measure_wrk "$pid" "$port" "$depth")"
+      printf "%-7s %-8s %-10s %12s %9s %9s %12s %12s %8s%%\n" "$round" "$mode" "$server" "$rps" "$p50" "$p99" "$cpu" "$user" "$busy"
       per[$round-$mode-$server]="$rps $cpu $p99"
       sum[$mode-$server-rps]=$(awk -v a="${sum[$mode-$server-rps]:-0}" -v b="$rps" 'BEGIN{print a+b}')
       sum[$mode-$server-cpu]=$(awk -v a="${sum[$mode-$server-cpu]:-0}" -v b="$cpu" 'BEGIN{print a+b}')

@@ -1,8 +1,11 @@
 // keygate_dataset: writes a data directory holding N API keys (in organizations of 1,000)
 // as one log segment, and the key values, one per line, for load generators:
 //
-//   keygate_dataset --data-dir /tmp/kg --keys 1000000 --values /tmp/kg-keys.txt
+//   keygate_dataset --data-dir /tmp/kg --keys 1000000 --values /tmp/kg-keys.txt [--scopes a,b]
 //
+// Every key is a live secret key with the default scope set (all of them, as when a key is
+// created without `scopes`), or with the scopes given: fewer scopes, a shorter
+// X-Keygate-Scopes header in each /v1/auth answer.
 // The server then recovers it at start (that is also the "recovery from the log" figure).
 #include <algorithm>
 #include <cstdio>
@@ -13,6 +16,7 @@
 #include "core/ids.hpp"
 #include "core/key_format.hpp"
 #include "core/model.hpp"
+#include "core/scopes.hpp"
 #include "persistence/codec.hpp"
 #include "persistence/data_dir.hpp"
 #include "persistence/record.hpp"
@@ -23,13 +27,32 @@ using namespace keygate;
 int main(int argc, char** argv) {
   std::string dir, values_path;
   uint64_t n = 1'000'000;
+  core::ScopeSet scopes = core::kAllScopes;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--data-dir")) dir = argv[i + 1];
     else if (!std::strcmp(argv[i], "--keys")) n = std::stoull(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--values")) values_path = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--scopes")) {
+      scopes = 0;
+      std::string_view list = argv[i + 1];
+      while (!list.empty()) {
+        const auto comma = list.find(',');
+        const std::string_view name = list.substr(0, comma);
+        core::Scope scope;
+        if (core::parse_scope(name, scope) != core::ScopeParse::ok) {
+          std::fprintf(stderr, "unknown scope: %.*s\n", static_cast<int>(name.size()), name.data());
+          return 2;
+        }
+        scopes |= core::bit(scope);
+        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+      }
+    } else {
+      std::fprintf(stderr, "unknown option: %s\n", argv[i]);
+      return 2;
+    }
   }
-  if (dir.empty() || values_path.empty()) {
-    std::fprintf(stderr, "usage: keygate_dataset --data-dir DIR --keys N --values FILE\n");
+  if (dir.empty() || values_path.empty() || argc % 2 == 0) {
+    std::fprintf(stderr, "usage: keygate_dataset --data-dir DIR --keys N --values FILE [--scopes a,b]\n");
     return 2;
   }
   persistence::DataDir dd(dir);
@@ -67,7 +90,7 @@ int main(int argc, char** argv) {
     k.organization_id = org;
     std::copy_n(value.end() - 4, 4, k.preview);
     k.name = "load " + std::to_string(i);
-    k.scopes = core::kAllScopes;
+    k.scopes = scopes;
     k.created_ms = now;
     payload.clear();
     persistence::encode(core::hash_key(value), k, 0, payload);

@@ -1,24 +1,31 @@
 # Sourced by perf/bench_vs_nginx.sh and perf/ab_builds.sh, from the repository's root:
 # the DESIGN.md protocol's data set and one measured wrk run. Uses KEYS (how many keys),
-# DURATION (wrk's -d) and work (a scratch directory).
+# DURATION (wrk's -d) and work (a scratch directory); SCOPES (optional, comma separated)
+# gives the keys those scopes instead of the default set (all of them, as a key created
+# without `scopes` gets), and with them a shorter X-Keygate-Scopes header in every answer.
 
-# Builds keygate and the data set generator (Release, build/bench) and, once per key
-# count, writes $work/pristine-$KEYS with the key values in $work/keys-$KEYS.txt.
+# One data set per key count and scope set: $work/pristine-$DATASET, $work/keys-$DATASET.txt.
+SCOPES=${SCOPES:-}
+DATASET=$KEYS${SCOPES:+-$(printf %s "$SCOPES" | tr ',:' '+_')}
+
+# Builds keygate and the data set generator (Release, build/bench) and, once per data set,
+# writes $work/pristine-$DATASET with the key values in $work/keys-$DATASET.txt.
 prepare_dataset() {
   mkdir -p "$work"
   scripts/setup test
   cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEYGATE_BENCHMARKS=ON -DKEYGATE_TESTS=OFF >/dev/null
   cmake --build build/bench --target keygate keygate_dataset >/dev/null
-  if [ ! -d "$work/pristine-$KEYS" ]; then
-    build/bench/perf/keygate_dataset --data-dir "$work/pristine-$KEYS" --keys "$KEYS" --values "$work/keys-$KEYS.txt"
+  if [ ! -d "$work/pristine-$DATASET" ]; then
+    build/bench/perf/keygate_dataset --data-dir "$work/pristine-$DATASET" --keys "$KEYS" \
+      --values "$work/keys-$DATASET.txt" ${SCOPES:+--scopes "$SCOPES"}
   fi
   # The generator writes a log only. Past --snapshot-bytes (64 MiB, ~330 k keys), the first
   # server to open it writes a snapshot at once, on the measured core, in the first round
   # (0.23 s of CPU and a p99 spike at 1 M keys). Let a server do that here, once.
   local log_bytes
-  log_bytes=$(cat "$work/pristine-$KEYS"/log-*.kgl | wc -c)
-  if [ "$log_bytes" -gt $((64 << 20)) ] && ! compgen -G "$work/pristine-$KEYS/snapshot-*" >/dev/null; then
-    build/bench/keygate serve --listen 127.0.0.1:0 --data-dir "$work/pristine-$KEYS" > "$work/compact.log" 2>&1 &
+  log_bytes=$(cat "$work/pristine-$DATASET"/log-*.kgl | wc -c)
+  if [ "$log_bytes" -gt $((64 << 20)) ] && ! compgen -G "$work/pristine-$DATASET/snapshot-*" >/dev/null; then
+    build/bench/keygate serve --listen 127.0.0.1:0 --data-dir "$work/pristine-$DATASET" > "$work/compact.log" 2>&1 &
     local pid=$!
     until grep -q '"event":"snapshot.written"' "$work/compact.log"; do
       kill -0 "$pid" 2>/dev/null || { cat "$work/compact.log" >&2; echo "the compacting server stopped" >&2; exit 1; }
@@ -28,25 +35,30 @@ prepare_dataset() {
   fi
 }
 
-# fresh_copy NAME: $work/NAME-$KEYS, a copy of the pristine directory (a server snapshots
-# the directory it serves; the generated one stays as it was).
+# fresh_copy NAME: $work/NAME-$DATASET, a copy of the pristine directory (a server
+# snapshots the directory it serves; the generated one stays as it was).
 fresh_copy() {
-  rm -rf "$work/$1-$KEYS" && cp -r "$work/pristine-$KEYS" "$work/$1-$KEYS"
+  rm -rf "$work/$1-$DATASET" && cp -r "$work/pristine-$DATASET" "$work/$1-$DATASET"
 }
 
 cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }  # user, system
-tick_hz=$(getconf CLK_TCK)
+. perf/busy.sh
 
 # measure_wrk PID PORT PIPELINE: wrk -t1 -c64 on CPU 0 against 127.0.0.1:PORT, every
-# request with the next key; prints "reqs_per_s p50 p99 cpu_us_per_req user_us_per_req",
-# the CPU time being PID's (all its threads) over the run.
+# request with the next key; prints "reqs_per_s p50 p99 cpu_us_per_req user_us_per_req
+# wrk_busy_percent": the CPU time is PID's (all its threads) over the run, the last field
+# how busy wrk kept its own core (near 100: wrk, not the server, set the rate).
 measure_wrk() {
   local pid=$1 port=$2 depth=$3
   local before after out
   before=$(cpu_ticks "$pid")
-  out=$(KEYS="$work/keys-$KEYS.txt" PIPELINE=$depth taskset -c 0 wrk -t1 -c64 -d"$DURATION" --latency \
-        -s perf/auth.lua "http://127.0.0.1:$port")
+  KEYS="$work/keys-$DATASET.txt" PIPELINE=$depth taskset -c 0 wrk -t1 -c64 -d"$DURATION" --latency \
+    -s perf/auth.lua "http://127.0.0.1:$port" > "$work/wrk.out" &
+  local wrk_busy
+  wrk_busy=$(sample_busy $!)
+  wait $!
   after=$(cpu_ticks "$pid")
+  out=$(cat "$work/wrk.out")
   if echo "$out" | grep -q "Non-2xx"; then echo "$out" >&2; echo "non-2xx responses: the setup is wrong" >&2; exit 1; fi
   local rps reqs p50 p99
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -54,7 +66,7 @@ measure_wrk() {
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
   # CPU time per request, all of it (user + system) and the user-space part alone.
-  awk -v b="$before" -v a="$after" -v hz="$tick_hz" -v n="$reqs" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
+  awk -v b="$before" -v a="$after" -v hz="$tick_hz" -v n="$reqs" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v w="$wrk_busy" \
     'BEGIN {split(b, x, " "); split(a, y, " ");
-            printf "%s %s %s %.2f %.2f\n", rps, p50, p99, (y[1]+y[2]-x[1]-x[2]) / hz * 1e6 / n, (y[1]-x[1]) / hz * 1e6 / n}'
+            printf "%s %s %s %.2f %.2f %s\n", rps, p50, p99, (y[1]+y[2]-x[1]-x[2]) / hz * 1e6 / n, (y[1]-x[1]) / hz * 1e6 / n, w}'
 }
