@@ -1,5 +1,6 @@
 // A real nginx (Debian nginx-light) with auth_request in front of a tiny upstream, asking
-// keygate: allow, deny (401, 403) and rate-limited paths end to end.
+// keygate: allow, deny (401, 403) and rate-limited paths end to end. And the load-test tool
+// for users (scripts/loadtest, wrk) against a real server.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -8,8 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <thread>
 
 #include "support/harness.hpp"
@@ -96,4 +99,49 @@ TEST(Gateway, NginxAuthRequestAllowsDeniesAndRateLimitsThroughKeygate) {
   for (int i = 0; i < 5; ++i)
     limited += http(nginx.port(), "GET", "/orders", "", std::vector<std::string>{"Authorization: Bearer " + key}).status == 429;
   EXPECT_GE(limited, 3);  // burst 3, one already spent: the rest are refused
+}
+
+// scripts/loadtest drives real verifications and reports what it says it does: the rate,
+// how busy wrk kept its thread, the server's CPU per request; and every request it counts
+// reached the server as a valid verification.
+TEST(LoadTest, DrivesVerificationsAndReportsRateLoadGeneratorAndServerCpu) {
+  ServerProcess s({"--secret-rate", "0"});  // unlimited: a rate limit would answer 429s
+  const Tenant t = make_tenant(s, "Load");
+  const std::string dir = make_temp_dir();
+  const std::string keys = dir + "/keys.txt";
+  {
+    std::ofstream out(keys);
+    for (int i = 0; i < 8; ++i) out << make_key(s, t, R"({"name":"load"})").value << "\n";
+  }
+  const std::string cmd = std::string(KEYGATE_SOURCE_DIR) + "/scripts/loadtest --keys " + keys +
+                          " --url http://127.0.0.1:" + std::to_string(s.port()) +
+                          " --duration 2s --connections 4 --pid " + std::to_string(s.pid()) + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  EXPECT_EQ(::pclose(p), 0) << out;
+  remove_tree(dir);
+
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(\n\s*(\d+) requests in)"))) << out;
+  const unsigned long long requests = std::stoull(m[1]);
+  EXPECT_GT(requests, 100u) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(Requests/sec:\s+[1-9])"))) << out;
+  EXPECT_EQ(out.find("Non-2xx"), std::string::npos) << out;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(wrk kept its 1 thread\(s\) (\d+)% busy)"))) << out;
+  EXPECT_GT(std::stoi(m[1]), 0) << out;
+  EXPECT_LE(std::stoi(m[1]), 105) << out;  // tick granularity over a 2 s run
+  EXPECT_TRUE(std::regex_search(
+      out, std::regex("server \\(pid " + std::to_string(s.pid()) + R"(\) CPU per request: \d+\.\d+ us)")))
+      << out;
+
+  // wrk counts completed answers; the server counted at least as many valid verifications
+  // (requests still in flight when wrk stopped may add a few).
+  const std::string metrics = http(s.port(), "GET", "/metrics").body;
+  ASSERT_TRUE(std::regex_search(metrics, m, std::regex(R"(keygate_verifications_total\{code="VALID"\} (\d+))")))
+      << metrics;
+  EXPECT_GE(std::stoull(m[1]), requests);
+  EXPECT_LE(std::stoull(m[1]), requests + 64);
 }
