@@ -35,8 +35,10 @@ Reactor::Reactor(int listen_fd, Service& service, const ReactorOptions& options,
     : listen_fd_(listen_fd), service_(service), options_(options),
       connection_count_(connection_count) {
   // One thread submits and reaps (SINGLE_ISSUER), and completions are processed only when
-  // we ask for them (DEFER_TASKRUN): the cheapest mode measured here. Older kernels
-  // refuse these flags; fall back to a plain ring rather than refuse to start.
+  // we ask for them (DEFER_TASKRUN): the cheapest mode measured here, for this core and for
+  // the clients' (perf/ab_builds.sh, 8 pairs: COOP_TASKRUN instead costs 4 % of wrk's rate,
+  // a plain ring 42 % and twice the CPU). Older kernels refuse these flags; fall back to a
+  // plain ring rather than refuse to start.
   io_uring_params params{};
   params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
   int rc = io_uring_queue_init_params(options_.ring_entries, &ring_, &params);
