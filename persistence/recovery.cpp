@@ -68,6 +68,13 @@ struct ScanResult {
   std::string what;
 };
 
+// A segment whose creation a crash interrupted: shorter than its header, or a header's
+// length of bytes that are not one (a header is made durable before any record is added).
+bool creation_was_torn(std::string_view data) {
+  return data.size() < kFileHeader ||
+         (data.size() == kFileHeader && std::memcmp(data.data(), kSegmentMagic, 8) != 0);
+}
+
 // Validates every record of a segment and, when `state` is given, applies them.
 ScanResult scan_segment(std::string_view data, core::StateMachine* state) {
   ScanResult res;
@@ -187,8 +194,22 @@ RecoveryReport recover(const DataDir& dir, core::StateMachine& state, RecoverMod
                          " are missing: " + path + " does not follow on from what came before. " +
                          "Restore the data directory from a backup.");
     if (!read_file(path, data)) throw StartupError("cannot read " + path + ": " + std::strerror(errno));
-    ScanResult res = scan_segment(data, &state);
     const bool last = i + 1 == segments.size();
+    if (last && creation_was_torn(data)) {
+      // No more than a header's worth of bytes and no valid header: the newest segment was
+      // being created when the process stopped (earlier versions created it in place).
+      // Nothing was ever appended to it, so nothing acknowledged is lost.
+      std::string w = "the newest log segment " + path + " holds " + std::to_string(data.size()) +
+                      " bytes and no header: a crash while it was being created";
+      if (mode == RecoverMode::start) {
+        if (::unlink(path.c_str()) != 0 || !dir.sync())
+          throw StartupError("cannot remove " + path + ": " + std::strerror(errno));
+        w += ": removed";
+      }
+      rep.warnings.push_back(w);
+      break;
+    }
+    ScanResult res = scan_segment(data, &state);
     if (res.status == ScanResult::corrupt || (res.status == ScanResult::torn && !last))
       corrupt(path, res.good_end, res.what);
     if (res.status == ScanResult::torn) {

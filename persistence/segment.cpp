@@ -41,18 +41,23 @@ bool Segment::create(const DataDir& dir, uint64_t first_seq, Segment& out, std::
   s.dir_ = &dir;
   s.path_ = dir.file(segment_name(first_seq));
   s.first_seq_ = first_seq;
-  s.fd_ = ::open(s.path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // The header is written and made durable under a temporary name, then renamed: a crash
+  // at any point leaves either no segment of this name or one with a whole header, never
+  // an empty file the next start would take for a damaged log. (A leftover .tmp is removed
+  // when the data directory is opened.)
+  const std::string tmp = s.path_ + ".tmp";
+  s.fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (s.fd_ < 0) {
-    error = "cannot create " + s.path_ + ": " + std::strerror(errno);
+    error = "cannot create " + tmp + ": " + std::strerror(errno);
     return false;
   }
   char header[kFileHeader];
   std::memcpy(header, kSegmentMagic, 8);
   std::memcpy(header + 8, &first_seq, 8);
   if (::pwrite(s.fd_, header, sizeof header, 0) != static_cast<ssize_t>(sizeof header) ||
-      ::fdatasync(s.fd_) != 0) {
+      ::fdatasync(s.fd_) != 0 || ::rename(tmp.c_str(), s.path_.c_str()) != 0) {
     error = "cannot write " + s.path_ + ": " + std::strerror(errno);
-    ::unlink(s.path_.c_str());
+    ::unlink(tmp.c_str());
     return false;
   }
   // The new name must survive a crash before anything is acknowledged from this file.

@@ -150,6 +150,63 @@ TEST(Recovery, ATornTailIsCutWithAWarning) {
   std::filesystem::remove_all(path);
 }
 
+// A crash between creating the newest segment and writing its header (an empty file, or
+// part of a header) lost nothing: the segment is removed with a warning, a new one takes its
+// place, and writing goes on. A whole segment with a damaged header is still refused.
+TEST(Recovery, ANewestSegmentWhoseCreationWasTornIsRemovedWithAWarning) {
+  for (const size_t bytes : {size_t{0}, size_t{10}, kFileHeader}) {
+    SCOPED_TRACE(bytes);
+    const std::string path = temp_dir();
+    uint64_t next = 0;
+    {
+      Store s(path);
+      s.run(core::CreateOrganization{"A", "a"});
+    }
+    {
+      Store s(path);
+      next = s.report.next_seq;
+    }
+    const std::string seg = segment_path(path, next);
+    {
+      std::ofstream f(seg, std::ios::binary);
+      f << std::string(bytes, '\x7f');  // not the magic
+    }
+    {  // keygate check (offline) reports it and changes nothing
+      DataDir dir(path);
+      core::RcuThread rcu;
+      core::Index index;
+      core::StateMachine sm(index);
+      RecoveryReport r = recover(dir, sm, RecoverMode::check);
+      ASSERT_EQ(r.warnings.size(), 1u);
+      EXPECT_NE(r.warnings[0].find("being created"), std::string::npos) << r.warnings[0];
+      EXPECT_EQ(std::filesystem::file_size(seg), bytes);
+    }
+    core::Id org;
+    {
+      Store again(path);
+      ASSERT_EQ(again.report.warnings.size(), 1u);
+      EXPECT_NE(again.report.warnings[0].find("removed"), std::string::npos) << again.report.warnings[0];
+      EXPECT_EQ(again.report.next_seq, next);
+      ASSERT_EQ(again.index->org_count(), 1u);
+      EXPECT_EQ(std::filesystem::file_size(seg), kFileHeader);  // created anew, whole
+      org = again.run(core::CreateOrganization{"B", "b"}).org->id;
+    }
+    Store last(path);
+    EXPECT_TRUE(last.report.warnings.empty());
+    EXPECT_EQ(last.index->org_count(), 2u);
+    std::filesystem::remove_all(path);
+  }
+  // Past the header's length the same damage is not a torn creation.
+  const std::string path = temp_dir();
+  {
+    Store s(path);
+    s.run(core::CreateOrganization{"A", "a"});
+  }
+  flip_byte(segment_path(path, 0), 0);
+  EXPECT_NE(refusal(path).find("bad header"), std::string::npos);
+  std::filesystem::remove_all(path);
+}
+
 TEST(Recovery, CorruptionInTheMiddleRefusesToStartAndRepairCutsIt) {
   const std::string path = temp_dir();
   {
