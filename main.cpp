@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "cli/operator.hpp"
+#include "core/heap.hpp"
 #include "core/index.hpp"
 #include "core/log.hpp"
 #include "core/state_machine.hpp"
@@ -40,6 +41,12 @@ namespace {
 using namespace keygate;
 using core::Level;
 using core::log;
+
+// core/heap.hpp, decided before the first allocation: a constructor of priority 101 runs
+// ahead of this program's static initializers, so even the heap's first segment (where an
+// idle server's few MiB live) is asked for huge pages.
+bool heap_huge_pages = false;
+__attribute__((constructor(101))) void choose_heap_pages() { heap_huge_pages = core::use_huge_pages_for_heap(); }
 
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
@@ -118,7 +125,8 @@ int serve(const ServeOptions& o) {
     log(Level::warn, "root_key.generated",
         {{"file", root.path}, {"note", "the operator's root key: keep it secret; it can act on every organization"}});
   log(Level::info, "starting", {{"version", KEYGATE_VERSION}, {"data_dir", dir.path()}, {"fsync", o.fsync},
-                                {"threads", static_cast<unsigned long long>(o.threads)}});
+                                {"threads", static_cast<unsigned long long>(o.threads)},
+                                {"heap_huge_pages", heap_huge_pages}});
 
   core::RcuThread rcu;
   core::Index index;

@@ -14,12 +14,17 @@
 #include <new>
 #include <vector>
 
+#include "core/heap.hpp"
 #include "core/state_machine.hpp"
 #include "core/verify.hpp"
 #include "perf/alloc_counter.hpp"
 
 using namespace keygate;
 using namespace keygate::core;
+
+// The server's heap (core/heap.hpp): set before main() so the records the lookups read sit
+// on the same pages as in `keygate serve`.
+[[maybe_unused]] static const bool heap_huge_pages = use_huge_pages_for_heap();
 
 namespace {
 

@@ -1,5 +1,6 @@
 // systemd integration: READY=1 on NOTIFY_SOCKET only after recovery, a listening socket
 // passed the way systemd passes it (LISTEN_FDS), and unit files that systemd-analyze accepts.
+// And the process's environment: the heap's huge pages (core/heap.hpp).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "support/harness.hpp"
@@ -193,4 +195,46 @@ TEST(OperatorCli, CreatesListsRotatesAndRevokesThroughTheRunningServer) {
   EXPECT_NE(log.find("\"event\":\"access\""), std::string::npos);
   EXPECT_EQ(log.find(str(key, "/data/revealed_key")), std::string::npos);
   EXPECT_EQ(log.find(s.root_key()), std::string::npos);
+}
+
+namespace {
+
+bool transparent_huge_pages_available() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes;
+  std::getline(f, modes);
+  return !modes.empty() && modes.find("[never]") == std::string::npos;
+}
+
+long anon_huge_pages_kb(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("AnonHugePages:", 0) == 0) return std::stol(line.substr(14));
+  return -1;
+}
+
+}  // namespace
+
+// core/heap.hpp: a server linked with mimalloc asks it for 2 MiB pages unless the operator's
+// MIMALLOC_LARGE_OS_PAGES says otherwise, and says which in its "starting" line; an empty
+// server's heap then already sits on a transparent huge page.
+TEST(Process, TheHeapIsOnHugePagesUnlessTheOperatorTurnsThemOff) {
+  {
+    ServerProcess s;
+    const bool on = s.log().find("\"heap_huge_pages\":true") != std::string::npos;
+    EXPECT_EQ(on, KEYGATE_SERVER_MIMALLOC == 1) << s.log();
+    if (on && transparent_huge_pages_available()) {
+      EXPECT_GE(anon_huge_pages_kb(s.pid()), 2048);
+    }
+  }
+  ::setenv("MIMALLOC_LARGE_OS_PAGES", "0", 1);
+  std::unique_ptr<ServerProcess> off;
+  try {
+    off = std::make_unique<ServerProcess>();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+  }
+  ::unsetenv("MIMALLOC_LARGE_OS_PAGES");
+  ASSERT_TRUE(off);
+  EXPECT_NE(off->log().find("\"heap_huge_pages\":false"), std::string::npos) << off->log();
 }
