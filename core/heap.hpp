@@ -2,8 +2,9 @@
 // pages: mimalloc then marks its segments MADV_HUGEPAGE, and the kernel backs them with
 // transparent huge pages (in its default `madvise` mode too). The key records a
 // verification reads are spread over the whole heap (1.3 GiB at 10 M keys): on 4 KiB pages
-// each of those reads also misses the TLB, and an index lookup at 10 M keys measured
-// 242-401 ns against 170-184 ns on huge pages (perf/RESULTS.md). The cost is the rounding
+// each of those reads also misses the TLB. An index lookup at 10 M keys measured 242-401 ns
+// on 4 KiB pages against 170-184 ns on huge pages in a slow phase of this VM, and the same
+// (160-190 ns) on both at other times (perf/RESULTS.md). The cost is the rounding
 // to 2 MiB: an idle server holds 20 MiB instead of 11, and a loaded one about as many bytes
 // per key as before. The operator's MIMALLOC_LARGE_OS_PAGES, when set, wins (=0 turns it
 // off).
