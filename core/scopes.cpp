@@ -27,4 +27,20 @@ ScopeParse parse_scope(std::string_view name, Scope& out) noexcept {
   return ScopeParse::unknown;
 }
 
+void parse_scope_list(std::string_view list, ScopeSet& set, bool& unknown) noexcept {
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view name = list.substr(0, comma);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    if (!name.empty()) {
+      Scope s;
+      if (parse_scope(name, s) == ScopeParse::ok) set |= bit(s);
+      else unknown = true;
+    }
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
 }  // namespace keygate::core

@@ -32,6 +32,9 @@ std::string_view scope_name(Scope s) noexcept;
 enum class ScopeParse : uint8_t { ok, unknown, removed };
 // Hot path: no allocation.
 ScopeParse parse_scope(std::string_view name, Scope& out) noexcept;
+// Adds the scopes of a comma-separated list (blanks around names allowed, empty names
+// skipped); an unknown or removed name sets `unknown`. Hot path: no allocation.
+void parse_scope_list(std::string_view list, ScopeSet& set, bool& unknown) noexcept;
 
 template <typename F>
 void for_each_scope(ScopeSet set, F&& f) {

@@ -14,23 +14,6 @@ namespace keygate::handlers {
 
 namespace {
 
-// Adds the scopes of a comma-separated list; unknown names set `unknown`.
-void parse_scope_list(std::string_view list, core::ScopeSet& set, bool& unknown) {
-  while (!list.empty()) {
-    const size_t comma = list.find(',');
-    std::string_view name = list.substr(0, comma);
-    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
-    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
-    if (!name.empty()) {
-      core::Scope s;
-      if (core::parse_scope(name, s) == core::ScopeParse::ok) set |= core::bit(s);
-      else unknown = true;
-    }
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-}
-
 // The header is formatted once per scope set (per thread) and copied after that: a
 // deployment's keys share a few sets, and the full set is 17 names to look up and append.
 // The line only grows until it has held the longest set; an empty line means none yet.
@@ -135,12 +118,12 @@ void forward_auth(Exchange& ex) {
   vr.origin = h[2];
   std::array<uint8_t, 32> fingerprint;
   if (!h[3].empty() && core::parse_sha256_hex(h[3], fingerprint)) vr.client_certificate = &fingerprint;
-  if (!h[4].empty()) parse_scope_list(h[4], vr.required_scopes, vr.unknown_scope);
+  if (!h[4].empty()) core::parse_scope_list(h[4], vr.required_scopes, vr.unknown_scope);
   if (auto q = query_param(ex.req.query, "scopes")) {
     char decoded[1024];
     const size_t n = percent_decode(*q, decoded, sizeof decoded);
     if (n == SIZE_MAX) vr.unknown_scope = true;
-    else parse_scope_list(std::string_view(decoded, n), vr.required_scopes, vr.unknown_scope);
+    else core::parse_scope_list(std::string_view(decoded, n), vr.required_scopes, vr.unknown_scope);
   }
 
   core::ReadSection rs;

@@ -34,17 +34,11 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--values")) values_path = argv[i + 1];
     else if (!std::strcmp(argv[i], "--scopes")) {
       scopes = 0;
-      std::string_view list = argv[i + 1];
-      while (!list.empty()) {
-        const auto comma = list.find(',');
-        const std::string_view name = list.substr(0, comma);
-        core::Scope scope;
-        if (core::parse_scope(name, scope) != core::ScopeParse::ok) {
-          std::fprintf(stderr, "unknown scope: %.*s\n", static_cast<int>(name.size()), name.data());
-          return 2;
-        }
-        scopes |= core::bit(scope);
-        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+      bool unknown = false;
+      core::parse_scope_list(argv[i + 1], scopes, unknown);
+      if (unknown || scopes == 0) {
+        std::fprintf(stderr, "--scopes %s: not a list of known scopes\n", argv[i + 1]);
+        return 2;
       }
     } else {
       std::fprintf(stderr, "unknown option: %s\n", argv[i]);

@@ -27,3 +27,17 @@ TEST(Scopes, RemovedAndUnknownScopesAreToldApart) {
   EXPECT_EQ(parse_scope("", s), ScopeParse::unknown);
   EXPECT_FALSE(kAllScopes & kLegacyScope);
 }
+
+TEST(Scopes, AListAddsEveryKnownNameAndFlagsTheRest) {
+  ScopeSet set = 0;
+  bool unknown = false;
+  parse_scope_list(" api_keys:read ,,certificates:manage", set, unknown);
+  EXPECT_EQ(set, bit(Scope::api_keys_read) | bit(Scope::certificates_manage));
+  EXPECT_FALSE(unknown);
+  parse_scope_list("api_keys:read,nope", set, unknown);
+  EXPECT_TRUE(unknown);
+  unknown = false;
+  parse_scope_list("organizations:manage", set, unknown);  // removed: not granted
+  EXPECT_TRUE(unknown);
+  EXPECT_EQ(set, bit(Scope::api_keys_read) | bit(Scope::certificates_manage));
+}
