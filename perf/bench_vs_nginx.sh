@@ -6,16 +6,22 @@
 # time per request (utime + stime from /proc/PID/stat), how busy wrk's own core was (at
 # 100 % the load generator, not the server, sets the rate) and the keygate/nginx ratios.
 #
-#   perf/bench_vs_nginx.sh [KEYS=1000000] [ROUNDS=3] [DURATION=10s] [SCOPES=a,b]
+#   perf/bench_vs_nginx.sh [KEYS=1000000] [ROUNDS=3] [DURATION=10s] [SCOPES=a,b] [FLOOR="uring epoll"]
 #
 # SCOPES gives the keys fewer scopes than the default full set (see perf/measure.sh).
+# FLOOR adds servers to every round, perf/floor.cpp on CPU 1 like the others: `uring`, the
+# bare io_uring loop of DESIGN.md, answering a constant as long as nginx's answer
+# (FLOOR_BYTES to change that), and `epoll`, the same loop on epoll. Their ratios to nginx
+# are the most each I/O model allows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
+FLOOR=${FLOOR:-}
 KG_PORT=18181
 NGINX_PORT=18182
+FLOOR_PORT=18183  # and up, one per model
 work=${WORK:-/tmp/keygate-bench}
 mkdir -p "$work"
 
@@ -51,22 +57,47 @@ start_nginx() {
   until curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/v1/auth"; do sleep 0.1; done
 }
 
+declare -A floor_pid floor_port
+# start_floor MODEL PORT
+start_floor() {
+  # As long as nginx's answer unless told otherwise: the floor then differs from nginx in
+  # the I/O model alone.
+  local bytes=${FLOOR_BYTES:-$(curl -s -i "http://127.0.0.1:$NGINX_PORT/v1/auth" | wc -c)}
+  taskset -c 1 build/bench/perf/keygate_floor --listen 127.0.0.1:$2 --answer-bytes "$bytes" --model "$1" \
+    > "$work/floor-$1.log" 2>&1 &
+  floor_pid[floor-$1]=$! floor_port[floor-$1]=$2
+  until curl -s -o /dev/null "http://127.0.0.1:$2/v1/auth"; do sleep 0.1; done
+  cat "$work/floor-$1.log"
+}
+
 start_keygate
 grep '"event":"recovered"' "$work/keygate.log"
 start_nginx
-trap 'kill $KG_PID $NGINX_PID 2>/dev/null || true' EXIT
+servers="keygate nginx"
+floors=""
+port=$FLOOR_PORT
+for model in $FLOOR; do
+  start_floor "$model" $port
+  floors+=" floor-$model" port=$((port + 1))
+done
+servers+=$floors
+trap 'kill $KG_PID $NGINX_PID ${floor_pid[*]} 2>/dev/null || true' EXIT
 
-printf "%-7s %-8s %-10s %12s %9s %9s %12s %12s %9s\n" round mode server "req/s" p50 p99 "cpu us/req" "user us/req" "wrk busy"
+printf "%-7s %-8s %-11s %12s %9s %9s %12s %12s %9s\n" round mode server "req/s" p50 p99 "cpu us/req" "user us/req" "wrk busy"
 declare -A sum per
 for round in $(seq 1 "$ROUNDS"); do
   for mode in plain pipelined; do
     depth=1; [ "$mode" = pipelined ] && depth=16
-    for server in keygate nginx; do
-      if [ $server = keygate ]; then pid=$KG_PID port=$KG_PORT; else pid=$NGINX_PID port=$NGINX_PORT; fi
+    for server in $servers; do
+      case $server in
+        keygate) pid=$KG_PID port=$KG_PORT ;;
+        nginx) pid=$NGINX_PID port=$NGINX_PORT ;;
+        floor-*) pid=${floor_pid[$server]} port=${floor_port[$server]} ;;
+      esac
       # nginx's master forks the worker: measure the worker.
       [ $server = nginx ] && pid=$(pgrep -P "$NGINX_PID" | head -1)
       read -r rps p50 p99 cpu user busy <<<"$(measure_wrk "$pid" "$port" "$depth")"
-      printf "%-7s %-8s %-10s %12s %9s %9s %12s %12s %8s%%\n" "$round" "$mode" "$server" "$rps" "$p50" "$p99" "$cpu" "$user" "$busy"
+      printf "%-7s %-8s %-11s %12s %9s %9s %12s %12s %8s%%\n" "$round" "$mode" "$server" "$rps" "$p50" "$p99" "$cpu" "$user" "$busy"
       per[$round-$mode-$server]="$rps $cpu $p99"
       sum[$mode-$server-rps]=$(awk -v a="${sum[$mode-$server-rps]:-0}" -v b="$rps" 'BEGIN{print a+b}')
       sum[$mode-$server-cpu]=$(awk -v a="${sum[$mode-$server-cpu]:-0}" -v b="$cpu" 'BEGIN{print a+b}')
@@ -79,6 +110,12 @@ for mode in plain pipelined; do
       -v kc="${sum[$mode-keygate-cpu]}" -v nc="${sum[$mode-nginx-cpu]}" -v r="$ROUNDS" \
       'BEGIN {printf "%-9s keygate %.0f req/s, nginx %.0f req/s: ratio %.2fx; CPU/request keygate %.2f us, nginx %.2f us: ratio %.2fx\n",
               m, kr/r, nr/r, kr/nr, kc/r, nc/r, kc/nc}'
+  for f in $floors; do
+    awk -v m=$mode -v f=$f -v fr="${sum[$mode-$f-rps]}" -v nr="${sum[$mode-nginx-rps]}" \
+        -v fc="${sum[$mode-$f-cpu]}" -v nc="${sum[$mode-nginx-cpu]}" -v r="$ROUNDS" \
+        'BEGIN {printf "%-9s %s %.0f req/s: ratio to nginx %.2fx; CPU/request %.2f us: ratio to nginx %.2fx\n",
+                m, f, fr/r, fr/nr, fc/r, fc/nc}'
+  done
 done
 # Round by round (this VM's noise moves whole rounds): the ratios of each A B pair, and in
 # how many rounds keygate's p99 was at most nginx's (wrk prints 0 when its histogram

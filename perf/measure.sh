@@ -8,13 +8,13 @@
 SCOPES=${SCOPES:-}
 DATASET=$KEYS${SCOPES:+-$(printf %s "$SCOPES" | tr ',:' '+_')}
 
-# Builds keygate and the data set generator (Release, build/bench) and, once per data set,
-# writes $work/pristine-$DATASET with the key values in $work/keys-$DATASET.txt.
+# Builds keygate, the data set generator and the floor (Release, build/bench) and, once
+# per data set, writes $work/pristine-$DATASET with the key values in $work/keys-$DATASET.txt.
 prepare_dataset() {
   mkdir -p "$work"
   scripts/setup test
   cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEYGATE_BENCHMARKS=ON -DKEYGATE_TESTS=OFF >/dev/null
-  cmake --build build/bench --target keygate keygate_dataset >/dev/null
+  cmake --build build/bench --target keygate keygate_dataset keygate_floor >/dev/null
   if [ ! -d "$work/pristine-$DATASET" ]; then
     build/bench/perf/keygate_dataset --data-dir "$work/pristine-$DATASET" --keys "$KEYS" \
       --values "$work/keys-$DATASET.txt" ${SCOPES:+--scopes "$SCOPES"}
