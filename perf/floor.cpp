@@ -1,4 +1,4 @@
-// keygate_floor: the floor of keygate's I/O model, for perf/bench_vs_nginx.sh (FLOOR=1).
+// keygate_floor: the floor of keygate's I/O model, for perf/bench_vs_nginx.sh (FLOOR=...).
 //
 // The bare liburing loop DESIGN.md measured before keygate was written: one thread, one
 // ring (SINGLE_ISSUER | DEFER_TASKRUN), multishot accept, multishot receive into a
@@ -30,6 +30,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace {
