@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -20,7 +19,6 @@ namespace keygate::net {
 namespace {
 
 thread_local Reactor* t_current = nullptr;
-constexpr uint16_t kBufferGroup = 0;
 
 uint64_t tag(void* p, uintptr_t op) { return reinterpret_cast<uintptr_t>(p) | op; }
 
@@ -32,44 +30,8 @@ uint64_t tag(void* p, uintptr_t op) { return reinterpret_cast<uintptr_t>(p) | op
 
 Reactor::Reactor(int listen_fd, Service& service, const ReactorOptions& options,
                  std::atomic<unsigned>& connection_count)
-    : listen_fd_(listen_fd), service_(service), options_(options),
-      connection_count_(connection_count) {
-  // One thread submits and reaps (SINGLE_ISSUER), and completions are processed only when
-  // we ask for them (DEFER_TASKRUN): the cheapest mode measured here, for this core and for
-  // the clients' (perf/ab_builds.sh, 8 pairs: COOP_TASKRUN instead costs 4 % of wrk's rate,
-  // a plain ring 42 % and twice the CPU). Older kernels refuse these flags; fall back to a
-  // plain ring rather than refuse to start.
-  io_uring_params params{};
-  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
-  int rc = io_uring_queue_init_params(options_.ring_entries, &ring_, &params);
-  if (rc == -EINVAL) {
-    params = {};
-    rc = io_uring_queue_init_params(options_.ring_entries, &ring_, &params);
-  }
-  if (rc < 0) fail("io_uring_queue_init", -rc);
-  // io_uring_enter then skips the lookup of the ring's file on every call (kernel 5.18+;
-  // liburing falls back to the plain descriptor when refused).
-  io_uring_register_ring_fd(&ring_);
-
-  // liburing 2.3 has no io_uring_setup_buf_ring: map the ring ourselves.
-  const size_t ring_bytes = sizeof(io_uring_buf) * options_.buffer_count;
-  void* mem = nullptr;
-  if (posix_memalign(&mem, 4096, ring_bytes) != 0) fail("posix_memalign", ENOMEM);
-  buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
-  io_uring_buf_ring_init(buf_ring_);
-  io_uring_buf_reg reg{};
-  reg.ring_addr = reinterpret_cast<uintptr_t>(buf_ring_);
-  reg.ring_entries = options_.buffer_count;
-  reg.bgid = kBufferGroup;
-  if ((rc = io_uring_register_buf_ring(&ring_, &reg, 0)) < 0) fail("io_uring_register_buf_ring", -rc);
-  buffers_ = static_cast<char*>(std::aligned_alloc(4096, size_t{options_.buffer_count} * options_.buffer_size));
-  if (!buffers_) fail("aligned_alloc", ENOMEM);
-  const int mask = io_uring_buf_ring_mask(options_.buffer_count);
-  for (unsigned i = 0; i < options_.buffer_count; ++i)
-    io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{i} * options_.buffer_size,
-                          options_.buffer_size, static_cast<uint16_t>(i), mask, static_cast<int>(i));
-  io_uring_buf_ring_advance(buf_ring_, static_cast<int>(options_.buffer_count));
-
+    : ring_(options.ring_entries, options.buffer_count, options.buffer_size),
+      listen_fd_(listen_fd), service_(service), options_(options), connection_count_(connection_count) {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) fail("eventfd", errno);
   inbox_.reserve(64);
@@ -77,33 +39,20 @@ Reactor::Reactor(int listen_fd, Service& service, const ReactorOptions& options,
 }
 
 Reactor::~Reactor() {
-  io_uring_queue_exit(&ring_);
-  std::free(buf_ring_);
-  std::free(buffers_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 Reactor* Reactor::current() noexcept { return t_current; }
 
-io_uring_sqe* Reactor::sqe() {
-  io_uring_sqe* s = io_uring_get_sqe(&ring_);
-  if (!s) {
-    io_uring_submit(&ring_);
-    s = io_uring_get_sqe(&ring_);
-    if (!s) fail("io_uring_get_sqe", EBUSY);
-  }
-  return s;
-}
-
 void Reactor::arm_accept() {
-  io_uring_sqe* s = sqe();
+  io_uring_sqe* s = ring_.sqe();
   io_uring_prep_multishot_accept(s, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
   io_uring_sqe_set_data64(s, tag(this, op_accept));
   accepting_ = true;
 }
 
 void Reactor::arm_wake() {
-  io_uring_sqe* s = sqe();
+  io_uring_sqe* s = ring_.sqe();
   io_uring_prep_read(s, wake_fd_, &wake_value_, sizeof wake_value_, 0);
   io_uring_sqe_set_data64(s, tag(this, op_wake));
 }
@@ -111,23 +60,23 @@ void Reactor::arm_wake() {
 void Reactor::arm_tick() {
   tick_.tv_sec = 0;
   tick_.tv_nsec = 250'000'000;
-  io_uring_sqe* s = sqe();
+  io_uring_sqe* s = ring_.sqe();
   io_uring_prep_timeout(s, &tick_, 0, 0);
   io_uring_sqe_set_data64(s, tag(this, op_tick));
 }
 
 void Reactor::arm_recv(Connection& c) {
-  io_uring_sqe* s = sqe();
+  io_uring_sqe* s = ring_.sqe();
   io_uring_prep_recv_multishot(s, c.fd_, nullptr, 0, 0);
   s->flags |= IOSQE_BUFFER_SELECT;
-  s->buf_group = kBufferGroup;
+  s->buf_group = Ring::kBufferGroup;
   io_uring_sqe_set_data64(s, tag(&c, op_recv));
   c.recv_armed_ = true;
   ++c.inflight_;
 }
 
 void Reactor::queue_send(Connection& c) {
-  io_uring_sqe* s = sqe();
+  io_uring_sqe* s = ring_.sqe();
   io_uring_prep_send(s, c.fd_, c.out_.data() + c.sent_, c.out_.size() - c.sent_, MSG_NOSIGNAL);
   io_uring_sqe_set_data64(s, tag(&c, op_send));
   ++c.inflight_;
@@ -169,16 +118,16 @@ void Reactor::run() {
   arm_wake();
   arm_tick();
   while (!(draining_ && local_connections_ == 0)) {
-    int rc = io_uring_submit_and_wait(&ring_, 1);
+    int rc = io_uring_submit_and_wait(ring_.get(), 1);
     if (rc < 0 && rc != -EINTR && rc != -ETIME) fail("io_uring_submit_and_wait", -rc);
     refresh_clock();
     unsigned head, seen = 0;
     io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
+    io_uring_for_each_cqe(ring_.get(), head, cqe) {
       on_completion(cqe);
       ++seen;
     }
-    io_uring_cq_advance(&ring_, seen);
+    io_uring_cq_advance(ring_.get(), seen);
     if (!finished_.empty()) reap();
   }
   t_current = nullptr;
@@ -249,11 +198,11 @@ void Reactor::on_recv(Connection& c, int res, uint32_t flags) {
       c.eof_ = true;  // a client pipelining far more than we can answer: cut it off
       c.shutdown_socket();
     } else {
-      c.in_.append(buffers_ + size_t{bid} * options_.buffer_size, static_cast<size_t>(res), c.busy_);
+      c.in_.append(ring_.buffer(bid), static_cast<size_t>(res), c.busy_);
       c.input_pending_ = true;
       c.last_activity_ = now_;
     }
-    recycle_buffer(bid);
+    ring_.recycle(bid);
   } else if (res != -ENOBUFS) {
     c.eof_ = true;  // 0: orderly close; < 0: reset or shut down by us
   }
@@ -264,12 +213,6 @@ void Reactor::on_recv(Connection& c, int res, uint32_t flags) {
     if (!c.eof_ && !c.done_) arm_recv(c);
   }
   c.wake_input();
-}
-
-void Reactor::recycle_buffer(uint16_t bid) {
-  io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{bid} * options_.buffer_size,
-                        options_.buffer_size, bid, io_uring_buf_ring_mask(options_.buffer_count), 0);
-  io_uring_buf_ring_advance(buf_ring_, 1);
 }
 
 void Reactor::on_wake() {
@@ -287,7 +230,7 @@ void Reactor::begin_drain() {
   draining_ = true;
   drain_deadline_ = now_ + options_.drain_timeout;
   if (accepting_) {
-    io_uring_sqe* s = sqe();
+    io_uring_sqe* s = ring_.sqe();
     io_uring_prep_cancel64(s, tag(this, op_accept), 0);
     io_uring_sqe_set_data64(s, tag(this, op_ignore));
   }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "net/http_parser.hpp"
+#include "net/ring.hpp"
 #include "net/service.hpp"
 
 namespace keygate::net {
@@ -57,7 +58,6 @@ class Reactor {
   friend class Connection;
   enum Op : uintptr_t { op_recv = 1, op_send = 2, op_accept = 3, op_wake = 4, op_tick = 5, op_ignore = 6 };
 
-  io_uring_sqe* sqe();
   void arm_accept();
   void arm_wake();
   void arm_tick();
@@ -70,12 +70,9 @@ class Reactor {
   void on_tick();
   void begin_drain();
   void reap();
-  void recycle_buffer(uint16_t bid);
   void refresh_clock();
 
-  io_uring ring_{};
-  io_uring_buf_ring* buf_ring_ = nullptr;
-  char* buffers_ = nullptr;
+  Ring ring_;
   int listen_fd_;
   int wake_fd_ = -1;
   uint64_t wake_value_ = 0;

@@ -1,9 +1,9 @@
 // keygate_floor: the floor of keygate's I/O model, for perf/bench_vs_nginx.sh (FLOOR=...).
 //
 // The bare liburing loop DESIGN.md measured before keygate was written: one thread, one
-// ring (SINGLE_ISSUER | DEFER_TASKRUN), multishot accept, multishot receive into a
-// provided-buffer ring, every answer of a turn sent in the one submit_and_wait that ends
-// it. It answers each request with a constant and does nothing else: no parsing beyond
+// ring set up as the Reactor's (net::Ring, with ReactorOptions' defaults), multishot
+// accept, multishot receive into its provided-buffer ring, every answer of a turn sent in
+// the one submit_and_wait that ends it. It answers each request with a constant and does nothing else: no parsing beyond
 // finding where a request ends, no key, no lookup. Run beside keygate and nginx, it shows
 // how much of keygate's distance to nginx belongs to the I/O model and how much to
 // keygate's own work. `--model epoll` runs the same loop on epoll instead (readiness, then
@@ -17,7 +17,6 @@
 // Requests must not carry a body (wrk's GETs); it is a benchmark tool, not a server.
 
 #include <arpa/inet.h>
-#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -28,15 +27,19 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <vector>
+
+#include "net/reactor.hpp"
+#include "net/ring.hpp"
 
 namespace {
 
-constexpr unsigned kBuffers = 4096;
-constexpr unsigned kBufferSize = 4096;
+using keygate::net::ReactorOptions;
+using keygate::net::Ring;
+
 constexpr uint64_t kAccept = 0, kRecv = 1, kSend = 2;  // low bits of user_data
 
 [[noreturn]] void die(const char* what, int err) {
@@ -71,73 +74,45 @@ struct Conn {
 
 class UringFloor {
  public:
-  UringFloor(int listen_fd, std::string answer) : listen_fd_(listen_fd), answer_(std::move(answer)) {
-    io_uring_params params{};
-    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
-    if (int rc = io_uring_queue_init_params(4096, &ring_, &params); rc < 0) die("io_uring_queue_init", -rc);
-    io_uring_register_ring_fd(&ring_);
-    void* mem = nullptr;
-    if (posix_memalign(&mem, 4096, sizeof(io_uring_buf) * kBuffers) != 0) die("posix_memalign", ENOMEM);
-    bufs_ = static_cast<io_uring_buf_ring*>(mem);
-    io_uring_buf_ring_init(bufs_);
-    io_uring_buf_reg reg{};
-    reg.ring_addr = reinterpret_cast<uintptr_t>(bufs_);
-    reg.ring_entries = kBuffers;
-    if (int rc = io_uring_register_buf_ring(&ring_, &reg, 0); rc < 0) die("io_uring_register_buf_ring", -rc);
-    data_.resize(size_t{kBuffers} * kBufferSize);
-    for (unsigned i = 0; i < kBuffers; ++i) recycle(static_cast<uint16_t>(i));
-  }
+  UringFloor(int listen_fd, std::string answer, const ReactorOptions& defaults)
+      : listen_fd_(listen_fd), answer_(std::move(answer)),
+        ring_(defaults.ring_entries, defaults.buffer_count, defaults.buffer_size) {}
 
   [[noreturn]] void run() {
     arm_accept();
     for (;;) {
-      if (int rc = io_uring_submit_and_wait(&ring_, 1); rc < 0 && rc != -EINTR) die("io_uring_submit_and_wait", -rc);
+      if (int rc = io_uring_submit_and_wait(ring_.get(), 1); rc < 0 && rc != -EINTR) die("io_uring_submit_and_wait", -rc);
       unsigned head, seen = 0;
       io_uring_cqe* cqe;
-      io_uring_for_each_cqe(&ring_, head, cqe) {
+      io_uring_for_each_cqe(ring_.get(), head, cqe) {
         on_completion(*cqe);
         ++seen;
       }
-      io_uring_cq_advance(&ring_, seen);
+      io_uring_cq_advance(ring_.get(), seen);
     }
   }
 
  private:
-  io_uring_sqe* sqe() {
-    io_uring_sqe* s = io_uring_get_sqe(&ring_);
-    if (!s) {
-      io_uring_submit(&ring_);
-      if (!(s = io_uring_get_sqe(&ring_))) die("io_uring_get_sqe", EBUSY);
-    }
-    return s;
-  }
-
   void arm_accept() {
-    io_uring_sqe* s = sqe();
+    io_uring_sqe* s = ring_.sqe();
     io_uring_prep_multishot_accept(s, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(s, kAccept);
   }
 
   void arm_recv(Conn& c) {
-    io_uring_sqe* s = sqe();
+    io_uring_sqe* s = ring_.sqe();
     io_uring_prep_recv_multishot(s, c.fd, nullptr, 0, 0);
     s->flags |= IOSQE_BUFFER_SELECT;
-    s->buf_group = 0;
+    s->buf_group = Ring::kBufferGroup;
     io_uring_sqe_set_data64(s, reinterpret_cast<uintptr_t>(&c) | kRecv);
     ++c.ops;
   }
 
   void send(Conn& c) {
-    io_uring_sqe* s = sqe();
+    io_uring_sqe* s = ring_.sqe();
     io_uring_prep_send(s, c.fd, c.inflight.data() + c.sent, c.inflight.size() - c.sent, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(s, reinterpret_cast<uintptr_t>(&c) | kSend);
     ++c.ops;
-  }
-
-  void recycle(uint16_t bid) {
-    io_uring_buf_ring_add(bufs_, data_.data() + size_t{bid} * kBufferSize, kBufferSize, bid,
-                          io_uring_buf_ring_mask(kBuffers), 0);
-    io_uring_buf_ring_advance(bufs_, 1);
   }
 
   void on_completion(const io_uring_cqe& cqe) {
@@ -156,8 +131,8 @@ class UringFloor {
     if ((data & 3) == kRecv) {
       if (cqe.res > 0) {
         const auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-        answer(c, std::string_view(data_.data() + size_t{bid} * kBufferSize, static_cast<size_t>(cqe.res)));
-        recycle(bid);
+        answer(c, std::string_view(ring_.buffer(bid), static_cast<size_t>(cqe.res)));
+        ring_.recycle(bid);
       } else if (cqe.res != -ENOBUFS) {
         c.closed = true;
       }
@@ -190,9 +165,7 @@ class UringFloor {
 
   int listen_fd_;
   std::string answer_;
-  io_uring ring_{};
-  io_uring_buf_ring* bufs_ = nullptr;
-  std::vector<char> data_;
+  Ring ring_;
 };
 
 // The same floor on epoll, level-triggered: one recv per readiness, the answers sent at
@@ -325,6 +298,11 @@ int main(int argc, char** argv) {
   std::printf("keygate_floor (%s) listening on %s, %zu-byte answers\n", std::string(model).c_str(), listen.c_str(),
               make_answer(bytes).size());
   std::fflush(stdout);
-  if (model == "epoll") EpollFloor(fd, make_answer(bytes)).run();
-  UringFloor(fd, make_answer(bytes)).run();
+  try {
+    if (model == "epoll") EpollFloor(fd, make_answer(bytes)).run();
+    UringFloor(fd, make_answer(bytes), ReactorOptions{}).run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "keygate_floor: %s\n", e.what());
+    return 1;
+  }
 }
