@@ -106,15 +106,11 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 echo
 for mode in plain pipelined; do
-  awk -v m=$mode -v kr="${sum[$mode-keygate-rps]}" -v nr="${sum[$mode-nginx-rps]}" \
-      -v kc="${sum[$mode-keygate-cpu]}" -v nc="${sum[$mode-nginx-cpu]}" -v r="$ROUNDS" \
-      'BEGIN {printf "%-9s keygate %.0f req/s, nginx %.0f req/s: ratio %.2fx; CPU/request keygate %.2f us, nginx %.2f us: ratio %.2fx\n",
-              m, kr/r, nr/r, kr/nr, kc/r, nc/r, kc/nc}'
-  for f in $floors; do
-    awk -v m=$mode -v f=$f -v fr="${sum[$mode-$f-rps]}" -v nr="${sum[$mode-nginx-rps]}" \
-        -v fc="${sum[$mode-$f-cpu]}" -v nc="${sum[$mode-nginx-cpu]}" -v r="$ROUNDS" \
-        'BEGIN {printf "%-9s %s %.0f req/s: ratio to nginx %.2fx; CPU/request %.2f us: ratio to nginx %.2fx\n",
-                m, f, fr/r, fr/nr, fc/r, fc/nc}'
+  for s in keygate $floors; do
+    awk -v m=$mode -v s=$s -v sr="${sum[$mode-$s-rps]}" -v nr="${sum[$mode-nginx-rps]}" \
+        -v sc="${sum[$mode-$s-cpu]}" -v nc="${sum[$mode-nginx-cpu]}" -v r="$ROUNDS" \
+        'BEGIN {printf "%-9s %s %.0f req/s, nginx %.0f req/s: ratio %.2fx; CPU/request %s %.2f us, nginx %.2f us: ratio %.2fx\n",
+                m, s, sr/r, nr/r, sr/nr, s, sc/r, nc/r, sc/nc}'
   done
 done
 # Round by round (this VM's noise moves whole rounds): the ratios of each A B pair, and in
