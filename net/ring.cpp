@@ -45,7 +45,9 @@ Ring::Ring(unsigned entries, unsigned buffer_count, unsigned buffer_size)
   reg.ring_addr = reinterpret_cast<uintptr_t>(buf_ring_);
   reg.ring_entries = buffer_count;
   reg.bgid = kBufferGroup;
-  buffers_ = static_cast<char*>(std::aligned_alloc(4096, size_t{buffer_count} * buffer_size));
+  // aligned_alloc wants a size that is a multiple of the alignment.
+  const size_t bytes = (size_t{buffer_count} * buffer_size + 4095) & ~size_t{4095};
+  buffers_ = static_cast<char*>(std::aligned_alloc(4096, bytes));
   rc = buffers_ ? io_uring_register_buf_ring(&ring_, &reg, 0) : -ENOMEM;
   if (rc < 0) {
     const char* what = buffers_ ? "io_uring_register_buf_ring" : "aligned_alloc";
