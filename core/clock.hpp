@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <ctime>
+#include <expected>
 #include <string>
+#include <string_view>
 
 namespace keygate::core {
 
@@ -22,7 +24,10 @@ inline uint64_t coarse_now_ms() noexcept {
 
 // "2026-11-22T14:30:00Z" (seconds precision, as seed 000).
 std::string format_rfc3339(uint64_t unix_ms);
-// Accepts "YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)"; false when it is not one.
-bool parse_rfc3339(std::string_view text, uint64_t& unix_ms);
+// Reads "YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)" (RFC 3339's date-time) as Unix milliseconds.
+// A time that does not exist (2027-02-31, hour 24, offset +99:00), a leap second (:60, which
+// Unix time cannot hold) and a time before 1970 are refused; the error completes the sentence
+// "<field> ..." with what was wrong ("has day 31, but 2027-02 has 28 days").
+std::expected<uint64_t, std::string> parse_rfc3339(std::string_view text);
 
 }  // namespace keygate::core

@@ -140,8 +140,9 @@ net::task<void> create_api_key(Exchange& ex) {
       bool null = false;
       if (read_is_null(v, null) && null) return true;
       if (!read_string(v, k, s, err)) return false;
-      if (!core::parse_rfc3339(s, cmd.expires_ms))
-        return (err = invalid_field("expires_at", "must be an RFC 3339 time such as 2030-01-01T00:00:00Z"), false);
+      const auto when = core::parse_rfc3339(s);
+      if (!when) return (err = invalid_field("expires_at", when.error()), false);
+      cmd.expires_ms = *when;
       if (cmd.expires_ms <= core::now_ms()) return (err = invalid_field("expires_at", "must be in the future"), false);
       return true;
     }

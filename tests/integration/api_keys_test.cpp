@@ -105,6 +105,12 @@ TEST(ApiKeys, CreateRulesAndDefaults) {
   EXPECT_EQ(error_code(post(R"({"name":"x","type":"admin"})")), "invalid_field");
   EXPECT_EQ(error_code(post(R"({"name":"x","expires_at":"2001-01-01T00:00:00Z"})")), "invalid_field");
   EXPECT_EQ(error_code(post(R"({"name":"x","expires_at":"soon"})")), "invalid_field");
+  // A day the month does not have is refused, not rolled over into March, and the message
+  // says what was wrong.
+  auto feb31 = post(R"({"name":"x","expires_at":"2037-02-31T00:00:00Z"})");
+  EXPECT_EQ(error_code(feb31), "invalid_field");
+  EXPECT_NE(feb31.body.find("has day 31, but 2037-02 has 28 days"), std::string::npos) << feb31.body;
+  EXPECT_EQ(error_code(post(R"({"name":"x","expires_at":"2037-01-01T00:00:00+99:00"})")), "invalid_field");
   auto rl = post(R"({"name":"x","rate_limit":{"requests_per_second":1,"burst":1}})");
   EXPECT_EQ(rl.status, 400);
   EXPECT_EQ(str(parse_json(rl.body), "/error/param"), "rate_limit");
