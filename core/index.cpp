@@ -99,9 +99,13 @@ OrgSlot* Index::find_org(Id id) const noexcept {
 void Index::put(std::unique_ptr<const Organization> record) {
   ReadSection rs;
   if (OrgSlot* slot = find_org(record->id)) {
-    retired_orgs_.emplace_back(slot->record.exchange(record.release(), std::memory_order_acq_rel));
+    const Organization* next = record.release();
+    const Organization* prev = slot->record.exchange(next, std::memory_order_acq_rel);
+    counts_.replace(prev, next);
+    retired_orgs_.emplace_back(prev);
     return;
   }
+  counts_.replace(nullptr, record.get());
   const auto [memory, number] = org_slots_.allocate();
   OrgSlot* slot = new (memory) OrgSlot(record.release());
   orgs_by_id_.insert(tag_of(slot->id), number);
@@ -122,11 +126,15 @@ void Index::put(const KeyHash& hash, std::unique_ptr<const ApiKey> record) {
   if (!accepts(hash, record->id))
     throw std::logic_error("an API key version whose hash is another key's, or not its own");
   if (KeySlot* slot = find_key(record->id)) {
-    retired_keys_.emplace_back(slot->record.exchange(record.release(), std::memory_order_acq_rel));
+    const ApiKey* next = record.release();
+    const ApiKey* prev = slot->record.exchange(next, std::memory_order_acq_rel);
+    counts_.replace(prev, next);
+    retired_keys_.emplace_back(prev);
     return;
   }
   OrgSlot* org = find_org(record->organization_id);
   if (!org) throw std::logic_error("an API key was published before its organization");
+  counts_.replace(nullptr, record.get());
   const auto [memory, number] = key_slots_.allocate();
   KeySlot* slot = new (memory) KeySlot(hash, record.release(), org);
   // Ids grow with time and one writer assigns them, so appending keeps each list sorted.

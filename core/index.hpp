@@ -21,6 +21,7 @@
 #include "core/ids.hpp"
 #include "core/model.hpp"
 #include "core/slot_table.hpp"
+#include "core/status_counts.hpp"
 
 namespace keygate::core {
 
@@ -111,6 +112,8 @@ class Index {
   OrgSlot* first_org() const noexcept { return first_org_.load(std::memory_order_acquire); }
   uint64_t key_count() const noexcept { return key_count_.load(std::memory_order_relaxed); }
   uint64_t org_count() const noexcept { return org_count_.load(std::memory_order_relaxed); }
+  // Keys and organizations by status, as of the writer's last advance_clock(): any thread.
+  const StatusCounts& counts() const noexcept { return counts_; }
 
   // The writer: takes ownership of the record, publishes it, retires the version it replaces.
   void put(std::unique_ptr<const Organization> record);
@@ -125,6 +128,8 @@ class Index {
   void remove_certificate(Id organization, Id certificate);
   // Frees the versions retired since the last call once no reader can hold them.
   void reclaim();
+  // Counts the keys whose expiry or grace period ended by `now_ms` as expired (counts()).
+  void advance_clock(uint64_t now_ms) { counts_.advance(now_ms); }
 
  private:
   SlotArena org_slots_{sizeof(OrgSlot)};  // before the tables that name their slots
@@ -136,6 +141,7 @@ class Index {
   OrgSlot* last_org_ = nullptr;
   std::atomic<uint64_t> key_count_{0};
   std::atomic<uint64_t> org_count_{0};
+  StatusCounts counts_;
   std::vector<std::unique_ptr<const Organization>> retired_orgs_;
   std::vector<std::unique_ptr<const ApiKey>> retired_keys_;
   std::vector<std::unique_ptr<const CertificateSet>> retired_cert_sets_;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "core/clock.hpp"
 #include "core/log.hpp"
 #include "persistence/codec.hpp"
 #include "persistence/record.hpp"
@@ -239,6 +240,7 @@ RecoveryReport recover(const DataDir& dir, core::StateMachine& state, RecoverMod
   }
   rep.next_seq = expected;
   state.index().reclaim();
+  state.index().advance_clock(core::now_ms());  // keys that expired while the server was down
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return rep;
 }
