@@ -84,6 +84,9 @@ void Journal::run() {
     }
     if (!batch.empty()) commit(batch);
     batch.clear();
+    // Keys whose expiry or grace period has just ended move to "expired" in the counts
+    // (core/status_counts.hpp); this loop runs at least once a second.
+    state_.index().advance_clock(core::now_ms());
     if (options_.fsync == FsyncMode::everysec && segment_.dirty() &&
         Clock::now() - last_sync_ >= std::chrono::seconds(1))
       sync_segment();
@@ -93,7 +96,10 @@ void Journal::run() {
 }
 
 bool Journal::ensure_segment() {
+  if (durability_lost_) return false;
   if (segment_.usable()) return true;
+  // everysec: what was published since the last good sync must be written again, not cut.
+  if (!unsynced_.empty()) return resync();
   std::string error;
   if (segment_.reopen(error)) {
     core::log(core::Level::warn, "log.reopened", {{"file", segment_.path()}});
@@ -118,12 +124,50 @@ bool Journal::sync_segment() {
   stats_.fsync_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
   if (ns > 1'000'000'000)
     core::log(core::Level::warn, "log.slow_fsync", {{"seconds", static_cast<double>(ns) / 1e9}});
-  if (!ok) {
-    stats_.failures.fetch_add(1, std::memory_order_relaxed);
-    writable_.store(false, std::memory_order_relaxed);
-    core::log(core::Level::error, "log.fsync_failed", {{"error", error}});
+  if (ok) {
+    unsynced_.clear();
+    unsynced_records_ = 0;
+    return true;
   }
-  return ok;
+  stats_.failures.fetch_add(1, std::memory_order_relaxed);
+  writable_.store(false, std::memory_order_relaxed);
+  core::log(core::Level::error, "log.fsync_failed", {{"error", error}});
+  return resync();
+}
+
+// After a failed fdatasync (FORMAT.md, "Failures while running"). The fsync is never simply
+// retried: the kernel may have dropped the dirty pages it could not write and would report
+// the next fsync as a success over lost data (PostgreSQL's "fsyncgate").
+//
+// With --fsync=always nothing that the failed sync covered was published or acknowledged:
+// the batch is discarded by commit(), and the next batch reopens the segment at its last
+// durable size (ensure_segment). With --fsync=everysec the records written since the last
+// good sync are already visible, and were acknowledged. Cutting them from the log while
+// memory keeps serving them would make the running server and its log disagree: a key
+// that verifies now would be gone after a restart, and later records could refer to it.
+// So they are written again from memory: the segment is reopened, cut back to its durable
+// size, the kept bytes are appended into fresh pages and fdatasync'ed, and the file is
+// re-read and verified. If that fails too, memory is ahead of anything the log can still
+// become: the journal refuses every write from then on and reports it, and the server ends
+// (main.cpp) so that it restarts from what is durable, losing at most the changes of the
+// last second, as everysec promises (Redis's contract), and never disagreeing with itself.
+bool Journal::resync() {
+  if (unsynced_.empty()) return false;
+  std::string error;
+  if (segment_.reopen(error) && segment_.append(unsynced_, unsynced_records_, error) && segment_.sync(error)) {
+    core::log(core::Level::warn, "log.resynced",
+              {{"file", segment_.path()}, {"records", static_cast<unsigned long long>(unsynced_records_)},
+               {"bytes", static_cast<unsigned long long>(unsynced_.size())}});
+    unsynced_.clear();
+    unsynced_records_ = 0;
+    writable_.store(true, std::memory_order_relaxed);
+    return true;
+  }
+  durability_lost_ = true;
+  const std::string why = "changes published since the last fdatasync cannot be made durable: " + error;
+  core::log(core::Level::error, "log.durability_lost", {{"error", why}});
+  if (options_.on_durability_lost) options_.on_durability_lost(why);
+  return false;
 }
 
 void Journal::commit(std::vector<Submission*>& batch) {
@@ -172,6 +216,9 @@ void Journal::commit(std::vector<Submission*>& batch) {
       core::log(core::Level::error, "log.append_failed", {{"error", error}});
     } else if (options_.fsync == FsyncMode::always) {
       ok = sync_segment();
+    } else {
+      unsynced_.append(buffer_);
+      unsynced_records_ += records;
     }
   }
   if (ok) {

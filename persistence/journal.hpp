@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -28,6 +29,11 @@ enum class FsyncMode { always, everysec };
 struct JournalOptions {
   FsyncMode fsync = FsyncMode::always;
   uint64_t snapshot_bytes = 64ull << 20;
+  // Called on the commit thread when, with --fsync=everysec, published changes can no
+  // longer be made durable (see Journal::resync). main.cpp ends the process there so that
+  // systemd restarts it from what the log holds; if it returns, the journal refuses every
+  // further write.
+  std::function<void(const std::string& why)> on_durability_lost;
 };
 
 // Upper bounds of the fsync latency histogram, in nanoseconds (+Inf follows the last):
@@ -81,6 +87,7 @@ class Journal {
   void run();
   void commit(std::vector<Submission*>& batch);
   bool sync_segment();
+  bool resync();
   void maybe_snapshot(bool requested);
   bool ensure_segment();
 
@@ -101,6 +108,12 @@ class Journal {
   std::thread snapshotter_;
   std::atomic<bool> snapshot_running_{false};
   std::atomic<bool> writable_{true};
+  bool durability_lost_ = false;  // everysec: memory ran ahead of what the log can become
+  // everysec: the bytes appended (and published) since the last fdatasync that succeeded,
+  // and how many records they hold. Kept so that a failed fdatasync can be answered by
+  // writing them again instead of serving changes the disk may not have.
+  std::string unsynced_;
+  uint64_t unsynced_records_ = 0;
   JournalStats stats_;
   std::string buffer_;
   std::string payload_;

@@ -41,8 +41,9 @@ void remove_tree(const std::string& path) {
   std::filesystem::remove_all(path, ec);
 }
 
-ServerProcess::ServerProcess(std::vector<std::string> a, std::string data_dir, std::function<void(pid_t)> hook)
-    : args(std::move(a)), at_ready(std::move(hook)), data_dir_(std::move(data_dir)) {
+ServerProcess::ServerProcess(std::vector<std::string> a, std::string data_dir, std::function<void(pid_t)> hook,
+                             std::vector<std::string> environment)
+    : args(std::move(a)), env(std::move(environment)), at_ready(std::move(hook)), data_dir_(std::move(data_dir)) {
   if (data_dir_.empty()) {
     data_dir_ = make_temp_dir() + "/data";
     own_dir_ = true;
@@ -75,7 +76,16 @@ void ServerProcess::start() {
   if (posix_spawn_file_actions_init(&fa) != 0 || posix_spawn_file_actions_adddup2(&fa, fds[1], 1) != 0 ||
       posix_spawn_file_actions_adddup2(&fa, fds[1], 2) != 0)
     helper_failed("ServerProcess: cannot set up the child's output");
-  const int spawned = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  for (char** e = environ; *e; ++e) {
+    const std::string_view var(*e);
+    bool overridden = false;
+    for (const auto& x : env) overridden = overridden || var.substr(0, var.find('=') + 1) == x.substr(0, x.find('=') + 1);
+    if (!overridden) envp.push_back(*e);
+  }
+  envp.push_back(nullptr);
+  const int spawned = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   if (spawned != 0) helper_failed("ServerProcess: cannot start " KEYGATE_BINARY ": " + std::string(std::strerror(spawned)));
   ::close(fds[1]);

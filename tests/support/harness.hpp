@@ -23,8 +23,9 @@ class ServerProcess {
   // Starts `keygate serve` and waits until it is ready. `data_dir` empty: a new temp dir.
   // Throws std::runtime_error with the server's output when it exits or is not ready
   // within 30 s: some tests expect a server to refuse to start, and say so themselves.
+  // `env`: extra environment ("NAME=value"), over the test's own.
   explicit ServerProcess(std::vector<std::string> args = {}, std::string data_dir = {},
-                         std::function<void(pid_t)> at_ready = {});
+                         std::function<void(pid_t)> at_ready = {}, std::vector<std::string> env = {});
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
 
@@ -41,6 +42,9 @@ class ServerProcess {
   const std::string& root_key() const { return root_key_; }
   std::string log() const;
   std::vector<std::string> args;
+  // Extra environment for the server ("NAME=value"), over the test's own: these win over
+  // a variable of the same name. Read by every start().
+  std::vector<std::string> env;
   // Run on the thread that reads the server's output, the moment its ready line arrives
   // (done before start() returns): for checks that must see the process at that instant.
   std::function<void(pid_t)> at_ready;
