@@ -12,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 #include <asio.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -60,6 +61,7 @@ struct ServeOptions {
   uint32_t secret_rps = 10'000, secret_burst = 20'000;
   uint32_t publishable_rps = 1'000, publishable_burst = 2'000;
   unsigned max_connections = 10'000;
+  size_t max_buffer_bytes = size_t{256} << 20;
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   unsigned header_timeout_ms = 10'000;
@@ -68,6 +70,9 @@ struct ServeOptions {
 };
 
 thread_local std::optional<core::RcuThread> t_rcu;
+
+// The exit status when published changes could not be made durable (sysexits' EX_IOERR).
+constexpr int kExitDurabilityLost = 74;
 
 void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
   auto env = [](const char* name) { return std::string("KEYGATE_") + name; };
@@ -97,6 +102,10 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
       ->envname(env("PUBLISHABLE_BURST"))->capture_default_str();
   cmd.add_option("--max-connections", o.max_connections, "Open connections at most")
       ->envname(env("MAX_CONNECTIONS"))->check(CLI::Range(1u, 1'000'000u))->capture_default_str();
+  cmd.add_option("--max-buffer-bytes", o.max_buffer_bytes,
+                 "Receive-buffer bytes that all connections together may hold beyond their resting 4 KiB "
+                 "(503 for a request that does not fit)")
+      ->envname(env("MAX_BUFFER_BYTES"))->check(CLI::Range(size_t{1} << 20, size_t{1} << 40))->capture_default_str();
   cmd.add_option("--max-header-bytes", o.max_header_bytes, "Request line and headers at most (431 beyond)")
       ->envname(env("MAX_HEADER_BYTES"))->check(CLI::Range(size_t{1024}, size_t{1} << 20))->capture_default_str();
   cmd.add_option("--max-body-bytes", o.max_body_bytes, "Request body at most (413 beyond)")
@@ -149,10 +158,12 @@ int serve(const ServeOptions& o) {
   ropts.idle_timeout = std::chrono::milliseconds(o.idle_timeout_ms);
   ropts.drain_timeout = std::chrono::milliseconds(o.drain_timeout_ms);
   ropts.max_connections = o.max_connections;
+  ropts.max_buffer_bytes = o.max_buffer_bytes;
   ropts.thread_start = [] { t_rcu.emplace(); };
   ropts.thread_stop = [] { t_rcu.reset(); };
   net::Server server(app, ropts);
   ctx.connection_count = [&server] { return server.connections(); };
+  ctx.buffers = &server.buffers();
 
   // systemd socket activation: use the socket it passes, if any.
   const int passed = sd_listen_fds(1);
@@ -172,6 +183,14 @@ int serve(const ServeOptions& o) {
   persistence::JournalOptions jopts;
   jopts.fsync = o.fsync == "everysec" ? persistence::FsyncMode::everysec : persistence::FsyncMode::always;
   jopts.snapshot_bytes = o.snapshot_bytes;
+  // --fsync=everysec, and the log cannot take again what memory already serves: end here,
+  // at once, so that systemd (Restart=on-failure) starts a server from what is durable
+  // rather than let this one disagree with its own log (Journal::resync).
+  jopts.on_durability_lost = [](const std::string& why) {
+    log(Level::error, "exiting", {{"reason", why}, {"exit_status", static_cast<long long>(kExitDurabilityLost)}});
+    sd_notifyf(0, "STATUS=the log lost durability; exiting to restart from disk\nERRNO=%d", EIO);
+    std::_Exit(kExitDurabilityLost);
+  };
   persistence::Journal journal(dir, state, rep, jopts);
   journal.start();
   ctx.journal = &journal;
@@ -229,16 +248,8 @@ int check(const std::string& data_dir) {
   core::Index index;
   core::StateMachine state(index);
   const persistence::RecoveryReport rep = persistence::recover(dir, state, persistence::RecoverMode::check);
-  uint64_t keys[4] = {}, orgs[2] = {};
-  const uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 std::chrono::system_clock::now().time_since_epoch()).count());
-  {
-    core::ReadSection rs;
-    for (core::OrgSlot* o = index.first_org(); o; o = o->next()) {
-      ++orgs[static_cast<int>(o->load()->status)];
-      for (core::KeySlot* k = o->keys(); k; k = k->next()) ++keys[static_cast<int>(k->load()->status_at(now))];
-    }
-  }
+  const core::KeyStatusCounts keys = index.counts().keys();  // as of recovery's end
+  const core::OrgStatusCounts orgs = index.counts().organizations();
   std::printf("data directory: %s\n", dir.path().c_str());
   if (rep.snapshot_loaded)
     std::printf("snapshot: %s (%llu records)\n", persistence::snapshot_name(rep.snapshot_seq).c_str(),
@@ -246,12 +257,13 @@ int check(const std::string& data_dir) {
   else
     std::printf("snapshot: none\n");
   std::printf("log records after it: %llu\n", static_cast<unsigned long long>(rep.log_records));
-  std::printf("organizations: %llu (active %llu, suspended %llu)\n", static_cast<unsigned long long>(orgs[0] + orgs[1]),
-              static_cast<unsigned long long>(orgs[0]), static_cast<unsigned long long>(orgs[1]));
+  std::printf("organizations: %llu (active %llu, suspended %llu)\n",
+              static_cast<unsigned long long>(orgs.active + orgs.suspended),
+              static_cast<unsigned long long>(orgs.active), static_cast<unsigned long long>(orgs.suspended));
   std::printf("api keys: %llu (active %llu, rotating %llu, expired %llu, revoked %llu)\n",
-              static_cast<unsigned long long>(keys[0] + keys[1] + keys[2] + keys[3]),
-              static_cast<unsigned long long>(keys[0]), static_cast<unsigned long long>(keys[1]),
-              static_cast<unsigned long long>(keys[2]), static_cast<unsigned long long>(keys[3]));
+              static_cast<unsigned long long>(keys.total()), static_cast<unsigned long long>(keys.active),
+              static_cast<unsigned long long>(keys.rotating), static_cast<unsigned long long>(keys.expired),
+              static_cast<unsigned long long>(keys.revoked));
   for (const auto& w : rep.warnings) std::printf("warning: %s (keygate serve will cut it)\n", w.c_str());
   std::printf("ok\n");
   return 0;

@@ -24,7 +24,7 @@ enum class ErrorCode : uint8_t {
   // 408, 413, 431, 429
   request_timeout, body_too_large, headers_too_large, rate_limited,
   // 503
-  storage_unavailable,
+  storage_unavailable, server_busy,
 };
 
 struct Error {

@@ -185,6 +185,12 @@ void App::reject(net::ProtocolError error, net::Response& res) {
                          "The request was not received in time: send the whole request promptly.");
     case net::ProtocolError::malformed:
       return write_error(res, id, core::ErrorCode::invalid_request, "The request is not valid HTTP/1.1.");
+    case net::ProtocolError::overloaded:
+      write_error(res, id, core::ErrorCode::server_busy,
+                         "The server holds as many large requests as its memory budget allows "
+                         "(--max-buffer-bytes): retry in a moment.");
+      res.add_header("Retry-After", "1");
+      return;
   }
 }
 

@@ -30,7 +30,7 @@ uint16_t http_status(ErrorCode c) noexcept {
     case ErrorCode::body_too_large: return 413;
     case ErrorCode::headers_too_large: return 431;
     case ErrorCode::rate_limited: return 429;
-    case ErrorCode::storage_unavailable: return 503;
+    case ErrorCode::storage_unavailable: case ErrorCode::server_busy: return 503;
   }
   return 500;
 }
@@ -81,6 +81,7 @@ std::string_view error_code_name(ErrorCode c) noexcept {
     case ErrorCode::headers_too_large: return "headers_too_large";
     case ErrorCode::rate_limited: return "rate_limited";
     case ErrorCode::storage_unavailable: return "storage_unavailable";
+    case ErrorCode::server_busy: return "server_busy";
   }
   return "unknown";
 }

@@ -10,6 +10,7 @@
 #include "core/ids.hpp"
 #include "core/index.hpp"
 #include "core/verify.hpp"
+#include "net/buffer_budget.hpp"
 #include "net/request.hpp"
 #include "net/response.hpp"
 
@@ -38,6 +39,7 @@ struct AppContext {
   persistence::Journal* journal = nullptr;  // set, then `ready`, once recovery is done
   std::atomic<bool> ready{false};
   std::function<unsigned()> connection_count;
+  const net::BufferBudget* buffers = nullptr;  // the data plane's receive-buffer budget
 };
 
 struct Principal {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/verify.hpp"
+#include "net/buffer_budget.hpp"
 
 namespace keygate::persistence {
 class Journal;
@@ -44,7 +45,7 @@ class Metrics {
   // Route names for labels, in router order ("GET /v1/auth"); set once at start.
   void set_routes(std::vector<std::string> names) { routes_ = std::move(names); }
   std::string render(const core::Index& index, const persistence::Journal& journal,
-                     unsigned connections) const;
+                     unsigned connections, const net::BufferBudget* buffers = nullptr) const;
 
  private:
   MetricsShard& shard() noexcept;

@@ -29,7 +29,7 @@ void metrics(Exchange& ex) {
   ex.res.status = 200;
   ex.res.content_type = "text/plain; version=0.0.4; charset=utf-8";
   ex.res.body = ex.app.metrics.render(ex.app.index, *ex.app.journal,
-                                      ex.app.connection_count ? ex.app.connection_count() : 0);
+                                      ex.app.connection_count ? ex.app.connection_count() : 0, ex.app.buffers);
 }
 
 }  // namespace keygate::handlers

@@ -8,18 +8,39 @@
 
 namespace keygate::net {
 
-void InputBuffer::append(const char* p, size_t n, bool keep_old) {
+namespace {
+// Answers up to this size keep their string's memory from one burst to the next.
+constexpr size_t kRestingOutputBytes = 64 * 1024;
+}  // namespace
+
+InputBuffer::~InputBuffer() {
+  budget_.give(charge(capacity_) + charge(retired_capacity_));
+}
+
+bool InputBuffer::append(const char* p, size_t n, bool keep_old) {
   if (size_ + n > capacity_) {
-    size_t cap = capacity_ ? capacity_ : 4096;
+    size_t cap = capacity_ ? capacity_ : kRestingBytes;
     while (cap < size_ + n) cap *= 2;
-    auto grown = std::make_unique<char[]>(cap);
+    // The new block is taken from the budget before the old one is given back: for a moment
+    // both exist. A retired block (a handler still reads it) stays charged until released;
+    // only one can be retired at a time, so a second growth during a request frees the
+    // first retired block's charge by replacing it.
+    if (!budget_.take(charge(cap))) return false;
+    auto grown = std::make_unique_for_overwrite<char[]>(cap);
     if (size_) std::memcpy(grown.get(), data_.get(), size_);
-    if (keep_old && data_) retired_ = std::move(data_);
+    if (keep_old && data_) {
+      budget_.give(charge(retired_capacity_));
+      retired_ = std::move(data_);
+      retired_capacity_ = capacity_;
+    } else {
+      budget_.give(charge(capacity_));
+    }
     data_ = std::move(grown);
     capacity_ = cap;
   }
   std::memcpy(data_.get() + size_, p, n);
   size_ += n;
+  return true;
 }
 
 void InputBuffer::discard_front(size_t n) noexcept {
@@ -28,8 +49,22 @@ void InputBuffer::discard_front(size_t n) noexcept {
   size_ -= n;
 }
 
-Connection::Connection(Reactor& reactor, int fd, const ParserLimits& limits)
-    : reactor_(reactor), fd_(fd), parser_(limits), last_activity_(reactor.now_) {}
+void InputBuffer::release_retired() noexcept {
+  if (!retired_) return;
+  retired_.reset();
+  budget_.give(charge(std::exchange(retired_capacity_, 0)));
+}
+
+void InputBuffer::shrink() noexcept {
+  if (capacity_ <= kRestingBytes || size_ > kRestingBytes || retired_) return;
+  auto rest = std::make_unique_for_overwrite<char[]>(kRestingBytes);
+  if (size_) std::memcpy(rest.get(), data_.get(), size_);
+  data_ = std::move(rest);
+  budget_.give(charge(std::exchange(capacity_, kRestingBytes)));
+}
+
+Connection::Connection(Reactor& reactor, int fd, const ParserLimits& limits, BufferBudget& budget)
+    : reactor_(reactor), fd_(fd), in_(budget), parser_(limits), last_activity_(reactor.now_) {}
 
 void Connection::FlushAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
   c.flush_waiter_ = h;
@@ -88,17 +123,24 @@ detached_task Connection::run() {
       in_.discard_front(done);
       parser_.rebase(done);
     }
+    // A big body or burst is answered: the buffer goes back to rest, so a connection that
+    // once needed megabytes does not keep them for the rest of its life.
+    in_.shrink();
     if (!parser_.in_message())
       message_began_ = {};
     else if (message_began_ == std::chrono::steady_clock::time_point{})
       message_began_ = reactor_.now_;
 
-    if (!out_.empty()) co_await FlushAwaiter{*this};
+    if (!out_.empty()) {
+      co_await FlushAwaiter{*this};
+      // Likewise the answers of a long pipelined burst.
+      if (out_.capacity() > kRestingOutputBytes) std::string().swap(out_);
+    }
     if (closing_ || eof_ || broken_) break;
     co_await InputAwaiter{*this};
-    if (timed_out_) {
+    if (timed_out_ || over_budget_) {
       res_.reset();
-      service.reject(ProtocolError::timeout, res_);
+      service.reject(over_budget_ ? ProtocolError::overloaded : ProtocolError::timeout, res_);
       closing_ = true;
       answer(nullptr, false);
       co_await FlushAwaiter{*this};

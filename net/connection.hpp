@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "net/buffer_budget.hpp"
 #include "net/http_parser.hpp"
 #include "net/response.hpp"
 #include "net/task.hpp"
@@ -17,26 +18,46 @@ namespace keygate::net {
 
 class Reactor;
 
-// A growable byte buffer. Growing while a request is being handled keeps the old block
-// alive (retired) until the handler is done, because the Request points into it.
+// A connection's receive buffer. It rests at kRestingBytes, grows (doubling) for a big
+// request or a pipelined burst, taking every byte beyond its resting size from the
+// server's BufferBudget, and goes back to rest by shrink() once what it holds fits again.
+// Growing while a request is being handled keeps the old block alive (retired) until the
+// handler is done, because the Request points into it.
 class InputBuffer {
  public:
+  static constexpr size_t kRestingBytes = 4096;
+
+  explicit InputBuffer(BufferBudget& budget) noexcept : budget_(budget) {}
+  ~InputBuffer();
+  InputBuffer(const InputBuffer&) = delete;
+  InputBuffer& operator=(const InputBuffer&) = delete;
+
   char* data() noexcept { return data_.get(); }
   size_t size() const noexcept { return size_; }
-  void append(const char* p, size_t n, bool keep_old);
+  size_t capacity() const noexcept { return capacity_; }
+  // Appends `n` bytes; false, with nothing appended, when the growth this needs does not
+  // fit in the budget.
+  [[nodiscard]] bool append(const char* p, size_t n, bool keep_old);
   void discard_front(size_t n) noexcept;
-  void release_retired() noexcept { retired_.reset(); }
+  void release_retired() noexcept;
+  // Back to a resting-size block if what it holds fits in one. Only while no Request
+  // points into the buffer (the parser keeps offsets, not pointers).
+  void shrink() noexcept;
 
  private:
+  // What a block of `capacity` bytes costs the budget: its bytes beyond the resting size.
+  static size_t charge(size_t capacity) noexcept { return capacity > kRestingBytes ? capacity - kRestingBytes : 0; }
+  BufferBudget& budget_;
   std::unique_ptr<char[]> data_;
   std::unique_ptr<char[]> retired_;
   size_t size_ = 0;
   size_t capacity_ = 0;
+  size_t retired_capacity_ = 0;
 };
 
 class Connection {
  public:
-  Connection(Reactor& reactor, int fd, const ParserLimits& limits);
+  Connection(Reactor& reactor, int fd, const ParserLimits& limits, BufferBudget& budget);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -46,7 +67,7 @@ class Connection {
   friend class Reactor;
   struct InputAwaiter {
     Connection& c;
-    bool await_ready() const noexcept { return c.input_pending_ || c.eof_ || c.timed_out_; }
+    bool await_ready() const noexcept { return c.input_pending_ || c.eof_ || c.timed_out_ || c.over_budget_; }
     void await_suspend(std::coroutine_handle<> h) noexcept { c.input_waiter_ = h; }
     void await_resume() noexcept { c.input_pending_ = false; }
   };
@@ -78,6 +99,7 @@ class Connection {
   bool eof_ = false;            // no more input: the peer closed, or the reactor wants it gone
   bool broken_ = false;         // a send failed: nothing more can be written
   bool timed_out_ = false;      // the header timeout expired mid-request
+  bool over_budget_ = false;    // its buffer could not grow within the server's BufferBudget
   bool busy_ = false;           // a request is being handled
   bool closing_ = false;
   bool done_ = false;           // the coroutine has returned

@@ -29,9 +29,10 @@ uint64_t tag(void* p, uintptr_t op) { return reinterpret_cast<uintptr_t>(p) | op
 }  // namespace
 
 Reactor::Reactor(int listen_fd, Service& service, const ReactorOptions& options,
-                 std::atomic<unsigned>& connection_count)
+                 std::atomic<unsigned>& connection_count, BufferBudget& budget)
     : ring_(options.ring_entries, options.buffer_count, options.buffer_size),
-      listen_fd_(listen_fd), service_(service), options_(options), connection_count_(connection_count) {
+      listen_fd_(listen_fd), service_(service), options_(options), connection_count_(connection_count),
+      budget_(budget) {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) fail("eventfd", errno);
   inbox_.reserve(64);
@@ -178,7 +179,7 @@ void Reactor::on_accept(int res, bool more) {
       connection_count_.fetch_add(1, std::memory_order_relaxed);
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      auto* c = new Connection(*this, fd, options_.limits);
+      auto* c = new Connection(*this, fd, options_.limits, budget_);
       c->next_ = connections_;
       if (connections_) connections_->prev_ = c;
       connections_ = c;
@@ -197,8 +198,9 @@ void Reactor::on_recv(Connection& c, int res, uint32_t flags) {
     if (c.in_.size() + static_cast<size_t>(res) > 2 * cap) {
       c.eof_ = true;  // a client pipelining far more than we can answer: cut it off
       c.shutdown_socket();
+    } else if (c.over_budget_ || !c.in_.append(ring_.buffer(bid), static_cast<size_t>(res), c.busy_)) {
+      c.over_budget_ = true;  // answered 503 and closed by its coroutine
     } else {
-      c.in_.append(ring_.buffer(bid), static_cast<size_t>(res), c.busy_);
       c.input_pending_ = true;
       c.last_activity_ = now_;
     }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "net/buffer_budget.hpp"
 #include "net/http_parser.hpp"
 #include "net/ring.hpp"
 #include "net/service.hpp"
@@ -29,6 +30,9 @@ struct ReactorOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds drain_timeout{10'000};
   unsigned max_connections = 10'000;  // across all reactors
+  // Receive-buffer bytes beyond each connection's resting size, across all reactors
+  // (net/buffer_budget.hpp).
+  size_t max_buffer_bytes = size_t{256} << 20;
   unsigned ring_entries = 2048;
   unsigned buffer_count = 1024;  // provided receive buffers (a power of two)
   unsigned buffer_size = 4096;
@@ -40,7 +44,7 @@ struct ReactorOptions {
 class Reactor {
  public:
   Reactor(int listen_fd, Service& service, const ReactorOptions& options,
-          std::atomic<unsigned>& connection_count);
+          std::atomic<unsigned>& connection_count, BufferBudget& budget);
   ~Reactor();
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
@@ -80,6 +84,7 @@ class Reactor {
   Service& service_;
   ReactorOptions options_;
   std::atomic<unsigned>& connection_count_;
+  BufferBudget& budget_;
 
   Connection* connections_ = nullptr;  // intrusive list of the live connections
   std::vector<Connection*> finished_;  // coroutine done; freed when no operation is in flight

@@ -67,7 +67,9 @@ struct Response {
 };
 
 // Why a request never reached a handler: the server answers it itself and closes.
-enum class ProtocolError : uint8_t { malformed, headers_too_large, body_too_large, timeout };
+// `overloaded`: the
+// request did not fit in the server's receive-buffer budget (net/buffer_budget.hpp).
+enum class ProtocolError : uint8_t { malformed, headers_too_large, body_too_large, timeout, overloaded };
 
 std::string_view reason_phrase(uint16_t status) noexcept;
 

@@ -86,7 +86,8 @@ uint16_t local_port(int fd) {
 
 }  // namespace
 
-Server::Server(Service& service, ReactorOptions options) : service_(service), options_(options) {}
+Server::Server(Service& service, ReactorOptions options)
+    : service_(service), options_(options), budget_(options_.max_buffer_bytes) {}
 
 Server::~Server() {
   stop();
@@ -118,7 +119,7 @@ void Server::start(const Endpoint& endpoint, unsigned threads, int inherited_fd)
   for (unsigned i = 0; i < threads; ++i) {
     threads_.emplace_back([this, i, &up] {
       try {
-        reactors_[i] = std::make_unique<Reactor>(listen_fds_[i], service_, options_, connection_count_);
+        reactors_[i] = std::make_unique<Reactor>(listen_fds_[i], service_, options_, connection_count_, budget_);
       } catch (...) {
         up[i].set_exception(std::current_exception());
         return;

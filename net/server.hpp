@@ -32,6 +32,7 @@ class Server {
   void start(const Endpoint& endpoint, unsigned threads, int inherited_fd = -1);
   Endpoint bound() const { return bound_; }
   unsigned connections() const { return connection_count_.load(std::memory_order_relaxed); }
+  const BufferBudget& buffers() const noexcept { return budget_; }
   void stop() noexcept;
   void join();
 
@@ -39,6 +40,7 @@ class Server {
   Service& service_;
   ReactorOptions options_;
   std::atomic<unsigned> connection_count_{0};
+  BufferBudget budget_;
   std::vector<int> listen_fds_;
   bool own_fds_ = true;
   std::vector<std::unique_ptr<Reactor>> reactors_;

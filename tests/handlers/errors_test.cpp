@@ -21,6 +21,7 @@ TEST(Errors, EveryCodeMapsToTheSpecsStatusAndType) {
       {ErrorCode::headers_too_large, 431, "invalid_request_error", "headers_too_large"},
       {ErrorCode::rate_limited, 429, "rate_limit_error", "rate_limited"},
       {ErrorCode::storage_unavailable, 503, "api_error", "storage_unavailable"},
+      {ErrorCode::server_busy, 503, "api_error", "server_busy"},
   };
   for (const Row& r : rows) {
     EXPECT_EQ(handlers::http_status(r.code), r.status) << r.name;

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -134,4 +135,43 @@ TEST(Metrics, PromtoolAcceptsTheOutput) {
   ASSERT_NE(WEXITSTATUS(status), 127) << "promtool is missing: scripts/setup installs Debian's prometheus package";
   EXPECT_EQ(status, 0) << out;
   EXPECT_EQ(out, "") << out;
+}
+
+// The counts by status are kept by the writer (core/status_counts.hpp), not walked at each
+// scrape: a key whose expiry or grace period passes moves to "expired" within about a
+// second with no write at all, and a restart starts from the same counts.
+TEST(Metrics, KeysThatExpireWithTimeAloneAreCountedAsExpired) {
+  ServerProcess s;
+  const Tenant t = make_tenant(s, "Clock");
+  char when[32];
+  const time_t soon = std::time(nullptr) + 2;
+  tm utc;
+  gmtime_r(&soon, &utc);
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  make_key(s, t, std::string(R"({"name":"short","expires_at":")") + when + "\"}");
+  const CreatedKey rotated = make_key(s, t, R"({"name":"rotated"})");
+  ASSERT_EQ(http(s.port(), "POST", "/v1/organizations/" + t.id + "/api-keys/" + rotated.id + "/rotations",
+                 R"({"grace_period_seconds":1})", t.key).status, 201);
+  std::string text = scrape(s);
+  // The tenant's first key, "short", the rotation's new key; "rotated" is in its grace period.
+  EXPECT_EQ(sample(text, R"(keygate_api_keys{status="active"})"), 3);
+  EXPECT_EQ(sample(text, R"(keygate_api_keys{status="rotating"})"), 1);
+  EXPECT_EQ(sample(text, R"(keygate_api_keys{status="expired"})"), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+  while (sample(scrape(s), R"(keygate_api_keys{status="expired"})") < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  text = scrape(s);
+  EXPECT_EQ(sample(text, R"(keygate_api_keys{status="active"})"), 2);
+  EXPECT_EQ(sample(text, R"(keygate_api_keys{status="rotating"})"), 0);
+  EXPECT_EQ(sample(text, R"(keygate_api_keys{status="expired"})"), 2);
+  // The receive-buffer budget is reported beside the connections.
+  EXPECT_EQ(sample(text, "keygate_connection_buffer_limit_bytes"), 256.0 * 1024 * 1024);
+  EXPECT_GE(sample(text, "keygate_connection_buffer_bytes"), 0);
+
+  ASSERT_EQ(s.stop(), 0);
+  s.start();
+  text = scrape(s);
+  EXPECT_EQ(sample(text, R"(keygate_organizations{status="active"})"), 1);
+  EXPECT_EQ(sample(text, R"(keygate_api_keys{status="active"})"), 2);
+  EXPECT_EQ(sample(text, R"(keygate_api_keys{status="expired"})"), 2);
 }
