@@ -340,10 +340,12 @@ int main(int argc, char** argv) {
 
   cli::Target target;
   auto add_target = [&](CLI::App* c) {
-    c->add_option("--server", target.server, "The running server, http://HOST:PORT")
+    c->add_option("--server", target.server, "The running server: http://HOST:PORT, https://..., http://[::1]:PORT")
         ->envname("KEYGATE_SERVER")->capture_default_str();
     c->add_option("--root-key-file", target.root_key_file, "The root key")
         ->envname("KEYGATE_ROOT_KEY_FILE")->capture_default_str();
+    c->add_option("--cacert", target.cacert, "CA certificate(s) to trust for an https:// server (PEM)")
+        ->envname("KEYGATE_CACERT");
   };
   std::string action, org_name, org_slug, org_id, key_id, key_name, key_type, key_env;
   std::vector<std::string> key_scopes;

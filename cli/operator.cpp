@@ -1,8 +1,11 @@
 #include "cli/operator.hpp"
 
-#include <asio.hpp>
+#include <curl/curl.h>
+#include <simdjson.h>
+
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <stdexcept>
 
 #include "core/json_writer.hpp"
@@ -20,50 +23,120 @@ std::string read_root_key(const std::string& file) {
   return key;
 }
 
+size_t collect(char* data, size_t size, size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+// The message of keygate's error envelope ({"error": {"code", "message"}}), or the body.
+std::string error_text(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string_view code, message;
+  if (parser.parse(body).get(doc) == simdjson::SUCCESS && doc["error"]["code"].get(code) == simdjson::SUCCESS &&
+      doc["error"]["message"].get(message) == simdjson::SUCCESS)
+    return std::string(code) + ": " + std::string(message);
+  return body.empty() ? "(no body)" : body;
+}
+
 int report(const HttpResult& r) {
-  std::printf("%s\n", r.body.c_str());
-  if (r.status >= 200 && r.status < 300) return 0;
-  std::fprintf(stderr, "keygate: the server answered %d\n", r.status);
+  if (r.status >= 200 && r.status < 300) {
+    std::printf("%s\n", r.body.c_str());
+    return 0;
+  }
+  std::fprintf(stderr, "keygate: the server answered %d %s\n", r.status, error_text(r.body).c_str());
   return 1;
 }
+
+// GET `path` page after page (limit=100, following pagination.next_cursor) and prints
+// every item as one JSON document: {"data": [...]}. A listing is never cut short.
+int report_all(const Target& t, const std::string& path) {
+  std::string out = "{\"data\":[";
+  bool first = true;
+  std::string cursor;
+  simdjson::dom::parser parser;
+  for (;;) {
+    const HttpResult r = call(t, "GET", path + "?limit=100" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    if (r.status != 200) return report(r);
+    simdjson::dom::element doc;
+    simdjson::dom::array items;
+    bool more = false;
+    if (parser.parse(r.body).get(doc) != simdjson::SUCCESS || doc["data"].get(items) != simdjson::SUCCESS ||
+        doc["pagination"]["has_more"].get(more) != simdjson::SUCCESS)
+      throw std::runtime_error("the server's listing is not the JSON keygate sends: " + r.body);
+    for (simdjson::dom::element item : items) {
+      if (!first) out += ',';
+      out += simdjson::minify(item);
+      first = false;
+    }
+    std::string_view next;
+    if (!more) break;
+    if (doc["pagination"]["next_cursor"].get(next) != simdjson::SUCCESS || next.empty())
+      throw std::runtime_error("the server says there is more but gives no next_cursor");
+    cursor = next;
+  }
+  out += "]}";
+  std::printf("%s\n", out.c_str());
+  return 0;
+}
+
+struct CurlSlist {
+  curl_slist* list = nullptr;
+  ~CurlSlist() { curl_slist_free_all(list); }
+  void add(const std::string& line) {
+    curl_slist* next = curl_slist_append(list, line.c_str());
+    if (!next) throw std::bad_alloc();
+    list = next;
+  }
+};
 
 }  // namespace
 
 HttpResult call(const Target& target, const std::string& method, const std::string& path, const std::string& body) {
-  std::string rest = target.server;
-  if (rest.starts_with("http://")) rest = rest.substr(7);
-  else if (rest.find("://") != std::string::npos)
-    throw std::runtime_error("only http:// servers are supported: " + target.server);
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  const auto colon = rest.rfind(':');
-  const std::string host = colon == std::string::npos ? rest : rest.substr(0, colon);
-  const std::string port = colon == std::string::npos ? "80" : rest.substr(colon + 1);
+  std::string base = target.server;
+  if (!base.starts_with("http://") && !base.starts_with("https://"))
+    throw std::runtime_error("--server must be an http:// or https:// URL, such as http://127.0.0.1:8080 or "
+                             "http://[::1]:8080: " + target.server);
+  while (base.ends_with('/')) base.pop_back();
   const std::string key = read_root_key(target.root_key_file);
 
-  asio::io_context io;
-  asio::ip::tcp::socket socket(io);
-  asio::error_code ec;
-  asio::connect(socket, asio::ip::tcp::resolver(io).resolve(host, port, ec), ec);
-  if (ec) throw std::runtime_error("cannot reach " + target.server + ": " + ec.message());
-  std::string request = method + " " + path + " HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + key +
-                        "\r\nConnection: close\r\n";
-  if (!body.empty() || method == "POST" || method == "PATCH")
-    request += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  request += "\r\n" + body;
-  asio::write(socket, asio::buffer(request), ec);
-  std::string response;
-  asio::read(socket, asio::dynamic_buffer(response), ec);  // until the server closes
-  if (ec && ec != asio::error::eof) throw std::runtime_error("reading the answer failed: " + ec.message());
+  static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  if (!initialised) throw std::runtime_error("libcurl could not be initialised");
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) throw std::runtime_error("libcurl could not be initialised");
+  CurlSlist headers;
+  headers.add("Authorization: Bearer " + key);
+  if (!body.empty() || method == "POST" || method == "PATCH") headers.add("Content-Type: application/json");
   HttpResult r;
-  if (response.size() < 12 || !response.starts_with("HTTP/1.1 ")) throw std::runtime_error("not an HTTP answer");
-  r.status = std::stoi(response.substr(9, 3));
-  const auto end = response.find("\r\n\r\n");
-  r.body = end == std::string::npos ? std::string() : response.substr(end + 4);
+  char error[CURL_ERROR_SIZE] = {};
+  const std::string url = base + path;
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.list);
+  if (method == "POST" || method == "PATCH" || !body.empty()) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  }
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10'000L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60'000L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (!target.cacert.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, target.cacert.c_str());
+  const CURLcode rc = curl_easy_perform(c);
+  if (rc != CURLE_OK)
+    throw std::runtime_error("cannot reach " + target.server + ": " + (error[0] ? error : curl_easy_strerror(rc)));
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  r.status = static_cast<int>(status);
   return r;
 }
 
 int orgs(const Target& t, const std::string& action, const std::string& name, const std::string& slug) {
-  if (action == "list") return report(call(t, "GET", "/v1/organizations?limit=200"));
+  if (action == "list") return report_all(t, "/v1/organizations");
   if (action == "create") {
     std::string body;
     core::JsonWriter w(body);
@@ -80,7 +153,7 @@ int keys(const Target& t, const std::string& action, const std::string& org, con
          const std::string& name, const std::string& type, const std::string& environment,
          const std::vector<std::string>& scopes, long grace_seconds) {
   const std::string base = "/v1/organizations/" + org + "/api-keys";
-  if (action == "list") return report(call(t, "GET", base + "?limit=200"));
+  if (action == "list") return report_all(t, base);
   if (action == "create") {
     std::string body;
     core::JsonWriter w(body);
@@ -102,7 +175,10 @@ int keys(const Target& t, const std::string& action, const std::string& org, con
   if (action == "revoke") return report(call(t, "DELETE", base + "/" + key));
   if (action == "rotate") {
     std::string body;
-    if (grace_seconds >= 0) body = "{\"grace_period_seconds\":" + std::to_string(grace_seconds) + "}";
+    core::JsonWriter w(body);
+    w.begin_object();
+    if (grace_seconds >= 0) w.field("grace_period_seconds", static_cast<int64_t>(grace_seconds));
+    w.end_object();
     return report(call(t, "POST", base + "/" + key + "/rotations", body));
   }
   std::fprintf(stderr, "keygate keys: unknown action '%s' (create, list, revoke, rotate)\n", action.c_str());

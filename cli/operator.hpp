@@ -1,6 +1,7 @@
 // The operator's commands: `keygate orgs create|list` and `keygate keys
-// create|list|revoke|rotate` talk to a running server over HTTP with the root key, for
-// operators who would rather not write curl. A small blocking HTTP/1.1 client on Asio.
+// create|list|revoke|rotate` talk to a running server over HTTP or HTTPS with the root key,
+// for operators who would rather not write curl. The client is libcurl (URLs, IPv6,
+// TLS, status and body framing done right); listings are paged through to the end.
 #pragma once
 
 #include <string>
@@ -11,6 +12,7 @@ namespace keygate::cli {
 struct Target {
   std::string server = "http://127.0.0.1:8080";
   std::string root_key_file = "./data/root.key";
+  std::string cacert;  // CA bundle for an https:// server; empty: the system's
 };
 
 struct HttpResult {
@@ -18,13 +20,14 @@ struct HttpResult {
   std::string body;
 };
 
-// Sends one request (Connection: close) with the root key; throws std::runtime_error when
-// the server cannot be reached or the key file cannot be read.
+// Sends one request with the root key; throws std::runtime_error when the server cannot
+// be reached, the URL is not http(s), or the key file cannot be read.
 HttpResult call(const Target& target, const std::string& method, const std::string& path,
                 const std::string& body = {});
 
 // Runs `keygate orgs ...` / `keygate keys ...` with the words after the command; prints
-// the server's JSON answer; returns the process exit status.
+// the server's JSON answer (for list, every page as one {"data": [...]}), or on an error
+// status the error's code and message on stderr; returns the process exit status.
 int orgs(const Target& target, const std::string& action, const std::string& name, const std::string& slug);
 int keys(const Target& target, const std::string& action, const std::string& org, const std::string& key,
          const std::string& name, const std::string& type, const std::string& environment,

@@ -186,15 +186,48 @@ TEST(OperatorCli, CreatesListsRotatesAndRevokesThroughTheRunningServer) {
   EXPECT_EQ(str(rotated, "/data/rotated_from"), key_id);
   auto revoked = parse_json(run_cli("keys revoke --org " + org + " --key " + str(rotated, "/data/id") + target, status));
   EXPECT_EQ(str(revoked, "/data/status"), "revoked");
-  run_cli("keys revoke --org " + org + " --key " + str(rotated, "/data/id") + target, status);
+  const std::string again = run_cli("keys revoke --org " + org + " --key " + str(rotated, "/data/id") + target, status);
   EXPECT_NE(status, 0);  // already revoked: a 409, and a non-zero exit
+  // The error is shown with its status, code and message, not as a bare number.
+  EXPECT_NE(again.find("the server answered 409 already_revoked: "), std::string::npos) << again;
   run_cli("orgs list --server http://127.0.0.1:1 --root-key-file " + s.data_dir() + "/root.key", status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(run_cli("orgs list --server ftp://127.0.0.1:1 --root-key-file " + s.data_dir() + "/root.key", status)
+                .find("must be an http:// or https:// URL"), std::string::npos);
   EXPECT_NE(status, 0);
   // The access log has a line per request, and no key in any line.
   const std::string log = s.log();
   EXPECT_NE(log.find("\"event\":\"access\""), std::string::npos);
   EXPECT_EQ(log.find(str(key, "/data/revealed_key")), std::string::npos);
   EXPECT_EQ(log.find(s.root_key()), std::string::npos);
+}
+
+TEST(OperatorCli, ListsEveryKeyPageByPage) {
+  ServerProcess s;
+  const std::string target = " --server http://127.0.0.1:" + std::to_string(s.port()) + " --root-key-file " + s.data_dir() + "/root.key";
+  const Tenant t = make_tenant(s, "Many");
+  for (int i = 0; i < 230; ++i) make_key(s, t, R"({"name":"k)" + std::to_string(i) + "\"}");
+  int status = 0;
+  const std::string out = run_cli("keys list --org " + t.id + target, status);
+  ASSERT_EQ(status, 0) << out;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::dom::array data;
+  ASSERT_EQ(parser.parse(out).get(doc), simdjson::SUCCESS) << out.substr(0, 300);
+  ASSERT_EQ(doc["data"].get(data), simdjson::SUCCESS);
+  EXPECT_EQ(data.size(), 231u);  // the organization's first key and the 230: more than two pages
+  EXPECT_EQ(str(parse_json(out), "/data/230/name"), "k229");
+}
+
+TEST(OperatorCli, TalksToAServerOnAnIpv6Address) {
+  ServerProcess s({"--listen", "[::1]:0"});
+  const std::string target = " --server http://[::1]:" + std::to_string(s.port()) + " --root-key-file " + s.data_dir() + "/root.key";
+  int status = 0;
+  auto created = parse_json(run_cli("orgs create --name V6" + target, status));
+  ASSERT_EQ(status, 0);
+  const std::string org = str(created, "/data/id");
+  EXPECT_NE(run_cli("orgs list" + target, status).find(org), std::string::npos);
+  EXPECT_EQ(status, 0);
 }
 
 namespace {

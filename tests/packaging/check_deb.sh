@@ -16,4 +16,6 @@ grep -q "adduser --system" "$out/control/postinst" || { echo "postinst does not 
 ! grep -v "^#" "$out/control/postinst" | grep -Eq "systemctl (enable|start)|deb-systemd-invoke" || { echo "the package enables a unit"; exit 1; }
 grep -q "/etc/keygate/keygate.conf" "$out/control/conffiles" || { echo "keygate.conf is not a conffile"; exit 1; }
 dpkg-deb -f "$deb" Depends | grep -q "libc6" || { echo "no shared-library dependencies computed"; exit 1; }
+# The operator commands talk HTTP(S) through libcurl.
+dpkg-deb -f "$deb" Depends | grep -q "libcurl4" || { echo "libcurl4 is not in Depends"; exit 1; }
 echo "ok: $(basename "$deb")"

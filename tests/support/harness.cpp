@@ -64,10 +64,14 @@ std::string ServerProcess::log() const {
 void ServerProcess::start() {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) helper_failed(std::string("ServerProcess: pipe2: ") + std::strerror(errno));
-  std::vector<std::string> argv_s = {KEYGATE_BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir_};
-  bool has_threads = false;
-  for (const auto& a : args) has_threads = has_threads || a == "--threads";
+  std::vector<std::string> argv_s = {KEYGATE_BINARY, "serve", "--data-dir", data_dir_};
+  bool has_threads = false, has_listen = false;
+  for (const auto& a : args) {
+    has_threads = has_threads || a == "--threads";
+    has_listen = has_listen || a == "--listen";
+  }
   if (!has_threads) argv_s.insert(argv_s.end(), {"--threads", "2"});
+  if (!has_listen) argv_s.insert(argv_s.end(), {"--listen", "127.0.0.1:0"});
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
@@ -114,10 +118,13 @@ void ServerProcess::start() {
     std::string l = log();
     size_t at = l.find("\"event\":\"ready\"");
     if (at != std::string::npos) {
-      const std::string_view field = "\"address\":\"127.0.0.1:";
+      // "address":"127.0.0.1:PORT" or "[::1]:PORT": the port follows the last colon.
+      const std::string_view field = "\"address\":\"";
       const size_t addr = l.find(field, at);
-      if (addr == std::string::npos) helper_failed("ServerProcess: keygate's ready line names no address: " + l);
-      port_ = static_cast<uint16_t>(std::stoi(l.substr(addr + field.size())));
+      const size_t end = addr == std::string::npos ? addr : l.find('"', addr + field.size());
+      const size_t colon = end == std::string::npos ? end : l.rfind(':', end);
+      if (colon == std::string::npos || colon < addr) helper_failed("ServerProcess: keygate's ready line names no address: " + l);
+      port_ = static_cast<uint16_t>(std::stoi(l.substr(colon + 1)));
       break;
     }
     int status;
