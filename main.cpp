@@ -15,7 +15,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <optional>
 #include <thread>
 
@@ -269,56 +268,28 @@ int check(const std::string& data_dir) {
   return 0;
 }
 
-// The configuration file of `keygate serve --config FILE` (or KEYGATE_CONFIG): "name = value"
-// lines, named as the flags without their dashes; '#' starts a comment. Each setting not
-// given as a flag or a KEYGATE_* variable is appended to the arguments as a flag, so that
-// it is checked exactly as a flag is. Precedence: flag, then environment, then file.
-void with_config_file(std::vector<std::string>& args) {
-  if (args.size() < 2 || args[1] != "serve") return;
-  std::string path;
-  for (size_t i = 2; i < args.size(); ++i) {
-    if (args[i] == "--config" && i + 1 < args.size()) path = args[i + 1];
-    else if (args[i].starts_with("--config=")) path = args[i].substr(9);
+// The configuration file of `keygate serve --config FILE` (or KEYGATE_CONFIG) is read by
+// CLI11 (TOML/INI "name = value" lines named as the flags, '#' comments), so a setting
+// there is checked exactly as its flag is and an error names it. The documented order is
+// flag, then environment, then file; CLI11 2.1 applies a file's values before the
+// environment's, so this formatter leaves out of the file every setting whose KEYGATE_*
+// variable is set, and CLI11 then takes the environment's value. CLI11 2.1 reads a file
+// only for the top-level command, so the file's settings are handed to `serve`.
+class ConfigUnderEnvironment : public CLI::ConfigTOML {
+ public:
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    std::vector<CLI::ConfigItem> items = CLI::ConfigTOML::from_config(input);
+    std::erase_if(items, [](const CLI::ConfigItem& item) {
+      std::string env = "KEYGATE_" + item.name;
+      for (char& c : env) c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      const char* value = std::getenv(env.c_str());
+      return item.parents.empty() && value && *value;  // CLI11 ignores an empty variable too
+    });
+    for (CLI::ConfigItem& item : items)
+      if (item.parents.empty()) item.parents = {"serve"};
+    return items;
   }
-  if (path.empty()) {
-    const char* env = std::getenv("KEYGATE_CONFIG");
-    if (!env || !*env) return;
-    path = env;
-  }
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read the configuration file " + path);
-  std::string line;
-  for (int n = 1; std::getline(in, line); ++n) {
-    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-    auto trim = [](std::string v) {
-      const auto b = v.find_first_not_of(" \t\r"), e = v.find_last_not_of(" \t\r");
-      return b == std::string::npos ? std::string() : v.substr(b, e - b + 1);
-    };
-    line = trim(line);
-    if (line.empty() || line.front() == '[') continue;
-    const auto eq = line.find('=');
-    if (eq == std::string::npos)
-      throw std::runtime_error(path + " line " + std::to_string(n) + ": expected 'name = value'");
-    const std::string name = trim(line.substr(0, eq));
-    std::string value = trim(line.substr(eq + 1));
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())
-      value = value.substr(1, value.size() - 2);
-    const std::string flag = "--" + name;
-    bool given = false;
-    for (size_t i = 2; i < args.size(); ++i) given = given || args[i] == flag || args[i].starts_with(flag + "=");
-    std::string env = "KEYGATE_" + name;
-    for (auto& c : env) c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (given || std::getenv(env.c_str()) || name == "config") continue;
-    if (name == "open-signup") {
-      if (value == "true" || value == "1" || value == "yes") args.push_back(flag);
-      else if (value != "false" && value != "0" && value != "no")
-        throw std::runtime_error(path + " line " + std::to_string(n) + ": open-signup must be true or false");
-      continue;
-    }
-    args.push_back(flag);
-    args.push_back(value);
-  }
-}
+};
 
 }  // namespace
 
@@ -328,9 +299,17 @@ int main(int argc, char** argv) {
   ServeOptions serve_opts;
   auto* serve_cmd = cli.add_subcommand("serve", "Run the server");
   add_serve_flags(*serve_cmd, serve_opts);
-  std::string config_file;
-  serve_cmd->add_option("--config", config_file, "Configuration file, e.g. /etc/keygate/keygate.conf")
-      ->envname("KEYGATE_CONFIG");
+  // `keygate serve --config FILE`: the option is the top-level command's (where CLI11 2.1
+  // reads files), given after `serve` thanks to fallthrough. CLI11 reads the file before
+  // the environment, so KEYGATE_CONFIG is its default here; a file named either way must
+  // exist.
+  const char* config_env = std::getenv("KEYGATE_CONFIG");
+  auto* config_opt = cli.set_config("--config", config_env ? config_env : "",
+                                    "Configuration file of `serve`, e.g. /etc/keygate/keygate.conf (or KEYGATE_CONFIG)");
+  if (config_env && *config_env) config_opt->required();
+  cli.config_formatter(std::make_shared<ConfigUnderEnvironment>());
+  cli.allow_config_extras(CLI::config_extras_mode::error);  // a misspelt setting is an error
+  serve_cmd->fallthrough();
   std::string data_dir = "./data";
   auto* check_cmd = cli.add_subcommand("check", "Verify a data directory offline and print what it holds");
   check_cmd->add_option("--data-dir", data_dir, "Data directory")->envname("KEYGATE_DATA_DIR")->capture_default_str();
@@ -365,16 +344,7 @@ int main(int argc, char** argv) {
   keys_cmd->add_option("--scopes", key_scopes, "Scopes of a new secret key")->delimiter(',');
   keys_cmd->add_option("--grace-period-seconds", grace, "For rotate: how long the old key keeps working");
   add_target(keys_cmd);
-  std::vector<std::string> args(argv, argv + argc);
-  try {
-    with_config_file(args);
-  } catch (const std::runtime_error& e) {
-    std::fprintf(stderr, "keygate: %s\n", e.what());
-    return 2;
-  }
-  std::vector<char*> args_c;
-  for (auto& a : args) args_c.push_back(a.data());
-  CLI11_PARSE(cli, static_cast<int>(args_c.size()), args_c.data());
+  CLI11_PARSE(cli, argc, argv);
 
   try {
     if (*version_cmd) {

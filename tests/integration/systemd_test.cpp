@@ -157,6 +157,41 @@ TEST(Configuration, FileThenEnvironmentThenFlags) {
 }
 
 namespace {
+// `keygate serve ...` that is expected to refuse to start: its exit status and output.
+std::string refused_start(const std::string& args, const std::string& env, int& status) {
+  const std::string cmd = env + " timeout 10 " + std::string(KEYGATE_BINARY) + " serve --listen 127.0.0.1:0 " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  status = pclose(p);
+  return out;
+}
+}  // namespace
+
+TEST(Configuration, TheFileIsNamedByKeygateConfigAndMisspeltOrMissingOnesAreRefused) {
+  const std::string dir = make_temp_dir();
+  std::ofstream(dir + "/keygate.conf") << "# a comment\nsecret-rate = \"5\"\nopen-signup = true\n";
+  ::setenv("KEYGATE_CONFIG", (dir + "/keygate.conf").c_str(), 1);
+  {
+    ServerProcess s;
+    ::unsetenv("KEYGATE_CONFIG");
+    auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"Open"})").body);  // open signup
+    EXPECT_EQ(str(j, "/data/api_key/rate_limit/requests_per_second"), "5");
+  }
+  ::unsetenv("KEYGATE_CONFIG");
+  int status = 0;
+  std::ofstream(dir + "/typo.conf") << "secret-rtae = 5\n";
+  std::string out = refused_start("--data-dir " + dir + "/d --config " + dir + "/typo.conf", "", status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("secret-rtae"), std::string::npos) << out;
+  out = refused_start("--data-dir " + dir + "/d", "KEYGATE_CONFIG=" + dir + "/missing.conf", status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("missing.conf"), std::string::npos) << out;
+  remove_tree(dir);
+}
+
+namespace {
 std::string run_cli(const std::string& args, int& status) {
   FILE* p = popen((std::string(KEYGATE_BINARY) + " " + args + " 2>&1").c_str(), "r");
   std::string out;
