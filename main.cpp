@@ -46,7 +46,9 @@ using core::log;
 // ahead of this program's static initializers, so even the heap's first segment (where an
 // idle server's few MiB live) is asked for huge pages.
 bool heap_huge_pages = false;
-__attribute__((constructor(101))) void choose_heap_pages() { heap_huge_pages = core::use_huge_pages_for_heap(); }
+__attribute__((constructor(101))) void choose_heap_pages() {
+  heap_huge_pages = core::use_huge_pages_for_heap();
+}
 
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
@@ -76,45 +78,83 @@ constexpr int kExitDurabilityLost = 74;
 void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
   auto env = [](const char* name) { return std::string("KEYGATE_") + name; };
   cmd.add_option("--listen", o.listen, "Address to listen on, HOST:PORT (port 0: any free port)")
-      ->envname(env("LISTEN"))->capture_default_str();
+      ->envname(env("LISTEN"))
+      ->capture_default_str();
   cmd.add_option("--data-dir", o.data_dir, "Data directory (created 0700 if absent)")
-      ->envname(env("DATA_DIR"))->capture_default_str();
+      ->envname(env("DATA_DIR"))
+      ->capture_default_str();
   cmd.add_option("--threads", o.threads, "Reactor threads (default: one per core)")
-      ->envname(env("THREADS"))->check(CLI::Range(1u, 1024u))->capture_default_str();
-  cmd.add_option("--root-key-file", o.root_key_file,
-                 "File holding the root key (default: <data-dir>/root.key, generated on first start)")
+      ->envname(env("THREADS"))
+      ->check(CLI::Range(1u, 1024u))
+      ->capture_default_str();
+  cmd.add_option(
+         "--root-key-file", o.root_key_file,
+         "File holding the root key (default: <data-dir>/root.key, generated on first start)")
       ->envname(env("ROOT_KEY_FILE"));
-  cmd.add_option("--fsync", o.fsync, "always: acknowledge a change after its fdatasync; everysec: fdatasync once a second")
-      ->envname(env("FSYNC"))->check(CLI::IsMember({"always", "everysec"}))->capture_default_str();
-  cmd.add_flag("--open-signup", o.open_signup, "Allow POST /v1/organizations without a key")->envname(env("OPEN_SIGNUP"));
-  cmd.add_flag("--access-log", o.access_log, "Log one line per request (method, path, status, time; never a key)")
+  cmd.add_option(
+         "--fsync", o.fsync,
+         "always: acknowledge a change after its fdatasync; everysec: fdatasync once a second")
+      ->envname(env("FSYNC"))
+      ->check(CLI::IsMember({"always", "everysec"}))
+      ->capture_default_str();
+  cmd.add_flag("--open-signup", o.open_signup, "Allow POST /v1/organizations without a key")
+      ->envname(env("OPEN_SIGNUP"));
+  cmd.add_flag("--access-log", o.access_log,
+               "Log one line per request (method, path, status, time; never a key)")
       ->envname(env("ACCESS_LOG"));
-  cmd.add_option("--snapshot-bytes", o.snapshot_bytes, "Write a snapshot when the log has grown by this many bytes")
-      ->envname(env("SNAPSHOT_BYTES"))->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 40))->capture_default_str();
+  cmd.add_option("--snapshot-bytes", o.snapshot_bytes,
+                 "Write a snapshot when the log has grown by this many bytes")
+      ->envname(env("SNAPSHOT_BYTES"))
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 40))
+      ->capture_default_str();
   cmd.add_option("--secret-rate", o.secret_rps, "Default requests/s of a secret key (0: unlimited)")
-      ->envname(env("SECRET_RATE"))->capture_default_str();
+      ->envname(env("SECRET_RATE"))
+      ->capture_default_str();
   cmd.add_option("--secret-burst", o.secret_burst, "Default burst of a secret key")
-      ->envname(env("SECRET_BURST"))->capture_default_str();
-  cmd.add_option("--publishable-rate", o.publishable_rps, "Default requests/s of a publishable key (0: unlimited)")
-      ->envname(env("PUBLISHABLE_RATE"))->capture_default_str();
+      ->envname(env("SECRET_BURST"))
+      ->capture_default_str();
+  cmd.add_option("--publishable-rate", o.publishable_rps,
+                 "Default requests/s of a publishable key (0: unlimited)")
+      ->envname(env("PUBLISHABLE_RATE"))
+      ->capture_default_str();
   cmd.add_option("--publishable-burst", o.publishable_burst, "Default burst of a publishable key")
-      ->envname(env("PUBLISHABLE_BURST"))->capture_default_str();
+      ->envname(env("PUBLISHABLE_BURST"))
+      ->capture_default_str();
   cmd.add_option("--max-connections", o.max_connections, "Open connections at most")
-      ->envname(env("MAX_CONNECTIONS"))->check(CLI::Range(1u, 1'000'000u))->capture_default_str();
-  cmd.add_option("--max-buffer-bytes", o.max_buffer_bytes,
-                 "Receive-buffer bytes that all connections together may hold beyond their resting 4 KiB "
-                 "(503 for a request that does not fit)")
-      ->envname(env("MAX_BUFFER_BYTES"))->check(CLI::Range(size_t{1} << 20, size_t{1} << 40))->capture_default_str();
-  cmd.add_option("--max-header-bytes", o.max_header_bytes, "Request line and headers at most (431 beyond)")
-      ->envname(env("MAX_HEADER_BYTES"))->check(CLI::Range(size_t{1024}, size_t{1} << 20))->capture_default_str();
+      ->envname(env("MAX_CONNECTIONS"))
+      ->check(CLI::Range(1u, 1'000'000u))
+      ->capture_default_str();
+  cmd.add_option(
+         "--max-buffer-bytes", o.max_buffer_bytes,
+         "Receive-buffer bytes that all connections together may hold beyond their resting 4 KiB "
+         "(503 for a request that does not fit)")
+      ->envname(env("MAX_BUFFER_BYTES"))
+      ->check(CLI::Range(size_t{1} << 20, size_t{1} << 40))
+      ->capture_default_str();
+  cmd.add_option("--max-header-bytes", o.max_header_bytes,
+                 "Request line and headers at most (431 beyond)")
+      ->envname(env("MAX_HEADER_BYTES"))
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 20))
+      ->capture_default_str();
   cmd.add_option("--max-body-bytes", o.max_body_bytes, "Request body at most (413 beyond)")
-      ->envname(env("MAX_BODY_BYTES"))->check(CLI::Range(size_t{1024}, size_t{64} << 20))->capture_default_str();
-  cmd.add_option("--header-timeout-ms", o.header_timeout_ms, "Time to receive a request's headers (408 beyond)")
-      ->envname(env("HEADER_TIMEOUT_MS"))->check(CLI::Range(100u, 3'600'000u))->capture_default_str();
-  cmd.add_option("--idle-timeout-ms", o.idle_timeout_ms, "Idle keep-alive connections are closed after this")
-      ->envname(env("IDLE_TIMEOUT_MS"))->check(CLI::Range(100u, 86'400'000u))->capture_default_str();
-  cmd.add_option("--drain-timeout-ms", o.drain_timeout_ms, "On SIGTERM, time given to in-flight requests")
-      ->envname(env("DRAIN_TIMEOUT_MS"))->check(CLI::Range(0u, 3'600'000u))->capture_default_str();
+      ->envname(env("MAX_BODY_BYTES"))
+      ->check(CLI::Range(size_t{1024}, size_t{64} << 20))
+      ->capture_default_str();
+  cmd.add_option("--header-timeout-ms", o.header_timeout_ms,
+                 "Time to receive a request's headers (408 beyond)")
+      ->envname(env("HEADER_TIMEOUT_MS"))
+      ->check(CLI::Range(100u, 3'600'000u))
+      ->capture_default_str();
+  cmd.add_option("--idle-timeout-ms", o.idle_timeout_ms,
+                 "Idle keep-alive connections are closed after this")
+      ->envname(env("IDLE_TIMEOUT_MS"))
+      ->check(CLI::Range(100u, 86'400'000u))
+      ->capture_default_str();
+  cmd.add_option("--drain-timeout-ms", o.drain_timeout_ms,
+                 "On SIGTERM, time given to in-flight requests")
+      ->envname(env("DRAIN_TIMEOUT_MS"))
+      ->check(CLI::Range(0u, 3'600'000u))
+      ->capture_default_str();
 }
 
 int serve(const ServeOptions& o) {
@@ -131,10 +171,14 @@ int serve(const ServeOptions& o) {
   const persistence::RootKey root = persistence::load_root_key(o.root_key_file, dir.path());
   if (root.generated)
     log(Level::warn, "root_key.generated",
-        {{"file", root.path}, {"note", "the operator's root key: keep it secret; it can act on every organization"}});
-  log(Level::info, "starting", {{"version", KEYGATE_VERSION}, {"data_dir", dir.path()}, {"fsync", o.fsync},
-                                {"threads", static_cast<unsigned long long>(o.threads)},
-                                {"heap_huge_pages", heap_huge_pages}});
+        {{"file", root.path},
+         {"note", "the operator's root key: keep it secret; it can act on every organization"}});
+  log(Level::info, "starting",
+      {{"version", KEYGATE_VERSION},
+       {"data_dir", dir.path()},
+       {"fsync", o.fsync},
+       {"threads", static_cast<unsigned long long>(o.threads)},
+       {"heap_huge_pages", heap_huge_pages}});
 
   core::RcuThread rcu;
   core::Index index;
@@ -167,26 +211,32 @@ int serve(const ServeOptions& o) {
   // systemd socket activation: use the socket it passes, if any.
   const int passed = sd_listen_fds(1);
   server.start(endpoint, o.threads, passed >= 1 ? SD_LISTEN_FDS_START : -1);
-  log(Level::info, "listening", {{"address", server.bound().to_string()}, {"socket_activated", passed >= 1}});
+  log(Level::info, "listening",
+      {{"address", server.bound().to_string()}, {"socket_activated", passed >= 1}});
   sd_notify(0, "STATUS=recovering");
 
   // The listeners answer /healthz (and /readyz: 503) while the data is read back.
-  const persistence::RecoveryReport rep = persistence::recover(dir, state, persistence::RecoverMode::start);
+  const persistence::RecoveryReport rep =
+      persistence::recover(dir, state, persistence::RecoverMode::start);
   for (const auto& w : rep.warnings) log(Level::warn, "recovery.warning", {{"detail", w}});
   log(Level::info, "recovered",
-      {{"snapshot", rep.snapshot_loaded}, {"snapshot_records", static_cast<unsigned long long>(rep.snapshot_records)},
+      {{"snapshot", rep.snapshot_loaded},
+       {"snapshot_records", static_cast<unsigned long long>(rep.snapshot_records)},
        {"log_records", static_cast<unsigned long long>(rep.log_records)},
        {"organizations", static_cast<unsigned long long>(index.org_count())},
-       {"api_keys", static_cast<unsigned long long>(index.key_count())}, {"seconds", rep.seconds}});
+       {"api_keys", static_cast<unsigned long long>(index.key_count())},
+       {"seconds", rep.seconds}});
 
   persistence::JournalOptions jopts;
-  jopts.fsync = o.fsync == "everysec" ? persistence::FsyncMode::everysec : persistence::FsyncMode::always;
+  jopts.fsync =
+      o.fsync == "everysec" ? persistence::FsyncMode::everysec : persistence::FsyncMode::always;
   jopts.snapshot_bytes = o.snapshot_bytes;
   // --fsync=everysec, and the log cannot take again what memory already serves: end here,
   // at once, so that systemd (Restart=on-failure) starts a server from what is durable
   // rather than let this one disagree with its own log (Journal::resync).
   jopts.on_durability_lost = [](const std::string& why) {
-    log(Level::error, "exiting", {{"reason", why}, {"exit_status", static_cast<long long>(kExitDurabilityLost)}});
+    log(Level::error, "exiting",
+        {{"reason", why}, {"exit_status", static_cast<long long>(kExitDurabilityLost)}});
     sd_notifyf(0, "STATUS=the log lost durability; exiting to restart from disk\nERRNO=%d", EIO);
     std::_Exit(kExitDurabilityLost);
   };
@@ -246,24 +296,29 @@ int check(const std::string& data_dir) {
   core::RcuThread rcu;
   core::Index index;
   core::StateMachine state(index);
-  const persistence::RecoveryReport rep = persistence::recover(dir, state, persistence::RecoverMode::check);
+  const persistence::RecoveryReport rep =
+      persistence::recover(dir, state, persistence::RecoverMode::check);
   const core::KeyStatusCounts keys = index.counts().keys();  // as of recovery's end
   const core::OrgStatusCounts orgs = index.counts().organizations();
   std::printf("data directory: %s\n", dir.path().c_str());
   if (rep.snapshot_loaded)
-    std::printf("snapshot: %s (%llu records)\n", persistence::snapshot_name(rep.snapshot_seq).c_str(),
+    std::printf("snapshot: %s (%llu records)\n",
+                persistence::snapshot_name(rep.snapshot_seq).c_str(),
                 static_cast<unsigned long long>(rep.snapshot_records));
   else
     std::printf("snapshot: none\n");
   std::printf("log records after it: %llu\n", static_cast<unsigned long long>(rep.log_records));
   std::printf("organizations: %llu (active %llu, suspended %llu)\n",
               static_cast<unsigned long long>(orgs.active + orgs.suspended),
-              static_cast<unsigned long long>(orgs.active), static_cast<unsigned long long>(orgs.suspended));
-  std::printf("api keys: %llu (active %llu, rotating %llu, expired %llu, revoked %llu)\n",
-              static_cast<unsigned long long>(keys.total()), static_cast<unsigned long long>(keys.active),
-              static_cast<unsigned long long>(keys.rotating), static_cast<unsigned long long>(keys.expired),
-              static_cast<unsigned long long>(keys.revoked));
-  for (const auto& w : rep.warnings) std::printf("warning: %s (keygate serve will cut it)\n", w.c_str());
+              static_cast<unsigned long long>(orgs.active),
+              static_cast<unsigned long long>(orgs.suspended));
+  std::printf(
+      "api keys: %llu (active %llu, rotating %llu, expired %llu, revoked %llu)\n",
+      static_cast<unsigned long long>(keys.total()), static_cast<unsigned long long>(keys.active),
+      static_cast<unsigned long long>(keys.rotating), static_cast<unsigned long long>(keys.expired),
+      static_cast<unsigned long long>(keys.revoked));
+  for (const auto& w : rep.warnings)
+    std::printf("warning: %s (keygate serve will cut it)\n", w.c_str());
   std::printf("ok\n");
   return 0;
 }
@@ -281,7 +336,8 @@ class ConfigUnderEnvironment : public CLI::ConfigTOML {
     std::vector<CLI::ConfigItem> items = CLI::ConfigTOML::from_config(input);
     std::erase_if(items, [](const CLI::ConfigItem& item) {
       std::string env = "KEYGATE_" + item.name;
-      for (char& c : env) c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      for (char& c : env)
+        c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       const char* value = std::getenv(env.c_str());
       return item.parents.empty() && value && *value;  // CLI11 ignores an empty variable too
     });
@@ -304,37 +360,51 @@ int main(int argc, char** argv) {
   // the environment, so KEYGATE_CONFIG is its default here; a file named either way must
   // exist.
   const char* config_env = std::getenv("KEYGATE_CONFIG");
-  auto* config_opt = cli.set_config("--config", config_env ? config_env : "",
-                                    "Configuration file of `serve`, e.g. /etc/keygate/keygate.conf (or KEYGATE_CONFIG)");
+  auto* config_opt = cli.set_config(
+      "--config", config_env ? config_env : "",
+      "Configuration file of `serve`, e.g. /etc/keygate/keygate.conf (or KEYGATE_CONFIG)");
   if (config_env && *config_env) config_opt->required();
   cli.config_formatter(std::make_shared<ConfigUnderEnvironment>());
   cli.allow_config_extras(CLI::config_extras_mode::error);  // a misspelt setting is an error
   serve_cmd->fallthrough();
   std::string data_dir = "./data";
-  auto* check_cmd = cli.add_subcommand("check", "Verify a data directory offline and print what it holds");
-  check_cmd->add_option("--data-dir", data_dir, "Data directory")->envname("KEYGATE_DATA_DIR")->capture_default_str();
-  auto* repair_cmd = cli.add_subcommand("repair", "Cut a damaged log at its last good record (a copy is kept as .broken)");
-  repair_cmd->add_option("--data-dir", data_dir, "Data directory")->envname("KEYGATE_DATA_DIR")->capture_default_str();
+  auto* check_cmd =
+      cli.add_subcommand("check", "Verify a data directory offline and print what it holds");
+  check_cmd->add_option("--data-dir", data_dir, "Data directory")
+      ->envname("KEYGATE_DATA_DIR")
+      ->capture_default_str();
+  auto* repair_cmd = cli.add_subcommand(
+      "repair", "Cut a damaged log at its last good record (a copy is kept as .broken)");
+  repair_cmd->add_option("--data-dir", data_dir, "Data directory")
+      ->envname("KEYGATE_DATA_DIR")
+      ->capture_default_str();
   auto* version_cmd = cli.add_subcommand("version", "Print the version");
 
   cli::Target target;
   auto add_target = [&](CLI::App* c) {
-    c->add_option("--server", target.server, "The running server: http://HOST:PORT, https://..., http://[::1]:PORT")
-        ->envname("KEYGATE_SERVER")->capture_default_str();
+    c->add_option("--server", target.server,
+                  "The running server: http://HOST:PORT, https://..., http://[::1]:PORT")
+        ->envname("KEYGATE_SERVER")
+        ->capture_default_str();
     c->add_option("--root-key-file", target.root_key_file, "The root key")
-        ->envname("KEYGATE_ROOT_KEY_FILE")->capture_default_str();
-    c->add_option("--cacert", target.cacert, "CA certificate(s) to trust for an https:// server (PEM)")
+        ->envname("KEYGATE_ROOT_KEY_FILE")
+        ->capture_default_str();
+    c->add_option("--cacert", target.cacert,
+                  "CA certificate(s) to trust for an https:// server (PEM)")
         ->envname("KEYGATE_CACERT");
   };
   std::string action, org_name, org_slug, org_id, key_id, key_name, key_type, key_env;
   std::vector<std::string> key_scopes;
   long grace = -1;
-  auto* orgs_cmd = cli.add_subcommand("orgs", "Manage organizations on a running server with the root key");
+  auto* orgs_cmd =
+      cli.add_subcommand("orgs", "Manage organizations on a running server with the root key");
   orgs_cmd->add_option("action", action, "create | list")->required();
   orgs_cmd->add_option("--name", org_name, "Name of a new organization");
-  orgs_cmd->add_option("--slug", org_slug, "Slug of a new organization (default: derived from the name)");
+  orgs_cmd->add_option("--slug", org_slug,
+                       "Slug of a new organization (default: derived from the name)");
   add_target(orgs_cmd);
-  auto* keys_cmd = cli.add_subcommand("keys", "Manage API keys on a running server with the root key");
+  auto* keys_cmd =
+      cli.add_subcommand("keys", "Manage API keys on a running server with the root key");
   keys_cmd->add_option("action", action, "create | list | revoke | rotate")->required();
   keys_cmd->add_option("--org", org_id, "Organization id (org_...)")->required();
   keys_cmd->add_option("--key", key_id, "API key id (key_...), for revoke and rotate");
@@ -342,7 +412,8 @@ int main(int argc, char** argv) {
   keys_cmd->add_option("--type", key_type, "secret or publishable");
   keys_cmd->add_option("--environment", key_env, "live or test");
   keys_cmd->add_option("--scopes", key_scopes, "Scopes of a new secret key")->delimiter(',');
-  keys_cmd->add_option("--grace-period-seconds", grace, "For rotate: how long the old key keeps working");
+  keys_cmd->add_option("--grace-period-seconds", grace,
+                       "For rotate: how long the old key keeps working");
   add_target(keys_cmd);
   CLI11_PARSE(cli, argc, argv);
 
@@ -353,7 +424,9 @@ int main(int argc, char** argv) {
     }
     if (*serve_cmd) return serve(serve_opts);
     if (*orgs_cmd) return cli::orgs(target, action, org_name, org_slug);
-    if (*keys_cmd) return cli::keys(target, action, org_id, key_id, key_name, key_type, key_env, key_scopes, grace);
+    if (*keys_cmd)
+      return cli::keys(target, action, org_id, key_id, key_name, key_type, key_env, key_scopes,
+                       grace);
     if (*check_cmd) return check(data_dir);
     if (*repair_cmd) {
       persistence::DataDir dir(data_dir);

@@ -33,7 +33,8 @@ std::string error_text(const std::string& body) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
   std::string_view code, message;
-  if (parser.parse(body).get(doc) == simdjson::SUCCESS && doc["error"]["code"].get(code) == simdjson::SUCCESS &&
+  if (parser.parse(body).get(doc) == simdjson::SUCCESS &&
+      doc["error"]["code"].get(code) == simdjson::SUCCESS &&
       doc["error"]["message"].get(message) == simdjson::SUCCESS)
     return std::string(code) + ": " + std::string(message);
   return body.empty() ? "(no body)" : body;
@@ -44,7 +45,8 @@ int report(const HttpResult& r) {
     std::printf("%s\n", r.body.c_str());
     return 0;
   }
-  std::fprintf(stderr, "keygate: the server answered %d %s\n", r.status, error_text(r.body).c_str());
+  std::fprintf(stderr, "keygate: the server answered %d %s\n", r.status,
+               error_text(r.body).c_str());
   return 1;
 }
 
@@ -56,12 +58,14 @@ int report_all(const Target& t, const std::string& path) {
   std::string cursor;
   simdjson::dom::parser parser;
   for (;;) {
-    const HttpResult r = call(t, "GET", path + "?limit=100" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    const HttpResult r =
+        call(t, "GET", path + "?limit=100" + (cursor.empty() ? "" : "&cursor=" + cursor));
     if (r.status != 200) return report(r);
     simdjson::dom::element doc;
     simdjson::dom::array items;
     bool more = false;
-    if (parser.parse(r.body).get(doc) != simdjson::SUCCESS || doc["data"].get(items) != simdjson::SUCCESS ||
+    if (parser.parse(r.body).get(doc) != simdjson::SUCCESS ||
+        doc["data"].get(items) != simdjson::SUCCESS ||
         doc["pagination"]["has_more"].get(more) != simdjson::SUCCESS)
       throw std::runtime_error("the server's listing is not the JSON keygate sends: " + r.body);
     for (simdjson::dom::element item : items) {
@@ -92,11 +96,14 @@ struct CurlSlist {
 
 }  // namespace
 
-HttpResult call(const Target& target, const std::string& method, const std::string& path, const std::string& body) {
+HttpResult call(const Target& target, const std::string& method, const std::string& path,
+                const std::string& body) {
   std::string base = target.server;
   if (!base.starts_with("http://") && !base.starts_with("https://"))
-    throw std::runtime_error("--server must be an http:// or https:// URL, such as http://127.0.0.1:8080 or "
-                             "http://[::1]:8080: " + target.server);
+    throw std::runtime_error(
+        "--server must be an http:// or https:// URL, such as http://127.0.0.1:8080 or "
+        "http://[::1]:8080: " +
+        target.server);
   while (base.ends_with('/')) base.pop_back();
   const std::string key = read_root_key(target.root_key_file);
 
@@ -106,7 +113,8 @@ HttpResult call(const Target& target, const std::string& method, const std::stri
   if (!curl) throw std::runtime_error("libcurl could not be initialised");
   CurlSlist headers;
   headers.add("Authorization: Bearer " + key);
-  if (!body.empty() || method == "POST" || method == "PATCH") headers.add("Content-Type: application/json");
+  if (!body.empty() || method == "POST" || method == "PATCH")
+    headers.add("Content-Type: application/json");
   HttpResult r;
   char error[CURL_ERROR_SIZE] = {};
   const std::string url = base + path;
@@ -128,14 +136,16 @@ HttpResult call(const Target& target, const std::string& method, const std::stri
   if (!target.cacert.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, target.cacert.c_str());
   const CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK)
-    throw std::runtime_error("cannot reach " + target.server + ": " + (error[0] ? error : curl_easy_strerror(rc)));
+    throw std::runtime_error("cannot reach " + target.server + ": " +
+                             (error[0] ? error : curl_easy_strerror(rc)));
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   r.status = static_cast<int>(status);
   return r;
 }
 
-int orgs(const Target& t, const std::string& action, const std::string& name, const std::string& slug) {
+int orgs(const Target& t, const std::string& action, const std::string& name,
+         const std::string& slug) {
   if (action == "list") return report_all(t, "/v1/organizations");
   if (action == "create") {
     std::string body;
@@ -181,7 +191,8 @@ int keys(const Target& t, const std::string& action, const std::string& org, con
     w.end_object();
     return report(call(t, "POST", base + "/" + key + "/rotations", body));
   }
-  std::fprintf(stderr, "keygate keys: unknown action '%s' (create, list, revoke, rotate)\n", action.c_str());
+  std::fprintf(stderr, "keygate keys: unknown action '%s' (create, list, revoke, rotate)\n",
+               action.c_str());
   return 2;
 }
 

@@ -28,9 +28,11 @@ HttpResult call(const Target& target, const std::string& method, const std::stri
 // Runs `keygate orgs ...` / `keygate keys ...` with the words after the command; prints
 // the server's JSON answer (for list, every page as one {"data": [...]}), or on an error
 // status the error's code and message on stderr; returns the process exit status.
-int orgs(const Target& target, const std::string& action, const std::string& name, const std::string& slug);
-int keys(const Target& target, const std::string& action, const std::string& org, const std::string& key,
-         const std::string& name, const std::string& type, const std::string& environment,
-         const std::vector<std::string>& scopes, long grace_seconds);
+int orgs(const Target& target, const std::string& action, const std::string& name,
+         const std::string& slug);
+int keys(const Target& target, const std::string& action, const std::string& org,
+         const std::string& key, const std::string& name, const std::string& type,
+         const std::string& environment, const std::vector<std::string>& scopes,
+         long grace_seconds);
 
 }  // namespace keygate::cli

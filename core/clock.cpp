@@ -46,11 +46,13 @@ std::expected<uint64_t, std::string> parse_rfc3339(std::string_view s) {
       s[13] != ':' || !digits(s, 14, 2, m) || s[16] != ':' || !digits(s, 17, 2, sec))
     return bad("is not an RFC 3339 time such as 2030-01-01T00:00:00Z");
   if (M < 1 || M > 12) return bad("has month %02d; months are 01 to 12", M);
-  const std::chrono::year_month_day date{std::chrono::year{Y}, std::chrono::month{static_cast<unsigned>(M)},
+  const std::chrono::year_month_day date{std::chrono::year{Y},
+                                         std::chrono::month{static_cast<unsigned>(M)},
                                          std::chrono::day{static_cast<unsigned>(D)}};
   if (!date.ok()) {
-    const unsigned last = static_cast<unsigned>(
-        std::chrono::year_month_day_last{date.year(), std::chrono::month_day_last{date.month()}}.day());
+    const unsigned last = static_cast<unsigned>(std::chrono::year_month_day_last{
+        date.year(),
+        std::chrono::month_day_last{date.month()}}.day());
     return bad("has day %02d, but %04d-%02d has %u days", D, Y, M, last);
   }
   if (h > 23) return bad("has hour %02d; hours are 00 to 23", h);
@@ -74,9 +76,11 @@ std::expected<uint64_t, std::string> parse_rfc3339(std::string_view s) {
     ++pos;
   } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
     int oh = 0, om = 0;
-    if (!digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' || !digits(s, pos + 4, 2, om))
+    if (!digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !digits(s, pos + 4, 2, om))
       return bad("has an offset that is not +HH:MM or -HH:MM");
-    if (oh > 23 || om > 59) return bad("has offset %.6s; offsets are -23:59 to +23:59", s.data() + pos);
+    if (oh > 23 || om > 59)
+      return bad("has offset %.6s; offsets are -23:59 to +23:59", s.data() + pos);
     offset_min = (oh * 60 + om) * (s[pos] == '-' ? -1 : 1);
     pos += 6;
   } else {

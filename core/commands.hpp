@@ -92,8 +92,8 @@ using Command = std::variant<CreateOrganization, UpdateOrganization, CreateApiKe
 struct Outcome {
   Error error;
   std::optional<Organization> org;
-  std::optional<ApiKey> key;  // for a rotation: the new key
-  std::string revealed_key;   // the value of a key just created: shown once
+  std::optional<ApiKey> key;              // for a rotation: the new key
+  std::string revealed_key;               // the value of a key just created: shown once
   std::vector<Certificate> certificates;  // as they now are, in the order asked
 };
 

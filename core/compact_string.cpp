@@ -11,7 +11,8 @@ void CompactString::init(std::string_view text) {
     bytes_[kTag] = static_cast<uint8_t>(text.size());
     return;
   }
-  if (text.size() > std::numeric_limits<uint32_t>::max()) throw std::length_error("CompactString: text too long");
+  if (text.size() > std::numeric_limits<uint32_t>::max())
+    throw std::length_error("CompactString: text too long");
   char* p = new char[text.size()];
   std::memcpy(p, text.data(), text.size());
   const auto n = static_cast<uint32_t>(text.size());

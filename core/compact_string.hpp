@@ -52,10 +52,16 @@ class CompactString {
   bool empty() const noexcept { return size() == 0; }
   bool on_heap() const noexcept { return bytes_[kTag] == kHeap; }
 
-  friend bool operator==(const CompactString& a, const CompactString& b) noexcept { return a.view() == b.view(); }
-  friend bool operator==(const CompactString& a, std::string_view b) noexcept { return a.view() == b; }
+  friend bool operator==(const CompactString& a, const CompactString& b) noexcept {
+    return a.view() == b.view();
+  }
+  friend bool operator==(const CompactString& a, std::string_view b) noexcept {
+    return a.view() == b;
+  }
   friend bool operator==(const CompactString& a, const char* b) noexcept { return a.view() == b; }
-  friend std::ostream& operator<<(std::ostream& os, const CompactString& s) { return os << s.view(); }
+  friend std::ostream& operator<<(std::ostream& os, const CompactString& s) {
+    return os << s.view();
+  }
 
  private:
   static constexpr size_t kTag = 15;

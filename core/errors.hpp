@@ -10,21 +10,44 @@ namespace keygate::core {
 enum class ErrorCode : uint8_t {
   none,
   // 400
-  invalid_json, missing_field, invalid_field, unknown_field, invalid_scope, removed_scope,
-  immutable_field, invalid_certificate, certificate_limit_reached, invalid_request,
+  invalid_json,
+  missing_field,
+  invalid_field,
+  unknown_field,
+  invalid_scope,
+  removed_scope,
+  immutable_field,
+  invalid_certificate,
+  certificate_limit_reached,
+  invalid_request,
   // 401
-  missing_api_key, invalid_api_key, revoked_api_key, expired_api_key,
+  missing_api_key,
+  invalid_api_key,
+  revoked_api_key,
+  expired_api_key,
   // 403
-  missing_scope, publishable_key_not_allowed, organization_suspended, legacy_scope_requires_rotation,
+  missing_scope,
+  publishable_key_not_allowed,
+  organization_suspended,
+  legacy_scope_requires_rotation,
   // 404, 405
-  not_found, method_not_allowed,
+  not_found,
+  method_not_allowed,
   // 409
-  slug_taken, already_revoked, already_rotated, certificate_active, duplicate_certificate,
+  slug_taken,
+  already_revoked,
+  already_rotated,
+  certificate_active,
+  duplicate_certificate,
   idempotency_key_reused,
   // 408, 413, 431, 429
-  request_timeout, body_too_large, headers_too_large, rate_limited,
+  request_timeout,
+  body_too_large,
+  headers_too_large,
+  rate_limited,
   // 503
-  storage_unavailable, server_busy,
+  storage_unavailable,
+  server_busy,
 };
 
 struct Error {

@@ -27,7 +27,8 @@ inline bool use_huge_pages_for_heap() {
     mi_option_enable(mi_option_large_os_pages);
     // mimalloc keeps each thread's first segment on small pages unless told otherwise;
     // MIMALLOC_LARGE_OS_PAGES=1 in the environment does the same at its start.
-    if (std::getenv("MIMALLOC_EAGER_COMMIT_DELAY") == nullptr) mi_option_set(mi_option_eager_commit_delay, 0);
+    if (std::getenv("MIMALLOC_EAGER_COMMIT_DELAY") == nullptr)
+      mi_option_set(mi_option_eager_commit_delay, 0);
   }
   return mi_option_is_enabled(mi_option_large_os_pages);
 #else

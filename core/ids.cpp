@@ -15,9 +15,13 @@ constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 int8_t decode_char(char c) noexcept {
   if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
   switch (c) {
-    case 'O': return 0;
-    case 'I': case 'L': return 1;
-    default: break;
+    case 'O':
+      return 0;
+    case 'I':
+    case 'L':
+      return 1;
+    default:
+      break;
   }
   for (int i = 0; i < 32; ++i)
     if (kAlphabet[i] == c) return static_cast<int8_t>(i);

@@ -13,11 +13,15 @@
 namespace keygate::core {
 
 // Slots are never destroyed one by one: the arena gives their memory back whole.
-static_assert(std::is_trivially_destructible_v<KeySlot> && std::is_trivially_destructible_v<OrgSlot>);
+static_assert(std::is_trivially_destructible_v<KeySlot> &&
+              std::is_trivially_destructible_v<OrgSlot>);
 static_assert(sizeof(KeySlot) == 72, "index.hpp documents the slot's size: keep them in step");
-static_assert(sizeof(ApiKey) == 128, "model.hpp documents the record's size and layout: keep them in step");
-static_assert(offsetof(ApiKey, grace_expires_ms) + 8 <= 64, "the first cache line holds what every check reads");
-static_assert(offsetof(ApiKey, id) == 64, "the second line starts with the ids a verification returns");
+static_assert(sizeof(ApiKey) == 128,
+              "model.hpp documents the record's size and layout: keep them in step");
+static_assert(offsetof(ApiKey, grace_expires_ms) + 8 <= 64,
+              "the first cache line holds what every check reads");
+static_assert(offsetof(ApiKey, id) == 64,
+              "the second line starts with the ids a verification returns");
 
 namespace {
 
@@ -27,7 +31,9 @@ uint64_t tag_of(const KeyHash& h) {
   return v;
 }
 
-uint64_t tag_of(Id id) { return mix64(IdHash{}(id)); }
+uint64_t tag_of(Id id) {
+  return mix64(IdHash{}(id));
+}
 
 bool match_key_hash(const void* slot, const void* key) noexcept {
   return static_cast<const KeySlot*>(slot)->hash == *static_cast<const KeyHash*>(key);
@@ -69,8 +75,12 @@ RcuThread::~RcuThread() {
   if (--t_rcu_registrations == 0) urcu_memb_unregister_thread();
 }
 
-ReadSection::ReadSection() noexcept { urcu_memb_read_lock(); }
-ReadSection::~ReadSection() { urcu_memb_read_unlock(); }
+ReadSection::ReadSection() noexcept {
+  urcu_memb_read_lock();
+}
+ReadSection::~ReadSection() {
+  urcu_memb_read_unlock();
+}
 
 Index::Index() = default;
 
@@ -109,8 +119,10 @@ void Index::put(std::unique_ptr<const Organization> record) {
   const auto [memory, number] = org_slots_.allocate();
   OrgSlot* slot = new (memory) OrgSlot(record.release());
   orgs_by_id_.insert(tag_of(slot->id), number);
-  if (last_org_) last_org_->next_org.store(slot, std::memory_order_release);
-  else first_org_.store(slot, std::memory_order_release);
+  if (last_org_)
+    last_org_->next_org.store(slot, std::memory_order_release);
+  else
+    first_org_.store(slot, std::memory_order_release);
   last_org_ = slot;
   org_count_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -138,8 +150,10 @@ void Index::put(const KeyHash& hash, std::unique_ptr<const ApiKey> record) {
   const auto [memory, number] = key_slots_.allocate();
   KeySlot* slot = new (memory) KeySlot(hash, record.release(), org);
   // Ids grow with time and one writer assigns them, so appending keeps each list sorted.
-  if (org->last_key) org->last_key->next_in_org.store(slot, std::memory_order_release);
-  else org->first_key.store(slot, std::memory_order_release);
+  if (org->last_key)
+    org->last_key->next_in_org.store(slot, std::memory_order_release);
+  else
+    org->first_key.store(slot, std::memory_order_release);
   org->last_key = slot;
   org->key_count.fetch_add(1, std::memory_order_relaxed);
   keys_by_id_.insert(tag_of(slot->load()->id), number);
@@ -151,7 +165,8 @@ void Index::publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> s
   set->active_fingerprints.clear();
   for (const auto& c : set->items)
     if (c->active) set->active_fingerprints.push_back(c->fingerprint);
-  if (const CertificateSet* old = org->certificates.exchange(set.release(), std::memory_order_acq_rel))
+  if (const CertificateSet* old =
+          org->certificates.exchange(set.release(), std::memory_order_acq_rel))
     retired_cert_sets_.emplace_back(old);
 }
 
@@ -161,9 +176,12 @@ void Index::put(std::shared_ptr<const Certificate> record) {
   if (!org) throw std::logic_error("a certificate was published before its organization");
   auto set = std::make_unique<CertificateSet>();
   if (const CertificateSet* cur = org->certs()) set->items = cur->items;
-  auto same = std::find_if(set->items.begin(), set->items.end(), [&](const auto& c) { return c->id == record->id; });
-  if (same != set->items.end()) *same = std::move(record);
-  else set->items.push_back(std::move(record));  // ids grow with time: creation order holds
+  auto same = std::find_if(set->items.begin(), set->items.end(),
+                           [&](const auto& c) { return c->id == record->id; });
+  if (same != set->items.end())
+    *same = std::move(record);
+  else
+    set->items.push_back(std::move(record));  // ids grow with time: creation order holds
   publish_certificates(org, std::move(set));
 }
 

@@ -93,7 +93,9 @@ struct OrgSlot {
 
   explicit OrgSlot(const Organization* r) : id(r->id), record(r) {}
   const Organization* load() const noexcept { return record.load(std::memory_order_acquire); }
-  const CertificateSet* certs() const noexcept { return certificates.load(std::memory_order_acquire); }
+  const CertificateSet* certs() const noexcept {
+    return certificates.load(std::memory_order_acquire);
+  }
   KeySlot* keys() const noexcept { return first_key.load(std::memory_order_acquire); }
   OrgSlot* next() const noexcept { return next_org.load(std::memory_order_acquire); }
 };

@@ -33,7 +33,9 @@ constexpr std::array<bool, 256> kIsBase62 = [] {
   return t;
 }();
 
-bool is_base62(char c) noexcept { return kIsBase62[static_cast<unsigned char>(c)]; }
+bool is_base62(char c) noexcept {
+  return kIsBase62[static_cast<unsigned char>(c)];
+}
 
 void encode_checksum(uint32_t crc, char* out) noexcept {
   for (int i = kKeyChecksumChars - 1; i >= 0; --i) {
@@ -44,8 +46,12 @@ void encode_checksum(uint32_t crc, char* out) noexcept {
 
 }  // namespace
 
-std::string_view to_string(KeyType t) noexcept { return t == KeyType::secret ? "secret" : "publishable"; }
-std::string_view to_string(Environment e) noexcept { return e == Environment::live ? "live" : "test"; }
+std::string_view to_string(KeyType t) noexcept {
+  return t == KeyType::secret ? "secret" : "publishable";
+}
+std::string_view to_string(Environment e) noexcept {
+  return e == Environment::live ? "live" : "test";
+}
 
 std::optional<KeyType> parse_key_type(std::string_view s) noexcept {
   if (s == "secret") return KeyType::secret;
@@ -68,13 +74,19 @@ uint32_t crc32(std::string_view data) noexcept {
 std::optional<KeyShape> parse_key(std::string_view v) noexcept {
   if (v.size() != kKeyLength || v[2] != '_' || v[7] != '_') return std::nullopt;
   KeyShape shape;
-  if (v[0] == 's' && v[1] == 'k') shape.type = KeyType::secret;
-  else if (v[0] == 'p' && v[1] == 'k') shape.type = KeyType::publishable;
-  else return std::nullopt;
+  if (v[0] == 's' && v[1] == 'k')
+    shape.type = KeyType::secret;
+  else if (v[0] == 'p' && v[1] == 'k')
+    shape.type = KeyType::publishable;
+  else
+    return std::nullopt;
   std::string_view env = v.substr(3, 4);
-  if (env == "live") shape.environment = Environment::live;
-  else if (env == "test") shape.environment = Environment::test;
-  else return std::nullopt;
+  if (env == "live")
+    shape.environment = Environment::live;
+  else if (env == "test")
+    shape.environment = Environment::test;
+  else
+    return std::nullopt;
   for (size_t i = 8; i < kKeyLength; ++i)
     if (!is_base62(v[i])) return std::nullopt;
   char expect[kKeyChecksumChars];

@@ -23,18 +23,27 @@ void log(Level level, std::string_view event, std::initializer_list<LogField> fi
   std::snprintf(ts + n, sizeof ts - n, ".%03uZ", static_cast<unsigned>(ms % 1000));
   w.begin_object()
       .field("ts", std::string_view(ts))
-      .field("level", level == Level::info ? "info" : level == Level::warn ? "warn" : "error")
+      .field("level", level == Level::info   ? "info"
+                      : level == Level::warn ? "warn"
+                                             : "error")
       .field("event", event);
   for (const auto& [k, v] : fields) {
     w.key(k);
-    std::visit([&](const auto& x) {
-      using T = std::decay_t<decltype(x)>;
-      if constexpr (std::is_same_v<T, std::string_view>) w.string(x);
-      else if constexpr (std::is_same_v<T, bool>) w.boolean(x);
-      else if constexpr (std::is_same_v<T, long long>) w.number(static_cast<int64_t>(x));
-      else if constexpr (std::is_same_v<T, unsigned long long>) w.number(static_cast<uint64_t>(x));
-      else w.number(x);
-    }, v);
+    std::visit(
+        [&](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, std::string_view>)
+            w.string(x);
+          else if constexpr (std::is_same_v<T, bool>)
+            w.boolean(x);
+          else if constexpr (std::is_same_v<T, long long>)
+            w.number(static_cast<int64_t>(x));
+          else if constexpr (std::is_same_v<T, unsigned long long>)
+            w.number(static_cast<uint64_t>(x));
+          else
+            w.number(x);
+        },
+        v);
   }
   w.end_object();
   line.push_back('\n');

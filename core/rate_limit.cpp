@@ -21,7 +21,8 @@ RateDecision take_token(std::atomic<uint64_t>& tat_ns, RateLimit limit, uint64_t
       d.remaining = 0;
       const uint64_t wait = debt - tolerance;
       d.reset_ms = static_cast<uint32_t>((debt - interval) / 1'000'000);
-      d.retry_after_s = static_cast<uint32_t>(std::max<uint64_t>(1, (wait + 999'999'999) / 1'000'000'000));
+      d.retry_after_s =
+          static_cast<uint32_t>(std::max<uint64_t>(1, (wait + 999'999'999) / 1'000'000'000));
       return d;
     }
     // relaxed: the bucket guards nothing but itself; the CAS orders its own updates.

@@ -13,10 +13,10 @@ namespace keygate::core {
 
 struct RateDecision {
   bool allowed = true;
-  bool limited = false;      // false: the key has no limit
-  uint32_t limit = 0;        // the bucket's capacity (burst)
+  bool limited = false;  // false: the key has no limit
+  uint32_t limit = 0;    // the bucket's capacity (burst)
   uint32_t remaining = 0;
-  uint32_t reset_ms = 0;     // until the bucket is full again
+  uint32_t reset_ms = 0;       // until the bucket is full again
   uint32_t retry_after_s = 0;  // when denied: until one request is allowed
 };
 

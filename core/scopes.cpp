@@ -4,17 +4,30 @@ namespace keygate::core {
 
 namespace {
 constexpr std::string_view kNames[] = {
-    "sessions:list", "sessions:read", "fingerprints:list", "fingerprints:read",
-    "organizations:create", "organizations:read", "organizations:update",
-    "api_keys:read", "api_keys:manage",
-    "gate:agent_tokens:verify", "gate:agent_tokens:revoke", "gate:login_sessions:consume",
-    "gate:services:read", "gate:services:manage",
-    "api_keys:verify", "certificates:read", "certificates:manage",
+    "sessions:list",
+    "sessions:read",
+    "fingerprints:list",
+    "fingerprints:read",
+    "organizations:create",
+    "organizations:read",
+    "organizations:update",
+    "api_keys:read",
+    "api_keys:manage",
+    "gate:agent_tokens:verify",
+    "gate:agent_tokens:revoke",
+    "gate:login_sessions:consume",
+    "gate:services:read",
+    "gate:services:manage",
+    "api_keys:verify",
+    "certificates:read",
+    "certificates:manage",
     "organizations:manage",
 };
 }  // namespace
 
-std::string_view scope_name(Scope s) noexcept { return kNames[static_cast<unsigned>(s)]; }
+std::string_view scope_name(Scope s) noexcept {
+  return kNames[static_cast<unsigned>(s)];
+}
 
 ScopeParse parse_scope(std::string_view name, Scope& out) noexcept {
   for (unsigned i = 0; i < kScopeCount; ++i) {
@@ -35,8 +48,10 @@ void parse_scope_list(std::string_view list, ScopeSet& set, bool& unknown) noexc
     while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
     if (!name.empty()) {
       Scope s;
-      if (parse_scope(name, s) == ScopeParse::ok) set |= bit(s);
-      else unknown = true;
+      if (parse_scope(name, s) == ScopeParse::ok)
+        set |= bit(s);
+      else
+        unknown = true;
     }
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);

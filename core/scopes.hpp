@@ -10,12 +10,23 @@
 namespace keygate::core {
 
 enum class Scope : uint8_t {
-  sessions_list, sessions_read, fingerprints_list, fingerprints_read,
-  organizations_create, organizations_read, organizations_update,
-  api_keys_read, api_keys_manage,
-  gate_agent_tokens_verify, gate_agent_tokens_revoke, gate_login_sessions_consume,
-  gate_services_read, gate_services_manage,
-  api_keys_verify, certificates_read, certificates_manage,
+  sessions_list,
+  sessions_read,
+  fingerprints_list,
+  fingerprints_read,
+  organizations_create,
+  organizations_read,
+  organizations_update,
+  api_keys_read,
+  api_keys_manage,
+  gate_agent_tokens_verify,
+  gate_agent_tokens_revoke,
+  gate_login_sessions_consume,
+  gate_services_read,
+  gate_services_manage,
+  api_keys_verify,
+  certificates_read,
+  certificates_manage,
   organizations_manage_legacy,  // removed: refused on input, blocks organization endpoints
 };
 
@@ -23,7 +34,9 @@ inline constexpr unsigned kScopeCount = 17;  // without the legacy one
 
 using ScopeSet = uint32_t;
 
-constexpr ScopeSet bit(Scope s) noexcept { return ScopeSet{1} << static_cast<unsigned>(s); }
+constexpr ScopeSet bit(Scope s) noexcept {
+  return ScopeSet{1} << static_cast<unsigned>(s);
+}
 inline constexpr ScopeSet kAllScopes = (ScopeSet{1} << kScopeCount) - 1;
 inline constexpr ScopeSet kLegacyScope = bit(Scope::organizations_manage_legacy);
 

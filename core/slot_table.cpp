@@ -16,15 +16,23 @@ namespace {
 using Entry = std::atomic<uint64_t>;
 static_assert(sizeof(Entry) == 8);
 
-constexpr uint64_t pack(uint32_t tag, uint32_t number) { return uint64_t{number} << 32 | tag; }
-constexpr uint32_t tag_bits(uint64_t e) { return static_cast<uint32_t>(e); }
-constexpr uint32_t number_bits(uint64_t e) { return static_cast<uint32_t>(e >> 32); }
+constexpr uint64_t pack(uint32_t tag, uint32_t number) {
+  return uint64_t{number} << 32 | tag;
+}
+constexpr uint32_t tag_bits(uint64_t e) {
+  return static_cast<uint32_t>(e);
+}
+constexpr uint32_t number_bits(uint64_t e) {
+  return static_cast<uint32_t>(e >> 32);
+}
 
 constexpr size_t kInitialCapacity = 1 << 12;
 constexpr size_t kHugePage = 2u << 20;
 
 // Whether a table of `capacity` entries holding `size` is past the load that starts a grow.
-bool too_full(size_t size, size_t capacity) { return size * 10 > capacity * 7; }
+bool too_full(size_t size, size_t capacity) {
+  return size * 10 > capacity * 7;
+}
 
 }  // namespace
 
@@ -35,14 +43,18 @@ void* map_pages(size_t bytes) {
   if (span == bytes) return raw;
   // Keep the 2 MiB-aligned part of the over-sized mapping and give back both ends.
   char* begin = static_cast<char*>(raw);
-  char* aligned = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(begin) + kHugePage - 1) & ~(kHugePage - 1));
+  char* aligned = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(begin) + kHugePage - 1) &
+                                          ~(kHugePage - 1));
   if (aligned > begin) ::munmap(begin, static_cast<size_t>(aligned - begin));
-  if (char* end = aligned + bytes; end < begin + span) ::munmap(end, static_cast<size_t>(begin + span - end));
+  if (char* end = aligned + bytes; end < begin + span)
+    ::munmap(end, static_cast<size_t>(begin + span - end));
   ::madvise(aligned, bytes, MADV_HUGEPAGE);  // advice: fine if refused
   return aligned;
 }
 
-void unmap_pages(void* p, size_t bytes) noexcept { ::munmap(p, bytes); }
+void unmap_pages(void* p, size_t bytes) noexcept {
+  ::munmap(p, bytes);
+}
 
 static_assert(SlotArena::kChunkBytes == kHugePage, "a chunk is one huge page");
 
@@ -58,7 +70,8 @@ SlotArena::SlotArena(size_t slot_size)
       divide_(UINT64_MAX / per_chunk_ + 1),
       max_chunks_((size_t{UINT32_MAX} + per_chunk_ - 1) / per_chunk_),
       // Zero pages until written: resident only as chunks appear.
-      chunks_(static_cast<std::atomic<char*>*>(map_pages(max_chunks_ * sizeof(std::atomic<char*>)))) {
+      chunks_(
+          static_cast<std::atomic<char*>*>(map_pages(max_chunks_ * sizeof(std::atomic<char*>)))) {
   static_assert(std::atomic<char*>::is_always_lock_free);
 }
 
@@ -76,8 +89,9 @@ SlotArena::Allocation SlotArena::allocate() {
   const uint32_t i = count_;
   const uint32_t chunk = i / per_chunk_, offset = i % per_chunk_;
   if (offset == 0)  // the first slot of a new chunk: map it before any reader can be told of it
-    chunks_[chunk].store(static_cast<char*>(map_pages(kChunkBytes)),
-                         std::memory_order_relaxed);  // published by the table entry's release store
+    chunks_[chunk].store(
+        static_cast<char*>(map_pages(kChunkBytes)),
+        std::memory_order_relaxed);  // published by the table entry's release store
   ++count_;
   return {chunks_[chunk].load(std::memory_order_relaxed) + size_t{offset} * slot_size_, i + 1};
 }
@@ -110,7 +124,8 @@ struct SlotTable::Table {  // standard layout: `head` first, for call_rcu
   }
 };
 
-SlotTable::SlotTable(const SlotArena& arena) : arena_(arena), table_(Table::create(kInitialCapacity)) {}
+SlotTable::SlotTable(const SlotArena& arena)
+    : arena_(arena), table_(Table::create(kInitialCapacity)) {}
 
 SlotTable::~SlotTable() {
   urcu_memb_barrier();  // replaced tables waiting in call_rcu
@@ -137,7 +152,9 @@ void SlotTable::insert(uint64_t tag, uint32_t number) {
   ++size_;
 }
 
-size_t SlotTable::capacity() const noexcept { return table_.load(std::memory_order_relaxed)->mask + 1; }
+size_t SlotTable::capacity() const noexcept {
+  return table_.load(std::memory_order_relaxed)->mask + 1;
+}
 
 void SlotTable::grow() {
   Table* old = table_.load(std::memory_order_relaxed);

@@ -55,17 +55,18 @@ class SlotArena {
   void* at(uint32_t number) const noexcept {
     const uint32_t i = number - 1;
     const auto chunk = static_cast<uint32_t>((static_cast<unsigned __int128>(divide_) * i) >> 64);
-    return chunks_[chunk].load(std::memory_order_relaxed) + size_t{i - chunk * per_chunk_} * slot_size_;
+    return chunks_[chunk].load(std::memory_order_relaxed) +
+           size_t{i - chunk * per_chunk_} * slot_size_;
   }
 
  private:
   static size_t checked_slot_size(size_t bytes);
   size_t slot_size_;
-  uint32_t per_chunk_;            // slots in a chunk
-  uint64_t divide_;               // 2^64 / per_chunk_, rounded up: i / per_chunk_ == mulhi(i, divide_)
-  size_t max_chunks_;             // enough for 2^32 - 1 slots
-  uint32_t count_ = 0;            // slots handed out
-  std::atomic<char*>* chunks_;    // max_chunks_ entries, zero until the chunk exists
+  uint32_t per_chunk_;  // slots in a chunk
+  uint64_t divide_;     // 2^64 / per_chunk_, rounded up: i / per_chunk_ == mulhi(i, divide_)
+  size_t max_chunks_;   // enough for 2^32 - 1 slots
+  uint32_t count_ = 0;  // slots handed out
+  std::atomic<char*>* chunks_;  // max_chunks_ entries, zero until the chunk exists
 };
 
 class SlotTable {

@@ -13,7 +13,8 @@ Outcome fail(ErrorCode code, std::string message, std::string param = {}) {
 }
 
 Outcome key_not_found() {
-  return fail(ErrorCode::not_found, "No API key with that id exists in this organization.", "key_id");
+  return fail(ErrorCode::not_found, "No API key with that id exists in this organization.",
+              "key_id");
 }
 
 // organizations:manage was split in three; a rotated key gets the three instead.
@@ -28,7 +29,8 @@ ScopeSet migrate_legacy(ScopeSet s) {
 StateMachine::StateMachine(Index& index) : index_(index) {}
 
 const Organization* StateMachine::org(Id id) const {
-  if (auto it = staged_orgs_.find(id); it != staged_orgs_.end()) return staged_[it->second].org.get();
+  if (auto it = staged_orgs_.find(id); it != staged_orgs_.end())
+    return staged_[it->second].org.get();
   OrgSlot* s = index_.find_org(id);
   return s ? s->load() : nullptr;
 }
@@ -86,7 +88,8 @@ std::unique_ptr<ApiKey> StateMachine::new_key(Id org_id, KeyType type, Environme
 
 Outcome StateMachine::run(const CreateOrganization& c, uint64_t now) {
   if (slugs_.contains(c.slug))
-    return fail(ErrorCode::slug_taken, "The slug '" + c.slug + "' is taken: choose another.", "slug");
+    return fail(ErrorCode::slug_taken, "The slug '" + c.slug + "' is taken: choose another.",
+                "slug");
   auto o = std::make_unique<Organization>();
   o->id = ids_.next(now);
   o->name = c.name;
@@ -110,7 +113,8 @@ Outcome StateMachine::run(const UpdateOrganization& c, uint64_t now) {
   auto o = std::make_unique<Organization>(*cur);
   if (c.slug && *c.slug != cur->slug) {
     if (slugs_.contains(*c.slug))
-      return fail(ErrorCode::slug_taken, "The slug '" + *c.slug + "' is taken: choose another.", "slug");
+      return fail(ErrorCode::slug_taken, "The slug '" + *c.slug + "' is taken: choose another.",
+                  "slug");
     slugs_.erase(cur->slug);
     slugs_.emplace(*c.slug, cur->id);
     o->slug = *c.slug;
@@ -171,17 +175,21 @@ Outcome StateMachine::run(const RotateApiKey& c, uint64_t now) {
   if (!cur) return key_not_found();
   switch (cur->status_at(now)) {
     case KeyStatus::revoked:
-      return fail(ErrorCode::already_revoked, "A revoked API key cannot be rotated: create a new key.");
+      return fail(ErrorCode::already_revoked,
+                  "A revoked API key cannot be rotated: create a new key.");
     case KeyStatus::rotating:
       return fail(ErrorCode::already_rotated,
                   "This API key was already rotated: rotate its replacement instead.");
     case KeyStatus::expired:
-      return fail(ErrorCode::already_rotated, "An expired API key cannot be rotated: create a new key.");
-    case KeyStatus::active: break;
+      return fail(ErrorCode::already_rotated,
+                  "An expired API key cannot be rotated: create a new key.");
+    case KeyStatus::active:
+      break;
   }
   Outcome out;
   KeyHash fresh_hash;
-  auto fresh = new_key(cur->organization_id, cur->type, cur->environment, now, out.revealed_key, fresh_hash);
+  auto fresh =
+      new_key(cur->organization_id, cur->type, cur->environment, now, out.revealed_key, fresh_hash);
   fresh->name = cur->name;
   fresh->scopes = migrate_legacy(cur->scopes);
   fresh->edit_extras([&](KeyExtras& e) {
@@ -206,8 +214,10 @@ std::vector<const Certificate*> StateMachine::certificates(Id org_id) const {
     for (const auto& c : set->items)
       if (!staged_certs_.contains(c->id)) out.push_back(c.get());
   for (const auto& [id, i] : staged_certs_)
-    if (staged_[i].cert->organization_id == org_id && !staged_[i].cert_deleted) out.push_back(staged_[i].cert.get());
-  std::sort(out.begin(), out.end(), [](const Certificate* a, const Certificate* b) { return a->id < b->id; });
+    if (staged_[i].cert->organization_id == org_id && !staged_[i].cert_deleted)
+      out.push_back(staged_[i].cert.get());
+  std::sort(out.begin(), out.end(),
+            [](const Certificate* a, const Certificate* b) { return a->id < b->id; });
   return out;
 }
 
@@ -225,7 +235,8 @@ const Certificate* find_certificate(const std::vector<const Certificate*>& certs
 }
 
 Outcome certificate_not_found() {
-  return fail(ErrorCode::not_found, "No certificate with that id exists in this organization.", "certificate_id");
+  return fail(ErrorCode::not_found, "No certificate with that id exists in this organization.",
+              "certificate_id");
 }
 
 }  // namespace
@@ -242,9 +253,10 @@ Outcome StateMachine::run(const CreateCertificate& c, uint64_t now) {
                       to_string(IdKind::certificate, e->id) + ").",
                   "certificate");
   if (existing.size() >= kMaxCertificatesPerOrganization)
-    return fail(ErrorCode::certificate_limit_reached,
-                "An organization can hold at most 50 certificates: delete one you no longer use first.",
-                "certificate");
+    return fail(
+        ErrorCode::certificate_limit_reached,
+        "An organization can hold at most 50 certificates: delete one you no longer use first.",
+        "certificate");
   auto cert = std::make_shared<Certificate>();
   cert->id = ids_.next(now);
   cert->organization_id = c.org;
@@ -275,10 +287,11 @@ Outcome StateMachine::run(const DeleteCertificate& c, uint64_t) {
   const Certificate* cur = find_certificate(certificates(c.org), c.certificate);
   if (!cur) return certificate_not_found();
   if (cur->active)
-    return fail(ErrorCode::certificate_active,
-                "This certificate is active: deactivate it (POST /v1/organization/certificates/deactivate) "
-                "before deleting it.",
-                "certificate_id");
+    return fail(
+        ErrorCode::certificate_active,
+        "This certificate is active: deactivate it (POST /v1/organization/certificates/deactivate) "
+        "before deleting it.",
+        "certificate_id");
   Outcome out;
   out.certificates.push_back(*cur);
   stage(std::make_shared<Certificate>(*cur), true);
@@ -311,10 +324,14 @@ Outcome StateMachine::run(const SetCertificatesActive& c, uint64_t) {
 
 void StateMachine::publish() {
   for (Staged& s : staged_) {
-    if (s.org) index_.put(std::unique_ptr<const Organization>(std::move(s.org)));
-    else if (s.key) index_.put(s.key_hash, std::unique_ptr<const ApiKey>(std::move(s.key)));
-    else if (s.cert_deleted) index_.remove_certificate(s.cert->organization_id, s.cert->id);
-    else index_.put(std::shared_ptr<const Certificate>(std::move(s.cert)));
+    if (s.org)
+      index_.put(std::unique_ptr<const Organization>(std::move(s.org)));
+    else if (s.key)
+      index_.put(s.key_hash, std::unique_ptr<const ApiKey>(std::move(s.key)));
+    else if (s.cert_deleted)
+      index_.remove_certificate(s.cert->organization_id, s.cert->id);
+    else
+      index_.put(std::shared_ptr<const Certificate>(std::move(s.cert)));
   }
   staged_.clear();
   staged_orgs_.clear();
@@ -336,7 +353,9 @@ void StateMachine::apply(std::shared_ptr<Certificate> c) {
   index_.put(std::shared_ptr<const Certificate>(std::move(c)));
 }
 
-void StateMachine::apply_certificate_deletion(Id org, Id cert) { index_.remove_certificate(org, cert); }
+void StateMachine::apply_certificate_deletion(Id org, Id cert) {
+  index_.remove_certificate(org, cert);
+}
 
 void StateMachine::rebuild_slugs() {
   ReadSection rs;

@@ -40,8 +40,10 @@ void StatusCounts::add(const ApiKey& k) {
   ++e.total;
   const uint64_t end = end_of(k);
   if (end == kNever) return;
-  if (end <= clock_) ++e.expired;
-  else heap_push(e.pending, end);
+  if (end <= clock_)
+    ++e.expired;
+  else
+    heap_push(e.pending, end);
 }
 
 void StatusCounts::remove(const ApiKey& k) {
@@ -95,8 +97,10 @@ void StatusCounts::advance(uint64_t now_ms) {
   for (Ends& e : ends_) {
     while (!e.pending.empty() && e.pending.front() <= clock_) {
       const uint64_t end = heap_pop(e.pending);
-      if (!e.cancelled.empty() && e.cancelled.front() == end) heap_pop(e.cancelled);
-      else ++e.expired;
+      if (!e.cancelled.empty() && e.cancelled.front() == end)
+        heap_pop(e.cancelled);
+      else
+        ++e.expired;
     }
   }
   publish();
@@ -114,11 +118,13 @@ void StatusCounts::publish() noexcept {
 
 KeyStatusCounts StatusCounts::keys() const noexcept {
   constexpr auto relaxed = std::memory_order_relaxed;
-  return {active_.load(relaxed), rotating_.load(relaxed), expired_.load(relaxed), revoked_pub_.load(relaxed)};
+  return {active_.load(relaxed), rotating_.load(relaxed), expired_.load(relaxed),
+          revoked_pub_.load(relaxed)};
 }
 
 OrgStatusCounts StatusCounts::organizations() const noexcept {
-  return {orgs_active_.load(std::memory_order_relaxed), orgs_suspended_.load(std::memory_order_relaxed)};
+  return {orgs_active_.load(std::memory_order_relaxed),
+          orgs_suspended_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace keygate::core

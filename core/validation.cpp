@@ -69,7 +69,8 @@ bool valid_origin_pattern(std::string_view p) noexcept {
   if (!split_origin(p, scheme, host, port)) return false;
   if (scheme != "https" && scheme != "http") return false;
   if (host.starts_with("*.")) host.remove_prefix(2);
-  if (host.empty() || host.front() == '.' || host.back() == '.' || host.find("..") != std::string_view::npos)
+  if (host.empty() || host.front() == '.' || host.back() == '.' ||
+      host.find("..") != std::string_view::npos)
     return false;
   for (char c : host)
     if (!host_char(c)) return false;

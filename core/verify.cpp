@@ -6,16 +6,26 @@ namespace keygate::core {
 
 std::string_view to_string(VerifyCode c) noexcept {
   switch (c) {
-    case VerifyCode::valid: return "VALID";
-    case VerifyCode::malformed: return "MALFORMED";
-    case VerifyCode::not_found: return "NOT_FOUND";
-    case VerifyCode::revoked: return "REVOKED";
-    case VerifyCode::expired: return "EXPIRED";
-    case VerifyCode::insufficient_scope: return "INSUFFICIENT_SCOPE";
-    case VerifyCode::origin_not_allowed: return "ORIGIN_NOT_ALLOWED";
-    case VerifyCode::organization_suspended: return "ORGANIZATION_SUSPENDED";
-    case VerifyCode::certificate_required: return "CERTIFICATE_REQUIRED";
-    case VerifyCode::rate_limited: return "RATE_LIMITED";
+    case VerifyCode::valid:
+      return "VALID";
+    case VerifyCode::malformed:
+      return "MALFORMED";
+    case VerifyCode::not_found:
+      return "NOT_FOUND";
+    case VerifyCode::revoked:
+      return "REVOKED";
+    case VerifyCode::expired:
+      return "EXPIRED";
+    case VerifyCode::insufficient_scope:
+      return "INSUFFICIENT_SCOPE";
+    case VerifyCode::origin_not_allowed:
+      return "ORIGIN_NOT_ALLOWED";
+    case VerifyCode::organization_suspended:
+      return "ORGANIZATION_SUSPENDED";
+    case VerifyCode::certificate_required:
+      return "CERTIFICATE_REQUIRED";
+    case VerifyCode::rate_limited:
+      return "RATE_LIMITED";
   }
   return "MALFORMED";
 }
@@ -39,9 +49,14 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
   r.scopes = k.scopes;
   r.expires_ms = k.expires_ms;
   switch (k.status_at(now_ms)) {
-    case KeyStatus::revoked: r.code = VerifyCode::revoked; return r;
-    case KeyStatus::expired: r.code = VerifyCode::expired; return r;
-    default: break;
+    case KeyStatus::revoked:
+      r.code = VerifyCode::revoked;
+      return r;
+    case KeyStatus::expired:
+      r.code = VerifyCode::expired;
+      return r;
+    default:
+      break;
   }
   if (slot->org->load()->status == OrgStatus::suspended) {
     r.code = VerifyCode::organization_suspended;
@@ -50,7 +65,8 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
   if (k.type == KeyType::publishable && !k.allowed_origins().empty()) {
     bool ok = false;
     if (!req.origin.empty())
-      for (const auto& pattern : k.allowed_origins()) ok = ok || origin_matches(pattern, req.origin);
+      for (const auto& pattern : k.allowed_origins())
+        ok = ok || origin_matches(pattern, req.origin);
     if (!ok) {
       r.code = VerifyCode::origin_not_allowed;
       return r;
@@ -60,10 +76,12 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
     r.code = VerifyCode::insufficient_scope;
     return r;
   }
-  if (const CertificateSet* certs = slot->org->certs(); certs && !certs->active_fingerprints.empty()) {
+  if (const CertificateSet* certs = slot->org->certs();
+      certs && !certs->active_fingerprints.empty()) {
     bool bound = false;
     if (req.client_certificate)
-      for (const auto& fp : certs->active_fingerprints) bound = bound || fp == *req.client_certificate;
+      for (const auto& fp : certs->active_fingerprints)
+        bound = bound || fp == *req.client_certificate;
     if (!bound) {
       r.code = VerifyCode::certificate_required;
       return r;

@@ -16,8 +16,16 @@
 namespace keygate::core {
 
 enum class VerifyCode : uint8_t {
-  valid, malformed, not_found, revoked, expired, insufficient_scope, origin_not_allowed,
-  organization_suspended, certificate_required, rate_limited,
+  valid,
+  malformed,
+  not_found,
+  revoked,
+  expired,
+  insufficient_scope,
+  origin_not_allowed,
+  organization_suspended,
+  certificate_required,
+  rate_limited,
 };
 std::string_view to_string(VerifyCode c) noexcept;
 
@@ -32,7 +40,7 @@ struct RateDefaults {
 struct VerifyRequest {
   std::string_view key;
   ScopeSet required_scopes = 0;
-  bool unknown_scope = false;      // a scope was asked that no key can hold
+  bool unknown_scope = false;  // a scope was asked that no key can hold
   std::string_view origin;
   std::optional<Id> organization;  // a tenant verifier: keys of other organizations are NOT_FOUND
   // SHA-256 of the client's TLS certificate as the gateway saw it; checked when the key's

@@ -1,7 +1,5 @@
 #include "core/x509.hpp"
 
-#include "core/hex.hpp"
-
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -9,6 +7,8 @@
 
 #include <ctime>
 #include <memory>
+
+#include "core/hex.hpp"
 
 namespace keygate::core {
 
@@ -35,7 +35,8 @@ bool parse_certificate_pem(std::string_view pem, ParsedCertificate& out, std::st
     return false;
   }
   if (pem.find("PRIVATE KEY-----") != std::string_view::npos) {
-    error = "The upload contains a private key: upload only the certificate, and keep the key secret.";
+    error =
+        "The upload contains a private key: upload only the certificate, and keep the key secret.";
     return false;
   }
   const size_t begins = count(pem, "-----BEGIN ");
@@ -49,20 +50,26 @@ bool parse_certificate_pem(std::string_view pem, ParsedCertificate& out, std::st
     return false;
   }
   if (certs > 1) {
-    error = "The PEM holds " + std::to_string(certs) + " certificates (a chain): upload them one at a time.";
+    error = "The PEM holds " + std::to_string(certs) +
+            " certificates (a chain): upload them one at a time.";
     return false;
   }
   if (begins > 1) {
     error = "The PEM holds other blocks besides the certificate: upload the certificate alone.";
     return false;
   }
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
-  std::unique_ptr<X509, decltype(&X509_free)> x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> x509(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
   if (!x509) {
-    error = "The certificate block could not be read as an X.509 certificate: check that it was copied whole.";
+    error =
+        "The certificate block could not be read as an X.509 certificate: check that it was copied "
+        "whole.";
     return false;
   }
-  if (!to_unix(X509_get0_notBefore(x509.get()), out.valid_at) || !to_unix(X509_get0_notAfter(x509.get()), out.expires_at)) {
+  if (!to_unix(X509_get0_notBefore(x509.get()), out.valid_at) ||
+      !to_unix(X509_get0_notAfter(x509.get()), out.expires_at)) {
     error = "The certificate's validity period could not be read.";
     return false;
   }
@@ -73,7 +80,8 @@ bool parse_certificate_pem(std::string_view pem, ParsedCertificate& out, std::st
     return false;
   }
   unsigned int md_len = 0;
-  const bool ok = EVP_Digest(der, static_cast<size_t>(len), out.fingerprint.data(), &md_len, EVP_sha256(), nullptr) == 1;
+  const bool ok = EVP_Digest(der, static_cast<size_t>(len), out.fingerprint.data(), &md_len,
+                             EVP_sha256(), nullptr) == 1;
   OPENSSL_free(der);
   if (!ok) {
     error = "The certificate's fingerprint could not be computed.";

@@ -24,7 +24,8 @@ std::optional<core::Id> org_param(Exchange& ex) {
 }
 
 void key_not_found(Exchange& ex) {
-  write_error(ex, ErrorCode::not_found, "No API key with that id exists in this organization.", "key_id");
+  write_error(ex, ErrorCode::not_found, "No API key with that id exists in this organization.",
+              "key_id");
 }
 
 // Checks scope and tenancy, and reads {id} (and {keyId} when `with_key`).
@@ -49,7 +50,8 @@ bool read_origins(JsonValue& v, std::vector<std::string>& out, core::Error& err)
     if (!core::valid_origin_pattern(o)) {
       err = invalid_field("allowed_origins",
                           "must hold origins like https://app.example.com or https://*.example.com "
-                          "(scheme and host, optional port, no path); '" + o + "' is not one");
+                          "(scheme and host, optional port, no path); '" +
+                              o + "' is not one");
       return false;
     }
   }
@@ -58,7 +60,8 @@ bool read_origins(JsonValue& v, std::vector<std::string>& out, core::Error& err)
 
 bool read_rate_limit(Exchange& ex, JsonValue& v, core::RateLimit& out, core::Error& err) {
   if (!ex.principal.root) {
-    err = invalid_field("rate_limit", "is managed by the operator and cannot be set with a tenant key");
+    err = invalid_field("rate_limit",
+                        "is managed by the operator and cannot be set with a tenant key");
     return false;
   }
   simdjson::ondemand::object obj;
@@ -71,12 +74,15 @@ bool read_rate_limit(Exchange& ex, JsonValue& v, core::RateLimit& out, core::Err
     std::string_view k;
     JsonValue fv;
     uint64_t n = 0;
-    if (f.unescaped_key().get(k) || f.value().get(fv)) return (err = invalid_json("invalid JSON"), false);
+    if (f.unescaped_key().get(k) || f.value().get(fv))
+      return (err = invalid_json("invalid JSON"), false);
     if (k != "requests_per_second" && k != "burst") return (err = unknown_field(k), false);
     if (!read_uint(fv, k, n, err)) return false;
     if (n > 10'000'000) return (err = invalid_field(k, "must be at most 10000000"), false);
-    if (k == "burst") out.burst = static_cast<uint32_t>(n), burst = true;
-    else out.requests_per_second = static_cast<uint32_t>(n), rps = true;
+    if (k == "burst")
+      out.burst = static_cast<uint32_t>(n), burst = true;
+    else
+      out.requests_per_second = static_cast<uint32_t>(n), rps = true;
   }
   if (!rps || !burst) {
     err = missing_field(rps ? "rate_limit.burst" : "rate_limit.requests_per_second");
@@ -86,17 +92,20 @@ bool read_rate_limit(Exchange& ex, JsonValue& v, core::RateLimit& out, core::Err
 }
 
 bool immutable(std::string_view k, core::Error& err) {
-  err = core::make_error(ErrorCode::immutable_field,
-                         "'" + std::string(k) + "' cannot be changed: rotate the key or create a new one.",
-                         std::string(k));
+  err = core::make_error(
+      ErrorCode::immutable_field,
+      "'" + std::string(k) + "' cannot be changed: rotate the key or create a new one.",
+      std::string(k));
   return false;
 }
 
-void respond_key(Exchange& ex, uint16_t status, const core::ApiKey& key, std::string_view revealed) {
+void respond_key(Exchange& ex, uint16_t status, const core::ApiKey& key,
+                 std::string_view revealed) {
   uint64_t last_used = 0;
   {
     core::ReadSection rs;
-    if (core::KeySlot* s = ex.app.index.find_key(key.id)) last_used = s->last_used_ms.load(std::memory_order_relaxed);
+    if (core::KeySlot* s = ex.app.index.find_key(key.id))
+      last_used = s->last_used_ms.load(std::memory_order_relaxed);
   }
   const uint64_t now = core::now_ms();
   write_envelope(ex, status, [&](core::JsonWriter& w) {
@@ -118,7 +127,8 @@ net::task<void> create_api_key(Exchange& ex) {
     if (k == "name") {
       if (!read_string(v, k, cmd.name, err)) return false;
       has_name = true;
-      return core::valid_name(cmd.name) || (err = invalid_field("name", "must be 1 to 200 characters and not blank"), false);
+      return core::valid_name(cmd.name) ||
+             (err = invalid_field("name", "must be 1 to 200 characters and not blank"), false);
     }
     if (k == "type") {
       if (!read_string(v, k, s, err)) return false;
@@ -134,7 +144,8 @@ net::task<void> create_api_key(Exchange& ex) {
       cmd.environment = *e;
       return true;
     }
-    if (k == "allowed_origins") return (has_origins = true) && read_origins(v, cmd.allowed_origins, err);
+    if (k == "allowed_origins")
+      return (has_origins = true) && read_origins(v, cmd.allowed_origins, err);
     if (k == "scopes") return (has_scopes = true) && read_scopes(v, k, cmd.scopes, err);
     if (k == "expires_at") {
       bool null = false;
@@ -143,7 +154,8 @@ net::task<void> create_api_key(Exchange& ex) {
       const auto when = core::parse_rfc3339(s);
       if (!when) return (err = invalid_field("expires_at", when.error()), false);
       cmd.expires_ms = *when;
-      if (cmd.expires_ms <= core::now_ms()) return (err = invalid_field("expires_at", "must be in the future"), false);
+      if (cmd.expires_ms <= core::now_ms())
+        return (err = invalid_field("expires_at", "must be in the future"), false);
       return true;
     }
     if (k == "rate_limit") {
@@ -159,7 +171,9 @@ net::task<void> create_api_key(Exchange& ex) {
   if (ok && has_origins && cmd.type != core::KeyType::publishable)
     ok = (err = invalid_field("allowed_origins", "can only be set on publishable keys"), false);
   if (ok && has_scopes && cmd.type != core::KeyType::secret)
-    ok = (err = invalid_field("scopes", "can only be set on secret keys: publishable keys carry no scopes"), false);
+    ok = (err = invalid_field("scopes",
+                              "can only be set on secret keys: publishable keys carry no scopes"),
+          false);
   if (!ok) {
     write_error(ex, err);
     co_return;
@@ -178,10 +192,12 @@ void list_api_keys(Exchange& ex) {
   std::optional<core::KeyType> type;
   std::optional<core::Environment> env;
   if (auto v = query_param(ex.req.query, "status")) {
-    for (auto s : {core::KeyStatus::active, core::KeyStatus::rotating, core::KeyStatus::expired, core::KeyStatus::revoked})
+    for (auto s : {core::KeyStatus::active, core::KeyStatus::rotating, core::KeyStatus::expired,
+                   core::KeyStatus::revoked})
       if (core::to_string(s) == *v) status = s;
     if (!status) {
-      write_error(ex, ErrorCode::invalid_field, "'status' must be active, rotating, expired or revoked.", "status");
+      write_error(ex, ErrorCode::invalid_field,
+                  "'status' must be active, rotating, expired or revoked.", "status");
       return;
     }
   }
@@ -189,7 +205,8 @@ void list_api_keys(Exchange& ex) {
     write_error(ex, ErrorCode::invalid_field, "'type' must be secret or publishable.", "type");
     return;
   }
-  if (auto v = query_param(ex.req.query, "environment"); v && !(env = core::parse_environment(*v))) {
+  if (auto v = query_param(ex.req.query, "environment");
+      v && !(env = core::parse_environment(*v))) {
     write_error(ex, ErrorCode::invalid_field, "'environment' must be live or test.", "environment");
     return;
   }
@@ -200,7 +217,8 @@ void list_api_keys(Exchange& ex) {
   if (page.after) {
     core::KeySlot* cur = ex.app.index.find_key(*page.after);
     if (!cur || cur->org != o) {
-      write_error(ex, ErrorCode::invalid_field, "'cursor' does not name a key of this organization.", "cursor");
+      write_error(ex, ErrorCode::invalid_field,
+                  "'cursor' does not name a key of this organization.", "cursor");
       return;
     }
     s = cur->next();
@@ -213,19 +231,29 @@ void list_api_keys(Exchange& ex) {
   bool more = false;
   for (; s; s = s->next()) {
     const core::ApiKey& k = *s->load();
-    if ((status && k.status_at(now) != *status) || (type && k.type != *type) || (env && k.environment != *env)) continue;
+    if ((status && k.status_at(now) != *status) || (type && k.type != *type) ||
+        (env && k.environment != *env))
+      continue;
     if (n == page.limit) {
       more = true;
       break;
     }
-    write_api_key(w, k, s->last_used_ms.load(std::memory_order_relaxed), ex.app.config.rate_defaults, now);
+    write_api_key(w, k, s->last_used_ms.load(std::memory_order_relaxed),
+                  ex.app.config.rate_defaults, now);
     last = k.id;
     ++n;
   }
   w.end_array().key("pagination").begin_object().field("limit", page.limit).field("has_more", more);
-  if (more) write_id(w, "next_cursor", core::IdKind::api_key, last);
-  else w.key("next_cursor").null();
-  w.end_object().key("meta").begin_object().field("request_id", ex.request_id_view()).end_object().end_object();
+  if (more)
+    write_id(w, "next_cursor", core::IdKind::api_key, last);
+  else
+    w.key("next_cursor").null();
+  w.end_object()
+      .key("meta")
+      .begin_object()
+      .field("request_id", ex.request_id_view())
+      .end_object()
+      .end_object();
 }
 
 void get_api_key(Exchange& ex) {
@@ -236,7 +264,8 @@ void get_api_key(Exchange& ex) {
   if (!s || s->org->id != org) return key_not_found(ex);
   const uint64_t now = core::now_ms();
   write_envelope(ex, 200, [&](core::JsonWriter& w) {
-    write_api_key(w, *s->load(), s->last_used_ms.load(std::memory_order_relaxed), ex.app.config.rate_defaults, now);
+    write_api_key(w, *s->load(), s->last_used_ms.load(std::memory_order_relaxed),
+                  ex.app.config.rate_defaults, now);
   });
 }
 
@@ -258,13 +287,15 @@ net::task<void> update_api_key(Exchange& ex) {
     if (k == "name") {
       std::string s;
       if (!read_string(v, k, s, err)) return false;
-      if (!core::valid_name(s)) return (err = invalid_field("name", "must be 1 to 200 characters and not blank"), false);
+      if (!core::valid_name(s))
+        return (err = invalid_field("name", "must be 1 to 200 characters and not blank"), false);
       cmd.name = std::move(s);
       return true;
     }
     if (k == "allowed_origins") {
       if (type != core::KeyType::publishable)
-        return (err = invalid_field("allowed_origins", "can only be set on publishable keys"), false);
+        return (err = invalid_field("allowed_origins", "can only be set on publishable keys"),
+                false);
       std::vector<std::string> origins;
       if (!read_origins(v, origins, err)) return false;
       cmd.allowed_origins = std::move(origins);
@@ -284,8 +315,8 @@ net::task<void> update_api_key(Exchange& ex) {
       cmd.rate_limit = rl;
       return true;
     }
-    if (k == "type" || k == "environment" || k == "key" || k == "revealed_key" || k == "key_preview" ||
-        k == "display_key" || k == "id" || k == "organization_id")
+    if (k == "type" || k == "environment" || k == "key" || k == "revealed_key" ||
+        k == "key_preview" || k == "display_key" || k == "id" || k == "organization_id")
       return immutable(k, err);
     err = unknown_field(k);
     return false;

@@ -40,10 +40,13 @@ std::vector<Route> routes() {
       {Method::get, "/v1/organizations/{id}/api-keys/{keyId}", get_api_key, nullptr, true},
       {Method::patch, "/v1/organizations/{id}/api-keys/{keyId}", nullptr, update_api_key, true},
       {Method::del, "/v1/organizations/{id}/api-keys/{keyId}", nullptr, revoke_api_key, true},
-      {Method::post, "/v1/organizations/{id}/api-keys/{keyId}/rotations", nullptr, rotate_api_key, true},
+      {Method::post, "/v1/organizations/{id}/api-keys/{keyId}/rotations", nullptr, rotate_api_key,
+       true},
       // Before /{id}: "activate" and "deactivate" are not certificate ids.
-      {Method::post, "/v1/organization/certificates/activate", nullptr, activate_certificates, true},
-      {Method::post, "/v1/organization/certificates/deactivate", nullptr, deactivate_certificates, true},
+      {Method::post, "/v1/organization/certificates/activate", nullptr, activate_certificates,
+       true},
+      {Method::post, "/v1/organization/certificates/deactivate", nullptr, deactivate_certificates,
+       true},
       {Method::get, "/v1/organization/certificates", list_certificates, nullptr, true},
       {Method::post, "/v1/organization/certificates", nullptr, create_certificate, true},
       {Method::get, "/v1/organization/certificates/{id}", get_certificate, nullptr, true},
@@ -55,18 +58,24 @@ std::vector<Route> routes() {
 // A fresh req_ id in `buf` (32 bytes), also sent as the X-Request-Id header.
 std::string_view assign_request_id(net::Response& res, char* buf) {
   thread_local core::IdGenerator ids;
-  const std::string_view id(buf, core::format_id(core::IdKind::request, ids.next(core::coarse_now_ms()), buf));
+  const std::string_view id(
+      buf, core::format_id(core::IdKind::request, ids.next(core::coarse_now_ms()), buf));
   res.add_header("X-Request-Id", id);
   return id;
 }
 
-uint64_t elapsed_since(uint64_t start_ns) { return core::monotonic_ns() - start_ns; }
+uint64_t elapsed_since(uint64_t start_ns) {
+  return core::monotonic_ns() - start_ns;
+}
 
 // Off by default (--access-log): a log line costs more than answering /v1/auth.
 void access_log(const Exchange& ex, uint64_t elapsed_ns) {
   core::log(core::Level::info, "access",
-            {{"request_id", ex.request_id_view()}, {"method", ex.req.method_name}, {"path", ex.req.path},
-             {"status", static_cast<long long>(ex.res.status)}, {"ms", static_cast<double>(elapsed_ns) / 1e6}});
+            {{"request_id", ex.request_id_view()},
+             {"method", ex.req.method_name},
+             {"path", ex.req.path},
+             {"status", static_cast<long long>(ex.res.status)},
+             {"ms", static_cast<double>(elapsed_ns) / 1e6}});
 }
 
 void finished(Exchange& ex, uint64_t started) {
@@ -75,10 +84,12 @@ void finished(Exchange& ex, uint64_t started) {
   if (ex.app.config.access_log) access_log(ex, ns);
 }
 
-net::task<void> run_async(Exchange ex, AsyncHandler handler, std::string idempotency_scope, uint64_t started) {
+net::task<void> run_async(Exchange ex, AsyncHandler handler, std::string idempotency_scope,
+                          uint64_t started) {
   co_await handler(ex);
   if (!idempotency_scope.empty())
-    ex.app.idempotency.finish(idempotency_scope, ex.res, ex.res.status < 500 && ex.res.status != 429);
+    ex.app.idempotency.finish(idempotency_scope, ex.res,
+                              ex.res.status < 500 && ex.res.status != 429);
   finished(ex, started);
 }
 
@@ -90,7 +101,8 @@ App::App(AppContext& context) : ctx_(context), router_(routes()) {
     names.push_back(std::string(method_name(r.method)) + " " + std::string(r.pattern));
   unmatched_route_ = static_cast<uint16_t>(names.size());
   names.push_back("unmatched");
-  if (names.size() > kMaxRoutes) throw std::logic_error("more routes than Metrics has room for: raise kMaxRoutes");
+  if (names.size() > kMaxRoutes)
+    throw std::logic_error("more routes than Metrics has room for: raise kMaxRoutes");
   ctx_.metrics.set_routes(std::move(names));
 }
 
@@ -112,20 +124,24 @@ std::optional<net::task<void>> App::dispatch(Exchange& ex, uint64_t started) {
   switch (router_.match(req.method, req.path, ex.route, ex.params, allow)) {
     case Router::Result::not_found:
       ex.route = unmatched_route_;
-      write_error(ex, core::ErrorCode::not_found, "There is no such endpoint: check the path against the API reference.");
+      write_error(ex, core::ErrorCode::not_found,
+                  "There is no such endpoint: check the path against the API reference.");
       return std::nullopt;
     case Router::Result::method_not_allowed:
       ex.route = unmatched_route_;
       res.add_header("Allow", allow);
       write_error(ex, core::ErrorCode::method_not_allowed,
-                  "This endpoint does not accept " + std::string(req.method_name) + ": use one of " + allow + ".");
+                  "This endpoint does not accept " + std::string(req.method_name) +
+                      ": use one of " + allow + ".");
       return std::nullopt;
-    case Router::Result::found: break;
+    case Router::Result::found:
+      break;
   }
   const Route& route = router_.route(ex.route);
-  if (!ctx_.ready.load(std::memory_order_acquire) && route.sync != healthz && route.sync != readyz &&
-      route.sync != openapi) {
-    write_error(ex, core::ErrorCode::storage_unavailable, "The server is still recovering its data: retry in a moment.");
+  if (!ctx_.ready.load(std::memory_order_acquire) && route.sync != healthz &&
+      route.sync != readyz && route.sync != openapi) {
+    write_error(ex, core::ErrorCode::storage_unavailable,
+                "The server is still recovering its data: retry in a moment.");
     return std::nullopt;
   }
   if (route.authenticate && !authenticate(ex)) return std::nullopt;
@@ -134,7 +150,8 @@ std::optional<net::task<void>> App::dispatch(Exchange& ex, uint64_t started) {
     const std::string_view idem = req.header("idempotency-key");
     if (!idem.empty()) {
       if (idem.size() > 255) {
-        write_error(ex, core::ErrorCode::invalid_field, "Idempotency-Key must be at most 255 bytes.", "Idempotency-Key");
+        write_error(ex, core::ErrorCode::invalid_field,
+                    "Idempotency-Key must be at most 255 bytes.", "Idempotency-Key");
         return std::nullopt;
       }
       // Keyed by the credential (its hash: never the key itself) and the idempotency key.
@@ -151,15 +168,18 @@ std::optional<net::task<void>> App::dispatch(Exchange& ex, uint64_t started) {
           return std::nullopt;
         case Idempotency::Begin::reused:
           write_error(ex, core::ErrorCode::idempotency_key_reused,
-                      "This Idempotency-Key was used with a different request: use a new key for a new request.",
+                      "This Idempotency-Key was used with a different request: use a new key for a "
+                      "new request.",
                       "Idempotency-Key");
           return std::nullopt;
         case Idempotency::Begin::in_progress:
-          write_error(ex, core::ErrorCode::idempotency_key_reused,
-                      "A request with this Idempotency-Key is still being processed: retry shortly.",
-                      "Idempotency-Key");
+          write_error(
+              ex, core::ErrorCode::idempotency_key_reused,
+              "A request with this Idempotency-Key is still being processed: retry shortly.",
+              "Idempotency-Key");
           return std::nullopt;
-        case Idempotency::Begin::fresh: break;
+        case Idempotency::Begin::fresh:
+          break;
       }
     }
   }
@@ -175,8 +195,9 @@ void App::reject(net::ProtocolError error, net::Response& res) {
   const std::string_view id = assign_request_id(res, buf);
   switch (error) {
     case net::ProtocolError::headers_too_large:
-      return write_error(res, id, core::ErrorCode::headers_too_large,
-                         "The request line and headers exceed the server's limit: send fewer or smaller headers.");
+      return write_error(
+          res, id, core::ErrorCode::headers_too_large,
+          "The request line and headers exceed the server's limit: send fewer or smaller headers.");
     case net::ProtocolError::body_too_large:
       return write_error(res, id, core::ErrorCode::body_too_large,
                          "The request body exceeds the server's limit: send a smaller body.");
@@ -184,11 +205,12 @@ void App::reject(net::ProtocolError error, net::Response& res) {
       return write_error(res, id, core::ErrorCode::request_timeout,
                          "The request was not received in time: send the whole request promptly.");
     case net::ProtocolError::malformed:
-      return write_error(res, id, core::ErrorCode::invalid_request, "The request is not valid HTTP/1.1.");
+      return write_error(res, id, core::ErrorCode::invalid_request,
+                         "The request is not valid HTTP/1.1.");
     case net::ProtocolError::overloaded:
       write_error(res, id, core::ErrorCode::server_busy,
-                         "The server holds as many large requests as its memory budget allows "
-                         "(--max-buffer-bytes): retry in a moment.");
+                  "The server holds as many large requests as its memory budget allows "
+                  "(--max-buffer-bytes): retry in a moment.");
       res.add_header("Retry-After", "1");
       return;
   }

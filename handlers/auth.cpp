@@ -12,10 +12,12 @@ namespace keygate::handlers {
 
 using core::ErrorCode;
 
-CredentialRead read_credential(std::string_view auth, std::string_view header, std::string_view& key) noexcept {
+CredentialRead read_credential(std::string_view auth, std::string_view header,
+                               std::string_view& key) noexcept {
   std::string_view bearer;
   if (!auth.empty()) {
-    if (auth.size() < 7 || !net::iequals(auth.substr(0, 7), "bearer ")) return CredentialRead::bad_scheme;
+    if (auth.size() < 7 || !net::iequals(auth.substr(0, 7), "bearer "))
+      return CredentialRead::bad_scheme;
     bearer = auth.substr(7);
     while (!bearer.empty() && bearer.front() == ' ') bearer.remove_prefix(1);
   }
@@ -45,8 +47,9 @@ bool authenticate(Exchange& ex) {
   std::string_view key;
   switch (read_credential(ex.req, key)) {
     case CredentialRead::none:
-      write_error(ex, ErrorCode::missing_api_key,
-                  "No API key was sent: pass one as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.");
+      write_error(
+          ex, ErrorCode::missing_api_key,
+          "No API key was sent: pass one as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.");
       return false;
     case CredentialRead::conflict:
       write_error(ex, ErrorCode::invalid_request,
@@ -54,10 +57,12 @@ bool authenticate(Exchange& ex) {
                   "X-API-Key");
       return false;
     case CredentialRead::bad_scheme:
-      write_error(ex, ErrorCode::invalid_api_key,
-                  "The Authorization header must use the Bearer scheme: 'Authorization: Bearer <key>'.");
+      write_error(
+          ex, ErrorCode::invalid_api_key,
+          "The Authorization header must use the Bearer scheme: 'Authorization: Bearer <key>'.");
       return false;
-    case CredentialRead::ok: break;
+    case CredentialRead::ok:
+      break;
   }
   const core::KeyHash hash = core::hash_key(key);
   if (CRYPTO_memcmp(hash.data(), ex.app.config.root_hash.data(), hash.size()) == 0) {
@@ -69,8 +74,9 @@ bool authenticate(Exchange& ex) {
   core::ReadSection rs;
   core::KeySlot* slot = shape ? ex.app.index.find_key(hash) : nullptr;
   if (!slot) {
-    write_error(ex, ErrorCode::invalid_api_key,
-                "The API key is not valid: check that it was copied whole and has not been deleted.");
+    write_error(
+        ex, ErrorCode::invalid_api_key,
+        "The API key is not valid: check that it was copied whole and has not been deleted.");
     return false;
   }
   const core::ApiKey& k = *slot->load();
@@ -79,10 +85,12 @@ bool authenticate(Exchange& ex) {
       write_error(ex, ErrorCode::revoked_api_key, "This API key was revoked: use another key.");
       return false;
     case core::KeyStatus::expired:
-      write_error(ex, ErrorCode::expired_api_key,
-                  "This API key has expired (or its rotation grace period is over): use its replacement.");
+      write_error(
+          ex, ErrorCode::expired_api_key,
+          "This API key has expired (or its rotation grace period is over): use its replacement.");
       return false;
-    default: break;
+    default:
+      break;
   }
   if (slot->org->load()->status == core::OrgStatus::suspended) {
     write_error(ex, ErrorCode::organization_suspended,
@@ -93,7 +101,8 @@ bool authenticate(Exchange& ex) {
       core::take_token(slot->rate_tat_ns, ex.app.config.rate_defaults.for_key(k), ex.started_ns);
   write_rate_headers(ex.res, rate);
   if (!rate.allowed) {
-    write_error(ex, ErrorCode::rate_limited, "Too many requests with this API key: retry after the time in Retry-After.");
+    write_error(ex, ErrorCode::rate_limited,
+                "Too many requests with this API key: retry after the time in Retry-After.");
     return false;
   }
   const uint64_t now = core::coarse_now_ms();
@@ -116,9 +125,10 @@ bool authorize(Exchange& ex, core::Scope scope, bool organization_endpoint) {
     return false;
   }
   if (organization_endpoint && (p.scopes & core::kLegacyScope)) {
-    write_error(ex, ErrorCode::legacy_scope_requires_rotation,
-                "This key carries the removed scope organizations:manage: rotate it (its replacement gets "
-                "organizations:create, organizations:read and organizations:update) or create a new key.");
+    write_error(
+        ex, ErrorCode::legacy_scope_requires_rotation,
+        "This key carries the removed scope organizations:manage: rotate it (its replacement gets "
+        "organizations:create, organizations:read and organizations:update) or create a new key.");
     return false;
   }
   if (!(p.scopes & core::bit(scope))) {

@@ -28,8 +28,10 @@ void write_certificate(core::JsonWriter& w, const core::Certificate& c, Shape sh
   w.field("object", shape == Shape::listed ? "organization.certificate" : "certificate");
   write_id(w, "id", core::IdKind::certificate, c.id);
   w.key("name");
-  if (c.name) w.string(*c.name);
-  else w.null();
+  if (c.name)
+    w.string(*c.name);
+  else
+    w.null();
   w.field("created_at", static_cast<int64_t>(c.created_ms / 1000));
   if (shape == Shape::listed) w.field("active", c.active);
   w.key("certificate_details").begin_object();
@@ -50,15 +52,16 @@ std::optional<core::Id> organization(Exchange& ex, core::Scope scope) {
   if (!ex.principal.root) return ex.principal.organization;
   const std::string_view header = ex.req.header("openai-organization");
   if (header.empty()) {
-    write_error(ex, ErrorCode::invalid_request,
-                "The root key acts on every organization: name one in the OpenAI-Organization header.",
-                "OpenAI-Organization");
+    write_error(
+        ex, ErrorCode::invalid_request,
+        "The root key acts on every organization: name one in the OpenAI-Organization header.",
+        "OpenAI-Organization");
     return std::nullopt;
   }
   auto id = core::parse_id(core::IdKind::organization, header);
   if (!id) {
-    write_error(ex, ErrorCode::invalid_field, "OpenAI-Organization must be an organization id (org_...).",
-                "OpenAI-Organization");
+    write_error(ex, ErrorCode::invalid_field,
+                "OpenAI-Organization must be an organization id (org_...).", "OpenAI-Organization");
     return std::nullopt;
   }
   if (!can_access(ex, *id)) return std::nullopt;
@@ -67,7 +70,9 @@ std::optional<core::Id> organization(Exchange& ex, core::Scope scope) {
 
 std::optional<core::Id> certificate_param(Exchange& ex) {
   auto id = core::parse_id(core::IdKind::certificate, ex.params[0]);
-  if (!id) write_error(ex, ErrorCode::not_found, "No certificate with that id exists in this organization.", "certificate_id");
+  if (!id)
+    write_error(ex, ErrorCode::not_found,
+                "No certificate with that id exists in this organization.", "certificate_id");
   return id;
 }
 
@@ -93,18 +98,23 @@ void list_certificates(Exchange& ex) {
     unsigned n = 0;
     auto r = std::from_chars(v->data(), v->data() + v->size(), n);
     if (r.ec != std::errc{} || r.ptr != v->data() + v->size() || n < 1 || n > 100)
-      return write_error(ex, ErrorCode::invalid_field, "'limit' must be a whole number from 1 to 100.", "limit");
+      return write_error(ex, ErrorCode::invalid_field,
+                         "'limit' must be a whole number from 1 to 100.", "limit");
     limit = n;
   }
   bool desc = true;
   if (auto v = query_param(ex.req.query, "order")) {
-    if (*v == "asc") desc = false;
-    else if (*v != "desc") return write_error(ex, ErrorCode::invalid_field, "'order' must be asc or desc.", "order");
+    if (*v == "asc")
+      desc = false;
+    else if (*v != "desc")
+      return write_error(ex, ErrorCode::invalid_field, "'order' must be asc or desc.", "order");
   }
   std::optional<core::Id> after;
   if (auto v = query_param(ex.req.query, "after")) {
     after = core::parse_id(core::IdKind::certificate, *v);
-    if (!after) return write_error(ex, ErrorCode::invalid_field, "'after' must be a certificate id (cert_...).", "after");
+    if (!after)
+      return write_error(ex, ErrorCode::invalid_field,
+                         "'after' must be a certificate id (cert_...).", "after");
   }
   core::ReadSection rs;
   const core::CertificateSet* set = ex.app.index.find_org(*org)->certs();
@@ -115,9 +125,11 @@ void list_certificates(Exchange& ex) {
   if (desc) std::reverse(items.begin(), items.end());
   size_t start = 0;
   if (after) {
-    auto it = std::find_if(items.begin(), items.end(), [&](const core::Certificate* c) { return c->id == *after; });
+    auto it = std::find_if(items.begin(), items.end(),
+                           [&](const core::Certificate* c) { return c->id == *after; });
     if (it == items.end())
-      return write_error(ex, ErrorCode::invalid_field, "'after' does not name a certificate of this organization.", "after");
+      return write_error(ex, ErrorCode::invalid_field,
+                         "'after' does not name a certificate of this organization.", "after");
     start = static_cast<size_t>(it - items.begin()) + 1;
   }
   const size_t end = std::min(items.size(), start + limit);
@@ -185,7 +197,10 @@ void get_certificate(Exchange& ex) {
   core::ReadSection rs;
   const core::CertificateSet* set = ex.app.index.find_org(*org)->certs();
   const core::Certificate* c = set ? set->find(*id) : nullptr;
-  if (!c) return write_error(ex, ErrorCode::not_found, "No certificate with that id exists in this organization.", "certificate_id");
+  if (!c)
+    return write_error(ex, ErrorCode::not_found,
+                       "No certificate with that id exists in this organization.",
+                       "certificate_id");
   respond(ex, 200, *c, wants_content(ex.req.query) ? Shape::with_content : Shape::certificate);
 }
 
@@ -244,8 +259,10 @@ net::task<void> set_active(Exchange& ex, bool active) {
     for (const auto& s : ids) {
       auto id = core::parse_id(core::IdKind::certificate, s);
       if (!id) {
-        err = core::make_error(ErrorCode::not_found, "No certificate " + s + " exists in this organization: nothing was changed.",
-                               "certificate_ids");
+        err = core::make_error(
+            ErrorCode::not_found,
+            "No certificate " + s + " exists in this organization: nothing was changed.",
+            "certificate_ids");
         return false;
       }
       cmd.certificates.push_back(*id);
@@ -268,7 +285,11 @@ net::task<void> set_active(Exchange& ex, bool active) {
 
 }  // namespace
 
-net::task<void> activate_certificates(Exchange& ex) { return set_active(ex, true); }
-net::task<void> deactivate_certificates(Exchange& ex) { return set_active(ex, false); }
+net::task<void> activate_certificates(Exchange& ex) {
+  return set_active(ex, true);
+}
+net::task<void> deactivate_certificates(Exchange& ex) {
+  return set_active(ex, false);
+}
 
 }  // namespace keygate::handlers

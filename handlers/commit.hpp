@@ -4,13 +4,12 @@
 #pragma once
 
 #include <coroutine>
-
 #include <optional>
 
 #include "core/commands.hpp"
 #include "handlers/exchange.hpp"
-#include "net/task.hpp"
 #include "net/reactor.hpp"
+#include "net/task.hpp"
 #include "persistence/journal.hpp"
 
 namespace keygate::handlers {

@@ -15,7 +15,8 @@ std::string_view error_type(core::ErrorCode code) noexcept;
 std::string_view error_code_name(core::ErrorCode code) noexcept;
 
 void write_error(Exchange& ex, const core::Error& error);
-void write_error(Exchange& ex, core::ErrorCode code, std::string_view message, std::string_view param = {});
+void write_error(Exchange& ex, core::ErrorCode code, std::string_view message,
+                 std::string_view param = {});
 // Without an Exchange: for requests that never reached the router.
 void write_error(net::Response& res, std::string_view request_id, core::ErrorCode code,
                  std::string_view message, std::string_view param = {});

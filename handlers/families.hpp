@@ -20,8 +20,8 @@ net::task<void> update_api_key(Exchange& ex);
 net::task<void> revoke_api_key(Exchange& ex);
 net::task<void> rotate_api_key(Exchange& ex);
 
-void verify_key(Exchange& ex);      // POST /v1/keys/verify
-void forward_auth(Exchange& ex);    // GET /v1/auth
+void verify_key(Exchange& ex);    // POST /v1/keys/verify
+void forward_auth(Exchange& ex);  // GET /v1/auth
 
 void list_certificates(Exchange& ex);
 net::task<void> create_certificate(Exchange& ex);

@@ -16,8 +16,9 @@ void Idempotency::evict(uint64_t now_ms) {
   }
 }
 
-Idempotency::Begin Idempotency::begin(const std::string& scope_key, const std::array<uint8_t, 32>& fingerprint,
-                                      uint64_t now_ms, net::Response& replay) {
+Idempotency::Begin Idempotency::begin(const std::string& scope_key,
+                                      const std::array<uint8_t, 32>& fingerprint, uint64_t now_ms,
+                                      net::Response& replay) {
   std::lock_guard lock(mutex_);
   evict(now_ms);
   auto it = entries_.find(scope_key);

@@ -9,7 +9,8 @@ core::Error invalid_json(std::string_view detail) {
 }
 
 core::Error invalid_field(std::string_view param, std::string_view must) {
-  return core::make_error(ErrorCode::invalid_field, "'" + std::string(param) + "' " + std::string(must) + ".",
+  return core::make_error(ErrorCode::invalid_field,
+                          "'" + std::string(param) + "' " + std::string(must) + ".",
                           std::string(param));
 }
 
@@ -37,7 +38,8 @@ simdjson::padded_string_view padded_copy(std::string_view body) {
   return simdjson::padded_string_view(buffer.data(), buffer.size(), buffer.capacity());
 }
 
-bool read_string_view(JsonValue& v, std::string_view param, std::string_view& out, core::Error& err) {
+bool read_string_view(JsonValue& v, std::string_view param, std::string_view& out,
+                      core::Error& err) {
   if (v.get_string().get(out)) {
     err = invalid_field(param, "must be a string");
     return false;
@@ -52,7 +54,8 @@ bool read_string(JsonValue& v, std::string_view param, std::string& out, core::E
   return true;
 }
 
-bool read_strings(JsonValue& v, std::string_view param, std::vector<std::string>& out, core::Error& err) {
+bool read_strings(JsonValue& v, std::string_view param, std::vector<std::string>& out,
+                  core::Error& err) {
   simdjson::ondemand::array arr;
   if (v.get_array().get(arr)) {
     err = invalid_field(param, "must be an array of strings");
@@ -97,17 +100,21 @@ bool read_scopes(JsonValue& v, std::string_view param, core::ScopeSet& out, core
     }
     core::Scope scope;
     switch (core::parse_scope(s, scope)) {
-      case core::ScopeParse::ok: out |= core::bit(scope); break;
+      case core::ScopeParse::ok:
+        out |= core::bit(scope);
+        break;
       case core::ScopeParse::removed:
-        err = core::make_error(ErrorCode::removed_scope,
-                               "The scope 'organizations:manage' was removed: use organizations:create, "
-                               "organizations:read and organizations:update instead.",
-                               std::string(param));
+        err = core::make_error(
+            ErrorCode::removed_scope,
+            "The scope 'organizations:manage' was removed: use organizations:create, "
+            "organizations:read and organizations:update instead.",
+            std::string(param));
         return false;
       case core::ScopeParse::unknown:
-        err = core::make_error(ErrorCode::invalid_scope,
-                               "'" + std::string(s) + "' is not a scope. See the API reference for the list.",
-                               std::string(param));
+        err = core::make_error(
+            ErrorCode::invalid_scope,
+            "'" + std::string(s) + "' is not a scope. See the API reference for the list.",
+            std::string(param));
         return false;
     }
   }

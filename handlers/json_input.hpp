@@ -33,8 +33,10 @@ core::Error unknown_field(std::string_view param);
 core::Error missing_field(std::string_view param);
 
 bool read_string(JsonValue& v, std::string_view param, std::string& out, core::Error& err);
-bool read_string_view(JsonValue& v, std::string_view param, std::string_view& out, core::Error& err);
-bool read_strings(JsonValue& v, std::string_view param, std::vector<std::string>& out, core::Error& err);
+bool read_string_view(JsonValue& v, std::string_view param, std::string_view& out,
+                      core::Error& err);
+bool read_strings(JsonValue& v, std::string_view param, std::vector<std::string>& out,
+                  core::Error& err);
 bool read_uint(JsonValue& v, std::string_view param, uint64_t& out, core::Error& err);
 bool read_is_null(JsonValue& v, bool& is_null);
 // A list of scope names: unknown ones are invalid_scope, organizations:manage removed_scope.

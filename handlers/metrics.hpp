@@ -31,7 +31,8 @@ inline constexpr size_t kVerifyCodes = 10;
 
 struct alignas(64) MetricsShard {
   std::array<std::array<std::atomic<uint64_t>, kStatusSlots>, kMaxRoutes> requests{};
-  std::array<std::array<std::atomic<uint64_t>, kLatencyBuckets + 1>, kMaxRoutes> latency{};  // last: +Inf
+  std::array<std::array<std::atomic<uint64_t>, kLatencyBuckets + 1>, kMaxRoutes>
+      latency{};  // last: +Inf
   std::array<std::atomic<uint64_t>, kMaxRoutes> latency_sum_ns{};
   std::array<std::atomic<uint64_t>, kVerifyCodes> verifications{};
 };

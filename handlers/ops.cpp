@@ -21,15 +21,21 @@ void readyz(Exchange& ex) {
   const bool recovered = ex.app.ready.load(std::memory_order_acquire);
   const bool writable = recovered && ex.app.journal->writable();
   ex.res.status = recovered && writable ? 200 : 503;
-  ex.res.body.append("{\"status\":\"").append(ex.res.status == 200 ? "ready" : "not_ready").append("\",\"recovered\":");
-  ex.res.body.append(recovered ? "true" : "false").append(",\"log_writable\":").append(writable ? "true" : "false").append("}");
+  ex.res.body.append("{\"status\":\"")
+      .append(ex.res.status == 200 ? "ready" : "not_ready")
+      .append("\",\"recovered\":");
+  ex.res.body.append(recovered ? "true" : "false")
+      .append(",\"log_writable\":")
+      .append(writable ? "true" : "false")
+      .append("}");
 }
 
 void metrics(Exchange& ex) {
   ex.res.status = 200;
   ex.res.content_type = "text/plain; version=0.0.4; charset=utf-8";
   ex.res.body = ex.app.metrics.render(ex.app.index, *ex.app.journal,
-                                      ex.app.connection_count ? ex.app.connection_count() : 0, ex.app.buffers);
+                                      ex.app.connection_count ? ex.app.connection_count() : 0,
+                                      ex.app.buffers);
 }
 
 }  // namespace keygate::handlers

@@ -49,15 +49,19 @@ net::task<void> create_organization(Exchange& ex) {
   bool has_name = false, has_slug = false;
   core::Error err;
   bool ok = JsonFields::each(ex.req.body, false, err, [&](std::string_view k, JsonValue& v) {
-    if (k == "name") return (has_name = true) && read_string(v, k, cmd.name, err) && check_name(cmd.name, err);
-    if (k == "slug") return (has_slug = true) && read_string(v, k, cmd.slug, err) && check_slug(cmd.slug, err);
+    if (k == "name")
+      return (has_name = true) && read_string(v, k, cmd.name, err) && check_name(cmd.name, err);
+    if (k == "slug")
+      return (has_slug = true) && read_string(v, k, cmd.slug, err) && check_slug(cmd.slug, err);
     err = unknown_field(k);
     return false;
   });
   if (ok && !has_name) ok = (err = missing_field("name"), false);
   if (ok && !has_slug) {
     cmd.slug = core::derive_slug(cmd.name);
-    if (cmd.slug.empty()) ok = (err = invalid_field("slug", "is required: no slug can be derived from this name"), false);
+    if (cmd.slug.empty())
+      ok = (err = invalid_field("slug", "is required: no slug can be derived from this name"),
+            false);
   }
   if (!ok) {
     write_error(ex, err);
@@ -71,7 +75,8 @@ net::task<void> create_organization(Exchange& ex) {
     w.begin_object();
     write_id(w, "id", core::IdKind::organization, out->org->id);
     w.field("object", "organization").field("name", std::string_view(out->org->name));
-    w.field("slug", std::string_view(out->org->slug)).field("status", core::to_string(out->org->status));
+    w.field("slug", std::string_view(out->org->slug))
+        .field("status", core::to_string(out->org->status));
     write_time(w, "created_at", out->org->created_ms);
     write_time(w, "updated_at", out->org->updated_ms);
     w.key("api_key");
@@ -96,7 +101,8 @@ void list_organizations(Exchange& ex) {
   } else if (page.after) {
     core::OrgSlot* cur = index.find_org(*page.after);
     if (!cur) {
-      write_error(ex, ErrorCode::invalid_field, "'cursor' does not name an organization.", "cursor");
+      write_error(ex, ErrorCode::invalid_field, "'cursor' does not name an organization.",
+                  "cursor");
       return;
     }
     start = cur->next();
@@ -115,9 +121,16 @@ void list_organizations(Exchange& ex) {
   }
   const bool more = ex.principal.root && s != nullptr;
   w.end_array().key("pagination").begin_object().field("limit", page.limit).field("has_more", more);
-  if (more) write_id(w, "next_cursor", core::IdKind::organization, last);
-  else w.key("next_cursor").null();
-  w.end_object().key("meta").begin_object().field("request_id", ex.request_id_view()).end_object().end_object();
+  if (more)
+    write_id(w, "next_cursor", core::IdKind::organization, last);
+  else
+    w.key("next_cursor").null();
+  w.end_object()
+      .key("meta")
+      .begin_object()
+      .field("request_id", ex.request_id_view())
+      .end_object()
+      .end_object();
 }
 
 void get_organization(Exchange& ex) {
@@ -142,13 +155,17 @@ net::task<void> update_organization(Exchange& ex) {
     if (k == "slug") return read_string(v, k, s, err) && check_slug(s, err) && (cmd.slug = s, true);
     if (k == "status") {
       if (!read_string(v, k, s, err)) return false;
-      if (s == "active") cmd.status = core::OrgStatus::active;
-      else if (s == "suspended") cmd.status = core::OrgStatus::suspended;
-      else return (err = invalid_field("status", "must be 'active' or 'suspended'"), false);
+      if (s == "active")
+        cmd.status = core::OrgStatus::active;
+      else if (s == "suspended")
+        cmd.status = core::OrgStatus::suspended;
+      else
+        return (err = invalid_field("status", "must be 'active' or 'suspended'"), false);
       return true;
     }
     if (k == "id" || k == "created_at" || k == "updated_at" || k == "object") {
-      err = core::make_error(ErrorCode::immutable_field, "'" + std::string(k) + "' cannot be changed.", std::string(k));
+      err = core::make_error(ErrorCode::immutable_field,
+                             "'" + std::string(k) + "' cannot be changed.", std::string(k));
       return false;
     }
     err = unknown_field(k);

@@ -14,7 +14,8 @@ std::optional<std::string_view> query_param(std::string_view q, std::string_view
     const size_t amp = q.find('&');
     std::string_view pair = q.substr(0, amp);
     const size_t eq = pair.find('=');
-    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    if (pair.substr(0, eq) == name)
+      return eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
     if (amp == std::string_view::npos) break;
     q.remove_prefix(amp + 1);
   }
@@ -46,7 +47,8 @@ bool read_page(Exchange& ex, core::IdKind kind, unsigned max_limit, Page& page) 
     auto r = std::from_chars(v->data(), v->data() + v->size(), limit);
     if (r.ec != std::errc{} || r.ptr != v->data() + v->size() || limit < 1 || limit > max_limit) {
       write_error(ex, core::ErrorCode::invalid_field,
-                  "'limit' must be a whole number from 1 to " + std::to_string(max_limit) + ".", "limit");
+                  "'limit' must be a whole number from 1 to " + std::to_string(max_limit) + ".",
+                  "limit");
       return false;
     }
     page.limit = limit;

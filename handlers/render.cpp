@@ -6,8 +6,10 @@ namespace keygate::handlers {
 
 void write_time(core::JsonWriter& w, std::string_view name, uint64_t unix_ms) {
   w.key(name);
-  if (unix_ms) w.string(core::format_rfc3339(unix_ms));
-  else w.null();
+  if (unix_ms)
+    w.string(core::format_rfc3339(unix_ms));
+  else
+    w.null();
 }
 
 void write_id(core::JsonWriter& w, std::string_view name, core::IdKind kind, core::Id id) {
@@ -29,7 +31,9 @@ void write_scopes(core::JsonWriter& w, core::ScopeSet scopes) {
 void write_organization(core::JsonWriter& w, const core::Organization& o) {
   w.begin_object();
   write_id(w, "id", core::IdKind::organization, o.id);
-  w.field("object", "organization").field("name", std::string_view(o.name)).field("slug", std::string_view(o.slug));
+  w.field("object", "organization")
+      .field("name", std::string_view(o.name))
+      .field("slug", std::string_view(o.slug));
   w.field("status", core::to_string(o.status));
   write_time(w, "created_at", o.created_ms);
   write_time(w, "updated_at", o.updated_ms);
@@ -48,7 +52,8 @@ void write_api_key(core::JsonWriter& w, const core::ApiKey& k, uint64_t last_use
   if (k.type == core::KeyType::publishable) {
     w.field("display_key", k.public_value());
   } else {
-    std::string display = "sk_" + std::string(core::to_string(k.environment)) + "_\u2026" + std::string(preview);
+    std::string display =
+        "sk_" + std::string(core::to_string(k.environment)) + "_\u2026" + std::string(preview);
     w.field("display_key", std::string_view(display));
   }
   w.key("allowed_origins").begin_array();
@@ -57,7 +62,11 @@ void write_api_key(core::JsonWriter& w, const core::ApiKey& k, uint64_t last_use
   w.key("scopes");
   write_scopes(w, k.scopes);
   const core::RateLimit rl = defaults.for_key(k);
-  w.key("rate_limit").begin_object().field("requests_per_second", rl.requests_per_second).field("burst", rl.burst).end_object();
+  w.key("rate_limit")
+      .begin_object()
+      .field("requests_per_second", rl.requests_per_second)
+      .field("burst", rl.burst)
+      .end_object();
   w.field("status", core::to_string(k.status_at(now_ms)));
   write_time(w, "created_at", k.created_ms);
   write_time(w, "rotated_at", k.rotated_ms);

@@ -13,9 +13,11 @@ namespace keygate::handlers {
 
 void write_organization(core::JsonWriter& w, const core::Organization& org);
 void write_api_key(core::JsonWriter& w, const core::ApiKey& key, uint64_t last_used_ms,
-                   const core::RateDefaults& defaults, uint64_t now_ms, std::string_view revealed = {});
+                   const core::RateDefaults& defaults, uint64_t now_ms,
+                   std::string_view revealed = {});
 void write_time(core::JsonWriter& w, std::string_view name, uint64_t unix_ms);  // null when 0
-void write_id(core::JsonWriter& w, std::string_view name, core::IdKind kind, core::Id id);  // null when empty
+void write_id(core::JsonWriter& w, std::string_view name, core::IdKind kind,
+              core::Id id);  // null when empty
 void write_scopes(core::JsonWriter& w, core::ScopeSet scopes);
 
 // {"data": ... , "meta": {"request_id": ...}} around what `body` writes.

@@ -4,14 +4,22 @@ namespace keygate::handlers {
 
 std::string_view method_name(net::Method m) noexcept {
   switch (m) {
-    case net::Method::get: return "GET";
-    case net::Method::head: return "HEAD";
-    case net::Method::post: return "POST";
-    case net::Method::put: return "PUT";
-    case net::Method::patch: return "PATCH";
-    case net::Method::del: return "DELETE";
-    case net::Method::options: return "OPTIONS";
-    case net::Method::other: return "OTHER";
+    case net::Method::get:
+      return "GET";
+    case net::Method::head:
+      return "HEAD";
+    case net::Method::post:
+      return "POST";
+    case net::Method::put:
+      return "PUT";
+    case net::Method::patch:
+      return "PATCH";
+    case net::Method::del:
+      return "DELETE";
+    case net::Method::options:
+      return "OPTIONS";
+    case net::Method::other:
+      return "OTHER";
   }
   return "OTHER";
 }

@@ -18,10 +18,10 @@ using AsyncHandler = net::task<void> (*)(Exchange&);
 
 struct Route {
   net::Method method;
-  std::string_view pattern;  // "/v1/organizations/{id}/api-keys/{keyId}"
+  std::string_view pattern;    // "/v1/organizations/{id}/api-keys/{keyId}"
   SyncHandler sync = nullptr;  // exactly one of the two
   AsyncHandler async = nullptr;
-  bool authenticate = true;    // the router's caller authenticates before dispatch
+  bool authenticate = true;  // the router's caller authenticates before dispatch
 };
 
 class Router {

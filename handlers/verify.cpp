@@ -48,13 +48,17 @@ void verify_key(Exchange& ex) {
     if (k == "origin") return read_string_view(v, k, vr.origin, err);
     if (k == "scopes") {
       simdjson::ondemand::array arr;
-      if (v.get_array().get(arr)) return (err = invalid_field("scopes", "must be an array of scope names"), false);
+      if (v.get_array().get(arr))
+        return (err = invalid_field("scopes", "must be an array of scope names"), false);
       for (auto item : arr) {
         std::string_view name;
-        if (item.get_string().get(name)) return (err = invalid_field("scopes", "must be an array of scope names"), false);
+        if (item.get_string().get(name))
+          return (err = invalid_field("scopes", "must be an array of scope names"), false);
         core::Scope s;
-        if (core::parse_scope(name, s) == core::ScopeParse::ok) vr.required_scopes |= core::bit(s);
-        else vr.unknown_scope = true;  // no key can hold it: INSUFFICIENT_SCOPE, not a 400
+        if (core::parse_scope(name, s) == core::ScopeParse::ok)
+          vr.required_scopes |= core::bit(s);
+        else
+          vr.unknown_scope = true;  // no key can hold it: INSUFFICIENT_SCOPE, not a 400
       }
       return true;
     }
@@ -62,7 +66,9 @@ void verify_key(Exchange& ex) {
       std::string_view hex;
       if (!read_string_view(v, k, hex, err)) return false;
       if (!core::parse_sha256_hex(hex, fingerprint))
-        return (err = invalid_field(k, "must be the certificate's SHA-256 as 64 hexadecimal digits"), false);
+        return (
+            err = invalid_field(k, "must be the certificate's SHA-256 as 64 hexadecimal digits"),
+            false);
       vr.client_certificate = &fingerprint;
       return true;
     }
@@ -78,7 +84,9 @@ void verify_key(Exchange& ex) {
                                             core::coarse_now_ms(), ex.started_ns);
   ex.app.metrics.record_verification(r.code);
   write_envelope(ex, 200, [&](core::JsonWriter& w) {
-    w.begin_object().field("valid", r.code == core::VerifyCode::valid).field("code", core::to_string(r.code));
+    w.begin_object()
+        .field("valid", r.code == core::VerifyCode::valid)
+        .field("code", core::to_string(r.code));
     if (r.found) {
       write_id(w, "key_id", core::IdKind::api_key, r.key_id);
       write_id(w, "organization_id", core::IdKind::organization, r.organization_id);
@@ -90,7 +98,11 @@ void verify_key(Exchange& ex) {
       write_time(w, "expires_at", r.expires_ms);
       w.key("rate_limit");
       if (r.rate.limited)
-        w.begin_object().field("limit", r.rate.limit).field("remaining", r.rate.remaining).field("reset_ms", r.rate.reset_ms).end_object();
+        w.begin_object()
+            .field("limit", r.rate.limit)
+            .field("remaining", r.rate.remaining)
+            .field("reset_ms", r.rate.reset_ms)
+            .end_object();
       else
         w.null();
     }
@@ -117,13 +129,16 @@ void forward_auth(Exchange& ex) {
   vr.key = cred == CredentialRead::ok ? key : std::string_view();
   vr.origin = h[2];
   std::array<uint8_t, 32> fingerprint;
-  if (!h[3].empty() && core::parse_sha256_hex(h[3], fingerprint)) vr.client_certificate = &fingerprint;
+  if (!h[3].empty() && core::parse_sha256_hex(h[3], fingerprint))
+    vr.client_certificate = &fingerprint;
   if (!h[4].empty()) core::parse_scope_list(h[4], vr.required_scopes, vr.unknown_scope);
   if (auto q = query_param(ex.req.query, "scopes")) {
     char decoded[1024];
     const size_t n = percent_decode(*q, decoded, sizeof decoded);
-    if (n == SIZE_MAX) vr.unknown_scope = true;
-    else core::parse_scope_list(std::string_view(decoded, n), vr.required_scopes, vr.unknown_scope);
+    if (n == SIZE_MAX)
+      vr.unknown_scope = true;
+    else
+      core::parse_scope_list(std::string_view(decoded, n), vr.required_scopes, vr.unknown_scope);
   }
 
   core::ReadSection rs;
@@ -135,8 +150,11 @@ void forward_auth(Exchange& ex) {
     case core::VerifyCode::valid: {
       res.status = 200;
       char id[32];
-      res.add_header("X-Keygate-Organization-Id", std::string_view(id, core::format_id(core::IdKind::organization, r.organization_id, id)));
-      res.add_header("X-Keygate-Key-Id", std::string_view(id, core::format_id(core::IdKind::api_key, r.key_id, id)));
+      res.add_header(
+          "X-Keygate-Organization-Id",
+          std::string_view(id, core::format_id(core::IdKind::organization, r.organization_id, id)));
+      res.add_header("X-Keygate-Key-Id",
+                     std::string_view(id, core::format_id(core::IdKind::api_key, r.key_id, id)));
       res.add_header("X-Keygate-Key-Type", core::to_string(r.type));
       res.add_header("X-Keygate-Environment", core::to_string(r.environment));
       append_scopes_header(res, r.scopes);

@@ -79,7 +79,9 @@ void Connection::wake_flush() noexcept {
   if (auto h = std::exchange(flush_waiter_, {})) h.resume();
 }
 
-void Connection::shutdown_socket() noexcept { ::shutdown(fd_, SHUT_RDWR); }
+void Connection::shutdown_socket() noexcept {
+  ::shutdown(fd_, SHUT_RDWR);
+}
 
 void Connection::answer(const Request* req, bool head) {
   const bool close = closing_ || res_.close || reactor_.draining_ || (req && !req->keep_alive);

@@ -46,7 +46,9 @@ class InputBuffer {
 
  private:
   // What a block of `capacity` bytes costs the budget: its bytes beyond the resting size.
-  static size_t charge(size_t capacity) noexcept { return capacity > kRestingBytes ? capacity - kRestingBytes : 0; }
+  static size_t charge(size_t capacity) noexcept {
+    return capacity > kRestingBytes ? capacity - kRestingBytes : 0;
+  }
   BufferBudget& budget_;
   std::unique_ptr<char[]> data_;
   std::unique_ptr<char[]> retired_;
@@ -67,7 +69,9 @@ class Connection {
   friend class Reactor;
   struct InputAwaiter {
     Connection& c;
-    bool await_ready() const noexcept { return c.input_pending_ || c.eof_ || c.timed_out_ || c.over_budget_; }
+    bool await_ready() const noexcept {
+      return c.input_pending_ || c.eof_ || c.timed_out_ || c.over_budget_;
+    }
     void await_suspend(std::coroutine_handle<> h) noexcept { c.input_waiter_ = h; }
     void await_resume() noexcept { c.input_pending_ = false; }
   };
@@ -93,7 +97,7 @@ class Connection {
   std::coroutine_handle<> input_waiter_;  // suspended until bytes arrive or input ends
   std::coroutine_handle<> flush_waiter_;  // suspended until out_ is sent
 
-  unsigned inflight_ = 0;      // submitted io_uring operations not yet completed
+  unsigned inflight_ = 0;  // submitted io_uring operations not yet completed
   bool recv_armed_ = false;
   bool input_pending_ = false;  // bytes arrived since the coroutine last looked
   bool eof_ = false;            // no more input: the peer closed, or the reactor wants it gone
@@ -102,7 +106,7 @@ class Connection {
   bool over_budget_ = false;    // its buffer could not grow within the server's BufferBudget
   bool busy_ = false;           // a request is being handled
   bool closing_ = false;
-  bool done_ = false;           // the coroutine has returned
+  bool done_ = false;  // the coroutine has returned
   std::chrono::steady_clock::time_point last_activity_;
   std::chrono::steady_clock::time_point message_began_;
 

@@ -10,18 +10,28 @@ namespace keygate::net {
 
 namespace {
 
-HttpParser& self(llhttp_t* p) { return *static_cast<HttpParser*>(p->data); }
+HttpParser& self(llhttp_t* p) {
+  return *static_cast<HttpParser*>(p->data);
+}
 
 Method method_of(uint8_t m) {
   switch (m) {
-    case HTTP_GET: return Method::get;
-    case HTTP_HEAD: return Method::head;
-    case HTTP_POST: return Method::post;
-    case HTTP_PUT: return Method::put;
-    case HTTP_PATCH: return Method::patch;
-    case HTTP_DELETE: return Method::del;
-    case HTTP_OPTIONS: return Method::options;
-    default: return Method::other;
+    case HTTP_GET:
+      return Method::get;
+    case HTTP_HEAD:
+      return Method::head;
+    case HTTP_POST:
+      return Method::post;
+    case HTTP_PUT:
+      return Method::put;
+    case HTTP_PATCH:
+      return Method::patch;
+    case HTTP_DELETE:
+      return Method::del;
+    case HTTP_OPTIONS:
+      return Method::options;
+    default:
+      return Method::other;
   }
 }
 
@@ -39,10 +49,10 @@ namespace {
 uint64_t ascii_lower(uint64_t w) noexcept {
   constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
   const uint64_t low7 = w & ~kHigh;
-  const uint64_t from_a = low7 + (0x80 - 'A') * kOnes;       // high bit: byte >= 'A'
-  const uint64_t past_z = low7 + (0x80 - 'Z' - 1) * kOnes;   // high bit: byte > 'Z'
-  const uint64_t upper = from_a & ~past_z & ~w & kHigh;      // high bit: 'A' <= byte <= 'Z'
-  return w | (upper >> 2);                                   // 0x80 >> 2 is 0x20
+  const uint64_t from_a = low7 + (0x80 - 'A') * kOnes;      // high bit: byte >= 'A'
+  const uint64_t past_z = low7 + (0x80 - 'Z' - 1) * kOnes;  // high bit: byte > 'Z'
+  const uint64_t upper = from_a & ~past_z & ~w & kHigh;     // high bit: 'A' <= byte <= 'Z'
+  return w | (upper >> 2);                                  // 0x80 >> 2 is 0x20
 }
 
 template <typename Word>
@@ -85,7 +95,9 @@ const char* skip_value_bytes(const char* p, const char* end) noexcept {
       }
       p += 8;
     }
-    while (p < end && static_cast<unsigned char>(*p) >= 0x20 && static_cast<unsigned char>(*p) < 0x7f) ++p;
+    while (p < end && static_cast<unsigned char>(*p) >= 0x20 &&
+           static_cast<unsigned char>(*p) < 0x7f)
+      ++p;
     if (p == end || *p != '\t') return p;
     ++p;  // a tab is a value byte: go on
   }
@@ -102,13 +114,20 @@ Framing framing_header(std::string_view name) noexcept {
     return (name[0] | 0x20) == framing[0] && iequals(name, framing);
   };
   switch (name.size()) {
-    case 6: return is("expect") ? Framing::other : Framing::none;
-    case 7: return is("upgrade") ? Framing::other : Framing::none;
-    case 10: return is("connection") ? Framing::connection : Framing::none;
-    case 14: return is("content-length") ? Framing::other : Framing::none;
-    case 16: return is("proxy-connection") ? Framing::other : Framing::none;
-    case 17: return is("transfer-encoding") ? Framing::other : Framing::none;
-    default: return Framing::none;
+    case 6:
+      return is("expect") ? Framing::other : Framing::none;
+    case 7:
+      return is("upgrade") ? Framing::other : Framing::none;
+    case 10:
+      return is("connection") ? Framing::connection : Framing::none;
+    case 14:
+      return is("content-length") ? Framing::other : Framing::none;
+    case 16:
+      return is("proxy-connection") ? Framing::other : Framing::none;
+    case 17:
+      return is("transfer-encoding") ? Framing::other : Framing::none;
+    default:
+      return Framing::none;
   }
 }
 
@@ -129,7 +148,9 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
     return ascii_lower(load<uint32_t>(x) | load<uint32_t>(x + n - 4) << 32) ==
            ascii_lower(load<uint32_t>(y) | load<uint32_t>(y + n - 4) << 32);
   for (size_t i = 0; i < n; ++i)
-    if (ascii_lower(static_cast<unsigned char>(x[i])) != ascii_lower(static_cast<unsigned char>(y[i]))) return false;
+    if (ascii_lower(static_cast<unsigned char>(x[i])) !=
+        ascii_lower(static_cast<unsigned char>(y[i])))
+      return false;
   return true;
 }
 
@@ -145,7 +166,8 @@ bool Request::has_header(std::string_view name) const noexcept {
   return false;
 }
 
-void Request::find_headers(const std::string_view* names, std::string_view* values, size_t n) const noexcept {
+void Request::find_headers(const std::string_view* names, std::string_view* values,
+                           size_t n) const noexcept {
   // by_length[L]: the names of length L, one bit each, so that a header is compared only
   // with names of its own length (most headers of a request match none).
   constexpr size_t kLongest = 32;
@@ -191,7 +213,8 @@ const llhttp_settings_t* HttpParser::settings() {
   return &s;
 }
 
-HttpParser::HttpParser(ParserLimits limits, bool fast_path) : limits_(limits), fast_path_(fast_path) {
+HttpParser::HttpParser(ParserLimits limits, bool fast_path)
+    : limits_(limits), fast_path_(fast_path) {
   llhttp_init(&parser_, HTTP_REQUEST, settings());
   parser_.data = this;
 }
@@ -357,11 +380,13 @@ bool HttpParser::parse_simple_get(const char* buf, size_t size) noexcept {
   const char* const end = begin + std::min(size - position_, limits_.max_header_bytes);
   const char* p = begin;
   constexpr std::string_view kGet = "GET /", kVersion = " HTTP/1.1\r\n";
-  if (static_cast<size_t>(end - p) < kGet.size() || std::memcmp(p, kGet.data(), kGet.size()) != 0) return false;
+  if (static_cast<size_t>(end - p) < kGet.size() || std::memcmp(p, kGet.data(), kGet.size()) != 0)
+    return false;
   p += kGet.size() - 1;
   const char* const target = p;
   while (p < end && kTargetByte[static_cast<unsigned char>(*p)]) ++p;
-  if (static_cast<size_t>(end - p) < kVersion.size() || std::memcmp(p, kVersion.data(), kVersion.size()) != 0)
+  if (static_cast<size_t>(end - p) < kVersion.size() ||
+      std::memcmp(p, kVersion.data(), kVersion.size()) != 0)
     return false;
   const Span url{static_cast<uint32_t>(target - buf), static_cast<uint32_t>(p - target)};
   p += kVersion.size();

@@ -29,7 +29,8 @@ class HttpParser {
   enum class Event : uint8_t {
     need_more,          // everything given was consumed; no complete request yet
     request,            // a complete request; read it with request(), then call next()
-    expect_continue,    // headers of a request with "Expect: 100-continue" whose body is still to come
+    expect_continue,    // headers of a request with "Expect: 100-continue" whose body is still to
+                        // come
     headers_too_large,  // 431
     body_too_large,     // 413
     malformed,          // 400: the connection must be closed

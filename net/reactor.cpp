@@ -20,7 +20,9 @@ namespace {
 
 thread_local Reactor* t_current = nullptr;
 
-uint64_t tag(void* p, uintptr_t op) { return reinterpret_cast<uintptr_t>(p) | op; }
+uint64_t tag(void* p, uintptr_t op) {
+  return reinterpret_cast<uintptr_t>(p) | op;
+}
 
 [[noreturn]] void fail(const char* what, int err) {
   throw std::system_error(err, std::system_category(), what);
@@ -31,7 +33,10 @@ uint64_t tag(void* p, uintptr_t op) { return reinterpret_cast<uintptr_t>(p) | op
 Reactor::Reactor(int listen_fd, Service& service, const ReactorOptions& options,
                  std::atomic<unsigned>& connection_count, BufferBudget& budget)
     : ring_(options.ring_entries, options.buffer_count, options.buffer_size),
-      listen_fd_(listen_fd), service_(service), options_(options), connection_count_(connection_count),
+      listen_fd_(listen_fd),
+      service_(service),
+      options_(options),
+      connection_count_(connection_count),
       budget_(budget) {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) fail("eventfd", errno);
@@ -43,7 +48,9 @@ Reactor::~Reactor() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-Reactor* Reactor::current() noexcept { return t_current; }
+Reactor* Reactor::current() noexcept {
+  return t_current;
+}
 
 void Reactor::arm_accept() {
   io_uring_sqe* s = ring_.sqe();
@@ -139,10 +146,18 @@ void Reactor::on_completion(io_uring_cqe* cqe) {
   const auto op = static_cast<Op>(data & 7);
   void* ptr = reinterpret_cast<void*>(data & ~uint64_t{7});
   switch (op) {
-    case op_accept: on_accept(cqe->res, cqe->flags & IORING_CQE_F_MORE); break;
-    case op_wake: on_wake(); break;
-    case op_tick: on_tick(); break;
-    case op_recv: on_recv(*static_cast<Connection*>(ptr), cqe->res, cqe->flags); break;
+    case op_accept:
+      on_accept(cqe->res, cqe->flags & IORING_CQE_F_MORE);
+      break;
+    case op_wake:
+      on_wake();
+      break;
+    case op_tick:
+      on_tick();
+      break;
+    case op_recv:
+      on_recv(*static_cast<Connection*>(ptr), cqe->res, cqe->flags);
+      break;
     case op_send: {
       auto& c = *static_cast<Connection*>(ptr);
       --c.inflight_;
@@ -165,7 +180,8 @@ void Reactor::on_completion(io_uring_cqe* cqe) {
       }
       break;
     }
-    case op_ignore: break;
+    case op_ignore:
+      break;
   }
 }
 
@@ -173,7 +189,8 @@ void Reactor::on_accept(int res, bool more) {
   if (!more) accepting_ = false;
   if (res >= 0) {
     const int fd = res;
-    if (draining_ || connection_count_.load(std::memory_order_relaxed) >= options_.max_connections) {
+    if (draining_ ||
+        connection_count_.load(std::memory_order_relaxed) >= options_.max_connections) {
       ::close(fd);  // over the connection limit: refuse at once rather than queue
     } else {
       connection_count_.fetch_add(1, std::memory_order_relaxed);
@@ -198,7 +215,8 @@ void Reactor::on_recv(Connection& c, int res, uint32_t flags) {
     if (c.in_.size() + static_cast<size_t>(res) > 2 * cap) {
       c.eof_ = true;  // a client pipelining far more than we can answer: cut it off
       c.shutdown_socket();
-    } else if (c.over_budget_ || !c.in_.append(ring_.buffer(bid), static_cast<size_t>(res), c.busy_)) {
+    } else if (c.over_budget_ ||
+               !c.in_.append(ring_.buffer(bid), static_cast<size_t>(res), c.busy_)) {
       c.over_budget_ = true;  // answered 503 and closed by its coroutine
     } else {
       c.input_pending_ = true;
@@ -272,8 +290,10 @@ void Reactor::reap() {
       finished_[kept++] = c;
       continue;
     }
-    if (c->prev_) c->prev_->next_ = c->next_;
-    else connections_ = c->next_;
+    if (c->prev_)
+      c->prev_->next_ = c->next_;
+    else
+      connections_ = c->next_;
     if (c->next_) c->next_->prev_ = c->prev_;
     ::close(c->fd_);
     delete c;

@@ -60,7 +60,14 @@ class Reactor {
 
  private:
   friend class Connection;
-  enum Op : uintptr_t { op_recv = 1, op_send = 2, op_accept = 3, op_wake = 4, op_tick = 5, op_ignore = 6 };
+  enum Op : uintptr_t {
+    op_recv = 1,
+    op_send = 2,
+    op_accept = 3,
+    op_wake = 4,
+    op_tick = 5,
+    op_ignore = 6
+  };
 
   void arm_accept();
   void arm_wake();

@@ -42,7 +42,8 @@ struct Request {
   }
 
  private:
-  void find_headers(const std::string_view* names, std::string_view* values, size_t n) const noexcept;
+  void find_headers(const std::string_view* names, std::string_view* values,
+                    size_t n) const noexcept;
 };
 
 bool iequals(std::string_view a, std::string_view b) noexcept;

@@ -14,7 +14,8 @@ namespace keygate::net {
 // them without a call to memcpy. Nothing is read or written outside [s, s+n) and [d, d+n);
 // n == 0 touches nothing (a default view's data() is null).
 template <typename Word>
-inline void copy_two_words(char* d, const char* s, size_t n) noexcept {  // sizeof(Word) <= n <= 2 * sizeof(Word)
+inline void copy_two_words(char* d, const char* s,
+                           size_t n) noexcept {  // sizeof(Word) <= n <= 2 * sizeof(Word)
   Word head, tail;
   std::memcpy(&head, s, sizeof(Word));
   std::memcpy(&tail, s + n - sizeof(Word), sizeof(Word));
@@ -22,9 +23,12 @@ inline void copy_two_words(char* d, const char* s, size_t n) noexcept {  // size
   std::memcpy(d + n - sizeof(Word), &tail, sizeof(Word));
 }
 inline void copy_bytes(char* d, const char* s, size_t n) noexcept {
-  if (n >= 16) std::memcpy(d, s, n);
-  else if (n >= 8) copy_two_words<uint64_t>(d, s, n);
-  else if (n >= 4) copy_two_words<uint32_t>(d, s, n);
+  if (n >= 16)
+    std::memcpy(d, s, n);
+  else if (n >= 8)
+    copy_two_words<uint64_t>(d, s, n);
+  else if (n >= 4)
+    copy_two_words<uint32_t>(d, s, n);
   else
     for (size_t i = 0; i < n; ++i) d[i] = s[i];
 }
@@ -52,7 +56,7 @@ struct Response {
   std::string_view content_type = "application/json";
   std::string headers;  // extra header lines, each "Name: value\r\n"
   std::string body;
-  bool close = false;   // close the connection after this response
+  bool close = false;  // close the connection after this response
 
   void add_header(std::string_view name, std::string_view value) {
     append_pieces(headers, {name, ": ", value, "\r\n"});
@@ -69,7 +73,13 @@ struct Response {
 // Why a request never reached a handler: the server answers it itself and closes.
 // `overloaded`: the
 // request did not fit in the server's receive-buffer budget (net/buffer_budget.hpp).
-enum class ProtocolError : uint8_t { malformed, headers_too_large, body_too_large, timeout, overloaded };
+enum class ProtocolError : uint8_t {
+  malformed,
+  headers_too_large,
+  body_too_large,
+  timeout,
+  overloaded
+};
 
 std::string_view reason_phrase(uint16_t status) noexcept;
 

@@ -57,8 +57,8 @@ Ring::Ring(unsigned entries, unsigned buffer_count, unsigned buffer_size)
     fail(what, -rc);
   }
   for (unsigned i = 0; i < buffer_count; ++i)
-    io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{i} * buffer_size, buffer_size, static_cast<uint16_t>(i),
-                          mask_, static_cast<int>(i));
+    io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{i} * buffer_size, buffer_size,
+                          static_cast<uint16_t>(i), mask_, static_cast<int>(i));
   io_uring_buf_ring_advance(buf_ring_, static_cast<int>(buffer_count));
 }
 

@@ -30,7 +30,8 @@ class Ring {
   const char* buffer(uint16_t bid) const noexcept { return buffers_ + size_t{bid} * buffer_size_; }
   // Gives a buffer back to the kernel once its bytes have been consumed.
   void recycle(uint16_t bid) noexcept {
-    io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{bid} * buffer_size_, buffer_size_, bid, mask_, 0);
+    io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{bid} * buffer_size_, buffer_size_, bid,
+                          mask_, 0);
     io_uring_buf_ring_advance(buf_ring_, 1);
   }
 

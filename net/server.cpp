@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <charconv>
-#include <future>
 #include <cstring>
+#include <future>
 #include <stdexcept>
 #include <system_error>
 
@@ -25,7 +25,8 @@ bool parse_endpoint(std::string_view text, Endpoint& out, std::string& error) {
     return false;
   }
   std::string_view host = text.substr(0, colon), port = text.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   unsigned value = 0;
   auto r = std::from_chars(port.data(), port.data() + port.size(), value);
   if (r.ec != std::errc{} || r.ptr != port.data() + port.size() || value > 65535) {
@@ -71,7 +72,8 @@ int open_listener(const Endpoint& ep, uint16_t port) {
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) < 0 || ::listen(fd, 4096) < 0) {
     int err = errno;
     ::close(fd);
-    throw std::system_error(err, std::system_category(), "cannot listen on " + Endpoint{ep.host, port}.to_string());
+    throw std::system_error(err, std::system_category(),
+                            "cannot listen on " + Endpoint{ep.host, port}.to_string());
   }
   return fd;
 }
@@ -119,7 +121,8 @@ void Server::start(const Endpoint& endpoint, unsigned threads, int inherited_fd)
   for (unsigned i = 0; i < threads; ++i) {
     threads_.emplace_back([this, i, &up] {
       try {
-        reactors_[i] = std::make_unique<Reactor>(listen_fds_[i], service_, options_, connection_count_, budget_);
+        reactors_[i] = std::make_unique<Reactor>(listen_fds_[i], service_, options_,
+                                                 connection_count_, budget_);
       } catch (...) {
         up[i].set_exception(std::current_exception());
         return;

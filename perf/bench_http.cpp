@@ -20,13 +20,15 @@ static void BM_ParseAuthRequest(benchmark::State& state) {
   HttpParser parser;
   const size_t before = keygate::perf::t_allocations;
   for (auto _ : state) {
-    if (parser.parse(req.data(), req.size()) != HttpParser::Event::request) state.SkipWithError("no request");
+    if (parser.parse(req.data(), req.size()) != HttpParser::Event::request)
+      state.SkipWithError("no request");
     benchmark::DoNotOptimize(parser.request().header("authorization"));
     parser.next();
     parser.rebase(req.size());
   }
-  state.counters["allocs/op"] = benchmark::Counter(
-      static_cast<double>(keygate::perf::t_allocations - before) / static_cast<double>(state.iterations()));
+  state.counters["allocs/op"] =
+      benchmark::Counter(static_cast<double>(keygate::perf::t_allocations - before) /
+                         static_cast<double>(state.iterations()));
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * req.size()));
 }
 BENCHMARK(BM_ParseAuthRequest);
@@ -44,8 +46,9 @@ static void BM_MetricsPerAuthRequest(benchmark::State& state) {
     metrics.record_request(0, 200, elapsed);
     benchmark::DoNotOptimize(elapsed += 8);
   }
-  state.counters["allocs/op"] = benchmark::Counter(
-      static_cast<double>(keygate::perf::t_allocations - before) / static_cast<double>(state.iterations()));
+  state.counters["allocs/op"] =
+      benchmark::Counter(static_cast<double>(keygate::perf::t_allocations - before) /
+                         static_cast<double>(state.iterations()));
 }
 BENCHMARK(BM_MetricsPerAuthRequest)->Threads(1)->Threads(2);
 

@@ -9,9 +9,9 @@
 #include <string>
 
 #include "handlers/metrics.hpp"
+#include "perf/bench_dataset.hpp"
 #include "persistence/data_dir.hpp"
 #include "persistence/journal.hpp"
-#include "perf/bench_dataset.hpp"
 
 using namespace keygate;
 
@@ -25,7 +25,8 @@ static void BM_MetricsRender(benchmark::State& state) {
     persistence::RecoveryReport none;
     persistence::Journal journal(dir, d.sm, none, {});
     handlers::Metrics metrics;
-    metrics.set_routes({"GET /v1/auth", "POST /v1/keys/verify", "GET /metrics", "POST /v1/organizations"});
+    metrics.set_routes(
+        {"GET /v1/auth", "POST /v1/keys/verify", "GET /metrics", "POST /v1/organizations"});
     size_t bytes = 0;
     for (auto _ : state) {
       std::string text = metrics.render(d.index, journal, 64);

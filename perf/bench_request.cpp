@@ -53,10 +53,12 @@ struct Server {
       c.name = "k";
       core::Outcome o = sm.execute(std::move(c), core::now_ms());
       if (o.error) throw std::runtime_error(o.error.message);
-      requests.push_back("GET /v1/auth HTTP/1.1\r\nHost: keygate.internal\r\nUser-Agent: nginx\r\n"
-                         "Authorization: Bearer " + o.revealed_key +
-                         "\r\nX-Required-Scopes: api_keys:read\r\nX-Original-URI: /api/orders?page=2\r\n"
-                         "X-Forwarded-For: 10.1.2.3\r\nConnection: keep-alive\r\n\r\n");
+      requests.push_back(
+          "GET /v1/auth HTTP/1.1\r\nHost: keygate.internal\r\nUser-Agent: nginx\r\n"
+          "Authorization: Bearer " +
+          o.revealed_key +
+          "\r\nX-Required-Scopes: api_keys:read\r\nX-Original-URI: /api/orders?page=2\r\n"
+          "X-Forwarded-For: 10.1.2.3\r\nConnection: keep-alive\r\n\r\n");
       if (i % 4096 == 0) sm.publish();
     }
     sm.publish();
@@ -68,8 +70,8 @@ struct Server {
 
 // One request, bytes in to bytes out; its own function so that callgrind can count it:
 // valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*serve_one*' ...
-[[gnu::noinline]] bool serve_one(Server& server, std::string& bytes, net::HttpParser& parser, net::Response& res,
-                                 std::string& out) {
+[[gnu::noinline]] bool serve_one(Server& server, std::string& bytes, net::HttpParser& parser,
+                                 net::Response& res, std::string& out) {
   if (parser.parse(bytes.data(), bytes.size()) != net::HttpParser::Event::request) return false;
   res.reset();
   if (server.app->handle(parser.request(), res)) return false;  // /v1/auth never suspends

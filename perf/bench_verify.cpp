@@ -1,17 +1,16 @@
 // verify() on a hit, a miss and a malformed key; index lookup at 1 k, 1 M and 10 M keys.
 // Each benchmark also reports the heap allocations it made per iteration (must be 0).
 #include <benchmark/benchmark.h>
-
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <map>
-#include <stdexcept>
 #include <memory>
 #include <new>
+#include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "core/heap.hpp"
@@ -34,7 +33,8 @@ namespace {
 // A fresh organization (Google Benchmark calls each benchmark function several times).
 std::string fresh_key(Dataset& d) {
   static int n = 0;
-  Outcome o = d.sm.execute(CreateOrganization{"bench", "bench-" + std::to_string(n++)}, 1'700'000'000'000);
+  Outcome o =
+      d.sm.execute(CreateOrganization{"bench", "bench-" + std::to_string(n++)}, 1'700'000'000'000);
   d.sm.publish();
   if (o.error) throw std::runtime_error(o.error.message);
   return o.revealed_key;
@@ -139,4 +139,8 @@ static void BM_IndexLookup(benchmark::State& state) {
   // Names are empty here, origins absent: the floor of a key's memory, not a typical one.
   state.counters["B/key"] = d.resident_per_key;
 }
-BENCHMARK(BM_IndexLookup)->Arg(1'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_IndexLookup)
+    ->Arg(1'000)
+    ->Arg(1'000'000)
+    ->Arg(10'000'000)
+    ->Unit(benchmark::kNanosecond);

@@ -29,9 +29,12 @@ int main(int argc, char** argv) {
   uint64_t n = 1'000'000;
   core::ScopeSet scopes = core::kAllScopes;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--data-dir")) dir = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--keys")) n = std::stoull(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--values")) values_path = argv[i + 1];
+    if (!std::strcmp(argv[i], "--data-dir"))
+      dir = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--keys"))
+      n = std::stoull(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--values"))
+      values_path = argv[i + 1];
     else if (!std::strcmp(argv[i], "--scopes")) {
       scopes = 0;
       bool unknown = false;
@@ -46,7 +49,8 @@ int main(int argc, char** argv) {
     }
   }
   if (dir.empty() || values_path.empty() || argc % 2 == 0) {
-    std::fprintf(stderr, "usage: keygate_dataset --data-dir DIR --keys N --values FILE [--scopes a,b]\n");
+    std::fprintf(stderr,
+                 "usage: keygate_dataset --data-dir DIR --keys N --values FILE [--scopes a,b]\n");
     return 2;
   }
   persistence::DataDir dd(dir);
@@ -97,8 +101,10 @@ int main(int argc, char** argv) {
       records = 0;
     }
   }
-  if (!seg.append(buf, records, err) || !seg.sync(err)) return std::fprintf(stderr, "%s\n", err.c_str()), 1;
-  std::printf("wrote %llu keys to %s (log %llu bytes), values in %s\n", static_cast<unsigned long long>(n),
-              dir.c_str(), static_cast<unsigned long long>(seg.size()), values_path.c_str());
+  if (!seg.append(buf, records, err) || !seg.sync(err))
+    return std::fprintf(stderr, "%s\n", err.c_str()), 1;
+  std::printf("wrote %llu keys to %s (log %llu bytes), values in %s\n",
+              static_cast<unsigned long long>(n), dir.c_str(),
+              static_cast<unsigned long long>(seg.size()), values_path.c_str());
   return 0;
 }

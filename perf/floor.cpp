@@ -3,9 +3,9 @@
 // The bare liburing loop DESIGN.md measured before keygate was written: one thread, one
 // ring set up as the Reactor's (net::Ring, with ReactorOptions' defaults), multishot
 // accept, multishot receive into its provided-buffer ring, every answer of a turn sent in
-// the one submit_and_wait that ends it. It answers each request with a constant and does nothing else: no parsing beyond
-// finding where a request ends, no key, no lookup. Run beside keygate and nginx, it shows
-// how much of keygate's distance to nginx belongs to the I/O model and how much to
+// the one submit_and_wait that ends it. It answers each request with a constant and does nothing
+// else: no parsing beyond finding where a request ends, no key, no lookup. Run beside keygate and
+// nginx, it shows how much of keygate's distance to nginx belongs to the I/O model and how much to
 // keygate's own work. `--model epoll` runs the same loop on epoll instead (readiness, then
 // recv and send as system calls: nginx's model without nginx's work), to weigh the two
 // models against each other.
@@ -67,21 +67,23 @@ struct Conn {
   unsigned matched = 0;  // how much of "\r\n\r\n" the bytes received so far end with
   std::string inflight;  // the answers handed to the kernel, until their send completes
   size_t sent = 0;
-  std::string next;      // answers produced while a send is in flight
-  unsigned ops = 0;      // receives and sends the kernel still holds
+  std::string next;  // answers produced while a send is in flight
+  unsigned ops = 0;  // receives and sends the kernel still holds
   bool closed = false;
 };
 
 class UringFloor {
  public:
   UringFloor(int listen_fd, std::string answer, const ReactorOptions& defaults)
-      : listen_fd_(listen_fd), answer_(std::move(answer)),
+      : listen_fd_(listen_fd),
+        answer_(std::move(answer)),
         ring_(defaults.ring_entries, defaults.buffer_count, defaults.buffer_size) {}
 
   [[noreturn]] void run() {
     arm_accept();
     for (;;) {
-      if (int rc = io_uring_submit_and_wait(ring_.get(), 1); rc < 0 && rc != -EINTR) die("io_uring_submit_and_wait", -rc);
+      if (int rc = io_uring_submit_and_wait(ring_.get(), 1); rc < 0 && rc != -EINTR)
+        die("io_uring_submit_and_wait", -rc);
       unsigned head, seen = 0;
       io_uring_cqe* cqe;
       io_uring_for_each_cqe(ring_.get(), head, cqe) {
@@ -110,7 +112,8 @@ class UringFloor {
 
   void send(Conn& c) {
     io_uring_sqe* s = ring_.sqe();
-    io_uring_prep_send(s, c.fd, c.inflight.data() + c.sent, c.inflight.size() - c.sent, MSG_NOSIGNAL);
+    io_uring_prep_send(s, c.fd, c.inflight.data() + c.sent, c.inflight.size() - c.sent,
+                       MSG_NOSIGNAL);
     io_uring_sqe_set_data64(s, reinterpret_cast<uintptr_t>(&c) | kSend);
     ++c.ops;
   }
@@ -136,8 +139,10 @@ class UringFloor {
       } else if (cqe.res != -ENOBUFS) {
         c.closed = true;
       }
-      if (cqe.flags & IORING_CQE_F_MORE) ++c.ops;  // still armed
-      else if (!c.closed) arm_recv(c);
+      if (cqe.flags & IORING_CQE_F_MORE)
+        ++c.ops;  // still armed
+      else if (!c.closed)
+        arm_recv(c);
     } else if (cqe.res < 0 || c.closed) {
       c.closed = true;
     } else if ((c.sent += static_cast<size_t>(cqe.res)) < c.inflight.size()) {
@@ -172,7 +177,8 @@ class UringFloor {
 // once, EPOLLOUT only while a send is short.
 class EpollFloor {
  public:
-  EpollFloor(int listen_fd, std::string answer) : listen_fd_(listen_fd), answer_(std::move(answer)) {
+  EpollFloor(int listen_fd, std::string answer)
+      : listen_fd_(listen_fd), answer_(std::move(answer)) {
     if ((ep_ = ::epoll_create1(EPOLL_CLOEXEC)) < 0) die("epoll_create1", errno);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -186,8 +192,10 @@ class EpollFloor {
       const int n = ::epoll_wait(ep_, events, 512, -1);
       if (n < 0 && errno != EINTR) die("epoll_wait", errno);
       for (int i = 0; i < n; ++i) {
-        if (!events[i].data.ptr) accept_all();
-        else on_ready(*static_cast<EConn*>(events[i].data.ptr), events[i].events);
+        if (!events[i].data.ptr)
+          accept_all();
+        else
+          on_ready(*static_cast<EConn*>(events[i].data.ptr), events[i].events);
       }
     }
   }
@@ -219,7 +227,8 @@ class EpollFloor {
       const ssize_t n = ::recv(c.fd, buf_, sizeof buf_, 0);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return close(c);
       if (n > 0) {
-        for (unsigned k = count_requests(c.matched, {buf_, static_cast<size_t>(n)}); k > 0; --k) c.out += answer_;
+        for (unsigned k = count_requests(c.matched, {buf_, static_cast<size_t>(n)}); k > 0; --k)
+          c.out += answer_;
       }
     } else if (events & (EPOLLERR | EPOLLHUP)) {
       return close(c);
@@ -273,30 +282,38 @@ int main(int argc, char** argv) {
   std::string_view model = "uring";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string_view flag = argv[i];
-    if (flag == "--listen") listen = argv[i + 1];
-    else if (flag == "--answer-bytes") bytes = std::strtoul(argv[i + 1], nullptr, 10);
-    else if (flag == "--model") model = argv[i + 1];
-    else model = "";
+    if (flag == "--listen")
+      listen = argv[i + 1];
+    else if (flag == "--answer-bytes")
+      bytes = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (flag == "--model")
+      model = argv[i + 1];
+    else
+      model = "";
   }
   if (argc % 2 == 0 || (model != "uring" && model != "epoll")) {
-    std::fprintf(stderr, "usage: keygate_floor --listen HOST:PORT [--answer-bytes N] [--model uring|epoll]\n");
+    std::fprintf(
+        stderr,
+        "usage: keygate_floor --listen HOST:PORT [--answer-bytes N] [--model uring|epoll]\n");
     return 2;
   }
   const size_t colon = listen.rfind(':');
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(std::atoi(listen.c_str() + colon + 1)));
-  if (colon == std::string::npos || inet_pton(AF_INET, listen.substr(0, colon).c_str(), &addr.sin_addr) != 1) {
+  if (colon == std::string::npos ||
+      inet_pton(AF_INET, listen.substr(0, colon).c_str(), &addr.sin_addr) != 1) {
     std::fprintf(stderr, "keygate_floor: --listen wants IPv4:PORT, got %s\n", listen.c_str());
     return 2;
   }
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (model == "epoll" ? SOCK_NONBLOCK : 0), 0);
+  const int fd =
+      ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (model == "epoll" ? SOCK_NONBLOCK : 0), 0);
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) die("bind", errno);
   if (::listen(fd, 4096) < 0) die("listen", errno);
-  std::printf("keygate_floor (%s) listening on %s, %zu-byte answers\n", std::string(model).c_str(), listen.c_str(),
-              make_answer(bytes).size());
+  std::printf("keygate_floor (%s) listening on %s, %zu-byte answers\n", std::string(model).c_str(),
+              listen.c_str(), make_answer(bytes).size());
   std::fflush(stdout);
   try {
     if (model == "epoll") EpollFloor(fd, make_answer(bytes)).run();

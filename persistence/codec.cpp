@@ -79,7 +79,8 @@ void encode(const core::Organization& o, std::string& out) {
   w.num(o.updated_ms);
 }
 
-void encode(const core::KeyHash& hash, const core::ApiKey& k, uint64_t last_used_ms, std::string& out) {
+void encode(const core::KeyHash& hash, const core::ApiKey& k, uint64_t last_used_ms,
+            std::string& out) {
   Out w(out);
   w.id(k.id);
   w.id(k.organization_id);
@@ -184,7 +185,8 @@ std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, core::Key
   const auto origins = r.num<uint32_t>();
   for (uint32_t i = 0; i < origins && r.ok(); ++i) extras.allowed_origins.push_back(r.str());
   // A publishable key carries its value; a secret key carries neither value nor origins.
-  if ((type == static_cast<uint8_t>(core::KeyType::publishable)) != !extras.value.empty()) return nullptr;
+  if ((type == static_cast<uint8_t>(core::KeyType::publishable)) != !extras.value.empty())
+    return nullptr;
   if (extras.value.empty() && !extras.allowed_origins.empty()) return nullptr;
   const auto has_limit = r.num<uint8_t>();
   const auto rps = r.num<uint32_t>();

@@ -12,7 +12,8 @@ namespace keygate::persistence {
 void encode(const core::Organization& org, std::string& out);
 // A key's record carries the hash of its value, which the index keeps in the key's slot
 // rather than in each version of the record.
-void encode(const core::KeyHash& hash, const core::ApiKey& key, uint64_t last_used_ms, std::string& out);
+void encode(const core::KeyHash& hash, const core::ApiKey& key, uint64_t last_used_ms,
+            std::string& out);
 void encode(const core::Certificate& cert, std::string& out);
 void encode_certificate_deletion(core::Id org, core::Id cert, std::string& out);
 

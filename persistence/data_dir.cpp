@@ -22,7 +22,8 @@ std::string hex16(uint64_t v) {
   return buf;
 }
 
-bool parse_numbered(std::string_view name, std::string_view prefix, std::string_view suffix, uint64_t& seq) {
+bool parse_numbered(std::string_view name, std::string_view prefix, std::string_view suffix,
+                    uint64_t& seq) {
   if (!name.starts_with(prefix) || !name.ends_with(suffix)) return false;
   std::string_view digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
   if (digits.size() != 16) return false;
@@ -32,8 +33,12 @@ bool parse_numbered(std::string_view name, std::string_view prefix, std::string_
 
 }  // namespace
 
-std::string segment_name(uint64_t first_seq) { return "log-" + hex16(first_seq) + ".kgl"; }
-std::string snapshot_name(uint64_t seq) { return "snapshot-" + hex16(seq) + ".kgs"; }
+std::string segment_name(uint64_t first_seq) {
+  return "log-" + hex16(first_seq) + ".kgl";
+}
+std::string snapshot_name(uint64_t seq) {
+  return "snapshot-" + hex16(seq) + ".kgs";
+}
 
 DataDir::DataDir(std::string path) : path_(std::move(path)) {
   while (path_.size() > 1 && path_.back() == '/') path_.pop_back();
@@ -46,15 +51,16 @@ DataDir::DataDir(std::string path) : path_(std::move(path)) {
   if (dir_fd_ < 0)
     throw StartupError("cannot open the data directory " + path_ + ": " + std::strerror(errno));
   lock_fd_ = ::open(file("LOCK").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd_ < 0) throw StartupError("cannot create " + file("LOCK") + ": " + std::strerror(errno));
+  if (lock_fd_ < 0)
+    throw StartupError("cannot create " + file("LOCK") + ": " + std::strerror(errno));
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     char pid[32] = {};
     [[maybe_unused]] ssize_t n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
     std::string holder = pid[0] ? " (pid " + std::string(pid, strcspn(pid, "\n")) + ")" : "";
     ::close(lock_fd_);
     ::close(dir_fd_);
-    throw StartupError("another keygate process" + holder + " is using the data directory " + path_ +
-                       ": stop it, or give this one another --data-dir");
+    throw StartupError("another keygate process" + holder + " is using the data directory " +
+                       path_ + ": stop it, or give this one another --data-dir");
   }
   std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(lock_fd_, 0) == 0) {
@@ -78,15 +84,19 @@ DataDir::~DataDir() {
   if (dir_fd_ >= 0) ::close(dir_fd_);
 }
 
-bool DataDir::sync() const noexcept { return ::fsync(dir_fd_) == 0; }
+bool DataDir::sync() const noexcept {
+  return ::fsync(dir_fd_) == 0;
+}
 
 DataDir::Listing DataDir::list() const {
   Listing l;
   if (DIR* d = ::opendir(path_.c_str())) {
     while (dirent* e = ::readdir(d)) {
       uint64_t seq;
-      if (parse_numbered(e->d_name, "log-", ".kgl", seq)) l.segments.push_back(seq);
-      else if (parse_numbered(e->d_name, "snapshot-", ".kgs", seq)) l.snapshots.push_back(seq);
+      if (parse_numbered(e->d_name, "log-", ".kgl", seq))
+        l.segments.push_back(seq);
+      else if (parse_numbered(e->d_name, "snapshot-", ".kgs", seq))
+        l.snapshots.push_back(seq);
     }
     ::closedir(d);
   }

@@ -14,9 +14,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 core::Error storage_error() {
-  return core::make_error(core::ErrorCode::storage_unavailable,
-                          "The server cannot write to its log right now (disk full or I/O error), so "
-                          "nothing was changed. Retry later; reads and verification still work.");
+  return core::make_error(
+      core::ErrorCode::storage_unavailable,
+      "The server cannot write to its log right now (disk full or I/O error), so "
+      "nothing was changed. Retry later; reads and verification still work.");
 }
 
 }  // namespace
@@ -26,8 +27,8 @@ Journal::Journal(const DataDir& dir, core::StateMachine& state, const RecoveryRe
     : dir_(dir), state_(state), options_(options), next_seq_(recovered.next_seq) {
   std::string error;
   if (recovered.has_segment) {
-    if (!Segment::open(dir_, recovered.segment_seq, recovered.segment_size, recovered.segment_records,
-                       segment_, error))
+    if (!Segment::open(dir_, recovered.segment_seq, recovered.segment_size,
+                       recovered.segment_records, segment_, error))
       throw StartupError(error);
   } else if (!Segment::create(dir_, next_seq_, segment_, error)) {
     throw StartupError(error);
@@ -37,9 +38,13 @@ Journal::Journal(const DataDir& dir, core::StateMachine& state, const RecoveryRe
   buffer_.reserve(1 << 16);
 }
 
-Journal::~Journal() { stop(); }
+Journal::~Journal() {
+  stop();
+}
 
-void Journal::start() { thread_ = std::thread([this] { run(); }); }
+void Journal::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void Journal::submit(Submission* s) {
   {
@@ -115,10 +120,12 @@ bool Journal::sync_segment() {
   std::string error;
   const auto t0 = Clock::now();
   const bool ok = segment_.sync(error);
-  const auto ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+  const auto ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
   last_sync_ = Clock::now();
   stats_.fsync_ns_total.fetch_add(ns, std::memory_order_relaxed);
-  if (ns > stats_.fsync_ns_max.load(std::memory_order_relaxed)) stats_.fsync_ns_max.store(ns, std::memory_order_relaxed);
+  if (ns > stats_.fsync_ns_max.load(std::memory_order_relaxed))
+    stats_.fsync_ns_max.store(ns, std::memory_order_relaxed);
   size_t bucket = 0;
   while (bucket < kFsyncBuckets && ns > kFsyncBucketsNs[bucket]) ++bucket;
   stats_.fsync_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
@@ -154,9 +161,11 @@ bool Journal::sync_segment() {
 bool Journal::resync() {
   if (unsynced_.empty()) return false;
   std::string error;
-  if (segment_.reopen(error) && segment_.append(unsynced_, unsynced_records_, error) && segment_.sync(error)) {
+  if (segment_.reopen(error) && segment_.append(unsynced_, unsynced_records_, error) &&
+      segment_.sync(error)) {
     core::log(core::Level::warn, "log.resynced",
-              {{"file", segment_.path()}, {"records", static_cast<unsigned long long>(unsynced_records_)},
+              {{"file", segment_.path()},
+               {"records", static_cast<unsigned long long>(unsynced_records_)},
                {"bytes", static_cast<unsigned long long>(unsynced_.size())}});
     unsynced_.clear();
     unsynced_records_ = 0;
@@ -164,7 +173,8 @@ bool Journal::resync() {
     return true;
   }
   durability_lost_ = true;
-  const std::string why = "changes published since the last fdatasync cannot be made durable: " + error;
+  const std::string why =
+      "changes published since the last fdatasync cannot be made durable: " + error;
   core::log(core::Level::error, "log.durability_lost", {{"error", why}});
   if (options_.on_durability_lost) options_.on_durability_lost(why);
   return false;
@@ -274,11 +284,15 @@ void Journal::maybe_snapshot(bool requested) {
       stats_.snapshot_bytes.store(info.bytes, std::memory_order_relaxed);
       stats_.snapshot_records.store(info.records, std::memory_order_relaxed);
       stats_.snapshot_unix_ms.store(core::now_ms(), std::memory_order_relaxed);
-      stats_.snapshot_write_ns.store(static_cast<uint64_t>(info.seconds * 1e9), std::memory_order_relaxed);
-      core::log(core::Level::info, "snapshot.written",
-                {{"file", snapshot_name(seq)}, {"records", static_cast<unsigned long long>(info.records)},
-                 {"bytes", static_cast<unsigned long long>(info.bytes)}, {"seconds", info.seconds},
-                 {"write_pause_seconds", static_cast<double>(stats_.snapshot_pause_ns.load()) / 1e9}});
+      stats_.snapshot_write_ns.store(static_cast<uint64_t>(info.seconds * 1e9),
+                                     std::memory_order_relaxed);
+      core::log(
+          core::Level::info, "snapshot.written",
+          {{"file", snapshot_name(seq)},
+           {"records", static_cast<unsigned long long>(info.records)},
+           {"bytes", static_cast<unsigned long long>(info.bytes)},
+           {"seconds", info.seconds},
+           {"write_pause_seconds", static_cast<double>(stats_.snapshot_pause_ns.load()) / 1e9}});
     } else {
       core::log(core::Level::error, "snapshot.failed", {{"error", err}});
     }

@@ -38,9 +38,9 @@ struct JournalOptions {
 
 // Upper bounds of the fsync latency histogram, in nanoseconds (+Inf follows the last):
 // a local NVMe answers in tens of microseconds, a virtual disk in milliseconds.
-inline constexpr uint64_t kFsyncBucketsNs[] = {50'000,     100'000,    250'000,    500'000,     1'000'000,
-                                               2'500'000,  5'000'000,  10'000'000, 25'000'000,  50'000'000,
-                                               100'000'000, 250'000'000, 1'000'000'000};
+inline constexpr uint64_t kFsyncBucketsNs[] = {
+    50'000,     100'000,    250'000,    500'000,     1'000'000,   2'500'000,    5'000'000,
+    10'000'000, 25'000'000, 50'000'000, 100'000'000, 250'000'000, 1'000'000'000};
 inline constexpr size_t kFsyncBuckets = std::size(kFsyncBucketsNs);
 
 // Counters for /metrics and logs; written by the commit and snapshot threads.
@@ -50,7 +50,8 @@ struct JournalStats {
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> fsync_ns_total{0};
   std::atomic<uint64_t> fsync_ns_max{0};
-  std::array<std::atomic<uint64_t>, kFsyncBuckets + 1> fsync_buckets{};  // not cumulative; last: +Inf
+  std::array<std::atomic<uint64_t>, kFsyncBuckets + 1>
+      fsync_buckets{};  // not cumulative; last: +Inf
   std::atomic<uint64_t> failures{0};
   std::atomic<uint64_t> snapshots{0};
   std::atomic<uint64_t> snapshot_bytes{0};

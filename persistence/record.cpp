@@ -14,7 +14,9 @@ uint32_t load32(const char* p) {
   return v;
 }
 
-size_t padded(size_t n) { return (n + 7) & ~size_t{7}; }
+size_t padded(size_t n) {
+  return (n + 7) & ~size_t{7};
+}
 
 uint32_t record_crc(uint8_t type, uint8_t version, std::string_view payload) {
   const unsigned char tv[2] = {type, version};

@@ -152,10 +152,11 @@ bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& st
 }
 
 [[noreturn]] void corrupt(const std::string& file, size_t offset, const std::string& what) {
-  throw StartupError("the log " + file + " is corrupt at offset " + std::to_string(offset) + " (" +
-                     what + ") and valid records follow, so this is not a torn write. " +
-                     "Run `keygate repair --data-dir <dir>` to cut it there (the original is kept as " +
-                     file + ".broken), or restore the directory from a backup.");
+  throw StartupError(
+      "the log " + file + " is corrupt at offset " + std::to_string(offset) + " (" + what +
+      ") and valid records follow, so this is not a torn write. " +
+      "Run `keygate repair --data-dir <dir>` to cut it there (the original is kept as " + file +
+      ".broken), or restore the directory from a backup.");
 }
 
 }  // namespace
@@ -176,8 +177,9 @@ RecoveryReport recover(const DataDir& dir, core::StateMachine& state, RecoverMod
     }
     if (records) {
       // A snapshot that failed halfway may have applied some records; start over clean.
-      throw StartupError("the snapshot " + dir.file(snapshot_name(*it)) + " is damaged (" + why +
-                         "): move it out of the data directory and start again to use the older one");
+      throw StartupError(
+          "the snapshot " + dir.file(snapshot_name(*it)) + " is damaged (" + why +
+          "): move it out of the data directory and start again to use the older one");
     }
     rep.warnings.push_back("ignored the damaged snapshot " + snapshot_name(*it) + ": " + why);
   }
@@ -191,10 +193,12 @@ RecoveryReport recover(const DataDir& dir, core::StateMachine& state, RecoverMod
     const uint64_t seq = segments[i];
     const std::string path = dir.file(segment_name(seq));
     if (seq != expected)
-      throw StartupError("log records " + std::to_string(expected) + " to " + std::to_string(seq - 1) +
-                         " are missing: " + path + " does not follow on from what came before. " +
+      throw StartupError("log records " + std::to_string(expected) + " to " +
+                         std::to_string(seq - 1) + " are missing: " + path +
+                         " does not follow on from what came before. " +
                          "Restore the data directory from a backup.");
-    if (!read_file(path, data)) throw StartupError("cannot read " + path + ": " + std::strerror(errno));
+    if (!read_file(path, data))
+      throw StartupError("cannot read " + path + ": " + std::strerror(errno));
     const bool last = i + 1 == segments.size();
     if (last && creation_was_torn(data)) {
       // No more than a header's worth of bytes and no valid header: the newest segment was
@@ -214,12 +218,14 @@ RecoveryReport recover(const DataDir& dir, core::StateMachine& state, RecoverMod
     if (res.status == ScanResult::corrupt || (res.status == ScanResult::torn && !last))
       corrupt(path, res.good_end, res.what);
     if (res.status == ScanResult::torn) {
-      std::string w = "the log " + path + " ends in a torn write at offset " + std::to_string(res.good_end) +
-                      " (" + std::to_string(data.size() - res.good_end) + " bytes)";
+      std::string w = "the log " + path + " ends in a torn write at offset " +
+                      std::to_string(res.good_end) + " (" +
+                      std::to_string(data.size() - res.good_end) + " bytes)";
       if (mode == RecoverMode::start) {
         // A crash mid-append: nothing after this offset was ever acknowledged.
         int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(res.good_end)) != 0 || ::fdatasync(fd) != 0) {
+        if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(res.good_end)) != 0 ||
+            ::fdatasync(fd) != 0) {
           if (fd >= 0) ::close(fd);
           throw StartupError("cannot cut the torn tail of " + path + ": " + std::strerror(errno));
         }
@@ -250,7 +256,8 @@ std::string repair(const DataDir& dir) {
   std::string data;
   for (size_t i = 0; i < listing.segments.size(); ++i) {
     const std::string path = dir.file(segment_name(listing.segments[i]));
-    if (!read_file(path, data)) throw StartupError("cannot read " + path + ": " + std::strerror(errno));
+    if (!read_file(path, data))
+      throw StartupError("cannot read " + path + ": " + std::strerror(errno));
     ScanResult res = scan_segment(data, nullptr);
     if (res.status == ScanResult::clean) continue;
     const std::string broken = path + ".broken";
@@ -268,8 +275,8 @@ std::string repair(const DataDir& dir) {
     }
     ::close(fd);
     std::string did = "cut " + path + " at offset " + std::to_string(res.good_end) + " (" +
-                      std::to_string(data.size() - res.good_end) + " bytes dropped; original kept as " +
-                      broken + ")";
+                      std::to_string(data.size() - res.good_end) +
+                      " bytes dropped; original kept as " + broken + ")";
     // Later segments would no longer follow on: they go too (kept as .broken as well).
     for (size_t j = i + 1; j < listing.segments.size(); ++j) {
       const std::string later = dir.file(segment_name(listing.segments[j]));

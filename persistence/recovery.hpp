@@ -16,9 +16,9 @@ struct RecoveryReport {
   uint64_t snapshot_seq = 0;
   uint64_t snapshot_records = 0;
   uint64_t log_records = 0;
-  uint64_t log_bytes = 0;   // in the segments replayed
-  uint64_t next_seq = 0;    // number of the next record to write
-  bool has_segment = false; // the last segment, to append to
+  uint64_t log_bytes = 0;    // in the segments replayed
+  uint64_t next_seq = 0;     // number of the next record to write
+  bool has_segment = false;  // the last segment, to append to
   uint64_t segment_seq = 0;
   uint64_t segment_size = 0;
   uint64_t segment_records = 0;

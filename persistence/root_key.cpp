@@ -19,7 +19,8 @@ RootKey load_root_key(const std::string& file, const std::string& data_dir) {
     while (!value.empty() && (value.back() == '\n' || value.back() == '\r' || value.back() == ' '))
       value.pop_back();
     if (value.size() < 32)
-      throw StartupError("the root key in " + root.path + " is shorter than 32 characters: put a long random "
+      throw StartupError("the root key in " + root.path +
+                         " is shorter than 32 characters: put a long random "
                          "secret there (or delete the file to have one generated)");
     root.hash = core::hash_key(value);
     return root;
@@ -30,7 +31,8 @@ RootKey load_root_key(const std::string& file, const std::string& data_dir) {
   int fd = ::open(root.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) throw StartupError("cannot create " + root.path + ": " + std::strerror(errno));
   value.push_back('\n');
-  const bool ok = ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size()) && ::fsync(fd) == 0;
+  const bool ok = ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size()) &&
+                  ::fsync(fd) == 0;
   ::close(fd);
   if (!ok) throw StartupError("cannot write " + root.path + ": " + std::strerror(errno));
   value.pop_back();

@@ -10,7 +10,7 @@ namespace keygate::persistence {
 
 struct RootKey {
   core::KeyHash hash{};
-  std::string path;      // where it was read from or written to
+  std::string path;  // where it was read from or written to
   bool generated = false;
 };
 

@@ -11,9 +11,13 @@
 
 namespace keygate::persistence {
 
-Segment::~Segment() { close_fd(); }
+Segment::~Segment() {
+  close_fd();
+}
 
-Segment::Segment(Segment&& o) noexcept { *this = std::move(o); }
+Segment::Segment(Segment&& o) noexcept {
+  *this = std::move(o);
+}
 
 Segment& Segment::operator=(Segment&& o) noexcept {
   if (this != &o) {
@@ -94,7 +98,8 @@ bool Segment::append(std::string_view bytes, uint64_t records, std::string& erro
   }
   size_t done = 0;
   while (done < bytes.size()) {
-    ssize_t n = ::pwrite(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(size_ + done));
+    ssize_t n =
+        ::pwrite(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(size_ + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       error = "cannot append to " + path_ + ": " + std::strerror(n < 0 ? errno : ENOSPC);
@@ -155,7 +160,8 @@ bool Segment::reopen(std::string& error) {
     ++count;
   }
   if (st != ReadStatus::end || count != durable_records_) {
-    error = "re-reading " + path_ + " after a failed fsync found damage at offset " + std::to_string(off);
+    error = "re-reading " + path_ + " after a failed fsync found damage at offset " +
+            std::to_string(off);
     close_fd();
     return false;
   }

@@ -45,15 +45,15 @@ TEST(CompactString, CopiesAreIndependentAndMovesLeaveTheSourceEmpty) {
     d = std::move(c);
     EXPECT_EQ(d, text);
     EXPECT_TRUE(c.empty());  // NOLINT
-    d = d;  // self-assignment keeps the text
+    d = d;                   // self-assignment keeps the text
     EXPECT_EQ(d, text);
   }
 }
 
 TEST(CompactString, AssignmentReplacesInlineAndHeapTextsEitherWay) {
   CompactString s;
-  const std::vector<std::string> texts{"", std::string(100, 'h'), "i", std::string(16, 'j'),
-                                       std::string(15, 'k'), ""};
+  const std::vector<std::string> texts{
+      "", std::string(100, 'h'), "i", std::string(16, 'j'), std::string(15, 'k'), ""};
   for (const auto& t : texts) {
     s = t;
     EXPECT_EQ(s, t);

@@ -36,8 +36,10 @@ TEST(Ids, ParseRoundTripsAndRejectsOtherKindsAndShapes) {
   EXPECT_EQ(parse_id(IdKind::organization, to_string(IdKind::organization, id)), id);
   EXPECT_FALSE(parse_id(IdKind::api_key, to_string(IdKind::organization, id)));
   EXPECT_FALSE(parse_id(IdKind::organization, "org_"));
-  EXPECT_FALSE(parse_id(IdKind::organization, "org_01M81RKQRM0AXC52V8F5VHBJFU"));  // U is not Crockford
-  EXPECT_FALSE(parse_id(IdKind::organization, "org_81M81RKQRM0AXC52V8F5VHBJF0"));  // overflows 128 bits
+  EXPECT_FALSE(
+      parse_id(IdKind::organization, "org_01M81RKQRM0AXC52V8F5VHBJFU"));  // U is not Crockford
+  EXPECT_FALSE(
+      parse_id(IdKind::organization, "org_81M81RKQRM0AXC52V8F5VHBJF0"));  // overflows 128 bits
 }
 
 TEST(Ids, CarryTheirMillisecondAndSortByCreation) {

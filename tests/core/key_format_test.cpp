@@ -11,7 +11,8 @@ TEST(KeyFormat, GeneratedKeysHaveTheirPrefixLengthAndAValidChecksum) {
     for (auto env : {Environment::live, Environment::test}) {
       const std::string k = generate_key(type, env);
       EXPECT_EQ(k.size(), kKeyLength);
-      EXPECT_EQ(k.substr(0, 8), std::string(type == KeyType::secret ? "sk_" : "pk_") + std::string(to_string(env)) + "_");
+      EXPECT_EQ(k.substr(0, 8), std::string(type == KeyType::secret ? "sk_" : "pk_") +
+                                    std::string(to_string(env)) + "_");
       auto shape = parse_key(k);
       ASSERT_TRUE(shape);
       EXPECT_EQ(shape->type, type);
@@ -47,11 +48,14 @@ TEST(KeyFormat, HashIsSha256OfTheValue) {
   EXPECT_EQ(h[31], 0xad);
 }
 
-TEST(KeyFormat, Crc32MatchesTheStandardCheckValue) { EXPECT_EQ(crc32("123456789"), 0xCBF43926u); }
+TEST(KeyFormat, Crc32MatchesTheStandardCheckValue) {
+  EXPECT_EQ(crc32("123456789"), 0xCBF43926u);
+}
 
 TEST(KeyFormat, SecretDisplayKeyShowsOnlyTheLastFour) {
   const std::string k = generate_key(KeyType::secret, Environment::test);
-  EXPECT_EQ(display_key(KeyType::secret, Environment::test, k), "sk_test_\u2026" + k.substr(k.size() - 4));
+  EXPECT_EQ(display_key(KeyType::secret, Environment::test, k),
+            "sk_test_\u2026" + k.substr(k.size() - 4));
   const std::string p = generate_key(KeyType::publishable, Environment::live);
   EXPECT_EQ(display_key(KeyType::publishable, Environment::live, p), p);
 }

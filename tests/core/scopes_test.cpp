@@ -5,11 +5,23 @@
 using namespace keygate::core;
 
 TEST(Scopes, EverySpecScopeParsesAndNamesRoundTrip) {
-  const char* names[] = {"sessions:list", "sessions:read", "fingerprints:list", "fingerprints:read",
-                         "organizations:create", "organizations:read", "organizations:update", "api_keys:read",
-                         "api_keys:manage", "gate:agent_tokens:verify", "gate:agent_tokens:revoke",
-                         "gate:login_sessions:consume", "gate:services:read", "gate:services:manage",
-                         "api_keys:verify", "certificates:read", "certificates:manage"};
+  const char* names[] = {"sessions:list",
+                         "sessions:read",
+                         "fingerprints:list",
+                         "fingerprints:read",
+                         "organizations:create",
+                         "organizations:read",
+                         "organizations:update",
+                         "api_keys:read",
+                         "api_keys:manage",
+                         "gate:agent_tokens:verify",
+                         "gate:agent_tokens:revoke",
+                         "gate:login_sessions:consume",
+                         "gate:services:read",
+                         "gate:services:manage",
+                         "api_keys:verify",
+                         "certificates:read",
+                         "certificates:manage"};
   ScopeSet all = 0;
   for (const char* n : names) {
     Scope s;

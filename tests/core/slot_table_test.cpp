@@ -67,7 +67,8 @@ TEST(SlotTable, FindsWhatWasInsertedAcrossGrowthAndNothingElse) {
   EXPECT_LE(table.size() * 10, table.capacity() * 7) << "load stays under 70 %";
   ReadSection rs;
   for (uint64_t i = 0; i < items.size(); ++i) ASSERT_EQ(find(table, i, mix64(i)), items[i]) << i;
-  for (uint64_t i = items.size(); i < items.size() + 10'000; ++i) ASSERT_EQ(find(table, i, mix64(i)), nullptr);
+  for (uint64_t i = items.size(); i < items.size() + 10'000; ++i)
+    ASSERT_EQ(find(table, i, mix64(i)), nullptr);
 }
 
 TEST(SlotTable, EqualTagsAreToldApartByTheMatch) {
@@ -80,7 +81,7 @@ TEST(SlotTable, EqualTagsAreToldApartByTheMatch) {
   auto [d, nd] = make_item(arena, 4);
   table.insert(42, na);
   table.insert(42, nb);
-  table.insert(42 + table.capacity(), nc);  // same home entry, different tag
+  table.insert(42 + table.capacity(), nc);     // same home entry, different tag
   table.insert(42 + (uint64_t{1} << 32), nd);  // same 32 kept bits: only the match tells
   ReadSection rs;
   EXPECT_EQ(find(table, 1, 42), a);

@@ -16,7 +16,9 @@ class StateMachineTest : public ::testing::Test {
     if (!o.error) sm.publish();
     return o;
   }
-  Id make_org(const std::string& slug) { return run(CreateOrganization{"Org " + slug, slug}).org->id; }
+  Id make_org(const std::string& slug) {
+    return run(CreateOrganization{"Org " + slug, slug}).org->id;
+  }
 };
 
 TEST_F(StateMachineTest, CreatingAnOrganizationAlsoCreatesItsFirstSecretKeyWithEveryScope) {
@@ -59,7 +61,8 @@ TEST_F(StateMachineTest, RenamingASlugFreesTheOldOne) {
   Id a = make_org("first");
   ASSERT_FALSE(run(UpdateOrganization{a, {}, std::string("second"), {}}).error);
   EXPECT_FALSE(run(CreateOrganization{"B", "first"}).error);
-  EXPECT_EQ(run(UpdateOrganization{a, {}, std::string("first"), {}}).error.code, ErrorCode::slug_taken);
+  EXPECT_EQ(run(UpdateOrganization{a, {}, std::string("first"), {}}).error.code,
+            ErrorCode::slug_taken);
 }
 
 TEST_F(StateMachineTest, AnotherOrganizationsKeyIsNotFound) {
@@ -158,7 +161,8 @@ TEST_F(StateMachineTest, RotationReplacesTheRemovedScopeWithItsThreeSuccessors) 
   Id k = run(c).key->id;
   Outcome fresh = run(RotateApiKey{a, k, 0});
   EXPECT_EQ(fresh.key->scopes, bit(Scope::api_keys_read) | bit(Scope::organizations_create) |
-                                   bit(Scope::organizations_read) | bit(Scope::organizations_update));
+                                   bit(Scope::organizations_read) |
+                                   bit(Scope::organizations_update));
 }
 
 TEST_F(StateMachineTest, ReplayedRecordsRebuildTheSameState) {
@@ -171,7 +175,8 @@ TEST_F(StateMachineTest, ReplayedRecordsRebuildTheSameState) {
     ReadSection rs;
     for (OrgSlot* o = index.first_org(); o; o = o->next()) {
       replica.apply(std::make_unique<Organization>(*o->load()));
-      for (KeySlot* s = o->keys(); s; s = s->next()) replica.apply(s->hash, std::make_unique<ApiKey>(*s->load()));
+      for (KeySlot* s = o->keys(); s; s = s->next())
+        replica.apply(s->hash, std::make_unique<ApiKey>(*s->load()));
     }
   }
   ReadSection rs;

@@ -10,7 +10,8 @@ using namespace keygate::core;
 
 namespace {
 
-std::unique_ptr<ApiKey> key(uint64_t expires = 0, uint64_t rotated = 0, uint64_t grace = 0, uint64_t revoked = 0) {
+std::unique_ptr<ApiKey> key(uint64_t expires = 0, uint64_t rotated = 0, uint64_t grace = 0,
+                            uint64_t revoked = 0) {
   auto k = std::make_unique<ApiKey>();
   k->expires_ms = expires;
   k->rotated_ms = rotated;
@@ -24,10 +25,18 @@ KeyStatusCounts walk(const std::vector<std::unique_ptr<ApiKey>>& keys, uint64_t 
   KeyStatusCounts c;
   for (const auto& k : keys) {
     switch (k->status_at(now)) {
-      case KeyStatus::active: ++c.active; break;
-      case KeyStatus::rotating: ++c.rotating; break;
-      case KeyStatus::expired: ++c.expired; break;
-      case KeyStatus::revoked: ++c.revoked; break;
+      case KeyStatus::active:
+        ++c.active;
+        break;
+      case KeyStatus::rotating:
+        ++c.rotating;
+        break;
+      case KeyStatus::expired:
+        ++c.expired;
+        break;
+      case KeyStatus::revoked:
+        ++c.revoked;
+        break;
     }
   }
   return c;
@@ -49,7 +58,8 @@ TEST(StatusCounts, KeysMoveToExpiredWhenTheClockPassesTheirEnd) {
   auto expiring = key(5'000);
   auto rotating = key(0, 900, 3'000);
   auto revoked = key(4'000, 0, 0, 950);
-  for (const ApiKey* k : {plain.get(), expiring.get(), rotating.get(), revoked.get()}) counts.replace(nullptr, k);
+  for (const ApiKey* k : {plain.get(), expiring.get(), rotating.get(), revoked.get()})
+    counts.replace(nullptr, k);
   expect_counts(counts.keys(), {2, 1, 0, 1}, "at 1 s");
   counts.advance(3'000);  // the grace period ends: rotating -> expired
   expect_counts(counts.keys(), {2, 0, 1, 1}, "at 3 s");
@@ -97,11 +107,16 @@ TEST(StatusCounts, MatchTheWalkOverEveryKeyThroughRandomChanges) {
   auto random_key = [&] {
     auto pick = [&](uint64_t span) { return clock - 1'000 + rng() % span; };
     switch (rng() % 5) {
-      case 0: return key();
-      case 1: return key(pick(50'000));
-      case 2: return key(0, clock, pick(20'000));
-      case 3: return key(pick(80'000), clock, pick(20'000));
-      default: return key(rng() % 2 ? pick(80'000) : 0, 0, 0, clock);
+      case 0:
+        return key();
+      case 1:
+        return key(pick(50'000));
+      case 2:
+        return key(0, clock, pick(20'000));
+      case 3:
+        return key(pick(80'000), clock, pick(20'000));
+      default:
+        return key(rng() % 2 ? pick(80'000) : 0, 0, 0, clock);
     }
   };
   for (int step = 0; step < 60'000; ++step) {

@@ -91,13 +91,16 @@ TEST_F(VerifyTest, ExpiredAndPastGraceAreExpired) {
 
 TEST_F(VerifyTest, SuspendedOrganizationComesBeforeOriginAndScopes) {
   run(UpdateOrganization{org, {}, {}, OrgStatus::suspended});
-  EXPECT_EQ(check({publishable, 0, false, "https://evil.com"}).code, VerifyCode::organization_suspended);
-  EXPECT_EQ(check({secret, bit(Scope::certificates_manage)}).code, VerifyCode::organization_suspended);
+  EXPECT_EQ(check({publishable, 0, false, "https://evil.com"}).code,
+            VerifyCode::organization_suspended);
+  EXPECT_EQ(check({secret, bit(Scope::certificates_manage)}).code,
+            VerifyCode::organization_suspended);
 }
 
 TEST_F(VerifyTest, PublishableKeysNeedAnAllowedOrigin) {
   EXPECT_EQ(check({publishable, 0, false, "https://app.example.com"}).code, VerifyCode::valid);
-  EXPECT_EQ(check({publishable, 0, false, "https://evil.com"}).code, VerifyCode::origin_not_allowed);
+  EXPECT_EQ(check({publishable, 0, false, "https://evil.com"}).code,
+            VerifyCode::origin_not_allowed);
   EXPECT_EQ(check({publishable}).code, VerifyCode::origin_not_allowed);
 }
 
@@ -111,12 +114,14 @@ TEST_F(VerifyTest, OriginComesBeforeScopesAndScopesAskedOfPublishableKeysFail) {
 TEST_F(VerifyTest, MissingOrUnknownScopesAreInsufficient) {
   EXPECT_EQ(check({secret, bit(Scope::api_keys_manage)}).code, VerifyCode::insufficient_scope);
   EXPECT_EQ(check({secret, 0, true}).code, VerifyCode::insufficient_scope);
-  EXPECT_EQ(check({secret, bit(Scope::api_keys_read) | bit(Scope::sessions_list)}).code, VerifyCode::valid);
+  EXPECT_EQ(check({secret, bit(Scope::api_keys_read) | bit(Scope::sessions_list)}).code,
+            VerifyCode::valid);
 }
 
 TEST_F(VerifyTest, RateLimitComesLastAndOnlyCountsOtherwiseValidRequests) {
   limits.secret = {1, 2};
-  EXPECT_EQ(check({secret, bit(Scope::api_keys_manage)}).code, VerifyCode::insufficient_scope);  // not counted
+  EXPECT_EQ(check({secret, bit(Scope::api_keys_manage)}).code,
+            VerifyCode::insufficient_scope);  // not counted
   EXPECT_EQ(check({secret}).code, VerifyCode::valid);
   EXPECT_EQ(check({secret}).code, VerifyCode::valid);
   VerifyResult r = check({secret});

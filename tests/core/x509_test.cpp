@@ -32,9 +32,11 @@ TEST(X509, EveryRefusalSaysWhy) {
   EXPECT_NE(err.find("private key"), std::string::npos);
   EXPECT_FALSE(core::parse_certificate_pem(leaf.key_pem, p, err));
   EXPECT_NE(err.find("private key"), std::string::npos);
-  EXPECT_FALSE(core::parse_certificate_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", p, err));
+  EXPECT_FALSE(core::parse_certificate_pem(
+      "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", p, err));
   EXPECT_NE(err.find("does not hold a certificate"), std::string::npos);
-  EXPECT_FALSE(core::parse_certificate_pem("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n", p, err));
+  EXPECT_FALSE(core::parse_certificate_pem(
+      "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n", p, err));
   EXPECT_NE(err.find("could not be read"), std::string::npos);
   EXPECT_FALSE(core::parse_certificate_pem(std::string(70 * 1024, 'a'), p, err));
   EXPECT_NE(err.find("64 KiB"), std::string::npos);

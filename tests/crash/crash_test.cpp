@@ -20,7 +20,8 @@ TEST(Crash, AcknowledgedWritesSurviveSigkillAndNothingElseAppears) {
   std::string org, admin;
   {
     ServerProcess s({}, dir);
-    auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"Crash"})", s.root_key()).body);
+    auto j = parse_json(
+        http(s.port(), "POST", "/v1/organizations", R"({"name":"Crash"})", s.root_key()).body);
     org = str(j, "/data/id");
     admin = str(j, "/data/api_key/revealed_key");
   }
@@ -38,18 +39,24 @@ TEST(Crash, AcknowledgedWritesSurviveSigkillAndNothingElseAppears) {
       std::set<std::string> names;
       std::string cursor;
       for (;;) {
-        auto r = http(s.port(), "GET", "/v1/organizations/" + org + "/api-keys?limit=200" + (cursor.empty() ? "" : "&cursor=" + cursor), "", admin);
+        auto r = http(s.port(), "GET",
+                      "/v1/organizations/" + org + "/api-keys?limit=200" +
+                          (cursor.empty() ? "" : "&cursor=" + cursor),
+                      "", admin);
         auto j = parse_json(r.body);
-        for (auto item : j["data"].get_array()) names.insert(std::string(item["name"].get_string().value()));
+        for (auto item : j["data"].get_array())
+          names.insert(std::string(item["name"].get_string().value()));
         if (str(j, "/pagination/has_more") != "true") break;
         cursor = str(j, "/pagination/next_cursor");
       }
       return names;
     };
     std::set<std::string> present = list_names();
-    for (const auto& n : acked) ASSERT_TRUE(present.count(n)) << "round " << round << ": acknowledged " << n << " is gone";
+    for (const auto& n : acked)
+      ASSERT_TRUE(present.count(n)) << "round " << round << ": acknowledged " << n << " is gone";
     for (const auto& n : present)
-      ASSERT_TRUE(n == "Default secret key" || sent.count(n)) << "round " << round << ": " << n << " was never sent";
+      ASSERT_TRUE(n == "Default secret key" || sent.count(n))
+          << "round " << round << ": " << n << " was never sent";
     for (const auto& [n, v] : acked_values)
       ASSERT_EQ(http(s.port(), "GET", "/v1/auth", "", v).status, 200) << n;
 
@@ -64,11 +71,13 @@ TEST(Crash, AcknowledgedWritesSurviveSigkillAndNothingElseAppears) {
             name = "k" + std::to_string(next++);
             sent.insert(name);
           }
-          auto r = http(s.port(), "POST", "/v1/organizations/" + org + "/api-keys", R"({"name":")" + name + "\"}", admin);
+          auto r = http(s.port(), "POST", "/v1/organizations/" + org + "/api-keys",
+                        R"({"name":")" + name + "\"}", admin);
           if (r.status == 201) {
             std::lock_guard l(m);
             acked.insert(name);
-            if (acked_values.size() < 200) acked_values[name] = str(parse_json(r.body), "/data/revealed_key");
+            if (acked_values.size() < 200)
+              acked_values[name] = str(parse_json(r.body), "/data/revealed_key");
           } else if (r.status > 0) {
             ADD_FAILURE() << "unexpected " << r.status << " " << r.body;
           }

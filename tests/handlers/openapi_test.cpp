@@ -34,6 +34,7 @@ TEST(OpenApi, DocumentsEveryRegisteredRouteAndNothingElse) {
   EXPECT_EQ(std::string_view(root["openapi"]), "3.1.0");
   std::set<std::string> documented;
   for (auto [path, item] : root["paths"].get_object())
-    for (auto [method, op] : item.get_object()) documented.insert(std::string(method) + " " + std::string(path));
+    for (auto [method, op] : item.get_object())
+      documented.insert(std::string(method) + " " + std::string(path));
   EXPECT_EQ(documented, served);
 }

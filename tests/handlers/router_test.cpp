@@ -20,11 +20,14 @@ TEST(Router, MatchesPatternsAndCapturesParameters) {
   uint16_t route;
   std::array<std::string_view, 2> params;
   std::string allow;
-  ASSERT_EQ(r.match(net::Method::get, "/v1/organizations/org_1/api-keys/key_2", route, params, allow), Router::Result::found);
+  ASSERT_EQ(
+      r.match(net::Method::get, "/v1/organizations/org_1/api-keys/key_2", route, params, allow),
+      Router::Result::found);
   EXPECT_EQ(route, 2);
   EXPECT_EQ(params[0], "org_1");
   EXPECT_EQ(params[1], "key_2");
-  ASSERT_EQ(r.match(net::Method::head, "/v1/organizations/org_1", route, params, allow), Router::Result::found);
+  ASSERT_EQ(r.match(net::Method::head, "/v1/organizations/org_1", route, params, allow),
+            Router::Result::found);
   EXPECT_EQ(route, 0);
 }
 
@@ -33,10 +36,14 @@ TEST(Router, UnknownPathsAre404AndWrongMethods405WithAllow) {
   uint16_t route;
   std::array<std::string_view, 2> params;
   std::string allow;
-  EXPECT_EQ(r.match(net::Method::get, "/v1/nothing", route, params, allow), Router::Result::not_found);
-  EXPECT_EQ(r.match(net::Method::get, "/v1/organizations/", route, params, allow), Router::Result::not_found);
-  EXPECT_EQ(r.match(net::Method::get, "/v1/organizations/a/b", route, params, allow), Router::Result::not_found);
-  ASSERT_EQ(r.match(net::Method::post, "/v1/organizations/org_1", route, params, allow), Router::Result::method_not_allowed);
+  EXPECT_EQ(r.match(net::Method::get, "/v1/nothing", route, params, allow),
+            Router::Result::not_found);
+  EXPECT_EQ(r.match(net::Method::get, "/v1/organizations/", route, params, allow),
+            Router::Result::not_found);
+  EXPECT_EQ(r.match(net::Method::get, "/v1/organizations/a/b", route, params, allow),
+            Router::Result::not_found);
+  ASSERT_EQ(r.match(net::Method::post, "/v1/organizations/org_1", route, params, allow),
+            Router::Result::method_not_allowed);
   EXPECT_EQ(allow, "GET, HEAD, PATCH");
 }
 

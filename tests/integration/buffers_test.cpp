@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -29,7 +29,8 @@ constexpr size_t kBody = 1'000'000;
 std::string big_request() {
   std::string body(kBody - 2, ' ');
   body += "{}";
-  return "POST /v1/keys/verify HTTP/1.1\r\nHost: keygate\r\nContent-Type: application/json\r\nContent-Length: " +
+  return "POST /v1/keys/verify HTTP/1.1\r\nHost: keygate\r\nContent-Type: "
+         "application/json\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
@@ -95,7 +96,8 @@ TEST(Buffers, TenThousandConnectionsThatEachSentAMegabyteKeepOnlyTheirRestingBuf
   constexpr int kConnections = 10'000, kWorkers = 4;
   rlimit files{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &files), 0);
-  ASSERT_GE(files.rlim_max, rlim_t{kConnections + 500}) << "this test needs " << kConnections + 500 << " open files";
+  ASSERT_GE(files.rlim_max, rlim_t{kConnections + 500})
+      << "this test needs " << kConnections + 500 << " open files";
   files.rlim_cur = files.rlim_max;  // the server, started below, inherits it
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &files), 0);
 
@@ -109,8 +111,11 @@ TEST(Buffers, TenThousandConnectionsThatEachSentAMegabyteKeepOnlyTheirRestingBuf
     workers.emplace_back([&, w] {
       for (int i = w; i < kConnections; i += kWorkers) {
         fds[i] = dial(s.port());
-        if (fds[i] < 0 || !send_all(fds[i], request.data(), request.size()) || read_status(fds[i]) != 401) ++failed;
-        else ++answered;
+        if (fds[i] < 0 || !send_all(fds[i], request.data(), request.size()) ||
+            read_status(fds[i]) != 401)
+          ++failed;
+        else
+          ++answered;
       }
     });
   for (auto& t : workers) t.join();
@@ -120,8 +125,10 @@ TEST(Buffers, TenThousandConnectionsThatEachSentAMegabyteKeepOnlyTheirRestingBuf
   const long peak_kib = status_kib(s.pid(), "VmHWM");
   const long now_kib = status_kib(s.pid(), "VmRSS");
   const long peak_mib = (peak_kib - rest_kib) / 1024, held_mib = (now_kib - rest_kib) / 1024;
-  std::printf("[ figures  ] %d connections x 1 MB body: server resident %ld MiB at rest, peak +%ld MiB, "
-              "+%ld MiB held after\n", kConnections, rest_kib / 1024, peak_mib, held_mib);
+  std::printf(
+      "[ figures  ] %d connections x 1 MB body: server resident %ld MiB at rest, peak +%ld MiB, "
+      "+%ld MiB held after\n",
+      kConnections, rest_kib / 1024, peak_mib, held_mib);
   RecordProperty("peak_mib_over_rest", static_cast<int>(peak_mib));
   // At rest a connection costs its 4 KiB buffer and its state (~60 MiB for 10,000); the peak
   // adds the few 1 MiB buffers that the four senders had in flight at any moment.
@@ -162,10 +169,14 @@ TEST(Buffers, RequestsBeyondTheBudgetAreRefusedWith503AndTheRestServed) {
     send_all(fd, request.data() + request.size() - 1, 1);
     std::string text;
     const int status = read_status(fd, &text);
-    if (status == 401) ++ok;
-    else if (status == 503 && text.find("\r\nRetry-After: 1\r\n") != std::string::npos) ++busy;
-    else if (status == 0) ++cut;  // reset after the 503 before we read it
-    else ADD_FAILURE() << "unexpected status " << status;
+    if (status == 401)
+      ++ok;
+    else if (status == 503 && text.find("\r\nRetry-After: 1\r\n") != std::string::npos)
+      ++busy;
+    else if (status == 0)
+      ++cut;  // reset after the 503 before we read it
+    else
+      ADD_FAILURE() << "unexpected status " << status;
     ::close(fd);
   }
   EXPECT_GE(ok, 1);

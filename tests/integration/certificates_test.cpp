@@ -1,6 +1,5 @@
 // Certificates over real HTTP (spec section 6), shaped as the OpenAI Admin API.
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <atomic>
@@ -17,19 +16,26 @@ namespace {
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
-    if (c == '\n') out += "\\n";
-    else if (c == '"') out += "\\\"";
-    else out += c;
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '"')
+      out += "\\\"";
+    else
+      out += c;
   }
   return out + "\"";
 }
 
-HttpResponse upload(const ServerProcess& s, const std::string& key, const std::string& pem, const std::string& name = "") {
-  std::string body = "{\"certificate\":" + json_string(pem) + (name.empty() ? "" : ",\"name\":" + json_string(name)) + "}";
+HttpResponse upload(const ServerProcess& s, const std::string& key, const std::string& pem,
+                    const std::string& name = "") {
+  std::string body = "{\"certificate\":" + json_string(pem) +
+                     (name.empty() ? "" : ",\"name\":" + json_string(name)) + "}";
   return http(s.port(), "POST", "/v1/organization/certificates", body, key);
 }
 
-std::string code(const HttpResponse& r) { return str(parse_json(r.body), "/error/code"); }
+std::string code(const HttpResponse& r) {
+  return str(parse_json(r.body), "/error/code");
+}
 
 }  // namespace
 
@@ -50,20 +56,24 @@ TEST(Certificates, UploadGetUpdateDeleteWithTheOpenAIShapes) {
   EXPECT_EQ(str(j, "/active"), "<missing>");
   EXPECT_NE(str(j, "/created_at"), "<missing>");
 
-  auto got = parse_json(http(s.port(), "GET", "/v1/organization/certificates/" + id, "", o.key).body);
+  auto got =
+      parse_json(http(s.port(), "GET", "/v1/organization/certificates/" + id, "", o.key).body);
   EXPECT_EQ(str(got, "/object"), "certificate");
   EXPECT_EQ(str(got, "/certificate_details/content"), "<missing>");
   EXPECT_EQ(str(got, "/active"), "<missing>");
   for (const char* q : {"?include[]=content", "?include%5B%5D=content", "?include=content"}) {
-    auto with = parse_json(http(s.port(), "GET", "/v1/organization/certificates/" + id + q, "", o.key).body);
+    auto with = parse_json(
+        http(s.port(), "GET", "/v1/organization/certificates/" + id + q, "", o.key).body);
     EXPECT_EQ(str(with, "/certificate_details/content"), cert.pem) << q;
   }
-  auto renamed = http(s.port(), "POST", "/v1/organization/certificates/" + id, R"({"name":"Renamed"})", o.key);
+  auto renamed =
+      http(s.port(), "POST", "/v1/organization/certificates/" + id, R"({"name":"Renamed"})", o.key);
   ASSERT_EQ(renamed.status, 200);
   EXPECT_EQ(str(parse_json(renamed.body), "/name"), "Renamed");
   EXPECT_EQ(str(parse_json(renamed.body), "/certificate_details/content"), "<missing>");
 
-  auto act = http(s.port(), "POST", "/v1/organization/certificates/activate", R"({"certificate_ids":[")" + id + "\"]}", o.key);
+  auto act = http(s.port(), "POST", "/v1/organization/certificates/activate",
+                  R"({"certificate_ids":[")" + id + "\"]}", o.key);
   ASSERT_EQ(act.status, 200) << act.body;
   auto aj = parse_json(act.body);
   EXPECT_EQ(str(aj, "/object"), "list");
@@ -72,7 +82,10 @@ TEST(Certificates, UploadGetUpdateDeleteWithTheOpenAIShapes) {
   auto del = http(s.port(), "DELETE", "/v1/organization/certificates/" + id, "", o.key);
   EXPECT_EQ(del.status, 409);
   EXPECT_EQ(code(del), "certificate_active");
-  ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/deactivate", R"({"certificate_ids":[")" + id + "\"]}", o.key).status, 200);
+  ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/deactivate",
+                 R"({"certificate_ids":[")" + id + "\"]}", o.key)
+                .status,
+            200);
   del = http(s.port(), "DELETE", "/v1/organization/certificates/" + id, "", o.key);
   ASSERT_EQ(del.status, 200);
   EXPECT_EQ(del.body, R"({"id":")" + id + R"(","object":"certificate.deleted"})");
@@ -87,8 +100,12 @@ TEST(Certificates, EveryKindOfBadUploadIsRefusedWithAReason) {
   auto expired = make_cert("old", -86400 * 10, -86400);
   auto future = make_cert("future", 86400, 86400 * 10);
   // A CA, a leaf, an expired and a not-yet-valid certificate are all accepted as uploads.
-  for (const auto* c : {&ca, &leaf, &expired, &future}) EXPECT_EQ(upload(s, o.key, c->pem).status, 200);
-  struct Case { std::string pem; std::string says; };
+  for (const auto* c : {&ca, &leaf, &expired, &future})
+    EXPECT_EQ(upload(s, o.key, c->pem).status, 200);
+  struct Case {
+    std::string pem;
+    std::string says;
+  };
   const Case cases[] = {
       {"garbage", "PEM"},
       {leaf.pem + ca.pem, "chain"},
@@ -106,8 +123,11 @@ TEST(Certificates, EveryKindOfBadUploadIsRefusedWithAReason) {
   auto dup = upload(s, o.key, leaf.pem);
   EXPECT_EQ(dup.status, 409);
   EXPECT_EQ(code(dup), "duplicate_certificate");
-  EXPECT_EQ(code(http(s.port(), "POST", "/v1/organization/certificates", R"({"name":"x"})", o.key)), "missing_field");
-  EXPECT_EQ(code(http(s.port(), "POST", "/v1/organization/certificates", R"({"certificate":"x","extra":1})", o.key)), "unknown_field");
+  EXPECT_EQ(code(http(s.port(), "POST", "/v1/organization/certificates", R"({"name":"x"})", o.key)),
+            "missing_field");
+  EXPECT_EQ(code(http(s.port(), "POST", "/v1/organization/certificates",
+                      R"({"certificate":"x","extra":1})", o.key)),
+            "unknown_field");
   // Another organization may upload the same certificate.
   Tenant other = make_tenant(s, "Other");
   EXPECT_EQ(upload(s, other.key, leaf.pem).status, 200);
@@ -117,12 +137,17 @@ TEST(Certificates, ListPaginatesInBothOrders) {
   ServerProcess s;
   Tenant o = make_tenant(s, "Pages");
   std::vector<std::string> ids;
-  for (int i = 0; i < 5; ++i) ids.push_back(str(parse_json(upload(s, o.key, make_cert("c" + std::to_string(i)).pem).body), "/id"));
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(
+        str(parse_json(upload(s, o.key, make_cert("c" + std::to_string(i)).pem).body), "/id"));
   auto walk = [&](const std::string& order) {
     std::vector<std::string> seen;
     std::string after;
     for (int page = 0; page < 10; ++page) {
-      auto r = http(s.port(), "GET", "/v1/organization/certificates?limit=2&order=" + order + (after.empty() ? "" : "&after=" + after), "", o.key);
+      auto r = http(s.port(), "GET",
+                    "/v1/organization/certificates?limit=2&order=" + order +
+                        (after.empty() ? "" : "&after=" + after),
+                    "", o.key);
       auto j = parse_json(r.body);
       EXPECT_EQ(str(j, "/object"), "list");
       for (auto item : j["data"].get_array()) {
@@ -147,7 +172,8 @@ TEST(Certificates, ListPaginatesInBothOrders) {
   EXPECT_EQ(str(e, "/first_id"), "null");
   EXPECT_EQ(str(e, "/last_id"), "null");
   EXPECT_EQ(str(e, "/has_more"), "false");
-  EXPECT_EQ(http(s.port(), "GET", "/v1/organization/certificates?limit=101", "", o.key).status, 400);
+  EXPECT_EQ(http(s.port(), "GET", "/v1/organization/certificates?limit=101", "", o.key).status,
+            400);
   EXPECT_EQ(http(s.port(), "GET", "/v1/organization/certificates?order=up", "", o.key).status, 400);
 }
 
@@ -162,16 +188,24 @@ TEST(Certificates, ActivationIsAtomicAndIdempotent) {
                   R"({"certificate_ids":[")" + a + R"(",")" + theirs + "\"]}", o.key);
   EXPECT_EQ(bad.status, 404);
   auto list = parse_json(http(s.port(), "GET", "/v1/organization/certificates", "", o.key).body);
-  for (auto item : list["data"].get_array()) EXPECT_FALSE(item["active"].get_bool().value());  // nothing changed
+  for (auto item : list["data"].get_array())
+    EXPECT_FALSE(item["active"].get_bool().value());  // nothing changed
   const std::string both = R"({"certificate_ids":[")" + a + R"(",")" + b + "\"]}";
-  ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/activate", both, o.key).status, 200);
-  auto again = parse_json(http(s.port(), "POST", "/v1/organization/certificates/activate", both, o.key).body);
+  ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/activate", both, o.key).status,
+            200);
+  auto again = parse_json(
+      http(s.port(), "POST", "/v1/organization/certificates/activate", both, o.key).body);
   EXPECT_EQ(str(again, "/data/0/active"), "true");
   EXPECT_EQ(str(again, "/data/1/active"), "true");
-  EXPECT_EQ(http(s.port(), "POST", "/v1/organization/certificates/activate", R"({"certificate_ids":[]})", o.key).status, 400);
+  EXPECT_EQ(http(s.port(), "POST", "/v1/organization/certificates/activate",
+                 R"({"certificate_ids":[]})", o.key)
+                .status,
+            400);
   std::string eleven = R"({"certificate_ids":[)";
   for (int i = 0; i < 11; ++i) eleven += std::string(i ? "," : "") + "\"" + a + "\"";
-  EXPECT_EQ(http(s.port(), "POST", "/v1/organization/certificates/activate", eleven + "]}", o.key).status, 400);
+  EXPECT_EQ(
+      http(s.port(), "POST", "/v1/organization/certificates/activate", eleven + "]}", o.key).status,
+      400);
 }
 
 TEST(Certificates, TheRootKeyChoosesTheOrganizationWithTheOpenAIHeader) {
@@ -180,13 +214,17 @@ TEST(Certificates, TheRootKeyChoosesTheOrganizationWithTheOpenAIHeader) {
   auto noheader = http(s.port(), "GET", "/v1/organization/certificates", "", s.root_key());
   EXPECT_EQ(noheader.status, 400);
   EXPECT_EQ(str(parse_json(noheader.body), "/error/param"), "OpenAI-Organization");
-  const std::vector<std::string> h = {"Authorization: Bearer " + s.root_key(), "OpenAI-Organization: " + o.id};
-  auto up = http(s.port(), "POST", "/v1/organization/certificates", "{\"certificate\":" + json_string(make_cert("r").pem) + "}", h);
+  const std::vector<std::string> h = {"Authorization: Bearer " + s.root_key(),
+                                      "OpenAI-Organization: " + o.id};
+  auto up = http(s.port(), "POST", "/v1/organization/certificates",
+                 "{\"certificate\":" + json_string(make_cert("r").pem) + "}", h);
   ASSERT_EQ(up.status, 200) << up.body;
   auto mine = parse_json(http(s.port(), "GET", "/v1/organization/certificates", "", o.key).body);
   EXPECT_EQ(str(mine, "/data/0/id"), str(parse_json(up.body), "/id"));
   EXPECT_EQ(http(s.port(), "GET", "/v1/organization/certificates", "",
-                 std::vector<std::string>{"Authorization: Bearer " + s.root_key(), "OpenAI-Organization: org_01M81RKQRM0AXC52V8F5VHBJF0"}).status,
+                 std::vector<std::string>{"Authorization: Bearer " + s.root_key(),
+                                          "OpenAI-Organization: org_01M81RKQRM0AXC52V8F5VHBJF0"})
+                .status,
             404);
 }
 
@@ -195,13 +233,24 @@ TEST(Certificates, TenantsSeeOnlyTheirOwn) {
   Tenant a = make_tenant(s, "A"), b = make_tenant(s, "B");
   const std::string bid = str(parse_json(upload(s, b.key, make_cert("b").pem).body), "/id");
   EXPECT_EQ(http(s.port(), "GET", "/v1/organization/certificates/" + bid, "", a.key).status, 404);
-  EXPECT_EQ(http(s.port(), "POST", "/v1/organization/certificates/" + bid, R"({"name":"x"})", a.key).status, 404);
-  EXPECT_EQ(http(s.port(), "DELETE", "/v1/organization/certificates/" + bid, "", a.key).status, 404);
-  EXPECT_EQ(http(s.port(), "POST", "/v1/organization/certificates/deactivate", R"({"certificate_ids":[")" + bid + "\"]}", a.key).status, 404);
-  EXPECT_EQ(str(parse_json(http(s.port(), "GET", "/v1/organization/certificates", "", a.key).body), "/data/0"), "<missing>");
+  EXPECT_EQ(http(s.port(), "POST", "/v1/organization/certificates/" + bid, R"({"name":"x"})", a.key)
+                .status,
+            404);
+  EXPECT_EQ(http(s.port(), "DELETE", "/v1/organization/certificates/" + bid, "", a.key).status,
+            404);
+  EXPECT_EQ(http(s.port(), "POST", "/v1/organization/certificates/deactivate",
+                 R"({"certificate_ids":[")" + bid + "\"]}", a.key)
+                .status,
+            404);
+  EXPECT_EQ(str(parse_json(http(s.port(), "GET", "/v1/organization/certificates", "", a.key).body),
+                "/data/0"),
+            "<missing>");
   // Scopes: a key without certificates:* is refused.
-  const std::string narrow = str(parse_json(http(s.port(), "POST", "/v1/organizations/" + a.id + "/api-keys",
-                                                 R"({"name":"n","scopes":["certificates:read"]})", a.key).body), "/data/revealed_key");
+  const std::string narrow =
+      str(parse_json(http(s.port(), "POST", "/v1/organizations/" + a.id + "/api-keys",
+                          R"({"name":"n","scopes":["certificates:read"]})", a.key)
+                         .body),
+          "/data/revealed_key");
   EXPECT_EQ(http(s.port(), "GET", "/v1/organization/certificates", "", narrow).status, 200);
   EXPECT_EQ(code(upload(s, narrow, make_cert("n").pem)), "missing_scope");
 }
@@ -218,9 +267,12 @@ TEST(Certificates, FiftyPerOrganizationEvenUnderConcurrentUploads) {
     threads.emplace_back([&] {
       for (size_t i; (i = next++) < pems.size();) {
         auto r = upload(s, o.key, pems[i]);
-        if (r.status == 200) ++ok;
-        else if (r.status == 400 && code(r) == "certificate_limit_reached") ++limited;
-        else ++other;
+        if (r.status == 200)
+          ++ok;
+        else if (r.status == 400 && code(r) == "certificate_limit_reached")
+          ++limited;
+        else
+          ++other;
       }
     });
   for (auto& t : threads) t.join();
@@ -236,24 +288,42 @@ TEST(Certificates, KeysOfAnOrganizationWithActiveCertificatesAreBoundToThem) {
   const std::string id = str(parse_json(upload(s, o.key, cert.pem).body), "/id");
   // Uploaded but inactive: no binding yet.
   EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", o.key).status, 200);
-  ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/activate", R"({"certificate_ids":[")" + id + "\"]}", o.key).status, 200);
+  ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/activate",
+                 R"({"certificate_ids":[")" + id + "\"]}", o.key)
+                .status,
+            200);
   auto none = http(s.port(), "GET", "/v1/auth", "", o.key);
   EXPECT_EQ(none.status, 403);
   EXPECT_EQ(none.header("x-keygate-code"), "CERTIFICATE_REQUIRED");
-  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", std::vector<std::string>{"Authorization: Bearer " + o.key, "X-Client-Cert-Sha256: " + cert.sha256_hex}).status, 200);
-  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", std::vector<std::string>{"Authorization: Bearer " + o.key, "X-Client-Cert-Sha256: " + std::string(64, 'a')}).header("x-keygate-code"),
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "",
+                 std::vector<std::string>{"Authorization: Bearer " + o.key,
+                                          "X-Client-Cert-Sha256: " + cert.sha256_hex})
+                .status,
+            200);
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "",
+                 std::vector<std::string>{"Authorization: Bearer " + o.key,
+                                          "X-Client-Cert-Sha256: " + std::string(64, 'a')})
+                .header("x-keygate-code"),
             "CERTIFICATE_REQUIRED");
   auto v = [&](const std::string& extra) {
-    return str(parse_json(http(s.port(), "POST", "/v1/keys/verify", R"({"key":")" + o.key + "\"" + extra + "}", s.root_key()).body), "/data/code");
+    return str(parse_json(http(s.port(), "POST", "/v1/keys/verify",
+                               R"({"key":")" + o.key + "\"" + extra + "}", s.root_key())
+                              .body),
+               "/data/code");
   };
   EXPECT_EQ(v(""), "CERTIFICATE_REQUIRED");
   EXPECT_EQ(v(R"(,"client_certificate_sha256":")" + cert.sha256_hex + "\""), "VALID");
-  EXPECT_EQ(v(R"(,"client_certificate_sha256":")" + std::string(64, 'b') + "\""), "CERTIFICATE_REQUIRED");
+  EXPECT_EQ(v(R"(,"client_certificate_sha256":")" + std::string(64, 'b') + "\""),
+            "CERTIFICATE_REQUIRED");
   // Deactivated: unbound again.
-  ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/deactivate", R"({"certificate_ids":[")" + id + "\"]}",
-                 s.root_key()).status,
+  ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/deactivate",
+                 R"({"certificate_ids":[")" + id + "\"]}", s.root_key())
+                .status,
             400);  // root must name the organization
-  ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/deactivate", R"({"certificate_ids":[")" + id + "\"]}", o.key).status, 200);
+  ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/deactivate",
+                 R"({"certificate_ids":[")" + id + "\"]}", o.key)
+                .status,
+            200);
   EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", o.key).status, 200);
 }
 
@@ -266,7 +336,8 @@ TEST(Certificates, SurviveARestartAndACrash) {
     Tenant o = make_tenant(s, "Durable certs");
     key = o.key;
     id = str(parse_json(upload(s, key, cert.pem, "kept").body), "/id");
-    http(s.port(), "POST", "/v1/organization/certificates/activate", R"({"certificate_ids":[")" + id + "\"]}", key);
+    http(s.port(), "POST", "/v1/organization/certificates/activate",
+         R"({"certificate_ids":[")" + id + "\"]}", key);
     const std::string gone = str(parse_json(upload(s, key, make_cert("gone").pem).body), "/id");
     http(s.port(), "DELETE", "/v1/organization/certificates/" + gone, "", key);
     s.kill9();
@@ -282,10 +353,17 @@ TEST(Certificates, SurviveARestartAndACrash) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
   ServerProcess s({}, dir);
-  auto got = parse_json(http(s.port(), "GET", "/v1/organization/certificates/" + id + "?include[]=content", "", key).body);
+  auto got = parse_json(
+      http(s.port(), "GET", "/v1/organization/certificates/" + id + "?include[]=content", "", key)
+          .body);
   EXPECT_EQ(str(got, "/certificate_details/content"), cert.pem);
-  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", std::vector<std::string>{"Authorization: Bearer " + key, "X-Client-Cert-Sha256: " + cert.sha256_hex}).status, 200);
-  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", key).header("x-keygate-code"), "CERTIFICATE_REQUIRED");
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "",
+                 std::vector<std::string>{"Authorization: Bearer " + key,
+                                          "X-Client-Cert-Sha256: " + cert.sha256_hex})
+                .status,
+            200);
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", key).header("x-keygate-code"),
+            "CERTIFICATE_REQUIRED");
   s.stop();
   remove_tree(std::filesystem::path(dir).parent_path());
 }

@@ -36,7 +36,8 @@ struct FailingDisk {
     const char* asan = std::getenv("ASAN_OPTIONS");
     // An ASan build wants its runtime first among the loaded libraries; the preloaded
     // library is not instrumented and needs nothing of it.
-    return {std::string("LD_PRELOAD=") + KEYGATE_FAIL_FSYNC_LIB, "KEYGATE_TEST_FAIL_FSYNC=" + control,
+    return {std::string("LD_PRELOAD=") + KEYGATE_FAIL_FSYNC_LIB,
+            "KEYGATE_TEST_FAIL_FSYNC=" + control,
             std::string("ASAN_OPTIONS=") + (asan ? asan : "") + ":verify_asan_link_order=0"};
   }
 };
@@ -65,7 +66,9 @@ bool log_has(const ServerProcess& s, const std::string& event, std::chrono::seco
   return true;
 }
 
-long verify(const ServerProcess& s, const std::string& key) { return http(s.port(), "GET", "/v1/auth", "", key).status; }
+long verify(const ServerProcess& s, const std::string& key) {
+  return http(s.port(), "GET", "/v1/auth", "", key).status;
+}
 
 }  // namespace
 
@@ -94,7 +97,8 @@ TEST(FsyncFault, EverysecWritesAgainWhatAFailedFsyncLostSoAServedKeySurvivesARes
   }
   ServerProcess again({"--fsync", "everysec"}, disk.dir);
   EXPECT_EQ(verify(again, k1), 200);
-  EXPECT_EQ(verify(again, k2), 200) << "a key the server verified before the failed fsync is gone after a restart";
+  EXPECT_EQ(verify(again, k2), 200)
+      << "a key the server verified before the failed fsync is gone after a restart";
   EXPECT_EQ(verify(again, k3), 200);
 }
 
@@ -114,7 +118,8 @@ TEST(FsyncFault, EverysecEndsTheServerWhenTheLogCannotTakeBackWhatItServed) {
       s.kill9();
       FAIL() << "the server kept serving changes its log cannot hold: " << s.log();
     }
-    EXPECT_EQ(s.wait_exit(), 74) << s.log();  // EX_IOERR: systemd's Restart=on-failure starts it again
+    EXPECT_EQ(s.wait_exit(), 74)
+        << s.log();  // EX_IOERR: systemd's Restart=on-failure starts it again
     EXPECT_NE(s.log().find("\"event\":\"exiting\""), std::string::npos);
   }
   disk.arm(0);

@@ -51,7 +51,8 @@ TEST(Http, HundredPipelinedRequestsAreAnsweredInOrder) {
   ServerProcess s;
   std::string in;
   for (int i = 0; i < 100; ++i)
-    in += i % 2 ? "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" : "GET /missing" + std::to_string(i) + " HTTP/1.1\r\n\r\n";
+    in += i % 2 ? "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                : "GET /missing" + std::to_string(i) + " HTTP/1.1\r\n\r\n";
   const std::string out = send_raw(s.port(), in, 3000);
   EXPECT_EQ(count(out, "HTTP/1.1 "), 100);
   size_t pos = 0;
@@ -65,8 +66,9 @@ TEST(Http, HundredPipelinedRequestsAreAnsweredInOrder) {
 
 TEST(Http, ConnectionCloseIsHonoured) {
   ServerProcess s;
-  const std::string out = send_raw(s.port(), "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
-                                   2000, false);
+  const std::string out = send_raw(
+      s.port(), "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+      2000, false);
   EXPECT_EQ(count(out, "HTTP/1.1 200"), 1);
   EXPECT_NE(out.find("Connection: close"), std::string::npos);
 }
@@ -84,7 +86,8 @@ TEST(Http, UnknownPathIs404AndWrongMethodIs405WithAllow) {
 
 TEST(Http, HeadAnswersLikeGetWithoutABody) {
   ServerProcess s;
-  const std::string out = send_raw(s.port(), "HEAD /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n");
+  const std::string out =
+      send_raw(s.port(), "HEAD /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n");
   EXPECT_EQ(count(out, "HTTP/1.1 200"), 2);
   EXPECT_EQ(count(out, "Content-Length: 15"), 2);
   EXPECT_EQ(count(out, "{\"status\":\"ok\"}"), 1);  // only the GET has the body
@@ -92,7 +95,8 @@ TEST(Http, HeadAnswersLikeGetWithoutABody) {
 
 TEST(Http, OversizedHeadersAre431AndTheConnectionCloses) {
   ServerProcess s;
-  const std::string out = send_raw(s.port(), "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
+  const std::string out =
+      send_raw(s.port(), "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
   EXPECT_NE(out.find("HTTP/1.1 431"), std::string::npos);
   EXPECT_NE(out.find("\"code\":\"headers_too_large\""), std::string::npos);
   EXPECT_NE(out.find("X-Request-Id: req_"), std::string::npos);
@@ -100,14 +104,17 @@ TEST(Http, OversizedHeadersAre431AndTheConnectionCloses) {
 
 TEST(Http, OversizedBodiesAre413) {
   ServerProcess s({"--max-body-bytes", "2048"});
-  const std::string out = send_raw(s.port(), "POST /v1/keys/verify HTTP/1.1\r\nContent-Length: 4096\r\n\r\n" + std::string(4096, 'a'));
+  const std::string out =
+      send_raw(s.port(), "POST /v1/keys/verify HTTP/1.1\r\nContent-Length: 4096\r\n\r\n" +
+                             std::string(4096, 'a'));
   EXPECT_NE(out.find("HTTP/1.1 413"), std::string::npos);
   EXPECT_NE(out.find("\"code\":\"body_too_large\""), std::string::npos);
 }
 
 TEST(Http, MalformedRequestsAre400ThenClose) {
   ServerProcess s;
-  const std::string out = send_raw(s.port(), "GARBAGE\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n", 2000, false);
+  const std::string out =
+      send_raw(s.port(), "GARBAGE\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n", 2000, false);
   EXPECT_NE(out.find("HTTP/1.1 400"), std::string::npos);
   EXPECT_EQ(out.find("HTTP/1.1 200"), std::string::npos);
 }
@@ -154,7 +161,8 @@ TEST(Http, ConnectionsBeyondTheLimitAreRefused) {
 TEST(Http, ExpectContinueGets100BeforeTheBody) {
   ServerProcess s;
   int fd = connect_to(s.port());
-  const std::string head = "POST /v1/keys/verify HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+  const std::string head =
+      "POST /v1/keys/verify HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
   ::send(fd, head.data(), head.size(), 0);
   EXPECT_NE(read_some(fd, 300).find("HTTP/1.1 100 Continue"), std::string::npos);
   ::send(fd, "{}", 2, 0);
@@ -165,14 +173,16 @@ TEST(Http, ExpectContinueGets100BeforeTheBody) {
 TEST(Http, ChunkedRequestBodiesAreAccepted) {
   ServerProcess s;
   const std::string body = "{\"name\":\"Chunky\"}";
-  const std::string req = "POST /v1/organizations HTTP/1.1\r\nAuthorization: Bearer " + s.root_key() +
-                          "\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n" + body.substr(0, 5) + "\r\n" +
-                          std::to_string(body.size() - 5) + "\r\n" + body.substr(5) + "\r\n0\r\n\r\n";
+  const std::string req = "POST /v1/organizations HTTP/1.1\r\nAuthorization: Bearer " +
+                          s.root_key() + "\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n" +
+                          body.substr(0, 5) + "\r\n" + std::to_string(body.size() - 5) + "\r\n" +
+                          body.substr(5) + "\r\n0\r\n\r\n";
   std::string hex = req;
   {
     char n[8];
     snprintf(n, sizeof n, "%zx", body.size() - 5);
-    hex.replace(hex.find("\r\n" + std::to_string(body.size() - 5) + "\r\n") + 2, std::to_string(body.size() - 5).size(), n);
+    hex.replace(hex.find("\r\n" + std::to_string(body.size() - 5) + "\r\n") + 2,
+                std::to_string(body.size() - 5).size(), n);
   }
   const std::string out = send_raw(s.port(), hex);
   EXPECT_NE(out.find("HTTP/1.1 201"), std::string::npos) << out;
@@ -184,8 +194,9 @@ TEST(Http, GracefulShutdownFinishesTheRequestInFlight) {
   int fd = connect_to(s.port());
   // Half a request is in flight when SIGTERM arrives; the rest follows shortly after.
   const std::string body = "{\"name\":\"Late\"}";
-  const std::string head = "POST /v1/organizations HTTP/1.1\r\nAuthorization: Bearer " + s.root_key() +
-                           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  const std::string head = "POST /v1/organizations HTTP/1.1\r\nAuthorization: Bearer " +
+                           s.root_key() + "\r\nContent-Length: " + std::to_string(body.size()) +
+                           "\r\n\r\n";
   ::send(fd, head.data(), head.size(), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ::kill(s.pid(), SIGTERM);
@@ -204,7 +215,8 @@ TEST(Http, GracefulShutdownFinishesTheRequestInFlight) {
 // action, the end of the process. The harness reads the caught signals from /proc the
 // instant the ready line arrives, and the signals are sent at once, several times over.
 TEST(Http, SignalsSentRightAfterReadyAreHandledNotFatal) {
-  const uint64_t wanted = (1ull << (SIGTERM - 1)) | (1ull << (SIGINT - 1)) | (1ull << (SIGUSR1 - 1));
+  const uint64_t wanted =
+      (1ull << (SIGTERM - 1)) | (1ull << (SIGINT - 1)) | (1ull << (SIGUSR1 - 1));
   for (int i = 0; i < 10; ++i) {
     uint64_t caught = 0;
     ServerProcess s({}, {}, [&caught](pid_t pid) {

@@ -5,8 +5,8 @@
 #include <signal.h>
 
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -41,8 +41,12 @@ Activity exercise(const ServerProcess& s) {
   a.secret = k.value;
   a.secret_id = k.id;
   const CreatedKey gone = make_key(s, t, R"({"name":"old"})");
-  EXPECT_EQ(http(s.port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + gone.id, "", t.key).status, 200);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", a.secret).status, 200);
+  EXPECT_EQ(
+      http(s.port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + gone.id, "", t.key)
+          .status,
+      200);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", a.secret).status, 200);
   EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", "sk_live_not-a-key").status, 401);
   EXPECT_EQ(http(s.port(), "GET", "/v1/no-such-thing").status, 404);
   EXPECT_EQ(http(s.port(), "PUT", "/v1/organizations", "", a.admin).status, 405);
@@ -71,16 +75,25 @@ TEST(Metrics, EveryFamilyOfTheSpecFollowsWhatTheServerDid) {
   // Requests by route and status, and their latency histogram.
   EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="GET /v1/auth",status="200"})"), 3);
   EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="GET /v1/auth",status="401"})"), 1);
-  EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="POST /v1/organizations",status="201"})"), 1);
+  EXPECT_EQ(
+      sample(text, R"(keygate_http_requests_total{route="POST /v1/organizations",status="201"})"),
+      1);
   // Requests no route matched are counted too (a scanner shows up).
   EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="unmatched",status="404"})"), 1);
   EXPECT_EQ(sample(text, R"(keygate_http_requests_total{route="unmatched",status="405"})"), 1);
-  EXPECT_EQ(sample(text, R"(keygate_http_request_duration_seconds_count{route="GET /v1/auth"})"), 4);
-  EXPECT_EQ(sample(text, R"(keygate_http_request_duration_seconds_bucket{route="GET /v1/auth",le="+Inf"})"), 4);
+  EXPECT_EQ(sample(text, R"(keygate_http_request_duration_seconds_count{route="GET /v1/auth"})"),
+            4);
+  EXPECT_EQ(
+      sample(text,
+             R"(keygate_http_request_duration_seconds_bucket{route="GET /v1/auth",le="+Inf"})"),
+      4);
   EXPECT_GT(sample(text, R"(keygate_http_request_duration_seconds_sum{route="GET /v1/auth"})"), 0);
   // Sub-millisecond buckets exist, and the buckets are cumulative.
-  EXPECT_LE(sample(text, R"(keygate_http_request_duration_seconds_bucket{route="GET /v1/auth",le="1e-05"})"),
-            sample(text, R"(keygate_http_request_duration_seconds_bucket{route="GET /v1/auth",le="0.001"})"));
+  EXPECT_LE(
+      sample(text,
+             R"(keygate_http_request_duration_seconds_bucket{route="GET /v1/auth",le="1e-05"})"),
+      sample(text,
+             R"(keygate_http_request_duration_seconds_bucket{route="GET /v1/auth",le="0.001"})"));
   // Verifications by code.
   EXPECT_EQ(sample(text, R"(keygate_verifications_total{code="VALID"})"), 3);
   EXPECT_EQ(sample(text, R"(keygate_verifications_total{code="MALFORMED"})"), 1);
@@ -112,8 +125,9 @@ TEST(Metrics, CarryNoSecretAndNoIdentifier) {
   ServerProcess s;
   Activity a = exercise(s);
   const std::string text = scrape(s);
-  for (const std::string& needle : {s.root_key(), a.admin, a.secret, a.secret_id, a.org, std::string("sk_"),
-                                    std::string("pk_"), std::string("org_"), std::string("key_")})
+  for (const std::string& needle :
+       {s.root_key(), a.admin, a.secret, a.secret_id, a.org, std::string("sk_"), std::string("pk_"),
+        std::string("org_"), std::string("key_")})
     EXPECT_EQ(text.find(needle), std::string::npos) << needle;
 }
 
@@ -132,7 +146,8 @@ TEST(Metrics, PromtoolAcceptsTheOutput) {
   while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
   const int status = ::pclose(p);
   remove_tree(dir);
-  ASSERT_NE(WEXITSTATUS(status), 127) << "promtool is missing: scripts/setup installs Debian's prometheus package";
+  ASSERT_NE(WEXITSTATUS(status), 127)
+      << "promtool is missing: scripts/setup installs Debian's prometheus package";
   EXPECT_EQ(status, 0) << out;
   EXPECT_EQ(out, "") << out;
 }
@@ -150,15 +165,19 @@ TEST(Metrics, KeysThatExpireWithTimeAloneAreCountedAsExpired) {
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &utc);
   make_key(s, t, std::string(R"({"name":"short","expires_at":")") + when + "\"}");
   const CreatedKey rotated = make_key(s, t, R"({"name":"rotated"})");
-  ASSERT_EQ(http(s.port(), "POST", "/v1/organizations/" + t.id + "/api-keys/" + rotated.id + "/rotations",
-                 R"({"grace_period_seconds":1})", t.key).status, 201);
+  ASSERT_EQ(
+      http(s.port(), "POST", "/v1/organizations/" + t.id + "/api-keys/" + rotated.id + "/rotations",
+           R"({"grace_period_seconds":1})", t.key)
+          .status,
+      201);
   std::string text = scrape(s);
   // The tenant's first key, "short", the rotation's new key; "rotated" is in its grace period.
   EXPECT_EQ(sample(text, R"(keygate_api_keys{status="active"})"), 3);
   EXPECT_EQ(sample(text, R"(keygate_api_keys{status="rotating"})"), 1);
   EXPECT_EQ(sample(text, R"(keygate_api_keys{status="expired"})"), 0);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(6);
-  while (sample(scrape(s), R"(keygate_api_keys{status="expired"})") < 2 && std::chrono::steady_clock::now() < deadline)
+  while (sample(scrape(s), R"(keygate_api_keys{status="expired"})") < 2 &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   text = scrape(s);
   EXPECT_EQ(sample(text, R"(keygate_api_keys{status="active"})"), 2);

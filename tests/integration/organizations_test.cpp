@@ -9,7 +9,9 @@
 using namespace keygate::testing;
 
 namespace {
-std::string body_error(const HttpResponse& r) { return str(parse_json(r.body), "/error/code"); }
+std::string body_error(const HttpResponse& r) {
+  return str(parse_json(r.body), "/error/code");
+}
 }  // namespace
 
 TEST(Organizations, RootCreatesAnOrganizationWithItsFirstSecretKeyShownOnce) {
@@ -45,7 +47,9 @@ TEST(Organizations, CreationWithoutAKeyNeedsOpenSignup) {
 
 TEST(Organizations, InputIsValidatedFieldByField) {
   ServerProcess s;
-  auto post = [&](const std::string& b) { return http(s.port(), "POST", "/v1/organizations", b, s.root_key()); };
+  auto post = [&](const std::string& b) {
+    return http(s.port(), "POST", "/v1/organizations", b, s.root_key());
+  };
   auto r = post("not json");
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(body_error(r), "invalid_json");
@@ -73,11 +77,15 @@ TEST(Organizations, SlugsAreUniqueUnderConcurrency) {
   for (int t = 0; t < 2; ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; i < 500; ++i) {
-        auto r = http(s.port(), "POST", "/v1/organizations", R"({"name":"Same Name )" + std::to_string(t) + "\",\"slug\":\"same\"}",
+        auto r = http(s.port(), "POST", "/v1/organizations",
+                      R"({"name":"Same Name )" + std::to_string(t) + "\",\"slug\":\"same\"}",
                       s.root_key());
-        if (r.status == 201) ++created;
-        else if (r.status == 409 && body_error(r) == "slug_taken") ++taken;
-        else ++other;
+        if (r.status == 201)
+          ++created;
+        else if (r.status == 409 && body_error(r) == "slug_taken")
+          ++taken;
+        else
+          ++other;
       }
     });
   for (auto& t : threads) t.join();
@@ -88,7 +96,8 @@ TEST(Organizations, SlugsAreUniqueUnderConcurrency) {
 
 TEST(Organizations, GetPatchAndSuspend) {
   ServerProcess s;
-  auto c = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"A"})", s.root_key()).body);
+  auto c =
+      parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"A"})", s.root_key()).body);
   const std::string id = str(c, "/data/id"), key = str(c, "/data/api_key/revealed_key");
   auto g = http(s.port(), "GET", "/v1/organizations/" + id, "", key);
   ASSERT_EQ(g.status, 200);
@@ -96,13 +105,23 @@ TEST(Organizations, GetPatchAndSuspend) {
   auto p = http(s.port(), "PATCH", "/v1/organizations/" + id, R"({"name":"B","slug":"bee"})", key);
   ASSERT_EQ(p.status, 200) << p.body;
   EXPECT_EQ(str(parse_json(p.body), "/data/slug"), "bee");
-  EXPECT_EQ(body_error(http(s.port(), "PATCH", "/v1/organizations/" + id, R"({"status":"gone"})", key)), "invalid_field");
-  EXPECT_EQ(body_error(http(s.port(), "PATCH", "/v1/organizations/" + id, R"({"id":"org_x"})", key)), "immutable_field");
-  ASSERT_EQ(http(s.port(), "PATCH", "/v1/organizations/" + id, R"({"status":"suspended"})", s.root_key()).status, 200);
+  EXPECT_EQ(
+      body_error(http(s.port(), "PATCH", "/v1/organizations/" + id, R"({"status":"gone"})", key)),
+      "invalid_field");
+  EXPECT_EQ(
+      body_error(http(s.port(), "PATCH", "/v1/organizations/" + id, R"({"id":"org_x"})", key)),
+      "immutable_field");
+  ASSERT_EQ(
+      http(s.port(), "PATCH", "/v1/organizations/" + id, R"({"status":"suspended"})", s.root_key())
+          .status,
+      200);
   auto refused = http(s.port(), "GET", "/v1/organizations/" + id, "", key);
   EXPECT_EQ(refused.status, 403);
   EXPECT_EQ(body_error(refused), "organization_suspended");
-  ASSERT_EQ(http(s.port(), "PATCH", "/v1/organizations/" + id, R"({"status":"active"})", s.root_key()).status, 200);
+  ASSERT_EQ(
+      http(s.port(), "PATCH", "/v1/organizations/" + id, R"({"status":"active"})", s.root_key())
+          .status,
+      200);
   EXPECT_EQ(http(s.port(), "GET", "/v1/organizations/" + id, "", key).status, 200);
 }
 
@@ -111,7 +130,9 @@ TEST(Organizations, ListShowsATenantItsOwnAndRootEveryPageByPage) {
   std::vector<std::string> ids;
   std::string tenant_key;
   for (int i = 0; i < 5; ++i) {
-    auto c = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"Org )" + std::to_string(i) + "\"}", s.root_key()).body);
+    auto c = parse_json(http(s.port(), "POST", "/v1/organizations",
+                             R"({"name":"Org )" + std::to_string(i) + "\"}", s.root_key())
+                            .body);
     ids.push_back(str(c, "/data/id"));
     if (i == 2) tenant_key = str(c, "/data/api_key/revealed_key");
   }
@@ -122,11 +143,14 @@ TEST(Organizations, ListShowsATenantItsOwnAndRootEveryPageByPage) {
   std::vector<std::string> seen;
   std::string cursor;
   for (int page = 0; page < 5; ++page) {
-    auto r = http(s.port(), "GET", "/v1/organizations?limit=2" + (cursor.empty() ? "" : "&cursor=" + cursor), "", s.root_key());
+    auto r = http(s.port(), "GET",
+                  "/v1/organizations?limit=2" + (cursor.empty() ? "" : "&cursor=" + cursor), "",
+                  s.root_key());
     ASSERT_EQ(r.status, 200);
     auto j = parse_json(r.body);
     for (int i = 0; i < 2; ++i)
-      if (str(j, ("/data/" + std::to_string(i) + "/id").c_str()) != "<missing>") seen.push_back(str(j, ("/data/" + std::to_string(i) + "/id").c_str()));
+      if (str(j, ("/data/" + std::to_string(i) + "/id").c_str()) != "<missing>")
+        seen.push_back(str(j, ("/data/" + std::to_string(i) + "/id").c_str()));
     if (str(j, "/pagination/has_more") == "false") {
       EXPECT_EQ(str(j, "/pagination/next_cursor"), "null");
       break;
@@ -136,15 +160,24 @@ TEST(Organizations, ListShowsATenantItsOwnAndRootEveryPageByPage) {
   EXPECT_EQ(seen, ids);  // ascending by creation, each once
   EXPECT_EQ(http(s.port(), "GET", "/v1/organizations?limit=0", "", s.root_key()).status, 400);
   EXPECT_EQ(http(s.port(), "GET", "/v1/organizations?limit=201", "", s.root_key()).status, 400);
-  EXPECT_EQ(http(s.port(), "GET", "/v1/organizations?cursor=nonsense", "", s.root_key()).status, 400);
-  EXPECT_EQ(http(s.port(), "GET", "/v1/organizations?after=" + ids[3], "", s.root_key()).status, 200);
+  EXPECT_EQ(http(s.port(), "GET", "/v1/organizations?cursor=nonsense", "", s.root_key()).status,
+            400);
+  EXPECT_EQ(http(s.port(), "GET", "/v1/organizations?after=" + ids[3], "", s.root_key()).status,
+            200);
 }
 
 TEST(Authentication, CredentialsAreReadFromBearerOrXApiKey) {
   ServerProcess s;
-  EXPECT_EQ(http(s.port(), "GET", "/v1/organizations", "", std::vector<std::string>{"X-API-Key: " + s.root_key()}).status, 200);
-  EXPECT_EQ(http(s.port(), "GET", "/v1/organizations", "", std::vector<std::string>{"Authorization: Bearer " + s.root_key()}).status, 200);
-  auto both = http(s.port(), "GET", "/v1/organizations", "", {"Authorization: Bearer " + s.root_key(), "X-API-Key: other"});
+  EXPECT_EQ(http(s.port(), "GET", "/v1/organizations", "",
+                 std::vector<std::string>{"X-API-Key: " + s.root_key()})
+                .status,
+            200);
+  EXPECT_EQ(http(s.port(), "GET", "/v1/organizations", "",
+                 std::vector<std::string>{"Authorization: Bearer " + s.root_key()})
+                .status,
+            200);
+  auto both = http(s.port(), "GET", "/v1/organizations", "",
+                   {"Authorization: Bearer " + s.root_key(), "X-API-Key: other"});
   EXPECT_EQ(both.status, 400);
   auto none = http(s.port(), "GET", "/v1/organizations");
   EXPECT_EQ(none.status, 401);
@@ -152,12 +185,14 @@ TEST(Authentication, CredentialsAreReadFromBearerOrXApiKey) {
   auto bad = http(s.port(), "GET", "/v1/organizations", "", std::string("sk_live_nope"));
   EXPECT_EQ(bad.status, 401);
   EXPECT_EQ(body_error(bad), "invalid_api_key");
-  EXPECT_EQ(bad.body.find("sk_live_nope"), std::string::npos);  // a secret never appears in an error
+  EXPECT_EQ(bad.body.find("sk_live_nope"),
+            std::string::npos);  // a secret never appears in an error
 }
 
 TEST(Idempotency, ARepeatedPostReturnsTheFirstResponseByteForByte) {
   ServerProcess s;
-  const std::vector<std::string> h = {"Authorization: Bearer " + s.root_key(), "Idempotency-Key: abc-1"};
+  const std::vector<std::string> h = {"Authorization: Bearer " + s.root_key(),
+                                      "Idempotency-Key: abc-1"};
   auto first = http(s.port(), "POST", "/v1/organizations", R"({"name":"Once"})", h);
   ASSERT_EQ(first.status, 201);
   auto again = http(s.port(), "POST", "/v1/organizations", R"({"name":"Once"})", h);

@@ -31,18 +31,23 @@ TEST_P(Restart, KeysRotationsAndRevocationsSurvive) {
   std::string org, admin, rotated_value, new_value, revoked_value, renamed_id;
   {
     ServerProcess s({}, dir);
-    auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"Durable"})", s.root_key()).body);
+    auto j = parse_json(
+        http(s.port(), "POST", "/v1/organizations", R"({"name":"Durable"})", s.root_key()).body);
     org = str(j, "/data/id");
     admin = str(j, "/data/api_key/revealed_key");
     const std::string base = "/v1/organizations/" + org + "/api-keys";
     auto a = parse_json(http(s.port(), "POST", base, R"({"name":"a"})", admin).body);
     rotated_value = str(a, "/data/revealed_key");
-    new_value = str(parse_json(http(s.port(), "POST", base + "/" + str(a, "/data/id") + "/rotations",
-                                    R"({"grace_period_seconds":3600})", admin).body), "/data/revealed_key");
+    new_value =
+        str(parse_json(http(s.port(), "POST", base + "/" + str(a, "/data/id") + "/rotations",
+                            R"({"grace_period_seconds":3600})", admin)
+                           .body),
+            "/data/revealed_key");
     auto b = parse_json(http(s.port(), "POST", base, R"({"name":"b"})", admin).body);
     revoked_value = str(b, "/data/revealed_key");
     http(s.port(), "DELETE", base + "/" + str(b, "/data/id"), "", admin);
-    renamed_id = str(parse_json(http(s.port(), "POST", base, R"({"name":"before"})", admin).body), "/data/id");
+    renamed_id = str(parse_json(http(s.port(), "POST", base, R"({"name":"before"})", admin).body),
+                     "/data/id");
     if (with_snapshot) {
       ::kill(s.pid(), SIGUSR1);
       wait_for_snapshot(dir);
@@ -51,14 +56,22 @@ TEST_P(Restart, KeysRotationsAndRevocationsSurvive) {
     if (with_snapshot) s.kill9();  // no graceful flush: the log after the snapshot must do
   }
   ServerProcess s({}, dir);
-  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", rotated_value).status, 200);  // in its grace period
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", rotated_value).status,
+            200);  // in its grace period
   EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", new_value).status, 200);
-  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", revoked_value).header("x-keygate-code"), "REVOKED");
-  auto k = parse_json(http(s.port(), "GET", "/v1/organizations/" + org + "/api-keys/" + renamed_id, "", admin).body);
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", revoked_value).header("x-keygate-code"),
+            "REVOKED");
+  auto k = parse_json(
+      http(s.port(), "GET", "/v1/organizations/" + org + "/api-keys/" + renamed_id, "", admin)
+          .body);
   EXPECT_EQ(str(k, "/data/name"), "after");
-  EXPECT_EQ(str(parse_json(http(s.port(), "GET", "/v1/organizations/" + org, "", admin).body), "/data/slug"), "durable");
+  EXPECT_EQ(str(parse_json(http(s.port(), "GET", "/v1/organizations/" + org, "", admin).body),
+                "/data/slug"),
+            "durable");
   // The slug is still taken after the restart.
-  EXPECT_EQ(http(s.port(), "POST", "/v1/organizations", R"({"name":"Durable"})", s.root_key()).status, 409);
+  EXPECT_EQ(
+      http(s.port(), "POST", "/v1/organizations", R"({"name":"Durable"})", s.root_key()).status,
+      409);
   s.stop();
   remove_tree(std::filesystem::path(dir).parent_path());
 }
@@ -75,7 +88,8 @@ TEST(DataDirectory, ASecondServerOnTheSameDirectoryExitsWithAClearMessage) {
   }
   EXPECT_EQ(std::filesystem::status(first.data_dir()).permissions() & std::filesystem::perms::all,
             std::filesystem::perms::owner_all);
-  EXPECT_EQ(std::filesystem::status(first.data_dir() + "/root.key").permissions() & std::filesystem::perms::all,
+  EXPECT_EQ(std::filesystem::status(first.data_dir() + "/root.key").permissions() &
+                std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 

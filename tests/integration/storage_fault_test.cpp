@@ -32,7 +32,8 @@ TEST(StorageFault, AFullDiskFailsWritesWith503AndRecoversWhenSpaceReturns) {
   std::string org, key;
   {
     ServerProcess s({}, dir);
-    auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"Before"})", s.root_key()).body);
+    auto j = parse_json(
+        http(s.port(), "POST", "/v1/organizations", R"({"name":"Before"})", s.root_key()).body);
     org = str(j, "/data/id");
     key = str(j, "/data/api_key/revealed_key");
     const uint64_t size = log_size(dir);
@@ -49,7 +50,9 @@ TEST(StorageFault, AFullDiskFailsWritesWith503AndRecoversWhenSpaceReturns) {
     EXPECT_EQ(http(s.port(), "GET", "/v1/organizations/" + org, "", key).status, 200);
     EXPECT_EQ(http(s.port(), "GET", "/healthz").status, 200);
     // Nothing of the failed change is visible.
-    EXPECT_EQ(str(parse_json(http(s.port(), "GET", "/v1/organizations", "", s.root_key()).body), "/data/1"), "<missing>");
+    EXPECT_EQ(str(parse_json(http(s.port(), "GET", "/v1/organizations", "", s.root_key()).body),
+                  "/data/1"),
+              "<missing>");
 
     set_file_limit(s.pid(), RLIM_INFINITY);
     auto after = http(s.port(), "POST", "/v1/organizations", R"({"name":"During"})", s.root_key());

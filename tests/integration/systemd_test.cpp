@@ -2,6 +2,7 @@
 // passed the way systemd passes it (LISTEN_FDS), and unit files that systemd-analyze accepts.
 // And the process's environment: the heap's huge pages (core/heap.hpp).
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -10,8 +11,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fcntl.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -108,7 +107,8 @@ TEST(Systemd, ServesAListeningSocketPassedAsSystemdDoes) {
 }
 
 TEST(Systemd, UnitFilesPassSystemdAnalyzeVerify) {
-  if (!std::filesystem::exists("/usr/bin/systemd-analyze")) GTEST_SKIP() << "systemd-analyze is not installed";
+  if (!std::filesystem::exists("/usr/bin/systemd-analyze"))
+    GTEST_SKIP() << "systemd-analyze is not installed";
   const std::string dir = make_temp_dir();
   std::ifstream service_in(std::string(KEYGATE_SOURCE_DIR) + "/scripts/systemd/keygate.service");
   std::stringstream service;
@@ -117,8 +117,10 @@ TEST(Systemd, UnitFilesPassSystemdAnalyzeVerify) {
   // The unit names the installed binary; point it at the one just built.
   text.replace(text.find("/usr/bin/keygate"), 16, KEYGATE_BINARY);
   std::ofstream(dir + "/keygate.service") << text;
-  std::filesystem::copy_file(std::string(KEYGATE_SOURCE_DIR) + "/scripts/systemd/keygate.socket", dir + "/keygate.socket");
-  const std::string cmd = "systemd-analyze verify " + dir + "/keygate.service " + dir + "/keygate.socket 2>&1";
+  std::filesystem::copy_file(std::string(KEYGATE_SOURCE_DIR) + "/scripts/systemd/keygate.socket",
+                             dir + "/keygate.socket");
+  const std::string cmd =
+      "systemd-analyze verify " + dir + "/keygate.service " + dir + "/keygate.socket 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[512];
@@ -130,23 +132,29 @@ TEST(Systemd, UnitFilesPassSystemdAnalyzeVerify) {
 
 TEST(Configuration, FileThenEnvironmentThenFlags) {
   const std::string dir = make_temp_dir();
-  std::ofstream(dir + "/keygate.conf") << "secret-burst = 2\nsecret-rate = 1\npublishable-burst = 7\n";
+  std::ofstream(dir + "/keygate.conf")
+      << "secret-burst = 2\nsecret-rate = 1\npublishable-burst = 7\n";
   ::setenv("KEYGATE_SECRET_BURST", "3", 1);  // the environment beats the file
   {
-    ServerProcess s({"--config", dir + "/keygate.conf", "--publishable-burst", "9"});  // a flag beats both
+    ServerProcess s(
+        {"--config", dir + "/keygate.conf", "--publishable-burst", "9"});  // a flag beats both
     ::unsetenv("KEYGATE_SECRET_BURST");
-    auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"Conf"})", s.root_key()).body);
+    auto j = parse_json(
+        http(s.port(), "POST", "/v1/organizations", R"({"name":"Conf"})", s.root_key()).body);
     EXPECT_EQ(str(j, "/data/api_key/rate_limit/burst"), "3");
     EXPECT_EQ(str(j, "/data/api_key/rate_limit/requests_per_second"), "1");
     const std::string org = str(j, "/data/id"), key = str(j, "/data/api_key/revealed_key");
-    auto pk = parse_json(http(s.port(), "POST", "/v1/organizations/" + org + "/api-keys", R"({"name":"p","type":"publishable"})", key).body);
+    auto pk = parse_json(http(s.port(), "POST", "/v1/organizations/" + org + "/api-keys",
+                              R"({"name":"p","type":"publishable"})", key)
+                             .body);
     EXPECT_EQ(str(pk, "/data/rate_limit/burst"), "9");
   }
   ::unsetenv("KEYGATE_SECRET_BURST");
   // An invalid value is refused at start with a message naming the setting.
   std::ofstream(dir + "/bad.conf") << "fsync = sometimes\n";
-  const std::string cmd = "timeout 10 " + std::string(KEYGATE_BINARY) + " serve --listen 127.0.0.1:0 --data-dir " + dir +
-                          "/d --config " + dir + "/bad.conf 2>&1";
+  const std::string cmd = "timeout 10 " + std::string(KEYGATE_BINARY) +
+                          " serve --listen 127.0.0.1:0 --data-dir " + dir + "/d --config " + dir +
+                          "/bad.conf 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[512];
@@ -159,7 +167,8 @@ TEST(Configuration, FileThenEnvironmentThenFlags) {
 namespace {
 // `keygate serve ...` that is expected to refuse to start: its exit status and output.
 std::string refused_start(const std::string& args, const std::string& env, int& status) {
-  const std::string cmd = env + " timeout 10 " + std::string(KEYGATE_BINARY) + " serve --listen 127.0.0.1:0 " + args + " 2>&1";
+  const std::string cmd = env + " timeout 10 " + std::string(KEYGATE_BINARY) +
+                          " serve --listen 127.0.0.1:0 " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[512];
@@ -176,16 +185,19 @@ TEST(Configuration, TheFileIsNamedByKeygateConfigAndMisspeltOrMissingOnesAreRefu
   {
     ServerProcess s;
     ::unsetenv("KEYGATE_CONFIG");
-    auto j = parse_json(http(s.port(), "POST", "/v1/organizations", R"({"name":"Open"})").body);  // open signup
+    auto j = parse_json(
+        http(s.port(), "POST", "/v1/organizations", R"({"name":"Open"})").body);  // open signup
     EXPECT_EQ(str(j, "/data/api_key/rate_limit/requests_per_second"), "5");
   }
   ::unsetenv("KEYGATE_CONFIG");
   int status = 0;
   std::ofstream(dir + "/typo.conf") << "secret-rtae = 5\n";
-  std::string out = refused_start("--data-dir " + dir + "/d --config " + dir + "/typo.conf", "", status);
+  std::string out =
+      refused_start("--data-dir " + dir + "/d --config " + dir + "/typo.conf", "", status);
   EXPECT_NE(status, 0);
   EXPECT_NE(out.find("secret-rtae"), std::string::npos) << out;
-  out = refused_start("--data-dir " + dir + "/d", "KEYGATE_CONFIG=" + dir + "/missing.conf", status);
+  out =
+      refused_start("--data-dir " + dir + "/d", "KEYGATE_CONFIG=" + dir + "/missing.conf", status);
   EXPECT_NE(status, 0);
   EXPECT_NE(out.find("missing.conf"), std::string::npos) << out;
   remove_tree(dir);
@@ -204,31 +216,42 @@ std::string run_cli(const std::string& args, int& status) {
 
 TEST(OperatorCli, CreatesListsRotatesAndRevokesThroughTheRunningServer) {
   ServerProcess s({"--access-log"});
-  const std::string target = " --server http://127.0.0.1:" + std::to_string(s.port()) + " --root-key-file " + s.data_dir() + "/root.key";
+  const std::string target = " --server http://127.0.0.1:" + std::to_string(s.port()) +
+                             " --root-key-file " + s.data_dir() + "/root.key";
   int status = 0;
   auto created = parse_json(run_cli("orgs create --name 'Ops Team'" + target, status));
   ASSERT_EQ(status, 0);
   EXPECT_EQ(str(created, "/data/slug"), "ops-team");
   const std::string org = str(created, "/data/id");
   EXPECT_NE(run_cli("orgs list" + target, status).find(org), std::string::npos);
-  auto key = parse_json(run_cli("keys create --org " + org + " --name ci --scopes api_keys:read,sessions:list" + target, status));
+  auto key = parse_json(run_cli(
+      "keys create --org " + org + " --name ci --scopes api_keys:read,sessions:list" + target,
+      status));
   ASSERT_EQ(status, 0);
   const std::string key_id = str(key, "/data/id");
   EXPECT_EQ(str(key, "/data/scopes/1"), "api_keys:read");
   EXPECT_NE(run_cli("keys list --org " + org + target, status).find(key_id), std::string::npos);
-  auto rotated = parse_json(run_cli("keys rotate --org " + org + " --key " + key_id + " --grace-period-seconds 0" + target, status));
+  auto rotated = parse_json(run_cli(
+      "keys rotate --org " + org + " --key " + key_id + " --grace-period-seconds 0" + target,
+      status));
   ASSERT_EQ(status, 0);
   EXPECT_EQ(str(rotated, "/data/rotated_from"), key_id);
-  auto revoked = parse_json(run_cli("keys revoke --org " + org + " --key " + str(rotated, "/data/id") + target, status));
+  auto revoked = parse_json(
+      run_cli("keys revoke --org " + org + " --key " + str(rotated, "/data/id") + target, status));
   EXPECT_EQ(str(revoked, "/data/status"), "revoked");
-  const std::string again = run_cli("keys revoke --org " + org + " --key " + str(rotated, "/data/id") + target, status);
+  const std::string again =
+      run_cli("keys revoke --org " + org + " --key " + str(rotated, "/data/id") + target, status);
   EXPECT_NE(status, 0);  // already revoked: a 409, and a non-zero exit
   // The error is shown with its status, code and message, not as a bare number.
   EXPECT_NE(again.find("the server answered 409 already_revoked: "), std::string::npos) << again;
-  run_cli("orgs list --server http://127.0.0.1:1 --root-key-file " + s.data_dir() + "/root.key", status);
+  run_cli("orgs list --server http://127.0.0.1:1 --root-key-file " + s.data_dir() + "/root.key",
+          status);
   EXPECT_NE(status, 0);
-  EXPECT_NE(run_cli("orgs list --server ftp://127.0.0.1:1 --root-key-file " + s.data_dir() + "/root.key", status)
-                .find("must be an http:// or https:// URL"), std::string::npos);
+  EXPECT_NE(
+      run_cli("orgs list --server ftp://127.0.0.1:1 --root-key-file " + s.data_dir() + "/root.key",
+              status)
+          .find("must be an http:// or https:// URL"),
+      std::string::npos);
   EXPECT_NE(status, 0);
   // The access log has a line per request, and no key in any line.
   const std::string log = s.log();
@@ -239,7 +262,8 @@ TEST(OperatorCli, CreatesListsRotatesAndRevokesThroughTheRunningServer) {
 
 TEST(OperatorCli, ListsEveryKeyPageByPage) {
   ServerProcess s;
-  const std::string target = " --server http://127.0.0.1:" + std::to_string(s.port()) + " --root-key-file " + s.data_dir() + "/root.key";
+  const std::string target = " --server http://127.0.0.1:" + std::to_string(s.port()) +
+                             " --root-key-file " + s.data_dir() + "/root.key";
   const Tenant t = make_tenant(s, "Many");
   for (int i = 0; i < 230; ++i) make_key(s, t, R"({"name":"k)" + std::to_string(i) + "\"}");
   int status = 0;
@@ -256,7 +280,8 @@ TEST(OperatorCli, ListsEveryKeyPageByPage) {
 
 TEST(OperatorCli, TalksToAServerOnAnIpv6Address) {
   ServerProcess s({"--listen", "[::1]:0"});
-  const std::string target = " --server http://[::1]:" + std::to_string(s.port()) + " --root-key-file " + s.data_dir() + "/root.key";
+  const std::string target = " --server http://[::1]:" + std::to_string(s.port()) +
+                             " --root-key-file " + s.data_dir() + "/root.key";
   int status = 0;
   auto created = parse_json(run_cli("orgs create --name V6" + target, status));
   ASSERT_EQ(status, 0);

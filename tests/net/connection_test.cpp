@@ -50,7 +50,7 @@ TEST(InputBuffer, RefusesToGrowPastTheBudgetAndAppendsNothing) {
   BufferBudget budget(64 * 1024);
   InputBuffer a(budget), b(budget);
   const std::string chunk(40'000, 'c');
-  ASSERT_TRUE(a.append(chunk.data(), chunk.size(), false));  // 64 KiB block: 60 KiB charged
+  ASSERT_TRUE(a.append(chunk.data(), chunk.size(), false));   // 64 KiB block: 60 KiB charged
   EXPECT_FALSE(b.append(chunk.data(), chunk.size(), false));  // would need 60 KiB more
   EXPECT_EQ(b.size(), 0u);
   EXPECT_EQ(budget.refusals(), 1u);

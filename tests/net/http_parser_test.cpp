@@ -29,7 +29,8 @@ Fed feed(const std::string& input, size_t step, ParserLimits limits = {}) {
       Event e = p.parse(buf.data(), buf.size());
       if (e == Event::request) {
         const Request& r = p.request();
-        out.requests.push_back(std::string(r.method_name) + " " + std::string(r.target) + " " + std::string(r.body));
+        out.requests.push_back(std::string(r.method_name) + " " + std::string(r.target) + " " +
+                               std::string(r.body));
         p.next();
         continue;
       }
@@ -46,7 +47,8 @@ Fed feed(const std::string& input, size_t step, ParserLimits limits = {}) {
 
 TEST(HttpParser, ParsesARequestSplitAcrossEveryPossibleRead) {
   const std::string req =
-      "POST /v1/keys/verify?x=1 HTTP/1.1\r\nHost: a\r\nX-Api-Key: abc\r\nContent-Length: 11\r\n\r\n{\"key\":\"k\"}";
+      "POST /v1/keys/verify?x=1 HTTP/1.1\r\nHost: a\r\nX-Api-Key: abc\r\nContent-Length: "
+      "11\r\n\r\n{\"key\":\"k\"}";
   for (size_t step = 1; step <= req.size(); ++step) {
     Fed f = feed(req, step);
     ASSERT_EQ(f.requests.size(), 1u) << "step " << step;
@@ -56,7 +58,9 @@ TEST(HttpParser, ParsesARequestSplitAcrossEveryPossibleRead) {
 
 TEST(HttpParser, HeadersAreViewsWithCaseInsensitiveLookup) {
   HttpParser p;
-  std::string buf = "GET /v1/auth?scopes=a HTTP/1.1\r\nAuthorization:  Bearer sk  \r\nOrigin: https://a.b\r\n\r\n";
+  std::string buf =
+      "GET /v1/auth?scopes=a HTTP/1.1\r\nAuthorization:  Bearer sk  \r\nOrigin: "
+      "https://a.b\r\n\r\n";
   ASSERT_EQ(p.parse(buf.data(), buf.size()), Event::request);
   const Request& r = p.request();
   EXPECT_EQ(r.method, Method::get);
@@ -77,8 +81,9 @@ TEST(HttpParser, SeveralHeadersInOnePassTakeTheFirstOfEachName) {
       "X-Api-Kez: not it\r\nAuthorization: Bearer sk\r\n"
       "X-A-Header-Name-Longer-Than-Thirty-Two: long\r\n\r\n";
   ASSERT_EQ(p.parse(buf.data(), buf.size()), Event::request);
-  static constexpr std::array<std::string_view, 5> kNames = {"x-api-key", "authorization", "x-missing", "origin",
-                                                             "x-a-header-name-longer-than-thirty-two"};
+  static constexpr std::array<std::string_view, 5> kNames = {
+      "x-api-key", "authorization", "x-missing", "origin",
+      "x-a-header-name-longer-than-thirty-two"};
   std::array<std::string_view, 5> v{"stale", "stale", "stale", "stale", "stale"};
   p.request().headers_named(kNames, v);
   EXPECT_EQ(v[0], "first");
@@ -86,7 +91,8 @@ TEST(HttpParser, SeveralHeadersInOnePassTakeTheFirstOfEachName) {
   EXPECT_TRUE(v[2].empty());
   EXPECT_EQ(v[3], "https://a.b");
   EXPECT_EQ(v[4], "long");
-  for (size_t i = 0; i < kNames.size(); ++i) EXPECT_EQ(v[i], p.request().header(kNames[i])) << kNames[i];
+  for (size_t i = 0; i < kNames.size(); ++i)
+    EXPECT_EQ(v[i], p.request().header(kNames[i])) << kNames[i];
 }
 
 // iequals compares eight bytes at a time: it must agree with the byte-by-byte definition
@@ -100,7 +106,8 @@ TEST(HttpParser, IequalsAgreesWithTheByteByByteDefinition) {
         for (int y = 0; y < 256; ++y) {
           a[pos] = static_cast<char>(x);
           b[pos] = static_cast<char>(y);
-          ASSERT_EQ(iequals(a, b), lower(static_cast<unsigned char>(x)) == lower(static_cast<unsigned char>(y)))
+          ASSERT_EQ(iequals(a, b),
+                    lower(static_cast<unsigned char>(x)) == lower(static_cast<unsigned char>(y)))
               << "len " << len << " pos " << pos << " bytes " << x << " " << y;
         }
       }
@@ -123,7 +130,8 @@ TEST(HttpParser, PipelinedRequestsComeOutInOrder) {
 
 TEST(HttpParser, ChunkedBodiesBecomeOneContiguousView) {
   const std::string req =
-      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n"
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1\r\n "
+      "\r\n5\r\nworld\r\n0\r\n\r\n"
       "GET /after HTTP/1.1\r\n\r\n";
   for (size_t step : {size_t{1}, size_t{3}, req.size()}) {
     Fed f = feed(req, step);
@@ -138,27 +146,35 @@ TEST(HttpParser, OversizedHeadersAre431) {
   l.max_header_bytes = 1024;
   EXPECT_EQ(feed("GET / HTTP/1.1\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n", 100, l).last,
             Event::headers_too_large);
-  EXPECT_EQ(feed("GET /" + std::string(2000, 'a') + " HTTP/1.1\r\n\r\n", 100, l).last, Event::headers_too_large);
+  EXPECT_EQ(feed("GET /" + std::string(2000, 'a') + " HTTP/1.1\r\n\r\n", 100, l).last,
+            Event::headers_too_large);
   std::string many = "GET / HTTP/1.1\r\n";
   for (int i = 0; i < 100; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
   EXPECT_EQ(feed(many + "\r\n", 4096).last, Event::headers_too_large);
   // Slowly growing headers with no end are cut off too.
-  EXPECT_EQ(feed("GET / HTTP/1.1\r\nX-A: " + std::string(1500, 'a'), 10, l).last, Event::headers_too_large);
+  EXPECT_EQ(feed("GET / HTTP/1.1\r\nX-A: " + std::string(1500, 'a'), 10, l).last,
+            Event::headers_too_large);
 }
 
 TEST(HttpParser, OversizedBodiesAre413ByLengthOrByChunks) {
   ParserLimits l;
   l.max_body_bytes = 10;
-  EXPECT_EQ(feed("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", 64, l).last, Event::body_too_large);
-  EXPECT_EQ(feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8\r\naaaaaaaa\r\n8\r\naaaaaaaa\r\n0\r\n\r\n", 64, l).last,
+  EXPECT_EQ(feed("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", 64, l).last,
+            Event::body_too_large);
+  EXPECT_EQ(feed("POST / HTTP/1.1\r\nTransfer-Encoding: "
+                 "chunked\r\n\r\n8\r\naaaaaaaa\r\n8\r\naaaaaaaa\r\n0\r\n\r\n",
+                 64, l)
+                .last,
             Event::body_too_large);
 }
 
 TEST(HttpParser, MalformedRequestsAreRejected) {
   EXPECT_EQ(feed("NOT HTTP AT ALL\r\n\r\n", 64).last, Event::malformed);
-  EXPECT_EQ(feed("GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 64).last, Event::malformed);
+  EXPECT_EQ(feed("GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 64).last,
+            Event::malformed);
   EXPECT_EQ(feed("GET / HTTP/1.1\r\nBad Header\r\n\r\n", 64).last, Event::malformed);
-  EXPECT_EQ(feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 64).last, Event::malformed);
+  EXPECT_EQ(feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 64).last,
+            Event::malformed);
 }
 
 TEST(HttpParser, ExpectContinueIsReportedOnceBeforeTheBody) {
@@ -209,10 +225,11 @@ std::string transcript(HttpParser& p, std::string input) {
     if (e != Event::request) return out;
     const Request& r = p.request();
     out += std::to_string(static_cast<int>(r.method)) + " [" + std::string(r.method_name) + "] [" +
-           std::string(r.target) + "] [" + std::string(r.path) + "] [" + std::string(r.query) + "] keep-alive " +
-           std::to_string(r.keep_alive) + " body [" + std::string(r.body) + "]\n";
+           std::string(r.target) + "] [" + std::string(r.path) + "] [" + std::string(r.query) +
+           "] keep-alive " + std::to_string(r.keep_alive) + " body [" + std::string(r.body) + "]\n";
     for (uint32_t i = 0; i < r.header_count; ++i)
-      out += "  [" + std::string(r.headers[i].name) + "] [" + std::string(r.headers[i].value) + "]\n";
+      out +=
+          "  [" + std::string(r.headers[i].name) + "] [" + std::string(r.headers[i].value) + "]\n";
     p.next();
     out += "next at " + std::to_string(p.message_start()) + "\n";
   }
@@ -229,17 +246,28 @@ const std::vector<Sample>& sample_requests() {
     const std::string key = "sk_live_4fYb2kQ8rT1mZp9LxW3nVc7HdJ6sGa5E0uRt2Yi8";
     std::vector<Sample> v = {
         {"GET /v1/auth HTTP/1.1\r\nHost: keygate\r\nAuthorization: Bearer " + key +
-            "\r\nX-Original-URI: /api/items?id=7\r\nX-Original-Method: GET\r\nOrigin: https://app.example.com\r\n"
-            "User-Agent: nginx\r\nAccept: */*\r\n\r\n", true},
-        {"GET /v1/auth?scopes=read%20write HTTP/1.1\r\nX-Api-Key:\t" + key + " \t\r\nX-Empty:\r\nX-Blank:   \r\n\r\n", true},
+             "\r\nX-Original-URI: /api/items?id=7\r\nX-Original-Method: GET\r\nOrigin: "
+             "https://app.example.com\r\n"
+             "User-Agent: nginx\r\nAccept: */*\r\n\r\n",
+         true},
+        {"GET /v1/auth?scopes=read%20write HTTP/1.1\r\nX-Api-Key:\t" + key +
+             " \t\r\nX-Empty:\r\nX-Blank:   \r\n\r\n",
+         true},
         {"GET / HTTP/1.1\r\n\r\nGET /second?x=1&y=%2F HTTP/1.1\r\nhost: a\r\n\r\n", true},
-        {"GET /v1/auth HTTP/1.1\r\nX-Forwarded-Uri: /a b\r\nX-Tab: a\tb\r\n\r\nGET /t HTTP/1.1\r\nHost", true},
+        {"GET /v1/auth HTTP/1.1\r\nX-Forwarded-Uri: /a b\r\nX-Tab: a\tb\r\n\r\nGET /t "
+         "HTTP/1.1\r\nHost",
+         true},
         {"HEAD /v1/auth HTTP/1.1\r\nHost: a\r\n\r\n", false},
-        {"POST /v1/keys/verify HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /v1/auth HTTP/1.1\r\n\r\n", false},
+        {"POST /v1/keys/verify HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /v1/auth "
+         "HTTP/1.1\r\n\r\n",
+         false},
         {"GET /v1/auth HTTP/1.0\r\nHost: a\r\n\r\n", false},
         {"GET /v1/auth HTTP/1.1\r\nConnection: close\r\n\r\n", false},
-        {"GET /v1/auth HTTP/1.1\r\nConnection: Keep-Alive \r\n\r\nGET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n", true},
-        {"GET /v1/auth HTTP/1.1\r\nconnection: keep-alive\r\nProxy-Connection: close\r\n\r\n", false},
+        {"GET /v1/auth HTTP/1.1\r\nConnection: Keep-Alive \r\n\r\nGET / HTTP/1.1\r\nConnection: "
+         "keep-alive, close\r\n\r\n",
+         true},
+        {"GET /v1/auth HTTP/1.1\r\nconnection: keep-alive\r\nProxy-Connection: close\r\n\r\n",
+         false},
         {"GET /v1/auth HTTP/1.1\r\nContent-Length: 0\r\n\r\n", false},
         {"GET /v1/auth HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false},
         {"GET /v1/auth HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", false},
@@ -254,7 +282,7 @@ const std::vector<Sample>& sample_requests() {
     };
     std::string many = "GET /many HTTP/1.1\r\n";
     for (size_t i = 0; i < kMaxHeaders; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
-    v.push_back({many + "\r\n", true});                   // exactly the most headers a request may have
+    v.push_back({many + "\r\n", true});  // exactly the most headers a request may have
     v.push_back({many + "X-One-More: v\r\n\r\n", false});  // one more: 431
     return v;
   }();
@@ -295,7 +323,9 @@ TEST(HttpParser, TheFastPathAgreesWithLlhttpOnEveryRequestItTakes) {
     all.push_back(sample.text);
     if (sample.fast) taken.push_back(sample.text);
   }
-  static constexpr char kBytes[] = "\r\n\t :;,/?#%\"\\\x7f\x80\xff\x00" "aZ0-_.~";
+  static constexpr char kBytes[] =
+      "\r\n\t :;,/?#%\"\\\x7f\x80\xff\x00"
+      "aZ0-_.~";
   const std::string interesting(kBytes, sizeof kBytes - 1);
   std::mt19937_64 rng(20261130);
   uint64_t fast = 0, compared = 0;
@@ -314,11 +344,18 @@ TEST(HttpParser, TheFastPathAgreesWithLlhttpOnEveryRequestItTakes) {
     std::string s = from[rng() % from.size()];
     for (int edits = 1 + static_cast<int>(rng() % 3); edits > 0 && !s.empty(); --edits) {
       const size_t at = rng() % s.size();
-      const char byte = rng() % 4 ? interesting[rng() % interesting.size()] : static_cast<char>(rng());
+      const char byte =
+          rng() % 4 ? interesting[rng() % interesting.size()] : static_cast<char>(rng());
       switch (rng() % 3) {
-        case 0: s[at] = byte; break;
-        case 1: s.insert(s.begin() + static_cast<std::ptrdiff_t>(at), byte); break;
-        default: s.erase(at, 1); break;
+        case 0:
+          s[at] = byte;
+          break;
+        case 1:
+          s.insert(s.begin() + static_cast<std::ptrdiff_t>(at), byte);
+          break;
+        default:
+          s.erase(at, 1);
+          break;
       }
     }
     check(s);

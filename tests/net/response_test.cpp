@@ -18,9 +18,12 @@ TEST(Response, AnAnswerWithABodyCarriesItsTypeLengthAndHeaders) {
   r.body = R"({"ok":true})";
   std::string out = "left over|";
   serialize(r, false, false, kDate, out);
-  EXPECT_EQ(out, "left over|HTTP/1.1 201 Created\r\nServer: keygate\r\nDate: Tue, 24 Nov 2026 09:00:00 GMT\r\n"
-                 "Content-Type: application/json\r\nContent-Length: 11\r\nX-Request-Id: req_1\r\nX-Empty: \r\n\r\n"
-                 R"({"ok":true})");
+  EXPECT_EQ(
+      out,
+      "left over|HTTP/1.1 201 Created\r\nServer: keygate\r\nDate: Tue, 24 Nov 2026 09:00:00 GMT\r\n"
+      "Content-Type: application/json\r\nContent-Length: 11\r\nX-Request-Id: req_1\r\nX-Empty: "
+      "\r\n\r\n"
+      R"({"ok":true})");
 }
 
 TEST(Response, NoBodyMeansNoTypeAndHeadKeepsTheLengthButNotTheBody) {
@@ -30,14 +33,17 @@ TEST(Response, NoBodyMeansNoTypeAndHeadKeepsTheLengthButNotTheBody) {
   r.add_header("WWW-Authenticate", "Bearer");
   std::string out;
   serialize(r, false, true, kDate, out);
-  EXPECT_EQ(out, "HTTP/1.1 401 Unauthorized\r\nServer: keygate\r\nDate: Tue, 24 Nov 2026 09:00:00 GMT\r\n"
-                 "Content-Length: 0\r\nConnection: close\r\nWWW-Authenticate: Bearer\r\n\r\n");
+  EXPECT_EQ(
+      out,
+      "HTTP/1.1 401 Unauthorized\r\nServer: keygate\r\nDate: Tue, 24 Nov 2026 09:00:00 GMT\r\n"
+      "Content-Length: 0\r\nConnection: close\r\nWWW-Authenticate: Bearer\r\n\r\n");
   r.reset();
   r.body = "[]";
   out.clear();
   serialize(r, true, false, kDate, out);
-  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nServer: keygate\r\nDate: Tue, 24 Nov 2026 09:00:00 GMT\r\n"
-                 "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n");
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nServer: keygate\r\nDate: Tue, 24 Nov 2026 09:00:00 GMT\r\n"
+            "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n");
 }
 
 TEST(Response, ATypedBodyOnAClosingConnectionHasEveryPiece) {
@@ -48,9 +54,10 @@ TEST(Response, ATypedBodyOnAClosingConnectionHasEveryPiece) {
   r.body = "{}";
   std::string out;
   serialize(r, false, true, kDate, out);
-  EXPECT_EQ(out, "HTTP/1.1 400 Bad Request\r\nServer: keygate\r\nDate: Tue, 24 Nov 2026 09:00:00 GMT\r\n"
-                 "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n"
-                 "X-Request-Id: req_2\r\n\r\n{}");
+  EXPECT_EQ(out,
+            "HTTP/1.1 400 Bad Request\r\nServer: keygate\r\nDate: Tue, 24 Nov 2026 09:00:00 GMT\r\n"
+            "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n"
+            "X-Request-Id: req_2\r\n\r\n{}");
 }
 
 TEST(Response, AnUnlistedStatusStillGetsAWellFormedLine) {

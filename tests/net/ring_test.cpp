@@ -60,8 +60,10 @@ TEST(Ring, WithoutRecyclingTheBuffersRunOut) {
   for (int i = 0; i < 3; ++i) {
     ASSERT_EQ(::write(fds[1], "x", 1), 1);
     const Received r = receive_once(ring, fds[0]);
-    if (i < 2) EXPECT_EQ(r.res, 1) << "receive " << i;
-    else EXPECT_EQ(r.res, -ENOBUFS) << "two buffers, none given back";
+    if (i < 2)
+      EXPECT_EQ(r.res, 1) << "receive " << i;
+    else
+      EXPECT_EQ(r.res, -ENOBUFS) << "two buffers, none given back";
   }
   ::close(fds[0]);
   ::close(fds[1]);

@@ -81,11 +81,13 @@ TEST(Codec, AKeyWhoseTypeDisagreesWithItsPublicValueIsRejected) {
   k.type = core::KeyType::secret;
   bytes.clear();
   persistence::encode(hash, k, 0, bytes);
-  EXPECT_TRUE(persistence::decode_api_key(bytes, hash, last_used)) << "a secret key has no public value";
+  EXPECT_TRUE(persistence::decode_api_key(bytes, hash, last_used))
+      << "a secret key has no public value";
   k.edit_extras([](core::KeyExtras& e) { e.value = "pk_live_x"; });
   bytes.clear();
   persistence::encode(hash, k, 0, bytes);
-  EXPECT_FALSE(persistence::decode_api_key(bytes, hash, last_used)) << "a secret key with a public value";
+  EXPECT_FALSE(persistence::decode_api_key(bytes, hash, last_used))
+      << "a secret key with a public value";
 }
 
 TEST(Codec, OrganizationRoundTripsAndTruncatedPayloadsAreRejected) {
@@ -103,6 +105,7 @@ TEST(Codec, OrganizationRoundTripsAndTruncatedPayloadsAreRejected) {
   EXPECT_EQ(d->slug, "acme");
   EXPECT_EQ(d->status, core::OrgStatus::suspended);
   EXPECT_EQ(d->updated_ms, 11u);
-  for (size_t n = 0; n < bytes.size(); ++n) EXPECT_FALSE(persistence::decode_organization(bytes.substr(0, n)));
+  for (size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_FALSE(persistence::decode_organization(bytes.substr(0, n)));
   EXPECT_FALSE(persistence::decode_organization(bytes + "x"));
 }

@@ -35,12 +35,15 @@ TEST(Journal, ConcurrentSubmissionsShareTheirFsyncs) {
     for (int t = 0; t < kThreads; ++t)
       writers.emplace_back([&, t] {
         for (int i = 0; i < kEach; ++i)
-          if (!s.run(core::CreateApiKey{org, "k" + std::to_string(t) + "-" + std::to_string(i)}).key) ++failed;
+          if (!s.run(core::CreateApiKey{org, "k" + std::to_string(t) + "-" + std::to_string(i)})
+                   .key)
+            ++failed;
       });
     for (auto& w : writers) w.join();
     EXPECT_EQ(failed.load(), 0);
     const JournalStats& st = s.journal->stats();
-    EXPECT_EQ(st.records.load(), 2u + kThreads * kEach);  // the organization, its first key, the rest
+    EXPECT_EQ(st.records.load(),
+              2u + kThreads * kEach);  // the organization, its first key, the rest
     EXPECT_LT(st.batches.load(), 1u + kThreads * kEach);  // some batches held several writers
     EXPECT_EQ(fsyncs(st), st.batches.load());             // one fdatasync per batch (always)
     EXPECT_EQ(s.index->key_count(), 1u + kThreads * kEach);

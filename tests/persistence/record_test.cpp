@@ -16,7 +16,9 @@ std::string three_records() {
 }
 }  // namespace
 
-TEST(Crc32c, MatchesTheStandardCheckValue) { EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u); }
+TEST(Crc32c, MatchesTheStandardCheckValue) {
+  EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);
+}
 
 TEST(Record, RoundTripsAndStaysEightByteAligned) {
   const std::string s = three_records();

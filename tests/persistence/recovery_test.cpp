@@ -18,7 +18,9 @@ using namespace keygate::persistence;
 
 namespace {
 
-std::string segment_path(const std::string& dir, uint64_t seq) { return dir + "/" + segment_name(seq); }
+std::string segment_path(const std::string& dir, uint64_t seq) {
+  return dir + "/" + segment_name(seq);
+}
 
 void flip_byte(const std::string& file, size_t offset) {
   std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
@@ -72,7 +74,8 @@ TEST(Recovery, SnapshotPlusTheLogAfterIt) {
     Store s(path);
     org = s.run(core::CreateOrganization{"A", "a"}).org->id;
     s.journal->request_snapshot();
-    for (int i = 0; i < 50 && !std::filesystem::exists(path + "/" + snapshot_name(2)); ++i) usleep(20000);
+    for (int i = 0; i < 50 && !std::filesystem::exists(path + "/" + snapshot_name(2)); ++i)
+      usleep(20000);
     ASSERT_TRUE(std::filesystem::exists(path + "/" + snapshot_name(2)));
     s.run(core::CreateApiKey{org, "after"});
   }
@@ -140,7 +143,8 @@ TEST(Recovery, ANewestSegmentWhoseCreationWasTornIsRemovedWithAWarning) {
     {
       Store again(path);
       ASSERT_EQ(again.report.warnings.size(), 1u);
-      EXPECT_NE(again.report.warnings[0].find("removed"), std::string::npos) << again.report.warnings[0];
+      EXPECT_NE(again.report.warnings[0].find("removed"), std::string::npos)
+          << again.report.warnings[0];
       EXPECT_EQ(again.report.next_seq, next);
       ASSERT_EQ(again.index->org_count(), 1u);
       EXPECT_EQ(std::filesystem::file_size(seg), kFileHeader);  // created anew, whole
@@ -215,7 +219,8 @@ TEST(Recovery, AKeyRecordThatChangesAKeysHashOrReusesAnotherKeysIsCorruption) {
     }
     const std::string why = refusal(path);
     EXPECT_NE(why.find("not valid"), std::string::npos)
-        << "recovery of " << (new_id ? "a reused hash" : "a changed hash") << " said: '" << why << "'";
+        << "recovery of " << (new_id ? "a reused hash" : "a changed hash") << " said: '" << why
+        << "'";
     std::filesystem::remove_all(path);
   }
 }

@@ -14,11 +14,14 @@ namespace {
 
 std::string records(int n, char fill = 'r') {
   std::string out;
-  for (int i = 0; i < n; ++i) append_record(out, RecordType::organization, std::string(20 + i, fill));
+  for (int i = 0; i < n; ++i)
+    append_record(out, RecordType::organization, std::string(20 + i, fill));
   return out;
 }
 
-uint64_t file_size(const std::string& p) { return std::filesystem::file_size(p); }
+uint64_t file_size(const std::string& p) {
+  return std::filesystem::file_size(p);
+}
 
 }  // namespace
 

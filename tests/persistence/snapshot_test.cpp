@@ -18,7 +18,8 @@ TEST(Snapshot, HoldsEveryRecordAndRecoveryFromItAloneRebuildsTheSameState) {
     Store s(path);
     const core::Id a = s.run(core::CreateOrganization{"A", "a"}).org->id;
     suspended = s.run(core::CreateOrganization{"B", "b"}).org->id;
-    ASSERT_FALSE(s.run(core::UpdateOrganization{suspended, {}, {}, core::OrgStatus::suspended}).error);
+    ASSERT_FALSE(
+        s.run(core::UpdateOrganization{suspended, {}, {}, core::OrgStatus::suspended}).error);
     revoked = s.run(core::CreateApiKey{a, "gone"}).key->id;
     ASSERT_FALSE(s.run(core::RevokeApiKey{a, revoked}).error);
     seq = s.journal->stats().records.load();
@@ -48,14 +49,16 @@ TEST(Snapshot, RemoveCoveredDeletesOlderSegmentsAndSnapshotsOnly) {
   const std::string path = temp_dir();
   {
     DataDir dir(path);
-    for (const std::string& name : {segment_name(0), segment_name(10), segment_name(20), snapshot_name(10)})
+    for (const std::string& name :
+         {segment_name(0), segment_name(10), segment_name(20), snapshot_name(10)})
       std::ofstream(dir.file(name)) << "x";
     std::ofstream(dir.file(snapshot_name(20))) << "x";
     remove_covered(dir, 20);
     EXPECT_FALSE(std::filesystem::exists(dir.file(segment_name(0))));
     EXPECT_FALSE(std::filesystem::exists(dir.file(segment_name(10))));
     EXPECT_FALSE(std::filesystem::exists(dir.file(snapshot_name(10))));
-    EXPECT_TRUE(std::filesystem::exists(dir.file(segment_name(20))));  // the log from the snapshot on
+    EXPECT_TRUE(
+        std::filesystem::exists(dir.file(segment_name(20))));  // the log from the snapshot on
     EXPECT_TRUE(std::filesystem::exists(dir.file(snapshot_name(20))));
   }
   std::filesystem::remove_all(path);

@@ -2,10 +2,11 @@
 // commands through a real Journal on it, as the server would (recovery first).
 #pragma once
 
+#include <stdlib.h>
+
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <stdlib.h>
 #include <string>
 
 #include "core/index.hpp"
@@ -47,7 +48,11 @@ struct Store {
     bool done = false;
     Journal::Submission s;
     s.command = std::move(c);
-    struct Ctx { std::mutex* m; std::condition_variable* cv; bool* done; } ctx{&m, &cv, &done};
+    struct Ctx {
+      std::mutex* m;
+      std::condition_variable* cv;
+      bool* done;
+    } ctx{&m, &cv, &done};
     s.context = &ctx;
     s.done = [](Journal::Submission* sub) {
       auto* c = static_cast<Ctx*>(sub->context);
@@ -61,6 +66,5 @@ struct Store {
     return std::move(s.outcome);
   }
 };
-
 
 }  // namespace keygate::persistence

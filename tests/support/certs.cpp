@@ -71,15 +71,17 @@ TestCert make_cert(const std::string& cn, long from_s, long to_s, const TestCert
   check(ASN1_TIME_set(X509_getm_notAfter(x.get()), now + to_s) != nullptr, "notAfter");
   check(X509_set_pubkey(x.get(), key.get()) == 1, "X509_set_pubkey");
   X509_NAME* name = X509_get_subject_name(x.get());
-  check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()),
-                                   -1, -1, 0) == 1,
+  check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                   reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
+                                   0) == 1,
         "subject CN");
   Owned<X509> issuer_x;
   Owned<EVP_PKEY> issuer_key;
   if (issuer) {
     issuer_x.reset(PEM_read_bio_X509(memory_bio(issuer->pem).get(), nullptr, nullptr, nullptr));
     check(issuer_x != nullptr, "reading the issuer's certificate");
-    issuer_key.reset(PEM_read_bio_PrivateKey(memory_bio(issuer->key_pem).get(), nullptr, nullptr, nullptr));
+    issuer_key.reset(
+        PEM_read_bio_PrivateKey(memory_bio(issuer->key_pem).get(), nullptr, nullptr, nullptr));
     check(issuer_key != nullptr, "reading the issuer's private key");
     check(X509_set_issuer_name(x.get(), X509_get_subject_name(issuer_x.get())) == 1, "issuer name");
   } else {
@@ -91,8 +93,11 @@ TestCert make_cert(const std::string& cn, long from_s, long to_s, const TestCert
   out.not_before = static_cast<long>(now + from_s);
   out.not_after = static_cast<long>(now + to_s);
   out.pem = pem_of([&](BIO* b) { return PEM_write_bio_X509(b, x.get()); }, "PEM_write_bio_X509");
-  out.key_pem = pem_of([&](BIO* b) { return PEM_write_bio_PrivateKey(b, key.get(), nullptr, nullptr, 0, nullptr, nullptr); },
-                       "PEM_write_bio_PrivateKey");
+  out.key_pem = pem_of(
+      [&](BIO* b) {
+        return PEM_write_bio_PrivateKey(b, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+      },
+      "PEM_write_bio_PrivateKey");
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   check(X509_digest(x.get(), EVP_sha256(), md, &len) == 1 && len == 32, "X509_digest");

@@ -45,7 +45,8 @@ TEST(TestCerts, ALeafIsSignedByItsCaAndACaByItself) {
   EXPECT_TRUE(signed_by(ca_x.get(), ca_x.get()));
   EXPECT_TRUE(signed_by(leaf_x.get(), ca_x.get()));
   EXPECT_FALSE(signed_by(leaf_x.get(), other_x.get()));
-  EXPECT_EQ(X509_NAME_cmp(X509_get_issuer_name(leaf_x.get()), X509_get_subject_name(ca_x.get())), 0);
+  EXPECT_EQ(X509_NAME_cmp(X509_get_issuer_name(leaf_x.get()), X509_get_subject_name(ca_x.get())),
+            0);
   EXPECT_NE(leaf.sha256_hex, ca.sha256_hex);
 }
 
@@ -55,7 +56,8 @@ TEST(TestCerts, ValidityAndFingerprintDescribeTheCertificate) {
   ASSERT_TRUE(x);
   EXPECT_EQ(c.not_after - c.not_before, 3600);
   int days = 0, secs = 0;
-  ASSERT_EQ(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x.get()), X509_get0_notAfter(x.get())), 1);
+  ASSERT_EQ(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x.get()), X509_get0_notAfter(x.get())),
+            1);
   EXPECT_EQ(days * 86400 + secs, 3600);
   EXPECT_LT(X509_cmp_current_time(X509_get0_notAfter(x.get())), 0) << "in the past";
   unsigned char md[32];

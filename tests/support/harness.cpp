@@ -1,7 +1,7 @@
-// Test helpers, not tests: the server process, HTTP and JSON for the integration tests. They make no
-// assertions of their own; when one cannot deliver what it promised it fails the running
-// test through helper_failed (check.hpp), at its own line and with the reason. Their
-// behaviour, failures included, is tested in harness_test.cpp.
+// Test helpers, not tests: the server process, HTTP and JSON for the integration tests. They make
+// no assertions of their own; when one cannot deliver what it promised it fails the running test
+// through helper_failed (check.hpp), at its own line and with the reason. Their behaviour, failures
+// included, is tested in harness_test.cpp.
 #include "support/harness.hpp"
 
 #include <arpa/inet.h>
@@ -41,9 +41,12 @@ void remove_tree(const std::string& path) {
   std::filesystem::remove_all(path, ec);
 }
 
-ServerProcess::ServerProcess(std::vector<std::string> a, std::string data_dir, std::function<void(pid_t)> hook,
-                             std::vector<std::string> environment)
-    : args(std::move(a)), env(std::move(environment)), at_ready(std::move(hook)), data_dir_(std::move(data_dir)) {
+ServerProcess::ServerProcess(std::vector<std::string> a, std::string data_dir,
+                             std::function<void(pid_t)> hook, std::vector<std::string> environment)
+    : args(std::move(a)),
+      env(std::move(environment)),
+      at_ready(std::move(hook)),
+      data_dir_(std::move(data_dir)) {
   if (data_dir_.empty()) {
     data_dir_ = make_temp_dir() + "/data";
     own_dir_ = true;
@@ -63,7 +66,8 @@ std::string ServerProcess::log() const {
 
 void ServerProcess::start() {
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) helper_failed(std::string("ServerProcess: pipe2: ") + std::strerror(errno));
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    helper_failed(std::string("ServerProcess: pipe2: ") + std::strerror(errno));
   std::vector<std::string> argv_s = {KEYGATE_BINARY, "serve", "--data-dir", data_dir_};
   bool has_threads = false, has_listen = false;
   for (const auto& a : args) {
@@ -77,7 +81,8 @@ void ServerProcess::start() {
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
-  if (posix_spawn_file_actions_init(&fa) != 0 || posix_spawn_file_actions_adddup2(&fa, fds[1], 1) != 0 ||
+  if (posix_spawn_file_actions_init(&fa) != 0 ||
+      posix_spawn_file_actions_adddup2(&fa, fds[1], 1) != 0 ||
       posix_spawn_file_actions_adddup2(&fa, fds[1], 2) != 0)
     helper_failed("ServerProcess: cannot set up the child's output");
   std::vector<char*> envp;
@@ -85,13 +90,16 @@ void ServerProcess::start() {
   for (char** e = environ; *e; ++e) {
     const std::string_view var(*e);
     bool overridden = false;
-    for (const auto& x : env) overridden = overridden || var.substr(0, var.find('=') + 1) == x.substr(0, x.find('=') + 1);
+    for (const auto& x : env)
+      overridden = overridden || var.substr(0, var.find('=') + 1) == x.substr(0, x.find('=') + 1);
     if (!overridden) envp.push_back(*e);
   }
   envp.push_back(nullptr);
   const int spawned = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
-  if (spawned != 0) helper_failed("ServerProcess: cannot start " KEYGATE_BINARY ": " + std::string(std::strerror(spawned)));
+  if (spawned != 0)
+    helper_failed("ServerProcess: cannot start " KEYGATE_BINARY ": " +
+                  std::string(std::strerror(spawned)));
   ::close(fds[1]);
   out_fd_ = fds[0];
   {
@@ -123,7 +131,8 @@ void ServerProcess::start() {
       const size_t addr = l.find(field, at);
       const size_t end = addr == std::string::npos ? addr : l.find('"', addr + field.size());
       const size_t colon = end == std::string::npos ? end : l.rfind(':', end);
-      if (colon == std::string::npos || colon < addr) helper_failed("ServerProcess: keygate's ready line names no address: " + l);
+      if (colon == std::string::npos || colon < addr)
+        helper_failed("ServerProcess: keygate's ready line names no address: " + l);
       port_ = static_cast<uint16_t>(std::stoi(l.substr(colon + 1)));
       break;
     }
@@ -133,7 +142,8 @@ void ServerProcess::start() {
       if (reader_.joinable()) reader_.join();
       throw std::runtime_error("keygate exited at start: " + log());
     }
-    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("keygate did not become ready: " + l);
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("keygate did not become ready: " + l);
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   // The root key keygate generated in the data directory on its first start: every test
@@ -152,7 +162,8 @@ int ServerProcess::wait_exit() {
   if (reader_.joinable()) reader_.join();
   // Without this, a failed wait would read as "exited with 0" to a test that expects a
   // clean stop.
-  if (waited != pid) helper_failed("ServerProcess: waitpid(" + std::to_string(pid) + "): " + std::strerror(errno));
+  if (waited != pid)
+    helper_failed("ServerProcess: waitpid(" + std::to_string(pid) + "): " + std::strerror(errno));
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
@@ -191,8 +202,8 @@ size_t on_header(char* p, size_t size, size_t n, void* user) {
 
 }  // namespace
 
-HttpResponse http(uint16_t port, const std::string& method, const std::string& path, const std::string& body,
-                  const std::vector<std::string>& headers) {
+HttpResponse http(uint16_t port, const std::string& method, const std::string& path,
+                  const std::string& body, const std::vector<std::string>& headers) {
   struct Handle {  // one connection per thread, kept alive, cleaned up when the thread ends
     CURL* curl = curl_easy_init();
     ~Handle() { curl_easy_cleanup(curl); }
@@ -231,9 +242,10 @@ HttpResponse http(uint16_t port, const std::string& method, const std::string& p
   return r;
 }
 
-HttpResponse http(uint16_t port, const std::string& method, const std::string& path, const std::string& body,
-                  const std::string& bearer) {
-  return http(port, method, path, body, std::vector<std::string>{"Authorization: Bearer " + bearer});
+HttpResponse http(uint16_t port, const std::string& method, const std::string& path,
+                  const std::string& body, const std::string& bearer) {
+  return http(port, method, path, body,
+              std::vector<std::string>{"Authorization: Bearer " + bearer});
 }
 
 int connect_to(uint16_t port) {
@@ -255,7 +267,9 @@ std::string read_some(int fd, int timeout_ms) {
   std::string out;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
     if (left <= 0) break;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left)) <= 0) break;
@@ -282,7 +296,8 @@ std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms, bo
 }
 
 simdjson::dom::element parse_json(const std::string& body) {
-  thread_local std::vector<std::unique_ptr<simdjson::dom::parser>> keep;  // elements outlive the next parse
+  thread_local std::vector<std::unique_ptr<simdjson::dom::parser>>
+      keep;  // elements outlive the next parse
   keep.push_back(std::make_unique<simdjson::dom::parser>());
   simdjson::dom::element e;
   if (keep.back()->parse(body).get(e)) helper_failed("parse_json: not JSON: " + body);
@@ -302,26 +317,30 @@ namespace {
 
 // A fixture a test builds on must exist: a helper that got anything but a 201 with both
 // fields stops the test with the server's answer, instead of handing it "<missing>".
-std::pair<std::string, std::string> created(const HttpResponse& r, const char* id_path, const char* key_path,
-                                            const char* what) {
-  if (r.status != 201) helper_failed(std::string(what) + ": HTTP " + std::to_string(r.status) + ": " + r.body);
+std::pair<std::string, std::string> created(const HttpResponse& r, const char* id_path,
+                                            const char* key_path, const char* what) {
+  if (r.status != 201)
+    helper_failed(std::string(what) + ": HTTP " + std::to_string(r.status) + ": " + r.body);
   auto j = parse_json(r.body);
   std::string id = str(j, id_path), key = str(j, key_path);
-  if (id == "<missing>" || key == "<missing>") helper_failed(std::string(what) + ": no id or key in " + r.body);
+  if (id == "<missing>" || key == "<missing>")
+    helper_failed(std::string(what) + ": no id or key in " + r.body);
   return {std::move(id), std::move(key)};
 }
 
 }  // namespace
 
 Tenant make_tenant(const ServerProcess& s, const std::string& name) {
-  auto [id, key] = created(http(s.port(), "POST", "/v1/organizations", R"({"name":")" + name + "\"}", s.root_key()),
-                           "/data/id", "/data/api_key/revealed_key", "make_tenant");
+  auto [id, key] = created(
+      http(s.port(), "POST", "/v1/organizations", R"({"name":")" + name + "\"}", s.root_key()),
+      "/data/id", "/data/api_key/revealed_key", "make_tenant");
   return {std::move(id), std::move(key)};
 }
 
 CreatedKey make_key(const ServerProcess& s, const Tenant& t, const std::string& body) {
-  auto [id, value] = created(http(s.port(), "POST", "/v1/organizations/" + t.id + "/api-keys", body, t.key),
-                             "/data/id", "/data/revealed_key", "make_key");
+  auto [id, value] =
+      created(http(s.port(), "POST", "/v1/organizations/" + t.id + "/api-keys", body, t.key),
+              "/data/id", "/data/revealed_key", "make_key");
   return {std::move(id), std::move(value)};
 }
 

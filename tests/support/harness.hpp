@@ -25,7 +25,8 @@ class ServerProcess {
   // within 30 s: some tests expect a server to refuse to start, and say so themselves.
   // `env`: extra environment ("NAME=value"), over the test's own.
   explicit ServerProcess(std::vector<std::string> args = {}, std::string data_dir = {},
-                         std::function<void(pid_t)> at_ready = {}, std::vector<std::string> env = {});
+                         std::function<void(pid_t)> at_ready = {},
+                         std::vector<std::string> env = {});
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
 
@@ -71,15 +72,16 @@ struct HttpResponse {
   }
 };
 
-HttpResponse http(uint16_t port, const std::string& method, const std::string& path, const std::string& body = {},
-                  const std::vector<std::string>& headers = {});
-HttpResponse http(uint16_t port, const std::string& method, const std::string& path, const std::string& body,
-                  const std::string& bearer);
+HttpResponse http(uint16_t port, const std::string& method, const std::string& path,
+                  const std::string& body = {}, const std::vector<std::string>& headers = {});
+HttpResponse http(uint16_t port, const std::string& method, const std::string& path,
+                  const std::string& body, const std::string& bearer);
 
 // Raw TCP: send bytes, read until the peer closes or `timeout_ms` passes. A connection
 // that cannot be made fails the test (support/check.hpp).
 int connect_to(uint16_t port);
-std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms = 2000, bool half_close = true);
+std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms = 2000,
+                     bool half_close = true);
 std::string read_some(int fd, int timeout_ms);
 
 // JSON of a response body, for assertions.

@@ -39,7 +39,8 @@ TEST(Harness, AServerProcessIsReadyOnItsPortWithItsGeneratedRootKey) {
   EXPECT_EQ(http(s.port(), "GET", "/healthz").status, 200);
   EXPECT_EQ(http(s.port(), "GET", "/v1/organizations", "", s.root_key()).status, 200);
   EXPECT_EQ(http(s.port(), "GET", "/v1/organizations", "", s.root_key() + "x").status, 401);
-  EXPECT_NE(send_raw(s.port(), "GET /healthz HTTP/1.1\r\n\r\n").find("HTTP/1.1 200 OK"), std::string::npos);
+  EXPECT_NE(send_raw(s.port(), "GET /healthz HTTP/1.1\r\n\r\n").find("HTTP/1.1 200 OK"),
+            std::string::npos);
   EXPECT_EQ(s.stop(), 0) << s.log();
   EXPECT_FALSE(s.running());
 }
