@@ -15,7 +15,8 @@ namespace keygate::core {
 // Slots are never destroyed one by one: the arena gives their memory back whole.
 static_assert(std::is_trivially_destructible_v<KeySlot> &&
               std::is_trivially_destructible_v<OrgSlot>);
-static_assert(sizeof(KeySlot) == 72, "index.hpp documents the slot's size: keep them in step");
+static_assert(sizeof(KeySlot) == 64 && alignof(KeySlot) == 64,
+              "index.hpp documents the slot's size and alignment: keep them in step");
 static_assert(sizeof(ApiKey) == 128,
               "model.hpp documents the record's size and layout: keep them in step");
 static_assert(offsetof(ApiKey, grace_expires_ms) + 8 <= 64,
@@ -117,7 +118,7 @@ void Index::put(std::unique_ptr<const Organization> record) {
   }
   counts_.replace(nullptr, record.get());
   const auto [memory, number] = org_slots_.allocate();
-  OrgSlot* slot = new (memory) OrgSlot(record.release());
+  OrgSlot* slot = new (memory) OrgSlot(record.release(), number);
   orgs_by_id_.insert(tag_of(slot->id), number);
   if (last_org_)
     last_org_->next_org.store(slot, std::memory_order_release);
@@ -148,7 +149,7 @@ void Index::put(const KeyHash& hash, std::unique_ptr<const ApiKey> record) {
   if (!org) throw std::logic_error("an API key was published before its organization");
   counts_.replace(nullptr, record.get());
   const auto [memory, number] = key_slots_.allocate();
-  KeySlot* slot = new (memory) KeySlot(hash, record.release(), org);
+  KeySlot* slot = new (memory) KeySlot(hash, record.release(), org->number);
   // Ids grow with time and one writer assigns them, so appending keeps each list sorted.
   if (org->last_key)
     org->last_key->next_in_org.store(slot, std::memory_order_release);

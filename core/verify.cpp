@@ -36,7 +36,8 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
   VerifyResult r;
   if (!parse_key(req.key)) return r;  // MALFORMED: the index is never touched
   KeySlot* slot = index.find_key(hash_key(req.key));
-  if (!slot || (req.organization && slot->org->id != *req.organization)) {
+  const OrgSlot* org = slot ? index.org_of(*slot) : nullptr;
+  if (!slot || (req.organization && org->id != *req.organization)) {
     r.code = VerifyCode::not_found;
     return r;
   }
@@ -58,7 +59,7 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
     default:
       break;
   }
-  if (slot->org->load()->status == OrgStatus::suspended) {
+  if (org->load()->status == OrgStatus::suspended) {
     r.code = VerifyCode::organization_suspended;
     return r;
   }
@@ -76,8 +77,7 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
     r.code = VerifyCode::insufficient_scope;
     return r;
   }
-  if (const CertificateSet* certs = slot->org->certs();
-      certs && !certs->active_fingerprints.empty()) {
+  if (const CertificateSet* certs = org->certs(); certs && !certs->active_fingerprints.empty()) {
     bool bound = false;
     if (req.client_certificate)
       for (const auto& fp : certs->active_fingerprints)
@@ -93,8 +93,7 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
     return r;
   }
   // Last use is coarse (a second) so that a busy key does not bounce its cache line.
-  if (now_ms - slot->last_used_ms.load(std::memory_order_relaxed) >= 1000)
-    slot->last_used_ms.store(now_ms, std::memory_order_relaxed);
+  slot->touch(now_ms);
   r.code = VerifyCode::valid;
   return r;
 }

@@ -104,8 +104,7 @@ void respond_key(Exchange& ex, uint16_t status, const core::ApiKey& key,
   uint64_t last_used = 0;
   {
     core::ReadSection rs;
-    if (core::KeySlot* s = ex.app.index.find_key(key.id))
-      last_used = s->last_used_ms.load(std::memory_order_relaxed);
+    if (core::KeySlot* s = ex.app.index.find_key(key.id)) last_used = s->last_used_ms();
   }
   const uint64_t now = core::now_ms();
   write_envelope(ex, status, [&](core::JsonWriter& w) {
@@ -216,7 +215,7 @@ void list_api_keys(Exchange& ex) {
   core::KeySlot* s = o->keys();
   if (page.after) {
     core::KeySlot* cur = ex.app.index.find_key(*page.after);
-    if (!cur || cur->org != o) {
+    if (!cur || ex.app.index.org_of(*cur) != o) {
       write_error(ex, ErrorCode::invalid_field,
                   "'cursor' does not name a key of this organization.", "cursor");
       return;
@@ -238,8 +237,7 @@ void list_api_keys(Exchange& ex) {
       more = true;
       break;
     }
-    write_api_key(w, k, s->last_used_ms.load(std::memory_order_relaxed),
-                  ex.app.config.rate_defaults, now);
+    write_api_key(w, k, s->last_used_ms(), ex.app.config.rate_defaults, now);
     last = k.id;
     ++n;
   }
@@ -261,11 +259,10 @@ void get_api_key(Exchange& ex) {
   if (!prologue(ex, core::Scope::api_keys_read, true, org, key)) return;
   core::ReadSection rs;
   core::KeySlot* s = ex.app.index.find_key(key);
-  if (!s || s->org->id != org) return key_not_found(ex);
+  if (!s || ex.app.index.org_of(*s)->id != org) return key_not_found(ex);
   const uint64_t now = core::now_ms();
   write_envelope(ex, 200, [&](core::JsonWriter& w) {
-    write_api_key(w, *s->load(), s->last_used_ms.load(std::memory_order_relaxed),
-                  ex.app.config.rate_defaults, now);
+    write_api_key(w, *s->load(), s->last_used_ms(), ex.app.config.rate_defaults, now);
   });
 }
 
@@ -276,7 +273,7 @@ net::task<void> update_api_key(Exchange& ex) {
   {
     core::ReadSection rs;
     core::KeySlot* s = ex.app.index.find_key(key);
-    if (!s || s->org->id != org) co_return key_not_found(ex);
+    if (!s || ex.app.index.org_of(*s)->id != org) co_return key_not_found(ex);
     type = s->load()->type;
   }
   core::UpdateApiKey cmd;

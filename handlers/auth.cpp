@@ -92,7 +92,7 @@ bool authenticate(Exchange& ex) {
     default:
       break;
   }
-  if (slot->org->load()->status == core::OrgStatus::suspended) {
+  if (ex.app.index.org_of(*slot)->load()->status == core::OrgStatus::suspended) {
     write_error(ex, ErrorCode::organization_suspended,
                 "This organization is suspended: contact the operator of this server.");
     return false;
@@ -105,9 +105,7 @@ bool authenticate(Exchange& ex) {
                 "Too many requests with this API key: retry after the time in Retry-After.");
     return false;
   }
-  const uint64_t now = core::coarse_now_ms();
-  if (now - slot->last_used_ms.load(std::memory_order_relaxed) >= 1000)
-    slot->last_used_ms.store(now, std::memory_order_relaxed);
+  slot->touch(core::coarse_now_ms());
   ex.principal.authenticated = true;
   ex.principal.organization = k.organization_id;
   ex.principal.key = k.id;

@@ -144,3 +144,56 @@ BENCHMARK(BM_IndexLookup)
     ->Arg(1'000'000)
     ->Arg(10'000'000)
     ->Unit(benchmark::kNanosecond);
+
+// Two threads verifying with the rate limiter on, which writes the key's slot on every
+// call: the same hot key from both (its bucket's line must bounce between the cores; what
+// else sits on that line bounces with it), and two keys created one after the other
+// (neighbouring slots: if their slots share a cache line, each thread's writes evict the
+// other's hash and record pointer: false sharing). perf/RESULTS.md compares slot layouts.
+namespace {
+struct Neighbours {
+  Dataset* d;
+  std::vector<std::string> keys;  // two keys created one after the other: neighbouring slots
+};
+
+// Built once, before either thread verifies (a function-local static is initialised once).
+const Neighbours& two_neighbours() {
+  static const Neighbours n = [] {
+    Dataset& d = dataset(1'000'000);
+    std::vector<std::string> k;
+    k.push_back(fresh_key(d));
+    Id org;
+    {
+      ReadSection rs;
+      org = d.index.find_key(hash_key(k[0]))->load()->organization_id;
+    }
+    Outcome o = d.sm.execute(CreateApiKey{org, "neighbour"}, 1'700'000'000'000);
+    d.sm.publish();
+    if (o.error) throw std::runtime_error(o.error.message);
+    k.push_back(o.revealed_key);
+    return Neighbours{&d, std::move(k)};
+  }();
+  return n;
+}
+
+void verify_loop(benchmark::State& state, const std::string& key) {
+  Dataset& d = *two_neighbours().d;
+  RcuThread rcu;
+  const RateDefaults limits{{1'000'000'000, 1'000'000'000}, {0, 0}};
+  VerifyRequest req{key};
+  for (auto _ : state) {
+    ReadSection rs;
+    benchmark::DoNotOptimize(verify(d.index, req, limits, 1'800'000'000'000, monotonic_ns()));
+  }
+}
+}  // namespace
+
+static void BM_VerifySameKeyTwoThreads(benchmark::State& state) {
+  verify_loop(state, two_neighbours().keys[0]);
+}
+BENCHMARK(BM_VerifySameKeyTwoThreads)->Threads(2)->UseRealTime();
+
+static void BM_VerifyNeighbourKeysTwoThreads(benchmark::State& state) {
+  verify_loop(state, two_neighbours().keys[static_cast<size_t>(state.thread_index()) % 2]);
+}
+BENCHMARK(BM_VerifyNeighbourKeysTwoThreads)->Threads(2)->UseRealTime();

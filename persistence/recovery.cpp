@@ -43,7 +43,7 @@ bool apply(core::StateMachine& state, const RecordView& r) {
     if (!state.index().accepts(hash, id)) return false;
     state.apply(hash, std::move(k));
     if (last_used) {
-      state.index().find_key(id)->last_used_ms.store(last_used, std::memory_order_relaxed);
+      state.index().find_key(id)->set_last_used_ms(last_used);
     }
     return true;
   }

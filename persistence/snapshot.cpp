@@ -63,7 +63,7 @@ bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq, 
       ++records;
       for (core::KeySlot* k = org->keys(); k; k = k->next()) {
         payload.clear();
-        encode(k->hash, *k->load(), k->last_used_ms.load(std::memory_order_relaxed), payload);
+        encode(k->hash, *k->load(), k->last_used_ms(), payload);
         append_record(buf, RecordType::api_key, payload);
         ++records;
         if (buf.size() >= (1 << 20)) {
