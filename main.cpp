@@ -242,7 +242,7 @@ int serve(const ServeOptions& o) {
   };
   persistence::Journal journal(dir, state, rep, jopts);
   journal.start();
-  ctx.journal = &journal;
+  ctx.committer = &journal;
 
   // The control plane: signals (and the systemd watchdog) on Asio. The signals are taken
   // over before READY: from then on a SIGTERM is a graceful stop and a SIGUSR1 a snapshot,

@@ -1,22 +1,22 @@
-// commit(): hands a command to the journal's commit thread and suspends the calling
+// commit(): hands a command to the Committer (core/committer.hpp) and suspends the calling
 // connection's coroutine until the change is durable and visible (or refused). The
-// journal completes on its own thread; the coroutine resumes on its reactor.
+// committer completes on its own thread; the coroutine resumes on its reactor.
 #pragma once
 
 #include <coroutine>
 #include <optional>
 
 #include "core/commands.hpp"
+#include "core/committer.hpp"
 #include "handlers/exchange.hpp"
 #include "net/reactor.hpp"
 #include "net/task.hpp"
-#include "persistence/journal.hpp"
 
 namespace keygate::handlers {
 
 class CommitAwaiter {
  public:
-  CommitAwaiter(persistence::Journal& journal, core::Command command) : journal_(journal) {
+  CommitAwaiter(core::Committer& committer, core::Command command) : committer_(committer) {
     submission_.command = std::move(command);
   }
   bool await_ready() const noexcept { return false; }
@@ -24,23 +24,23 @@ class CommitAwaiter {
     handle_ = h;
     reactor_ = net::Reactor::current();
     submission_.context = this;
-    submission_.done = [](persistence::Journal::Submission* s) {
+    submission_.done = [](core::Submission* s) {
       auto* self = static_cast<CommitAwaiter*>(s->context);
       self->reactor_->post(self->handle_);
     };
-    journal_.submit(&submission_);
+    committer_.submit(&submission_);
   }
   core::Outcome await_resume() { return std::move(submission_.outcome); }
 
  private:
-  persistence::Journal& journal_;
-  persistence::Journal::Submission submission_;
+  core::Committer& committer_;
+  core::Submission submission_;
   net::Reactor* reactor_ = nullptr;
   std::coroutine_handle<> handle_;
 };
 
-inline CommitAwaiter commit(persistence::Journal& journal, core::Command command) {
-  return CommitAwaiter(journal, std::move(command));
+inline CommitAwaiter commit(core::Committer& committer, core::Command command) {
+  return CommitAwaiter(committer, std::move(command));
 }
 
 // Commits `command` for the exchange; when the writer refuses it (or the log cannot take

@@ -14,8 +14,8 @@
 #include "net/request.hpp"
 #include "net/response.hpp"
 
-namespace keygate::persistence {
-class Journal;
+namespace keygate::core {
+class Committer;
 }
 
 namespace keygate::handlers {
@@ -36,7 +36,7 @@ struct AppContext {
   Idempotency& idempotency;
   Metrics& metrics;
   AppConfig config;
-  persistence::Journal* journal = nullptr;  // set, then `ready`, once recovery is done
+  core::Committer* committer = nullptr;  // set, then `ready`, once recovery is done
   std::atomic<bool> ready{false};
   std::function<unsigned()> connection_count;
   const net::BufferBudget* buffers = nullptr;  // the data plane's receive-buffer budget

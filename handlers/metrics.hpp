@@ -14,13 +14,10 @@
 #include "core/verify.hpp"
 #include "net/buffer_budget.hpp"
 
-namespace keygate::persistence {
-class Journal;
-}
-
 namespace keygate::core {
 class Index;
-}
+class Committer;
+}  // namespace keygate::core
 
 namespace keygate::handlers {
 
@@ -45,7 +42,7 @@ class Metrics {
 
   // Route names for labels, in router order ("GET /v1/auth"); set once at start.
   void set_routes(std::vector<std::string> names) { routes_ = std::move(names); }
-  std::string render(const core::Index& index, const persistence::Journal& journal,
+  std::string render(const core::Index& index, const core::Committer& committer,
                      unsigned connections, const net::BufferBudget* buffers = nullptr) const;
 
  private:

@@ -1,7 +1,7 @@
 // Operations endpoints (spec section 7): liveness, readiness, metrics.
+#include "core/committer.hpp"
 #include "handlers/families.hpp"
 #include "handlers/metrics.hpp"
-#include "persistence/journal.hpp"
 
 namespace keygate::handlers {
 
@@ -19,7 +19,7 @@ void healthz(Exchange& ex) {
 
 void readyz(Exchange& ex) {
   const bool recovered = ex.app.ready.load(std::memory_order_acquire);
-  const bool writable = recovered && ex.app.journal->writable();
+  const bool writable = recovered && ex.app.committer->writable();
   ex.res.status = recovered && writable ? 200 : 503;
   ex.res.body.append("{\"status\":\"")
       .append(ex.res.status == 200 ? "ready" : "not_ready")
@@ -33,7 +33,7 @@ void readyz(Exchange& ex) {
 void metrics(Exchange& ex) {
   ex.res.status = 200;
   ex.res.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  ex.res.body = ex.app.metrics.render(ex.app.index, *ex.app.journal,
+  ex.res.body = ex.app.metrics.render(ex.app.index, *ex.app.committer,
                                       ex.app.connection_count ? ex.app.connection_count() : 0,
                                       ex.app.buffers);
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/commands.hpp"
+#include "core/committer.hpp"
 #include "core/state_machine.hpp"
 #include "persistence/data_dir.hpp"
 #include "persistence/recovery.hpp"
@@ -61,14 +62,9 @@ struct JournalStats {
   std::atomic<uint64_t> snapshot_write_ns{0};
 };
 
-class Journal {
+class Journal final : public core::Committer {
  public:
-  struct Submission {
-    core::Command command;
-    core::Outcome outcome;
-    void (*done)(Submission*) = nullptr;  // called on the commit thread, outcome final
-    void* context = nullptr;
-  };
+  using Submission = core::Submission;
 
   Journal(const DataDir& dir, core::StateMachine& state, const RecoveryReport& recovered,
           JournalOptions options);
@@ -77,11 +73,14 @@ class Journal {
   Journal& operator=(const Journal&) = delete;
 
   void start();
-  void submit(Submission* s);
+  void submit(Submission* s) override;
   // Completes everything queued, syncs the log, waits for a running snapshot, stops.
   void stop();
   void request_snapshot();
-  bool writable() const noexcept { return writable_.load(std::memory_order_relaxed); }
+  bool writable() const noexcept override { return writable_.load(std::memory_order_relaxed); }
+  // The log's figures: appends, fsync latency, failures, snapshots
+  // (persistence/journal_metrics.cpp).
+  void write_metrics(std::string& out) const override;
   const JournalStats& stats() const noexcept { return stats_; }
 
  private:
