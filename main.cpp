@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "cli/operator.hpp"
+#include "cluster/etcd_committer.hpp"
 #include "core/heap.hpp"
 #include "core/index.hpp"
 #include "core/log.hpp"
@@ -63,6 +64,9 @@ struct ServeOptions {
   uint32_t publishable_rps = 1'000, publishable_burst = 2'000;
   unsigned max_connections = 10'000;
   size_t max_buffer_bytes = size_t{256} << 20;
+  std::string etcd;  // cluster mode: comma-separated etcd endpoints
+  std::string etcd_prefix = "/keygate";
+  unsigned etcd_stale_after_ms = 5'000;
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   unsigned header_timeout_ms = 10'000;
@@ -74,6 +78,8 @@ thread_local std::optional<core::RcuThread> t_rcu;
 
 // The exit status when published changes could not be made durable (sysexits' EX_IOERR).
 constexpr int kExitDurabilityLost = 74;
+// The exit status when a cluster node must reload its whole state (sysexits' EX_TEMPFAIL).
+constexpr int kExitReload = 75;
 
 void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
   auto env = [](const char* name) { return std::string("KEYGATE_") + name; };
@@ -124,6 +130,19 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
       ->envname(env("MAX_CONNECTIONS"))
       ->check(CLI::Range(1u, 1'000'000u))
       ->capture_default_str();
+  cmd.add_option("--etcd", o.etcd,
+                 "Cluster mode: etcd endpoints, comma-separated (http://127.0.0.1:2379,...); the "
+                 "state lives in etcd, not the data directory")
+      ->envname(env("ETCD"));
+  cmd.add_option("--etcd-prefix", o.etcd_prefix,
+                 "Cluster mode: the prefix of every key keygate writes")
+      ->envname(env("ETCD_PREFIX"))
+      ->capture_default_str();
+  cmd.add_option("--etcd-stale-after-ms", o.etcd_stale_after_ms,
+                 "Cluster mode: /readyz turns 503 when etcd has not answered for this long")
+      ->envname(env("ETCD_STALE_AFTER_MS"))
+      ->check(CLI::Range(100u, 3'600'000u))
+      ->capture_default_str();
   cmd.add_option(
          "--max-buffer-bytes", o.max_buffer_bytes,
          "Receive-buffer bytes that all connections together may hold beyond their resting 4 KiB "
@@ -155,6 +174,80 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
       ->envname(env("DRAIN_TIMEOUT_MS"))
       ->check(CLI::Range(0u, 3'600'000u))
       ->capture_default_str();
+}
+
+// Single-node mode: the state from the data directory's snapshot and log, and the journal
+// that appends to the log from then on.
+std::unique_ptr<persistence::Journal> open_journal(const ServeOptions& o,
+                                                   const persistence::DataDir& dir,
+                                                   core::StateMachine& state) {
+  const persistence::RecoveryReport rep =
+      persistence::recover(dir, state, persistence::RecoverMode::start);
+  for (const auto& w : rep.warnings) log(Level::warn, "recovery.warning", {{"detail", w}});
+  log(Level::info, "recovered",
+      {{"snapshot", rep.snapshot_loaded},
+       {"snapshot_records", static_cast<unsigned long long>(rep.snapshot_records)},
+       {"log_records", static_cast<unsigned long long>(rep.log_records)},
+       {"organizations", static_cast<unsigned long long>(state.index().org_count())},
+       {"api_keys", static_cast<unsigned long long>(state.index().key_count())},
+       {"seconds", rep.seconds}});
+
+  persistence::JournalOptions jopts;
+  jopts.fsync =
+      o.fsync == "everysec" ? persistence::FsyncMode::everysec : persistence::FsyncMode::always;
+  jopts.snapshot_bytes = o.snapshot_bytes;
+  // --fsync=everysec, and the log cannot take again what memory already serves: end here,
+  // at once, so that systemd (Restart=on-failure) starts a server from what is durable
+  // rather than let this one disagree with its own log (Journal::resync).
+  jopts.on_durability_lost = [](const std::string& why) {
+    log(Level::error, "exiting",
+        {{"reason", why}, {"exit_status", static_cast<long long>(kExitDurabilityLost)}});
+    sd_notifyf(0, "STATUS=the log lost durability; exiting to restart from disk\nERRNO=%d", EIO);
+    std::_Exit(kExitDurabilityLost);
+  };
+  auto journal = std::make_unique<persistence::Journal>(dir, state, rep, jopts);
+  journal->start();
+  return journal;
+}
+
+// Cluster mode: the state from etcd, and the committer that writes to it and follows it.
+std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
+                                                     core::StateMachine& state,
+                                                     const core::KeyHash& root_hash) {
+  cluster::EtcdOptions eo;
+  for (size_t at = 0; at <= o.etcd.size();) {
+    const size_t comma = std::min(o.etcd.find(',', at), o.etcd.size());
+    if (comma > at) eo.endpoints.push_back(o.etcd.substr(at, comma - at));
+    at = comma + 1;
+  }
+  for (const auto& e : eo.endpoints)
+    if (!e.starts_with("http://") && !e.starts_with("https://"))
+      throw persistence::StartupError("--etcd takes URLs such as http://127.0.0.1:2379, not " + e);
+  eo.prefix = o.etcd_prefix;
+  eo.stale_after = std::chrono::milliseconds(o.etcd_stale_after_ms);
+  // etcd compacted the history this node's watch needs: only a restart, which loads the
+  // whole state again, brings it back in step.
+  eo.on_fatal = [](const std::string& why) {
+    log(Level::error, "exiting",
+        {{"reason", why}, {"exit_status", static_cast<long long>(kExitReload)}});
+    sd_notifyf(0, "STATUS=cannot follow etcd; exiting to reload\nERRNO=%d", EIO);
+    std::_Exit(kExitReload);
+  };
+  auto etcd = std::make_unique<cluster::EtcdCommitter>(state, eo);
+  try {
+    etcd->start(root_hash);
+  } catch (const std::runtime_error& e) {
+    throw persistence::StartupError(e.what());
+  }
+  log(Level::info, "cluster.loaded",
+      {{"endpoints", o.etcd},
+       {"prefix", eo.prefix},
+       {"revision", static_cast<long long>(etcd->applied_revision())},
+       {"records", static_cast<unsigned long long>(etcd->loaded_records())},
+       {"organizations", static_cast<unsigned long long>(state.index().org_count())},
+       {"api_keys", static_cast<unsigned long long>(state.index().key_count())},
+       {"seconds", etcd->load_seconds()}});
+  return etcd;
 }
 
 int serve(const ServeOptions& o) {
@@ -216,33 +309,15 @@ int serve(const ServeOptions& o) {
   sd_notify(0, "STATUS=recovering");
 
   // The listeners answer /healthz (and /readyz: 503) while the data is read back.
-  const persistence::RecoveryReport rep =
-      persistence::recover(dir, state, persistence::RecoverMode::start);
-  for (const auto& w : rep.warnings) log(Level::warn, "recovery.warning", {{"detail", w}});
-  log(Level::info, "recovered",
-      {{"snapshot", rep.snapshot_loaded},
-       {"snapshot_records", static_cast<unsigned long long>(rep.snapshot_records)},
-       {"log_records", static_cast<unsigned long long>(rep.log_records)},
-       {"organizations", static_cast<unsigned long long>(index.org_count())},
-       {"api_keys", static_cast<unsigned long long>(index.key_count())},
-       {"seconds", rep.seconds}});
-
-  persistence::JournalOptions jopts;
-  jopts.fsync =
-      o.fsync == "everysec" ? persistence::FsyncMode::everysec : persistence::FsyncMode::always;
-  jopts.snapshot_bytes = o.snapshot_bytes;
-  // --fsync=everysec, and the log cannot take again what memory already serves: end here,
-  // at once, so that systemd (Restart=on-failure) starts a server from what is durable
-  // rather than let this one disagree with its own log (Journal::resync).
-  jopts.on_durability_lost = [](const std::string& why) {
-    log(Level::error, "exiting",
-        {{"reason", why}, {"exit_status", static_cast<long long>(kExitDurabilityLost)}});
-    sd_notifyf(0, "STATUS=the log lost durability; exiting to restart from disk\nERRNO=%d", EIO);
-    std::_Exit(kExitDurabilityLost);
-  };
-  persistence::Journal journal(dir, state, rep, jopts);
-  journal.start();
-  ctx.committer = &journal;
+  std::unique_ptr<persistence::Journal> journal;
+  std::unique_ptr<cluster::EtcdCommitter> etcd;
+  if (o.etcd.empty()) {
+    journal = open_journal(o, dir, state);
+    ctx.committer = journal.get();
+  } else {
+    etcd = open_cluster(o, state, root.hash);
+    ctx.committer = etcd.get();
+  }
 
   // The control plane: signals (and the systemd watchdog) on Asio. The signals are taken
   // over before READY: from then on a SIGTERM is a graceful stop and a SIGUSR1 a snapshot,
@@ -264,8 +339,13 @@ int serve(const ServeOptions& o) {
   std::function<void()> wait_snapshot = [&] {
     snapshot_signal.async_wait([&](const asio::error_code& ec, int) {
       if (ec) return;
-      log(Level::info, "snapshot.requested", {{"by", "SIGUSR1"}});
-      journal.request_snapshot();
+      if (journal) {
+        log(Level::info, "snapshot.requested", {{"by", "SIGUSR1"}});
+        journal->request_snapshot();
+      } else {
+        log(Level::info, "snapshot.not_taken",
+            {{"by", "SIGUSR1"}, {"reason", "cluster mode: etcd holds the state"}});
+      }
       wait_snapshot();
     });
   };
@@ -286,7 +366,8 @@ int serve(const ServeOptions& o) {
   // Graceful: stop accepting, let in-flight requests finish, then flush the log.
   server.stop();
   server.join();
-  journal.stop();
+  if (journal) journal->stop();
+  if (etcd) etcd->stop();
   log(Level::info, "stopped", {});
   return 0;
 }

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "persistence/record.hpp"
+
 namespace keygate::persistence {
 
 namespace {
@@ -203,6 +205,23 @@ std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, core::Key
   last_used_ms = r.num<uint64_t>();
   if (!r.ok_and_done() || type > 1 || env > 1 || k->id.empty()) return nullptr;
   return k;
+}
+
+void append_staged(const core::StateMachine::Staged& st, std::string& payload, std::string& out) {
+  payload.clear();
+  if (st.org) {
+    encode(*st.org, payload);
+    append_record(out, RecordType::organization, payload);
+  } else if (st.key) {
+    encode(st.key_hash, *st.key, 0, payload);
+    append_record(out, RecordType::api_key, payload);
+  } else if (st.cert_deleted) {
+    encode_certificate_deletion(st.cert->organization_id, st.cert->id, payload);
+    append_record(out, RecordType::certificate_deleted, payload);
+  } else {
+    encode(*st.cert, payload);
+    append_record(out, RecordType::certificate, payload);
+  }
 }
 
 }  // namespace keygate::persistence

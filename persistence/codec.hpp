@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "core/model.hpp"
+#include "core/state_machine.hpp"
 
 namespace keygate::persistence {
 
@@ -16,6 +17,11 @@ void encode(const core::KeyHash& hash, const core::ApiKey& key, uint64_t last_us
             std::string& out);
 void encode(const core::Certificate& cert, std::string& out);
 void encode_certificate_deletion(core::Id org, core::Id cert, std::string& out);
+
+// Appends the record of a change the state machine staged (FORMAT.md "Records") to `out`;
+// `payload` is scratch space. The log and the cluster's store (cluster/) write the same.
+void append_staged(const core::StateMachine::Staged& staged, std::string& payload,
+                   std::string& out);
 
 // nullptr when the payload is not a well-formed version-1 encoding.
 std::unique_ptr<core::Organization> decode_organization(std::string_view payload);

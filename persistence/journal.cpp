@@ -196,21 +196,7 @@ void Journal::commit(std::vector<Submission*>& batch) {
     s->outcome = state_.execute(s->command, core::now_ms());
     const auto& staged = state_.staged();
     for (size_t i = before; i < staged.size(); ++i) {
-      payload_.clear();
-      const auto& st = staged[i];
-      if (st.org) {
-        encode(*st.org, payload_);
-        append_record(buffer_, RecordType::organization, payload_);
-      } else if (st.key) {
-        encode(st.key_hash, *st.key, 0, payload_);
-        append_record(buffer_, RecordType::api_key, payload_);
-      } else if (st.cert_deleted) {
-        encode_certificate_deletion(st.cert->organization_id, st.cert->id, payload_);
-        append_record(buffer_, RecordType::certificate_deleted, payload_);
-      } else {
-        encode(*st.cert, payload_);
-        append_record(buffer_, RecordType::certificate, payload_);
-      }
+      append_staged(staged[i], payload_, buffer_);
       ++records;
     }
   }

@@ -146,11 +146,15 @@ void ServerProcess::start() {
       throw std::runtime_error("keygate did not become ready: " + l);
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  // The root key keygate generated in the data directory on its first start: every test
-  // server has one, and the helpers that act as the operator use it.
-  std::ifstream rk(data_dir_ + "/root.key");
+  // The root key: the file given with --root-key-file, else the one keygate generated in
+  // the data directory on its first start. Every test server has one, and the helpers that
+  // act as the operator use it.
+  std::string key_file = data_dir_ + "/root.key";
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--root-key-file") key_file = args[i + 1];
+  std::ifstream rk(key_file);
   if (!std::getline(rk, root_key_) || root_key_.size() < 32)
-    helper_failed("ServerProcess: no generated root key in " + data_dir_ + "/root.key");
+    helper_failed("ServerProcess: no root key in " + key_file);
 }
 
 int ServerProcess::wait_exit() {

@@ -1,0 +1,330 @@
+#include "cluster/etcd_client.hpp"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <simdjson.h>
+
+#include <charconv>
+#include <chrono>
+#include <stdexcept>
+
+#include "core/json_writer.hpp"
+
+namespace keygate::cluster {
+
+std::string prefix_end(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    if (static_cast<unsigned char>(end.back()) < 0xff) {
+      end.back() = static_cast<char>(end.back() + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return std::string(1, '\0');  // etcd: every key
+}
+
+std::string base64(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+bool unbase64(std::string_view text, std::string& out) {
+  if (text.size() % 4 != 0) return false;
+  out.resize(3 * text.size() / 4);
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
+  if (n < 0) return false;
+  size_t len = static_cast<size_t>(n);
+  // EVP_DecodeBlock counts the padding's zero bytes: take them off.
+  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --len;
+  out.resize(len);
+  return true;
+}
+
+namespace {
+
+size_t collect(char* data, size_t size, size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+// etcd's gateway writes int64 as a JSON string; absent means 0.
+int64_t int64_field(simdjson::dom::element e, const char* name) {
+  std::string_view text;
+  if (e[name].get(text) != simdjson::SUCCESS) {
+    int64_t v = 0;
+    return e[name].get(v) == simdjson::SUCCESS ? v : 0;
+  }
+  int64_t v = 0;
+  std::from_chars(text.data(), text.data() + text.size(), v);
+  return v;
+}
+
+bool read_kv(simdjson::dom::element e, KeyValue& kv) {
+  std::string_view key, value;
+  if (e["key"].get(key) != simdjson::SUCCESS || !unbase64(key, kv.key)) return false;
+  if (e["value"].get(value) == simdjson::SUCCESS) {
+    if (!unbase64(value, kv.value)) return false;
+  } else {
+    kv.value.clear();
+  }
+  kv.create_revision = int64_field(e, "create_revision");
+  kv.mod_revision = int64_field(e, "mod_revision");
+  return true;
+}
+
+bool read_watch_batch(simdjson::dom::element line, WatchBatch& b) {
+  simdjson::dom::element result;
+  if (line["result"].get(result) != simdjson::SUCCESS) return false;
+  b.revision = int64_field(result["header"], "revision");
+  b.compact_revision = int64_field(result, "compact_revision");
+  bool canceled = false;
+  b.canceled = result["canceled"].get(canceled) == simdjson::SUCCESS && canceled;
+  b.events.clear();
+  simdjson::dom::array events;
+  if (result["events"].get(events) != simdjson::SUCCESS) return true;
+  for (simdjson::dom::element ev : events) {
+    WatchEvent we;
+    std::string_view type;
+    we.deleted = ev["type"].get(type) == simdjson::SUCCESS && type == "DELETE";
+    if (!read_kv(ev["kv"], we.kv)) return false;
+    b.events.push_back(std::move(we));
+  }
+  return true;
+}
+
+}  // namespace
+
+struct EtcdClient::Impl {
+  std::vector<std::string> endpoints;
+  size_t current = 0;
+  CURL* curl = curl_easy_init();
+  simdjson::dom::parser parser;
+
+  ~Impl() { curl_easy_cleanup(curl); }
+
+  // POSTs `body` to `path` on one endpoint; the HTTP status, or 0 with `error` set.
+  long post_once(const std::string& url, const std::string& body, std::string& response,
+                 std::string& error, long timeout_ms) {
+    curl_easy_reset(curl);
+    char message[CURL_ERROR_SIZE] = {};
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, message);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 1'000L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    const CURLcode rc = curl_easy_perform(curl);
+    if (rc != CURLE_OK) {
+      error = url + ": " + (message[0] ? message : curl_easy_strerror(rc));
+      return 0;
+    }
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    return status;
+  }
+
+  // POSTs to every endpoint in turn until one answers 200 with JSON; parses it into `doc`.
+  bool call(const char* path, const std::string& body, simdjson::dom::element& doc,
+            std::string& error, std::string& response) {
+    std::string errors;
+    for (size_t tried = 0; tried < endpoints.size(); ++tried) {
+      const std::string& base = endpoints[current];
+      response.clear();
+      std::string failure;
+      const long status = post_once(base + path, body, response, failure, 5'000);
+      if (status == 200 && parser.parse(response).get(doc) == simdjson::SUCCESS) return true;
+      if (status != 0) failure = base + path + ": HTTP " + std::to_string(status) + " " + response.substr(0, 200);
+      errors += (errors.empty() ? "" : "; ") + failure;
+      current = (current + 1) % endpoints.size();
+    }
+    error = "no etcd endpoint answered: " + errors;
+    return false;
+  }
+};
+
+EtcdClient::EtcdClient(std::vector<std::string> endpoints) : impl_(std::make_unique<Impl>()) {
+  static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  if (!initialised || !impl_->curl) throw std::runtime_error("libcurl could not be initialised");
+  if (endpoints.empty()) throw std::invalid_argument("no etcd endpoint");
+  for (auto& e : endpoints)
+    while (e.ends_with('/')) e.pop_back();
+  impl_->endpoints = std::move(endpoints);
+}
+
+EtcdClient::~EtcdClient() = default;
+
+const std::string& EtcdClient::endpoint() const noexcept { return impl_->endpoints[impl_->current]; }
+
+bool EtcdClient::range(std::string_view key, std::string_view range_end, int64_t revision, int64_t limit,
+                       RangeResult& out, std::string& error) {
+  std::string body;
+  core::JsonWriter w(body);
+  w.begin_object().field("key", std::string_view(base64(key)));
+  if (!range_end.empty()) w.field("range_end", std::string_view(base64(range_end)));
+  if (revision) w.field("revision", std::string_view(std::to_string(revision)));
+  if (limit) w.field("limit", std::string_view(std::to_string(limit)));
+  w.end_object();
+  simdjson::dom::element doc;
+  std::string response;
+  if (!impl_->call("/v3/kv/range", body, doc, error, response)) return false;
+  out.revision = int64_field(doc["header"], "revision");
+  bool more = false;
+  out.more = doc["more"].get(more) == simdjson::SUCCESS && more;
+  out.kvs.clear();
+  simdjson::dom::array kvs;
+  if (doc["kvs"].get(kvs) == simdjson::SUCCESS)
+    for (simdjson::dom::element e : kvs) {
+      KeyValue kv;
+      if (!read_kv(e, kv)) {
+        error = "etcd answered a range with a key or value that is not base64";
+        return false;
+      }
+      out.kvs.push_back(std::move(kv));
+    }
+  return true;
+}
+
+bool EtcdClient::txn(const std::vector<Compare>& compares, const std::vector<Op>& success, TxnResult& out,
+                     std::string& error) {
+  std::string body;
+  core::JsonWriter w(body);
+  w.begin_object().key("compare").begin_array();
+  for (const Compare& c : compares) {
+    const bool mod = c.target == Compare::Target::mod;
+    w.begin_object()
+        .field("key", std::string_view(base64(c.key)))
+        .field("target", mod ? "MOD" : "CREATE")
+        .field("result", "EQUAL")
+        .field(mod ? "mod_revision" : "create_revision", std::string_view(std::to_string(c.revision)))
+        .end_object();
+  }
+  w.end_array().key("success").begin_array();
+  for (const Op& op : success) {
+    w.begin_object();
+    if (op.kind == Op::Kind::put)
+      w.key("request_put").begin_object().field("key", std::string_view(base64(op.key)))
+          .field("value", std::string_view(base64(op.value))).end_object();
+    else
+      w.key("request_delete_range").begin_object().field("key", std::string_view(base64(op.key))).end_object();
+    w.end_object();
+  }
+  w.end_array().end_object();
+  simdjson::dom::element doc;
+  std::string response;
+  if (!impl_->call("/v3/kv/txn", body, doc, error, response)) return false;
+  bool succeeded = false;
+  out.succeeded = doc["succeeded"].get(succeeded) == simdjson::SUCCESS && succeeded;
+  out.revision = int64_field(doc["header"], "revision");
+  return true;
+}
+
+bool EtcdClient::put(std::string_view key, std::string_view value, std::string& error) {
+  TxnResult r;
+  return txn({}, {Op{Op::Kind::put, std::string(key), std::string(value)}}, r, error);
+}
+
+namespace {
+
+struct WatchState {
+  std::string pending;  // bytes of a line not yet complete
+  const std::function<bool(const WatchBatch&)>* on_batch;
+  const std::function<bool()>* keep_going;
+  simdjson::dom::parser parser;
+  bool stopped = false;
+  bool created = false;
+  std::string error;
+};
+
+size_t on_watch_bytes(char* data, size_t size, size_t count, void* p) {
+  auto* st = static_cast<WatchState*>(p);
+  st->pending.append(data, size * count);
+  size_t start = 0, nl;
+  while ((nl = st->pending.find('\n', start)) != std::string::npos) {
+    const std::string_view line(st->pending.data() + start, nl - start);
+    start = nl + 1;
+    if (line.find_first_not_of(" \r\t") == std::string_view::npos) continue;
+    simdjson::dom::element doc;
+    WatchBatch batch;
+    if (st->parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS || !read_watch_batch(doc, batch)) {
+      st->error = "etcd's watch stream sent a line that is not a watch response: " + std::string(line.substr(0, 200));
+      return 0;  // ends the transfer
+    }
+    bool created = false;
+    if (doc["result"]["created"].get(created) == simdjson::SUCCESS && created && batch.events.empty()) {
+      st->created = true;
+      continue;
+    }
+    if (!(*st->on_batch)(batch)) {
+      st->stopped = true;
+      return 0;
+    }
+  }
+  st->pending.erase(0, start);
+  return size * count;
+}
+
+int on_watch_progress(void* p, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* st = static_cast<WatchState*>(p);
+  if (!(*st->keep_going)()) {
+    st->stopped = true;
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool EtcdClient::watch(std::string_view key, std::string_view range_end, int64_t start_revision,
+                       const std::function<bool(const WatchBatch&)>& on_batch,
+                       const std::function<bool()>& keep_going, std::string& error) {
+  std::string body;
+  core::JsonWriter w(body);
+  w.begin_object().key("create_request").begin_object().field("key", std::string_view(base64(key)));
+  if (!range_end.empty()) w.field("range_end", std::string_view(base64(range_end)));
+  w.field("start_revision", std::string_view(std::to_string(start_revision))).end_object().end_object();
+
+  WatchState st;
+  st.on_batch = &on_batch;
+  st.keep_going = &keep_going;
+  CURL* curl = impl_->curl;
+  const std::string url = endpoint() + "/v3/watch";
+  curl_easy_reset(curl);
+  char message[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_watch_bytes);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &st);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_watch_progress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &st);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, message);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 1'000L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  // A member that is gone without closing the connection (a killed host) is noticed by TCP
+  // keepalive probes rather than never.
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 2L);
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 1L);
+  const CURLcode rc = curl_easy_perform(curl);
+  if (st.stopped) return true;
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  if (!st.error.empty()) error = st.error;
+  else if (rc != CURLE_OK) error = url + ": " + (message[0] ? message : curl_easy_strerror(rc));
+  else error = url + ": the watch stream ended (HTTP " + std::to_string(status) + ")";
+  impl_->current = (impl_->current + 1) % impl_->endpoints.size();  // the next try goes elsewhere
+  return false;
+}
+
+}  // namespace keygate::cluster

@@ -1,0 +1,98 @@
+// EtcdClient: the few calls of etcd's v3 API that cluster mode needs, over etcd's HTTP/JSON
+// gateway (/v3/kv/range, /v3/kv/txn, /v3/watch) with libcurl: plain HTTP/1.1, which
+// Debian's etcd 3.4 serves on its client port beside gRPC. Keys and values are bytes
+// (base64 on the wire); revisions are etcd's, int64 as JSON strings.
+//
+// Calls are blocking and belong to the control plane (cluster/etcd_committer.hpp's thread),
+// never a reactor. A call tries each endpoint in turn, starting with the one that answered
+// last, and fails with a message only when none answers. Not thread-safe: one per thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace keygate::cluster {
+
+struct KeyValue {
+  std::string key, value;
+  int64_t create_revision = 0, mod_revision = 0;
+};
+
+struct RangeResult {
+  int64_t revision = 0;  // the store's revision the result is as of
+  std::vector<KeyValue> kvs;
+  bool more = false;
+};
+
+// One condition of a transaction: the key's mod_revision (or create_revision) equals a
+// value; 0 stands for "the key does not exist".
+struct Compare {
+  enum class Target { mod, create } target = Target::mod;
+  std::string key;
+  int64_t revision = 0;
+};
+
+struct Op {
+  enum class Kind { put, del } kind = Kind::put;
+  std::string key, value;
+};
+
+struct TxnResult {
+  bool succeeded = false;
+  int64_t revision = 0;  // of the transaction when it succeeded; the store's when not
+};
+
+struct WatchEvent {
+  bool deleted = false;
+  KeyValue kv;
+};
+
+// One response of a watch stream: the events of one or more revisions, in order.
+struct WatchBatch {
+  int64_t revision = 0;  // header revision
+  std::vector<WatchEvent> events;
+  int64_t compact_revision = 0;  // nonzero: the start revision was compacted away
+  bool canceled = false;
+};
+
+class EtcdClient {
+ public:
+  // `endpoints`: "http://host:port" URLs.
+  explicit EtcdClient(std::vector<std::string> endpoints);
+  ~EtcdClient();
+  EtcdClient(const EtcdClient&) = delete;
+  EtcdClient& operator=(const EtcdClient&) = delete;
+
+  // All return false with `error` set when no endpoint gave a valid answer.
+  // Keys in [key, range_end) (range_end empty: just `key`), as of `revision` (0: now).
+  bool range(std::string_view key, std::string_view range_end, int64_t revision, int64_t limit,
+             RangeResult& out, std::string& error);
+  bool txn(const std::vector<Compare>& compares, const std::vector<Op>& success, TxnResult& out,
+           std::string& error);
+  bool put(std::string_view key, std::string_view value, std::string& error);
+
+  // Streams changes to [key, range_end) from `start_revision` on, calling `on_batch` for
+  // every response, until the stream ends, `keep_going` returns false (checked at least
+  // once a second), or `on_batch` returns false. Returns false with `error` when the stream
+  // could not be opened or broke; true when stopped.
+  bool watch(std::string_view key, std::string_view range_end, int64_t start_revision,
+             const std::function<bool(const WatchBatch&)>& on_batch,
+             const std::function<bool()>& keep_going, std::string& error);
+
+  const std::string& endpoint() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The end of the range of every key that starts with `prefix`.
+std::string prefix_end(std::string_view prefix);
+std::string base64(std::string_view bytes);
+bool unbase64(std::string_view text, std::string& out);
+
+}  // namespace keygate::cluster

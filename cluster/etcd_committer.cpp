@@ -1,0 +1,478 @@
+#include "cluster/etcd_committer.hpp"
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+
+#include "core/clock.hpp"
+#include "core/log.hpp"
+#include "persistence/codec.hpp"
+#include "persistence/record.hpp"
+
+namespace keygate::cluster {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kMaxAttempts = 32;  // conflicts in a row before a write is given up (503)
+constexpr int64_t kPage = 1'000;  // keys per range read while loading
+
+core::Error unavailable(const std::string& why) {
+  return core::make_error(core::ErrorCode::storage_unavailable,
+                          "The cluster's store (etcd) cannot take the change right now, so nothing "
+                          "was changed: " + why + ". Retry later; verification still works.");
+}
+
+std::string hex(const core::KeyHash& h) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : h) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
+EtcdCommitter::EtcdCommitter(core::StateMachine& state, EtcdOptions options)
+    : state_(state), options_(std::move(options)), client_(options_.endpoints) {
+  while (options_.prefix.ends_with('/')) options_.prefix.pop_back();
+}
+
+EtcdCommitter::~EtcdCommitter() { stop(); }
+
+std::string EtcdCommitter::key(std::string_view kind, std::string_view id) const {
+  std::string k = options_.prefix;
+  k += '/';
+  k += kind;
+  k += '/';
+  k += id;
+  return k;
+}
+
+void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
+  std::string error;
+  const auto t0 = Clock::now();
+  // The cluster's root key: the first node stores its hash; every other node must have the
+  // same key (its value never leaves the node).
+  TxnResult created;
+  const std::string root = options_.prefix + "/root";
+  if (!client_.txn({Compare{Compare::Target::create, root, 0}}, {Op{Op::Kind::put, root, hex(root_key_hash)}},
+                   created, error))
+    throw std::runtime_error("cannot reach etcd: " + error);
+  if (!created.succeeded) {
+    RangeResult r;
+    if (!client_.range(root, {}, 0, 0, r, error)) throw std::runtime_error("cannot reach etcd: " + error);
+    if (r.kvs.empty() || r.kvs[0].value != hex(root_key_hash))
+      throw std::runtime_error("this node's root key is not the cluster's (" + root +
+                               " in etcd holds the hash of another): give every node the same "
+                               "--root-key-file");
+  }
+
+  // The whole state as of one revision, a page at a time: every page is read at the
+  // revision of the first, so the pages are one consistent picture. Organizations first,
+  // then what belongs to them (a range is in key order, and "key/" sorts before "org/").
+  int64_t revision = 0;
+  for (const char* kind : {"/org/", "/key/", "/cert/", "/ver/"}) {
+    const std::string from = options_.prefix + kind, to = prefix_end(from);
+    std::string next = from;
+    for (;;) {
+      RangeResult page;
+      if (!client_.range(next, to, revision, kPage, page, error))
+        throw std::runtime_error("cannot load the state from etcd: " + error);
+      if (revision == 0) revision = page.revision;
+      {
+        core::ReadSection rs;
+        for (const KeyValue& kv : page.kvs) apply(kv, false);
+      }
+      loaded_records_ += page.kvs.size();
+      if (!page.more || page.kvs.empty()) break;
+      next = page.kvs.back().key + '\0';
+    }
+  }
+  state_.index().reclaim();
+  state_.index().advance_clock(core::now_ms());
+  applied_.store(revision, std::memory_order_release);
+  store_revision_.store(revision, std::memory_order_relaxed);
+  contact_unix_ms_.store(static_cast<int64_t>(core::now_ms()), std::memory_order_relaxed);
+  load_seconds_ = std::chrono::duration<double>(Clock::now() - t0).count();
+  watch_from_ = revision + 1;
+  loaded_.store(true, std::memory_order_release);
+  watcher_ = std::thread([this] { watch_loop(); });
+  thread_ = std::thread([this] { run(); });
+}
+
+void EtcdCommitter::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+  if (thread_.joinable()) thread_.join();
+}
+
+void EtcdCommitter::submit(core::Submission* s) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(s);
+  }
+  wake_.notify_all();
+}
+
+bool EtcdCommitter::writable() const noexcept {
+  if (!loaded_.load(std::memory_order_acquire)) return false;
+  const int64_t since = static_cast<int64_t>(core::now_ms()) - contact_unix_ms_.load(std::memory_order_relaxed);
+  return since <= options_.stale_after.count();
+}
+
+// The watch thread: one long stream of changes under the prefix, resumed after a break
+// from the revision after the last one it delivered, on the next endpoint, with backoff.
+void EtcdCommitter::watch_loop() {
+  core::RcuThread rcu;
+  EtcdClient client(options_.endpoints);
+  auto backoff = std::chrono::milliseconds(50);
+  const std::string from = options_.prefix + "/", to = prefix_end(from);
+  auto keep_going = [this] {
+    std::lock_guard lock(mutex_);
+    return !stopping_;
+  };
+  while (keep_going()) {
+    std::string error;
+    const bool stopped = client.watch(
+        from, to, watch_from_,
+        [&](const WatchBatch& b) {
+          backoff = std::chrono::milliseconds(50);
+          contact_unix_ms_.store(static_cast<int64_t>(core::now_ms()), std::memory_order_relaxed);
+          if (b.compact_revision || b.canceled) {
+            std::lock_guard lock(mutex_);
+            watch_error_ = b.compact_revision
+                               ? "etcd compacted its history past revision " + std::to_string(watch_from_) +
+                                     ", which this node's watch needs"
+                               : "etcd canceled the watch";
+            wake_.notify_all();
+            return false;
+          }
+          for (const WatchEvent& e : b.events) watch_from_ = std::max(watch_from_, e.kv.mod_revision + 1);
+          {
+            std::lock_guard lock(mutex_);
+            batches_.push_back(b);
+          }
+          wake_.notify_all();
+          return true;
+        },
+        keep_going, error);
+    {
+      std::lock_guard lock(mutex_);
+      if (!watch_error_.empty()) return;
+    }
+    if (stopped) continue;
+    core::log(core::Level::warn, "cluster.watch_lost",
+              {{"error", error}, {"resume_from", static_cast<long long>(watch_from_)}});
+    std::unique_lock lock(mutex_);
+    wake_.wait_for(lock, backoff, [this] { return stopping_; });
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2'000));
+  }
+}
+
+void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
+  std::string_view k(kv.key);
+  if (!k.starts_with(options_.prefix)) return;
+  k.remove_prefix(options_.prefix.size());
+  auto take = [&](std::string_view kind) {
+    if (!k.starts_with(kind)) return false;
+    k.remove_prefix(kind.size());
+    return true;
+  };
+  auto bad = [&](const char* what) {
+    throw std::runtime_error(std::string("etcd holds ") + what + " at " + kv.key +
+                             " that this node cannot read");
+  };
+  if (take("/ver/")) {
+    const auto org = core::parse_id(core::IdKind::organization, k);
+    if (!org) bad("an organization version");
+    if (deleted) versions_.erase(*org);
+    else versions_[*org] = kv.mod_revision;
+    return;
+  }
+  if (deleted && take("/cert/")) {
+    const size_t slash = k.find('/');
+    const auto org = core::parse_id(core::IdKind::organization, k.substr(0, slash));
+    const auto cert = slash == std::string_view::npos
+                          ? std::nullopt
+                          : core::parse_id(core::IdKind::certificate, k.substr(slash + 1));
+    if (!org || !cert) bad("a certificate key");
+    state_.apply_certificate_deletion(*org, *cert);
+    return;
+  }
+  // Other deletions are of index keys (an old slug); index keys carry no state of their own.
+  if (deleted || k.starts_with("/slug/") || k.starts_with("/hash/") || k == "/root") return;
+  // An entity: its value is a record as the log writes it (FORMAT.md "Records").
+  persistence::RecordView r;
+  if (persistence::read_record(kv.value, 0, r) != persistence::ReadStatus::ok) bad("a damaged record");
+  switch (r.type) {
+    case persistence::RecordType::organization: {
+      auto o = persistence::decode_organization(r.payload);
+      if (!o) bad("an organization record");
+      state_.apply(std::move(o));
+      break;
+    }
+    case persistence::RecordType::api_key: {
+      core::KeyHash hash;
+      uint64_t last_used = 0;
+      auto key = persistence::decode_api_key(r.payload, hash, last_used);
+      if (!key || !state_.index().find_org(key->organization_id) || !state_.index().accepts(hash, key->id))
+        bad("an API key record");
+      state_.apply(hash, std::move(key));
+      break;
+    }
+    case persistence::RecordType::certificate: {
+      auto c = persistence::decode_certificate(r.payload);
+      if (!c || !state_.index().find_org(c->organization_id)) bad("a certificate record");
+      state_.apply(std::move(c));
+      break;
+    }
+    default:
+      bad("a record of an unknown type");
+  }
+}
+
+void EtcdCommitter::apply(const WatchBatch& b) {
+  core::ReadSection rs;  // find_org/accepts in apply() read the index
+  for (const WatchEvent& e : b.events) {
+    apply(e.kv, e.deleted);
+    applied_.store(std::max(applied_.load(std::memory_order_relaxed), e.kv.mod_revision),
+                   std::memory_order_release);
+  }
+  store_revision_.store(std::max(store_revision_.load(std::memory_order_relaxed), b.revision),
+                        std::memory_order_relaxed);
+}
+
+// Executes one command against the state as of applied_, and commits what it staged in one
+// transaction guarded by the versions of the organizations it touched.
+void EtcdCommitter::execute(core::Submission* s, int attempts) {
+  core::Outcome out = state_.execute(s->command, core::now_ms());
+  if (out.error) {
+    state_.discard();
+    s->outcome = std::move(out);
+    s->done(s);
+    return;
+  }
+  std::vector<Compare> compares;
+  // One operation per key (a transaction may not name a key twice), in the order staged:
+  // the watch delivers them in this order, so an organization comes before its keys.
+  std::vector<Op> list;
+  auto set_op = [&](Op op) {
+    for (Op& o : list)
+      if (o.key == op.key) {
+        o = std::move(op);
+        return;
+      }
+    list.push_back(std::move(op));
+  };
+  std::set<core::Id> orgs;
+  std::string payload;
+  {
+    core::ReadSection rs;
+    for (const auto& st : state_.staged()) {
+      std::string value;
+      persistence::append_staged(st, payload, value);
+      if (st.org) {
+        orgs.insert(st.org->id);
+        const core::OrgSlot* current = state_.index().find_org(st.org->id);
+        const std::string before = current ? current->load()->slug : std::string();
+        if (st.org->slug != before) {  // a new organization, or a new slug: it must be free
+          const std::string slug = key("slug", st.org->slug);
+          compares.push_back({Compare::Target::create, slug, 0});
+          set_op({Op::Kind::put, slug, core::to_string(core::IdKind::organization, st.org->id)});
+          if (!before.empty()) set_op({Op::Kind::del, key("slug", before), {}});
+        }
+        const std::string k = key("org", core::to_string(core::IdKind::organization, st.org->id));
+        set_op({Op::Kind::put, k, std::move(value)});
+      } else if (st.key) {
+        orgs.insert(st.key->organization_id);
+        if (!state_.index().find_key(st.key->id)) {  // a new key: its hash must be no other key's
+          const std::string h = key("hash", hex(st.key_hash));
+          compares.push_back({Compare::Target::create, h, 0});
+          set_op({Op::Kind::put, h, core::to_string(core::IdKind::api_key, st.key->id)});
+        }
+        const std::string k = key("key", core::to_string(core::IdKind::api_key, st.key->id));
+        set_op({Op::Kind::put, k, std::move(value)});
+      } else {
+        orgs.insert(st.cert->organization_id);
+        const std::string k = key("cert", core::to_string(core::IdKind::organization, st.cert->organization_id) +
+                                              "/" + core::to_string(core::IdKind::certificate, st.cert->id));
+        set_op(st.cert_deleted ? Op{Op::Kind::del, k, {}} : Op{Op::Kind::put, k, std::move(value)});
+      }
+    }
+  }
+  state_.discard();  // published by the watch, never here
+  for (const core::Id& org : orgs) {
+    const std::string v = key("ver", core::to_string(core::IdKind::organization, org));
+    const auto it = versions_.find(org);
+    compares.push_back({Compare::Target::mod, v, it == versions_.end() ? 0 : it->second});
+    set_op({Op::Kind::put, v, {}});
+  }
+
+  TxnResult r;
+  std::string error;
+  txns_.fetch_add(1, std::memory_order_relaxed);
+  if (!client_.txn(compares, list, r, error)) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    core::log(core::Level::error, "cluster.txn_failed", {{"error", error}});
+    s->outcome = {};
+    s->outcome.error = unavailable("no etcd endpoint answered");
+    s->done(s);
+    return;
+  }
+  contact_unix_ms_.store(static_cast<int64_t>(core::now_ms()), std::memory_order_relaxed);
+  store_revision_.store(std::max(store_revision_.load(std::memory_order_relaxed), r.revision),
+                        std::memory_order_relaxed);
+  if (r.succeeded) {
+    waiting_.push_back({s, std::move(out), r.revision});
+    return;
+  }
+  // Another node changed the organization (or took the slug, or the hash) after our
+  // revision: catch up to the store's revision and decide again.
+  conflicts_.fetch_add(1, std::memory_order_relaxed);
+  if (attempts + 1 >= kMaxAttempts) {
+    s->outcome = {};
+    s->outcome.error = unavailable("the organization changed on other nodes " + std::to_string(kMaxAttempts) +
+                                   " times in a row while this change was tried");
+    s->done(s);
+    return;
+  }
+  retries_.push_back({s, r.revision, attempts + 1});
+}
+
+// How far behind the store this node is: one small read a second when nothing else spoke
+// to etcd (a quiet watch says nothing), for /readyz and /metrics.
+void EtcdCommitter::check_contact() {
+  RangeResult r;
+  std::string error;
+  if (client_.range(options_.prefix + "/root", {}, 0, 1, r, error)) {
+    contact_unix_ms_.store(static_cast<int64_t>(core::now_ms()), std::memory_order_relaxed);
+    store_revision_.store(std::max(store_revision_.load(std::memory_order_relaxed), r.revision),
+                          std::memory_order_relaxed);
+  }
+}
+
+void EtcdCommitter::run() {
+  core::RcuThread rcu;
+  auto last_check = Clock::now();
+  for (;;) {
+    std::deque<WatchBatch> batches;
+    std::deque<core::Submission*> fresh;
+    std::string fatal;
+    {
+      std::unique_lock lock(mutex_);
+      const bool can_retry = !retries_.empty() && retries_.front().catch_up_to <= applied_.load();
+      wake_.wait_for(lock, std::chrono::milliseconds(250), [&] {
+        return stopping_ || !batches_.empty() || !watch_error_.empty() || can_retry ||
+               (waiting_.empty() && retries_.empty() && !queue_.empty());
+      });
+      if (stopping_) break;
+      batches.swap(batches_);
+      fatal = watch_error_;
+      // One change in flight at a time: the next is taken once the last is applied.
+      if (waiting_.empty() && retries_.empty() && !queue_.empty()) {
+        fresh.push_back(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    if (!fatal.empty()) {
+      core::log(core::Level::error, "cluster.cannot_follow", {{"error", fatal}});
+      if (options_.on_fatal) options_.on_fatal(fatal);
+      loaded_.store(false, std::memory_order_release);  // not ready; writes refused
+      for (core::Submission* s : fresh) queue_.push_front(s);
+      break;
+    }
+    try {
+      for (const WatchBatch& b : batches) apply(b);
+    } catch (const std::runtime_error& e) {
+      // A change this node cannot apply: it cannot follow the cluster any longer.
+      core::log(core::Level::error, "cluster.cannot_follow", {{"error", e.what()}});
+      if (options_.on_fatal) options_.on_fatal(e.what());
+      loaded_.store(false, std::memory_order_release);
+      break;
+    }
+    if (!batches.empty()) state_.index().reclaim();
+    state_.index().advance_clock(core::now_ms());
+
+    const int64_t applied = applied_.load(std::memory_order_acquire);
+    std::erase_if(waiting_, [&](Waiting& w) {
+      if (w.revision > applied) return false;
+      w.submission->outcome = std::move(w.outcome);
+      w.submission->done(w.submission);
+      return true;
+    });
+    if (!retries_.empty() && retries_.front().catch_up_to <= applied) {
+      const Retry r = retries_.front();
+      retries_.erase(retries_.begin());
+      execute(r.submission, r.attempts);
+    }
+    for (core::Submission* s : fresh) execute(s, 0);
+    if (Clock::now() - last_check >= std::chrono::seconds(1)) {
+      check_contact();
+      last_check = Clock::now();
+    }
+  }
+  // Whatever is still waiting gets an answer: nothing more will be applied here.
+  std::lock_guard lock(mutex_);
+  for (Waiting& w : waiting_) {
+    w.submission->outcome = {};
+    w.submission->outcome.error = unavailable("the node is stopping");
+    w.submission->done(w.submission);
+  }
+  for (Retry& r : retries_) {
+    r.submission->outcome = {};
+    r.submission->outcome.error = unavailable("the node is stopping");
+    r.submission->done(r.submission);
+  }
+  for (core::Submission* s : queue_) {
+    s->outcome = {};
+    s->outcome.error = unavailable("the node is stopping");
+    s->done(s);
+  }
+  waiting_.clear();
+  retries_.clear();
+  queue_.clear();
+}
+
+void EtcdCommitter::write_metrics(std::string& out) const {
+  const int64_t applied = applied_.load(std::memory_order_relaxed);
+  const int64_t store = store_revision_.load(std::memory_order_relaxed);
+  const int64_t contact = contact_unix_ms_.load(std::memory_order_relaxed);
+  core::appendf(out,
+                "# HELP keygate_cluster_applied_revision The etcd revision this node has applied.\n"
+                "# TYPE keygate_cluster_applied_revision gauge\nkeygate_cluster_applied_revision %lld\n",
+                static_cast<long long>(applied));
+  core::appendf(out,
+                "# HELP keygate_cluster_revision_lag Revisions the store is ahead of this node (as of "
+                "the last contact).\n# TYPE keygate_cluster_revision_lag gauge\nkeygate_cluster_revision_lag %lld\n",
+                static_cast<long long>(std::max<int64_t>(0, store - applied)));
+  core::appendf(out,
+                "# HELP keygate_cluster_contact_age_seconds Since etcd last answered this node.\n"
+                "# TYPE keygate_cluster_contact_age_seconds gauge\nkeygate_cluster_contact_age_seconds %.3f\n",
+                contact ? static_cast<double>(static_cast<int64_t>(core::now_ms()) - contact) / 1e3 : -1.0);
+  core::appendf(out,
+                "# HELP keygate_cluster_txns_total Transactions sent to etcd.\n# TYPE keygate_cluster_txns_total "
+                "counter\nkeygate_cluster_txns_total %llu\n",
+                static_cast<unsigned long long>(txns_.load(std::memory_order_relaxed)));
+  core::appendf(out,
+                "# HELP keygate_cluster_conflicts_total Transactions refused because another node changed "
+                "the organization first (then executed again).\n# TYPE keygate_cluster_conflicts_total "
+                "counter\nkeygate_cluster_conflicts_total %llu\n",
+                static_cast<unsigned long long>(conflicts_.load(std::memory_order_relaxed)));
+  core::appendf(out,
+                "# HELP keygate_cluster_failures_total Transactions no etcd endpoint answered.\n"
+                "# TYPE keygate_cluster_failures_total counter\nkeygate_cluster_failures_total %llu\n",
+                static_cast<unsigned long long>(failures_.load(std::memory_order_relaxed)));
+  core::appendf(out,
+                "# HELP keygate_log_writable 1 while changes are taken.\n# TYPE keygate_log_writable "
+                "gauge\nkeygate_log_writable %d\n",
+                writable() ? 1 : 0);
+}
+
+}  // namespace keygate::cluster

@@ -1,0 +1,117 @@
+// EtcdCommitter: cluster mode's core::Committer. etcd is the one source of truth; every node
+// keeps the whole state in its own index, fed only by etcd's watch stream, in revision
+// order, so verification never talks to etcd (cluster/README.md has the data layout).
+//
+// A write: the node executes the command against its state as of applied revision R,
+// encodes the records it staged as the log would, and commits them in one etcd transaction
+// that succeeds only if nothing it relied on changed since R: the organization's version
+// key (every change in an organization compares and bumps it, so the invariants that span
+// an organization, such as 50 certificates at most, hold across nodes), and the index keys
+// that carry uniqueness (a slug, a key's hash) must not exist yet. Nothing is published at
+// commit: the change becomes visible when the watch delivers its revision, on every node
+// alike, and the client is answered only after the writing node has applied it
+// (read-your-writes on that node). A failed compare means another node got there first:
+// the node catches up to the store's revision and executes again, so a real conflict gets
+// the single node's error (409 slug_taken, ...).
+//
+// Threads: submit(), writable() and write_metrics() from any thread; everything else runs
+// on the committer's own thread (which owns the StateMachine) and its watch thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cluster/etcd_client.hpp"
+#include "core/committer.hpp"
+#include "core/state_machine.hpp"
+
+namespace keygate::cluster {
+
+struct EtcdOptions {
+  std::vector<std::string> endpoints;  // "http://host:port"
+  std::string prefix = "/keygate";     // every key keygate writes starts with it
+  std::chrono::milliseconds stale_after{5'000};
+  // Called on the committer's thread when this node cannot go on from its state: etcd has
+  // compacted the history its watch needs. main.cpp ends the process there, and the
+  // restart loads the whole state again.
+  std::function<void(const std::string& why)> on_fatal;
+};
+
+class EtcdCommitter final : public core::Committer {
+ public:
+  EtcdCommitter(core::StateMachine& state, EtcdOptions options);
+  ~EtcdCommitter() override;
+  EtcdCommitter(const EtcdCommitter&) = delete;
+  EtcdCommitter& operator=(const EtcdCommitter&) = delete;
+
+  // Registers the cluster's root key (its hash, stored once; a node with another root key
+  // is refused), loads the whole state at one revision with paged range reads, then
+  // starts watching from the next revision. Throws std::runtime_error when etcd cannot be
+  // reached or holds what this node cannot read.
+  void start(const core::KeyHash& root_key_hash);
+  void stop();
+
+  void submit(core::Submission* s) override;
+  bool writable() const noexcept override;
+  void write_metrics(std::string& out) const override;
+
+  int64_t applied_revision() const noexcept { return applied_.load(std::memory_order_acquire); }
+  uint64_t loaded_records() const noexcept { return loaded_records_; }
+  double load_seconds() const noexcept { return load_seconds_; }
+
+ private:
+  struct Waiting {
+    core::Submission* submission;
+    core::Outcome outcome;
+    int64_t revision;  // answered once applied_ reaches it
+  };
+  struct Retry {
+    core::Submission* submission;
+    int64_t catch_up_to;  // executed again once applied_ reaches it
+    int attempts;
+  };
+
+  void run();
+  void watch_loop();
+  void apply(const WatchBatch& batch);
+  void apply(const KeyValue& kv, bool deleted);
+  void execute(core::Submission* s, int attempts);
+  void check_contact();
+  std::string key(std::string_view kind, std::string_view id) const;
+
+  core::StateMachine& state_;
+  EtcdOptions options_;
+  EtcdClient client_;  // the committer thread's
+  std::unordered_map<core::Id, int64_t, core::IdHash> versions_;  // organization -> mod_revision
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<core::Submission*> queue_;
+  std::deque<WatchBatch> batches_;
+  bool stopping_ = false;
+  std::string watch_error_;  // set by the watch thread when the stream cannot go on
+
+  std::vector<Waiting> waiting_;
+  std::vector<Retry> retries_;
+  std::thread thread_, watcher_;
+  int64_t watch_from_ = 0;  // the watch thread's next start revision
+
+  std::atomic<int64_t> applied_{0};
+  std::atomic<int64_t> store_revision_{0};      // the newest revision seen from etcd
+  std::atomic<int64_t> contact_unix_ms_{0};     // the last answer from etcd (any call or event)
+  std::atomic<bool> loaded_{false};
+  std::atomic<uint64_t> txns_{0}, conflicts_{0}, failures_{0};
+  uint64_t loaded_records_ = 0;
+  double load_seconds_ = 0;
+};
+
+}  // namespace keygate::cluster

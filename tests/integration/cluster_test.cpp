@@ -1,0 +1,238 @@
+// Cluster mode (cluster/etcd_committer.hpp): three keygate nodes on a real three-member etcd
+// cluster started by the test on loopback ports. Every API through any node, revocation
+// everywhere, concurrent conflicting writes from all nodes, and etcd itself going away.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "support/certs.hpp"
+#include "support/etcd_cluster.hpp"
+#include "support/harness.hpp"
+
+using namespace keygate::testing;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Three nodes on one etcd cluster. The first generates the root key; the others are given
+// the same file, as an operator gives every node the cluster's one root key.
+struct Nodes {
+  EtcdCluster etcd{3};
+  std::vector<std::unique_ptr<ServerProcess>> nodes;
+
+  explicit Nodes(std::vector<std::string> extra = {}) {
+    for (int i = 0; i < 3; ++i) {
+      std::vector<std::string> args = {"--etcd", etcd.endpoints(), "--threads", "1"};
+      if (i > 0) args.insert(args.end(), {"--root-key-file", nodes[0]->data_dir() + "/root.key"});
+      args.insert(args.end(), extra.begin(), extra.end());
+      nodes.push_back(std::make_unique<ServerProcess>(args));
+    }
+  }
+  ServerProcess& operator[](int i) { return *nodes[static_cast<size_t>(i)]; }
+  const std::string& root() { return nodes[0]->root_key(); }
+};
+
+long auth(ServerProcess& s, const std::string& key) { return http(s.port(), "GET", "/v1/auth", "", key).status; }
+
+// Polls until `ok` holds or `within` passes; whether it held.
+template <class F>
+bool eventually(F ok, std::chrono::milliseconds within = 5000ms) {
+  const auto deadline = Clock::now() + within;
+  while (!ok()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+std::string code(const HttpResponse& r) { return str(parse_json(r.body), "/error/code"); }
+
+}  // namespace
+
+TEST(Cluster, EveryNodeServesTheApiAndARevocationReachesEveryNode) {
+  Nodes n;
+  // An organization created on A; a key created on B (read-your-writes on B); verified on C.
+  auto org = parse_json(http(n[0].port(), "POST", "/v1/organizations", R"({"name":"Acme"})", n.root()).body);
+  const std::string org_id = str(org, "/data/id"), admin = str(org, "/data/api_key/revealed_key");
+  ASSERT_EQ(org_id.substr(0, 4), "org_");
+  auto created = http(n[1].port(), "POST", "/v1/organizations/" + org_id + "/api-keys", R"({"name":"svc"})", admin);
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string key = str(parse_json(created.body), "/data/revealed_key");
+  const std::string key_id = str(parse_json(created.body), "/data/id");
+  EXPECT_EQ(auth(n[1], key), 200);  // the writer has applied its own change before answering
+  EXPECT_TRUE(eventually([&] { return auth(n[2], key) == 200; }));
+  EXPECT_TRUE(eventually([&] { return auth(n[0], key) == 200; }));
+  // Reads of the admin API on any node.
+  EXPECT_TRUE(eventually([&] {
+    return str(parse_json(http(n[2].port(), "GET", "/v1/organizations/" + org_id + "/api-keys/" + key_id, "", admin).body),
+               "/data/name") == "svc";
+  }));
+  // Revoked on C: fails everywhere, on C before the DELETE returns.
+  ASSERT_EQ(http(n[2].port(), "DELETE", "/v1/organizations/" + org_id + "/api-keys/" + key_id, "", admin).status, 200);
+  EXPECT_EQ(auth(n[2], key), 401);
+  EXPECT_TRUE(eventually([&] { return auth(n[0], key) == 401 && auth(n[1], key) == 401; }));
+  EXPECT_EQ(http(n[0].port(), "GET", "/v1/auth", "", key).header("x-keygate-code"), "REVOKED");
+  // Readiness and the cluster's figures.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(http(n[i].port(), "GET", "/readyz").status, 200);
+    EXPECT_NE(http(n[i].port(), "GET", "/metrics").body.find("keygate_cluster_applied_revision "), std::string::npos);
+  }
+  // A node started now loads everything from etcd.
+  ServerProcess late({"--etcd", n.etcd.endpoints(), "--root-key-file", n[0].data_dir() + "/root.key"});
+  EXPECT_EQ(auth(late, admin), 200);
+  EXPECT_EQ(auth(late, key), 401);
+  // A node with another root key is refused.
+  EXPECT_THROW(ServerProcess({"--etcd", n.etcd.endpoints()}), std::runtime_error);
+}
+
+// Propagation: DELETE returned on A, then the first REVOKED on B (B polled in a tight loop).
+TEST(Cluster, RevocationPropagationTime) {
+  Nodes n;
+  const Tenant t = make_tenant(n[0], "Propagation");
+  constexpr int kRevocations = 200;
+  std::vector<double> ms;
+  for (int i = 0; i < kRevocations; ++i) {
+    const CreatedKey k = make_key(n[0], t, R"({"name":"p"})");
+    ASSERT_TRUE(eventually([&] { return auth(n[1], k.value) == 200; }));
+    ASSERT_EQ(http(n[0].port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + k.id, "", t.key).status, 200);
+    const auto returned = Clock::now();
+    ASSERT_TRUE(eventually([&] { return auth(n[1], k.value) == 401; }, 2000ms));
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - returned).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double p50 = ms[ms.size() / 2], p99 = ms[ms.size() * 99 / 100];
+  std::printf("[ figures  ] revocation propagation A -> B over %d revocations: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+              kRevocations, p50, p99, ms.back());
+  EXPECT_LT(p99, 100.0);
+}
+
+TEST(Cluster, ConflictingWritesFromAllNodesHaveExactlyOneWinner) {
+  Nodes n;
+  // The same slug from three nodes at once, ten times over.
+  for (int round = 0; round < 10; ++round) {
+    std::atomic<int> created{0}, taken{0}, other{0};
+    std::vector<std::thread> writers;
+    for (int i = 0; i < 3; ++i)
+      writers.emplace_back([&, i] {
+        const std::string body = R"({"name":"Same )" + std::to_string(round) + "\"}";
+        auto r = http(n[i].port(), "POST", "/v1/organizations", body, n.root());
+        if (r.status == 201) ++created;
+        else if (r.status == 409 && code(r) == "slug_taken") ++taken;
+        else ++other;
+      });
+    for (auto& w : writers) w.join();
+    EXPECT_EQ(created.load(), 1) << "round " << round;
+    EXPECT_EQ(taken.load(), 2) << "round " << round;
+    EXPECT_EQ(other.load(), 0);
+  }
+  // At most 50 certificates per organization, uploaded from all nodes at once.
+  const Tenant t = make_tenant(n[0], "Certs");
+  std::vector<std::string> pems;
+  for (int i = 0; i < 56; ++i) pems.push_back(make_cert("c" + std::to_string(i)).pem);
+  std::atomic<int> ok{0}, limited{0}, other{0};
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> uploaders;
+  for (int i = 0; i < 3; ++i)
+    uploaders.emplace_back([&, i] {
+      for (size_t c; (c = next++) < pems.size();) {
+        std::string body = "{\"certificate\":\"";
+        for (char ch : pems[c]) body += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+        body += "\"}";
+        auto r = http(n[i].port(), "POST", "/v1/organization/certificates", body, t.key);
+        if (r.status == 200) ++ok;
+        else if (r.status == 400 && code(r) == "certificate_limit_reached") ++limited;
+        else ++other;
+      }
+    });
+  for (auto& u : uploaders) u.join();
+  EXPECT_EQ(ok.load(), 50);
+  EXPECT_EQ(limited.load(), 6);
+  EXPECT_EQ(other.load(), 0);
+  // Keys created from every node in one organization: all there, listed in id order on each.
+  std::vector<std::thread> creators;
+  for (int i = 0; i < 3; ++i)
+    creators.emplace_back([&, i] {
+      for (int k = 0; k < 10; ++k)
+        http(n[i].port(), "POST", "/v1/organizations/" + t.id + "/api-keys", R"({"name":"x"})", t.key);
+    });
+  for (auto& c : creators) c.join();
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(eventually([&] {
+      auto list = parse_json(http(n[i].port(), "GET", "/v1/organizations/" + t.id + "/api-keys?limit=100", "", t.key).body);
+      return str(list, "/data/30/id") != "<missing>" && str(list, "/data/31") == "<missing>";
+    })) << "node " << i;
+}
+
+TEST(Cluster, WithEtcdGoneVerificationGoesOnWritesGet503AndEverythingResumes) {
+  Nodes n({"--etcd-stale-after-ms", "1000"});
+  const Tenant t = make_tenant(n[0], "Outage");
+  ASSERT_TRUE(eventually([&] { return auth(n[2], t.key) == 200; }));
+  for (int m = 0; m < 3; ++m) n.etcd.stop(m);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(auth(n[i], t.key), 200);  // from memory
+  auto refused = http(n[1].port(), "POST", "/v1/organizations/" + t.id + "/api-keys", R"({"name":"x"})", t.key);
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_EQ(code(refused), "storage_unavailable");
+  EXPECT_TRUE(eventually([&] { return http(n[0].port(), "GET", "/readyz").status == 503; }, 5000ms));
+  for (int m = 0; m < 3; ++m) n.etcd.start(m, false);
+  n.etcd.wait_healthy();
+  EXPECT_TRUE(eventually([&] { return http(n[0].port(), "GET", "/readyz").status == 200; }, 10000ms));
+  HttpResponse after;
+  EXPECT_TRUE(eventually([&] {
+    after = http(n[1].port(), "POST", "/v1/organizations/" + t.id + "/api-keys", R"({"name":"y"})", t.key);
+    return after.status == 201;
+  }, 10000ms)) << after.body;
+  const std::string key = str(parse_json(after.body), "/data/revealed_key");
+  EXPECT_TRUE(eventually([&] { return auth(n[0], key) == 200 && auth(n[2], key) == 200; }, 10000ms));
+}
+
+// SIGKILL of the node that writes, and of the etcd leader, under a stream of writes: every
+// acknowledged write is on every node afterwards; verification never stops on the others.
+TEST(Cluster, KilledNodesAndAKilledLeaderLoseNoAcknowledgedWrite) {
+  Nodes n;
+  const Tenant t = make_tenant(n[0], "Faults");
+  std::mutex m;
+  std::vector<std::string> acked;
+  auto write_some = [&](int node, int count) {
+    for (int i = 0; i < count; ++i) {
+      auto r = http(n[node].port(), "POST", "/v1/organizations/" + t.id + "/api-keys", R"({"name":"w"})", t.key);
+      if (r.status == 201) {
+        std::lock_guard l(m);
+        acked.push_back(str(parse_json(r.body), "/data/revealed_key"));
+      }
+    }
+  };
+  // The writing node is killed while a writer thread is going.
+  std::thread writer([&] { write_some(0, 1000); });
+  ASSERT_TRUE(eventually([&] { std::lock_guard l(m); return acked.size() >= 20; }));
+  n[0].kill9();
+  writer.join();
+  // The etcd leader is killed while node B takes writes; C keeps verifying meanwhile.
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed_verifications{0};
+  std::thread verifier([&] {
+    while (!stop) if (auth(n[2], t.key) != 200) ++failed_verifications;
+  });
+  std::thread writer2([&] { write_some(1, 60); });
+  std::this_thread::sleep_for(100ms);
+  const int leader = n.etcd.leader();
+  ASSERT_GE(leader, 0);
+  n.etcd.kill9(leader);
+  writer2.join();
+  stop = true;
+  verifier.join();
+  EXPECT_EQ(failed_verifications.load(), 0);
+  n.etcd.start(leader);
+  n[0].start();  // restarts: loads everything from etcd
+  std::lock_guard l(m);
+  EXPECT_GE(acked.size(), 40u);
+  for (const std::string& k : acked)
+    for (int i = 0; i < 3; ++i)
+      EXPECT_TRUE(eventually([&] { return auth(n[i], k) == 200; })) << "an acknowledged key is missing on node " << i;
+}

@@ -1,0 +1,135 @@
+// Test helpers, not tests (see harness.cpp): a real etcd cluster on loopback.
+#include "support/etcd_cluster.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "support/check.hpp"
+#include "support/harness.hpp"
+
+extern char** environ;
+
+namespace keygate::testing {
+
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    helper_failed(std::string("free_port: ") + std::strerror(errno));
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+EtcdCluster::EtcdCluster(int n) : root_(make_temp_dir()) {
+  if (::access("/usr/bin/etcd", X_OK) != 0)
+    helper_failed("EtcdCluster: /usr/bin/etcd is missing (scripts/setup test installs etcd-server)");
+  for (int i = 0; i < n; ++i) {
+    Member m;
+    m.name = "m" + std::to_string(i);
+    m.dir = root_ + "/" + m.name;
+    m.client = free_port();
+    m.peer = free_port();
+    initial_cluster_ += (i ? "," : "") + m.name + "=http://127.0.0.1:" + std::to_string(m.peer);
+    members_.push_back(m);
+  }
+  for (int i = 0; i < n; ++i) start(i);
+  started_once_ = true;
+  wait_healthy();
+}
+
+EtcdCluster::~EtcdCluster() {
+  for (auto& m : members_)
+    if (m.pid > 0) {
+      ::kill(m.pid, SIGKILL);
+      ::waitpid(m.pid, nullptr, 0);
+    }
+  remove_tree(root_);
+}
+
+std::string EtcdCluster::endpoints() const {
+  std::string out;
+  for (const auto& m : members_) out += (out.empty() ? "" : ",") + std::string("http://127.0.0.1:") + std::to_string(m.client);
+  return out;
+}
+
+void EtcdCluster::start(int i, bool wait) {
+  Member& m = members_[static_cast<size_t>(i)];
+  const std::string client = "http://127.0.0.1:" + std::to_string(m.client);
+  const std::string peer = "http://127.0.0.1:" + std::to_string(m.peer);
+  std::vector<std::string> args = {"/usr/bin/etcd", "--name", m.name, "--data-dir", m.dir,
+                                   "--listen-client-urls", client, "--advertise-client-urls", client,
+                                   "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                                   "--initial-cluster", initial_cluster_, "--initial-cluster-state", "new",
+                                   "--initial-cluster-token", "keygate-test",
+                                   // Short elections: a test that kills the leader waits less.
+                                   "--heartbeat-interval", "50", "--election-timeout", "500",
+                                   "--log-level", "warn"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, (m.dir + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  const int rc = posix_spawn(&m.pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) helper_failed("EtcdCluster: cannot start etcd: " + std::string(std::strerror(rc)));
+  if (started_once_ && wait) wait_healthy();
+}
+
+void EtcdCluster::stop(int i) {
+  Member& m = members_[static_cast<size_t>(i)];
+  if (m.pid <= 0) return;
+  ::kill(m.pid, SIGTERM);
+  ::waitpid(m.pid, nullptr, 0);
+  m.pid = -1;
+}
+
+void EtcdCluster::kill9(int i) {
+  Member& m = members_[static_cast<size_t>(i)];
+  if (m.pid <= 0) return;
+  ::kill(m.pid, SIGKILL);
+  ::waitpid(m.pid, nullptr, 0);
+  m.pid = -1;
+}
+
+void EtcdCluster::wait_healthy() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    bool all = true;
+    for (const auto& m : members_)
+      if (m.pid > 0) all = all && http(m.client, "GET", "/health").body.find("\"true\"") != std::string::npos;
+    if (all) return;
+    if (std::chrono::steady_clock::now() > deadline) helper_failed("EtcdCluster: not healthy within 30 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+int EtcdCluster::leader() const {
+  for (size_t i = 0; i < members_.size(); ++i) {
+    if (members_[i].pid <= 0) continue;
+    const std::string status = http(members_[i].client, "POST", "/v3/maintenance/status", "{}").body;
+    const size_t l = status.find("\"leader\":\""), me = status.find("\"member_id\":\"");
+    if (l == std::string::npos || me == std::string::npos) continue;
+    const std::string leader = status.substr(l + 10, status.find('"', l + 10) - l - 10);
+    const std::string self = status.substr(me + 13, status.find('"', me + 13) - me - 13);
+    if (leader == self) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+}  // namespace keygate::testing

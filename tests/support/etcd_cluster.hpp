@@ -1,0 +1,51 @@
+// Test helper: a real etcd cluster (Debian's etcd-server) of N members on free loopback
+// ports, each with its own data directory, started by the test and stopped with it.
+// Members can be stopped, killed and started again to test faults. Fails the running test
+// (support/check.hpp) when etcd is missing or does not become healthy.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace keygate::testing {
+
+class EtcdCluster {
+ public:
+  explicit EtcdCluster(int members = 3);
+  ~EtcdCluster();
+  EtcdCluster(const EtcdCluster&) = delete;
+
+  // "http://127.0.0.1:P1,http://127.0.0.1:P2,..." for --etcd.
+  std::string endpoints() const;
+  uint16_t client_port(int member) const { return members_[static_cast<size_t>(member)].client; }
+  int size() const { return static_cast<int>(members_.size()); }
+
+  void stop(int member);   // SIGTERM and wait
+  void kill9(int member);
+  // Again, on its data directory; with `wait`, until the cluster is healthy (which needs a
+  // quorum of members running).
+  void start(int member, bool wait = true);
+  // Waits until every running member answers /health with true (30 s at most).
+  void wait_healthy();
+  // The member that is the Raft leader now (-1 if none answers).
+  int leader() const;
+
+ private:
+  struct Member {
+    std::string name, dir;
+    uint16_t client = 0, peer = 0;
+    pid_t pid = -1;
+  };
+  std::string root_;
+  std::string initial_cluster_;
+  std::vector<Member> members_;
+  bool started_once_ = false;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+uint16_t free_port();
+
+}  // namespace keygate::testing
