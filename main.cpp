@@ -18,6 +18,7 @@
 #include <optional>
 #include <thread>
 
+#include "cli/cluster_status.hpp"
 #include "cli/operator.hpp"
 #include "cluster/etcd_committer.hpp"
 #include "core/heap.hpp"
@@ -67,6 +68,7 @@ struct ServeOptions {
   std::string etcd;  // cluster mode: comma-separated etcd endpoints
   std::string etcd_prefix = "/keygate";
   unsigned etcd_stale_after_ms = 5'000;
+  std::string advertise_url;
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   unsigned header_timeout_ms = 10'000;
@@ -138,6 +140,10 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
                  "Cluster mode: the prefix of every key keygate writes")
       ->envname(env("ETCD_PREFIX"))
       ->capture_default_str();
+  cmd.add_option("--advertise-url", o.advertise_url,
+                 "Cluster mode: where other hosts reach this node, http://HOST:PORT (default: the "
+                 "listening address)")
+      ->envname(env("ADVERTISE_URL"));
   cmd.add_option("--etcd-stale-after-ms", o.etcd_stale_after_ms,
                  "Cluster mode: /readyz turns 503 when etcd has not answered for this long")
       ->envname(env("ETCD_STALE_AFTER_MS"))
@@ -213,7 +219,8 @@ std::unique_ptr<persistence::Journal> open_journal(const ServeOptions& o,
 // Cluster mode: the state from etcd, and the committer that writes to it and follows it.
 std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
                                                      core::StateMachine& state,
-                                                     const core::KeyHash& root_hash) {
+                                                     const core::KeyHash& root_hash,
+                                                     const std::string& advertise_url) {
   cluster::EtcdOptions eo;
   for (size_t at = 0; at <= o.etcd.size();) {
     const size_t comma = std::min(o.etcd.find(',', at), o.etcd.size());
@@ -225,6 +232,7 @@ std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
       throw persistence::StartupError("--etcd takes URLs such as http://127.0.0.1:2379, not " + e);
   eo.prefix = o.etcd_prefix;
   eo.stale_after = std::chrono::milliseconds(o.etcd_stale_after_ms);
+  eo.advertise_url = advertise_url;
   // etcd compacted the history this node's watch needs: only a restart, which loads the
   // whole state again, brings it back in step.
   eo.on_fatal = [](const std::string& why) {
@@ -315,7 +323,16 @@ int serve(const ServeOptions& o) {
     journal = open_journal(o, dir, state);
     ctx.committer = journal.get();
   } else {
-    etcd = open_cluster(o, state, root.hash);
+    // Where `keygate cluster status` and operators reach this node: --advertise-url, else
+    // the bound address (a wildcard address is no place to reach).
+    std::string url = o.advertise_url;
+    if (url.empty()) {
+      net::Endpoint at = server.bound();
+      if (at.host == "0.0.0.0") at.host = "127.0.0.1";
+      if (at.host == "::") at.host = "::1";
+      url = "http://" + at.to_string();
+    }
+    etcd = open_cluster(o, state, root.hash, url);
     ctx.committer = etcd.get();
   }
 
@@ -496,6 +513,16 @@ int main(int argc, char** argv) {
   keys_cmd->add_option("--grace-period-seconds", grace,
                        "For rotate: how long the old key keeps working");
   add_target(keys_cmd);
+  std::string cluster_etcd, cluster_prefix = "/keygate";
+  auto* cluster_cmd = cli.add_subcommand(
+      "cluster", "Cluster mode: the nodes registered in etcd and how far each is");
+  cluster_cmd->add_option("action", action, "status")->required()->check(CLI::IsMember({"status"}));
+  cluster_cmd->add_option("--etcd", cluster_etcd, "etcd endpoints, comma-separated")
+      ->envname("KEYGATE_ETCD")
+      ->required();
+  cluster_cmd->add_option("--etcd-prefix", cluster_prefix, "The cluster's key prefix")
+      ->envname("KEYGATE_ETCD_PREFIX")
+      ->capture_default_str();
   CLI11_PARSE(cli, argc, argv);
 
   try {
@@ -505,6 +532,7 @@ int main(int argc, char** argv) {
     }
     if (*serve_cmd) return serve(serve_opts);
     if (*orgs_cmd) return cli::orgs(target, action, org_name, org_slug);
+    if (*cluster_cmd) return cli::cluster_status(cluster_etcd, cluster_prefix);
     if (*keys_cmd)
       return cli::keys(target, action, org_id, key_id, key_name, key_type, key_env, key_scopes,
                        grace);

@@ -143,7 +143,8 @@ struct EtcdClient::Impl {
       std::string failure;
       const long status = post_once(base + path, body, response, failure, 5'000);
       if (status == 200 && parser.parse(response).get(doc) == simdjson::SUCCESS) return true;
-      if (status != 0) failure = base + path + ": HTTP " + std::to_string(status) + " " + response.substr(0, 200);
+      if (status != 0)
+        failure = base + path + ": HTTP " + std::to_string(status) + " " + response.substr(0, 200);
       errors += (errors.empty() ? "" : "; ") + failure;
       current = (current + 1) % endpoints.size();
     }
@@ -163,10 +164,12 @@ EtcdClient::EtcdClient(std::vector<std::string> endpoints) : impl_(std::make_uni
 
 EtcdClient::~EtcdClient() = default;
 
-const std::string& EtcdClient::endpoint() const noexcept { return impl_->endpoints[impl_->current]; }
+const std::string& EtcdClient::endpoint() const noexcept {
+  return impl_->endpoints[impl_->current];
+}
 
-bool EtcdClient::range(std::string_view key, std::string_view range_end, int64_t revision, int64_t limit,
-                       RangeResult& out, std::string& error) {
+bool EtcdClient::range(std::string_view key, std::string_view range_end, int64_t revision,
+                       int64_t limit, RangeResult& out, std::string& error) {
   std::string body;
   core::JsonWriter w(body);
   w.begin_object().field("key", std::string_view(base64(key)));
@@ -194,8 +197,8 @@ bool EtcdClient::range(std::string_view key, std::string_view range_end, int64_t
   return true;
 }
 
-bool EtcdClient::txn(const std::vector<Compare>& compares, const std::vector<Op>& success, TxnResult& out,
-                     std::string& error) {
+bool EtcdClient::txn(const std::vector<Compare>& compares, const std::vector<Op>& success,
+                     TxnResult& out, std::string& error) {
   std::string body;
   core::JsonWriter w(body);
   w.begin_object().key("compare").begin_array();
@@ -205,17 +208,26 @@ bool EtcdClient::txn(const std::vector<Compare>& compares, const std::vector<Op>
         .field("key", std::string_view(base64(c.key)))
         .field("target", mod ? "MOD" : "CREATE")
         .field("result", "EQUAL")
-        .field(mod ? "mod_revision" : "create_revision", std::string_view(std::to_string(c.revision)))
+        .field(mod ? "mod_revision" : "create_revision",
+               std::string_view(std::to_string(c.revision)))
         .end_object();
   }
   w.end_array().key("success").begin_array();
   for (const Op& op : success) {
     w.begin_object();
-    if (op.kind == Op::Kind::put)
-      w.key("request_put").begin_object().field("key", std::string_view(base64(op.key)))
-          .field("value", std::string_view(base64(op.value))).end_object();
-    else
-      w.key("request_delete_range").begin_object().field("key", std::string_view(base64(op.key))).end_object();
+    if (op.kind == Op::Kind::put) {
+      w.key("request_put")
+          .begin_object()
+          .field("key", std::string_view(base64(op.key)))
+          .field("value", std::string_view(base64(op.value)));
+      if (op.lease) w.field("lease", std::string_view(std::to_string(op.lease)));
+      w.end_object();
+    } else {
+      w.key("request_delete_range")
+          .begin_object()
+          .field("key", std::string_view(base64(op.key)))
+          .end_object();
+    }
     w.end_object();
   }
   w.end_array().end_object();
@@ -226,6 +238,25 @@ bool EtcdClient::txn(const std::vector<Compare>& compares, const std::vector<Op>
   out.succeeded = doc["succeeded"].get(succeeded) == simdjson::SUCCESS && succeeded;
   out.revision = int64_field(doc["header"], "revision");
   return true;
+}
+
+int64_t EtcdClient::lease_grant(int64_t ttl_seconds, std::string& error) {
+  const std::string body = "{\"TTL\":\"" + std::to_string(ttl_seconds) + "\"}";
+  simdjson::dom::element doc;
+  std::string response;
+  if (!impl_->call("/v3/lease/grant", body, doc, error, response)) return 0;
+  const int64_t id = int64_field(doc, "ID");
+  if (!id) error = "etcd granted no lease: " + response.substr(0, 200);
+  return id;
+}
+
+int64_t EtcdClient::lease_keepalive(int64_t id, std::string& error) {
+  const std::string body = "{\"ID\":\"" + std::to_string(id) + "\"}";
+  simdjson::dom::element doc;
+  std::string response;
+  // The gateway answers one renewal per request, as a stream of one result.
+  if (!impl_->call("/v3/lease/keepalive", body, doc, error, response)) return -1;
+  return int64_field(doc["result"], "TTL");
 }
 
 bool EtcdClient::put(std::string_view key, std::string_view value, std::string& error) {
@@ -255,12 +286,15 @@ size_t on_watch_bytes(char* data, size_t size, size_t count, void* p) {
     if (line.find_first_not_of(" \r\t") == std::string_view::npos) continue;
     simdjson::dom::element doc;
     WatchBatch batch;
-    if (st->parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS || !read_watch_batch(doc, batch)) {
-      st->error = "etcd's watch stream sent a line that is not a watch response: " + std::string(line.substr(0, 200));
+    if (st->parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS ||
+        !read_watch_batch(doc, batch)) {
+      st->error = "etcd's watch stream sent a line that is not a watch response: " +
+                  std::string(line.substr(0, 200));
       return 0;  // ends the transfer
     }
     bool created = false;
-    if (doc["result"]["created"].get(created) == simdjson::SUCCESS && created && batch.events.empty()) {
+    if (doc["result"]["created"].get(created) == simdjson::SUCCESS && created &&
+        batch.events.empty()) {
       st->created = true;
       continue;
     }
@@ -291,7 +325,9 @@ bool EtcdClient::watch(std::string_view key, std::string_view range_end, int64_t
   core::JsonWriter w(body);
   w.begin_object().key("create_request").begin_object().field("key", std::string_view(base64(key)));
   if (!range_end.empty()) w.field("range_end", std::string_view(base64(range_end)));
-  w.field("start_revision", std::string_view(std::to_string(start_revision))).end_object().end_object();
+  w.field("start_revision", std::string_view(std::to_string(start_revision)))
+      .end_object()
+      .end_object();
 
   WatchState st;
   st.on_batch = &on_batch;
@@ -320,9 +356,12 @@ bool EtcdClient::watch(std::string_view key, std::string_view range_end, int64_t
   if (st.stopped) return true;
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  if (!st.error.empty()) error = st.error;
-  else if (rc != CURLE_OK) error = url + ": " + (message[0] ? message : curl_easy_strerror(rc));
-  else error = url + ": the watch stream ended (HTTP " + std::to_string(status) + ")";
+  if (!st.error.empty())
+    error = st.error;
+  else if (rc != CURLE_OK)
+    error = url + ": " + (message[0] ? message : curl_easy_strerror(rc));
+  else
+    error = url + ": the watch stream ended (HTTP " + std::to_string(status) + ")";
   impl_->current = (impl_->current + 1) % impl_->endpoints.size();  // the next try goes elsewhere
   return false;
 }

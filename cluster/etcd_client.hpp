@@ -39,6 +39,7 @@ struct Compare {
 struct Op {
   enum class Kind { put, del } kind = Kind::put;
   std::string key, value;
+  int64_t lease = 0;  // put: the key goes when the lease expires
 };
 
 struct TxnResult {
@@ -74,6 +75,10 @@ class EtcdClient {
   bool txn(const std::vector<Compare>& compares, const std::vector<Op>& success, TxnResult& out,
            std::string& error);
   bool put(std::string_view key, std::string_view value, std::string& error);
+  // A lease of `ttl_seconds`; its id, or 0 with `error` set.
+  int64_t lease_grant(int64_t ttl_seconds, std::string& error);
+  // Renews a lease; its remaining TTL (0: it expired), or -1 with `error` when etcd did not answer.
+  int64_t lease_keepalive(int64_t id, std::string& error);
 
   // Streams changes to [key, range_end) from `start_revision` on, calling `on_batch` for
   // every response, until the stream ends, `keep_going` returns false (checked at least

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "core/clock.hpp"
+#include "core/json_writer.hpp"
 #include "core/log.hpp"
 #include "persistence/codec.hpp"
 #include "persistence/record.hpp"
@@ -20,7 +21,8 @@ constexpr int64_t kPage = 1'000;  // keys per range read while loading
 core::Error unavailable(const std::string& why) {
   return core::make_error(core::ErrorCode::storage_unavailable,
                           "The cluster's store (etcd) cannot take the change right now, so nothing "
-                          "was changed: " + why + ". Retry later; verification still works.");
+                          "was changed: " +
+                              why + ". Retry later; verification still works.");
 }
 
 std::string hex(const core::KeyHash& h) {
@@ -40,7 +42,9 @@ EtcdCommitter::EtcdCommitter(core::StateMachine& state, EtcdOptions options)
   while (options_.prefix.ends_with('/')) options_.prefix.pop_back();
 }
 
-EtcdCommitter::~EtcdCommitter() { stop(); }
+EtcdCommitter::~EtcdCommitter() {
+  stop();
+}
 
 std::string EtcdCommitter::key(std::string_view kind, std::string_view id) const {
   std::string k = options_.prefix;
@@ -58,12 +62,13 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
   // same key (its value never leaves the node).
   TxnResult created;
   const std::string root = options_.prefix + "/root";
-  if (!client_.txn({Compare{Compare::Target::create, root, 0}}, {Op{Op::Kind::put, root, hex(root_key_hash)}},
-                   created, error))
+  if (!client_.txn({Compare{Compare::Target::create, root, 0}},
+                   {Op{Op::Kind::put, root, hex(root_key_hash)}}, created, error))
     throw std::runtime_error("cannot reach etcd: " + error);
   if (!created.succeeded) {
     RangeResult r;
-    if (!client_.range(root, {}, 0, 0, r, error)) throw std::runtime_error("cannot reach etcd: " + error);
+    if (!client_.range(root, {}, 0, 0, r, error))
+      throw std::runtime_error("cannot reach etcd: " + error);
     if (r.kvs.empty() || r.kvs[0].value != hex(root_key_hash))
       throw std::runtime_error("this node's root key is not the cluster's (" + root +
                                " in etcd holds the hash of another): give every node the same "
@@ -123,7 +128,8 @@ void EtcdCommitter::submit(core::Submission* s) {
 
 bool EtcdCommitter::writable() const noexcept {
   if (!loaded_.load(std::memory_order_acquire)) return false;
-  const int64_t since = static_cast<int64_t>(core::now_ms()) - contact_unix_ms_.load(std::memory_order_relaxed);
+  const int64_t since =
+      static_cast<int64_t>(core::now_ms()) - contact_unix_ms_.load(std::memory_order_relaxed);
   return since <= options_.stale_after.count();
 }
 
@@ -148,13 +154,14 @@ void EtcdCommitter::watch_loop() {
           if (b.compact_revision || b.canceled) {
             std::lock_guard lock(mutex_);
             watch_error_ = b.compact_revision
-                               ? "etcd compacted its history past revision " + std::to_string(watch_from_) +
-                                     ", which this node's watch needs"
+                               ? "etcd compacted its history past revision " +
+                                     std::to_string(watch_from_) + ", which this node's watch needs"
                                : "etcd canceled the watch";
             wake_.notify_all();
             return false;
           }
-          for (const WatchEvent& e : b.events) watch_from_ = std::max(watch_from_, e.kv.mod_revision + 1);
+          for (const WatchEvent& e : b.events)
+            watch_from_ = std::max(watch_from_, e.kv.mod_revision + 1);
           {
             std::lock_guard lock(mutex_);
             batches_.push_back(b);
@@ -192,8 +199,10 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
   if (take("/ver/")) {
     const auto org = core::parse_id(core::IdKind::organization, k);
     if (!org) bad("an organization version");
-    if (deleted) versions_.erase(*org);
-    else versions_[*org] = kv.mod_revision;
+    if (deleted)
+      versions_.erase(*org);
+    else
+      versions_[*org] = kv.mod_revision;
     return;
   }
   if (deleted && take("/cert/")) {
@@ -206,11 +215,15 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
     state_.apply_certificate_deletion(*org, *cert);
     return;
   }
-  // Other deletions are of index keys (an old slug); index keys carry no state of their own.
-  if (deleted || k.starts_with("/slug/") || k.starts_with("/hash/") || k == "/root") return;
+  // Other deletions are of index keys (an old slug); index keys and the nodes' registrations
+  // carry no state of their own.
+  if (deleted || k.starts_with("/slug/") || k.starts_with("/hash/") || k.starts_with("/nodes/") ||
+      k == "/root")
+    return;
   // An entity: its value is a record as the log writes it (FORMAT.md "Records").
   persistence::RecordView r;
-  if (persistence::read_record(kv.value, 0, r) != persistence::ReadStatus::ok) bad("a damaged record");
+  if (persistence::read_record(kv.value, 0, r) != persistence::ReadStatus::ok)
+    bad("a damaged record");
   switch (r.type) {
     case persistence::RecordType::organization: {
       auto o = persistence::decode_organization(r.payload);
@@ -222,7 +235,8 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
       core::KeyHash hash;
       uint64_t last_used = 0;
       auto key = persistence::decode_api_key(r.payload, hash, last_used);
-      if (!key || !state_.index().find_org(key->organization_id) || !state_.index().accepts(hash, key->id))
+      if (!key || !state_.index().find_org(key->organization_id) ||
+          !state_.index().accepts(hash, key->id))
         bad("an API key record");
       state_.apply(hash, std::move(key));
       break;
@@ -301,8 +315,9 @@ void EtcdCommitter::execute(core::Submission* s, int attempts) {
         set_op({Op::Kind::put, k, std::move(value)});
       } else {
         orgs.insert(st.cert->organization_id);
-        const std::string k = key("cert", core::to_string(core::IdKind::organization, st.cert->organization_id) +
-                                              "/" + core::to_string(core::IdKind::certificate, st.cert->id));
+        const std::string k =
+            key("cert", core::to_string(core::IdKind::organization, st.cert->organization_id) +
+                            "/" + core::to_string(core::IdKind::certificate, st.cert->id));
         set_op(st.cert_deleted ? Op{Op::Kind::del, k, {}} : Op{Op::Kind::put, k, std::move(value)});
       }
     }
@@ -338,8 +353,9 @@ void EtcdCommitter::execute(core::Submission* s, int attempts) {
   conflicts_.fetch_add(1, std::memory_order_relaxed);
   if (attempts + 1 >= kMaxAttempts) {
     s->outcome = {};
-    s->outcome.error = unavailable("the organization changed on other nodes " + std::to_string(kMaxAttempts) +
-                                   " times in a row while this change was tried");
+    s->outcome.error =
+        unavailable("the organization changed on other nodes " + std::to_string(kMaxAttempts) +
+                    " times in a row while this change was tried");
     s->done(s);
     return;
   }
@@ -355,6 +371,37 @@ void EtcdCommitter::check_contact() {
     contact_unix_ms_.store(static_cast<int64_t>(core::now_ms()), std::memory_order_relaxed);
     store_revision_.store(std::max(store_revision_.load(std::memory_order_relaxed), r.revision),
                           std::memory_order_relaxed);
+  }
+}
+
+// This node's registration: a key under <prefix>/nodes/ bound to a lease of 10 s, renewed
+// every 3 s. If the lease expired (etcd was away longer than that), a new one is taken.
+void EtcdCommitter::keep_registered() {
+  if (options_.advertise_url.empty()) return;
+  std::string error;
+  if (lease_ && Clock::now() - renewed_ < std::chrono::seconds(3)) return;
+  if (lease_) {
+    const int64_t ttl = client_.lease_keepalive(lease_, error);
+    if (ttl > 0) {
+      renewed_ = Clock::now();
+      return;
+    }
+    if (ttl < 0) return;  // etcd did not answer: try again in a moment, the lease may live
+    lease_ = 0;
+  }
+  const int64_t lease = client_.lease_grant(10, error);
+  if (!lease) return;
+  std::string name = options_.advertise_url.substr(options_.advertise_url.find("://") + 3);
+  std::string value;
+  core::JsonWriter w(value);
+  w.begin_object()
+      .field("url", std::string_view(options_.advertise_url))
+      .field("registered_unix_ms", core::now_ms())
+      .end_object();
+  TxnResult r;
+  if (client_.txn({}, {Op{Op::Kind::put, key("nodes", name), value, lease}}, r, error)) {
+    lease_ = lease;
+    renewed_ = Clock::now();
   }
 }
 
@@ -415,6 +462,7 @@ void EtcdCommitter::run() {
     for (core::Submission* s : fresh) execute(s, 0);
     if (Clock::now() - last_check >= std::chrono::seconds(1)) {
       check_contact();
+      keep_registered();
       last_check = Clock::now();
     }
   }
@@ -444,35 +492,44 @@ void EtcdCommitter::write_metrics(std::string& out) const {
   const int64_t applied = applied_.load(std::memory_order_relaxed);
   const int64_t store = store_revision_.load(std::memory_order_relaxed);
   const int64_t contact = contact_unix_ms_.load(std::memory_order_relaxed);
+  core::appendf(
+      out,
+      "# HELP keygate_cluster_applied_revision The etcd revision this node has applied.\n"
+      "# TYPE keygate_cluster_applied_revision gauge\nkeygate_cluster_applied_revision %lld\n",
+      static_cast<long long>(applied));
+  core::appendf(
+      out,
+      "# HELP keygate_cluster_revision_lag Revisions the store is ahead of this node (as of "
+      "the last contact).\n# TYPE keygate_cluster_revision_lag gauge\nkeygate_cluster_revision_lag "
+      "%lld\n",
+      static_cast<long long>(std::max<int64_t>(0, store - applied)));
+  core::appendf(
+      out,
+      "# HELP keygate_cluster_contact_age_seconds Since etcd last answered this node.\n"
+      "# TYPE keygate_cluster_contact_age_seconds gauge\nkeygate_cluster_contact_age_seconds "
+      "%.3f\n",
+      contact ? static_cast<double>(static_cast<int64_t>(core::now_ms()) - contact) / 1e3 : -1.0);
   core::appendf(out,
-                "# HELP keygate_cluster_applied_revision The etcd revision this node has applied.\n"
-                "# TYPE keygate_cluster_applied_revision gauge\nkeygate_cluster_applied_revision %lld\n",
-                static_cast<long long>(applied));
-  core::appendf(out,
-                "# HELP keygate_cluster_revision_lag Revisions the store is ahead of this node (as of "
-                "the last contact).\n# TYPE keygate_cluster_revision_lag gauge\nkeygate_cluster_revision_lag %lld\n",
-                static_cast<long long>(std::max<int64_t>(0, store - applied)));
-  core::appendf(out,
-                "# HELP keygate_cluster_contact_age_seconds Since etcd last answered this node.\n"
-                "# TYPE keygate_cluster_contact_age_seconds gauge\nkeygate_cluster_contact_age_seconds %.3f\n",
-                contact ? static_cast<double>(static_cast<int64_t>(core::now_ms()) - contact) / 1e3 : -1.0);
-  core::appendf(out,
-                "# HELP keygate_cluster_txns_total Transactions sent to etcd.\n# TYPE keygate_cluster_txns_total "
+                "# HELP keygate_cluster_txns_total Transactions sent to etcd.\n# TYPE "
+                "keygate_cluster_txns_total "
                 "counter\nkeygate_cluster_txns_total %llu\n",
                 static_cast<unsigned long long>(txns_.load(std::memory_order_relaxed)));
-  core::appendf(out,
-                "# HELP keygate_cluster_conflicts_total Transactions refused because another node changed "
-                "the organization first (then executed again).\n# TYPE keygate_cluster_conflicts_total "
-                "counter\nkeygate_cluster_conflicts_total %llu\n",
-                static_cast<unsigned long long>(conflicts_.load(std::memory_order_relaxed)));
-  core::appendf(out,
-                "# HELP keygate_cluster_failures_total Transactions no etcd endpoint answered.\n"
-                "# TYPE keygate_cluster_failures_total counter\nkeygate_cluster_failures_total %llu\n",
-                static_cast<unsigned long long>(failures_.load(std::memory_order_relaxed)));
-  core::appendf(out,
-                "# HELP keygate_log_writable 1 while changes are taken.\n# TYPE keygate_log_writable "
-                "gauge\nkeygate_log_writable %d\n",
-                writable() ? 1 : 0);
+  core::appendf(
+      out,
+      "# HELP keygate_cluster_conflicts_total Transactions refused because another node changed "
+      "the organization first (then executed again).\n# TYPE keygate_cluster_conflicts_total "
+      "counter\nkeygate_cluster_conflicts_total %llu\n",
+      static_cast<unsigned long long>(conflicts_.load(std::memory_order_relaxed)));
+  core::appendf(
+      out,
+      "# HELP keygate_cluster_failures_total Transactions no etcd endpoint answered.\n"
+      "# TYPE keygate_cluster_failures_total counter\nkeygate_cluster_failures_total %llu\n",
+      static_cast<unsigned long long>(failures_.load(std::memory_order_relaxed)));
+  core::appendf(
+      out,
+      "# HELP keygate_log_writable 1 while changes are taken.\n# TYPE keygate_log_writable "
+      "gauge\nkeygate_log_writable %d\n",
+      writable() ? 1 : 0);
 }
 
 }  // namespace keygate::cluster

@@ -40,6 +40,10 @@ struct EtcdOptions {
   std::vector<std::string> endpoints;  // "http://host:port"
   std::string prefix = "/keygate";     // every key keygate writes starts with it
   std::chrono::milliseconds stale_after{5'000};
+  // Where other nodes and `keygate cluster status` reach this node ("http://host:port"):
+  // registered under <prefix>/nodes/ with a lease, so a node that dies leaves the list
+  // within the lease's 10 s. Empty: not registered.
+  std::string advertise_url;
   // Called on the committer's thread when this node cannot go on from its state: etcd has
   // compacted the history its watch needs. main.cpp ends the process there, and the
   // restart loads the whole state again.
@@ -86,11 +90,12 @@ class EtcdCommitter final : public core::Committer {
   void apply(const KeyValue& kv, bool deleted);
   void execute(core::Submission* s, int attempts);
   void check_contact();
+  void keep_registered();
   std::string key(std::string_view kind, std::string_view id) const;
 
   core::StateMachine& state_;
   EtcdOptions options_;
-  EtcdClient client_;  // the committer thread's
+  EtcdClient client_;                                             // the committer thread's
   std::unordered_map<core::Id, int64_t, core::IdHash> versions_;  // organization -> mod_revision
 
   std::mutex mutex_;
@@ -104,10 +109,12 @@ class EtcdCommitter final : public core::Committer {
   std::vector<Retry> retries_;
   std::thread thread_, watcher_;
   int64_t watch_from_ = 0;  // the watch thread's next start revision
+  int64_t lease_ = 0;       // of this node's registration; 0: none yet
+  std::chrono::steady_clock::time_point renewed_;
 
   std::atomic<int64_t> applied_{0};
-  std::atomic<int64_t> store_revision_{0};      // the newest revision seen from etcd
-  std::atomic<int64_t> contact_unix_ms_{0};     // the last answer from etcd (any call or event)
+  std::atomic<int64_t> store_revision_{0};   // the newest revision seen from etcd
+  std::atomic<int64_t> contact_unix_ms_{0};  // the last answer from etcd (any call or event)
   std::atomic<bool> loaded_{false};
   std::atomic<uint64_t> txns_{0}, conflicts_{0}, failures_{0};
   uint64_t loaded_records_ = 0;

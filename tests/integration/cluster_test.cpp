@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -39,7 +40,9 @@ struct Nodes {
   const std::string& root() { return nodes[0]->root_key(); }
 };
 
-long auth(ServerProcess& s, const std::string& key) { return http(s.port(), "GET", "/v1/auth", "", key).status; }
+long auth(ServerProcess& s, const std::string& key) {
+  return http(s.port(), "GET", "/v1/auth", "", key).status;
+}
 
 // Polls until `ok` holds or `within` passes; whether it held.
 template <class F>
@@ -52,17 +55,23 @@ bool eventually(F ok, std::chrono::milliseconds within = 5000ms) {
   return true;
 }
 
-std::string code(const HttpResponse& r) { return str(parse_json(r.body), "/error/code"); }
+std::string code(const HttpResponse& r) {
+  return str(parse_json(r.body), "/error/code");
+}
 
 }  // namespace
 
 TEST(Cluster, EveryNodeServesTheApiAndARevocationReachesEveryNode) {
   Nodes n;
   // An organization created on A; a key created on B (read-your-writes on B); verified on C.
-  auto org = parse_json(http(n[0].port(), "POST", "/v1/organizations", R"({"name":"Acme"})", n.root()).body);
+  auto org = parse_json(
+      http(n[0].port(), "POST", "/v1/organizations", R"({"name":"Acme"})", n.root()).body);
   const std::string org_id = str(org, "/data/id"), admin = str(org, "/data/api_key/revealed_key");
   ASSERT_EQ(org_id.substr(0, 4), "org_");
-  auto created = http(n[1].port(), "POST", "/v1/organizations/" + org_id + "/api-keys", R"({"name":"svc"})", admin);
+  // B knows the organization's key once it has applied A's change (milliseconds later).
+  ASSERT_TRUE(eventually([&] { return auth(n[1], admin) == 200; }));
+  auto created = http(n[1].port(), "POST", "/v1/organizations/" + org_id + "/api-keys",
+                      R"({"name":"svc"})", admin);
   ASSERT_EQ(created.status, 201) << created.body;
   const std::string key = str(parse_json(created.body), "/data/revealed_key");
   const std::string key_id = str(parse_json(created.body), "/data/id");
@@ -71,21 +80,48 @@ TEST(Cluster, EveryNodeServesTheApiAndARevocationReachesEveryNode) {
   EXPECT_TRUE(eventually([&] { return auth(n[0], key) == 200; }));
   // Reads of the admin API on any node.
   EXPECT_TRUE(eventually([&] {
-    return str(parse_json(http(n[2].port(), "GET", "/v1/organizations/" + org_id + "/api-keys/" + key_id, "", admin).body),
+    return str(parse_json(http(n[2].port(), "GET",
+                               "/v1/organizations/" + org_id + "/api-keys/" + key_id, "", admin)
+                              .body),
                "/data/name") == "svc";
   }));
   // Revoked on C: fails everywhere, on C before the DELETE returns.
-  ASSERT_EQ(http(n[2].port(), "DELETE", "/v1/organizations/" + org_id + "/api-keys/" + key_id, "", admin).status, 200);
+  ASSERT_EQ(
+      http(n[2].port(), "DELETE", "/v1/organizations/" + org_id + "/api-keys/" + key_id, "", admin)
+          .status,
+      200);
   EXPECT_EQ(auth(n[2], key), 401);
   EXPECT_TRUE(eventually([&] { return auth(n[0], key) == 401 && auth(n[1], key) == 401; }));
   EXPECT_EQ(http(n[0].port(), "GET", "/v1/auth", "", key).header("x-keygate-code"), "REVOKED");
   // Readiness and the cluster's figures.
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(http(n[i].port(), "GET", "/readyz").status, 200);
-    EXPECT_NE(http(n[i].port(), "GET", "/metrics").body.find("keygate_cluster_applied_revision "), std::string::npos);
+    EXPECT_NE(http(n[i].port(), "GET", "/metrics").body.find("keygate_cluster_applied_revision "),
+              std::string::npos);
   }
+  // `keygate cluster status` lists the three nodes (registered with a lease), each ready.
+  std::string status;
+  int exit_status = -1;
+  EXPECT_TRUE(eventually(
+      [&] {
+        FILE* p = popen(
+            (std::string(KEYGATE_BINARY) + " cluster status --etcd " + n.etcd.endpoints() + " 2>&1")
+                .c_str(),
+            "r");
+        status.clear();
+        char buf[4096];
+        while (size_t got = fread(buf, 1, sizeof buf, p)) status.append(buf, got);
+        exit_status = pclose(p);
+        return status.find("3 node(s) registered") != std::string::npos;
+      },
+      8000ms))
+      << status;
+  EXPECT_EQ(exit_status, 0) << status;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_NE(status.find("127.0.0.1:" + std::to_string(n[i].port())), std::string::npos) << status;
   // A node started now loads everything from etcd.
-  ServerProcess late({"--etcd", n.etcd.endpoints(), "--root-key-file", n[0].data_dir() + "/root.key"});
+  ServerProcess late(
+      {"--etcd", n.etcd.endpoints(), "--root-key-file", n[0].data_dir() + "/root.key"});
   EXPECT_EQ(auth(late, admin), 200);
   EXPECT_EQ(auth(late, key), 401);
   // A node with another root key is refused.
@@ -96,20 +132,26 @@ TEST(Cluster, EveryNodeServesTheApiAndARevocationReachesEveryNode) {
 TEST(Cluster, RevocationPropagationTime) {
   Nodes n;
   const Tenant t = make_tenant(n[0], "Propagation");
+  ASSERT_TRUE(eventually([&] { return auth(n[1], t.key) == 200 && auth(n[2], t.key) == 200; }));
   constexpr int kRevocations = 200;
   std::vector<double> ms;
   for (int i = 0; i < kRevocations; ++i) {
     const CreatedKey k = make_key(n[0], t, R"({"name":"p"})");
     ASSERT_TRUE(eventually([&] { return auth(n[1], k.value) == 200; }));
-    ASSERT_EQ(http(n[0].port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + k.id, "", t.key).status, 200);
+    ASSERT_EQ(
+        http(n[0].port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + k.id, "", t.key)
+            .status,
+        200);
     const auto returned = Clock::now();
     ASSERT_TRUE(eventually([&] { return auth(n[1], k.value) == 401; }, 2000ms));
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - returned).count());
   }
   std::sort(ms.begin(), ms.end());
   const double p50 = ms[ms.size() / 2], p99 = ms[ms.size() * 99 / 100];
-  std::printf("[ figures  ] revocation propagation A -> B over %d revocations: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-              kRevocations, p50, p99, ms.back());
+  std::printf(
+      "[ figures  ] revocation propagation A -> B over %d revocations: p50 %.2f ms, p99 %.2f ms, "
+      "max %.2f ms\n",
+      kRevocations, p50, p99, ms.back());
   EXPECT_LT(p99, 100.0);
 }
 
@@ -123,9 +165,12 @@ TEST(Cluster, ConflictingWritesFromAllNodesHaveExactlyOneWinner) {
       writers.emplace_back([&, i] {
         const std::string body = R"({"name":"Same )" + std::to_string(round) + "\"}";
         auto r = http(n[i].port(), "POST", "/v1/organizations", body, n.root());
-        if (r.status == 201) ++created;
-        else if (r.status == 409 && code(r) == "slug_taken") ++taken;
-        else ++other;
+        if (r.status == 201)
+          ++created;
+        else if (r.status == 409 && code(r) == "slug_taken")
+          ++taken;
+        else
+          ++other;
       });
     for (auto& w : writers) w.join();
     EXPECT_EQ(created.load(), 1) << "round " << round;
@@ -134,6 +179,7 @@ TEST(Cluster, ConflictingWritesFromAllNodesHaveExactlyOneWinner) {
   }
   // At most 50 certificates per organization, uploaded from all nodes at once.
   const Tenant t = make_tenant(n[0], "Certs");
+  ASSERT_TRUE(eventually([&] { return auth(n[1], t.key) == 200 && auth(n[2], t.key) == 200; }));
   std::vector<std::string> pems;
   for (int i = 0; i < 56; ++i) pems.push_back(make_cert("c" + std::to_string(i)).pem);
   std::atomic<int> ok{0}, limited{0}, other{0};
@@ -146,9 +192,12 @@ TEST(Cluster, ConflictingWritesFromAllNodesHaveExactlyOneWinner) {
         for (char ch : pems[c]) body += ch == '\n' ? std::string("\\n") : std::string(1, ch);
         body += "\"}";
         auto r = http(n[i].port(), "POST", "/v1/organization/certificates", body, t.key);
-        if (r.status == 200) ++ok;
-        else if (r.status == 400 && code(r) == "certificate_limit_reached") ++limited;
-        else ++other;
+        if (r.status == 200)
+          ++ok;
+        else if (r.status == 400 && code(r) == "certificate_limit_reached")
+          ++limited;
+        else
+          ++other;
       }
     });
   for (auto& u : uploaders) u.join();
@@ -160,36 +209,49 @@ TEST(Cluster, ConflictingWritesFromAllNodesHaveExactlyOneWinner) {
   for (int i = 0; i < 3; ++i)
     creators.emplace_back([&, i] {
       for (int k = 0; k < 10; ++k)
-        http(n[i].port(), "POST", "/v1/organizations/" + t.id + "/api-keys", R"({"name":"x"})", t.key);
+        http(n[i].port(), "POST", "/v1/organizations/" + t.id + "/api-keys", R"({"name":"x"})",
+             t.key);
     });
   for (auto& c : creators) c.join();
   for (int i = 0; i < 3; ++i)
     EXPECT_TRUE(eventually([&] {
-      auto list = parse_json(http(n[i].port(), "GET", "/v1/organizations/" + t.id + "/api-keys?limit=100", "", t.key).body);
+      auto list = parse_json(
+          http(n[i].port(), "GET", "/v1/organizations/" + t.id + "/api-keys?limit=100", "", t.key)
+              .body);
       return str(list, "/data/30/id") != "<missing>" && str(list, "/data/31") == "<missing>";
-    })) << "node " << i;
+    })) << "node "
+        << i;
 }
 
 TEST(Cluster, WithEtcdGoneVerificationGoesOnWritesGet503AndEverythingResumes) {
   Nodes n({"--etcd-stale-after-ms", "1000"});
   const Tenant t = make_tenant(n[0], "Outage");
+  ASSERT_TRUE(eventually([&] { return auth(n[1], t.key) == 200 && auth(n[2], t.key) == 200; }));
   ASSERT_TRUE(eventually([&] { return auth(n[2], t.key) == 200; }));
   for (int m = 0; m < 3; ++m) n.etcd.stop(m);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(auth(n[i], t.key), 200);  // from memory
-  auto refused = http(n[1].port(), "POST", "/v1/organizations/" + t.id + "/api-keys", R"({"name":"x"})", t.key);
+  auto refused = http(n[1].port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
+                      R"({"name":"x"})", t.key);
   EXPECT_EQ(refused.status, 503) << refused.body;
   EXPECT_EQ(code(refused), "storage_unavailable");
-  EXPECT_TRUE(eventually([&] { return http(n[0].port(), "GET", "/readyz").status == 503; }, 5000ms));
+  EXPECT_TRUE(
+      eventually([&] { return http(n[0].port(), "GET", "/readyz").status == 503; }, 5000ms));
   for (int m = 0; m < 3; ++m) n.etcd.start(m, false);
   n.etcd.wait_healthy();
-  EXPECT_TRUE(eventually([&] { return http(n[0].port(), "GET", "/readyz").status == 200; }, 10000ms));
+  EXPECT_TRUE(
+      eventually([&] { return http(n[0].port(), "GET", "/readyz").status == 200; }, 10000ms));
   HttpResponse after;
-  EXPECT_TRUE(eventually([&] {
-    after = http(n[1].port(), "POST", "/v1/organizations/" + t.id + "/api-keys", R"({"name":"y"})", t.key);
-    return after.status == 201;
-  }, 10000ms)) << after.body;
+  EXPECT_TRUE(eventually(
+      [&] {
+        after = http(n[1].port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
+                     R"({"name":"y"})", t.key);
+        return after.status == 201;
+      },
+      10000ms))
+      << after.body;
   const std::string key = str(parse_json(after.body), "/data/revealed_key");
-  EXPECT_TRUE(eventually([&] { return auth(n[0], key) == 200 && auth(n[2], key) == 200; }, 10000ms));
+  EXPECT_TRUE(
+      eventually([&] { return auth(n[0], key) == 200 && auth(n[2], key) == 200; }, 10000ms));
 }
 
 // SIGKILL of the node that writes, and of the etcd leader, under a stream of writes: every
@@ -197,11 +259,13 @@ TEST(Cluster, WithEtcdGoneVerificationGoesOnWritesGet503AndEverythingResumes) {
 TEST(Cluster, KilledNodesAndAKilledLeaderLoseNoAcknowledgedWrite) {
   Nodes n;
   const Tenant t = make_tenant(n[0], "Faults");
+  ASSERT_TRUE(eventually([&] { return auth(n[1], t.key) == 200 && auth(n[2], t.key) == 200; }));
   std::mutex m;
   std::vector<std::string> acked;
   auto write_some = [&](int node, int count) {
     for (int i = 0; i < count; ++i) {
-      auto r = http(n[node].port(), "POST", "/v1/organizations/" + t.id + "/api-keys", R"({"name":"w"})", t.key);
+      auto r = http(n[node].port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
+                    R"({"name":"w"})", t.key);
       if (r.status == 201) {
         std::lock_guard l(m);
         acked.push_back(str(parse_json(r.body), "/data/revealed_key"));
@@ -210,14 +274,18 @@ TEST(Cluster, KilledNodesAndAKilledLeaderLoseNoAcknowledgedWrite) {
   };
   // The writing node is killed while a writer thread is going.
   std::thread writer([&] { write_some(0, 1000); });
-  ASSERT_TRUE(eventually([&] { std::lock_guard l(m); return acked.size() >= 20; }));
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard l(m);
+    return acked.size() >= 20;
+  }));
   n[0].kill9();
   writer.join();
   // The etcd leader is killed while node B takes writes; C keeps verifying meanwhile.
   std::atomic<bool> stop{false};
   std::atomic<int> failed_verifications{0};
   std::thread verifier([&] {
-    while (!stop) if (auth(n[2], t.key) != 200) ++failed_verifications;
+    while (!stop)
+      if (auth(n[2], t.key) != 200) ++failed_verifications;
   });
   std::thread writer2([&] { write_some(1, 60); });
   std::this_thread::sleep_for(100ms);
@@ -234,5 +302,6 @@ TEST(Cluster, KilledNodesAndAKilledLeaderLoseNoAcknowledgedWrite) {
   EXPECT_GE(acked.size(), 40u);
   for (const std::string& k : acked)
     for (int i = 0; i < 3; ++i)
-      EXPECT_TRUE(eventually([&] { return auth(n[i], k) == 200; })) << "an acknowledged key is missing on node " << i;
+      EXPECT_TRUE(eventually([&] { return auth(n[i], k) == 200; }))
+          << "an acknowledged key is missing on node " << i;
 }

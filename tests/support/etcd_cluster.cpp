@@ -36,7 +36,8 @@ uint16_t free_port() {
 
 EtcdCluster::EtcdCluster(int n) : root_(make_temp_dir()) {
   if (::access("/usr/bin/etcd", X_OK) != 0)
-    helper_failed("EtcdCluster: /usr/bin/etcd is missing (scripts/setup test installs etcd-server)");
+    helper_failed(
+        "EtcdCluster: /usr/bin/etcd is missing (scripts/setup test installs etcd-server)");
   for (int i = 0; i < n; ++i) {
     Member m;
     m.name = "m" + std::to_string(i);
@@ -62,7 +63,8 @@ EtcdCluster::~EtcdCluster() {
 
 std::string EtcdCluster::endpoints() const {
   std::string out;
-  for (const auto& m : members_) out += (out.empty() ? "" : ",") + std::string("http://127.0.0.1:") + std::to_string(m.client);
+  for (const auto& m : members_)
+    out += (out.empty() ? "" : ",") + std::string("http://127.0.0.1:") + std::to_string(m.client);
   return out;
 }
 
@@ -70,20 +72,20 @@ void EtcdCluster::start(int i, bool wait) {
   Member& m = members_[static_cast<size_t>(i)];
   const std::string client = "http://127.0.0.1:" + std::to_string(m.client);
   const std::string peer = "http://127.0.0.1:" + std::to_string(m.peer);
-  std::vector<std::string> args = {"/usr/bin/etcd", "--name", m.name, "--data-dir", m.dir,
-                                   "--listen-client-urls", client, "--advertise-client-urls", client,
-                                   "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                                   "--initial-cluster", initial_cluster_, "--initial-cluster-state", "new",
-                                   "--initial-cluster-token", "keygate-test",
-                                   // Short elections: a test that kills the leader waits less.
-                                   "--heartbeat-interval", "50", "--election-timeout", "500",
-                                   "--log-level", "warn"};
+  std::vector<std::string> args = {
+      "/usr/bin/etcd", "--name", m.name, "--data-dir", m.dir, "--listen-client-urls", client,
+      "--advertise-client-urls", client, "--listen-peer-urls", peer,
+      "--initial-advertise-peer-urls", peer, "--initial-cluster", initial_cluster_,
+      "--initial-cluster-state", "new", "--initial-cluster-token", "keygate-test",
+      // Short elections: a test that kills the leader waits less.
+      "--heartbeat-interval", "50", "--election-timeout", "500", "--log-level", "warn"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, (m.dir + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_addopen(&fa, 1, (m.dir + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                   0600);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   const int rc = posix_spawn(&m.pid, argv[0], &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
@@ -112,9 +114,11 @@ void EtcdCluster::wait_healthy() {
   for (;;) {
     bool all = true;
     for (const auto& m : members_)
-      if (m.pid > 0) all = all && http(m.client, "GET", "/health").body.find("\"true\"") != std::string::npos;
+      if (m.pid > 0)
+        all = all && http(m.client, "GET", "/health").body.find("\"true\"") != std::string::npos;
     if (all) return;
-    if (std::chrono::steady_clock::now() > deadline) helper_failed("EtcdCluster: not healthy within 30 s");
+    if (std::chrono::steady_clock::now() > deadline)
+      helper_failed("EtcdCluster: not healthy within 30 s");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
@@ -122,7 +126,8 @@ void EtcdCluster::wait_healthy() {
 int EtcdCluster::leader() const {
   for (size_t i = 0; i < members_.size(); ++i) {
     if (members_[i].pid <= 0) continue;
-    const std::string status = http(members_[i].client, "POST", "/v3/maintenance/status", "{}").body;
+    const std::string status =
+        http(members_[i].client, "POST", "/v3/maintenance/status", "{}").body;
     const size_t l = status.find("\"leader\":\""), me = status.find("\"member_id\":\"");
     if (l == std::string::npos || me == std::string::npos) continue;
     const std::string leader = status.substr(l + 10, status.find('"', l + 10) - l - 10);

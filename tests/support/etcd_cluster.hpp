@@ -23,7 +23,7 @@ class EtcdCluster {
   uint16_t client_port(int member) const { return members_[static_cast<size_t>(member)].client; }
   int size() const { return static_cast<int>(members_.size()); }
 
-  void stop(int member);   // SIGTERM and wait
+  void stop(int member);  // SIGTERM and wait
   void kill9(int member);
   // Again, on its data directory; with `wait`, until the cluster is healthy (which needs a
   // quorum of members running).
