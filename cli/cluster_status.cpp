@@ -70,7 +70,8 @@ int cluster_status(const std::string& etcd_endpoints, const std::string& prefix_
   for (const auto& kv : nodes.kvs) {
     simdjson::dom::element doc;
     std::string_view url;
-    if (parser.parse(kv.value).get(doc) != simdjson::SUCCESS || doc["url"].get(url) != simdjson::SUCCESS) {
+    if (parser.parse(kv.value).get(doc) != simdjson::SUCCESS ||
+        doc["url"].get(url) != simdjson::SUCCESS) {
       std::printf("%-28s (a registration that is not keygate's)\n", kv.key.c_str());
       status = 1;
       continue;
