@@ -17,6 +17,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kMaxAttempts = 32;  // conflicts in a row before a write is given up (503)
 constexpr int64_t kPage = 1'000;  // keys per range read while loading
+// Commands per transaction. etcd takes at most 128 operations in one (--max-txn-ops); a
+// command stages one to three records (a rotation, an organization with its first key),
+// each at most three operations with its index keys, plus one version key per organization.
+constexpr size_t kBatch = 16;
+constexpr size_t kMaxStagedRecords = 24;  // before another command is added (at most 11 more)
 
 core::Error unavailable(const std::string& why) {
   return core::make_error(core::ErrorCode::storage_unavailable,
@@ -263,14 +268,32 @@ void EtcdCommitter::apply(const WatchBatch& b) {
                         std::memory_order_relaxed);
 }
 
-// Executes one command against the state as of applied_, and commits what it staged in one
-// transaction guarded by the versions of the organizations it touched.
-void EtcdCommitter::execute(core::Submission* s, int attempts) {
-  core::Outcome out = state_.execute(s->command, core::now_ms());
-  if (out.error) {
+// Executes commands against the state as of applied_, one after the other as the journal
+// does (each sees what the earlier ones staged), and commits everything they staged in one
+// transaction guarded by the versions of the organizations they touched: etcd's group
+// commit. A conflict sends the whole batch back to be executed again once caught up.
+void EtcdCommitter::execute(std::vector<Retry>& batch) {
+  std::vector<Retry> staged_by;  // the commands whose changes are in this transaction
+  std::vector<core::Outcome> outcomes;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Retry& r = batch[i];
+    if (state_.staged().size() >= kMaxStagedRecords) {  // the rest go in the next transaction
+      std::lock_guard lock(mutex_);
+      for (size_t j = batch.size(); j > i; --j) queue_.push_front(batch[j - 1].submission);
+      break;
+    }
+    core::Outcome out = state_.execute(r.submission->command, core::now_ms());
+    if (out.error) {  // refused: nothing staged, answered at once
+      r.submission->outcome = std::move(out);
+      r.submission->done(r.submission);
+      continue;
+    }
+    staged_by.push_back(r);
+    outcomes.push_back(std::move(out));
+  }
+  batch.clear();
+  if (staged_by.empty()) {
     state_.discard();
-    s->outcome = std::move(out);
-    s->done(s);
     return;
   }
   std::vector<Compare> compares;
@@ -336,30 +359,35 @@ void EtcdCommitter::execute(core::Submission* s, int attempts) {
   if (!client_.txn(compares, list, r, error)) {
     failures_.fetch_add(1, std::memory_order_relaxed);
     core::log(core::Level::error, "cluster.txn_failed", {{"error", error}});
-    s->outcome = {};
-    s->outcome.error = unavailable("no etcd endpoint answered");
-    s->done(s);
+    for (Retry& p : staged_by) {
+      p.submission->outcome = {};
+      p.submission->outcome.error = unavailable("no etcd endpoint answered");
+      p.submission->done(p.submission);
+    }
     return;
   }
   contact_unix_ms_.store(static_cast<int64_t>(core::now_ms()), std::memory_order_relaxed);
   store_revision_.store(std::max(store_revision_.load(std::memory_order_relaxed), r.revision),
                         std::memory_order_relaxed);
   if (r.succeeded) {
-    waiting_.push_back({s, std::move(out), r.revision});
+    for (size_t i = 0; i < staged_by.size(); ++i)
+      waiting_.push_back({staged_by[i].submission, std::move(outcomes[i]), r.revision});
     return;
   }
-  // Another node changed the organization (or took the slug, or the hash) after our
-  // revision: catch up to the store's revision and decide again.
+  // Another node changed an organization (or took a slug, or a hash) after our revision:
+  // catch up to the store's revision and decide again.
   conflicts_.fetch_add(1, std::memory_order_relaxed);
-  if (attempts + 1 >= kMaxAttempts) {
-    s->outcome = {};
-    s->outcome.error =
-        unavailable("the organization changed on other nodes " + std::to_string(kMaxAttempts) +
-                    " times in a row while this change was tried");
-    s->done(s);
-    return;
+  for (Retry& p : staged_by) {
+    if (p.attempts + 1 >= kMaxAttempts) {
+      p.submission->outcome = {};
+      p.submission->outcome.error =
+          unavailable("the organization changed on other nodes " + std::to_string(kMaxAttempts) +
+                      " times in a row while this change was tried");
+      p.submission->done(p.submission);
+      continue;
+    }
+    retries_.push_back({p.submission, r.revision, p.attempts + 1});
   }
-  retries_.push_back({s, r.revision, attempts + 1});
 }
 
 // How far behind the store this node is: one small read a second when nothing else spoke
@@ -410,7 +438,7 @@ void EtcdCommitter::run() {
   auto last_check = Clock::now();
   for (;;) {
     std::deque<WatchBatch> batches;
-    std::deque<core::Submission*> fresh;
+    std::vector<Retry> fresh;
     std::string fatal;
     {
       std::unique_lock lock(mutex_);
@@ -422,9 +450,10 @@ void EtcdCommitter::run() {
       if (stopping_) break;
       batches.swap(batches_);
       fatal = watch_error_;
-      // One change in flight at a time: the next is taken once the last is applied.
-      if (waiting_.empty() && retries_.empty() && !queue_.empty()) {
-        fresh.push_back(queue_.front());
+      // One transaction in flight at a time, carrying what queued meanwhile (up to
+      // kBatch commands): the next is sent once the last is applied.
+      while (waiting_.empty() && retries_.empty() && !queue_.empty() && fresh.size() < kBatch) {
+        fresh.push_back({queue_.front(), 0, 0});
         queue_.pop_front();
       }
     }
@@ -432,7 +461,7 @@ void EtcdCommitter::run() {
       core::log(core::Level::error, "cluster.cannot_follow", {{"error", fatal}});
       if (options_.on_fatal) options_.on_fatal(fatal);
       loaded_.store(false, std::memory_order_release);  // not ready; writes refused
-      for (core::Submission* s : fresh) queue_.push_front(s);
+      for (auto it = fresh.rbegin(); it != fresh.rend(); ++it) queue_.push_front(it->submission);
       break;
     }
     try {
@@ -454,12 +483,14 @@ void EtcdCommitter::run() {
       w.submission->done(w.submission);
       return true;
     });
-    if (!retries_.empty() && retries_.front().catch_up_to <= applied) {
-      const Retry r = retries_.front();
-      retries_.erase(retries_.begin());
-      execute(r.submission, r.attempts);
+    if (!retries_.empty() && std::all_of(retries_.begin(), retries_.end(), [&](const Retry& r) {
+          return r.catch_up_to <= applied;
+        })) {
+      std::vector<Retry> again;
+      again.swap(retries_);
+      execute(again);
     }
-    for (core::Submission* s : fresh) execute(s, 0);
+    if (!fresh.empty()) execute(fresh);
     if (Clock::now() - last_check >= std::chrono::seconds(1)) {
       check_contact();
       keep_registered();

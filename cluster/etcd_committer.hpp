@@ -88,7 +88,7 @@ class EtcdCommitter final : public core::Committer {
   void watch_loop();
   void apply(const WatchBatch& batch);
   void apply(const KeyValue& kv, bool deleted);
-  void execute(core::Submission* s, int attempts);
+  void execute(std::vector<Retry>& batch);
   void check_contact();
   void keep_registered();
   std::string key(std::string_view kind, std::string_view id) const;
