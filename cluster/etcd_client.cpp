@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 #include <stdexcept>
+#include <vector>
 
 #include "core/json_writer.hpp"
 
@@ -22,6 +23,29 @@ std::string prefix_end(std::string_view prefix) {
     end.pop_back();
   }
   return std::string(1, '\0');  // etcd: every key
+}
+
+std::string midpoint(std::string_view low, std::string_view high) {
+  // Both as base-256 fractions of the same length (zeros appended), then their average.
+  const size_t n = std::max(low.size(), high.size()) + 1;
+  std::vector<unsigned> sum(n + 1, 0);
+  for (size_t i = n; i-- > 0;) {
+    const unsigned a = i < low.size() ? static_cast<unsigned char>(low[i]) : 0;
+    const unsigned b = i < high.size() ? static_cast<unsigned char>(high[i]) : 0;
+    sum[i + 1] += a + b;
+    sum[i] += sum[i + 1] >> 8;
+    sum[i + 1] &= 0xff;
+  }
+  std::string mid(n, '\0');
+  unsigned carry = sum[0];  // the bit above the first byte
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned v = (carry << 8) | sum[i + 1];
+    mid[i] = static_cast<char>(v >> 1);
+    carry = v & 1;
+  }
+  while (!mid.empty() && mid.back() == '\0') mid.pop_back();
+  if (!(std::string_view(mid) > low && std::string_view(mid) < high)) return {};
+  return mid;
 }
 
 std::string base64(std::string_view bytes) {
@@ -194,6 +218,22 @@ bool EtcdClient::range(std::string_view key, std::string_view range_end, int64_t
       }
       out.kvs.push_back(std::move(kv));
     }
+  return true;
+}
+
+bool EtcdClient::count(std::string_view key, std::string_view range_end, int64_t revision,
+                       int64_t& out, int64_t& store_revision, std::string& error) {
+  std::string body;
+  core::JsonWriter w(body);
+  w.begin_object().field("key", std::string_view(base64(key)));
+  if (!range_end.empty()) w.field("range_end", std::string_view(base64(range_end)));
+  if (revision) w.field("revision", std::string_view(std::to_string(revision)));
+  w.field("count_only", true).end_object();
+  simdjson::dom::element doc;
+  std::string response;
+  if (!impl_->call("/v3/kv/range", body, doc, error, response)) return false;
+  out = int64_field(doc, "count");
+  store_revision = int64_field(doc["header"], "revision");
   return true;
 }
 

@@ -72,6 +72,10 @@ class EtcdClient {
   // Keys in [key, range_end) (range_end empty: just `key`), as of `revision` (0: now).
   bool range(std::string_view key, std::string_view range_end, int64_t revision, int64_t limit,
              RangeResult& out, std::string& error);
+  // How many keys are in [key, range_end) as of `revision` (0: now); `store_revision` gets
+  // the store's revision.
+  bool count(std::string_view key, std::string_view range_end, int64_t revision, int64_t& out,
+             int64_t& store_revision, std::string& error);
   bool txn(const std::vector<Compare>& compares, const std::vector<Op>& success, TxnResult& out,
            std::string& error);
   bool put(std::string_view key, std::string_view value, std::string& error);
@@ -97,6 +101,9 @@ class EtcdClient {
 
 // The end of the range of every key that starts with `prefix`.
 std::string prefix_end(std::string_view prefix);
+// A key between `low` and `high` (low < result < high in byte order), to split a range in
+// two; empty when there is none (high is low's immediate successor).
+std::string midpoint(std::string_view low, std::string_view high);
 std::string base64(std::string_view bytes);
 bool unbase64(std::string_view text, std::string& out);
 

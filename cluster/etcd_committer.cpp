@@ -16,7 +16,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr int kMaxAttempts = 32;  // conflicts in a row before a write is given up (503)
-constexpr int64_t kPage = 1'000;  // keys per range read while loading
+constexpr int64_t kPage = 2'000;  // keys per range read while loading, at most
 // Commands per transaction. etcd takes at most 128 operations in one (--max-txn-ops); a
 // command stages one to three records (a rotation, an organization with its first key),
 // each at most three operations with its index keys, plus one version key per organization.
@@ -30,34 +30,47 @@ core::Error unavailable(const std::string& why) {
                               why + ". Retry later; verification still works.");
 }
 
-std::string hex(const core::KeyHash& h) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : h) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
-  }
-  return out;
-}
-
 }  // namespace
 
 EtcdCommitter::EtcdCommitter(core::StateMachine& state, EtcdOptions options)
-    : state_(state), options_(std::move(options)), client_(options_.endpoints) {
-  while (options_.prefix.ends_with('/')) options_.prefix.pop_back();
+    : state_(state),
+      options_(std::move(options)),
+      layout_(options_.prefix),
+      client_(options_.endpoints) {
+  options_.prefix = layout_.prefix();
 }
 
 EtcdCommitter::~EtcdCommitter() {
   stop();
 }
 
-std::string EtcdCommitter::key(std::string_view kind, std::string_view id) const {
-  std::string k = options_.prefix;
-  k += '/';
-  k += kind;
-  k += '/';
-  k += id;
-  return k;
+// Reads [from, to) as of `revision` into the state, in key order. etcd 3.4 walks the whole
+// remainder of a range to count it even when a page is asked for, so paging through N keys
+// a thousand at a time costs N^2 / 2000 index steps (226 s for 1 M keys, measured). Instead
+// a range that holds more than a page is split at a key between its ends and each half is
+// loaded in turn: N log N steps. `known` is the range's count, when already asked (-1: not).
+void EtcdCommitter::load(const std::string& from, const std::string& to, int64_t revision,
+                         int64_t known) {
+  std::string error;
+  int64_t count = known, store = 0;
+  if (count < 0 && !client_.count(from, to, revision, count, store, error))
+    throw std::runtime_error("cannot load the state from etcd: " + error);
+  if (count == 0) return;
+  const std::string mid = count > kPage ? midpoint(from, to) : std::string();
+  if (mid.empty()) {
+    RangeResult all;
+    if (!client_.range(from, to, revision, 0, all, error))
+      throw std::runtime_error("cannot load the state from etcd: " + error);
+    core::ReadSection rs;
+    for (const KeyValue& kv : all.kvs) apply(kv, false);
+    loaded_records_ += all.kvs.size();
+    return;
+  }
+  int64_t left = 0;
+  if (!client_.count(from, mid, revision, left, store, error))
+    throw std::runtime_error("cannot load the state from etcd: " + error);
+  load(from, mid, revision, left);
+  load(mid, to, revision, count - left);
 }
 
 void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
@@ -66,7 +79,7 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
   // The cluster's root key: the first node stores its hash; every other node must have the
   // same key (its value never leaves the node).
   TxnResult created;
-  const std::string root = options_.prefix + "/root";
+  const std::string root = layout_.root();
   if (!client_.txn({Compare{Compare::Target::create, root, 0}},
                    {Op{Op::Kind::put, root, hex(root_key_hash)}}, created, error))
     throw std::runtime_error("cannot reach etcd: " + error);
@@ -80,26 +93,16 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
                                "--root-key-file");
   }
 
-  // The whole state as of one revision, a page at a time: every page is read at the
-  // revision of the first, so the pages are one consistent picture. Organizations first,
-  // then what belongs to them (a range is in key order, and "key/" sorts before "org/").
-  int64_t revision = 0;
-  for (const char* kind : {"/org/", "/key/", "/cert/", "/ver/"}) {
-    const std::string from = options_.prefix + kind, to = prefix_end(from);
-    std::string next = from;
-    for (;;) {
-      RangeResult page;
-      if (!client_.range(next, to, revision, kPage, page, error))
-        throw std::runtime_error("cannot load the state from etcd: " + error);
-      if (revision == 0) revision = page.revision;
-      {
-        core::ReadSection rs;
-        for (const KeyValue& kv : page.kvs) apply(kv, false);
-      }
-      loaded_records_ += page.kvs.size();
-      if (!page.more || page.kvs.empty()) break;
-      next = page.kvs.back().key + '\0';
-    }
+  // The whole state as of one revision. Organizations first, then what belongs to them (a
+  // range is in key order, and "key/" sorts before "org/").
+  // The revision: the store's now, as the first count reports it.
+  int64_t revision = 0, organizations = 0;
+  if (!client_.count(layout_.kind("org"), prefix_end(layout_.kind("org")), 0, organizations,
+                     revision, error))
+    throw std::runtime_error("cannot load the state from etcd: " + error);
+  for (const char* kind : {"org", "key", "cert", "ver"}) {
+    const std::string from = layout_.kind(kind);
+    load(from, prefix_end(from), revision, -1);
   }
   state_.index().reclaim();
   state_.index().advance_clock(core::now_ms());
@@ -320,34 +323,32 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
         const core::OrgSlot* current = state_.index().find_org(st.org->id);
         const std::string before = current ? current->load()->slug : std::string();
         if (st.org->slug != before) {  // a new organization, or a new slug: it must be free
-          const std::string slug = key("slug", st.org->slug);
+          const std::string slug = layout_.slug(st.org->slug);
           compares.push_back({Compare::Target::create, slug, 0});
           set_op({Op::Kind::put, slug, core::to_string(core::IdKind::organization, st.org->id)});
-          if (!before.empty()) set_op({Op::Kind::del, key("slug", before), {}});
+          if (!before.empty()) set_op({Op::Kind::del, layout_.slug(before), {}});
         }
-        const std::string k = key("org", core::to_string(core::IdKind::organization, st.org->id));
+        const std::string k = layout_.organization(st.org->id);
         set_op({Op::Kind::put, k, std::move(value)});
       } else if (st.key) {
         orgs.insert(st.key->organization_id);
         if (!state_.index().find_key(st.key->id)) {  // a new key: its hash must be no other key's
-          const std::string h = key("hash", hex(st.key_hash));
+          const std::string h = layout_.hash(st.key_hash);
           compares.push_back({Compare::Target::create, h, 0});
           set_op({Op::Kind::put, h, core::to_string(core::IdKind::api_key, st.key->id)});
         }
-        const std::string k = key("key", core::to_string(core::IdKind::api_key, st.key->id));
+        const std::string k = layout_.api_key(st.key->id);
         set_op({Op::Kind::put, k, std::move(value)});
       } else {
         orgs.insert(st.cert->organization_id);
-        const std::string k =
-            key("cert", core::to_string(core::IdKind::organization, st.cert->organization_id) +
-                            "/" + core::to_string(core::IdKind::certificate, st.cert->id));
+        const std::string k = layout_.certificate(st.cert->organization_id, st.cert->id);
         set_op(st.cert_deleted ? Op{Op::Kind::del, k, {}} : Op{Op::Kind::put, k, std::move(value)});
       }
     }
   }
   state_.discard();  // published by the watch, never here
   for (const core::Id& org : orgs) {
-    const std::string v = key("ver", core::to_string(core::IdKind::organization, org));
+    const std::string v = layout_.version(org);
     const auto it = versions_.find(org);
     compares.push_back({Compare::Target::mod, v, it == versions_.end() ? 0 : it->second});
     set_op({Op::Kind::put, v, {}});
@@ -395,7 +396,7 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
 void EtcdCommitter::check_contact() {
   RangeResult r;
   std::string error;
-  if (client_.range(options_.prefix + "/root", {}, 0, 1, r, error)) {
+  if (client_.range(layout_.root(), {}, 0, 1, r, error)) {
     contact_unix_ms_.store(static_cast<int64_t>(core::now_ms()), std::memory_order_relaxed);
     store_revision_.store(std::max(store_revision_.load(std::memory_order_relaxed), r.revision),
                           std::memory_order_relaxed);
@@ -427,7 +428,7 @@ void EtcdCommitter::keep_registered() {
       .field("registered_unix_ms", core::now_ms())
       .end_object();
   TxnResult r;
-  if (client_.txn({}, {Op{Op::Kind::put, key("nodes", name), value, lease}}, r, error)) {
+  if (client_.txn({}, {Op{Op::Kind::put, layout_.node(name), value, lease}}, r, error)) {
     lease_ = lease;
     renewed_ = Clock::now();
   }

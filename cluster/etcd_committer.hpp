@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "cluster/etcd_client.hpp"
+#include "cluster/layout.hpp"
 #include "core/committer.hpp"
 #include "core/state_machine.hpp"
 
@@ -84,6 +85,7 @@ class EtcdCommitter final : public core::Committer {
     int attempts;
   };
 
+  void load(const std::string& from, const std::string& to, int64_t revision, int64_t known);
   void run();
   void watch_loop();
   void apply(const WatchBatch& batch);
@@ -91,10 +93,10 @@ class EtcdCommitter final : public core::Committer {
   void execute(std::vector<Retry>& batch);
   void check_contact();
   void keep_registered();
-  std::string key(std::string_view kind, std::string_view id) const;
 
   core::StateMachine& state_;
   EtcdOptions options_;
+  Layout layout_;
   EtcdClient client_;                                             // the committer thread's
   std::unordered_map<core::Id, int64_t, core::IdHash> versions_;  // organization -> mod_revision
 

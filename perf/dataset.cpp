@@ -1,7 +1,11 @@
-// keygate_dataset: writes a data directory holding N API keys (in organizations of 1,000)
-// as one log segment, and the key values, one per line, for load generators:
+// keygate_dataset: writes N API keys (in organizations of 1,000) and their values, one per
+// line, for load generators. Into a data directory, as one log segment:
 //
 //   keygate_dataset --data-dir /tmp/kg --keys 1000000 --values /tmp/kg-keys.txt [--scopes a,b]
+//
+// or into etcd, in cluster mode's layout (cluster/README.md), for the cluster's figures:
+//
+//   keygate_dataset --etcd http://127.0.0.1:2379 [--etcd-prefix /keygate] --keys N --values F
 //
 // Every key is a live secret key with the default scope set (all of them, as when a key is
 // created without `scopes`), or with the scopes given: fewer scopes, a shorter
@@ -11,8 +15,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <string>
 
+#include "cluster/etcd_client.hpp"
+#include "cluster/layout.hpp"
 #include "core/ids.hpp"
 #include "core/key_format.hpp"
 #include "core/model.hpp"
@@ -24,13 +31,31 @@
 
 using namespace keygate;
 
+namespace {
+
+// Where the records go: the log segment or etcd.
+struct Sink {
+  // One record (framed as the log frames it) of an organization or a key; the slug and
+  // hash are what etcd's index keys need (the log has no use for them).
+  std::function<bool(const std::string& framed, persistence::RecordType type, core::Id id,
+                     const std::string& slug, const core::KeyHash* hash, std::string& error)>
+      put;
+  std::function<bool(std::string& error)> finish;
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  std::string dir, values_path;
+  std::string dir, values_path, etcd, prefix = "/keygate";
   uint64_t n = 1'000'000;
   core::ScopeSet scopes = core::kAllScopes;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--data-dir"))
       dir = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--etcd"))
+      etcd = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--etcd-prefix"))
+      prefix = argv[i + 1];
     else if (!std::strcmp(argv[i], "--keys"))
       n = std::stoull(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--values"))
@@ -48,27 +73,73 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (dir.empty() || values_path.empty() || argc % 2 == 0) {
+  if (dir.empty() == etcd.empty() || values_path.empty() || argc % 2 == 0) {
     std::fprintf(stderr,
-                 "usage: keygate_dataset --data-dir DIR --keys N --values FILE [--scopes a,b]\n");
+                 "usage: keygate_dataset (--data-dir DIR | --etcd URL [--etcd-prefix P]) --keys N "
+                 "--values FILE [--scopes a,b]\n");
     return 2;
   }
-  persistence::DataDir dd(dir);
-  if (!dd.list().segments.empty()) {
-    std::fprintf(stderr, "%s already holds a log: use an empty directory\n", dir.c_str());
-    return 1;
-  }
-  persistence::Segment seg;
+
   std::string err;
-  if (!persistence::Segment::create(dd, 0, seg, err)) {
-    std::fprintf(stderr, "%s\n", err.c_str());
-    return 1;
+  Sink sink;
+  std::unique_ptr<persistence::DataDir> dd;
+  persistence::Segment seg;
+  std::string buf;
+  uint64_t records = 0;
+  std::unique_ptr<cluster::EtcdClient> client;
+  const cluster::Layout layout(prefix);
+  std::vector<cluster::Op> ops;
+  if (!dir.empty()) {
+    dd = std::make_unique<persistence::DataDir>(dir);
+    if (!dd->list().segments.empty()) {
+      std::fprintf(stderr, "%s already holds a log: use an empty directory\n", dir.c_str());
+      return 1;
+    }
+    if (!persistence::Segment::create(*dd, 0, seg, err))
+      return std::fprintf(stderr, "%s\n", err.c_str()), 1;
+    sink.put = [&](const std::string& framed, persistence::RecordType, core::Id, const std::string&,
+                   const core::KeyHash*, std::string& error) {
+      buf += framed;
+      ++records;
+      if (buf.size() < (8 << 20)) return true;
+      const bool ok = seg.append(buf, records, error);
+      buf.clear();
+      records = 0;
+      return ok;
+    };
+    sink.finish = [&](std::string& error) {
+      return seg.append(buf, records, error) && seg.sync(error);
+    };
+  } else {
+    client = std::make_unique<cluster::EtcdClient>(std::vector<std::string>{etcd});
+    // etcd takes at most 128 operations in a transaction.
+    auto flush = [&](std::string& error) {
+      if (ops.empty()) return true;
+      cluster::TxnResult r;
+      const bool ok = client->txn({}, ops, r, error) && r.succeeded;
+      ops.clear();
+      return ok;
+    };
+    sink.put = [&, flush](const std::string& framed, persistence::RecordType type, core::Id id,
+                          const std::string& slug, const core::KeyHash* hash, std::string& error) {
+      using K = cluster::Op::Kind;
+      if (type == persistence::RecordType::organization) {
+        ops.push_back({K::put, layout.organization(id), framed});
+        ops.push_back({K::put, layout.slug(slug), core::to_string(core::IdKind::organization, id)});
+        ops.push_back({K::put, layout.version(id), {}});
+      } else {
+        ops.push_back({K::put, layout.api_key(id), framed});
+        ops.push_back({K::put, layout.hash(*hash), core::to_string(core::IdKind::api_key, id)});
+      }
+      return ops.size() < 120 || flush(error);
+    };
+    sink.finish = flush;
   }
+
   std::ofstream values(values_path);
   core::IdGenerator ids;
   const uint64_t now = 1'790'000'000'000;
-  std::string buf, payload;
-  uint64_t records = 0;
+  std::string payload, framed;
   core::Id org;
   for (uint64_t i = 0; i < n; ++i) {
     if (i % 1000 == 0) {
@@ -78,9 +149,11 @@ int main(int argc, char** argv) {
       o.slug = "load-test-" + std::to_string(i / 1000);
       o.created_ms = o.updated_ms = now;
       payload.clear();
+      framed.clear();
       persistence::encode(o, payload);
-      persistence::append_record(buf, persistence::RecordType::organization, payload);
-      ++records;
+      persistence::append_record(framed, persistence::RecordType::organization, payload);
+      if (!sink.put(framed, persistence::RecordType::organization, o.id, o.slug, nullptr, err))
+        return std::fprintf(stderr, "%s\n", err.c_str()), 1;
     }
     const std::string value = core::generate_key(core::KeyType::secret, core::Environment::live);
     core::ApiKey k;
@@ -90,21 +163,23 @@ int main(int argc, char** argv) {
     k.name = "load " + std::to_string(i);
     k.scopes = scopes;
     k.created_ms = now;
+    const core::KeyHash hash = core::hash_key(value);
     payload.clear();
-    persistence::encode(core::hash_key(value), k, 0, payload);
-    persistence::append_record(buf, persistence::RecordType::api_key, payload);
-    ++records;
+    framed.clear();
+    persistence::encode(hash, k, 0, payload);
+    persistence::append_record(framed, persistence::RecordType::api_key, payload);
+    if (!sink.put(framed, persistence::RecordType::api_key, k.id, {}, &hash, err))
+      return std::fprintf(stderr, "%s\n", err.c_str()), 1;
     values << value << '\n';
-    if (buf.size() > (8 << 20)) {
-      if (!seg.append(buf, records, err)) return std::fprintf(stderr, "%s\n", err.c_str()), 1;
-      buf.clear();
-      records = 0;
-    }
   }
-  if (!seg.append(buf, records, err) || !seg.sync(err))
-    return std::fprintf(stderr, "%s\n", err.c_str()), 1;
-  std::printf("wrote %llu keys to %s (log %llu bytes), values in %s\n",
-              static_cast<unsigned long long>(n), dir.c_str(),
-              static_cast<unsigned long long>(seg.size()), values_path.c_str());
+  if (!sink.finish(err)) return std::fprintf(stderr, "%s\n", err.c_str()), 1;
+  if (dd)
+    std::printf("wrote %llu keys to %s (log %llu bytes), values in %s\n",
+                static_cast<unsigned long long>(n), dir.c_str(),
+                static_cast<unsigned long long>(seg.size()), values_path.c_str());
+  else
+    std::printf("wrote %llu keys to etcd %s under %s, values in %s\n",
+                static_cast<unsigned long long>(n), etcd.c_str(), layout.prefix().c_str(),
+                values_path.c_str());
   return 0;
 }

@@ -1,0 +1,40 @@
+#include "cluster/layout.hpp"
+
+namespace keygate::cluster {
+
+using core::IdKind;
+
+Layout::Layout(std::string prefix) : prefix_(std::move(prefix)) {
+  while (prefix_.ends_with('/')) prefix_.pop_back();
+}
+
+std::string Layout::kind(std::string_view kind) const {
+  std::string k = prefix_;
+  k += '/';
+  k += kind;
+  k += '/';
+  return k;
+}
+
+std::string Layout::organization(core::Id org) const { return kind("org") + core::to_string(IdKind::organization, org); }
+std::string Layout::api_key(core::Id key) const { return kind("key") + core::to_string(IdKind::api_key, key); }
+std::string Layout::certificate(core::Id org, core::Id cert) const {
+  return kind("cert") + core::to_string(IdKind::organization, org) + "/" + core::to_string(IdKind::certificate, cert);
+}
+std::string Layout::version(core::Id org) const { return kind("ver") + core::to_string(IdKind::organization, org); }
+std::string Layout::slug(std::string_view slug) const { return kind("slug") + std::string(slug); }
+std::string Layout::hash(const core::KeyHash& h) const { return kind("hash") + hex(h); }
+std::string Layout::node(std::string_view name) const { return kind("nodes") + std::string(name); }
+
+std::string hex(const core::KeyHash& h) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(64);
+  for (uint8_t b : h) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 15];
+  }
+  return out;
+}
+
+}  // namespace keygate::cluster

@@ -1,0 +1,36 @@
+// Layout: the names of keygate's keys in etcd (cluster/README.md, "Data layout"), in one
+// place for the committer that writes and follows them and the tools that fill a store.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/ids.hpp"
+#include "core/key_format.hpp"
+
+namespace keygate::cluster {
+
+class Layout {
+ public:
+  explicit Layout(std::string prefix);  // trailing slashes are dropped
+
+  const std::string& prefix() const noexcept { return prefix_; }
+  std::string root() const { return prefix_ + "/root"; }
+  std::string organization(core::Id org) const;
+  std::string api_key(core::Id key) const;
+  std::string certificate(core::Id org, core::Id cert) const;
+  std::string version(core::Id org) const;  // its mod_revision is the organization's version
+  std::string slug(std::string_view slug) const;
+  std::string hash(const core::KeyHash& hash) const;
+  std::string node(std::string_view name) const;
+  // "<prefix>/<kind>/": the start of every key of one kind, for range reads.
+  std::string kind(std::string_view kind) const;
+
+ private:
+  std::string prefix_;
+};
+
+// 64 lowercase hex digits.
+std::string hex(const core::KeyHash& hash);
+
+}  // namespace keygate::cluster

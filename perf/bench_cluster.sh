@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Cluster mode's figures: the example cluster of scripts/cluster (three etcd members and
+# three nodes on loopback, state under $WORK), durable writes per second (POST api-keys, perf/create_key.lua) at
+# 1, 16 and 64 writers through one node, then through three nodes at once (each node its
+# own organization), against the single-node log in the same run; and the revocation
+# propagation figure is in the cluster integration test's output.
+#
+#   perf/bench_cluster.sh [DURATION=5s]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-5s}
+work=${WORK:-/tmp/keygate-bench}/cluster
+rm -rf "$work" && mkdir -p "$work"
+scripts/setup test
+cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEYGATE_BENCHMARKS=ON -DKEYGATE_TESTS=OFF >/dev/null
+cmake --build build/bench --target keygate >/dev/null
+bin=build/bench/keygate
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+
+start() {  # start NAME PORT ARGS...: waits until ready
+  local name=$1 port=$2; shift 2
+  $bin serve --listen 127.0.0.1:$port --data-dir "$work/$name" --threads 1 "$@" > "$work/$name.log" 2>&1 &
+  pids+=($!)
+  until grep -q '"event":"ready"' "$work/$name.log" 2>/dev/null; do sleep 0.1; done
+}
+org_of() {  # org_of PORT ROOT NAME: a new organization's id
+  curl -s -X POST localhost:$1/v1/organizations -H "Authorization: Bearer $2" -d "{\"name\":\"$3\"}" |
+    sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/'
+}
+writes() {  # writes PORT ROOT ORG CONNECTIONS: durable writes/s
+  ORG=$3 ROOT=$2 wrk -t1 -c$4 -d"$DURATION" -s perf/create_key.lua "http://127.0.0.1:$1" |
+    awk '/Requests\/sec/ {print $2}'
+}
+
+echo "== single node, local log (--fsync=always)"
+start single 18390
+root=$(cat "$work/single/root.key")
+org=$(org_of 18390 "$root" single)
+for c in 1 16 64; do echo "writers=$c  writes/s=$(writes 18390 "$root" "$org" $c)"; done
+
+echo "== cluster (scripts/cluster: three etcd members, three nodes): one node writing"
+CLUSTER_READY_FILE="$work/ready" scripts/cluster "$work/cluster" > "$work/cluster.log" 2>&1 &
+pids+=($!)
+until [ -s "$work/ready" ]; do kill -0 "${pids[-1]}" || { cat "$work/cluster.log" >&2; exit 1; }; sleep 0.2; done
+. "$work/ready"
+root=$(cat "$ROOT_KEY_FILE")
+orgs=()
+for p in 8081 8082 8083; do orgs+=("$(org_of $p "$root" "node-$p")"); done
+sleep 1
+for c in 1 16 64; do echo "writers=$c  writes/s=$(writes 8081 "$root" "${orgs[0]}" $c)"; done
+
+echo "== cluster: three nodes writing at once (each its own organization)"
+for c in 1 16 64; do
+  i=0
+  rm -f "$work"/w808[123]
+  for p in 8081 8082 8083; do
+    writes $p "$root" "${orgs[$i]}" $c > "$work/w$p" &
+    i=$((i + 1))
+  done
+  sleep 0.5
+  while [ "$(cat "$work"/w808[123] 2>/dev/null | wc -l)" -lt 3 ]; do sleep 0.2; done
+  total=$(cat "$work"/w808[123] | awk '{s += $1} END {printf "%.0f", s}')
+  echo "writers=$c per node  writes/s per node: $(cat "$work"/w808[123] | tr '\n' ' ') total=$total"
+done
+curl -s localhost:8081/metrics | grep -E '^keygate_cluster_(txns|conflicts)_total'
