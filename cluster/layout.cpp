@@ -16,15 +16,28 @@ std::string Layout::kind(std::string_view kind) const {
   return k;
 }
 
-std::string Layout::organization(core::Id org) const { return kind("org") + core::to_string(IdKind::organization, org); }
-std::string Layout::api_key(core::Id key) const { return kind("key") + core::to_string(IdKind::api_key, key); }
-std::string Layout::certificate(core::Id org, core::Id cert) const {
-  return kind("cert") + core::to_string(IdKind::organization, org) + "/" + core::to_string(IdKind::certificate, cert);
+std::string Layout::organization(core::Id org) const {
+  return kind("org") + core::to_string(IdKind::organization, org);
 }
-std::string Layout::version(core::Id org) const { return kind("ver") + core::to_string(IdKind::organization, org); }
-std::string Layout::slug(std::string_view slug) const { return kind("slug") + std::string(slug); }
-std::string Layout::hash(const core::KeyHash& h) const { return kind("hash") + hex(h); }
-std::string Layout::node(std::string_view name) const { return kind("nodes") + std::string(name); }
+std::string Layout::api_key(core::Id key) const {
+  return kind("key") + core::to_string(IdKind::api_key, key);
+}
+std::string Layout::certificate(core::Id org, core::Id cert) const {
+  return kind("cert") + core::to_string(IdKind::organization, org) + "/" +
+         core::to_string(IdKind::certificate, cert);
+}
+std::string Layout::version(core::Id org) const {
+  return kind("ver") + core::to_string(IdKind::organization, org);
+}
+std::string Layout::slug(std::string_view slug) const {
+  return kind("slug") + std::string(slug);
+}
+std::string Layout::hash(const core::KeyHash& h) const {
+  return kind("hash") + hex(h);
+}
+std::string Layout::node(std::string_view name) const {
+  return kind("nodes") + std::string(name);
+}
 
 std::string hex(const core::KeyHash& h) {
   static constexpr char kDigits[] = "0123456789abcdef";
