@@ -220,8 +220,10 @@ std::unique_ptr<persistence::Journal> open_journal(const ServeOptions& o,
 std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
                                                      core::StateMachine& state,
                                                      const core::KeyHash& root_hash,
-                                                     const std::string& advertise_url) {
+                                                     const std::string& advertise_url,
+                                                     const persistence::DataDir& dir) {
   cluster::EtcdOptions eo;
+  eo.data_dir = &dir;
   for (size_t at = 0; at <= o.etcd.size();) {
     const size_t comma = std::min(o.etcd.find(',', at), o.etcd.size());
     if (comma > at) eo.endpoints.push_back(o.etcd.substr(at, comma - at));
@@ -332,7 +334,7 @@ int serve(const ServeOptions& o) {
       if (at.host == "::") at.host = "::1";
       url = "http://" + at.to_string();
     }
-    etcd = open_cluster(o, state, root.hash, url);
+    etcd = open_cluster(o, state, root.hash, url, dir);
     ctx.committer = etcd.get();
   }
 

@@ -127,6 +127,7 @@ bool read_watch_batch(simdjson::dom::element line, WatchBatch& b) {
 
 struct EtcdClient::Impl {
   std::vector<std::string> endpoints;
+  std::string cluster_id;
   size_t current = 0;
   CURL* curl = curl_easy_init();
   simdjson::dom::parser parser;
@@ -166,7 +167,11 @@ struct EtcdClient::Impl {
       response.clear();
       std::string failure;
       const long status = post_once(base + path, body, response, failure, 5'000);
-      if (status == 200 && parser.parse(response).get(doc) == simdjson::SUCCESS) return true;
+      if (status == 200 && parser.parse(response).get(doc) == simdjson::SUCCESS) {
+        std::string_view id;
+        if (doc["header"]["cluster_id"].get(id) == simdjson::SUCCESS) cluster_id = id;
+        return true;
+      }
       if (status != 0)
         failure = base + path + ": HTTP " + std::to_string(status) + " " + response.substr(0, 200);
       errors += (errors.empty() ? "" : "; ") + failure;
@@ -187,6 +192,10 @@ EtcdClient::EtcdClient(std::vector<std::string> endpoints) : impl_(std::make_uni
 }
 
 EtcdClient::~EtcdClient() = default;
+
+const std::string& EtcdClient::cluster_id() const noexcept {
+  return impl_->cluster_id;
+}
 
 const std::string& EtcdClient::endpoint() const noexcept {
   return impl_->endpoints[impl_->current];

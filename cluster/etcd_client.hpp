@@ -93,6 +93,8 @@ class EtcdClient {
              const std::function<bool()>& keep_going, std::string& error);
 
   const std::string& endpoint() const noexcept;
+  // The etcd cluster's id, from the last answer's header ("" before any).
+  const std::string& cluster_id() const noexcept;
 
  private:
   struct Impl;

@@ -1,6 +1,9 @@
 #include "cluster/etcd_committer.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
 #include <set>
 #include <stdexcept>
 
@@ -9,6 +12,8 @@
 #include "core/log.hpp"
 #include "persistence/codec.hpp"
 #include "persistence/record.hpp"
+#include "persistence/recovery.hpp"
+#include "persistence/snapshot.hpp"
 
 namespace keygate::cluster {
 
@@ -93,16 +98,22 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
                                "--root-key-file");
   }
 
-  // The whole state as of one revision. Organizations first, then what belongs to them (a
-  // range is in key order, and "key/" sorts before "org/").
-  // The revision: the store's now, as the first count reports it.
-  int64_t revision = 0, organizations = 0;
-  if (!client_.count(layout_.kind("org"), prefix_end(layout_.kind("org")), 0, organizations,
-                     revision, error))
+  // The store's revision now: the node is ready once it has applied it.
+  int64_t store = 0, organizations = 0;
+  if (!client_.count(layout_.kind("org"), prefix_end(layout_.kind("org")), 0, organizations, store,
+                     error))
     throw std::runtime_error("cannot load the state from etcd: " + error);
-  for (const char* kind : {"org", "key", "cert", "ver"}) {
-    const std::string from = layout_.kind(kind);
-    load(from, prefix_end(from), revision, -1);
+  catch_up_to_ = store;
+  int64_t revision = resume_from_snapshot();
+  resumed_ = revision > 0;
+  if (!resumed_) {
+    // The whole state as of one revision. Organizations first, then what belongs to them
+    // (a range is in key order, and "key/" sorts before "org/").
+    revision = store;
+    for (const char* kind : {"org", "key", "cert", "ver"}) {
+      const std::string from = layout_.kind(kind);
+      load(from, prefix_end(from), revision, -1);
+    }
   }
   state_.index().reclaim();
   state_.index().advance_clock(core::now_ms());
@@ -123,7 +134,90 @@ void EtcdCommitter::stop() {
   }
   wake_.notify_all();
   if (watcher_.joinable()) watcher_.join();
+  const bool was_running = thread_.joinable();
   if (thread_.joinable()) thread_.join();
+  if (snapshotter_.joinable()) snapshotter_.join();
+  // A clean stop leaves a snapshot of everything applied: the restart resumes from it.
+  if (was_running && options_.data_dir && loaded_.load()) {
+    core::RcuThread rcu;
+    take_snapshot();
+  }
+}
+
+namespace {
+const char* kIdentityFile = "cluster.id";  // which etcd cluster and prefix the snapshots are of
+}
+
+// Writes snapshot-<revision + 1>.kgs of what is applied (persistence/FORMAT.md, "Snapshots":
+// the walk may see later changes too, which the watch from revision + 1 applies again,
+// harmlessly), then the identity of the cluster it belongs to.
+void EtcdCommitter::take_snapshot() {
+  const persistence::DataDir& dir = *options_.data_dir;
+  const int64_t revision = applied_.load(std::memory_order_acquire);
+  persistence::SnapshotInfo info;
+  std::string error;
+  if (!persistence::write_snapshot(dir, state_.index(), static_cast<uint64_t>(revision) + 1, info,
+                                   error)) {
+    core::log(core::Level::error, "cluster.snapshot_failed", {{"error", error}});
+    return;
+  }
+  persistence::remove_covered(dir, static_cast<uint64_t>(revision) + 1);
+  const std::string tmp = dir.file(std::string(kIdentityFile) + ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << client_.cluster_id() << ' ' << options_.prefix << '\n';
+  }
+  if (::rename(tmp.c_str(), dir.file(kIdentityFile).c_str()) != 0 || !dir.sync())
+    core::log(core::Level::error, "cluster.snapshot_failed",
+              {{"error", "cannot write " + dir.file(kIdentityFile)}});
+  core::log(core::Level::info, "cluster.snapshot_written",
+            {{"revision", static_cast<long long>(revision)},
+             {"records", static_cast<unsigned long long>(info.records)},
+             {"bytes", static_cast<unsigned long long>(info.bytes)},
+             {"seconds", info.seconds}});
+}
+
+// The node's own snapshot, if it has one of this cluster whose revision etcd still holds
+// the history after: loaded, with the organizations' versions as of its revision. Returns
+// that revision, or 0 (and removes the snapshots) when the node must load in full.
+int64_t EtcdCommitter::resume_from_snapshot() {
+  if (!options_.data_dir) return 0;
+  const persistence::DataDir& dir = *options_.data_dir;
+  const auto listing = dir.list();
+  if (listing.snapshots.empty()) return 0;
+  auto discard = [&](const char* why) {
+    core::log(core::Level::warn, "cluster.full_reload", {{"reason", why}});
+    for (uint64_t s : listing.snapshots) ::unlink(dir.file(persistence::snapshot_name(s)).c_str());
+    dir.sync();
+    return int64_t{0};
+  };
+  std::string cluster, prefix;
+  std::ifstream(dir.file(kIdentityFile)) >> cluster >> prefix;
+  if (cluster != client_.cluster_id() || prefix != options_.prefix)
+    return discard("the snapshot is of another etcd cluster or prefix");
+  const auto revision = static_cast<int64_t>(listing.snapshots.back()) - 1;
+  int64_t versions = 0, store = 0;
+  std::string error;
+  // The organizations' versions as of the snapshot: etcd refuses a revision it compacted.
+  if (!client_.count(layout_.kind("ver"), prefix_end(layout_.kind("ver")), revision, versions,
+                     store, error)) {
+    if (error.find("compacted") != std::string::npos)
+      return discard("etcd compacted the history after the snapshot");
+    throw std::runtime_error("cannot reach etcd: " + error);
+  }
+  const auto t0 = Clock::now();
+  const persistence::RecoveryReport rep =
+      persistence::recover(dir, state_, persistence::RecoverMode::start);
+  if (!rep.snapshot_loaded || static_cast<int64_t>(rep.snapshot_seq) - 1 != revision)
+    throw std::runtime_error("the node's snapshot in " + dir.path() +
+                             " cannot be read: remove its snapshot-*.kgs files to load in full");
+  load(layout_.kind("ver"), prefix_end(layout_.kind("ver")), revision, versions);
+  loaded_records_ = rep.snapshot_records;
+  core::log(core::Level::info, "cluster.resumed",
+            {{"revision", static_cast<long long>(revision)},
+             {"records", static_cast<unsigned long long>(rep.snapshot_records)},
+             {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()}});
+  return revision;
 }
 
 void EtcdCommitter::submit(core::Submission* s) {
@@ -136,6 +230,7 @@ void EtcdCommitter::submit(core::Submission* s) {
 
 bool EtcdCommitter::writable() const noexcept {
   if (!loaded_.load(std::memory_order_acquire)) return false;
+  if (applied_.load(std::memory_order_acquire) < catch_up_to_) return false;  // still catching up
   const int64_t since =
       static_cast<int64_t>(core::now_ms()) - contact_unix_ms_.load(std::memory_order_relaxed);
   return since <= options_.stale_after.count();
@@ -436,7 +531,7 @@ void EtcdCommitter::keep_registered() {
 
 void EtcdCommitter::run() {
   core::RcuThread rcu;
-  auto last_check = Clock::now();
+  auto last_check = Clock::now(), last_snapshot = Clock::now();
   for (;;) {
     std::deque<WatchBatch> batches;
     std::vector<Retry> fresh;
@@ -492,6 +587,17 @@ void EtcdCommitter::run() {
       execute(again);
     }
     if (!fresh.empty()) execute(fresh);
+    if (options_.data_dir && Clock::now() - last_snapshot >= options_.snapshot_interval &&
+        !snapshot_running_.load(std::memory_order_acquire)) {
+      last_snapshot = Clock::now();
+      if (snapshotter_.joinable()) snapshotter_.join();
+      snapshot_running_.store(true, std::memory_order_release);
+      snapshotter_ = std::thread([this] {
+        core::RcuThread rcu;
+        take_snapshot();
+        snapshot_running_.store(false, std::memory_order_release);
+      });
+    }
     if (Clock::now() - last_check >= std::chrono::seconds(1)) {
       check_contact();
       keep_registered();

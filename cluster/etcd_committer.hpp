@@ -34,6 +34,7 @@
 #include "cluster/layout.hpp"
 #include "core/committer.hpp"
 #include "core/state_machine.hpp"
+#include "persistence/data_dir.hpp"
 
 namespace keygate::cluster {
 
@@ -45,6 +46,12 @@ struct EtcdOptions {
   // registered under <prefix>/nodes/ with a lease, so a node that dies leaves the list
   // within the lease's 10 s. Empty: not registered.
   std::string advertise_url;
+  // The node's data directory: it keeps a snapshot of what the node applied, with its
+  // revision (every snapshot_interval and at a clean stop), so that a restart loads it and
+  // resumes the watch from there instead of reading everything from etcd again. Null: no
+  // snapshots, every start loads in full.
+  const persistence::DataDir* data_dir = nullptr;
+  std::chrono::seconds snapshot_interval{300};
   // Called on the committer's thread when this node cannot go on from its state: etcd has
   // compacted the history its watch needs. main.cpp ends the process there, and the
   // restart loads the whole state again.
@@ -72,6 +79,7 @@ class EtcdCommitter final : public core::Committer {
   int64_t applied_revision() const noexcept { return applied_.load(std::memory_order_acquire); }
   uint64_t loaded_records() const noexcept { return loaded_records_; }
   double load_seconds() const noexcept { return load_seconds_; }
+  bool resumed() const noexcept { return resumed_; }  // from the node's own snapshot
 
  private:
   struct Waiting {
@@ -86,6 +94,8 @@ class EtcdCommitter final : public core::Committer {
   };
 
   void load(const std::string& from, const std::string& to, int64_t revision, int64_t known);
+  int64_t resume_from_snapshot();
+  void take_snapshot();
   void run();
   void watch_loop();
   void apply(const WatchBatch& batch);
@@ -118,6 +128,10 @@ class EtcdCommitter final : public core::Committer {
   std::atomic<int64_t> store_revision_{0};   // the newest revision seen from etcd
   std::atomic<int64_t> contact_unix_ms_{0};  // the last answer from etcd (any call or event)
   std::atomic<bool> loaded_{false};
+  int64_t catch_up_to_ = 0;  // the store's revision at start: not ready before it is applied
+  std::thread snapshotter_;
+  std::atomic<bool> snapshot_running_{false};
+  bool resumed_ = false;
   std::atomic<uint64_t> txns_{0}, conflicts_{0}, failures_{0};
   uint64_t loaded_records_ = 0;
   double load_seconds_ = 0;
