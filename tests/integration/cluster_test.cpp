@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -398,4 +400,132 @@ TEST(Cluster, ARestartResumesFromTheNodesSnapshotOrReloadsWhenEtcdCompactedPastI
   EXPECT_EQ(auth(b, after.value), 200);
   EXPECT_EQ(auth(b, during.value), 200);
   EXPECT_EQ(auth(b, before.value), 401);
+}
+
+// A checker in the style of Jepsen's: workers create, revoke and verify keys through all
+// three nodes while the etcd leader is killed and restarted; the history is checked after:
+// - once a node answered REVOKED for a key, it never again answers 200 for it (a node that
+//   has applied a revocation never forgets it);
+// - every acknowledged creation is on every node at the end, and every acknowledged
+//   revocation is REVOKED on every node;
+// - a creation that was not acknowledged appears at most once (names are unique).
+TEST(Cluster, AHistoryOfConcurrentOperationsThroughFaultsChecksOut) {
+  Nodes n({"--secret-rate", "0"});
+  const Tenant t = make_tenant(n[0], "History");
+  ASSERT_TRUE(eventually([&] { return auth(n[1], t.key) == 200 && auth(n[2], t.key) == 200; }));
+  struct Created {
+    std::string name, id, value;
+    bool acked = false, revoked = false;
+  };
+  std::mutex m;
+  std::vector<Created> created;
+  std::atomic<bool> stop{false};
+  std::atomic<int> violations{0};
+  std::string first_violation;
+  auto violation = [&](const std::string& what) {
+    std::lock_guard l(m);
+    if (violations++ == 0) first_violation = what;
+  };
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 3; ++w)
+    workers.emplace_back([&, w] {
+      std::vector<std::array<bool, 3>> seen_revoked;  // per key of this worker, per node
+      std::vector<size_t> mine;
+      for (int op = 0; !stop; ++op) {
+        const int node = (w + op) % 3;
+        if (op % 3 == 0 || mine.empty()) {  // create
+          Created c;
+          c.name = "w" + std::to_string(w) + "-" + std::to_string(op);
+          auto r = http(n[node].port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
+                        "{\"name\":\"" + c.name + "\"}", t.key);
+          if (r.status == 201) {
+            c.acked = true;
+            c.id = str(parse_json(r.body), "/data/id");
+            c.value = str(parse_json(r.body), "/data/revealed_key");
+          }
+          std::lock_guard l(m);
+          created.push_back(c);
+          if (c.acked) {
+            mine.push_back(created.size() - 1);
+            seen_revoked.push_back({false, false, false});
+          }
+        } else if (op % 3 == 1) {  // revoke one of this worker's keys
+          const size_t pick = mine[static_cast<size_t>(op) % mine.size()];
+          std::string id;
+          {
+            std::lock_guard l(m);
+            if (created[pick].revoked) continue;
+            id = created[pick].id;
+          }
+          auto r = http(n[node].port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + id,
+                        "", t.key);
+          if (r.status == 200) {
+            std::lock_guard l(m);
+            created[pick].revoked = true;
+          }
+        } else {  // verify one of this worker's keys on this node
+          const size_t i = static_cast<size_t>(op) % mine.size();
+          std::string value, name;
+          {
+            std::lock_guard l(m);
+            value = created[mine[i]].value;
+            name = created[mine[i]].name;
+          }
+          const auto r = http(n[node].port(), "GET", "/v1/auth", "", value);
+          const std::string code = r.header("x-keygate-code");
+          if (r.status == 200 && seen_revoked[i][static_cast<size_t>(node)])
+            violation(name + ": 200 on node " + std::to_string(node) +
+                      " after it answered REVOKED");
+          if (code == "REVOKED") seen_revoked[i][static_cast<size_t>(node)] = true;
+        }
+      }
+    });
+  std::this_thread::sleep_for(1500ms);
+  const int leader = n.etcd.leader();
+  ASSERT_GE(leader, 0);
+  n.etcd.kill9(leader);
+  std::this_thread::sleep_for(1500ms);
+  n.etcd.start(leader);
+  std::this_thread::sleep_for(1000ms);
+  stop = true;
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(violations.load(), 0) << first_violation;
+
+  // The end state, on every node.
+  std::lock_guard l(m);
+  ASSERT_GT(created.size(), 30u);
+  for (int node = 0; node < 3; ++node) {
+    std::map<std::string, int> names;  // name -> how many keys carry it
+    std::string cursor;
+    ASSERT_TRUE(eventually(
+        [&] {
+          names.clear();
+          cursor.clear();
+          for (;;) {
+            auto page = parse_json(http(n[node].port(), "GET",
+                                        "/v1/organizations/" + t.id + "/api-keys?limit=100" +
+                                            (cursor.empty() ? "" : "&cursor=" + cursor),
+                                        "", t.key)
+                                       .body);
+            for (int i = 0; i < 100; ++i) {
+              const std::string name = str(page, ("/data/" + std::to_string(i) + "/name").c_str());
+              if (name == "<missing>") break;
+              ++names[name];
+            }
+            cursor = str(page, "/pagination/next_cursor");
+            if (cursor == "null" || cursor == "<missing>") break;
+          }
+          for (const Created& c : created)
+            if (c.acked && names[c.name] != 1) return false;
+          return true;
+        },
+        10000ms))
+        << "node " << node << " misses an acknowledged key";
+    for (const Created& c : created) {
+      EXPECT_LE(names[c.name], 1) << c.name << " was created twice";
+      if (c.acked && c.revoked) {
+        EXPECT_EQ(auth(n[node], c.value), 401) << c.name << " on node " << node;
+      }
+    }
+  }
 }
