@@ -69,6 +69,7 @@ struct ServeOptions {
   std::string etcd_prefix = "/keygate";
   unsigned etcd_stale_after_ms = 5'000;
   std::string advertise_url;
+  std::string etcd_cacert, etcd_cert, etcd_key;
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   unsigned header_timeout_ms = 10'000;
@@ -140,6 +141,16 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
                  "Cluster mode: the prefix of every key keygate writes")
       ->envname(env("ETCD_PREFIX"))
       ->capture_default_str();
+  cmd.add_option("--etcd-cacert", o.etcd_cacert, "Cluster mode: CA certificate of etcd's TLS (PEM)")
+      ->envname(env("ETCD_CACERT"))
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--etcd-cert", o.etcd_cert,
+                 "Cluster mode: this node's client certificate for etcd (PEM)")
+      ->envname(env("ETCD_CERT"))
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--etcd-key", o.etcd_key, "Cluster mode: the key of --etcd-cert (PEM)")
+      ->envname(env("ETCD_KEY"))
+      ->check(CLI::ExistingFile);
   cmd.add_option("--advertise-url", o.advertise_url,
                  "Cluster mode: where other hosts reach this node, http://HOST:PORT (default: the "
                  "listening address)")
@@ -233,6 +244,7 @@ std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
     if (!e.starts_with("http://") && !e.starts_with("https://"))
       throw persistence::StartupError("--etcd takes URLs such as http://127.0.0.1:2379, not " + e);
   eo.prefix = o.etcd_prefix;
+  eo.tls = {o.etcd_cacert, o.etcd_cert, o.etcd_key};
   eo.stale_after = std::chrono::milliseconds(o.etcd_stale_after_ms);
   eo.advertise_url = advertise_url;
   // etcd compacted the history this node's watch needs: only a restart, which loads the
@@ -516,6 +528,7 @@ int main(int argc, char** argv) {
                        "For rotate: how long the old key keeps working");
   add_target(keys_cmd);
   std::string cluster_etcd, cluster_prefix = "/keygate";
+  cluster::EtcdTls cluster_tls;
   auto* cluster_cmd = cli.add_subcommand(
       "cluster", "Cluster mode: the nodes registered in etcd and how far each is");
   cluster_cmd->add_option("action", action, "status")->required()->check(CLI::IsMember({"status"}));
@@ -525,6 +538,12 @@ int main(int argc, char** argv) {
   cluster_cmd->add_option("--etcd-prefix", cluster_prefix, "The cluster's key prefix")
       ->envname("KEYGATE_ETCD_PREFIX")
       ->capture_default_str();
+  cluster_cmd->add_option("--etcd-cacert", cluster_tls.ca_file, "CA certificate of etcd's TLS")
+      ->envname("KEYGATE_ETCD_CACERT");
+  cluster_cmd->add_option("--etcd-cert", cluster_tls.cert_file, "Client certificate for etcd")
+      ->envname("KEYGATE_ETCD_CERT");
+  cluster_cmd->add_option("--etcd-key", cluster_tls.key_file, "Key of --etcd-cert")
+      ->envname("KEYGATE_ETCD_KEY");
   CLI11_PARSE(cli, argc, argv);
 
   try {
@@ -534,7 +553,7 @@ int main(int argc, char** argv) {
     }
     if (*serve_cmd) return serve(serve_opts);
     if (*orgs_cmd) return cli::orgs(target, action, org_name, org_slug);
-    if (*cluster_cmd) return cli::cluster_status(cluster_etcd, cluster_prefix);
+    if (*cluster_cmd) return cli::cluster_status(cluster_etcd, cluster_prefix, cluster_tls);
     if (*keys_cmd)
       return cli::keys(target, action, org_id, key_id, key_name, key_type, key_env, key_scopes,
                        grace);

@@ -41,7 +41,8 @@ double sample(const std::string& text, const std::string& name) {
 
 }  // namespace
 
-int cluster_status(const std::string& etcd_endpoints, const std::string& prefix_flag) {
+int cluster_status(const std::string& etcd_endpoints, const std::string& prefix_flag,
+                   const cluster::EtcdTls& tls) {
   std::vector<std::string> endpoints;
   for (size_t at = 0; at <= etcd_endpoints.size();) {
     const size_t comma = std::min(etcd_endpoints.find(',', at), etcd_endpoints.size());
@@ -54,7 +55,7 @@ int cluster_status(const std::string& etcd_endpoints, const std::string& prefix_
   }
   std::string prefix = prefix_flag;
   while (prefix.ends_with('/')) prefix.pop_back();
-  cluster::EtcdClient client(endpoints);
+  cluster::EtcdClient client(endpoints, tls);
   cluster::RangeResult nodes;
   std::string error;
   const std::string from = prefix + "/nodes/";

@@ -127,7 +127,14 @@ bool read_watch_batch(simdjson::dom::element line, WatchBatch& b) {
 
 struct EtcdClient::Impl {
   std::vector<std::string> endpoints;
+  EtcdTls tls;
   std::string cluster_id;
+
+  void set_tls() {
+    if (!tls.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, tls.ca_file.c_str());
+    if (!tls.cert_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, tls.cert_file.c_str());
+    if (!tls.key_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.key_file.c_str());
+  }
   size_t current = 0;
   CURL* curl = curl_easy_init();
   simdjson::dom::parser parser;
@@ -138,6 +145,7 @@ struct EtcdClient::Impl {
   long post_once(const std::string& url, const std::string& body, std::string& response,
                  std::string& error, long timeout_ms) {
     curl_easy_reset(curl);
+    set_tls();
     char message[CURL_ERROR_SIZE] = {};
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
@@ -182,7 +190,9 @@ struct EtcdClient::Impl {
   }
 };
 
-EtcdClient::EtcdClient(std::vector<std::string> endpoints) : impl_(std::make_unique<Impl>()) {
+EtcdClient::EtcdClient(std::vector<std::string> endpoints, EtcdTls tls)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->tls = std::move(tls);
   static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
   if (!initialised || !impl_->curl) throw std::runtime_error("libcurl could not be initialised");
   if (endpoints.empty()) throw std::invalid_argument("no etcd endpoint");
@@ -384,6 +394,7 @@ bool EtcdClient::watch(std::string_view key, std::string_view range_end, int64_t
   CURL* curl = impl_->curl;
   const std::string url = endpoint() + "/v3/watch";
   curl_easy_reset(curl);
+  impl_->set_tls();
   char message[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());

@@ -60,10 +60,17 @@ struct WatchBatch {
   bool canceled = false;
 };
 
+// TLS to etcd (https:// endpoints): the CA that signed etcd's certificate, and this
+// client's certificate and key when etcd asks for one (--client-cert-auth). Empty: the
+// system's CAs, no client certificate.
+struct EtcdTls {
+  std::string ca_file, cert_file, key_file;
+};
+
 class EtcdClient {
  public:
-  // `endpoints`: "http://host:port" URLs.
-  explicit EtcdClient(std::vector<std::string> endpoints);
+  // `endpoints`: "http://host:port" or "https://host:port" URLs.
+  explicit EtcdClient(std::vector<std::string> endpoints, EtcdTls tls = {});
   ~EtcdClient();
   EtcdClient(const EtcdClient&) = delete;
   EtcdClient& operator=(const EtcdClient&) = delete;

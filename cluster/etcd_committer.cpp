@@ -41,7 +41,7 @@ EtcdCommitter::EtcdCommitter(core::StateMachine& state, EtcdOptions options)
     : state_(state),
       options_(std::move(options)),
       layout_(options_.prefix),
-      client_(options_.endpoints) {
+      client_(options_.endpoints, options_.tls) {
   options_.prefix = layout_.prefix();
 }
 
@@ -240,7 +240,7 @@ bool EtcdCommitter::writable() const noexcept {
 // from the revision after the last one it delivered, on the next endpoint, with backoff.
 void EtcdCommitter::watch_loop() {
   core::RcuThread rcu;
-  EtcdClient client(options_.endpoints);
+  EtcdClient client(options_.endpoints, options_.tls);
   auto backoff = std::chrono::milliseconds(50);
   const std::string from = options_.prefix + "/", to = prefix_end(from);
   auto keep_going = [this] {

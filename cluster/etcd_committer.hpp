@@ -39,8 +39,9 @@
 namespace keygate::cluster {
 
 struct EtcdOptions {
-  std::vector<std::string> endpoints;  // "http://host:port"
-  std::string prefix = "/keygate";     // every key keygate writes starts with it
+  std::vector<std::string> endpoints;  // "http://host:port" or "https://..."
+  EtcdTls tls;
+  std::string prefix = "/keygate";  // every key keygate writes starts with it
   std::chrono::milliseconds stale_after{5'000};
   // Where other nodes and `keygate cluster status` reach this node ("http://host:port"):
   // registered under <prefix>/nodes/ with a lease, so a node that dies leaves the list

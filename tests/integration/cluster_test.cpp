@@ -529,3 +529,15 @@ TEST(Cluster, AHistoryOfConcurrentOperationsThroughFaultsChecksOut) {
     }
   }
 }
+
+// etcd that speaks only TLS and asks for client certificates: the node connects with
+// --etcd-cacert/--etcd-cert/--etcd-key; without a client certificate it cannot start.
+TEST(Cluster, TalksToEtcdOverTlsWithAClientCertificate) {
+  EtcdCluster etcd(1, /*tls=*/true);
+  ServerProcess a({"--etcd", etcd.endpoints(), "--etcd-cacert", etcd.ca_file(), "--etcd-cert",
+                   etcd.cert_file(), "--etcd-key", etcd.key_file()});
+  const Tenant t = make_tenant(a, "Tls");
+  EXPECT_EQ(auth(a, t.key), 200);
+  EXPECT_THROW(ServerProcess({"--etcd", etcd.endpoints(), "--etcd-cacert", etcd.ca_file()}),
+               std::runtime_error);
+}

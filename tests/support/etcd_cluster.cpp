@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "support/check.hpp"
@@ -34,10 +36,33 @@ uint16_t free_port() {
   return ntohs(a.sin_port);
 }
 
-EtcdCluster::EtcdCluster(int n) : root_(make_temp_dir()) {
+namespace {
+
+void run(const std::string& command) {
+  if (std::system((command + " >/dev/null 2>&1").c_str()) != 0)
+    helper_failed("EtcdCluster: failed: " + command);
+}
+
+}  // namespace
+
+EtcdCluster::EtcdCluster(int n, bool tls) : root_(make_temp_dir()), tls_(tls) {
   if (::access("/usr/bin/etcd", X_OK) != 0)
     helper_failed(
         "EtcdCluster: /usr/bin/etcd is missing (scripts/setup test installs etcd-server)");
+  if (tls_) {
+    const std::string d = root_;
+    run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout " + d +
+        "/ca.key -out " + d + "/ca.pem");
+    for (const char* who : {"server", "client"}) {
+      const std::string w = d + "/" + who;
+      run("openssl req -newkey rsa:2048 -nodes -subj /CN=" + std::string(who) + " -keyout " + w +
+          ".key -out " + w + ".csr");
+      std::ofstream(w + ".ext")
+          << "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n";
+      run("openssl x509 -req -in " + w + ".csr -CA " + d + "/ca.pem -CAkey " + d +
+          "/ca.key -CAcreateserial -days 2 -extfile " + w + ".ext -out " + w + ".pem");
+    }
+  }
   for (int i = 0; i < n; ++i) {
     Member m;
     m.name = "m" + std::to_string(i);
@@ -64,13 +89,15 @@ EtcdCluster::~EtcdCluster() {
 std::string EtcdCluster::endpoints() const {
   std::string out;
   for (const auto& m : members_)
-    out += (out.empty() ? "" : ",") + std::string("http://127.0.0.1:") + std::to_string(m.client);
+    out += (out.empty() ? "" : ",") + std::string(tls_ ? "https" : "http") +
+           "://127.0.0.1:" + std::to_string(m.client);
   return out;
 }
 
 void EtcdCluster::start(int i, bool wait) {
   Member& m = members_[static_cast<size_t>(i)];
-  const std::string client = "http://127.0.0.1:" + std::to_string(m.client);
+  const std::string client =
+      std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(m.client);
   const std::string peer = "http://127.0.0.1:" + std::to_string(m.peer);
   std::vector<std::string> args = {
       "/usr/bin/etcd", "--name", m.name, "--data-dir", m.dir, "--listen-client-urls", client,
@@ -79,6 +106,10 @@ void EtcdCluster::start(int i, bool wait) {
       "--initial-cluster-state", "new", "--initial-cluster-token", "keygate-test",
       // Short elections: a test that kills the leader waits less.
       "--heartbeat-interval", "50", "--election-timeout", "500", "--log-level", "warn"};
+  if (tls_)
+    args.insert(args.end(),
+                {"--cert-file", root_ + "/server.pem", "--key-file", root_ + "/server.key",
+                 "--client-cert-auth", "--trusted-ca-file", ca_file()});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -114,13 +145,25 @@ void EtcdCluster::wait_healthy() {
   for (;;) {
     bool all = true;
     for (const auto& m : members_)
-      if (m.pid > 0)
-        all = all && http(m.client, "GET", "/health").body.find("\"true\"") != std::string::npos;
+      if (m.pid > 0) all = all && healthy(m);
     if (all) return;
     if (std::chrono::steady_clock::now() > deadline)
       helper_failed("EtcdCluster: not healthy within 30 s");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+}
+
+bool EtcdCluster::healthy(const Member& m) const {
+  if (!tls_) return http(m.client, "GET", "/health").body.find("\"true\"") != std::string::npos;
+  const std::string cmd = "curl -s --max-time 2 --cacert " + ca_file() + " --cert " + cert_file() +
+                          " --key " + key_file() +
+                          " https://127.0.0.1:" + std::to_string(m.client) + "/health";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[256];
+  while (size_t got = fread(buf, 1, sizeof buf, p)) out.append(buf, got);
+  pclose(p);
+  return out.find("\"true\"") != std::string::npos;
 }
 
 int EtcdCluster::leader() const {

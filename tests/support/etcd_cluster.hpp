@@ -14,7 +14,9 @@ namespace keygate::testing {
 
 class EtcdCluster {
  public:
-  explicit EtcdCluster(int members = 3);
+  // `tls`: clients must speak TLS and present a certificate signed by the cluster's CA
+  // (etcd's --client-cert-auth); the files are made with the openssl command.
+  explicit EtcdCluster(int members = 3, bool tls = false);
   ~EtcdCluster();
   EtcdCluster(const EtcdCluster&) = delete;
 
@@ -32,6 +34,10 @@ class EtcdCluster {
   void wait_healthy();
   // The member that is the Raft leader now (-1 if none answers).
   int leader() const;
+  // With tls: the CA, and a client certificate and key that etcd accepts.
+  std::string ca_file() const { return root_ + "/ca.pem"; }
+  std::string cert_file() const { return root_ + "/client.pem"; }
+  std::string key_file() const { return root_ + "/client.key"; }
 
  private:
   struct Member {
@@ -43,6 +49,8 @@ class EtcdCluster {
   std::string initial_cluster_;
   std::vector<Member> members_;
   bool started_once_ = false;
+  bool tls_ = false;
+  bool healthy(const Member& m) const;
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
