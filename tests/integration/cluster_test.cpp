@@ -106,14 +106,9 @@ TEST(Cluster, EveryNodeServesTheApiAndARevocationReachesEveryNode) {
   int exit_status = -1;
   EXPECT_TRUE(eventually(
       [&] {
-        FILE* p = popen(
-            (std::string(KEYGATE_BINARY) + " cluster status --etcd " + n.etcd.endpoints() + " 2>&1")
-                .c_str(),
-            "r");
-        status.clear();
-        char buf[4096];
-        while (size_t got = fread(buf, 1, sizeof buf, p)) status.append(buf, got);
-        exit_status = pclose(p);
+        status = run_command(
+            std::string(KEYGATE_BINARY) + " cluster status --etcd " + n.etcd.endpoints(),
+            exit_status);
         return status.find("3 node(s) registered") != std::string::npos;
       },
       8000ms))

@@ -137,14 +137,10 @@ TEST(LoadTest, DrivesVerificationsAndReportsRateLoadGeneratorAndServerCpu) {
   }
   const std::string cmd = std::string(KEYGATE_SOURCE_DIR) + "/scripts/loadtest --keys " + keys +
                           " --url http://127.0.0.1:" + std::to_string(s.port()) +
-                          " --duration 2s --connections 4 --pid " + std::to_string(s.pid()) +
-                          " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[512];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  EXPECT_EQ(::pclose(p), 0) << out;
+                          " --duration 2s --connections 4 --pid " + std::to_string(s.pid());
+  int exit_status = -1;
+  const std::string out = run_command(cmd, exit_status);
+  EXPECT_EQ(exit_status, 0) << out;
   remove_tree(dir);
 
   // "  51234 requests in 2.00s, ...": the number before the marker, at its line's start.

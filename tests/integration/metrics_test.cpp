@@ -138,13 +138,8 @@ TEST(Metrics, PromtoolAcceptsTheOutput) {
   const std::string file = dir + "/metrics.txt";
   std::ofstream(file) << scrape(s);
   // promtool lints too (names, units, HELP text); its findings go to the output we show.
-  const std::string cmd = "promtool check metrics < " + file + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[512];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = ::pclose(p);
+  int status = -1;
+  const std::string out = run_command("promtool check metrics < " + file, status);
   remove_tree(dir);
   ASSERT_NE(WEXITSTATUS(status), 127)
       << "promtool is missing: scripts/setup installs Debian's prometheus package";

@@ -99,12 +99,10 @@ TEST(DataDirectory, CheckPrintsCountsOffline) {
     ServerProcess s({}, dir);
     http(s.port(), "POST", "/v1/organizations", R"({"name":"Counted"})", s.root_key());
   }
-  const std::string cmd = std::string(KEYGATE_BINARY) + " check --data-dir " + dir + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  EXPECT_EQ(pclose(p), 0);
+  int status = -1;
+  const std::string out =
+      run_command(std::string(KEYGATE_BINARY) + " check --data-dir " + dir, status);
+  EXPECT_EQ(status, 0);
   EXPECT_NE(out.find("organizations: 1"), std::string::npos) << out;
   EXPECT_NE(out.find("api keys: 1"), std::string::npos) << out;
   remove_tree(std::filesystem::path(dir).parent_path());

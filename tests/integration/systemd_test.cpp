@@ -119,13 +119,10 @@ TEST(Systemd, UnitFilesPassSystemdAnalyzeVerify) {
   std::ofstream(dir + "/keygate.service") << text;
   std::filesystem::copy_file(std::string(KEYGATE_SOURCE_DIR) + "/scripts/systemd/keygate.socket",
                              dir + "/keygate.socket");
-  const std::string cmd =
-      "systemd-analyze verify " + dir + "/keygate.service " + dir + "/keygate.socket 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  EXPECT_EQ(pclose(p), 0) << out;
+  int status = -1;
+  const std::string out = run_command(
+      "systemd-analyze verify " + dir + "/keygate.service " + dir + "/keygate.socket", status);
+  EXPECT_EQ(status, 0) << out;
   EXPECT_EQ(out.find("rror"), std::string::npos) << out;
   remove_tree(dir);
 }
@@ -152,14 +149,12 @@ TEST(Configuration, FileThenEnvironmentThenFlags) {
   ::unsetenv("KEYGATE_SECRET_BURST");
   // An invalid value is refused at start with a message naming the setting.
   std::ofstream(dir + "/bad.conf") << "fsync = sometimes\n";
-  const std::string cmd = "timeout 10 " + std::string(KEYGATE_BINARY) +
-                          " serve --listen 127.0.0.1:0 --data-dir " + dir + "/d --config " + dir +
-                          "/bad.conf 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  EXPECT_NE(pclose(p), 0);
+  int status = -1;
+  const std::string out = run_command("timeout 10 " + std::string(KEYGATE_BINARY) +
+                                          " serve --listen 127.0.0.1:0 --data-dir " + dir +
+                                          "/d --config " + dir + "/bad.conf",
+                                      status);
+  EXPECT_NE(status, 0);
   EXPECT_NE(out.find("fsync"), std::string::npos) << out;
   remove_tree(dir);
 }
@@ -167,14 +162,9 @@ TEST(Configuration, FileThenEnvironmentThenFlags) {
 namespace {
 // `keygate serve ...` that is expected to refuse to start: its exit status and output.
 std::string refused_start(const std::string& args, const std::string& env, int& status) {
-  const std::string cmd = env + " timeout 10 " + std::string(KEYGATE_BINARY) +
-                          " serve --listen 127.0.0.1:0 " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  status = pclose(p);
-  return out;
+  return run_command(
+      env + " timeout 10 " + std::string(KEYGATE_BINARY) + " serve --listen 127.0.0.1:0 " + args,
+      status);
 }
 }  // namespace
 
@@ -205,12 +195,7 @@ TEST(Configuration, TheFileIsNamedByKeygateConfigAndMisspeltOrMissingOnesAreRefu
 
 namespace {
 std::string run_cli(const std::string& args, int& status) {
-  FILE* p = popen((std::string(KEYGATE_BINARY) + " " + args + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  status = pclose(p);
-  return out;
+  return run_command(std::string(KEYGATE_BINARY) + " " + args, status);
 }
 }  // namespace
 

@@ -158,12 +158,8 @@ bool EtcdCluster::healthy(const Member& m) const {
   const std::string cmd = "curl -s --max-time 2 --cacert " + ca_file() + " --cert " + cert_file() +
                           " --key " + key_file() +
                           " https://127.0.0.1:" + std::to_string(m.client) + "/health";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[256];
-  while (size_t got = fread(buf, 1, sizeof buf, p)) out.append(buf, got);
-  pclose(p);
-  return out.find("\"true\"") != std::string::npos;
+  int status = 0;
+  return run_command(cmd, status).find("\"true\"") != std::string::npos;
 }
 
 int EtcdCluster::leader() const {

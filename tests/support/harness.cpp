@@ -299,6 +299,16 @@ std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms, bo
   return out;
 }
 
+std::string run_command(const std::string& command, int& status) {
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  if (!p) helper_failed("run_command: popen: " + std::string(std::strerror(errno)));
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  status = pclose(p);
+  return out;
+}
+
 simdjson::dom::element parse_json(const std::string& body) {
   thread_local std::vector<std::unique_ptr<simdjson::dom::parser>>
       keep;  // elements outlive the next parse

@@ -84,6 +84,9 @@ std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms = 2
                      bool half_close = true);
 std::string read_some(int fd, int timeout_ms);
 
+// Runs a shell command; its output (stdout and stderr) and, in `status`, what pclose says.
+std::string run_command(const std::string& command, int& status);
+
 // JSON of a response body, for assertions.
 simdjson::dom::element parse_json(const std::string& body);
 std::string str(simdjson::dom::element e, const char* path);  // JSON pointer, e.g. "/data/id"

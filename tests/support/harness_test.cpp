@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <stdexcept>
@@ -130,4 +131,11 @@ TEST(Harness, StrReadsStringsNumbersNullsAndSaysWhatIsMissing) {
   EXPECT_EQ(str(j, "/data/z"), "null");
   EXPECT_EQ(str(j, "/data/b"), "true");
   EXPECT_EQ(str(j, "/data/absent"), "<missing>");
+}
+
+TEST(Harness, RunCommandReturnsBothOutputsAndTheExitStatus) {
+  int status = -1;
+  EXPECT_EQ(run_command("echo out; echo err >&2; exit 3", status), "out\nerr\n");
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 3);
 }
