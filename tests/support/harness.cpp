@@ -300,7 +300,7 @@ std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms, bo
 }
 
 std::string run_command(const std::string& command, int& status) {
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  FILE* p = popen(("(" + command + ") 2>&1").c_str(), "r");
   if (!p) helper_failed("run_command: popen: " + std::string(std::strerror(errno)));
   std::string out;
   char buf[4096];
