@@ -302,10 +302,14 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
   if (take("/ver/")) {
     const auto org = core::parse_id(core::IdKind::organization, k);
     if (!org) bad("an organization version");
-    if (deleted)
+    if (deleted) {
       versions_.erase(*org);
-    else
-      versions_[*org] = kv.mod_revision;
+      return;
+    }
+    versions_[*org] = kv.mod_revision;
+    if (!refused_tokens_.empty())
+      if (auto it = refused_tokens_.find(kv.value); it != refused_tokens_.end())
+        it->second = kv.mod_revision;
     return;
   }
   if (deleted && take("/cert/")) {
@@ -442,11 +446,15 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
     }
   }
   state_.discard();  // published by the watch, never here
+  // The version keys carry this transaction's token: if an endpoint takes it but its answer
+  // is lost, the client sends the same transaction to the next endpoint, whose compares
+  // then fail; the token in the watch says the first one went through (see run()).
+  const std::string token = core::to_string(core::IdKind::request, tokens_.next(core::now_ms()));
   for (const core::Id& org : orgs) {
     const std::string v = layout_.version(org);
     const auto it = versions_.find(org);
     compares.push_back({Compare::Target::mod, v, it == versions_.end() ? 0 : it->second});
-    set_op({Op::Kind::put, v, {}});
+    set_op({Op::Kind::put, v, token});
   }
 
   TxnResult r;
@@ -457,7 +465,11 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
     core::log(core::Level::error, "cluster.txn_failed", {{"error", error}});
     for (Retry& p : staged_by) {
       p.submission->outcome = {};
-      p.submission->outcome.error = unavailable("no etcd endpoint answered");
+      p.submission->outcome.error = core::make_error(
+          core::ErrorCode::storage_unavailable,
+          "The cluster's store (etcd) did not confirm the change: no endpoint answered. It may "
+          "have been made or not; read the resource before trying again. Verification still "
+          "works.");
       p.submission->done(p.submission);
     }
     return;
@@ -473,17 +485,10 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
   // Another node changed an organization (or took a slug, or a hash) after our revision:
   // catch up to the store's revision and decide again.
   conflicts_.fetch_add(1, std::memory_order_relaxed);
-  for (Retry& p : staged_by) {
-    if (p.attempts + 1 >= kMaxAttempts) {
-      p.submission->outcome = {};
-      p.submission->outcome.error =
-          unavailable("the organization changed on other nodes " + std::to_string(kMaxAttempts) +
-                      " times in a row while this change was tried");
-      p.submission->done(p.submission);
-      continue;
-    }
-    retries_.push_back({p.submission, r.revision, p.attempts + 1});
-  }
+  refused_tokens_.emplace(token, 0);
+  for (size_t i = 0; i < staged_by.size(); ++i)
+    retries_.push_back({staged_by[i].submission, r.revision, staged_by[i].attempts + 1, token,
+                        std::move(outcomes[i])});
 }
 
 // How far behind the store this node is: one small read a second when nothing else spoke
@@ -549,7 +554,7 @@ void EtcdCommitter::run() {
       // One transaction in flight at a time, carrying what queued meanwhile (up to
       // kBatch commands): the next is sent once the last is applied.
       while (waiting_.empty() && retries_.empty() && !queue_.empty() && fresh.size() < kBatch) {
-        fresh.push_back({queue_.front(), 0, 0});
+        fresh.push_back({queue_.front()});
         queue_.pop_front();
       }
     }
@@ -582,8 +587,27 @@ void EtcdCommitter::run() {
     if (!retries_.empty() && std::all_of(retries_.begin(), retries_.end(), [&](const Retry& r) {
           return r.catch_up_to <= applied;
         })) {
+      // Caught up past every refusal: a refused transaction whose token was applied had been
+      // committed by an earlier attempt, and its commands are answered as they were then;
+      // the others are executed again on the new state.
       std::vector<Retry> again;
-      again.swap(retries_);
+      for (Retry& r : retries_) {
+        const auto it = refused_tokens_.find(r.token);
+        if (it != refused_tokens_.end() && it->second > 0) {
+          r.submission->outcome = std::move(r.outcome);
+          r.submission->done(r.submission);
+        } else if (r.attempts >= kMaxAttempts) {
+          r.submission->outcome = {};
+          r.submission->outcome.error = unavailable("the organization changed on other nodes " +
+                                                    std::to_string(kMaxAttempts) +
+                                                    " times in a row while this change was tried");
+          r.submission->done(r.submission);
+        } else {
+          again.push_back({r.submission, 0, r.attempts});
+        }
+      }
+      retries_.clear();
+      refused_tokens_.clear();
       execute(again);
     }
     if (!fresh.empty()) execute(fresh);

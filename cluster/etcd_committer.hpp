@@ -90,8 +90,13 @@ class EtcdCommitter final : public core::Committer {
   };
   struct Retry {
     core::Submission* submission;
-    int64_t catch_up_to;  // executed again once applied_ reaches it
-    int attempts;
+    int64_t catch_up_to = 0;  // executed again once applied_ reaches it
+    int attempts = 0;
+    // Of the refused transaction: its token, and what the command answered then. If the
+    // refusal was of a transaction that an earlier attempt (on another endpoint) had
+    // already committed, the token shows up in the watch and this is the answer.
+    std::string token;
+    core::Outcome outcome;
   };
 
   void load(const std::string& from, const std::string& to, int64_t revision, int64_t known);
@@ -110,6 +115,10 @@ class EtcdCommitter final : public core::Committer {
   Layout layout_;
   EtcdClient client_;                                             // the committer thread's
   std::unordered_map<core::Id, int64_t, core::IdHash> versions_;  // organization -> mod_revision
+  // Each transaction writes a fresh token as its organizations' version values. Tokens of
+  // refused transactions -> the revision the watch showed them at (0: not seen, yet).
+  core::IdGenerator tokens_;
+  std::unordered_map<std::string, int64_t> refused_tokens_;
 
   std::mutex mutex_;
   std::condition_variable wake_;

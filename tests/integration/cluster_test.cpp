@@ -17,6 +17,7 @@
 #include "support/certs.hpp"
 #include "support/etcd_cluster.hpp"
 #include "support/harness.hpp"
+#include "support/tcp_proxy.hpp"
 
 using namespace keygate::testing;
 using namespace std::chrono_literals;
@@ -491,7 +492,7 @@ TEST(Cluster, AHistoryOfConcurrentOperationsThroughFaultsChecksOut) {
   ASSERT_GT(created.size(), 30u);
   for (int node = 0; node < 3; ++node) {
     std::map<std::string, int> names;  // name -> how many keys carry it
-    std::string cursor;
+    std::string cursor, wrong;
     ASSERT_TRUE(eventually(
         [&] {
           names.clear();
@@ -511,11 +512,14 @@ TEST(Cluster, AHistoryOfConcurrentOperationsThroughFaultsChecksOut) {
             if (cursor == "null" || cursor == "<missing>") break;
           }
           for (const Created& c : created)
-            if (c.acked && names[c.name] != 1) return false;
+            if (c.acked && names[c.name] != 1) {
+              wrong = c.name + " is there " + std::to_string(names[c.name]) + " times";
+              return false;
+            }
           return true;
         },
         10000ms))
-        << "node " << node << " misses an acknowledged key";
+        << "node " << node << ": the acknowledged key " << wrong;
     for (const Created& c : created) {
       EXPECT_LE(names[c.name], 1) << c.name << " was created twice";
       if (c.acked && c.revoked) {
@@ -523,6 +527,51 @@ TEST(Cluster, AHistoryOfConcurrentOperationsThroughFaultsChecksOut) {
       }
     }
   }
+}
+
+// A transaction that etcd committed but whose answer was lost (the member or the network
+// died between request and answer): the client sends the same transaction to the next
+// endpoint, whose compares fail against the first one's own changes. The node must see
+// that in the watch (the transaction's token) and answer what was done, not execute the
+// command again: a second key with the same name, a 404 for a revocation that happened, a
+// 409 for a slug its own organization took.
+TEST(Cluster, AnAnswerLostAfterEtcdCommittedIsNeitherRepeatedNorRefused) {
+  EtcdCluster etcd(1);
+  TcpProxy proxy(etcd.client_port(0));
+  ServerProcess a({"--etcd", "http://127.0.0.1:" + std::to_string(proxy.port())});
+  const Tenant t = make_tenant(a, "Lost");
+  // libcurl sends a request again, once, on a fresh connection when a reused one closes
+  // before any answer: the second copy reaches etcd through the proxy, unharmed.
+  proxy.drop_answer_to("POST /v3/kv/txn");
+  auto created = http(a.port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
+                      R"({"name":"once"})", t.key);
+  ASSERT_EQ(proxy.answers_dropped(), 1);
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string value = str(parse_json(created.body), "/data/revealed_key");
+  EXPECT_EQ(auth(a, value), 200);
+  auto list = parse_json(
+      http(a.port(), "GET", "/v1/organizations/" + t.id + "/api-keys?limit=100", "", t.key).body);
+  int named_once = 0;
+  for (int i = 0; i < 100; ++i) {
+    const std::string name = str(list, ("/data/" + std::to_string(i) + "/name").c_str());
+    if (name == "<missing>") break;
+    named_once += name == "once";
+  }
+  EXPECT_EQ(named_once, 1);
+
+  proxy.drop_answer_to("POST /v3/kv/txn");
+  auto revoked =
+      http(a.port(), "DELETE",
+           "/v1/organizations/" + t.id + "/api-keys/" + str(parse_json(created.body), "/data/id"),
+           "", t.key);
+  ASSERT_EQ(proxy.answers_dropped(), 2);
+  EXPECT_EQ(revoked.status, 200) << revoked.body;
+  EXPECT_EQ(auth(a, value), 401);
+
+  proxy.drop_answer_to("POST /v3/kv/txn");
+  auto org = http(a.port(), "POST", "/v1/organizations", R"({"name":"Lost Again"})", a.root_key());
+  ASSERT_EQ(proxy.answers_dropped(), 3);
+  EXPECT_EQ(org.status, 201) << org.body;
 }
 
 // etcd that speaks only TLS and asks for client certificates: the node connects with

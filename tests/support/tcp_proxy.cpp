@@ -1,0 +1,113 @@
+#include "support/tcp_proxy.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "support/check.hpp"
+
+namespace keygate::testing {
+
+struct TcpProxy::Link {
+  int client = -1, upstream = -1;
+  std::atomic<bool> drop{false};  // the request in flight loses its answer
+  void shut() {
+    ::shutdown(client, SHUT_RDWR);
+    ::shutdown(upstream, SHUT_RDWR);
+  }
+  ~Link() {
+    ::close(client);
+    ::close(upstream);
+  }
+};
+
+TcpProxy::TcpProxy(uint16_t upstream_port) : upstream_(upstream_port) {
+  listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::listen(listener_, 64) != 0 ||
+      ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    helper_failed(std::string("TcpProxy: ") + std::strerror(errno));
+  port_ = ntohs(a.sin_port);
+  acceptor_ = std::thread([this] { accept_loop(); });
+}
+
+TcpProxy::~TcpProxy() {
+  stopping_ = true;
+  acceptor_.join();
+  {
+    std::lock_guard l(mutex_);
+    for (auto& link : links_) link->shut();
+  }
+  for (auto& t : threads_) t.join();
+  ::close(listener_);
+}
+
+void TcpProxy::drop_answer_to(std::string request_start) {
+  std::lock_guard l(mutex_);
+  armed_ = std::move(request_start);
+}
+
+void TcpProxy::accept_loop() {
+  while (!stopping_) {
+    pollfd p{listener_, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    const int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (client < 0) continue;
+    auto link = std::make_shared<Link>();
+    link->client = client;
+    link->upstream = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(upstream_);
+    if (::connect(link->upstream, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      link->shut();  // the upstream is down: so is the proxy, for this connection
+      continue;
+    }
+    std::lock_guard l(mutex_);
+    links_.push_back(link);
+    threads_.emplace_back([this, link] { pump(link, true); });
+    threads_.emplace_back([this, link] { pump(link, false); });
+  }
+}
+
+void TcpProxy::pump(std::shared_ptr<Link> link, bool from_client) {
+  const int from = from_client ? link->client : link->upstream;
+  const int to = from_client ? link->upstream : link->client;
+  char buffer[16384];
+  for (;;) {
+    const ssize_t n = ::read(from, buffer, sizeof buffer);
+    if (n <= 0) break;
+    if (from_client) {
+      std::lock_guard l(mutex_);
+      if (!armed_.empty() && static_cast<size_t>(n) >= armed_.size() &&
+          std::memcmp(buffer, armed_.data(), armed_.size()) == 0) {
+        link->drop = true;
+        armed_.clear();
+      }
+    } else if (link->drop) {  // the server answered: the work is done, the answer is lost
+      ++dropped_;
+      break;
+    }
+    for (ssize_t sent = 0; sent < n;) {
+      const ssize_t w = ::write(to, buffer + sent, static_cast<size_t>(n - sent));
+      if (w <= 0) {
+        link->shut();
+        return;
+      }
+      sent += w;
+    }
+  }
+  link->shut();
+}
+
+}  // namespace keygate::testing

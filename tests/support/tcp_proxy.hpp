@@ -1,0 +1,47 @@
+// Test helper: a TCP proxy on a free loopback port in front of a real server, that can lose
+// answers. Armed with drop_answer_to("POST /v3/kv/txn"), it forwards the next request that
+// starts with that text, waits until the server has begun to answer (so the server did the
+// work), then closes the client's connection without passing the answer on: the ambiguous
+// failure a client sees when a network or a member dies between request and answer.
+// Everything else is passed through byte for byte, streams included.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace keygate::testing {
+
+class TcpProxy {
+ public:
+  explicit TcpProxy(uint16_t upstream_port);
+  ~TcpProxy();
+  TcpProxy(const TcpProxy&) = delete;
+
+  uint16_t port() const { return port_; }
+  // The next request whose first bytes are `request_start` loses its answer.
+  void drop_answer_to(std::string request_start);
+  int answers_dropped() const { return dropped_.load(); }
+
+ private:
+  struct Link;
+  void accept_loop();
+  void pump(std::shared_ptr<Link> link, bool from_client);
+
+  uint16_t upstream_;
+  uint16_t port_ = 0;
+  int listener_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> dropped_{0};
+  std::mutex mutex_;
+  std::string armed_;  // empty: nothing to drop
+  std::vector<std::thread> threads_;
+  std::vector<std::shared_ptr<Link>> links_;
+  std::thread acceptor_;
+};
+
+}  // namespace keygate::testing
