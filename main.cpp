@@ -323,14 +323,20 @@ int serve(const ServeOptions& o) {
   ctx.connection_count = [&server] { return server.connections(); };
   ctx.buffers = &server.buffers();
 
-  // systemd socket activation: use the socket it passes, if any.
-  const int passed = sd_listen_fds(1);
-  server.start(endpoint, o.threads, passed >= 1 ? SD_LISTEN_FDS_START : -1);
-  log(Level::info, "listening",
-      {{"address", server.bound().to_string()}, {"socket_activated", passed >= 1}});
+  // systemd socket activation: serve the socket it passes, if any. systemd holds that
+  // socket across a restart, so connections made meanwhile wait in its backlog: this
+  // process accepts them once the data is back, and a restart refuses and fails nothing.
+  // Bound by keygate itself, the listeners come up first and answer /healthz (and
+  // /readyz, and every other request, 503) while the data is read back.
+  const bool activated = sd_listen_fds(1) >= 1;
+  auto listen = [&] {
+    server.start(endpoint, o.threads, activated ? SD_LISTEN_FDS_START : -1);
+    log(Level::info, "listening",
+        {{"address", server.bound().to_string()}, {"socket_activated", activated}});
+  };
+  if (!activated) listen();
   sd_notify(0, "STATUS=recovering");
 
-  // The listeners answer /healthz (and /readyz: 503) while the data is read back.
   std::unique_ptr<persistence::Journal> journal;
   std::unique_ptr<cluster::EtcdCommitter> etcd;
   if (o.etcd.empty()) {
@@ -341,7 +347,8 @@ int serve(const ServeOptions& o) {
     // the bound address (a wildcard address is no place to reach).
     std::string url = o.advertise_url;
     if (url.empty()) {
-      net::Endpoint at = server.bound();
+      net::Endpoint at = endpoint;
+      at.port = activated ? net::local_port(SD_LISTEN_FDS_START) : server.bound().port;
       if (at.host == "0.0.0.0") at.host = "127.0.0.1";
       if (at.host == "::") at.host = "::1";
       url = "http://" + at.to_string();
@@ -358,6 +365,7 @@ int serve(const ServeOptions& o) {
   asio::signal_set stop_signals(io, SIGTERM, SIGINT);
   asio::signal_set snapshot_signal(io, SIGUSR1);
   ctx.ready.store(true, std::memory_order_release);
+  if (activated) listen();
   sd_notify(0, "READY=1\nSTATUS=serving");
   log(Level::info, "ready", {{"address", server.bound().to_string()}});
 

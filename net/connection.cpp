@@ -86,6 +86,7 @@ void Connection::shutdown_socket() noexcept {
 void Connection::answer(const Request* req, bool head) {
   const bool close = closing_ || res_.close || reactor_.draining_ || (req && !req->keep_alive);
   serialize(res_, head, close, reactor_.date_, out_);
+  answered_ = true;
   if (close) closing_ = true;
 }
 

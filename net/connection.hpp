@@ -106,7 +106,8 @@ class Connection {
   bool over_budget_ = false;    // its buffer could not grow within the server's BufferBudget
   bool busy_ = false;           // a request is being handled
   bool closing_ = false;
-  bool done_ = false;  // the coroutine has returned
+  bool answered_ = false;  // at least one answer was written (a drain may close it when idle)
+  bool done_ = false;      // the coroutine has returned
   std::chrono::steady_clock::time_point last_activity_;
   std::chrono::steady_clock::time_point message_began_;
 

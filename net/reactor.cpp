@@ -189,8 +189,9 @@ void Reactor::on_accept(int res, bool more) {
   if (!more) accepting_ = false;
   if (res >= 0) {
     const int fd = res;
-    if (draining_ ||
-        connection_count_.load(std::memory_order_relaxed) >= options_.max_connections) {
+    // A connection accepted as the drain began (the cancel raced the accept) is served
+    // like the others: closing it would fail a request that a restart must not fail.
+    if (connection_count_.load(std::memory_order_relaxed) >= options_.max_connections) {
       ::close(fd);  // over the connection limit: refuse at once rather than queue
     } else {
       connection_count_.fetch_add(1, std::memory_order_relaxed);
@@ -267,8 +268,12 @@ void Reactor::on_tick() {
       continue;
     }
     if (!c->input_waiter_) continue;
+    // Draining closes idle connections, but not one that has had no answer yet: it was
+    // accepted moments ago and its first request is on the way (the drain timeout bounds
+    // the wait). A client's request racing the close of an idle keep-alive connection is
+    // the client's to retry, as HTTP clients do on a reused connection (RFC 9112 9.3.1).
     const bool mid_request = c->parser_.in_message();
-    if (past_drain || (draining_ && !mid_request)) {
+    if (past_drain || (draining_ && !mid_request && c->answered_)) {
       c->eof_ = true;
       c->wake_input();
     } else if (mid_request && !c->parser_.headers_complete() &&

@@ -78,6 +78,8 @@ int open_listener(const Endpoint& ep, uint16_t port) {
   return fd;
 }
 
+}  // namespace
+
 uint16_t local_port(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -85,8 +87,6 @@ uint16_t local_port(int fd) {
   if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6&>(ss).sin6_port);
   return ntohs(reinterpret_cast<sockaddr_in&>(ss).sin_port);
 }
-
-}  // namespace
 
 Server::Server(Service& service, ReactorOptions options)
     : service_(service), options_(options), budget_(options_.max_buffer_bytes) {}

@@ -22,6 +22,9 @@ struct Endpoint {
 // Parses "HOST:PORT" (IPv4, or IPv6 in brackets); nullopt with a message on error.
 bool parse_endpoint(std::string_view text, Endpoint& out, std::string& error);
 
+// The port a listening socket is bound to.
+uint16_t local_port(int fd);
+
 class Server {
  public:
   Server(Service& service, ReactorOptions options);

@@ -12,12 +12,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "support/harness.hpp"
 
@@ -95,15 +99,87 @@ TEST(Systemd, ServesAListeningSocketPassedAsSystemdDoes) {
     usleep(50000);
   }
   EXPECT_EQ(r.status, 200);
-  std::ifstream in(log_path);
+  // The ready line is written after the first answers may have gone out.
   std::stringstream log;
-  log << in.rdbuf();
+  for (int i = 0; i < 100 && log.str().find("\"event\":\"ready\"") == std::string::npos; ++i) {
+    usleep(20000);
+    std::ifstream in(log_path);
+    log.str("");
+    log << in.rdbuf();
+  }
   EXPECT_NE(log.str().find("\"socket_activated\":true"), std::string::npos) << log.str();
   ::kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   remove_tree(dir);
+}
+
+// `systemctl restart keygate` with keygate.socket holding the listener: the old process
+// drains and exits, the new one recovers and then accepts. Connections made meanwhile wait
+// in the socket's backlog and their requests are answered; none is refused, none fails.
+// Load: keep-alive clients (their connection closed by the drain, they reconnect, as HTTP
+// clients do) and clients with a new connection per request.
+TEST(Systemd, ARestartWithTheSocketHeldByTheManagerRefusesAndFailsNothing) {
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(lfd, 4096), 0);  // systemd's Backlog= default is SOMAXCONN
+  socklen_t len = sizeof a;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  const uint16_t port = ntohs(a.sin_port);
+
+  auto first = std::make_unique<ServerProcess>(std::vector<std::string>{}, std::string{}, nullptr,
+                                               std::vector<std::string>{}, lfd);
+  ASSERT_EQ(first->port(), port);
+  EXPECT_NE(first->log().find("\"socket_activated\":true"), std::string::npos);
+  const Tenant t = make_tenant(*first, "Restart");
+  std::vector<std::string> keys;
+  for (int i = 0; i < 200; ++i) keys.push_back(make_key(*first, t, R"({"name":"k"})").value);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0}, failed{0};
+  std::atomic<long> longest_us{0};
+  std::mutex m;
+  std::string first_failure;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 6; ++c)
+    clients.emplace_back([&, c] {
+      const bool fresh = c % 2 == 1;  // a new connection for every request
+      for (size_t i = static_cast<size_t>(c); !stop; i += 6) {
+        std::vector<std::string> headers = {"Authorization: Bearer " + keys[i % keys.size()]};
+        if (fresh) headers.push_back("Connection: close");
+        const auto began = std::chrono::steady_clock::now();
+        const HttpResponse r = http(port, "GET", "/v1/auth", "", headers);
+        const long us = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - began)
+                            .count();
+        long seen = longest_us.load();
+        while (us > seen && !longest_us.compare_exchange_weak(seen, us)) {
+        }
+        if (r.status == 200) {
+          ++answered;
+        } else if (failed++ == 0) {
+          std::lock_guard l(m);
+          first_failure = std::to_string(r.status) + " " + r.body;
+        }
+      }
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const int before = answered.load();
+  EXPECT_EQ(first->stop(), 0);  // SIGTERM: drain, exit; the socket stays with "systemd"
+  ServerProcess second({}, first->data_dir(), nullptr, {}, lfd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stop = true;
+  for (auto& c : clients) c.join();
+  ::close(lfd);
+  EXPECT_GT(before, 0);
+  EXPECT_GT(answered.load(), before);
+  EXPECT_EQ(failed.load(), 0) << "first failure: " << first_failure;
+  std::printf("[ figures  ] %d requests across the restart, longest %.1f ms\n", answered.load(),
+              static_cast<double>(longest_us.load()) / 1e3);
 }
 
 TEST(Systemd, UnitFilesPassSystemdAnalyzeVerify) {

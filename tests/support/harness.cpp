@@ -42,10 +42,12 @@ void remove_tree(const std::string& path) {
 }
 
 ServerProcess::ServerProcess(std::vector<std::string> a, std::string data_dir,
-                             std::function<void(pid_t)> hook, std::vector<std::string> environment)
+                             std::function<void(pid_t)> hook, std::vector<std::string> environment,
+                             int listen)
     : args(std::move(a)),
       env(std::move(environment)),
       at_ready(std::move(hook)),
+      listen_fd(listen),
       data_dir_(std::move(data_dir)) {
   if (data_dir_.empty()) {
     data_dir_ = make_temp_dir() + "/data";
@@ -77,13 +79,17 @@ void ServerProcess::start() {
   if (!has_threads) argv_s.insert(argv_s.end(), {"--threads", "2"});
   if (!has_listen) argv_s.insert(argv_s.end(), {"--listen", "127.0.0.1:0"});
   argv_s.insert(argv_s.end(), args.begin(), args.end());
+  if (listen_fd >= 0)  // LISTEN_PID must be the server's own pid: a shell sets it, then execs
+    argv_s.insert(argv_s.begin(),
+                  {"/bin/sh", "-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""});
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   if (posix_spawn_file_actions_init(&fa) != 0 ||
       posix_spawn_file_actions_adddup2(&fa, fds[1], 1) != 0 ||
-      posix_spawn_file_actions_adddup2(&fa, fds[1], 2) != 0)
+      posix_spawn_file_actions_adddup2(&fa, fds[1], 2) != 0 ||
+      (listen_fd >= 0 && posix_spawn_file_actions_adddup2(&fa, listen_fd, 3) != 0))
     helper_failed("ServerProcess: cannot set up the child's output");
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());

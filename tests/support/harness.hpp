@@ -24,9 +24,10 @@ class ServerProcess {
   // Throws std::runtime_error with the server's output when it exits or is not ready
   // within 30 s: some tests expect a server to refuse to start, and say so themselves.
   // `env`: extra environment ("NAME=value"), over the test's own.
+  // `listen_fd`: see the member of that name.
   explicit ServerProcess(std::vector<std::string> args = {}, std::string data_dir = {},
                          std::function<void(pid_t)> at_ready = {},
-                         std::vector<std::string> env = {});
+                         std::vector<std::string> env = {}, int listen_fd = -1);
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
 
@@ -49,6 +50,9 @@ class ServerProcess {
   // Run on the thread that reads the server's output, the moment its ready line arrives
   // (done before start() returns): for checks that must see the process at that instant.
   std::function<void(pid_t)> at_ready;
+  // A listening socket to pass as systemd does (fd 3, LISTEN_FDS=1, LISTEN_PID): the
+  // server then serves it instead of binding its own. -1: none. The caller keeps it open.
+  int listen_fd = -1;
 
  private:
   std::string data_dir_;
