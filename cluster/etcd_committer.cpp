@@ -10,6 +10,7 @@
 #include "core/clock.hpp"
 #include "core/json_writer.hpp"
 #include "core/log.hpp"
+#include "core/thread_name.hpp"
 #include "persistence/codec.hpp"
 #include "persistence/record.hpp"
 #include "persistence/recovery.hpp"
@@ -123,8 +124,14 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
   load_seconds_ = std::chrono::duration<double>(Clock::now() - t0).count();
   watch_from_ = revision + 1;
   loaded_.store(true, std::memory_order_release);
-  watcher_ = std::thread([this] { watch_loop(); });
-  thread_ = std::thread([this] { run(); });
+  watcher_ = std::thread([this] {
+    core::name_thread("kg-etcd-watch");
+    watch_loop();
+  });
+  thread_ = std::thread([this] {
+    core::name_thread("kg-etcd-apply");
+    run();
+  });
 }
 
 void EtcdCommitter::stop() {
@@ -617,6 +624,7 @@ void EtcdCommitter::run() {
       if (snapshotter_.joinable()) snapshotter_.join();
       snapshot_running_.store(true, std::memory_order_release);
       snapshotter_ = std::thread([this] {
+        core::name_thread("kg-snapshot");
         core::RcuThread rcu;
         take_snapshot();
         snapshot_running_.store(false, std::memory_order_release);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -120,6 +121,8 @@ void Server::start(const Endpoint& endpoint, unsigned threads, int inherited_fd)
   std::vector<std::promise<void>> up(threads);
   for (unsigned i = 0; i < threads; ++i) {
     threads_.emplace_back([this, i, &up] {
+      const std::string name = "kg-reactor-" + std::to_string(i);
+      pthread_setname_np(pthread_self(), name.c_str());  // "kg-reactor-0": top -H, perf
       try {
         reactors_[i] = std::make_unique<Reactor>(listen_fds_[i], service_, options_,
                                                  connection_count_, budget_);

@@ -8,8 +8,12 @@
 #
 #   perf/bench_vs_nginx.sh [KEYS=1000000] [ROUNDS=3] [DURATION=10s] [SCOPES=a,b] [FLOOR="uring epoll"]
 #
+# The last line holds the targets (issue 21): plain, keygate against the io_uring floor in
+# the same rounds, rate within 3 %, CPU per request within 10 %, p99 within 10 %;
+# pipelined x16, keygate at least 5x nginx's rate.
+#
 # SCOPES gives the keys fewer scopes than the default full set (see perf/measure.sh).
-# FLOOR adds servers to every round, perf/floor.cpp on CPU 1 like the others: `uring`, the
+# FLOOR (default `uring`) adds servers to every round, perf/floor.cpp on CPU 1 like the others: `uring`, the
 # bare io_uring loop of DESIGN.md, answering a constant as long as nginx's answer
 # (FLOOR_BYTES to change that), and `epoll`, the same loop on epoll. Their ratios to nginx
 # are the most each I/O model allows.
@@ -18,7 +22,7 @@ cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
-FLOOR=${FLOOR:-}
+FLOOR=${FLOOR-uring}  # the targets are relative to the io_uring floor: on by default
 KG_PORT=18181
 NGINX_PORT=18182
 FLOOR_PORT=18183  # and up, one per model
@@ -132,3 +136,15 @@ for mode in plain pipelined; do
   printf "%-9s per round, req/s and CPU/request ratios:%s; keygate p99 <= nginx's in %d of %d rounds with both p99s\n" \
     "$mode" "$line" "$p99_ok" "$p99_known"
 done
+
+# The targets, against the floor measured in the same rounds (means over the rounds).
+if [ -n "${per[1-plain-floor-uring]:-}" ]; then
+  summary=$(for round in $(seq 1 "$ROUNDS"); do
+    echo "${per[$round-plain-keygate]} ${per[$round-plain-floor-uring]} ${per[$round-pipelined-keygate]} ${per[$round-pipelined-nginx]}"
+  done | awk 'function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1e6; return v + 0 }
+    { kr += $1; kc += $2; kp += us($3); fr += $4; fc += $5; fp += us($6); pr += $7; nr += $10 }
+    END { rate = kr / fr; cpu = kc / fc; p99 = kp / fp; pipe = pr / nr
+          ok = (rate >= 0.97) + (cpu <= 1.10) + (p99 <= 1.10) + (pipe >= 5)
+          printf "targets: plain vs the io_uring floor: rate %.3fx (>= 0.97), CPU/request %.3fx (<= 1.10), p99 %.3fx (<= 1.10); pipelined x16 vs nginx %.2fx (>= 5): %d of 4 met\n", rate, cpu, p99, pipe, ok }')
+  echo "$summary"
+fi

@@ -4,6 +4,7 @@
 
 #include "core/clock.hpp"
 #include "core/log.hpp"
+#include "core/thread_name.hpp"
 #include "persistence/codec.hpp"
 #include "persistence/record.hpp"
 
@@ -43,7 +44,10 @@ Journal::~Journal() {
 }
 
 void Journal::start() {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    core::name_thread("kg-journal");
+    run();
+  });
 }
 
 void Journal::submit(Submission* s) {
@@ -261,6 +265,7 @@ void Journal::maybe_snapshot(bool requested) {
 
   snapshot_running_.store(true, std::memory_order_release);
   snapshotter_ = std::thread([this, seq] {
+    core::name_thread("kg-snapshot");
     core::RcuThread rcu;
     SnapshotInfo info;
     std::string err;
