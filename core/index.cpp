@@ -135,18 +135,37 @@ bool Index::accepts(const KeyHash& hash, Id id) const noexcept {
 }
 
 void Index::put(const KeyHash& hash, std::unique_ptr<const ApiKey> record) {
+  if (!try_put(hash, record))
+    throw std::logic_error(
+        "an API key version whose hash is another key's or not its own, or whose "
+        "organization is unknown");
+}
+
+void Index::prefetch_key(const KeyHash& hash, Id id) const noexcept {
+  keys_by_hash_.prefetch(tag_of(hash));
+  keys_by_id_.prefetch(tag_of(id));
+}
+
+void Index::reserve_keys(size_t keys) {
+  keys_by_id_.reserve(keys);
+  keys_by_hash_.reserve(keys);
+}
+
+bool Index::try_put(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
+                    uint64_t last_used_ms) {
   ReadSection rs;
-  if (!accepts(hash, record->id))
-    throw std::logic_error("an API key version whose hash is another key's, or not its own");
   if (KeySlot* slot = find_key(record->id)) {
+    if (slot->hash != hash) return false;  // a key keeps its hash for life
     const ApiKey* next = record.release();
     const ApiKey* prev = slot->record.exchange(next, std::memory_order_acq_rel);
     counts_.replace(prev, next);
     retired_keys_.emplace_back(prev);
-    return;
+    if (last_used_ms) slot->set_last_used_ms(last_used_ms);
+    return true;
   }
+  if (find_key(hash)) return false;  // another key's value
   OrgSlot* org = find_org(record->organization_id);
-  if (!org) throw std::logic_error("an API key was published before its organization");
+  if (!org) return false;
   counts_.replace(nullptr, record.get());
   const auto [memory, number] = key_slots_.allocate();
   KeySlot* slot = new (memory) KeySlot(hash, record.release(), org->number);
@@ -160,6 +179,8 @@ void Index::put(const KeyHash& hash, std::unique_ptr<const ApiKey> record) {
   keys_by_id_.insert(tag_of(slot->load()->id), number);
   keys_by_hash_.insert(tag_of(slot->hash), number);
   key_count_.fetch_add(1, std::memory_order_relaxed);
+  if (last_used_ms) slot->set_last_used_ms(last_used_ms);
+  return true;
 }
 
 void Index::publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> set) {

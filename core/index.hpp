@@ -148,6 +148,16 @@ class Index {
   // A key's hash is given with each version; it must be one put() accepts (below), else
   // std::logic_error and nothing changes.
   void put(const KeyHash& hash, std::unique_ptr<const ApiKey> record);
+  // The same, for records read back (recovery, a cluster's load): false, and nothing
+  // changes, when put() would refuse the version or its organization is unknown. Sets the
+  // key's last use too. One lookup per table instead of accepts() and then put().
+  bool try_put(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
+               uint64_t last_used_ms = 0);
+  // The writer, before loading about `keys` keys: sizes the key tables once, so that
+  // recovery does not rehash them as they fill.
+  void reserve_keys(size_t keys);
+  // The writer, a few records ahead of try_put() of this key: prefetches its table entries.
+  void prefetch_key(const KeyHash& hash, Id id) const noexcept;
   // Whether put() accepts a version of key `id` with `hash`: a key keeps its hash for life
   // (its slot holds it), and no two keys share one. Readers and the writer.
   bool accepts(const KeyHash& hash, Id id) const noexcept;

@@ -152,6 +152,15 @@ void SlotTable::insert(uint64_t tag, uint32_t number) {
   ++size_;
 }
 
+void SlotTable::prefetch(uint64_t tag) const noexcept {
+  const Table* t = table_.load(std::memory_order_relaxed);
+  __builtin_prefetch(&t->entries[static_cast<uint32_t>(tag) & t->mask], 1);
+}
+
+void SlotTable::reserve(size_t entries) {
+  while (too_full(entries, capacity())) grow();
+}
+
 size_t SlotTable::capacity() const noexcept {
   return table_.load(std::memory_order_relaxed)->mask + 1;
 }

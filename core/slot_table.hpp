@@ -89,6 +89,11 @@ class SlotTable {
 
   size_t size() const noexcept { return size_; }
   size_t capacity() const noexcept;
+  // The writer: grows the table now so that `entries` fit without growing again.
+  void reserve(size_t entries);
+  // Brings the home entry of `tag` towards the cache: for a bulk load that will look it up
+  // a few records later (a lookup into a table of millions is a cache miss otherwise).
+  void prefetch(uint64_t tag) const noexcept;
 
  private:
   struct Table;

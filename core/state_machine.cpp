@@ -376,4 +376,13 @@ void StateMachine::apply(const KeyHash& hash, std::unique_ptr<ApiKey> k) {
   index_.put(hash, std::unique_ptr<const ApiKey>(std::move(k)));
 }
 
+bool StateMachine::try_apply(const KeyHash& hash, std::unique_ptr<ApiKey> k,
+                             uint64_t last_used_ms) {
+  const Id id = k->id;
+  std::unique_ptr<const ApiKey> record(std::move(k));
+  if (!index_.try_put(hash, record, last_used_ms)) return false;
+  ids_.observe(id);
+  return true;
+}
+
 }  // namespace keygate::core

@@ -36,6 +36,8 @@ class StateMachine {
   // Recovery: a record read back from a snapshot or the log, published at once.
   void apply(std::unique_ptr<Organization> org);
   void apply(const KeyHash& hash, std::unique_ptr<ApiKey> key);
+  // The same, false when the index refuses it (Index::try_put): for records read back.
+  bool try_apply(const KeyHash& hash, std::unique_ptr<ApiKey> key, uint64_t last_used_ms);
   void apply(std::shared_ptr<Certificate> cert);
   void apply_certificate_deletion(Id org, Id cert);
 

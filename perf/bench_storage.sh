@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Durability figures (issue 4): durable writes per second with --fsync=always at 1, 16 and
 # 64 concurrent writers; then, at KEYS keys, recovery time from the log alone, snapshot
-# write time, size and the writers' pause, recovery time from the snapshot, and resident
-# memory per key.
+# write time, size and the writers' pause, recovery time from the snapshot (warm and cold)
+# with the peak resident memory during it, and resident memory per key.
 #
 #   perf/bench_storage.sh [KEYS=1000000]
 set -euo pipefail
@@ -57,6 +57,18 @@ kill -USR1 "$PID"
 until grep -q '"event":"snapshot.written"' "$work/storage.log"; do sleep 0.2; done
 echo "snapshot: $(field snapshot.written seconds) s to write, $(field snapshot.written bytes) bytes, writers paused $(field snapshot.written write_pause_seconds) s"
 stop
-start "$work/storage-$KEYS"
-echo "recovery from the snapshot: $(field recovered seconds) s"
-stop
+# From the snapshot, warm (the file in the page cache) and then cold (caches dropped, when
+# this runs as root); peak resident memory during recovery against the steady state after.
+for cache in warm cold; do
+  if [ $cache = cold ]; then
+    sync
+    echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || { echo "(not root: no cold run)"; break; }
+  fi
+  start "$work/storage-$KEYS"
+  sleep 1
+  peak_kb=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
+  rss_kb=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
+  echo "recovery from the snapshot ($cache): $(field recovered seconds) s for $(field recovered snapshot_records) records;" \
+    "peak resident $((peak_kb / 1024)) MiB, steady $((rss_kb / 1024)) MiB ($(awk -v p="$peak_kb" -v r="$rss_kb" 'BEGIN{printf "%.2f", p/r}')x)"
+  stop
+done

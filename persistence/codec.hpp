@@ -25,6 +25,9 @@ void append_staged(const core::StateMachine::Staged& staged, std::string& payloa
 
 // nullptr when the payload is not a well-formed version-1 encoding.
 std::unique_ptr<core::Organization> decode_organization(std::string_view payload);
+// The id and hash at the front of an API key record's payload, without decoding the rest
+// (for prefetching during a bulk load); false if the payload is too short.
+bool peek_api_key(std::string_view payload, core::Id& id, core::KeyHash& hash) noexcept;
 std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, core::KeyHash& hash,
                                              uint64_t& last_used_ms);
 std::shared_ptr<core::Certificate> decode_certificate(std::string_view payload);

@@ -34,8 +34,10 @@ struct RecordView {
 enum class ReadStatus : uint8_t { ok, end, bad };
 
 // Reads the record at `offset` of `data`. `end` when offset == data.size(); `bad` when the
-// header is short, the length runs past the end, or the CRC does not match.
-ReadStatus read_record(std::string_view data, size_t offset, RecordView& out) noexcept;
+// header is short, the length runs past the end, or the CRC does not match. Without
+// `check_crc`, for bytes whose CRCs a first pass has checked (a snapshot is read twice).
+ReadStatus read_record(std::string_view data, size_t offset, RecordView& out,
+                       bool check_crc = true) noexcept;
 
 // After a bad record at `bad_offset`: is there any valid record at a later aligned offset?
 // Yes means corruption in the middle; no means a torn tail.

@@ -1,6 +1,8 @@
 #include "persistence/recovery.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,15 +39,9 @@ bool apply(core::StateMachine& state, const RecordView& r) {
     core::KeyHash hash;
     auto k = decode_api_key(r.payload, hash, last_used);
     if (!k) return false;
-    const core::Id id = k->id;
-    if (!state.index().find_org(k->organization_id)) return false;
-    // A record that changes a key's hash or reuses another key's is not one keygate wrote.
-    if (!state.index().accepts(hash, id)) return false;
-    state.apply(hash, std::move(k));
-    if (last_used) {
-      state.index().find_key(id)->set_last_used_ms(last_used);
-    }
-    return true;
+    // A record that changes a key's hash, reuses another key's or names no organization
+    // is not one keygate wrote.
+    return state.try_apply(hash, std::move(k), last_used);
   }
   if (r.type == RecordType::certificate) {
     auto c = decode_certificate(r.payload);
@@ -108,14 +104,77 @@ ScanResult scan_segment(std::string_view data, core::StateMachine* state) {
   return res;
 }
 
+// A file mapped read-only from the page cache and read front to back: no copy into the
+// heap (reading a 2 GB snapshot into a string cost more system time than decoding it, and
+// held a second copy of the data set), pages mapped a window at a time in one call
+// (MADV_POPULATE_READ) rather than a fault per page, and dropped from the mapping once
+// read (they stay in the page cache), so the process holds one window of the file at most.
+class MappedFile {
+ public:
+  static constexpr size_t kWindow = size_t{16} << 20;
+
+  bool open(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      ::close(fd);
+      return false;
+    }
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_) {
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) {
+        ::close(fd);
+        size_ = 0;
+        return false;
+      }
+      data_ = static_cast<char*>(p);
+    }
+    ::close(fd);
+    return true;
+  }
+  ~MappedFile() {
+    if (data_) ::munmap(data_, size_);
+  }
+  std::string_view view() const noexcept { return {data_, size_}; }
+
+  // A pass over the file begins: the window starts at the front again.
+  void rewind() noexcept { populated_ = released_ = 0; }
+  // The reader is at `offset`: maps the next window when it gets there, and drops what
+  // lies more than a window behind it.
+  void at(size_t offset) noexcept {
+    if (offset + 65536 >= populated_ && populated_ < size_) {
+      const size_t len = std::min(kWindow, size_ - populated_);
+      ::madvise(data_ + populated_, len, kPopulateRead);  // a failure only means faults
+      populated_ += len;
+    }
+    if (offset > released_ + 2 * kWindow) {
+      ::madvise(data_ + released_, kWindow, MADV_DONTNEED);
+      released_ += kWindow;
+    }
+  }
+
+ private:
+#ifdef MADV_POPULATE_READ
+  static constexpr int kPopulateRead = MADV_POPULATE_READ;
+#else
+  static constexpr int kPopulateRead = 22;  // Linux 5.14
+#endif
+  char* data_ = nullptr;
+  size_t size_ = 0;
+  size_t populated_ = 0, released_ = 0;  // both multiples of kWindow (a page multiple)
+};
+
 // A snapshot is used only if every record and the footer check out.
 bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& state,
                    uint64_t& records, std::string& why) {
-  std::string data;
-  if (!read_file(path, data)) {
+  MappedFile file;
+  if (!file.open(path)) {
     why = std::strerror(errno);
     return false;
   }
+  const std::string_view data = file.view();
   if (data.size() < kFileHeader || std::memcmp(data.data(), kSnapshotMagic, 8) != 0 ||
       load64(data.data() + 8) != seq) {
     why = "bad header";
@@ -123,23 +182,46 @@ bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& st
   }
   size_t off = kFileHeader;
   RecordView r;
-  uint64_t count = 0;
+  uint64_t count = 0, keys = 0;
   bool footer = false;
+  file.rewind();
   while (read_record(data, off, r) == ReadStatus::ok) {
+    file.at(off);
     off += r.size;
     if (r.type == RecordType::footer) {
       footer = r.payload.size() == 8 && load64(r.payload.data()) == count && off == data.size();
       break;
     }
     ++count;
+    keys += r.type == RecordType::api_key;
   }
   if (!footer) {
     why = "incomplete or damaged (no valid footer)";
     return false;
   }
+  // Every CRC checked: the second pass only decodes, into tables sized once.
+  state.index().reserve_keys(state.index().key_count() + keys);
   off = kFileHeader;
   records = 0;
-  while (read_record(data, off, r) == ReadStatus::ok && r.type != RecordType::footer) {
+  // A lookahead walks kAhead records in front and prefetches each key's table entries, so
+  // that by the time a key is inserted its two random lookups hit the cache.
+  constexpr int kAhead = 8;
+  size_t ahead = kFileHeader;
+  RecordView next;
+  auto prefetch_next = [&] {
+    if (read_record(data, ahead, next, false) != ReadStatus::ok) return;
+    ahead += next.size;
+    core::Id id;
+    core::KeyHash hash;
+    if (next.type == RecordType::api_key && peek_api_key(next.payload, id, hash))
+      state.index().prefetch_key(hash, id);
+  };
+  file.rewind();
+  for (int i = 0; i < kAhead; ++i) prefetch_next();
+  while (read_record(data, off, r, /*check_crc=*/false) == ReadStatus::ok &&
+         r.type != RecordType::footer) {
+    file.at(ahead);
+    prefetch_next();
     if (!apply(state, r)) {
       why = "a record at offset " + std::to_string(off) + " is not valid";
       records = std::max<uint64_t>(records, 1);  // something may have been applied already
@@ -188,7 +270,6 @@ RecoveryReport recover(const DataDir& dir, core::StateMachine& state, RecoverMod
   std::vector<uint64_t> segments;
   for (uint64_t s : listing.segments)
     if (s >= rep.snapshot_seq || (!rep.snapshot_loaded)) segments.push_back(s);
-  std::string data;
   for (size_t i = 0; i < segments.size(); ++i) {
     const uint64_t seq = segments[i];
     const std::string path = dir.file(segment_name(seq));
@@ -197,8 +278,9 @@ RecoveryReport recover(const DataDir& dir, core::StateMachine& state, RecoverMod
                          std::to_string(seq - 1) + " are missing: " + path +
                          " does not follow on from what came before. " +
                          "Restore the data directory from a backup.");
-    if (!read_file(path, data))
-      throw StartupError("cannot read " + path + ": " + std::strerror(errno));
+    MappedFile file;
+    if (!file.open(path)) throw StartupError("cannot read " + path + ": " + std::strerror(errno));
+    const std::string_view data = file.view();
     const bool last = i + 1 == segments.size();
     if (last && creation_was_torn(data)) {
       // No more than a header's worth of bytes and no valid header: the newest segment was

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <thread>
 
+#include "core/key_format.hpp"
+
 using namespace keygate::core;
 
 namespace {
@@ -129,4 +131,37 @@ TEST(Index, ReadersSeeWholeRecordsWhileTheWriterReplacesThem) {
   index.reclaim();
   EXPECT_EQ(torn.load(), 0u);
   EXPECT_GT(reads.load(), 0u);
+}
+
+// try_put, the loader's put: refuses (false, nothing changed) what put() would throw on.
+TEST(Index, TryPutRefusesAChangedHashAnotherKeysHashAndAnUnknownOrganization) {
+  RcuThread rcu;
+  Index index;
+  auto org = std::make_unique<Organization>();
+  org->id = {1, 1};
+  org->slug = org->name = "a";
+  index.put(std::unique_ptr<const Organization>(std::move(org)));
+  auto key = [](Id id, Id org_id) {
+    auto k = std::make_unique<ApiKey>();
+    k->id = id;
+    k->organization_id = org_id;
+    return std::unique_ptr<const ApiKey>(std::move(k));
+  };
+  const KeyHash h1 = hash_key("one"), h2 = hash_key("two");
+  auto k = key({2, 1}, {1, 1});
+  ASSERT_TRUE(index.try_put(h1, k, 42'000));  // kept in seconds
+  {
+    ReadSection rs;
+    EXPECT_EQ(index.find_key(Id{2, 1})->last_used_ms(), 42'000u);
+  }
+  auto changed = key({2, 1}, {1, 1});
+  EXPECT_FALSE(index.try_put(h2, changed));  // a key keeps its hash
+  EXPECT_NE(changed, nullptr);               // still the caller's
+  auto thief = key({3, 1}, {1, 1});
+  EXPECT_FALSE(index.try_put(h1, thief));  // another key's value
+  auto orphan = key({4, 1}, {9, 9});
+  EXPECT_FALSE(index.try_put(h2, orphan));  // no such organization
+  EXPECT_EQ(index.key_count(), 1u);
+  ReadSection rs;
+  EXPECT_EQ(index.find_key(h2), nullptr);
 }
