@@ -58,52 +58,6 @@ bool apply(core::StateMachine& state, const RecordView& r) {
   return false;
 }
 
-struct ScanResult {
-  enum Status { clean, torn, corrupt } status = clean;
-  size_t good_end = 0;  // offset just past the last good record
-  uint64_t records = 0;
-  std::string what;
-};
-
-// A segment whose creation a crash interrupted: shorter than its header, or a header's
-// length of bytes that are not one (a header is made durable before any record is added).
-bool creation_was_torn(std::string_view data) {
-  return data.size() < kFileHeader ||
-         (data.size() == kFileHeader && std::memcmp(data.data(), kSegmentMagic, 8) != 0);
-}
-
-// Validates every record of a segment and, when `state` is given, applies them.
-ScanResult scan_segment(std::string_view data, core::StateMachine* state) {
-  ScanResult res;
-  if (data.size() < kFileHeader || std::memcmp(data.data(), kSegmentMagic, 8) != 0) {
-    res.status = ScanResult::corrupt;
-    res.what = "not a keygate log segment (bad header)";
-    return res;
-  }
-  size_t off = kFileHeader;
-  RecordView r;
-  for (;;) {
-    ReadStatus st = read_record(data, off, r);
-    if (st == ReadStatus::end) break;
-    if (st == ReadStatus::bad || r.type == RecordType::footer) {
-      res.good_end = off;
-      res.status = valid_record_after(data, off) ? ScanResult::corrupt : ScanResult::torn;
-      res.what = "a damaged record";
-      return res;
-    }
-    if (state && !apply(*state, r)) {
-      res.good_end = off;
-      res.status = ScanResult::corrupt;
-      res.what = "a record whose checksum holds but whose content is not valid";
-      return res;
-    }
-    off += r.size;
-    ++res.records;
-  }
-  res.good_end = off;
-  return res;
-}
-
 // A file mapped read-only from the page cache and read front to back: no copy into the
 // heap (reading a 2 GB snapshot into a string cost more system time than decoding it, and
 // held a second copy of the data set), pages mapped a window at a time in one call
@@ -165,6 +119,70 @@ class MappedFile {
   size_t size_ = 0;
   size_t populated_ = 0, released_ = 0;  // both multiples of kWindow (a page multiple)
 };
+
+struct ScanResult {
+  enum Status { clean, torn, corrupt } status = clean;
+  size_t good_end = 0;  // offset just past the last good record
+  uint64_t records = 0;
+  std::string what;
+};
+
+// A segment whose creation a crash interrupted: shorter than its header, or a header's
+// length of bytes that are not one (a header is made durable before any record is added).
+bool creation_was_torn(std::string_view data) {
+  return data.size() < kFileHeader ||
+         (data.size() == kFileHeader && std::memcmp(data.data(), kSegmentMagic, 8) != 0);
+}
+
+// Validates every record of a segment and, when `state` is given, applies them. `file`,
+// when the data is a MappedFile's: read through its window.
+ScanResult scan_segment(std::string_view data, core::StateMachine* state,
+                        MappedFile* file = nullptr) {
+  ScanResult res;
+  if (data.size() < kFileHeader || std::memcmp(data.data(), kSegmentMagic, 8) != 0) {
+    res.status = ScanResult::corrupt;
+    res.what = "not a keygate log segment (bad header)";
+    return res;
+  }
+  size_t off = kFileHeader;
+  RecordView r;
+  // As in load_snapshot: a lookahead prefetches the table entries of the keys ahead (an
+  // unchecked read, a hint only: every record is checked before it is applied).
+  size_t ahead = kFileHeader;
+  int lead = 0;
+  auto prefetch_next = [&] {
+    RecordView next;
+    if (file) file->at(ahead);
+    if (!state || read_record(data, ahead, next, false) != ReadStatus::ok) return;
+    ahead += next.size;
+    core::Id id;
+    core::KeyHash hash;
+    if (next.type == RecordType::api_key && peek_api_key(next.payload, id, hash))
+      state->index().prefetch_key(hash, id);
+  };
+  for (;;) {
+    for (; lead < 8; ++lead) prefetch_next();
+    --lead;
+    ReadStatus st = read_record(data, off, r);
+    if (st == ReadStatus::end) break;
+    if (st == ReadStatus::bad || r.type == RecordType::footer) {
+      res.good_end = off;
+      res.status = valid_record_after(data, off) ? ScanResult::corrupt : ScanResult::torn;
+      res.what = "a damaged record";
+      return res;
+    }
+    if (state && !apply(*state, r)) {
+      res.good_end = off;
+      res.status = ScanResult::corrupt;
+      res.what = "a record whose checksum holds but whose content is not valid";
+      return res;
+    }
+    off += r.size;
+    ++res.records;
+  }
+  res.good_end = off;
+  return res;
+}
 
 // A snapshot is used only if every record and the footer check out.
 bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& state,
@@ -296,7 +314,7 @@ RecoveryReport recover(const DataDir& dir, core::StateMachine& state, RecoverMod
       rep.warnings.push_back(w);
       break;
     }
-    ScanResult res = scan_segment(data, &state);
+    ScanResult res = scan_segment(data, &state, &file);
     if (res.status == ScanResult::corrupt || (res.status == ScanResult::torn && !last))
       corrupt(path, res.good_end, res.what);
     if (res.status == ScanResult::torn) {
