@@ -102,7 +102,7 @@ struct ApiKey {
   }
 };
 
-// An X.509 certificate uploaded to an organization (spec section 6). Times of the
+// An X.509 certificate uploaded to an organization (docs/api.md §6). Times of the
 // certificate itself are Unix seconds, as the OpenAI Admin API has them.
 struct Certificate {
   Id id;

@@ -1,4 +1,4 @@
-// Scopes of secret keys as a bitset: the list of spec section 2 (seed 001 plus
+// Scopes of secret keys as a bitset: the list of docs/api.md §2 (seed 001 plus
 // api_keys:verify, certificates:read, certificates:manage), and the removed
 // organizations:manage, which only migrated data may still carry.
 #pragma once

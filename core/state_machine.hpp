@@ -1,4 +1,4 @@
-// StateMachine: the one writer's logic (DESIGN.md rule 1). execute() validates a command
+// StateMachine: the one writer's logic (docs/architecture.md rule 1). execute() validates a command
 // against the published state plus what earlier commands of the same batch staged, and
 // stages the new record versions (with ids, hashes and times decided). The journal logs
 // the staged records, makes them durable, then calls publish(); if they could not be made

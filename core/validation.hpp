@@ -1,4 +1,4 @@
-// Shape rules for organization and key fields (spec sections 3 and 4), shared by the
+// Shape rules for organization and key fields (docs/api.md §3 and §4), shared by the
 // handlers that check input and by verification, which matches origins.
 #pragma once
 

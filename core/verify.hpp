@@ -1,5 +1,5 @@
 // verify(): the hot path. Decides whether a presented key may be used, in the order of
-// spec section 5: shape and checksum, lookup, revoked, expired (or past its grace period),
+// docs/api.md §5: shape and checksum, lookup, revoked, expired (or past its grace period),
 // organization suspended, origin, scopes, rate limit. No allocation, no lock, no system
 // call; the caller holds a ReadSection for the duration. After the scopes, a key of an
 // organization with active certificates needs a matching client certificate

@@ -1,4 +1,4 @@
-// Reading an uploaded certificate (spec section 6): exactly one X.509 certificate in PEM,
+// Reading an uploaded certificate (docs/api.md §6): exactly one X.509 certificate in PEM,
 // with its validity period and the SHA-256 of its DER encoding. Every refusal says which
 // rule the upload broke.
 #pragma once

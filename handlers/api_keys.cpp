@@ -1,4 +1,4 @@
-// API keys (spec section 4).
+// API keys (docs/api.md §4).
 #include "core/clock.hpp"
 #include "core/validation.hpp"
 #include "handlers/auth.hpp"

@@ -1,4 +1,4 @@
-// Authentication and authorization of management requests (spec sections 1 and 2):
+// Authentication and authorization of management requests (docs/api.md §1 and §2):
 // the credential from `Authorization: Bearer` or `X-API-Key`, the root key, 401 vs 403,
 // scopes, the legacy scope, tenancy (another organization's ids are 404), rate limits.
 #pragma once

@@ -1,4 +1,4 @@
-// Certificates (spec section 6), wire-compatible with the OpenAI Admin API: the objects
+// Certificates (docs/api.md §6), wire-compatible with the OpenAI Admin API: the objects
 // `certificate`, `organization.certificate`, `certificate.deleted` and `list` exactly as its
 // SDKs parse them; times in Unix seconds; the organization is the key's own, or for the
 // root key the one named by the OpenAI-Organization header.

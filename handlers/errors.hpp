@@ -1,5 +1,5 @@
-// The spec's error envelope, built in one place: maps each core::ErrorCode to its HTTP
-// status and type (spec section 1) and writes
+// The error envelope (docs/api.md §1.6), built in one place: maps each core::ErrorCode to its HTTP
+// status and type (docs/api.md §1) and writes
 // {"error": {"type", "code", "message", "param"}, "meta": {"request_id"}}.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Idempotency: POST requests with an Idempotency-Key header (spec section 1). The first
+// Idempotency: POST requests with an Idempotency-Key header (docs/api.md §1). The first
 // response to (credential, key) is kept for 24 hours and replayed byte for byte; the same
 // key with another request is 409 idempotency_key_reused; while the first is still being
 // answered, a repeat is told to retry. Thread-safe (a mutex: never on the verify path).

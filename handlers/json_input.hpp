@@ -1,4 +1,4 @@
-// Reading request bodies with simdjson's on-demand API. Every failure becomes the spec's
+// Reading request bodies with simdjson's on-demand API. Every failure becomes docs/api.md's
 // 400 with `param` naming the field: invalid_json, invalid_field, unknown_field,
 // missing_field. The body is copied into a per-thread padded buffer (simdjson reads up to
 // 64 bytes past the end), so after warm-up parsing allocates nothing.

@@ -1,4 +1,4 @@
-// Operations endpoints (spec section 7): liveness, readiness, metrics.
+// Operations endpoints (docs/api.md §7): liveness, readiness, metrics.
 #include "core/committer.hpp"
 #include "handlers/families.hpp"
 #include "handlers/metrics.hpp"

@@ -1,4 +1,4 @@
-// Organizations (spec section 3).
+// Organizations (docs/api.md §3).
 #include "core/clock.hpp"
 #include "core/validation.hpp"
 #include "handlers/auth.hpp"

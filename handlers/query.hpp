@@ -1,4 +1,4 @@
-// Query strings and pagination parameters (spec section 1, "Pagination").
+// Query strings and pagination parameters (docs/api.md §1, "Pagination").
 #pragma once
 
 #include <cstddef>

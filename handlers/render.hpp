@@ -1,4 +1,4 @@
-// JSON shapes of the native families (spec sections 1, 3, 4): the envelope, organizations
+// JSON shapes of the native families (docs/api.md §1, §3, §4): the envelope, organizations
 // and API keys.
 #pragma once
 

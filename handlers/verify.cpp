@@ -1,4 +1,4 @@
-// Verification, the hot path (spec section 5): POST /v1/keys/verify for services and
+// Verification, the hot path (docs/api.md §5): POST /v1/keys/verify for services and
 // GET /v1/auth for gateways. Neither allocates once its thread's buffers are warm.
 #include "core/clock.hpp"
 #include "core/x509.hpp"

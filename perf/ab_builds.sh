@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A/B of two keygate builds under the DESIGN.md protocol's plain load: both serve a copy of
+# A/B of two keygate builds under the performance protocol's (docs/architecture.md) plain load: both serve a copy of
 # the same 1,000,000-key data set with one reactor thread on CPU 1; wrk on CPU 0 drives
 # them in turn (A B A B ...), and each run prints req/s, p50, p99 and the server's CPU per
 # request. Both servers idle on the same core while the other is measured, so the VM's

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The DESIGN.md performance protocol: keygate with one reactor thread on CPU 1 against nginx
+# The performance protocol (docs/architecture.md): keygate with one reactor thread on CPU 1 against nginx
 # with one worker on CPU 1 answering `return 200` at the same path; wrk on CPU 0 with
 # -t1 -c64 -d10s, every request carrying a different valid key out of 1,000,000; plain and
 # 16-deep pipelined; A B A B over three rounds. Prints req/s, p50, p99, the server's CPU
@@ -14,7 +14,7 @@
 #
 # SCOPES gives the keys fewer scopes than the default full set (see perf/measure.sh).
 # FLOOR (default `uring`) adds servers to every round, perf/floor.cpp on CPU 1 like the others: `uring`, the
-# bare io_uring loop of DESIGN.md, answering a constant as long as nginx's answer
+# bare io_uring loop of docs/architecture.md, answering a constant as long as nginx's answer
 # (FLOOR_BYTES to change that), and `epoll`, the same loop on epoll. Their ratios to nginx
 # are the most each I/O model allows.
 set -euo pipefail

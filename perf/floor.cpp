@@ -1,6 +1,6 @@
 // keygate_floor: the floor of keygate's I/O model, for perf/bench_vs_nginx.sh (FLOOR=...).
 //
-// The bare liburing loop DESIGN.md measured before keygate was written: one thread, one
+// The bare liburing loop docs/architecture.md measured before keygate was written: one thread, one
 // ring set up as the Reactor's (net::Ring, with ReactorOptions' defaults), multishot
 // accept, multishot receive into its provided-buffer ring, every answer of a turn sent in
 // the one submit_and_wait that ends it. It answers each request with a constant and does nothing

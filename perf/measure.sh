@@ -1,5 +1,5 @@
 # Sourced by perf/bench_vs_nginx.sh and perf/ab_builds.sh, from the repository's root:
-# the DESIGN.md protocol's data set and one measured wrk run. Uses KEYS (how many keys),
+# the performance protocol's (docs/architecture.md) data set and one measured wrk run. Uses KEYS (how many keys),
 # DURATION (wrk's -d) and work (a scratch directory); SCOPES (optional, comma separated)
 # gives the keys those scopes instead of the default set (all of them, as a key created
 # without `scopes` gets), and with them a shorter X-Keygate-Scopes header in every answer.

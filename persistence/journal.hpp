@@ -1,8 +1,8 @@
-// Journal: the commit thread (DESIGN.md rules 1 and 3). Takes every queued command as one
-// batch, executes each against the state machine, appends the records they staged, makes
-// the batch durable with one fdatasync (group commit), publishes it to the index, and only
-// then completes the submissions. Starts snapshots when the log has grown.
-// submit() is thread-safe; everything else belongs to the commit thread.
+// Journal: the commit thread (docs/architecture.md rules 1 and 3). Takes every queued command as
+// one batch, executes each against the state machine, appends the records they staged, makes the
+// batch durable with one fdatasync (group commit), publishes it to the index, and only then
+// completes the submissions. Starts snapshots when the log has grown. submit() is thread-safe;
+// everything else belongs to the commit thread.
 #pragma once
 
 #include <array>

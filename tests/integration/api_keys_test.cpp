@@ -1,4 +1,4 @@
-// API keys over real HTTP (spec sections 2 and 4): the whole life of a key, tenancy,
+// API keys over real HTTP (docs/api.md §2 and §4): the whole life of a key, tenancy,
 // scopes, the removed scope, rate limits.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// Certificates over real HTTP (spec section 6), shaped as the OpenAI Admin API.
+// Certificates over real HTTP (docs/api.md §6), shaped as the OpenAI Admin API.
 #include <gtest/gtest.h>
 #include <signal.h>
 

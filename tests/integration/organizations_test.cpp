@@ -1,4 +1,4 @@
-// Organizations over real HTTP (spec section 3), authentication (section 1 and 2).
+// Organizations over real HTTP (docs/api.md §3), authentication (section 1 and 2).
 #include <gtest/gtest.h>
 
 #include <atomic>

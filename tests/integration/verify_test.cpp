@@ -1,4 +1,4 @@
-// The verification endpoints over real HTTP (spec section 5).
+// The verification endpoints over real HTTP (docs/api.md §5).
 #include <gtest/gtest.h>
 
 #include <atomic>

@@ -367,7 +367,8 @@ TEST(HttpParser, TheFastPathAgreesWithLlhttpOnEveryRequestItTakes) {
 
 TEST(HttpParser, TheFastPathKeepsTheHeaderLimit) {
   // A plain GET that arrives whole is the fast path's; one past the request line + headers
-  // limit must still be 431 (spec: 16 KiB by default), exactly as llhttp alone decides it.
+  // limit must still be 431 (docs/api.md §1.1: 16 KiB by default), exactly as llhttp alone decides
+  // it.
   ParserLimits l;
   l.max_header_bytes = 1024;
   const std::string head = "GET /v1/auth HTTP/1.1\r\nX-Pad: ";
