@@ -1,6 +1,7 @@
 #include "core/clock.hpp"
 
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
 
 namespace keygate::core {
@@ -27,10 +28,13 @@ bool digits(std::string_view s, size_t pos, size_t len, int& out) {
   return true;
 }
 
-std::unexpected<std::string> bad(const char* fmt, auto... args) {
+[[gnu::format(printf, 1, 2)]] Unexpected<std::string> bad(const char* fmt, ...) {
   char buf[160];
-  std::snprintf(buf, sizeof buf, fmt, args...);
-  return std::unexpected(std::string(buf));
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, args);
+  va_end(args);
+  return Unexpected<std::string>(std::string(buf));
 }
 
 }  // namespace
@@ -39,7 +43,7 @@ std::unexpected<std::string> bad(const char* fmt, auto... args) {
 // The calendar is checked with <chrono>'s year_month_day::ok(), so a day that the month
 // does not have is refused instead of rolling over into the next month (2027-02-31 is
 // not 2027-03-03).
-std::expected<uint64_t, std::string> parse_rfc3339(std::string_view s) {
+Expected<uint64_t, std::string> parse_rfc3339(std::string_view s) {
   int Y = 0, M = 0, D = 0, h = 0, m = 0, sec = 0;
   if (s.size() < 19 || !digits(s, 0, 4, Y) || s[4] != '-' || !digits(s, 5, 2, M) || s[7] != '-' ||
       !digits(s, 8, 2, D) || (s[10] != 'T' && s[10] != 't') || !digits(s, 11, 2, h) ||

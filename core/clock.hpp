@@ -4,9 +4,10 @@
 
 #include <cstdint>
 #include <ctime>
-#include <expected>
 #include <string>
 #include <string_view>
+
+#include "core/expected.hpp"
 
 namespace keygate::core {
 
@@ -28,6 +29,6 @@ std::string format_rfc3339(uint64_t unix_ms);
 // A time that does not exist (2027-02-31, hour 24, offset +99:00), a leap second (:60, which
 // Unix time cannot hold) and a time before 1970 are refused; the error completes the sentence
 // "<field> ..." with what was wrong ("has day 31, but 2027-02 has 28 days").
-std::expected<uint64_t, std::string> parse_rfc3339(std::string_view text);
+Expected<uint64_t, std::string> parse_rfc3339(std::string_view text);
 
 }  // namespace keygate::core

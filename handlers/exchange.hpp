@@ -21,7 +21,7 @@ class Committer;
 namespace keygate::handlers {
 
 class Idempotency;
-struct Metrics;
+class Metrics;
 
 struct AppConfig {
   bool open_signup = false;
