@@ -20,6 +20,7 @@
 
 #include "cli/cluster_status.hpp"
 #include "cli/operator.hpp"
+#include "cli/serve_options.hpp"
 #include "cluster/etcd_committer.hpp"
 #include "core/heap.hpp"
 #include "core/index.hpp"
@@ -41,6 +42,7 @@
 namespace {
 
 using namespace keygate;
+using cli::ServeOptions;
 using core::Level;
 using core::log;
 
@@ -52,146 +54,12 @@ __attribute__((constructor(101))) void choose_heap_pages() {
   heap_huge_pages = core::use_huge_pages_for_heap();
 }
 
-struct ServeOptions {
-  std::string listen = "127.0.0.1:8080";
-  std::string data_dir = "./data";
-  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-  std::string root_key_file;
-  std::string fsync = "always";
-  bool open_signup = false;
-  bool access_log = false;
-  uint64_t snapshot_bytes = 64ull << 20;
-  uint32_t secret_rps = 10'000, secret_burst = 20'000;
-  uint32_t publishable_rps = 1'000, publishable_burst = 2'000;
-  unsigned max_connections = 10'000;
-  size_t max_buffer_bytes = size_t{256} << 20;
-  std::string etcd;  // cluster mode: comma-separated etcd endpoints
-  std::string etcd_prefix = "/keygate";
-  unsigned etcd_stale_after_ms = 5'000;
-  std::string advertise_url;
-  std::string etcd_cacert, etcd_cert, etcd_key;
-  size_t max_header_bytes = 16 * 1024;
-  size_t max_body_bytes = 1024 * 1024;
-  unsigned header_timeout_ms = 10'000;
-  unsigned idle_timeout_ms = 60'000;
-  unsigned drain_timeout_ms = 10'000;
-};
-
 thread_local std::optional<core::RcuThread> t_rcu;
 
 // The exit status when published changes could not be made durable (sysexits' EX_IOERR).
 constexpr int kExitDurabilityLost = 74;
 // The exit status when a cluster node must reload its whole state (sysexits' EX_TEMPFAIL).
 constexpr int kExitReload = 75;
-
-void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
-  auto env = [](const char* name) { return std::string("KEYGATE_") + name; };
-  cmd.add_option("--listen", o.listen, "Address to listen on, HOST:PORT (port 0: any free port)")
-      ->envname(env("LISTEN"))
-      ->capture_default_str();
-  cmd.add_option("--data-dir", o.data_dir, "Data directory (created 0700 if absent)")
-      ->envname(env("DATA_DIR"))
-      ->capture_default_str();
-  cmd.add_option("--threads", o.threads, "Reactor threads (default: one per core)")
-      ->envname(env("THREADS"))
-      ->check(CLI::Range(1u, 1024u))
-      ->capture_default_str();
-  cmd.add_option(
-         "--root-key-file", o.root_key_file,
-         "File holding the root key (default: <data-dir>/root.key, generated on first start)")
-      ->envname(env("ROOT_KEY_FILE"));
-  cmd.add_option(
-         "--fsync", o.fsync,
-         "always: acknowledge a change after its fdatasync; everysec: fdatasync once a second")
-      ->envname(env("FSYNC"))
-      ->check(CLI::IsMember({"always", "everysec"}))
-      ->capture_default_str();
-  cmd.add_flag("--open-signup", o.open_signup, "Allow POST /v1/organizations without a key")
-      ->envname(env("OPEN_SIGNUP"));
-  cmd.add_flag("--access-log", o.access_log,
-               "Log one line per request (method, path, status, time; never a key)")
-      ->envname(env("ACCESS_LOG"));
-  cmd.add_option("--snapshot-bytes", o.snapshot_bytes,
-                 "Write a snapshot when the log has grown by this many bytes")
-      ->envname(env("SNAPSHOT_BYTES"))
-      ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 40))
-      ->capture_default_str();
-  cmd.add_option("--secret-rate", o.secret_rps, "Default requests/s of a secret key (0: unlimited)")
-      ->envname(env("SECRET_RATE"))
-      ->capture_default_str();
-  cmd.add_option("--secret-burst", o.secret_burst, "Default burst of a secret key")
-      ->envname(env("SECRET_BURST"))
-      ->capture_default_str();
-  cmd.add_option("--publishable-rate", o.publishable_rps,
-                 "Default requests/s of a publishable key (0: unlimited)")
-      ->envname(env("PUBLISHABLE_RATE"))
-      ->capture_default_str();
-  cmd.add_option("--publishable-burst", o.publishable_burst, "Default burst of a publishable key")
-      ->envname(env("PUBLISHABLE_BURST"))
-      ->capture_default_str();
-  cmd.add_option("--max-connections", o.max_connections, "Open connections at most")
-      ->envname(env("MAX_CONNECTIONS"))
-      ->check(CLI::Range(1u, 1'000'000u))
-      ->capture_default_str();
-  cmd.add_option("--etcd", o.etcd,
-                 "Cluster mode: etcd endpoints, comma-separated (http://127.0.0.1:2379,...); the "
-                 "state lives in etcd, not the data directory")
-      ->envname(env("ETCD"));
-  cmd.add_option("--etcd-prefix", o.etcd_prefix,
-                 "Cluster mode: the prefix of every key keygate writes")
-      ->envname(env("ETCD_PREFIX"))
-      ->capture_default_str();
-  cmd.add_option("--etcd-cacert", o.etcd_cacert, "Cluster mode: CA certificate of etcd's TLS (PEM)")
-      ->envname(env("ETCD_CACERT"))
-      ->check(CLI::ExistingFile);
-  cmd.add_option("--etcd-cert", o.etcd_cert,
-                 "Cluster mode: this node's client certificate for etcd (PEM)")
-      ->envname(env("ETCD_CERT"))
-      ->check(CLI::ExistingFile);
-  cmd.add_option("--etcd-key", o.etcd_key, "Cluster mode: the key of --etcd-cert (PEM)")
-      ->envname(env("ETCD_KEY"))
-      ->check(CLI::ExistingFile);
-  cmd.add_option("--advertise-url", o.advertise_url,
-                 "Cluster mode: where other hosts reach this node, http://HOST:PORT (default: the "
-                 "listening address)")
-      ->envname(env("ADVERTISE_URL"));
-  cmd.add_option("--etcd-stale-after-ms", o.etcd_stale_after_ms,
-                 "Cluster mode: /readyz turns 503 when etcd has not answered for this long")
-      ->envname(env("ETCD_STALE_AFTER_MS"))
-      ->check(CLI::Range(100u, 3'600'000u))
-      ->capture_default_str();
-  cmd.add_option(
-         "--max-buffer-bytes", o.max_buffer_bytes,
-         "Receive-buffer bytes that all connections together may hold beyond their resting 4 KiB "
-         "(503 for a request that does not fit)")
-      ->envname(env("MAX_BUFFER_BYTES"))
-      ->check(CLI::Range(size_t{1} << 20, size_t{1} << 40))
-      ->capture_default_str();
-  cmd.add_option("--max-header-bytes", o.max_header_bytes,
-                 "Request line and headers at most (431 beyond)")
-      ->envname(env("MAX_HEADER_BYTES"))
-      ->check(CLI::Range(size_t{1024}, size_t{1} << 20))
-      ->capture_default_str();
-  cmd.add_option("--max-body-bytes", o.max_body_bytes, "Request body at most (413 beyond)")
-      ->envname(env("MAX_BODY_BYTES"))
-      ->check(CLI::Range(size_t{1024}, size_t{64} << 20))
-      ->capture_default_str();
-  cmd.add_option("--header-timeout-ms", o.header_timeout_ms,
-                 "Time to receive a request's headers (408 beyond)")
-      ->envname(env("HEADER_TIMEOUT_MS"))
-      ->check(CLI::Range(100u, 3'600'000u))
-      ->capture_default_str();
-  cmd.add_option("--idle-timeout-ms", o.idle_timeout_ms,
-                 "Idle keep-alive connections are closed after this")
-      ->envname(env("IDLE_TIMEOUT_MS"))
-      ->check(CLI::Range(100u, 86'400'000u))
-      ->capture_default_str();
-  cmd.add_option("--drain-timeout-ms", o.drain_timeout_ms,
-                 "On SIGTERM, time given to in-flight requests")
-      ->envname(env("DRAIN_TIMEOUT_MS"))
-      ->check(CLI::Range(0u, 3'600'000u))
-      ->capture_default_str();
-}
 
 // Single-node mode: the state from the data directory's snapshot and log, and the journal
 // that appends to the log from then on.
@@ -443,38 +311,14 @@ int check(const std::string& data_dir) {
   return 0;
 }
 
-// The configuration file of `keygate serve --config FILE` (or KEYGATE_CONFIG) is read by
-// CLI11 (TOML/INI "name = value" lines named as the flags, '#' comments), so a setting
-// there is checked exactly as its flag is and an error names it. The documented order is
-// flag, then environment, then file; CLI11 2.1 applies a file's values before the
-// environment's, so this formatter leaves out of the file every setting whose KEYGATE_*
-// variable is set, and CLI11 then takes the environment's value. CLI11 2.1 reads a file
-// only for the top-level command, so the file's settings are handed to `serve`.
-class ConfigUnderEnvironment : public CLI::ConfigTOML {
- public:
-  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
-    std::vector<CLI::ConfigItem> items = CLI::ConfigTOML::from_config(input);
-    std::erase_if(items, [](const CLI::ConfigItem& item) {
-      std::string env = "KEYGATE_" + item.name;
-      for (char& c : env)
-        c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      const char* value = std::getenv(env.c_str());
-      return item.parents.empty() && value && *value;  // CLI11 ignores an empty variable too
-    });
-    for (CLI::ConfigItem& item : items)
-      if (item.parents.empty()) item.parents = {"serve"};
-    return items;
-  }
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App cli{"keygate: a server for multi-tenant API credentials"};
   cli.require_subcommand(1);
-  ServeOptions serve_opts;
+  keygate::cli::ServeOptions serve_opts;
   auto* serve_cmd = cli.add_subcommand("serve", "Run the server");
-  add_serve_flags(*serve_cmd, serve_opts);
+  keygate::cli::add_serve_flags(*serve_cmd, serve_opts);
   // `keygate serve --config FILE`: the option is the top-level command's (where CLI11 2.1
   // reads files), given after `serve` thanks to fallthrough. CLI11 reads the file before
   // the environment, so KEYGATE_CONFIG is its default here; a file named either way must
@@ -484,7 +328,7 @@ int main(int argc, char** argv) {
       "--config", config_env ? config_env : "",
       "Configuration file of `serve`, e.g. /etc/keygate/keygate.conf (or KEYGATE_CONFIG)");
   if (config_env && *config_env) config_opt->required();
-  cli.config_formatter(std::make_shared<ConfigUnderEnvironment>());
+  cli.config_formatter(keygate::cli::configuration_file_reader());
   cli.allow_config_extras(CLI::config_extras_mode::error);  // a misspelt setting is an error
   serve_cmd->fallthrough();
   std::string data_dir = "./data";

@@ -268,12 +268,14 @@ void Reactor::on_tick() {
       continue;
     }
     if (!c->input_waiter_) continue;
-    // Draining closes idle connections, but not one that has had no answer yet: it was
-    // accepted moments ago and its first request is on the way (the drain timeout bounds
-    // the wait). A client's request racing the close of an idle keep-alive connection is
-    // the client's to retry, as HTTP clients do on a reused connection (RFC 9112 9.3.1).
+    // Draining closes idle connections, but gives one that has had no answer yet a second
+    // from its last activity: it was accepted moments ago (perhaps as the drain began) and
+    // its first request is on the way. One that stays silent longer does not hold up the
+    // stop. A client's request racing the close of an idle keep-alive connection is the
+    // client's to retry, as HTTP clients do on a reused connection (RFC 9112 9.3.1).
     const bool mid_request = c->parser_.in_message();
-    if (past_drain || (draining_ && !mid_request && c->answered_)) {
+    const bool quiet = c->answered_ || now_ - c->last_activity_ >= std::chrono::seconds(1);
+    if (past_drain || (draining_ && !mid_request && quiet)) {
       c->eof_ = true;
       c->wake_input();
     } else if (mid_request && !c->parser_.headers_complete() &&

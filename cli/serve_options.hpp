@@ -1,0 +1,51 @@
+// `keygate serve`'s settings: every flag with its default, its KEYGATE_* variable and its
+// check, and the configuration file's reader (docs/operations.md, "Configuration"). Kept
+// apart from main.cpp, which wires the parts together with them.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+namespace CLI {
+class App;
+class Config;
+}  // namespace CLI
+
+namespace keygate::cli {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./data";
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::string root_key_file;
+  std::string fsync = "always";
+  bool open_signup = false;
+  bool access_log = false;
+  uint64_t snapshot_bytes = 64ull << 20;
+  uint32_t secret_rps = 10'000, secret_burst = 20'000;
+  uint32_t publishable_rps = 1'000, publishable_burst = 2'000;
+  unsigned max_connections = 10'000;
+  size_t max_buffer_bytes = size_t{256} << 20;
+  std::string etcd;  // cluster mode: comma-separated etcd endpoints
+  std::string etcd_prefix = "/keygate";
+  unsigned etcd_stale_after_ms = 5'000;
+  std::string advertise_url;
+  std::string etcd_cacert, etcd_cert, etcd_key;
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 1024 * 1024;
+  unsigned header_timeout_ms = 10'000;
+  unsigned idle_timeout_ms = 60'000;
+  unsigned drain_timeout_ms = 10'000;
+};
+
+// Adds every `serve` flag to `cmd`, bound to `o`.
+void add_serve_flags(CLI::App& cmd, ServeOptions& o);
+
+// The reader of `--config FILE` (see serve_options.cpp for the order it keeps).
+std::shared_ptr<CLI::Config> configuration_file_reader();
+
+}  // namespace keygate::cli
