@@ -8,11 +8,8 @@
 #include <sstream>
 
 #include "core/errors.hpp"
-#include "core/index.hpp"
-#include "handlers/app.hpp"
 #include "handlers/errors.hpp"
-#include "handlers/idempotency.hpp"
-#include "handlers/metrics.hpp"
+#include "handlers/served_routes.hpp"
 
 using namespace keygate;
 
@@ -28,15 +25,7 @@ std::string api_reference() {
 }  // namespace
 
 TEST(ApiReference, NamesEveryRegisteredRouteAndNothingElse) {
-  core::RcuThread rcu;
-  core::Index index;
-  handlers::Idempotency idem;
-  handlers::Metrics metrics;
-  handlers::AppContext ctx{index, idem, metrics, {}};
-  handlers::App app(ctx);
-  std::set<std::string> served;
-  for (const auto& r : app.router().routes())
-    served.insert(std::string(handlers::method_name(r.method)) + " " + std::string(r.pattern));
+  const std::set<std::string> served = keygate::testing::served_routes();
   const std::string text = api_reference();
   ASSERT_FALSE(text.empty()) << "docs/api.md is missing";
   // "| GET | /v1/x |" in a table, or "`GET /v1/x`" in the text.
