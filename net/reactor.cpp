@@ -125,7 +125,11 @@ void Reactor::run() {
   arm_accept();
   arm_wake();
   arm_tick();
-  while (!(draining_ && local_connections_ == 0)) {
+  // A drain ends when every connection is done and the multishot accept has completed
+  // for good: until its cancellation is submitted and seen, the kernel may still accept
+  // connections for this ring, and a process that exited then would reset them (a
+  // restart under load would fail requests that the next process could have answered).
+  while (!(draining_ && local_connections_ == 0 && !accepting_)) {
     int rc = io_uring_submit_and_wait(ring_.get(), 1);
     if (rc < 0 && rc != -EINTR && rc != -ETIME) fail("io_uring_submit_and_wait", -rc);
     refresh_clock();
