@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "core/rcu_order.hpp"
+
 namespace keygate::core {
 
 // Slots are never destroyed one by one: the arena gives their memory back whole.
@@ -58,6 +60,8 @@ struct RetiredBatch {  // standard layout: `head` is its first member
 };
 
 void free_batch(rcu_head* h) {
+  rcu_order::grace_period_ended();
+  rcu_order::take_over(h);
   auto* batch = reinterpret_cast<RetiredBatch*>(h);
   delete batch->records;
   delete batch;
@@ -80,6 +84,7 @@ ReadSection::ReadSection() noexcept {
   urcu_memb_read_lock();
 }
 ReadSection::~ReadSection() {
+  rcu_order::reader_done();
   urcu_memb_read_unlock();
 }
 
@@ -224,6 +229,7 @@ void Index::reclaim() {
   batch->records->orgs.swap(retired_orgs_);
   batch->records->keys.swap(retired_keys_);
   batch->records->cert_sets.swap(retired_cert_sets_);
+  rcu_order::hand_over(&batch->head);
   urcu_memb_call_rcu(&batch->head, free_batch);
 }
 

@@ -7,6 +7,8 @@
 #include <new>
 #include <stdexcept>
 
+#include "core/rcu_order.hpp"
+
 namespace keygate::core {
 
 namespace {
@@ -173,7 +175,12 @@ void SlotTable::grow() {
   for (size_t i = 0; i <= old->mask; ++i)
     if (const uint64_t e = old->entries[i].load(std::memory_order_relaxed)) next->place(e);
   table_.store(next, std::memory_order_release);
-  urcu_memb_call_rcu(&old->head, [](rcu_head* h) { Table::destroy(reinterpret_cast<Table*>(h)); });
+  rcu_order::hand_over(&old->head);
+  urcu_memb_call_rcu(&old->head, [](rcu_head* h) {
+    rcu_order::grace_period_ended();
+    rcu_order::take_over(h);
+    Table::destroy(reinterpret_cast<Table*>(h));
+  });
 }
 
 }  // namespace keygate::core

@@ -27,6 +27,7 @@ const std::string& directory() {
   static const std::string dir = [] {
     char tmpl[] = "/dev/shm/keygate-fuzz-XXXXXX";
     if (!mkdtemp(tmpl)) std::abort();
+    std::atexit([] { std::filesystem::remove_all(directory()); });
     return std::string(tmpl);
   }();
   return dir;
