@@ -2,8 +2,9 @@
 // (with their methods), and every error code the handlers can send.
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstring>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -28,12 +29,25 @@ TEST(ApiReference, NamesEveryRegisteredRouteAndNothingElse) {
   const std::set<std::string> served = keygate::testing::served_routes();
   const std::string text = api_reference();
   ASSERT_FALSE(text.empty()) << "docs/api.md is missing";
-  // "| GET | /v1/x |" in a table, or "`GET /v1/x`" in the text.
-  const std::regex route(R"((GET|POST|PUT|PATCH|DELETE|HEAD)[ |`]+(/[A-Za-z0-9_.{}/-]*))");
+  // "| GET | /v1/x |" in a table, or "`GET /v1/x`" in the text: a method in capitals, then
+  // spaces, bars or backticks, then a path. (Scanned by hand: g++ 12 warns inside
+  // std::regex under the sanitizers.)
   std::set<std::string> documented;
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), route);
-       it != std::sregex_iterator(); ++it)
-    documented.insert((*it)[1].str() + " " + (*it)[2].str());
+  auto path_byte = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("_.{}/-", c);
+  };
+  for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}) {
+    const std::string m = method;
+    for (size_t at = text.find(m); at != std::string::npos; at = text.find(m, at + 1)) {
+      if (at > 0 && std::isalpha(static_cast<unsigned char>(text[at - 1]))) continue;
+      size_t p = at + m.size();
+      while (p < text.size() && (text[p] == ' ' || text[p] == '|' || text[p] == '`')) ++p;
+      if (p == at + m.size() || p >= text.size() || text[p] != '/') continue;
+      size_t end = p;
+      while (end < text.size() && path_byte(text[end])) ++end;
+      documented.insert(m + " " + text.substr(p, end - p));
+    }
+  }
   EXPECT_EQ(documented, served);
 }
 
