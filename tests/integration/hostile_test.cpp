@@ -132,6 +132,8 @@ TEST(Hostile, AttacksDoNotReachAWellBehavedClientAndLeaveNothingBehind) {
   ServerProcess s({"--header-timeout-ms", "1000", "--max-connections", "1200", "--threads", "2"});
   const Tenant t = make_tenant(s, "Hostile");
   const std::string key = make_key(s, t, R"({"name":"good"})").value;
+  // The attackers' own key: they must not spend the good client's rate limit.
+  const std::string attack_key = make_key(s, t, R"({"name":"attacker"})").value;
   std::vector<std::string> acknowledged;  // key ids created during the attacks
   auto write_during = [&] {
     const HttpResponse r = http(s.port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
@@ -156,7 +158,7 @@ TEST(Hostile, AttacksDoNotReachAWellBehavedClientAndLeaveNothingBehind) {
     std::vector<int> fds;
     std::string burst;
     for (int i = 0; i < 2000; ++i)
-      burst += "GET /v1/auth HTTP/1.1\r\nAuthorization: Bearer " + key + "\r\n\r\n";
+      burst += "GET /v1/auth HTTP/1.1\r\nAuthorization: Bearer " + attack_key + "\r\n\r\n";
     for (int i = 0; i < 50; ++i) {
       const int fd = open_raw(s.port());
       int small = 4096;
