@@ -23,14 +23,20 @@ using namespace keygate;
 
 namespace {
 
-const std::string& directory() {
-  static const std::string dir = [] {
+// A scratch directory in /dev/shm for the whole run, removed at exit.
+struct ScratchDir {
+  std::string path;
+  ScratchDir() {
     char tmpl[] = "/dev/shm/keygate-fuzz-XXXXXX";
     if (!mkdtemp(tmpl)) std::abort();
-    std::atexit([] { std::filesystem::remove_all(directory()); });
-    return std::string(tmpl);
-  }();
-  return dir;
+    path = tmpl;
+  }
+  ~ScratchDir() { std::filesystem::remove_all(path); }
+};
+
+const std::string& directory() {
+  static const ScratchDir dir;
+  return dir.path;
 }
 
 void write_file(const std::string& path, const std::string& bytes) {
