@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "core/clock.hpp"
 #include "core/log.hpp"
@@ -120,6 +121,39 @@ class MappedFile {
   size_t populated_ = 0, released_ = 0;  // both multiples of kWindow (a page multiple)
 };
 
+// Recovery's lookahead: walks a few records in front of the one being applied and
+// prefetches the table entries each API key will touch, so that by the time the key is
+// inserted its two random lookups hit the cache. An unchecked read, a hint only: every
+// record is checked before it is applied. Reads through `file`'s window when given.
+class Lookahead {
+ public:
+  static constexpr int kDistance = 8;
+  Lookahead(std::string_view data, core::Index& index, MappedFile* file)
+      : data_(data), index_(index), file_(file) {}
+  // Before applying each record: keeps the lookahead kDistance records in front.
+  void step() noexcept {
+    for (; lead_ < kDistance; ++lead_) advance();
+    --lead_;
+  }
+
+ private:
+  void advance() noexcept {
+    if (file_) file_->at(ahead_);
+    RecordView next;
+    if (read_record(data_, ahead_, next, false) != ReadStatus::ok) return;
+    ahead_ += next.size;
+    core::Id id;
+    core::KeyHash hash;
+    if (next.type == RecordType::api_key && peek_api_key(next.payload, id, hash))
+      index_.prefetch_key(hash, id);
+  }
+  std::string_view data_;
+  core::Index& index_;
+  MappedFile* file_;
+  size_t ahead_ = kFileHeader;
+  int lead_ = 0;
+};
+
 struct ScanResult {
   enum Status { clean, torn, corrupt } status = clean;
   size_t good_end = 0;  // offset just past the last good record
@@ -146,23 +180,10 @@ ScanResult scan_segment(std::string_view data, core::StateMachine* state,
   }
   size_t off = kFileHeader;
   RecordView r;
-  // As in load_snapshot: a lookahead prefetches the table entries of the keys ahead (an
-  // unchecked read, a hint only: every record is checked before it is applied).
-  size_t ahead = kFileHeader;
-  int lead = 0;
-  auto prefetch_next = [&] {
-    RecordView next;
-    if (file) file->at(ahead);
-    if (!state || read_record(data, ahead, next, false) != ReadStatus::ok) return;
-    ahead += next.size;
-    core::Id id;
-    core::KeyHash hash;
-    if (next.type == RecordType::api_key && peek_api_key(next.payload, id, hash))
-      state->index().prefetch_key(hash, id);
-  };
+  std::optional<Lookahead> lookahead;
+  if (state) lookahead.emplace(data, state->index(), file);
   for (;;) {
-    for (; lead < 8; ++lead) prefetch_next();
-    --lead;
+    if (lookahead) lookahead->step();
     ReadStatus st = read_record(data, off, r);
     if (st == ReadStatus::end) break;
     if (st == ReadStatus::bad || r.type == RecordType::footer) {
@@ -221,25 +242,11 @@ bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& st
   state.index().reserve_keys(state.index().key_count() + keys);
   off = kFileHeader;
   records = 0;
-  // A lookahead walks kAhead records in front and prefetches each key's table entries, so
-  // that by the time a key is inserted its two random lookups hit the cache.
-  constexpr int kAhead = 8;
-  size_t ahead = kFileHeader;
-  RecordView next;
-  auto prefetch_next = [&] {
-    if (read_record(data, ahead, next, false) != ReadStatus::ok) return;
-    ahead += next.size;
-    core::Id id;
-    core::KeyHash hash;
-    if (next.type == RecordType::api_key && peek_api_key(next.payload, id, hash))
-      state.index().prefetch_key(hash, id);
-  };
   file.rewind();
-  for (int i = 0; i < kAhead; ++i) prefetch_next();
+  Lookahead lookahead(data, state.index(), &file);
   while (read_record(data, off, r, /*check_crc=*/false) == ReadStatus::ok &&
          r.type != RecordType::footer) {
-    file.at(ahead);
-    prefetch_next();
+    lookahead.step();
     if (!apply(state, r)) {
       why = "a record at offset " + std::to_string(off) + " is not valid";
       records = std::max<uint64_t>(records, 1);  // something may have been applied already
