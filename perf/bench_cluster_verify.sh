@@ -36,20 +36,9 @@ until curl -s "http://127.0.0.1:$ETCD_PORT/health" | grep -q true; do sleep 0.2;
 build/bench/perf/keygate_dataset --etcd "http://127.0.0.1:$ETCD_PORT" --keys "$KEYS" \
   --values "$work/keys-etcd-$KEYS.txt" > "$etcd_dir/dataset.log"
 
-start() {  # start NAME PORT ARGS...: on CPU 1, until ready; sets PID
-  local name=$1 port=$2
-  shift 2
-  taskset -c 1 build/bench/keygate serve --listen 127.0.0.1:$port --threads 1 "$@" > "$work/$name.log" 2>&1 &
-  PID=$!
-  pids+=($PID)
-  until grep -q '"event":"ready"' "$work/$name.log" 2>/dev/null; do
-    kill -0 $PID 2>/dev/null || { cat "$work/$name.log" >&2; exit 1; }
-    sleep 0.2
-  done
-}
-start single $SINGLE_PORT --data-dir "$work/data-$DATASET"
+start_on_cpu1 single $SINGLE_PORT --data-dir "$work/data-$DATASET"
 single_pid=$PID
-start cluster $CLUSTER_PORT --data-dir "$etcd_dir/node" --etcd "http://127.0.0.1:$ETCD_PORT"
+start_on_cpu1 cluster $CLUSTER_PORT --data-dir "$etcd_dir/node" --etcd "http://127.0.0.1:$ETCD_PORT"
 cluster_pid=$PID
 grep -h '"event":"cluster.loaded"' "$work/cluster.log" || true
 

@@ -29,14 +29,8 @@ cmake --build build/bench --target keygate_paced >/dev/null
 fresh_copy writes
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-taskset -c 1 build/bench/keygate serve --listen 127.0.0.1:$PORT --data-dir "$work/writes-$DATASET" \
-  --threads 1 --fsync always > "$work/writes.log" 2>&1 &
-kg=$!
-pids+=($kg)
-until grep -q '"event":"ready"' "$work/writes.log" 2>/dev/null; do
-  kill -0 $kg 2>/dev/null || { cat "$work/writes.log" >&2; exit 1; }
-  sleep 0.2
-done
+start_on_cpu1 writes $PORT --data-dir "$work/writes-$DATASET" --fsync always
+kg=$PID
 if [ "$THREADS" = split ]; then
   for task in /proc/$kg/task/*; do
     case $(cat "$task/comm") in kg-reactor-*) ;; *) taskset -p -c 0 "${task##*/}" >/dev/null ;; esac

@@ -41,6 +41,21 @@ fresh_copy() {
   rm -rf "$work/$1-$DATASET" && cp -r "$work/pristine-$DATASET" "$work/$1-$DATASET"
 }
 
+# start_on_cpu1 NAME PORT ARGS...: keygate (build/bench) with one reactor thread on CPU 1,
+# logging to $work/NAME.log; waits until it is ready (or fails with its log); sets PID and
+# appends it to the array `pids` (the caller's trap stops them).
+start_on_cpu1() {
+  local name=$1 port=$2
+  shift 2
+  taskset -c 1 build/bench/keygate serve --listen 127.0.0.1:$port --threads 1 "$@" > "$work/$name.log" 2>&1 &
+  PID=$!
+  pids+=($PID)
+  until grep -q '"event":"ready"' "$work/$name.log" 2>/dev/null; do
+    kill -0 $PID 2>/dev/null || { cat "$work/$name.log" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+
 cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }  # user, system
 . perf/busy.sh
 
