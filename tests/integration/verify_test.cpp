@@ -58,10 +58,12 @@ TEST(ForwardAuth, AValidKeyGets200WithIdentityHeadersAndNoBody) {
   EXPECT_EQ(http(s.port(), "HEAD", "/v1/auth", "", x.secret).status, 200);
   // Envoy's ext_authz asks with the checked request's own method.
   EXPECT_EQ(http(s.port(), "POST", "/v1/auth", "", x.secret).status, 200);
+  EXPECT_EQ(http(s.port(), "PUT", "/v1/auth", "", x.secret).status, 200);
+  EXPECT_EQ(http(s.port(), "PATCH", "/v1/auth", "", x.secret).status, 200);
   EXPECT_EQ(http(s.port(), "DELETE", "/v1/auth", "", x.secret).status, 200);
 }
 
-// Spec section 1: the key from `Authorization: Bearer` or `X-API-Key`; both present and
+// docs/api.md §1.2: the key from `Authorization: Bearer` or `X-API-Key`; both present and
 // different is a 400. Header names and the scheme in any case (/v1/auth reads its headers
 // in one pass, handlers/verify.cpp).
 TEST(ForwardAuth, ReadsTheKeyFromEitherHeaderInAnyCaseAndRefusesTwoDifferentKeys) {
