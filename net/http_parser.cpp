@@ -178,6 +178,9 @@ HttpParser::Event HttpParser::parse(char* buf, size_t size) {
     fill_request(buf, Method::get, "GET");
     return Event::request;
   }
+  // Nothing new (a connection whose buffer is empty, perhaps not even allocated: `buf` may
+  // be null, and llhttp would compute null + 0, undefined in C).
+  if (size == position_) return Event::need_more;
   base_ = buf;
   const char* start = buf + position_;
   llhttp_errno_t err = llhttp_execute(&parser_, start, size - position_);

@@ -390,3 +390,17 @@ TEST(HttpParser, TheFastPathKeepsTheHeaderLimit) {
     }
   }
 }
+
+// A connection whose receive buffer is empty (or not allocated yet) may ask again with no
+// new bytes: nothing happens, and llhttp is not handed a null pointer (found by the server
+// fuzz target under clang's UBSan: llhttp computed null + 0).
+TEST(HttpParser, NoNewBytesIsNeedMoreEvenWithoutABuffer) {
+  HttpParser p(ParserLimits{}, /*fast_path=*/false);
+  EXPECT_EQ(p.parse(nullptr, 0), Event::need_more);
+  std::string buf = "GET /healthz HTTP/1.1\r\nHost: a\r\n";
+  EXPECT_EQ(p.parse(buf.data(), buf.size()), Event::need_more);
+  EXPECT_EQ(p.parse(buf.data(), buf.size()), Event::need_more);  // the same bytes again
+  buf += "\r\n";
+  EXPECT_EQ(p.parse(buf.data(), buf.size()), Event::request);
+  EXPECT_EQ(p.request().target, "/healthz");
+}
