@@ -92,7 +92,7 @@ Index::Index() = default;
 
 Index::~Index() {
   reclaim();
-  urcu_memb_barrier();  // run every pending free before the records' owners go
+  if (handed_to_rcu_) urcu_memb_barrier();  // run every pending free before the records' owners go
   for (OrgSlot* o = first_org(); o; o = o->next()) {
     for (KeySlot* k = o->keys(); k; k = k->next()) delete k->load();
     delete o->load();
@@ -230,6 +230,7 @@ void Index::reclaim() {
   batch->records->keys.swap(retired_keys_);
   batch->records->cert_sets.swap(retired_cert_sets_);
   rcu_order::hand_over(&batch->head);
+  handed_to_rcu_ = true;
   urcu_memb_call_rcu(&batch->head, free_batch);
 }
 

@@ -183,6 +183,7 @@ class Index {
   std::vector<std::unique_ptr<const Organization>> retired_orgs_;
   std::vector<std::unique_ptr<const ApiKey>> retired_keys_;
   std::vector<std::unique_ptr<const CertificateSet>> retired_cert_sets_;
+  bool handed_to_rcu_ = false;  // reclaim() queued a batch: the destructor waits for it
   void publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> set);
 };
 

@@ -160,7 +160,9 @@ SlotTable::SlotTable(const SlotArena& arena)
     : arena_(arena), table_(Table::create(kInitialCapacity)) {}
 
 SlotTable::~SlotTable() {
-  urcu_memb_barrier();  // replaced tables waiting in call_rcu
+  // Replaced tables waiting in call_rcu. A table that never grew has none, and skips the
+  // wait (several grace periods: a recovery fuzz input builds and drops an index each time).
+  if (handed_to_rcu_) urcu_memb_barrier();
   Table::destroy(table_.load(std::memory_order_relaxed));
 }
 
@@ -206,6 +208,7 @@ void SlotTable::grow() {
     if (const uint64_t e = old->entries[i].load(std::memory_order_relaxed)) next->place(e);
   table_.store(next, std::memory_order_release);
   rcu_order::hand_over(&old->head);
+  handed_to_rcu_ = true;
   urcu_memb_call_rcu(&old->head, [](rcu_head* h) {
     rcu_order::grace_period_ended();
     rcu_order::take_over(h);

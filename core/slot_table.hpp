@@ -99,7 +99,8 @@ class SlotTable {
   struct Table;
   const SlotArena& arena_;
   std::atomic<Table*> table_;
-  size_t size_ = 0;  // the writer's
+  size_t size_ = 0;             // the writer's
+  bool handed_to_rcu_ = false;  // a replaced table went to call_rcu: wait for it at the end
   void grow();
 };
 
