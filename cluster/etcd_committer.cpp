@@ -109,9 +109,10 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
   resumed_ = revision > 0;
   if (!resumed_) {
     // The whole state as of one revision. Organizations first, then what belongs to them
-    // (a range is in key order, and "key/" sorts before "org/").
+    // (a range is in key order, and "key/" sorts before "org/"): projects before the keys
+    // that name them.
     revision = store;
-    for (const char* kind : {"org", "key", "cert", "ver"}) {
+    for (const char* kind : {"org", "proj", "key", "cert", "ver"}) {
       const std::string from = layout_.kind(kind);
       load(from, prefix_end(from), revision, -1);
     }
@@ -348,10 +349,15 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
     case persistence::RecordType::api_key: {
       core::KeyHash hash;
       uint64_t last_used = 0;
-      auto key = persistence::decode_api_key(r.payload, hash, last_used);
+      auto key = persistence::decode_api_key(r.payload, hash, last_used, r.version);
       // The index refuses a version that changes a key's hash, takes another key's, or
       // names no organization: one check, the one recovery uses.
       if (!key || !state_.try_apply(hash, std::move(key), 0)) bad("an API key record");
+      break;
+    }
+    case persistence::RecordType::project: {
+      auto p = persistence::decode_project(r.payload);
+      if (!p || !state_.apply(std::move(p))) bad("a project record");
       break;
     }
     case persistence::RecordType::certificate: {
@@ -444,6 +450,10 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
         }
         const std::string k = layout_.api_key(st.key->id);
         set_op({Op::Kind::put, k, std::move(value)});
+      } else if (st.project) {
+        orgs.insert(st.project->organization_id);
+        set_op({Op::Kind::put, layout_.project(st.project->organization_id, st.project->id),
+                std::move(value)});
       } else {
         orgs.insert(st.cert->organization_id);
         const std::string k = layout_.certificate(st.cert->organization_id, st.cert->id);

@@ -26,6 +26,10 @@ std::string Layout::certificate(core::Id org, core::Id cert) const {
   return kind("cert") + core::to_string(IdKind::organization, org) + "/" +
          core::to_string(IdKind::certificate, cert);
 }
+std::string Layout::project(core::Id org, core::Id project) const {
+  return kind("proj") + core::to_string(IdKind::organization, org) + "/" +
+         core::to_string(IdKind::project, project);
+}
 std::string Layout::version(core::Id org) const {
   return kind("ver") + core::to_string(IdKind::organization, org);
 }

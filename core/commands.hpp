@@ -34,6 +34,7 @@ struct CreateApiKey {
   ScopeSet scopes = kAllScopes;
   uint64_t expires_ms = 0;
   std::optional<RateLimit> rate_limit;
+  Id project;  // empty: none
 };
 
 struct UpdateApiKey {
@@ -83,9 +84,28 @@ struct SetCertificatesActive {
   bool active = true;
 };
 
-using Command = std::variant<CreateOrganization, UpdateOrganization, CreateApiKey, UpdateApiKey,
-                             RevokeApiKey, RotateApiKey, CreateCertificate, UpdateCertificate,
-                             DeleteCertificate, SetCertificatesActive>;
+struct CreateProject {
+  Id org;
+  std::string name;
+};
+
+struct UpdateProject {
+  Id org;
+  Id project;
+  std::string name;
+};
+
+// Archiving is final and idempotent: an archived project takes no new keys, and its keys
+// verify as PROJECT_ARCHIVED.
+struct ArchiveProject {
+  Id org;
+  Id project;
+};
+
+using Command =
+    std::variant<CreateOrganization, UpdateOrganization, CreateApiKey, UpdateApiKey, RevokeApiKey,
+                 RotateApiKey, CreateCertificate, UpdateCertificate, DeleteCertificate,
+                 SetCertificatesActive, CreateProject, UpdateProject, ArchiveProject>;
 
 // What executing a command produced: the records as they now are (copies: they outlive the
 // read section), or the error that left everything unchanged.
@@ -95,6 +115,7 @@ struct Outcome {
   std::optional<ApiKey> key;              // for a rotation: the new key
   std::string revealed_key;               // the value of a key just created: shown once
   std::vector<Certificate> certificates;  // as they now are, in the order asked
+  std::optional<Project> project;
 };
 
 }  // namespace keygate::core

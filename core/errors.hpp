@@ -19,6 +19,7 @@ enum class ErrorCode : uint8_t {
   immutable_field,
   invalid_certificate,
   certificate_limit_reached,
+  project_limit_reached,
   invalid_request,
   // 401
   missing_api_key,
@@ -39,6 +40,7 @@ enum class ErrorCode : uint8_t {
   already_rotated,
   certificate_active,
   duplicate_certificate,
+  project_archived,
   idempotency_key_reused,
   // 408, 413, 431, 429
   request_timeout,

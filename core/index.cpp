@@ -52,6 +52,7 @@ struct RetiredRecords {
   std::vector<std::unique_ptr<const Organization>> orgs;
   std::vector<std::unique_ptr<const ApiKey>> keys;
   std::vector<std::unique_ptr<const CertificateSet>> cert_sets;
+  std::vector<std::unique_ptr<const ProjectSet>> project_sets;
 };
 
 struct RetiredBatch {  // standard layout: `head` is its first member
@@ -97,6 +98,7 @@ Index::~Index() {
     for (KeySlot* k = o->keys(); k; k = k->next()) delete k->load();
     delete o->load();
     delete o->certs();
+    delete o->project_set();
   }
 }
 
@@ -223,12 +225,33 @@ void Index::remove_certificate(Id organization, Id certificate) {
   publish_certificates(org, std::move(set));
 }
 
+bool Index::put(std::shared_ptr<const Project> record) {
+  ReadSection rs;
+  OrgSlot* org = find_org(record->organization_id);
+  if (!org) return false;
+  auto set = std::make_unique<ProjectSet>();
+  if (const ProjectSet* cur = org->project_set()) set->items = cur->items;
+  const size_t n = record->number;
+  if (n == set->items.size() + 1)
+    set->items.push_back(std::move(record));
+  else if (n >= 1 && n <= set->items.size() && set->items[n - 1]->id == record->id)
+    set->items[n - 1] = std::move(record);
+  else
+    return false;
+  if (const ProjectSet* old = org->projects.exchange(set.release(), std::memory_order_acq_rel))
+    retired_project_sets_.emplace_back(old);
+  return true;
+}
+
 void Index::reclaim() {
-  if (retired_orgs_.empty() && retired_keys_.empty() && retired_cert_sets_.empty()) return;
+  if (retired_orgs_.empty() && retired_keys_.empty() && retired_cert_sets_.empty() &&
+      retired_project_sets_.empty())
+    return;
   auto* batch = new RetiredBatch{{}, new RetiredRecords{}};
   batch->records->orgs.swap(retired_orgs_);
   batch->records->keys.swap(retired_keys_);
   batch->records->cert_sets.swap(retired_cert_sets_);
+  batch->records->project_sets.swap(retired_project_sets_);
   rcu_order::hand_over(&batch->head);
   handed_to_rcu_ = true;
   urcu_memb_call_rcu(&batch->head, free_batch);

@@ -103,6 +103,22 @@ struct CertificateSet {
   }
 };
 
+// An organization's projects at one moment: immutable, replaced as a whole by the writer
+// (at most kMaxProjectsPerOrganization), in creation order, so project number n is
+// items[n - 1].
+struct ProjectSet {
+  std::vector<std::shared_ptr<const Project>> items;
+
+  const Project* by_number(uint16_t n) const noexcept {
+    return n && n <= items.size() ? items[n - 1].get() : nullptr;
+  }
+  const Project* find(Id id) const noexcept {
+    for (const auto& p : items)
+      if (p->id == id) return p.get();
+    return nullptr;
+  }
+};
+
 struct OrgSlot {
   const Id id;
   const uint32_t number;  // in the index's arena of organization slots
@@ -112,11 +128,20 @@ struct OrgSlot {
   KeySlot* last_key = nullptr;  // writer only
   std::atomic<uint32_t> key_count{0};
   std::atomic<const CertificateSet*> certificates{nullptr};  // null: none ever uploaded
+  std::atomic<const ProjectSet*> projects{nullptr};          // null: none ever created
 
   OrgSlot(const Organization* r, uint32_t n) : id(r->id), number(n), record(r) {}
   const Organization* load() const noexcept { return record.load(std::memory_order_acquire); }
   const CertificateSet* certs() const noexcept {
     return certificates.load(std::memory_order_acquire);
+  }
+  const ProjectSet* project_set() const noexcept {
+    return projects.load(std::memory_order_acquire);
+  }
+  // The project of this organization numbered `n` (ApiKey::project), or null.
+  const Project* project(uint16_t n) const noexcept {
+    const ProjectSet* set = n ? project_set() : nullptr;
+    return set ? set->by_number(n) : nullptr;
   }
   KeySlot* keys() const noexcept { return first_key.load(std::memory_order_acquire); }
   OrgSlot* next() const noexcept { return next_org.load(std::memory_order_acquire); }
@@ -164,6 +189,9 @@ class Index {
   // Adds or replaces a certificate of its organization, or removes one.
   void put(std::shared_ptr<const Certificate> record);
   void remove_certificate(Id organization, Id certificate);
+  // Adds a project (numbered next in its organization) or replaces one; false, and nothing
+  // changes, when its organization is unknown or its number is neither (a damaged record).
+  bool put(std::shared_ptr<const Project> record);
   // Frees the versions retired since the last call once no reader can hold them.
   void reclaim();
   // Counts the keys whose expiry or grace period ended by `now_ms` as expired (counts()).
@@ -183,6 +211,7 @@ class Index {
   std::vector<std::unique_ptr<const Organization>> retired_orgs_;
   std::vector<std::unique_ptr<const ApiKey>> retired_keys_;
   std::vector<std::unique_ptr<const CertificateSet>> retired_cert_sets_;
+  std::vector<std::unique_ptr<const ProjectSet>> retired_project_sets_;
   bool handed_to_rcu_ = false;  // reclaim() queued a batch: the destructor waits for it
   void publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> set);
 };

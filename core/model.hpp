@@ -62,6 +62,9 @@ struct KeyExtras {
 struct ApiKey {
   KeyType type = KeyType::secret;
   Environment environment = Environment::live;
+  // The project the key belongs to, by its number in the organization (Project::number);
+  // 0: none. Two bytes that were padding: the record stays 128 bytes.
+  uint16_t project = 0;
   ScopeSet scopes = 0;
   char preview[4] = {};                 // last four characters of the value
   std::optional<RateLimit> rate_limit;  // set by the root key; else the operator's default
@@ -117,5 +120,19 @@ struct Certificate {
 };
 
 inline constexpr size_t kMaxCertificatesPerOrganization = 50;
+
+// A project of an organization (docs/api.md §7): keys can live in one. Projects are
+// archived, never deleted, so an organization numbers them 1, 2, ... in creation order and
+// a key names its project by that number (two bytes in the key's record).
+struct Project {
+  Id id;
+  Id organization_id;
+  std::string name;
+  uint16_t number = 0;
+  uint64_t created_ms = 0;
+  uint64_t archived_ms = 0;  // 0: active
+};
+
+inline constexpr size_t kMaxProjectsPerOrganization = 1000;
 
 }  // namespace keygate::core

@@ -129,6 +129,21 @@ Outcome StateMachine::run(const UpdateOrganization& c, uint64_t now) {
 
 Outcome StateMachine::run(const CreateApiKey& c, uint64_t now) {
   if (!org(c.org)) return fail(ErrorCode::not_found, "No organization with that id exists.", "id");
+  uint16_t project = 0;
+  if (!c.project.empty()) {
+    const Project* p = nullptr;
+    for (const Project* candidate : projects(c.org))
+      if (candidate->id == c.project) p = candidate;
+    if (!p)
+      return fail(ErrorCode::not_found, "No project with that id exists in this organization.",
+                  "project_id");
+    if (p->archived_ms)
+      return fail(
+          ErrorCode::project_archived,
+          "Project " + to_string(IdKind::project, p->id) + " is archived: it takes no new keys.",
+          "project_id");
+    project = p->number;
+  }
   Outcome out;
   KeyHash hash;
   auto k = new_key(c.org, c.type, c.environment, now, out.revealed_key, hash);
@@ -138,6 +153,7 @@ Outcome StateMachine::run(const CreateApiKey& c, uint64_t now) {
     k->edit_extras([&](KeyExtras& e) { e.allowed_origins = c.allowed_origins; });
   k->expires_ms = c.expires_ms;
   k->rate_limit = c.rate_limit;
+  k->project = project;
   out.key = stage(std::move(k), hash);
   return out;
 }
@@ -198,6 +214,7 @@ Outcome StateMachine::run(const RotateApiKey& c, uint64_t now) {
   });
   fresh->rate_limit = cur->rate_limit;
   fresh->expires_ms = cur->expires_ms;
+  fresh->project = cur->project;
   auto old = std::make_unique<ApiKey>(*cur);
   old->rotated_ms = now;
   old->grace_expires_ms = now + c.grace_period_seconds * 1000;
@@ -322,12 +339,104 @@ Outcome StateMachine::run(const SetCertificatesActive& c, uint64_t) {
   return out;
 }
 
+std::vector<const Project*> StateMachine::projects(Id org_id) const {
+  std::vector<const Project*> out;
+  OrgSlot* slot = index_.find_org(org_id);
+  if (const ProjectSet* set = slot ? slot->project_set() : nullptr)
+    for (const auto& p : set->items) out.push_back(p.get());
+  for (const auto& [id, i] : staged_projects_) {
+    const Project& p = *staged_[i].project;
+    if (p.organization_id != org_id) continue;
+    if (p.number <= out.size())
+      out[p.number - 1] = &p;  // a staged version of a published project
+    else
+      out.resize(p.number, nullptr), out[p.number - 1] = &p;
+  }
+  return out;
+}
+
+void StateMachine::stage(std::shared_ptr<Project> p) {
+  staged_projects_[p->id] = staged_.size();
+  Staged s;
+  s.project = std::move(p);
+  staged_.push_back(std::move(s));
+}
+
+namespace {
+
+Outcome project_not_found() {
+  return fail(ErrorCode::not_found, "No project with that id exists in this organization.",
+              "project_id");
+}
+
+const Project* find_project(const std::vector<const Project*>& projects, Id id) {
+  for (const Project* p : projects)
+    if (p && p->id == id) return p;
+  return nullptr;
+}
+
+}  // namespace
+
+Outcome StateMachine::run(const CreateProject& c, uint64_t now) {
+  if (!org(c.org)) return fail(ErrorCode::not_found, "No organization with that id exists.", "id");
+  const auto existing = projects(c.org);
+  if (existing.size() >= kMaxProjectsPerOrganization)
+    return fail(ErrorCode::project_limit_reached,
+                "An organization can hold at most 1000 projects (archived ones count).", "name");
+  auto p = std::make_shared<Project>();
+  p->id = ids_.next(now);
+  p->organization_id = c.org;
+  p->name = c.name;
+  p->number = static_cast<uint16_t>(existing.size() + 1);
+  p->created_ms = now;
+  Outcome out;
+  out.project = *p;
+  stage(std::move(p));
+  return out;
+}
+
+Outcome StateMachine::run(const UpdateProject& c, uint64_t) {
+  const Project* cur = find_project(projects(c.org), c.project);
+  if (!cur) return project_not_found();
+  if (cur->archived_ms)
+    return fail(ErrorCode::project_archived, "An archived project cannot be modified.",
+                "project_id");
+  auto p = std::make_shared<Project>(*cur);
+  p->name = c.name;
+  Outcome out;
+  out.project = *p;
+  stage(std::move(p));
+  return out;
+}
+
+Outcome StateMachine::run(const ArchiveProject& c, uint64_t now) {
+  const Project* cur = find_project(projects(c.org), c.project);
+  if (!cur) return project_not_found();
+  Outcome out;
+  out.project = *cur;
+  if (cur->archived_ms) return out;  // idempotent
+  auto p = std::make_shared<Project>(*cur);
+  p->archived_ms = now;
+  out.project = *p;
+  stage(std::move(p));
+  return out;
+}
+
+bool StateMachine::apply(std::shared_ptr<Project> p) {
+  const Id id = p->id;
+  if (!index_.put(std::shared_ptr<const Project>(std::move(p)))) return false;
+  ids_.observe(id);
+  return true;
+}
+
 void StateMachine::publish() {
   for (Staged& s : staged_) {
     if (s.org)
       index_.put(std::unique_ptr<const Organization>(std::move(s.org)));
     else if (s.key)
       index_.put(s.key_hash, std::unique_ptr<const ApiKey>(std::move(s.key)));
+    else if (s.project)
+      index_.put(std::shared_ptr<const Project>(std::move(s.project)));
     else if (s.cert_deleted)
       index_.remove_certificate(s.cert->organization_id, s.cert->id);
     else
@@ -337,6 +446,7 @@ void StateMachine::publish() {
   staged_orgs_.clear();
   staged_keys_.clear();
   staged_certs_.clear();
+  staged_projects_.clear();
   index_.reclaim();
 }
 
@@ -345,6 +455,7 @@ void StateMachine::discard() {
   staged_orgs_.clear();
   staged_keys_.clear();
   staged_certs_.clear();
+  staged_projects_.clear();
   rebuild_slugs();
 }
 

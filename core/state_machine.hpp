@@ -19,11 +19,12 @@ namespace keygate::core {
 class StateMachine {
  public:
   struct Staged {
-    std::unique_ptr<Organization> org;  // exactly one of the three is set
+    std::unique_ptr<Organization> org;  // exactly one of org, key, cert and project is set
     std::unique_ptr<ApiKey> key;
     KeyHash key_hash{};  // with `key`: the hash of its value (the index keeps it in the slot)
     std::shared_ptr<Certificate> cert;
     bool cert_deleted = false;  // `cert` names the certificate that goes
+    std::shared_ptr<Project> project;
   };
 
   explicit StateMachine(Index& index);
@@ -40,6 +41,8 @@ class StateMachine {
   bool try_apply(const KeyHash& hash, std::unique_ptr<ApiKey> key, uint64_t last_used_ms);
   void apply(std::shared_ptr<Certificate> cert);
   void apply_certificate_deletion(Id org, Id cert);
+  // False when the index refuses it (unknown organization, a number out of turn).
+  bool apply(std::shared_ptr<Project> project);
 
   Index& index() noexcept { return index_; }
 
@@ -54,6 +57,12 @@ class StateMachine {
   Outcome run(const UpdateCertificate& c, uint64_t now);
   Outcome run(const DeleteCertificate& c, uint64_t now);
   Outcome run(const SetCertificatesActive& c, uint64_t now);
+  Outcome run(const CreateProject& c, uint64_t now);
+  Outcome run(const UpdateProject& c, uint64_t now);
+  Outcome run(const ArchiveProject& c, uint64_t now);
+  // The organization's projects as this batch sees them, in number order.
+  std::vector<const Project*> projects(Id org) const;
+  void stage(std::shared_ptr<Project> p);
   // The organization's certificates as this batch sees them, in creation order.
   std::vector<const Certificate*> certificates(Id org) const;
   void stage(std::shared_ptr<Certificate> c, bool deleted);
@@ -75,6 +84,7 @@ class StateMachine {
   std::unordered_map<Id, size_t, IdHash> staged_orgs_;  // id -> latest staged version
   std::unordered_map<Id, size_t, IdHash> staged_keys_;
   std::unordered_map<Id, size_t, IdHash> staged_certs_;
+  std::unordered_map<Id, size_t, IdHash> staged_projects_;
 };
 
 }  // namespace keygate::core

@@ -22,6 +22,8 @@ std::string_view to_string(VerifyCode c) noexcept {
       return "ORIGIN_NOT_ALLOWED";
     case VerifyCode::organization_suspended:
       return "ORGANIZATION_SUSPENDED";
+    case VerifyCode::project_archived:
+      return "PROJECT_ARCHIVED";
     case VerifyCode::certificate_required:
       return "CERTIFICATE_REQUIRED";
     case VerifyCode::rate_limited:
@@ -62,6 +64,15 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
   if (org->load()->status == OrgStatus::suspended) {
     r.code = VerifyCode::organization_suspended;
     return r;
+  }
+  if (k.project) {  // keys outside projects never read the project set
+    if (const Project* p = org->project(k.project)) {
+      r.project_id = p->id;
+      if (p->archived_ms) {
+        r.code = VerifyCode::project_archived;
+        return r;
+      }
+    }
   }
   if (k.type == KeyType::publishable && !k.allowed_origins().empty()) {
     bool ok = false;

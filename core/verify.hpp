@@ -1,7 +1,7 @@
 // verify(): the hot path. Decides whether a presented key may be used, in the order of
 // docs/api.md §5: shape and checksum, lookup, revoked, expired (or past its grace period),
-// organization suspended, origin, scopes, rate limit. No allocation, no lock, no system
-// call; the caller holds a ReadSection for the duration. After the scopes, a key of an
+// organization suspended, project archived, origin, scopes, rate limit. No allocation, no lock, no
+// system call; the caller holds a ReadSection for the duration. After the scopes, a key of an
 // organization with active certificates needs a matching client certificate
 // (CERTIFICATE_REQUIRED), then comes the rate limit.
 #pragma once
@@ -24,6 +24,7 @@ enum class VerifyCode : uint8_t {
   insufficient_scope,
   origin_not_allowed,
   organization_suspended,
+  project_archived,
   certificate_required,
   rate_limited,
 };
@@ -53,6 +54,7 @@ struct VerifyResult {
   bool found = false;  // key_id and organization_id are meaningful
   Id key_id;
   Id organization_id;
+  Id project_id;  // empty: the key is in no project
   KeyType type = KeyType::secret;
   Environment environment = Environment::live;
   ScopeSet scopes = 0;

@@ -101,14 +101,12 @@ bool immutable(std::string_view k, core::Error& err) {
 
 void respond_key(Exchange& ex, uint16_t status, const core::ApiKey& key,
                  std::string_view revealed) {
+  core::ReadSection rs;
   uint64_t last_used = 0;
-  {
-    core::ReadSection rs;
-    if (core::KeySlot* s = ex.app.index.find_key(key.id)) last_used = s->last_used_ms();
-  }
+  if (core::KeySlot* s = ex.app.index.find_key(key.id)) last_used = s->last_used_ms();
   const uint64_t now = core::now_ms();
   write_envelope(ex, status, [&](core::JsonWriter& w) {
-    write_api_key(w, key, last_used, ex.app.config.rate_defaults, now, revealed);
+    write_api_key(w, ex.app.index, key, last_used, ex.app.config.rate_defaults, now, revealed);
   });
 }
 
@@ -155,6 +153,14 @@ net::task<void> create_api_key(Exchange& ex) {
       cmd.expires_ms = *when;
       if (cmd.expires_ms <= core::now_ms())
         return (err = invalid_field("expires_at", "must be in the future"), false);
+      return true;
+    }
+    if (k == "project_id") {
+      std::string_view text;
+      if (!read_string_view(v, k, text, err)) return false;
+      auto id = core::parse_id(core::IdKind::project, text);
+      if (!id) return (err = invalid_field(k, "must be a project id (proj_...)"), false);
+      cmd.project = *id;
       return true;
     }
     if (k == "rate_limit") {
@@ -209,10 +215,28 @@ void list_api_keys(Exchange& ex) {
     write_error(ex, ErrorCode::invalid_field, "'environment' must be live or test.", "environment");
     return;
   }
+  std::optional<core::Id> project_filter;
+  if (auto v = query_param(ex.req.query, "project_id");
+      v && !(project_filter = core::parse_id(core::IdKind::project, *v))) {
+    write_error(ex, ErrorCode::invalid_field, "'project_id' must be a project id (proj_...).",
+                "project_id");
+    return;
+  }
   const uint64_t now = core::now_ms();
   core::ReadSection rs;
   core::OrgSlot* o = ex.app.index.find_org(org);
   core::KeySlot* s = o->keys();
+  uint16_t project = 0;  // the filter's number in this organization
+  if (project_filter) {
+    const core::ProjectSet* set = o->project_set();
+    const core::Project* p = set ? set->find(*project_filter) : nullptr;
+    if (!p) {
+      write_error(ex, ErrorCode::invalid_field,
+                  "'project_id' does not name a project of this organization.", "project_id");
+      return;
+    }
+    project = p->number;
+  }
   if (page.after) {
     core::KeySlot* cur = ex.app.index.find_key(*page.after);
     if (!cur || ex.app.index.org_of(*cur) != o) {
@@ -231,13 +255,13 @@ void list_api_keys(Exchange& ex) {
   for (; s; s = s->next()) {
     const core::ApiKey& k = *s->load();
     if ((status && k.status_at(now) != *status) || (type && k.type != *type) ||
-        (env && k.environment != *env))
+        (env && k.environment != *env) || (project && k.project != project))
       continue;
     if (n == page.limit) {
       more = true;
       break;
     }
-    write_api_key(w, k, s->last_used_ms(), ex.app.config.rate_defaults, now);
+    write_api_key(w, ex.app.index, k, s->last_used_ms(), ex.app.config.rate_defaults, now);
     last = k.id;
     ++n;
   }
@@ -262,7 +286,7 @@ void get_api_key(Exchange& ex) {
   if (!s || ex.app.index.org_of(*s)->id != org) return key_not_found(ex);
   const uint64_t now = core::now_ms();
   write_envelope(ex, 200, [&](core::JsonWriter& w) {
-    write_api_key(w, *s->load(), s->last_used_ms(), ex.app.config.rate_defaults, now);
+    write_api_key(w, ex.app.index, *s->load(), s->last_used_ms(), ex.app.config.rate_defaults, now);
   });
 }
 

@@ -52,6 +52,11 @@ std::vector<Route> routes() {
       {Method::get, "/v1/organization/certificates/{id}", get_certificate, nullptr, true},
       {Method::post, "/v1/organization/certificates/{id}", nullptr, update_certificate, true},
       {Method::del, "/v1/organization/certificates/{id}", nullptr, delete_certificate, true},
+      {Method::get, "/v1/organization/projects", list_projects, nullptr, true},
+      {Method::post, "/v1/organization/projects", nullptr, create_project, true},
+      {Method::get, "/v1/organization/projects/{id}", get_project, nullptr, true},
+      {Method::post, "/v1/organization/projects/{id}", nullptr, update_project, true},
+      {Method::post, "/v1/organization/projects/{id}/archive", nullptr, archive_project, true},
   };
 }
 

@@ -147,4 +147,25 @@ bool can_access(Exchange& ex, core::Id org) {
   return ok;
 }
 
+std::optional<core::Id> openai_organization(Exchange& ex, core::Scope scope) {
+  if (!authorize(ex, scope)) return std::nullopt;
+  if (!ex.principal.root) return ex.principal.organization;
+  const std::string_view header = ex.req.header("openai-organization");
+  if (header.empty()) {
+    write_error(
+        ex, ErrorCode::invalid_request,
+        "The root key acts on every organization: name one in the OpenAI-Organization header.",
+        "OpenAI-Organization");
+    return std::nullopt;
+  }
+  auto id = core::parse_id(core::IdKind::organization, header);
+  if (!id) {
+    write_error(ex, ErrorCode::invalid_field,
+                "OpenAI-Organization must be an organization id (org_...).", "OpenAI-Organization");
+    return std::nullopt;
+  }
+  if (!can_access(ex, *id)) return std::nullopt;
+  return id;
+}
+
 }  // namespace keygate::handlers

@@ -25,6 +25,10 @@ bool authorize(Exchange& ex, core::Scope scope, bool organization_endpoint = fal
 // The principal may act on organization `org` (root: any that exists; a tenant: its own).
 // Writes the 404 and returns false otherwise.
 bool can_access(Exchange& ex, core::Id org);
+// The organization an OpenAI-shaped request (/v1/organization/...) acts on, after
+// authorize(scope): a tenant key's own, or for the root key the one its OpenAI-Organization
+// header names. Writes the error and returns nullopt otherwise.
+std::optional<core::Id> openai_organization(Exchange& ex, core::Scope scope);
 
 void write_rate_headers(net::Response& res, const core::RateDecision& d);
 

@@ -46,28 +46,6 @@ void respond(Exchange& ex, uint16_t status, const core::Certificate& c, Shape sh
   write_certificate(w, c, shape);
 }
 
-// The organization this request acts on; writes the error and returns nullopt otherwise.
-std::optional<core::Id> organization(Exchange& ex, core::Scope scope) {
-  if (!authorize(ex, scope)) return std::nullopt;
-  if (!ex.principal.root) return ex.principal.organization;
-  const std::string_view header = ex.req.header("openai-organization");
-  if (header.empty()) {
-    write_error(
-        ex, ErrorCode::invalid_request,
-        "The root key acts on every organization: name one in the OpenAI-Organization header.",
-        "OpenAI-Organization");
-    return std::nullopt;
-  }
-  auto id = core::parse_id(core::IdKind::organization, header);
-  if (!id) {
-    write_error(ex, ErrorCode::invalid_field,
-                "OpenAI-Organization must be an organization id (org_...).", "OpenAI-Organization");
-    return std::nullopt;
-  }
-  if (!can_access(ex, *id)) return std::nullopt;
-  return id;
-}
-
 std::optional<core::Id> certificate_param(Exchange& ex) {
   auto id = core::parse_id(core::IdKind::certificate, ex.params[0]);
   if (!id)
@@ -91,7 +69,7 @@ bool wants_content(std::string_view query) {
 }  // namespace
 
 void list_certificates(Exchange& ex) {
-  auto org = organization(ex, core::Scope::certificates_read);
+  auto org = openai_organization(ex, core::Scope::certificates_read);
   if (!org) return;
   unsigned limit = 20;
   if (auto v = query_param(ex.req.query, "limit")) {
@@ -148,7 +126,7 @@ void list_certificates(Exchange& ex) {
 }
 
 net::task<void> create_certificate(Exchange& ex) {
-  auto org = organization(ex, core::Scope::certificates_manage);
+  auto org = openai_organization(ex, core::Scope::certificates_manage);
   if (!org) co_return;
   core::CreateCertificate cmd;
   cmd.org = *org;
@@ -190,7 +168,7 @@ net::task<void> create_certificate(Exchange& ex) {
 }
 
 void get_certificate(Exchange& ex) {
-  auto org = organization(ex, core::Scope::certificates_read);
+  auto org = openai_organization(ex, core::Scope::certificates_read);
   if (!org) return;
   auto id = certificate_param(ex);
   if (!id) return;
@@ -205,7 +183,7 @@ void get_certificate(Exchange& ex) {
 }
 
 net::task<void> update_certificate(Exchange& ex) {
-  auto org = organization(ex, core::Scope::certificates_manage);
+  auto org = openai_organization(ex, core::Scope::certificates_manage);
   if (!org) co_return;
   auto id = certificate_param(ex);
   if (!id) co_return;
@@ -228,7 +206,7 @@ net::task<void> update_certificate(Exchange& ex) {
 }
 
 net::task<void> delete_certificate(Exchange& ex) {
-  auto org = organization(ex, core::Scope::certificates_manage);
+  auto org = openai_organization(ex, core::Scope::certificates_manage);
   if (!org) co_return;
   auto id = certificate_param(ex);
   if (!id) co_return;
@@ -244,7 +222,7 @@ net::task<void> delete_certificate(Exchange& ex) {
 namespace {
 
 net::task<void> set_active(Exchange& ex, bool active) {
-  auto org = organization(ex, core::Scope::certificates_manage);
+  auto org = openai_organization(ex, core::Scope::certificates_manage);
   if (!org) co_return;
   core::SetCertificatesActive cmd{*org, {}, active};
   bool has_ids = false;

@@ -19,6 +19,7 @@ uint16_t http_status(ErrorCode c) noexcept {
     case ErrorCode::immutable_field:
     case ErrorCode::invalid_certificate:
     case ErrorCode::certificate_limit_reached:
+    case ErrorCode::project_limit_reached:
     case ErrorCode::invalid_request:
       return 400;
     case ErrorCode::missing_api_key:
@@ -41,6 +42,7 @@ uint16_t http_status(ErrorCode c) noexcept {
     case ErrorCode::already_revoked:
     case ErrorCode::already_rotated:
     case ErrorCode::certificate_active:
+    case ErrorCode::project_archived:
     case ErrorCode::duplicate_certificate:
     case ErrorCode::idempotency_key_reused:
       return 409;
@@ -98,6 +100,8 @@ std::string_view error_code_name(ErrorCode c) noexcept {
       return "invalid_certificate";
     case ErrorCode::certificate_limit_reached:
       return "certificate_limit_reached";
+    case ErrorCode::project_limit_reached:
+      return "project_limit_reached";
     case ErrorCode::invalid_request:
       return "invalid_request";
     case ErrorCode::missing_api_key:
@@ -128,6 +132,8 @@ std::string_view error_code_name(ErrorCode c) noexcept {
       return "already_rotated";
     case ErrorCode::certificate_active:
       return "certificate_active";
+    case ErrorCode::project_archived:
+      return "project_archived";
     case ErrorCode::duplicate_certificate:
       return "duplicate_certificate";
     case ErrorCode::idempotency_key_reused:

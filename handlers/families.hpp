@@ -1,6 +1,6 @@
 // The endpoint handlers, one family per file (organizations.cpp, api_keys.cpp, verify.cpp,
-// ops.cpp). Each is given an Exchange whose principal is already authenticated when its
-// route asks for it.
+// certificates.cpp, projects.cpp, ops.cpp). Each is given an Exchange whose principal is already
+// authenticated when its route asks for it.
 #pragma once
 
 #include "handlers/exchange.hpp"
@@ -30,6 +30,12 @@ net::task<void> update_certificate(Exchange& ex);
 net::task<void> delete_certificate(Exchange& ex);
 net::task<void> activate_certificates(Exchange& ex);
 net::task<void> deactivate_certificates(Exchange& ex);
+
+net::task<void> create_project(Exchange& ex);
+void list_projects(Exchange& ex);
+void get_project(Exchange& ex);
+net::task<void> update_project(Exchange& ex);
+net::task<void> archive_project(Exchange& ex);
 
 void healthz(Exchange& ex);
 void readyz(Exchange& ex);

@@ -80,7 +80,9 @@ net::task<void> create_organization(Exchange& ex) {
     write_time(w, "created_at", out->org->created_ms);
     write_time(w, "updated_at", out->org->updated_ms);
     w.key("api_key");
-    write_api_key(w, *out->key, 0, ex.app.config.rate_defaults, now, out->revealed_key);
+    core::ReadSection rs;
+    write_api_key(w, ex.app.index, *out->key, 0, ex.app.config.rate_defaults, now,
+                  out->revealed_key);
     w.end_object();
   });
 }

@@ -40,13 +40,36 @@ void write_organization(core::JsonWriter& w, const core::Organization& o) {
   w.end_object();
 }
 
-void write_api_key(core::JsonWriter& w, const core::ApiKey& k, uint64_t last_used_ms,
-                   const core::RateDefaults& defaults, uint64_t now_ms, std::string_view revealed) {
+core::Id project_of(const core::Index& index, const core::ApiKey& k) noexcept {
+  if (!k.project) return {};
+  const core::OrgSlot* org = index.find_org(k.organization_id);
+  const core::Project* p = org ? org->project(k.project) : nullptr;
+  return p ? p->id : core::Id{};
+}
+
+void write_project(core::JsonWriter& w, const core::Project& p) {
+  w.begin_object();
+  write_id(w, "id", core::IdKind::project, p.id);
+  w.field("object", "organization.project").field("name", std::string_view(p.name));
+  w.field("created_at", static_cast<int64_t>(p.created_ms / 1000));
+  w.key("archived_at");
+  if (p.archived_ms)
+    w.number(static_cast<int64_t>(p.archived_ms / 1000));
+  else
+    w.null();
+  w.field("status", p.archived_ms ? "archived" : "active");
+  w.end_object();
+}
+
+void write_api_key(core::JsonWriter& w, const core::Index& index, const core::ApiKey& k,
+                   uint64_t last_used_ms, const core::RateDefaults& defaults, uint64_t now_ms,
+                   std::string_view revealed) {
   const std::string_view preview(k.preview, 4);
   w.begin_object();
   write_id(w, "id", core::IdKind::api_key, k.id);
   w.field("object", "api_key");
   write_id(w, "organization_id", core::IdKind::organization, k.organization_id);
+  write_id(w, "project_id", core::IdKind::project, project_of(index, k));
   w.field("type", core::to_string(k.type)).field("name", std::string_view(k.name));
   w.field("environment", core::to_string(k.environment)).field("key_preview", preview);
   if (k.type == core::KeyType::publishable) {

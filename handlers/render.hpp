@@ -12,9 +12,13 @@
 namespace keygate::handlers {
 
 void write_organization(core::JsonWriter& w, const core::Organization& org);
-void write_api_key(core::JsonWriter& w, const core::ApiKey& key, uint64_t last_used_ms,
-                   const core::RateDefaults& defaults, uint64_t now_ms,
+// `index` resolves the key's project number to its id; call inside a ReadSection.
+void write_api_key(core::JsonWriter& w, const core::Index& index, const core::ApiKey& key,
+                   uint64_t last_used_ms, const core::RateDefaults& defaults, uint64_t now_ms,
                    std::string_view revealed = {});
+// The id of the key's project, empty when it is in none. Inside a ReadSection.
+core::Id project_of(const core::Index& index, const core::ApiKey& key) noexcept;
+void write_project(core::JsonWriter& w, const core::Project& p);  // organization.project
 void write_time(core::JsonWriter& w, std::string_view name, uint64_t unix_ms);  // null when 0
 void write_id(core::JsonWriter& w, std::string_view name, core::IdKind kind,
               core::Id id);  // null when empty

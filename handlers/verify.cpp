@@ -90,6 +90,7 @@ void verify_key(Exchange& ex) {
     if (r.found) {
       write_id(w, "key_id", core::IdKind::api_key, r.key_id);
       write_id(w, "organization_id", core::IdKind::organization, r.organization_id);
+      if (!r.project_id.empty()) write_id(w, "project_id", core::IdKind::project, r.project_id);
     }
     if (r.code == core::VerifyCode::valid) {
       w.field("type", core::to_string(r.type)).field("environment", core::to_string(r.environment));
@@ -155,6 +156,10 @@ void forward_auth(Exchange& ex) {
           std::string_view(id, core::format_id(core::IdKind::organization, r.organization_id, id)));
       res.add_header("X-Keygate-Key-Id",
                      std::string_view(id, core::format_id(core::IdKind::api_key, r.key_id, id)));
+      if (!r.project_id.empty())
+        res.add_header(
+            "X-Keygate-Project-Id",
+            std::string_view(id, core::format_id(core::IdKind::project, r.project_id, id)));
       res.add_header("X-Keygate-Key-Type", core::to_string(r.type));
       res.add_header("X-Keygate-Environment", core::to_string(r.environment));
       append_scopes_header(res, r.scopes);

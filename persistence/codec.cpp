@@ -106,6 +106,32 @@ void encode(const core::KeyHash& hash, const core::ApiKey& k, uint64_t last_used
   w.id(k.replaced_by());
   w.id(k.rotated_from());
   w.num(last_used_ms);
+  w.num(k.project);  // version 2
+}
+
+void encode(const core::Project& p, std::string& out) {
+  Out w(out);
+  w.id(p.id);
+  w.id(p.organization_id);
+  w.num(p.number);
+  w.str(p.name);
+  w.num(p.created_ms);
+  w.num(p.archived_ms);
+}
+
+std::shared_ptr<core::Project> decode_project(std::string_view payload) {
+  In r(payload);
+  auto p = std::make_shared<core::Project>();
+  p->id = r.id();
+  p->organization_id = r.id();
+  p->number = r.num<uint16_t>();
+  p->name = r.str();
+  p->created_ms = r.num<uint64_t>();
+  p->archived_ms = r.num<uint64_t>();
+  if (!r.ok_and_done() || p->id.empty() || p->number == 0 ||
+      p->number > core::kMaxProjectsPerOrganization)
+    return nullptr;
+  return p;
 }
 
 void encode(const core::Certificate& c, std::string& out) {
@@ -177,7 +203,8 @@ bool peek_api_key(std::string_view payload, core::Id& id, core::KeyHash& hash) n
 }
 
 std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, core::KeyHash& hash,
-                                             uint64_t& last_used_ms) {
+                                             uint64_t& last_used_ms, uint8_t version) {
+  if (version < 1 || version > 2) return nullptr;
   In r(payload);
   auto k = std::make_unique<core::ApiKey>();
   k->id = r.id();
@@ -211,7 +238,10 @@ std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, core::Key
   extras.rotated_from = r.id();
   k->edit_extras([&](core::KeyExtras& e) { e = std::move(extras); });
   last_used_ms = r.num<uint64_t>();
-  if (!r.ok_and_done() || type > 1 || env > 1 || k->id.empty()) return nullptr;
+  if (version >= 2) k->project = r.num<uint16_t>();
+  if (!r.ok_and_done() || type > 1 || env > 1 || k->id.empty() ||
+      k->project > core::kMaxProjectsPerOrganization)
+    return nullptr;
   return k;
 }
 
@@ -223,6 +253,9 @@ void append_staged(const core::StateMachine::Staged& st, std::string& payload, s
   } else if (st.key) {
     encode(st.key_hash, *st.key, 0, payload);
     append_record(out, RecordType::api_key, payload);
+  } else if (st.project) {
+    encode(*st.project, payload);
+    append_record(out, RecordType::project, payload);
   } else if (st.cert_deleted) {
     encode_certificate_deletion(st.cert->organization_id, st.cert->id, payload);
     append_record(out, RecordType::certificate_deleted, payload);

@@ -17,6 +17,7 @@ void encode(const core::KeyHash& hash, const core::ApiKey& key, uint64_t last_us
             std::string& out);
 void encode(const core::Certificate& cert, std::string& out);
 void encode_certificate_deletion(core::Id org, core::Id cert, std::string& out);
+void encode(const core::Project& project, std::string& out);
 
 // Appends the record of a change the state machine staged (FORMAT.md "Records") to `out`;
 // `payload` is scratch space. The log and the cluster's store (cluster/) write the same.
@@ -28,9 +29,11 @@ std::unique_ptr<core::Organization> decode_organization(std::string_view payload
 // The id and hash at the front of an API key record's payload, without decoding the rest
 // (for prefetching during a bulk load); false if the payload is too short.
 bool peek_api_key(std::string_view payload, core::Id& id, core::KeyHash& hash) noexcept;
+// `version` 1 (no project) or 2 (FORMAT.md).
 std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, core::KeyHash& hash,
-                                             uint64_t& last_used_ms);
+                                             uint64_t& last_used_ms, uint8_t version = 2);
 std::shared_ptr<core::Certificate> decode_certificate(std::string_view payload);
 bool decode_certificate_deletion(std::string_view payload, core::Id& org, core::Id& cert);
+std::shared_ptr<core::Project> decode_project(std::string_view payload);
 
 }  // namespace keygate::persistence

@@ -29,11 +29,12 @@ void append_record(std::string& out, RecordType type, std::string_view payload) 
   const auto t = static_cast<uint8_t>(type);
   char header[kRecordHeader] = {};
   const auto len = static_cast<uint32_t>(payload.size());
-  const uint32_t crc = record_crc(t, kPayloadVersion, payload);
+  const uint8_t version = payload_version(type);
+  const uint32_t crc = record_crc(t, version, payload);
   std::memcpy(header, &len, 4);
   std::memcpy(header + 4, &crc, 4);
   header[8] = static_cast<char>(t);
-  header[9] = static_cast<char>(kPayloadVersion);
+  header[9] = static_cast<char>(version);
   out.append(header, kRecordHeader).append(payload);
   out.append(padded(kRecordHeader + payload.size()) - kRecordHeader - payload.size(), '\0');
 }
@@ -50,7 +51,7 @@ ReadStatus read_record(std::string_view data, size_t offset, RecordView& out,
   if (len > data.size() - offset - kRecordHeader) return ReadStatus::bad;
   std::string_view payload(h + kRecordHeader, len);
   if (check_crc && record_crc(type, version, payload) != crc) return ReadStatus::bad;
-  if ((type < 1 || type > 4) && type != 255) return ReadStatus::bad;
+  if ((type < 1 || type > 5) && type != 255) return ReadStatus::bad;
   out.type = static_cast<RecordType>(type);
   out.version = version;
   out.payload = payload;

@@ -13,11 +13,17 @@ enum class RecordType : uint8_t {
   api_key = 2,
   certificate = 3,
   certificate_deleted = 4,
+  project = 5,
   footer = 255,
 };
 
 inline constexpr size_t kRecordHeader = 12;
 inline constexpr uint8_t kPayloadVersion = 1;
+// The encoding each type is written in now (FORMAT.md "Records"): API keys are at 2 (their
+// project), the others at 1. Readers take every version from 1 up to it.
+inline constexpr uint8_t payload_version(RecordType type) noexcept {
+  return type == RecordType::api_key ? 2 : kPayloadVersion;
+}
 inline constexpr size_t kFileHeader = 16;  // magic + u64 sequence number
 
 // Appends a framed, padded record to `out` (whose size must be a multiple of 8).

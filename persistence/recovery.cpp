@@ -27,7 +27,7 @@ uint64_t load64(const char* p) {
 }
 
 bool apply(core::StateMachine& state, const RecordView& r) {
-  if (r.version != kPayloadVersion) return false;
+  if (r.version < 1 || r.version > payload_version(r.type)) return false;
   core::ReadSection rs;  // for the lookups below
   if (r.type == RecordType::organization) {
     auto o = decode_organization(r.payload);
@@ -38,8 +38,13 @@ bool apply(core::StateMachine& state, const RecordView& r) {
   if (r.type == RecordType::api_key) {
     uint64_t last_used = 0;
     core::KeyHash hash;
-    auto k = decode_api_key(r.payload, hash, last_used);
+    auto k = decode_api_key(r.payload, hash, last_used, r.version);
     if (!k) return false;
+    // Its project comes before it, in the log as in a snapshot.
+    if (k->project) {
+      const core::OrgSlot* org = state.index().find_org(k->organization_id);
+      if (!org || !org->project(k->project)) return false;
+    }
     // A record that changes a key's hash, reuses another key's or names no organization
     // is not one keygate wrote.
     return state.try_apply(hash, std::move(k), last_used);
@@ -49,6 +54,10 @@ bool apply(core::StateMachine& state, const RecordView& r) {
     if (!c || !state.index().find_org(c->organization_id)) return false;
     state.apply(std::move(c));
     return true;
+  }
+  if (r.type == RecordType::project) {
+    auto p = decode_project(r.payload);
+    return p && state.apply(std::move(p));
   }
   if (r.type == RecordType::certificate_deleted) {
     core::Id org, cert;

@@ -61,6 +61,14 @@ bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq, 
       encode(*org->load(), payload);
       append_record(buf, RecordType::organization, payload);
       ++records;
+      if (const core::ProjectSet* projects = org->project_set()) {  // before the keys in them
+        for (const auto& p : projects->items) {
+          payload.clear();
+          encode(*p, payload);
+          append_record(buf, RecordType::project, payload);
+          ++records;
+        }
+      }
       for (core::KeySlot* k = org->keys(); k; k = k->next()) {
         payload.clear();
         encode(k->hash, *k->load(), k->last_used_ms(), payload);

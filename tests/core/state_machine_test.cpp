@@ -186,3 +186,75 @@ TEST_F(StateMachineTest, ReplayedRecordsRebuildTheSameState) {
   // The replica knows the slug is taken.
   EXPECT_EQ(replica.execute(CreateOrganization{"x", "a"}, now).error.code, ErrorCode::slug_taken);
 }
+
+// Projects (docs/api.md §7): numbered in creation order per organization, renamed,
+// archived once; a key names its project by number and keeps it through rotation.
+TEST_F(StateMachineTest, ProjectsAreNumberedPerOrganizationAndArchivedOnce) {
+  const Id a = make_org("proj-a"), b = make_org("proj-b");
+  Outcome p1 = run(CreateProject{a, "one"});
+  Outcome p2 = run(CreateProject{a, "two"});
+  Outcome q1 = run(CreateProject{b, "other"});
+  ASSERT_FALSE(p1.error);
+  EXPECT_EQ(p1.project->number, 1);
+  EXPECT_EQ(p2.project->number, 2);
+  EXPECT_EQ(q1.project->number, 1) << "numbers are per organization";
+  EXPECT_EQ(run(UpdateProject{a, p2.project->id, "deux"}).project->name, "deux");
+  // Another organization's project does not exist, as far as this one can tell.
+  EXPECT_EQ(run(UpdateProject{b, p2.project->id, "x"}).error.code, ErrorCode::not_found);
+  EXPECT_EQ(run(ArchiveProject{b, p1.project->id}).error.code, ErrorCode::not_found);
+
+  Outcome archived = run(ArchiveProject{a, p1.project->id});
+  ASSERT_FALSE(archived.error);
+  EXPECT_EQ(archived.project->archived_ms, now);
+  now += 1000;
+  Outcome again = run(ArchiveProject{a, p1.project->id});
+  EXPECT_FALSE(again.error) << "idempotent";
+  EXPECT_EQ(again.project->archived_ms, now - 1000) << "the first archiving stands";
+  EXPECT_EQ(run(UpdateProject{a, p1.project->id, "renamed"}).error.code,
+            ErrorCode::project_archived);
+
+  ReadSection rs;
+  const ProjectSet* set = index.find_org(a)->project_set();
+  ASSERT_NE(set, nullptr);
+  ASSERT_EQ(set->items.size(), 2u);
+  EXPECT_EQ(set->by_number(2)->name, "deux");
+  EXPECT_NE(set->by_number(1)->archived_ms, 0u);
+  EXPECT_EQ(set->by_number(3), nullptr);
+}
+
+TEST_F(StateMachineTest, AKeyLivesInAnActiveProjectOfItsOwnOrganizationForLife) {
+  const Id a = make_org("keys-a"), b = make_org("keys-b");
+  const Id live = run(CreateProject{a, "live"}).project->id;
+  const Id done = run(CreateProject{a, "done"}).project->id;
+  const Id theirs = run(CreateProject{b, "theirs"}).project->id;
+  run(ArchiveProject{a, done});
+
+  CreateApiKey c{a, "in a project"};
+  c.project = live;
+  Outcome k = run(c);
+  ASSERT_FALSE(k.error);
+  EXPECT_EQ(k.key->project, 1);
+  c.project = done;
+  EXPECT_EQ(run(c).error.code, ErrorCode::project_archived);
+  c.project = theirs;
+  EXPECT_EQ(run(c).error.code, ErrorCode::not_found);
+  EXPECT_EQ(run(c).error.param, "project_id");
+
+  Outcome rotated = run(RotateApiKey{a, k.key->id, 60});
+  ASSERT_FALSE(rotated.error);
+  EXPECT_EQ(rotated.key->project, 1) << "a rotation stays in the project";
+}
+
+TEST_F(StateMachineTest, AProjectAndAKeyInItCanBeCreatedInOneBatch) {
+  const Id a = make_org("batch");
+  Outcome p = sm.execute(CreateProject{a, "new"}, now);
+  ASSERT_FALSE(p.error);
+  CreateApiKey c{a, "k"};
+  c.project = p.project->id;
+  Outcome k = sm.execute(c, now);
+  ASSERT_FALSE(k.error) << k.error.message;
+  EXPECT_EQ(k.key->project, 1);
+  Outcome p2 = sm.execute(CreateProject{a, "newer"}, now);
+  EXPECT_EQ(p2.project->number, 2) << "the batch's own projects count";
+  sm.publish();
+}

@@ -136,3 +136,34 @@ TEST_F(VerifyTest, ARootSetLimitOverridesTheDefault) {
   Outcome k = run(c);
   for (int i = 0; i < 50; ++i) ASSERT_EQ(check({k.revealed_key}).code, VerifyCode::valid);
 }
+
+// PROJECT_ARCHIVED comes after ORGANIZATION_SUSPENDED and before the origin and scopes; a
+// key in an active project is valid and reports the project.
+TEST_F(VerifyTest, AnArchivedProjectStopsItsKeysAfterTheOrganizationCheck) {
+  const Id project = run(CreateProject{org, "p"}).project->id;
+  CreateApiKey s{org, "in project"};
+  s.scopes = bit(Scope::api_keys_read);
+  s.project = project;
+  const std::string in_project = run(s).revealed_key;
+  CreateApiKey p{org, "publishable in project", KeyType::publishable};
+  p.allowed_origins = {"https://*.example.com"};
+  p.project = project;
+  const std::string publishable_in_project = run(p).revealed_key;
+
+  VerifyResult ok = check({in_project, bit(Scope::api_keys_read)});
+  EXPECT_EQ(ok.code, VerifyCode::valid);
+  EXPECT_EQ(ok.project_id, project);
+  EXPECT_TRUE(check({secret}).project_id.empty()) << "a key in no project has none";
+
+  run(ArchiveProject{org, project});
+  EXPECT_EQ(check({in_project, bit(Scope::certificates_manage)}).code, VerifyCode::project_archived)
+      << "before the scopes";
+  EXPECT_EQ(check({publishable_in_project, 0, false, "https://evil.com"}).code,
+            VerifyCode::project_archived)
+      << "before the origin";
+  EXPECT_EQ(check({secret, bit(Scope::api_keys_read)}).code, VerifyCode::valid)
+      << "keys outside the project are untouched";
+  run(UpdateOrganization{org, {}, {}, OrgStatus::suspended});
+  EXPECT_EQ(check({in_project}).code, VerifyCode::organization_suspended)
+      << "the organization comes first";
+}

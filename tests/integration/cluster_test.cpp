@@ -655,3 +655,43 @@ TEST(Cluster, ActivateAndDeleteRacingOnTwoNodesHaveOneWinnerEverywhere) {
   std::printf("[ figures  ] activate won %d, delete won %d of 12 races\n", activated_wins,
               deleted_wins);
 }
+
+// Projects (docs/api.md §7) in cluster mode: created on one node, a key in it on another,
+// archived on a third; every node, and a node started late from etcd, agrees.
+TEST(Cluster, ProjectsAndTheirKeysReachEveryNodeAndALateOne) {
+  Nodes n;
+  const Tenant t = make_tenant(n[0], "Projects everywhere");
+  auto p = http(n[0].port(), "POST", "/v1/organization/projects", R"({"name":"api"})", t.key);
+  ASSERT_EQ(p.status, 200) << p.body;
+  const std::string project = str(parse_json(p.body), "/id");
+  // B takes a key in the project once it has applied A's changes.
+  std::string key;
+  ASSERT_TRUE(eventually([&] {
+    auto k = http(n[1].port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
+                  R"({"name":"in","project_id":")" + project + "\"}", t.key);
+    if (k.status != 201) return false;
+    key = str(parse_json(k.body), "/data/revealed_key");
+    return true;
+  }));
+  EXPECT_TRUE(eventually([&] {
+    return http(n[2].port(), "GET", "/v1/auth", "", key).header("x-keygate-project-id") == project;
+  }));
+  ASSERT_TRUE(eventually([&] {
+    return http(n[2].port(), "POST", "/v1/organization/projects/" + project + "/archive", "", t.key)
+               .status == 200;
+  }));
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(eventually([&] {
+      return http(n[i].port(), "GET", "/v1/auth", "", key).header("x-keygate-code") ==
+             "PROJECT_ARCHIVED";
+    })) << "node "
+        << i;
+  ServerProcess late(
+      {"--etcd", n.etcd.endpoints(), "--root-key-file", n[0].data_dir() + "/root.key"});
+  EXPECT_EQ(http(late.port(), "GET", "/v1/auth", "", key).header("x-keygate-code"),
+            "PROJECT_ARCHIVED");
+  auto listed = parse_json(
+      http(late.port(), "GET", "/v1/organization/projects?include_archived=true", "", t.key).body);
+  EXPECT_EQ(str(listed, "/data/0/id"), project);
+  EXPECT_EQ(str(listed, "/data/0/status"), "archived");
+}

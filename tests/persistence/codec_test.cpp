@@ -109,3 +109,58 @@ TEST(Codec, OrganizationRoundTripsAndTruncatedPayloadsAreRejected) {
     EXPECT_FALSE(persistence::decode_organization(bytes.substr(0, n)));
   EXPECT_FALSE(persistence::decode_organization(bytes + "x"));
 }
+
+// API key payloads are at version 2 (FORMAT.md): version 1 is version 2 without the
+// trailing project number, and both must keep loading.
+TEST(Codec, ApiKeyVersionTwoCarriesTheProjectAndVersionOneStillReads) {
+  core::ApiKey k;
+  core::IdGenerator g;
+  k.id = g.next(1);
+  k.organization_id = g.next(2);
+  k.project = 7;
+  std::copy_n("abcd", 4, k.preview);
+  std::string v2;
+  persistence::encode(core::hash_key("v"), k, 5, v2);
+  uint64_t last_used = 0;
+  core::KeyHash hash{};
+  auto d = persistence::decode_api_key(v2, hash, last_used, 2);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->project, 7);
+  EXPECT_EQ(last_used, 5u);
+  // Version 1: the same bytes without the last two.
+  const std::string v1 = v2.substr(0, v2.size() - 2);
+  auto old = persistence::decode_api_key(v1, hash, last_used, 1);
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->project, 0) << "a version-1 key is in no project";
+  EXPECT_FALSE(persistence::decode_api_key(v1, hash, last_used, 2)) << "too short for 2";
+  EXPECT_FALSE(persistence::decode_api_key(v2, hash, last_used, 1)) << "too long for 1";
+  EXPECT_FALSE(persistence::decode_api_key(v2, hash, last_used, 3)) << "unknown version";
+}
+
+TEST(Codec, ProjectRoundTripsAndRefusesDamage) {
+  core::IdGenerator g;
+  core::Project p;
+  p.id = g.next(1);
+  p.organization_id = g.next(2);
+  p.name = "a project name longer than fifteen";
+  p.number = 3;
+  p.created_ms = 10;
+  p.archived_ms = 20;
+  std::string bytes;
+  persistence::encode(p, bytes);
+  auto d = persistence::decode_project(bytes);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->id, p.id);
+  EXPECT_EQ(d->organization_id, p.organization_id);
+  EXPECT_EQ(d->name, p.name);
+  EXPECT_EQ(d->number, 3);
+  EXPECT_EQ(d->created_ms, 10u);
+  EXPECT_EQ(d->archived_ms, 20u);
+  for (size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_FALSE(persistence::decode_project(bytes.substr(0, n)));
+  EXPECT_FALSE(persistence::decode_project(bytes + "x"));
+  p.number = 0;  // projects are numbered from 1
+  bytes.clear();
+  persistence::encode(p, bytes);
+  EXPECT_FALSE(persistence::decode_project(bytes));
+}

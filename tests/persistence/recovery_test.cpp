@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/clock.hpp"
+#include "core/verify.hpp"
 #include "persistence/codec.hpp"
 #include "persistence/journal.hpp"
 #include "persistence/record.hpp"
@@ -313,5 +315,116 @@ TEST(Recovery, ASnapshotLargerThanTheReadWindowLoadsEveryKey) {
     EXPECT_EQ(by_hash, index.find_key(ids[i]));
     EXPECT_EQ(by_hash->last_used_ms(), 1'700'000'000'000 + i * 1000);
   }
+  std::filesystem::remove_all(path);
+}
+
+// Projects come back from the log and from a snapshot, with the keys that live in them.
+TEST(Recovery, ProjectsAndTheirKeysComeBackFromTheLogAndFromASnapshot) {
+  for (const bool snapshot : {false, true}) {
+    const std::string path = temp_dir();
+    core::Id org, project, archived, key;
+    {
+      Store s(path);
+      org = s.run(core::CreateOrganization{"A", "a"}).org->id;
+      project = s.run(core::CreateProject{org, "p"}).project->id;
+      archived = s.run(core::CreateProject{org, "old"}).project->id;
+      ASSERT_FALSE(s.run(core::ArchiveProject{org, archived}).error);
+      core::CreateApiKey c{org, "k"};
+      c.project = project;
+      key = s.run(c).key->id;
+      if (snapshot) {  // six records: the organization and its key, two projects, ...
+        s.journal->request_snapshot();
+        for (int i = 0; i < 50 && !std::filesystem::exists(path + "/" + snapshot_name(6)); ++i)
+          usleep(20000);
+        ASSERT_TRUE(std::filesystem::exists(path + "/" + snapshot_name(6)));
+      }
+    }
+    Store again(path);
+    EXPECT_EQ(again.report.snapshot_loaded, snapshot);
+    core::ReadSection rs;
+    const core::OrgSlot* o = again.index->find_org(org);
+    ASSERT_NE(o, nullptr);
+    ASSERT_NE(o->project_set(), nullptr);
+    ASSERT_EQ(o->project_set()->items.size(), 2u);
+    EXPECT_EQ(o->project(1)->id, project);
+    EXPECT_EQ(o->project(2)->id, archived);
+    EXPECT_NE(o->project(2)->archived_ms, 0u);
+    ASSERT_NE(again.index->find_key(key), nullptr);
+    EXPECT_EQ(again.index->find_key(key)->load()->project, 1);
+    std::filesystem::remove_all(path);
+  }
+}
+
+// A key record naming a project its organization does not have was not written by keygate
+// (the project's record always comes first).
+TEST(Recovery, AKeyInAProjectThatDoesNotExistIsCorruption) {
+  const std::string path = temp_dir();
+  core::ApiKey key;
+  core::KeyHash hash;
+  {
+    Store s(path);
+    auto org = s.run(core::CreateOrganization{"A", "a"}).org->id;
+    auto created = s.run(core::CreateApiKey{org, "k"});
+    key = *created.key;
+    hash = core::hash_key(created.revealed_key);
+  }
+  key.project = 1;
+  std::string payload, record;
+  encode(hash, key, 0, payload);
+  append_record(record, RecordType::api_key, payload);
+  {
+    std::ofstream f(segment_path(path, 0), std::ios::app | std::ios::binary);
+    f.write(record.data(), static_cast<std::streamsize>(record.size()));
+  }
+  EXPECT_NE(refusal(path).find("not valid"), std::string::npos);
+  std::filesystem::remove_all(path);
+}
+
+// A data directory written by keygate before API key records went to payload version 2
+// (tests/persistence/fixtures/make_format_v1.sh): its snapshot and its log still load, and
+// every key verifies as it did then.
+TEST(Recovery, ADataDirectoryOfFormatVersionOneStillLoads) {
+  const std::string fixture = KEYGATE_SOURCE_DIR "/tests/persistence/fixtures/format-v1";
+  const std::string path = temp_dir();
+  for (const char* f : {"snapshot-000000000000000a.kgs", "log-000000000000000a.kgl"})
+    std::filesystem::copy_file(fixture + "/" + f, path + "/" + f);
+  Store s(path);
+  EXPECT_TRUE(s.report.snapshot_loaded);
+  EXPECT_EQ(s.report.snapshot_records, 8u);
+  EXPECT_EQ(s.report.log_records, 4u);
+  EXPECT_EQ(s.index->org_count(), 2u);
+  EXPECT_EQ(s.index->key_count(), 8u);
+  std::ifstream expected(fixture + "/expected.txt");
+  std::string name, value, code;
+  int checked = 0;
+  core::ReadSection rs;
+  while (expected >> name >> value) {
+    if (name == "root") continue;
+    if (name == "organization") {
+      const core::OrgSlot* org =
+          s.index->find_org(*core::parse_id(core::IdKind::organization, value));
+      ASSERT_NE(org, nullptr);
+      EXPECT_EQ(org->load()->slug, "fixture");
+      continue;
+    }
+    if (name == "certificate") {
+      const core::OrgSlot* org = s.index->first_org();
+      ASSERT_NE(org->certs(), nullptr);
+      const core::Certificate* c =
+          org->certs()->find(*core::parse_id(core::IdKind::certificate, value));
+      ASSERT_NE(c, nullptr);
+      EXPECT_EQ(c->name, "fixture cert");
+      continue;
+    }
+    expected >> code;
+    core::VerifyRequest req;
+    req.key = value;
+    req.origin = "https://app.example.com";
+    const auto r = core::verify(*s.index, req, core::RateDefaults{}, core::now_ms(), 1);
+    EXPECT_EQ(core::to_string(r.code), code) << name;
+    EXPECT_TRUE(r.project_id.empty()) << name;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 8);
   std::filesystem::remove_all(path);
 }

@@ -1,0 +1,270 @@
+// Projects over real HTTP (docs/api.md §7), shaped as the OpenAI Admin API, and keys that
+// live in them (§4, §5).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "support/harness.hpp"
+
+using namespace keygate::testing;
+
+namespace {
+
+HttpResponse create_project(const ServerProcess& s, const std::string& key,
+                            const std::string& name) {
+  return http(s.port(), "POST", "/v1/organization/projects", R"({"name":")" + name + "\"}", key);
+}
+
+std::string new_project(const ServerProcess& s, const Tenant& t, const std::string& name) {
+  auto r = create_project(s, t.key, name);
+  EXPECT_EQ(r.status, 200) << r.body;
+  return str(parse_json(r.body), "/id");
+}
+
+std::string code(const HttpResponse& r) {
+  return str(parse_json(r.body), "/error/code");
+}
+
+}  // namespace
+
+TEST(Projects, CreateGetRenameArchiveWithTheOpenAIShapes) {
+  ServerProcess s;
+  Tenant o = make_tenant(s, "Projects");
+  auto created = create_project(s, o.key, "Web app");
+  ASSERT_EQ(created.status, 200) << created.body;
+  auto j = parse_json(created.body);
+  const std::string id = str(j, "/id");
+  EXPECT_EQ(id.substr(0, 5), "proj_");
+  EXPECT_EQ(str(j, "/object"), "organization.project");
+  EXPECT_EQ(str(j, "/name"), "Web app");
+  EXPECT_EQ(str(j, "/status"), "active");
+  EXPECT_EQ(str(j, "/archived_at"), "null");
+  const long created_at = std::stol(str(j, "/created_at"));
+  EXPECT_NEAR(created_at, static_cast<long>(::time(nullptr)), 60) << "Unix seconds";
+
+  auto got = http(s.port(), "GET", "/v1/organization/projects/" + id, "", o.key);
+  ASSERT_EQ(got.status, 200);
+  EXPECT_EQ(got.body, created.body);
+  auto renamed =
+      http(s.port(), "POST", "/v1/organization/projects/" + id, R"({"name":"Renamed"})", o.key);
+  ASSERT_EQ(renamed.status, 200) << renamed.body;
+  EXPECT_EQ(str(parse_json(renamed.body), "/name"), "Renamed");
+
+  auto archived = http(s.port(), "POST", "/v1/organization/projects/" + id + "/archive", "", o.key);
+  ASSERT_EQ(archived.status, 200) << archived.body;
+  auto aj = parse_json(archived.body);
+  EXPECT_EQ(str(aj, "/status"), "archived");
+  EXPECT_NE(str(aj, "/archived_at"), "null");
+  auto twice = http(s.port(), "POST", "/v1/organization/projects/" + id + "/archive", "", o.key);
+  EXPECT_EQ(twice.status, 200) << "archiving is idempotent";
+  EXPECT_EQ(str(parse_json(twice.body), "/archived_at"), str(aj, "/archived_at"));
+  auto rename_archived =
+      http(s.port(), "POST", "/v1/organization/projects/" + id, R"({"name":"x"})", o.key);
+  EXPECT_EQ(rename_archived.status, 409);
+  EXPECT_EQ(code(rename_archived), "project_archived");
+}
+
+TEST(Projects, BadInputIsRefusedWithAReason) {
+  ServerProcess s;
+  Tenant o = make_tenant(s, "Bad projects");
+  auto post = [&](const std::string& body) {
+    return http(s.port(), "POST", "/v1/organization/projects", body, o.key);
+  };
+  EXPECT_EQ(code(post("{}")), "missing_field");
+  EXPECT_EQ(code(post(R"({"name":""})")), "invalid_field");
+  EXPECT_EQ(code(post(R"({"name":"   "})")), "invalid_field");
+  EXPECT_EQ(code(post(R"({"name":"a","color":"red"})")), "unknown_field");
+  EXPECT_EQ(code(post(R"({"name":7})")), "invalid_field");
+  EXPECT_EQ(code(post("{")), "invalid_json");
+  EXPECT_EQ(http(s.port(), "GET", "/v1/organization/projects/proj_nope", "", o.key).status, 404);
+  EXPECT_EQ(
+      http(s.port(), "GET", "/v1/organization/projects/proj_01M81RKQRM0AXC52V8F5VHBJF0", "", o.key)
+          .status,
+      404);
+  for (const char* q :
+       {"?limit=0", "?limit=101", "?limit=x", "?include_archived=yes",
+        "?after=key_01M81RKQRM0AXC52V8F5VHBJF0", "?after=proj_01M81RKQRM0AXC52V8F5VHBJF0"}) {
+    auto r = http(s.port(), "GET", std::string("/v1/organization/projects") + q, "", o.key);
+    EXPECT_EQ(r.status, 400) << q;
+    EXPECT_EQ(code(r), "invalid_field") << q;
+  }
+}
+
+TEST(Projects, ListPagesInCreationOrderAndHidesArchivedOnesUnlessAsked) {
+  ServerProcess s;
+  Tenant o = make_tenant(s, "Listing");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(new_project(s, o, "p" + std::to_string(i)));
+  http(s.port(), "POST", "/v1/organization/projects/" + ids[1] + "/archive", "", o.key);
+
+  auto page = [&](const std::string& q) {
+    return parse_json(http(s.port(), "GET", "/v1/organization/projects" + q, "", o.key).body);
+  };
+  auto first = page("?limit=2");
+  EXPECT_EQ(str(first, "/object"), "list");
+  EXPECT_EQ(str(first, "/data/0/id"), ids[0]);
+  EXPECT_EQ(str(first, "/data/1/id"), ids[2]) << "the archived one is skipped";
+  EXPECT_EQ(str(first, "/first_id"), ids[0]);
+  EXPECT_EQ(str(first, "/last_id"), ids[2]);
+  EXPECT_EQ(str(first, "/has_more"), "true");
+  auto second = page("?limit=2&after=" + ids[2]);
+  EXPECT_EQ(str(second, "/data/0/id"), ids[3]);
+  EXPECT_EQ(str(second, "/data/1/id"), ids[4]);
+  EXPECT_EQ(str(second, "/has_more"), "false");
+  auto all = page("?include_archived=true&limit=100");
+  EXPECT_EQ(str(all, "/data/1/id"), ids[1]);
+  EXPECT_EQ(str(all, "/data/1/status"), "archived");
+  EXPECT_EQ(str(all, "/data/4/id"), ids[4]);
+  EXPECT_EQ(str(all, "/data/5"), "<missing>");
+  auto empty = parse_json(
+      http(s.port(), "GET", "/v1/organization/projects", "", make_tenant(s, "None").key).body);
+  EXPECT_EQ(str(empty, "/first_id"), "null");
+  EXPECT_EQ(str(empty, "/last_id"), "null");
+  EXPECT_EQ(str(empty, "/has_more"), "false");
+}
+
+TEST(Projects, TenantsSeeOnlyTheirOwnAndTheRootKeyNamesTheOrganization) {
+  ServerProcess s;
+  Tenant a = make_tenant(s, "A"), b = make_tenant(s, "B");
+  const std::string bp = new_project(s, b, "b's");
+  EXPECT_EQ(http(s.port(), "GET", "/v1/organization/projects/" + bp, "", a.key).status, 404);
+  EXPECT_EQ(
+      http(s.port(), "POST", "/v1/organization/projects/" + bp, R"({"name":"x"})", a.key).status,
+      404);
+  EXPECT_EQ(
+      http(s.port(), "POST", "/v1/organization/projects/" + bp + "/archive", "", a.key).status,
+      404);
+  EXPECT_EQ(str(parse_json(http(s.port(), "GET", "/v1/organization/projects", "", a.key).body),
+                "/data/0"),
+            "<missing>");
+  // A key of A cannot be created in B's project.
+  auto cross = http(s.port(), "POST", "/v1/organizations/" + a.id + "/api-keys",
+                    R"({"name":"x","project_id":")" + bp + "\"}", a.key);
+  EXPECT_EQ(cross.status, 404);
+  EXPECT_EQ(str(parse_json(cross.body), "/error/param"), "project_id");
+
+  auto root_without = http(s.port(), "GET", "/v1/organization/projects", "", s.root_key());
+  EXPECT_EQ(root_without.status, 400);
+  const std::vector<std::string> as_b = {"Authorization: Bearer " + s.root_key(),
+                                         "OpenAI-Organization: " + b.id};
+  auto root_list = parse_json(http(s.port(), "GET", "/v1/organization/projects", "", as_b).body);
+  EXPECT_EQ(str(root_list, "/data/0/id"), bp);
+
+  // Scopes: organizations:read lists, organizations:update changes.
+  const std::string reader =
+      make_key(s, a, R"({"name":"r","scopes":["organizations:read"]})").value;
+  EXPECT_EQ(http(s.port(), "GET", "/v1/organization/projects", "", reader).status, 200);
+  EXPECT_EQ(code(create_project(s, reader, "no")), "missing_scope");
+}
+
+TEST(Projects, KeysLiveInAProjectAndStopWhenItIsArchived) {
+  ServerProcess s;
+  Tenant o = make_tenant(s, "Keys in projects");
+  const std::string project = new_project(s, o, "api");
+  const std::string other = new_project(s, o, "other");
+  auto in = make_key(s, o, R"({"name":"in","project_id":")" + project + "\"}");
+  auto out = make_key(s, o, R"({"name":"out"})");
+  ASSERT_FALSE(in.value.empty());
+
+  auto got = parse_json(
+      http(s.port(), "GET", "/v1/organizations/" + o.id + "/api-keys/" + in.id, "", o.key).body);
+  EXPECT_EQ(str(got, "/data/project_id"), project);
+  auto plain = parse_json(
+      http(s.port(), "GET", "/v1/organizations/" + o.id + "/api-keys/" + out.id, "", o.key).body);
+  EXPECT_EQ(str(plain, "/data/project_id"), "null");
+
+  // The list filter.
+  auto listed =
+      parse_json(http(s.port(), "GET",
+                      "/v1/organizations/" + o.id + "/api-keys?project_id=" + project, "", o.key)
+                     .body);
+  EXPECT_EQ(str(listed, "/data/0/id"), in.id);
+  EXPECT_EQ(str(listed, "/data/1"), "<missing>");
+  auto none =
+      parse_json(http(s.port(), "GET",
+                      "/v1/organizations/" + o.id + "/api-keys?project_id=" + other, "", o.key)
+                     .body);
+  EXPECT_EQ(str(none, "/data/0"), "<missing>");
+  EXPECT_EQ(
+      http(s.port(), "GET", "/v1/organizations/" + o.id + "/api-keys?project_id=proj_x", "", o.key)
+          .status,
+      400);
+
+  // Verification reports the project.
+  auto auth = http(s.port(), "GET", "/v1/auth", "", in.value);
+  ASSERT_EQ(auth.status, 200);
+  EXPECT_EQ(auth.header("x-keygate-project-id"), project);
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", out.value).header("x-keygate-project-id"), "");
+  auto verified = parse_json(
+      http(s.port(), "POST", "/v1/keys/verify", R"({"key":")" + in.value + "\"}", o.key).body);
+  EXPECT_EQ(str(verified, "/data/valid"), "true");
+  EXPECT_EQ(str(verified, "/data/project_id"), project);
+
+  // A rotation stays in the project.
+  auto rotated =
+      http(s.port(), "POST", "/v1/organizations/" + o.id + "/api-keys/" + in.id + "/rotations",
+           R"({"grace_period_seconds":600})", o.key);
+  ASSERT_EQ(rotated.status, 201) << rotated.body;
+  const std::string fresh = str(parse_json(rotated.body), "/data/revealed_key");
+  EXPECT_EQ(str(parse_json(rotated.body), "/data/project_id"), project);
+
+  // Archiving stops every key of the project, old and new, and nothing else.
+  ASSERT_EQ(
+      http(s.port(), "POST", "/v1/organization/projects/" + project + "/archive", "", o.key).status,
+      200);
+  for (const std::string& k : {in.value, fresh}) {
+    auto r = http(s.port(), "GET", "/v1/auth", "", k);
+    EXPECT_EQ(r.status, 403);
+    EXPECT_EQ(r.header("x-keygate-code"), "PROJECT_ARCHIVED");
+  }
+  auto v = parse_json(
+      http(s.port(), "POST", "/v1/keys/verify", R"({"key":")" + fresh + "\"}", o.key).body);
+  EXPECT_EQ(str(v, "/data/code"), "PROJECT_ARCHIVED");
+  EXPECT_EQ(str(v, "/data/project_id"), project);
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", out.value).status, 200);
+  // And takes no new keys.
+  auto refused = http(s.port(), "POST", "/v1/organizations/" + o.id + "/api-keys",
+                      R"({"name":"late","project_id":")" + project + "\"}", o.key);
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_EQ(code(refused), "project_archived");
+}
+
+TEST(Projects, SurviveARestartACrashAndASnapshot) {
+  const std::string dir = make_temp_dir() + "/data";
+  std::string project, archived, key, key_id;
+  Tenant o;
+  {
+    ServerProcess s({}, dir);
+    o = make_tenant(s, "Durable projects");
+    project = new_project(s, o, "kept");
+    archived = new_project(s, o, "stopped");
+    auto k = make_key(s, o, R"({"name":"k","project_id":")" + project + "\"}");
+    key = k.value;
+    key_id = k.id;
+    http(s.port(), "POST", "/v1/organization/projects/" + archived + "/archive", "", o.key);
+    s.kill9();
+  }
+  {
+    ServerProcess s({}, dir);
+    auto list = parse_json(
+        http(s.port(), "GET", "/v1/organization/projects?include_archived=true", "", o.key).body);
+    EXPECT_EQ(str(list, "/data/0/id"), project);
+    EXPECT_EQ(str(list, "/data/1/status"), "archived");
+    EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", key).header("x-keygate-project-id"), project);
+    ::kill(s.pid(), SIGUSR1);  // and once more through a snapshot
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  ServerProcess s({}, dir);
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", key).header("x-keygate-project-id"), project);
+  auto got =
+      parse_json(http(s.port(), "GET", "/v1/organization/projects/" + archived, "", o.key).body);
+  EXPECT_EQ(str(got, "/status"), "archived");
+  // Numbers continue after a restart: a third project is the third.
+  const std::string third = new_project(s, o, "third");
+  auto k3 = make_key(s, o, R"({"name":"k3","project_id":")" + third + "\"}");
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", k3.value).header("x-keygate-project-id"), third);
+  s.stop();
+  remove_tree(std::filesystem::path(dir).parent_path());
+}
