@@ -361,7 +361,7 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
       break;
     }
     case persistence::RecordType::certificate: {
-      auto c = persistence::decode_certificate(r.payload);
+      auto c = persistence::decode_certificate(r.payload, r.version);
       if (!c || !state_.index().find_org(c->organization_id)) bad("a certificate record");
       state_.apply(std::move(c));
       break;

@@ -77,11 +77,13 @@ struct DeleteCertificate {
   Id certificate;
 };
 
-// All of them or none: one unknown id fails the whole command.
+// All of them or none: one unknown id fails the whole command. For the organization, or
+// for one of its projects when `project` is set.
 struct SetCertificatesActive {
   Id org;
   std::vector<Id> certificates;
   bool active = true;
+  Id project;
 };
 
 struct CreateProject {

@@ -192,8 +192,11 @@ bool Index::try_put(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
 
 void Index::publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> set) {
   set->active_fingerprints.clear();
-  for (const auto& c : set->items)
+  set->project_fingerprints.clear();
+  for (const auto& c : set->items) {
     if (c->active) set->active_fingerprints.push_back(c->fingerprint);
+    for (uint16_t p : c->active_projects) set->project_fingerprints.push_back({p, c->fingerprint});
+  }
   if (const CertificateSet* old =
           org->certificates.exchange(set.release(), std::memory_order_acq_rel))
     retired_cert_sets_.emplace_back(old);

@@ -94,7 +94,12 @@ struct alignas(64) KeySlot {
 // writer (there are at most 50), in creation order.
 struct CertificateSet {
   std::vector<std::shared_ptr<const Certificate>> items;
-  std::vector<std::array<uint8_t, 32>> active_fingerprints;
+  std::vector<std::array<uint8_t, 32>> active_fingerprints;  // for the whole organization
+  struct ProjectFingerprint {
+    uint16_t project;
+    std::array<uint8_t, 32> fingerprint;
+  };
+  std::vector<ProjectFingerprint> project_fingerprints;  // active for one project
 
   const Certificate* find(Id id) const noexcept {
     for (const auto& c : items)

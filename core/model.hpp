@@ -3,6 +3,7 @@
 // change under them. Times are Unix milliseconds; 0 means "none" (null on the wire).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -116,7 +117,13 @@ struct Certificate {
   int64_t valid_at = 0;                   // notBefore
   int64_t expires_at = 0;                 // notAfter
   uint64_t created_ms = 0;
-  bool active = false;
+  bool active = false;  // for the whole organization
+  // The projects (Project::number) it is active for, ascending (docs/api.md §7).
+  std::vector<uint16_t> active_projects;
+
+  bool active_in(uint16_t project) const noexcept {
+    return std::binary_search(active_projects.begin(), active_projects.end(), project);
+  }
 };
 
 inline constexpr size_t kMaxCertificatesPerOrganization = 50;

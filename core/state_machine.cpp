@@ -309,6 +309,12 @@ Outcome StateMachine::run(const DeleteCertificate& c, uint64_t) {
         "This certificate is active: deactivate it (POST /v1/organization/certificates/deactivate) "
         "before deleting it.",
         "certificate_id");
+  if (!cur->active_projects.empty())
+    return fail(ErrorCode::certificate_active,
+                "This certificate is active for a project: deactivate it there (POST "
+                "/v1/organization/projects/{project_id}/certificates/deactivate) before deleting "
+                "it.",
+                "certificate_id");
   Outcome out;
   out.certificates.push_back(*cur);
   stage(std::make_shared<Certificate>(*cur), true);
@@ -316,6 +322,16 @@ Outcome StateMachine::run(const DeleteCertificate& c, uint64_t) {
 }
 
 Outcome StateMachine::run(const SetCertificatesActive& c, uint64_t) {
+  uint16_t project = 0;
+  if (!c.project.empty()) {
+    const Project* p = nullptr;
+    for (const Project* candidate : projects(c.org))
+      if (candidate && candidate->id == c.project) p = candidate;
+    if (!p)
+      return fail(ErrorCode::not_found, "No project with that id exists in this organization.",
+                  "project_id");
+    project = p->number;
+  }
   const auto certs = certificates(c.org);
   std::vector<const Certificate*> found;
   for (Id id : c.certificates) {
@@ -329,12 +345,20 @@ Outcome StateMachine::run(const SetCertificatesActive& c, uint64_t) {
   }
   Outcome out;
   for (const Certificate* cur : found) {
-    out.certificates.push_back(*cur);
-    out.certificates.back().active = c.active;
-    if (cur->active == c.active) continue;  // idempotent
     auto cert = std::make_shared<Certificate>(*cur);
-    cert->active = c.active;
-    stage(std::move(cert), false);
+    if (!project) {
+      cert->active = c.active;
+    } else {
+      auto& ps = cert->active_projects;
+      const auto at = std::lower_bound(ps.begin(), ps.end(), project);
+      const bool there = at != ps.end() && *at == project;
+      if (c.active && !there) ps.insert(at, project);
+      if (!c.active && there) ps.erase(at);
+    }
+    out.certificates.push_back(*cert);
+    // Idempotent: nothing is staged for a certificate already as asked.
+    if (cert->active != cur->active || cert->active_projects != cur->active_projects)
+      stage(std::move(cert), false);
   }
   return out;
 }

@@ -88,12 +88,21 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
     r.code = VerifyCode::insufficient_scope;
     return r;
   }
-  if (const CertificateSet* certs = org->certs(); certs && !certs->active_fingerprints.empty()) {
-    bool bound = false;
+  // The binding (docs/api.md §6, §7): the certificates active for the organization, and
+  // for a key in a project those active for its project too; when there is any, the caller
+  // must present one of them.
+  if (const CertificateSet* certs = org->certs()) {
+    bool required = !certs->active_fingerprints.empty(), bound = false;
     if (req.client_certificate)
       for (const auto& fp : certs->active_fingerprints)
         bound = bound || fp == *req.client_certificate;
-    if (!bound) {
+    if (k.project)
+      for (const auto& pf : certs->project_fingerprints)
+        if (pf.project == k.project) {
+          required = true;
+          bound = bound || (req.client_certificate && pf.fingerprint == *req.client_certificate);
+        }
+    if (required && !bound) {
       r.code = VerifyCode::certificate_required;
       return r;
     }

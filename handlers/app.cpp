@@ -57,6 +57,12 @@ std::vector<Route> routes() {
       {Method::get, "/v1/organization/projects/{id}", get_project, nullptr, true},
       {Method::post, "/v1/organization/projects/{id}", nullptr, update_project, true},
       {Method::post, "/v1/organization/projects/{id}/archive", nullptr, archive_project, true},
+      {Method::get, "/v1/organization/projects/{id}/certificates", list_project_certificates,
+       nullptr, true},
+      {Method::post, "/v1/organization/projects/{id}/certificates/activate", nullptr,
+       activate_project_certificates, true},
+      {Method::post, "/v1/organization/projects/{id}/certificates/deactivate", nullptr,
+       deactivate_project_certificates, true},
   };
 }
 

@@ -21,11 +21,17 @@ using core::ErrorCode;
 
 namespace {
 
-enum class Shape { certificate, listed, with_content };
+// `certificate`, `organization.certificate` (listed: with `active` for the organization),
+// `organization.project.certificate` (in_project: with `active` for that project), or
+// `certificate` with its PEM.
+enum class Shape { certificate, listed, in_project, with_content };
 
-void write_certificate(core::JsonWriter& w, const core::Certificate& c, Shape shape) {
+void write_certificate(core::JsonWriter& w, const core::Certificate& c, Shape shape,
+                       uint16_t project = 0) {
   w.begin_object();
-  w.field("object", shape == Shape::listed ? "organization.certificate" : "certificate");
+  w.field("object", shape == Shape::listed       ? "organization.certificate"
+                    : shape == Shape::in_project ? "organization.project.certificate"
+                                                 : "certificate");
   write_id(w, "id", core::IdKind::certificate, c.id);
   w.key("name");
   if (c.name)
@@ -34,6 +40,7 @@ void write_certificate(core::JsonWriter& w, const core::Certificate& c, Shape sh
     w.null();
   w.field("created_at", static_cast<int64_t>(c.created_ms / 1000));
   if (shape == Shape::listed) w.field("active", c.active);
+  if (shape == Shape::in_project) w.field("active", c.active_in(project));
   w.key("certificate_details").begin_object();
   w.field("valid_at", c.valid_at).field("expires_at", c.expires_at);
   if (shape == Shape::with_content) w.field("content", std::string_view(c.pem));
@@ -66,11 +73,23 @@ bool wants_content(std::string_view query) {
   return false;
 }
 
-}  // namespace
+// The project `{id}` of organization `org`, by number; writes the 404 and returns 0 when it
+// has none such.
+uint16_t project_param(Exchange& ex, core::Id org) {
+  auto id = core::parse_id(core::IdKind::project, ex.params[0]);
+  core::ReadSection rs;
+  const core::OrgSlot* o = ex.app.index.find_org(org);
+  const core::ProjectSet* set = o ? o->project_set() : nullptr;
+  const core::Project* p = set && id ? set->find(*id) : nullptr;
+  if (!p)
+    write_error(ex, ErrorCode::not_found, "No project with that id exists in this organization.",
+                "project_id");
+  return p ? p->number : 0;
+}
 
-void list_certificates(Exchange& ex) {
-  auto org = openai_organization(ex, core::Scope::certificates_read);
-  if (!org) return;
+// The organization's certificates, with `active` for the organization or (project > 0) for
+// that project.
+void list(Exchange& ex, core::Id org, uint16_t project) {
   unsigned limit = 20;
   if (auto v = query_param(ex.req.query, "limit")) {
     unsigned n = 0;
@@ -95,7 +114,7 @@ void list_certificates(Exchange& ex) {
                          "'after' must be a certificate id (cert_...).", "after");
   }
   core::ReadSection rs;
-  const core::CertificateSet* set = ex.app.index.find_org(*org)->certs();
+  const core::CertificateSet* set = ex.app.index.find_org(org)->certs();
   std::vector<const core::Certificate*> items;
   if (set)
     for (const auto& c : set->items) items.push_back(c.get());
@@ -114,7 +133,8 @@ void list_certificates(Exchange& ex) {
   ex.res.status = 200;
   core::JsonWriter w(ex.res.body);
   w.begin_object().field("object", "list").key("data").begin_array();
-  for (size_t i = start; i < end; ++i) write_certificate(w, *items[i], Shape::listed);
+  for (size_t i = start; i < end; ++i)
+    write_certificate(w, *items[i], project ? Shape::in_project : Shape::listed, project);
   w.end_array();
   if (start < end) {
     write_id(w, "first_id", core::IdKind::certificate, items[start]->id);
@@ -124,6 +144,8 @@ void list_certificates(Exchange& ex) {
   }
   w.field("has_more", end < items.size()).end_object();
 }
+
+}  // namespace
 
 net::task<void> create_certificate(Exchange& ex) {
   auto org = openai_organization(ex, core::Scope::certificates_manage);
@@ -221,10 +243,15 @@ net::task<void> delete_certificate(Exchange& ex) {
 
 namespace {
 
-net::task<void> set_active(Exchange& ex, bool active) {
+net::task<void> set_active(Exchange& ex, bool active, bool in_project) {
   auto org = openai_organization(ex, core::Scope::certificates_manage);
   if (!org) co_return;
   core::SetCertificatesActive cmd{*org, {}, active};
+  uint16_t project = 0;
+  if (in_project) {
+    if (!(project = project_param(ex, *org))) co_return;
+    cmd.project = *core::parse_id(core::IdKind::project, ex.params[0]);
+  }
   bool has_ids = false;
   core::Error err;
   bool ok = JsonFields::each(ex.req.body, false, err, [&](std::string_view k, JsonValue& v) {
@@ -257,17 +284,34 @@ net::task<void> set_active(Exchange& ex, bool active) {
   ex.res.status = 200;
   core::JsonWriter w(ex.res.body);
   w.begin_object().field("object", "list").key("data").begin_array();
-  for (const auto& c : out->certificates) write_certificate(w, c, Shape::listed);
+  for (const auto& c : out->certificates)
+    write_certificate(w, c, in_project ? Shape::in_project : Shape::listed, project);
   w.end_array().end_object();
 }
 
 }  // namespace
 
 net::task<void> activate_certificates(Exchange& ex) {
-  return set_active(ex, true);
+  return set_active(ex, true, false);
 }
 net::task<void> deactivate_certificates(Exchange& ex) {
-  return set_active(ex, false);
+  return set_active(ex, false, false);
+}
+
+void list_certificates(Exchange& ex) {
+  if (auto org = openai_organization(ex, core::Scope::certificates_read)) list(ex, *org, 0);
+}
+
+void list_project_certificates(Exchange& ex) {
+  auto org = openai_organization(ex, core::Scope::certificates_read);
+  if (!org) return;
+  if (const uint16_t project = project_param(ex, *org)) list(ex, *org, project);
+}
+net::task<void> activate_project_certificates(Exchange& ex) {
+  return set_active(ex, true, true);
+}
+net::task<void> deactivate_project_certificates(Exchange& ex) {
+  return set_active(ex, false, true);
 }
 
 }  // namespace keygate::handlers

@@ -30,6 +30,9 @@ net::task<void> update_certificate(Exchange& ex);
 net::task<void> delete_certificate(Exchange& ex);
 net::task<void> activate_certificates(Exchange& ex);
 net::task<void> deactivate_certificates(Exchange& ex);
+void list_project_certificates(Exchange& ex);
+net::task<void> activate_project_certificates(Exchange& ex);
+net::task<void> deactivate_project_certificates(Exchange& ex);
 
 net::task<void> create_project(Exchange& ex);
 void list_projects(Exchange& ex);

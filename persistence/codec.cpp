@@ -146,6 +146,8 @@ void encode(const core::Certificate& c, std::string& out) {
   w.num(c.expires_at);
   w.num(c.created_ms);
   w.num(static_cast<uint8_t>(c.active));
+  w.num(static_cast<uint16_t>(c.active_projects.size()));  // version 2
+  for (uint16_t p : c.active_projects) w.num(p);
 }
 
 void encode_certificate_deletion(core::Id org, core::Id cert, std::string& out) {
@@ -154,7 +156,8 @@ void encode_certificate_deletion(core::Id org, core::Id cert, std::string& out) 
   w.id(cert);
 }
 
-std::shared_ptr<core::Certificate> decode_certificate(std::string_view payload) {
+std::shared_ptr<core::Certificate> decode_certificate(std::string_view payload, uint8_t version) {
+  if (version < 1 || version > 2) return nullptr;
   In r(payload);
   auto c = std::make_shared<core::Certificate>();
   c->id = r.id();
@@ -169,6 +172,17 @@ std::shared_ptr<core::Certificate> decode_certificate(std::string_view payload) 
   c->created_ms = r.num<uint64_t>();
   const auto active = r.num<uint8_t>();
   c->active = active != 0;
+  if (version >= 2) {
+    const auto n = r.num<uint16_t>();
+    for (uint16_t i = 0; i < n && r.ok(); ++i) {
+      const auto p = r.num<uint16_t>();
+      // Ascending project numbers, each at most once.
+      if (p == 0 || p > core::kMaxProjectsPerOrganization ||
+          (!c->active_projects.empty() && p <= c->active_projects.back()))
+        return nullptr;
+      c->active_projects.push_back(p);
+    }
+  }
   if (!r.ok_and_done() || has_name > 1 || active > 1 || c->id.empty()) return nullptr;
   return c;
 }

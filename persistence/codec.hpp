@@ -32,7 +32,9 @@ bool peek_api_key(std::string_view payload, core::Id& id, core::KeyHash& hash) n
 // `version` 1 (no project) or 2 (FORMAT.md).
 std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, core::KeyHash& hash,
                                              uint64_t& last_used_ms, uint8_t version = 2);
-std::shared_ptr<core::Certificate> decode_certificate(std::string_view payload);
+// `version` 1 (no projects) or 2 (FORMAT.md).
+std::shared_ptr<core::Certificate> decode_certificate(std::string_view payload,
+                                                      uint8_t version = 2);
 bool decode_certificate_deletion(std::string_view payload, core::Id& org, core::Id& cert);
 std::shared_ptr<core::Project> decode_project(std::string_view payload);
 

@@ -19,10 +19,11 @@ enum class RecordType : uint8_t {
 
 inline constexpr size_t kRecordHeader = 12;
 inline constexpr uint8_t kPayloadVersion = 1;
-// The encoding each type is written in now (FORMAT.md "Records"): API keys are at 2 (their
-// project), the others at 1. Readers take every version from 1 up to it.
+// The encoding each type is written in now (FORMAT.md "Records"): API keys (their project)
+// and certificates (the projects they are active for) are at 2, the others at 1. Readers
+// take every version from 1 up to it.
 inline constexpr uint8_t payload_version(RecordType type) noexcept {
-  return type == RecordType::api_key ? 2 : kPayloadVersion;
+  return type == RecordType::api_key || type == RecordType::certificate ? 2 : kPayloadVersion;
 }
 inline constexpr size_t kFileHeader = 16;  // magic + u64 sequence number
 

@@ -50,8 +50,11 @@ bool apply(core::StateMachine& state, const RecordView& r) {
     return state.try_apply(hash, std::move(k), last_used);
   }
   if (r.type == RecordType::certificate) {
-    auto c = decode_certificate(r.payload);
-    if (!c || !state.index().find_org(c->organization_id)) return false;
+    auto c = decode_certificate(r.payload, r.version);
+    const core::OrgSlot* org = c ? state.index().find_org(c->organization_id) : nullptr;
+    if (!org) return false;
+    for (uint16_t p : c->active_projects)  // projects come before what names them
+      if (!org->project(p)) return false;
     state.apply(std::move(c));
     return true;
   }

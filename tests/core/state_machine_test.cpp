@@ -258,3 +258,40 @@ TEST_F(StateMachineTest, AProjectAndAKeyInItCanBeCreatedInOneBatch) {
   EXPECT_EQ(p2.project->number, 2) << "the batch's own projects count";
   sm.publish();
 }
+
+// Certificates per project: idempotent, atomic, of the organization's own projects, and a
+// certificate active anywhere cannot be deleted.
+TEST_F(StateMachineTest, CertificatesAreActivatedPerProject) {
+  const Id a = make_org("pc-a"), b = make_org("pc-b");
+  auto upload = [&](Id org, uint8_t tag) {
+    CreateCertificate c{org, std::nullopt, "pem", {}, 0, 0};
+    c.fingerprint.fill(tag);
+    return run(c).certificates.at(0).id;
+  };
+  const Id c1 = upload(a, 1), c2 = upload(a, 2);
+  const Id p = run(CreateProject{a, "p"}).project->id;
+  const Id q = run(CreateProject{a, "q"}).project->id;
+  const Id theirs = run(CreateProject{b, "theirs"}).project->id;
+
+  Outcome on = run(SetCertificatesActive{a, {c1, c2}, true, q});
+  ASSERT_FALSE(on.error);
+  ASSERT_FALSE(run(SetCertificatesActive{a, {c1}, true, p}).error);
+  Outcome again = run(SetCertificatesActive{a, {c1}, true, p});
+  ASSERT_FALSE(again.error);
+  EXPECT_EQ(again.certificates.at(0).active_projects, (std::vector<uint16_t>{1, 2}))
+      << "idempotent, and kept in ascending order";
+  EXPECT_FALSE(again.certificates.at(0).active) << "the organization's flag is its own";
+
+  EXPECT_EQ(run(SetCertificatesActive{a, {c1}, true, theirs}).error.code, ErrorCode::not_found);
+  EXPECT_EQ(run(DeleteCertificate{a, c1}).error.code, ErrorCode::certificate_active);
+  // Atomic: one unknown certificate, nothing changes.
+  EXPECT_EQ(run(SetCertificatesActive{a, {c2, Id{1, 1}}, false, q}).error.code,
+            ErrorCode::not_found);
+  {
+    ReadSection rs;
+    EXPECT_TRUE(index.find_org(a)->certs()->find(c2)->active_in(2));
+  }
+  ASSERT_FALSE(run(SetCertificatesActive{a, {c1}, false, p}).error);
+  ASSERT_FALSE(run(SetCertificatesActive{a, {c1}, false, q}).error);
+  EXPECT_FALSE(run(DeleteCertificate{a, c1}).error) << "active nowhere now";
+}

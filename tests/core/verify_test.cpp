@@ -167,3 +167,58 @@ TEST_F(VerifyTest, AnArchivedProjectStopsItsKeysAfterTheOrganizationCheck) {
   EXPECT_EQ(check({in_project}).code, VerifyCode::organization_suspended)
       << "the organization comes first";
 }
+
+// The binding (docs/api.md §6): a key's bound set is the organization's active
+// certificates plus, for a key in a project, the project's; every branch.
+TEST_F(VerifyTest, TheCertificateBindingOfOrganizationAndProjectKeys) {
+  auto cert = [&](uint8_t tag) {
+    CreateCertificate c{org, std::nullopt, "pem", {}, 0, 0};
+    c.fingerprint.fill(tag);
+    return run(c).certificates.at(0).id;
+  };
+  auto fp = [](uint8_t tag) {
+    std::array<uint8_t, 32> f;
+    f.fill(tag);
+    return f;
+  };
+  const Id org_cert = cert(1), proj_cert = cert(2), other_proj_cert = cert(3);
+  const Id p = run(CreateProject{org, "p"}).project->id;
+  const Id q = run(CreateProject{org, "q"}).project->id;
+  CreateApiKey in_p{org, "in p"};
+  in_p.project = p;
+  const std::string key_p = run(in_p).revealed_key;
+  auto with = [&](const std::string& key, std::optional<uint8_t> tag) {
+    VerifyRequest r{key};
+    std::array<uint8_t, 32> f = fp(tag.value_or(0));
+    if (tag) r.client_certificate = &f;
+    return check(r).code;
+  };
+
+  // Nothing active: no key needs a certificate.
+  EXPECT_EQ(with(key_p, std::nullopt), VerifyCode::valid);
+  EXPECT_EQ(with(secret, std::nullopt), VerifyCode::valid);
+
+  // Active for project p only: p's keys need it; keys outside p do not.
+  ASSERT_FALSE(run(SetCertificatesActive{org, {proj_cert}, true, p}).error);
+  EXPECT_EQ(with(key_p, std::nullopt), VerifyCode::certificate_required);
+  EXPECT_EQ(with(key_p, 9), VerifyCode::certificate_required) << "another certificate";
+  EXPECT_EQ(with(key_p, 2), VerifyCode::valid);
+  EXPECT_EQ(with(secret, std::nullopt), VerifyCode::valid) << "a key in no project";
+  // Active for project q: not accepted for p's keys.
+  ASSERT_FALSE(run(SetCertificatesActive{org, {other_proj_cert}, true, q}).error);
+  EXPECT_EQ(with(key_p, 3), VerifyCode::certificate_required);
+
+  // Active for the organization too: every key needs one; p's keys take either.
+  ASSERT_FALSE(run(SetCertificatesActive{org, {org_cert}, true}).error);
+  EXPECT_EQ(with(secret, std::nullopt), VerifyCode::certificate_required);
+  EXPECT_EQ(with(secret, 1), VerifyCode::valid);
+  EXPECT_EQ(with(secret, 2), VerifyCode::certificate_required) << "p's is not the org's";
+  EXPECT_EQ(with(key_p, 1), VerifyCode::valid);
+  EXPECT_EQ(with(key_p, 2), VerifyCode::valid);
+  EXPECT_EQ(with(key_p, 3), VerifyCode::certificate_required);
+
+  // Deactivated for p: p's keys fall back to the organization's alone.
+  ASSERT_FALSE(run(SetCertificatesActive{org, {proj_cert}, false, p}).error);
+  EXPECT_EQ(with(key_p, 2), VerifyCode::certificate_required);
+  EXPECT_EQ(with(key_p, 1), VerifyCode::valid);
+}

@@ -676,6 +676,27 @@ TEST(Cluster, ProjectsAndTheirKeysReachEveryNodeAndALateOne) {
   EXPECT_TRUE(eventually([&] {
     return http(n[2].port(), "GET", "/v1/auth", "", key).header("x-keygate-project-id") == project;
   }));
+  // A certificate activated for the project on A binds the key on C.
+  auto cert = make_cert("project");
+  std::string pem;
+  for (char c : cert.pem) pem += c == '\n' ? std::string("\\n") : std::string(1, c);
+  auto up = http(n[0].port(), "POST", "/v1/organization/certificates",
+                 R"({"certificate":")" + pem + "\"}", t.key);
+  ASSERT_EQ(up.status, 200) << up.body;
+  ASSERT_EQ(
+      http(n[0].port(), "POST", "/v1/organization/projects/" + project + "/certificates/activate",
+           R"({"certificate_ids":[")" + str(parse_json(up.body), "/id") + "\"]}", t.key)
+          .status,
+      200);
+  EXPECT_TRUE(eventually([&] {
+    return http(n[2].port(), "GET", "/v1/auth", "", key).header("x-keygate-code") ==
+           "CERTIFICATE_REQUIRED";
+  }));
+  EXPECT_EQ(http(n[2].port(), "GET", "/v1/auth", "",
+                 std::vector<std::string>{"Authorization: Bearer " + key,
+                                          "X-Client-Cert-Sha256: " + cert.sha256_hex})
+                .status,
+            200);
   ASSERT_TRUE(eventually([&] {
     return http(n[2].port(), "POST", "/v1/organization/projects/" + project + "/archive", "", t.key)
                .status == 200;

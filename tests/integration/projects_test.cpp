@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "support/certs.hpp"
 #include "support/harness.hpp"
 
 using namespace keygate::testing;
@@ -25,6 +26,29 @@ std::string new_project(const ServerProcess& s, const Tenant& t, const std::stri
 
 std::string code(const HttpResponse& r) {
   return str(parse_json(r.body), "/error/code");
+}
+
+std::string upload(const ServerProcess& s, const Tenant& t, const TestCert& cert) {
+  std::string pem;
+  for (char c : cert.pem) pem += c == '\n' ? std::string("\\n") : std::string(1, c);
+  auto r = http(s.port(), "POST", "/v1/organization/certificates",
+                R"({"certificate":")" + pem + "\"}", t.key);
+  EXPECT_EQ(r.status, 200) << r.body;
+  return str(parse_json(r.body), "/id");
+}
+
+HttpResponse set_active(const ServerProcess& s, const Tenant& t, const std::string& where,
+                        const std::string& verb, const std::string& cert) {
+  return http(s.port(), "POST", where + "/certificates/" + verb,
+              R"({"certificate_ids":[")" + cert + "\"]}", t.key);
+}
+
+// /v1/auth's answer for `key` presenting `cert` (none when null): the status, or the code.
+std::string auth(const ServerProcess& s, const std::string& key, const TestCert* cert) {
+  std::vector<std::string> h = {"Authorization: Bearer " + key};
+  if (cert) h.push_back("X-Client-Cert-Sha256: " + cert->sha256_hex);
+  auto r = http(s.port(), "GET", "/v1/auth", "", h);
+  return r.status == 200 ? "200" : r.header("x-keygate-code");
 }
 
 }  // namespace
@@ -265,6 +289,91 @@ TEST(Projects, SurviveARestartACrashAndASnapshot) {
   const std::string third = new_project(s, o, "third");
   auto k3 = make_key(s, o, R"({"name":"k3","project_id":")" + third + "\"}");
   EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", k3.value).header("x-keygate-project-id"), third);
+  s.stop();
+  remove_tree(std::filesystem::path(dir).parent_path());
+}
+
+// Certificates per project (docs/api.md §7) and the binding rule (§6), every branch, over
+// HTTP; and what a restart brings back.
+TEST(Projects, CertificatesActivePerProjectBindThatProjectsKeys) {
+  const std::string dir = make_temp_dir() + "/data";
+  auto org_cert = make_cert("org"), p_cert = make_cert("p"), q_cert = make_cert("q");
+  Tenant o;
+  std::string p, q, in_p, outside, c_org, c_p, c_q;
+  {
+    ServerProcess s({}, dir);
+    o = make_tenant(s, "Bound projects");
+    p = new_project(s, o, "p");
+    q = new_project(s, o, "q");
+    in_p = make_key(s, o, R"({"name":"in p","project_id":")" + p + "\"}").value;
+    outside = make_key(s, o, R"({"name":"outside"})").value;
+    c_org = upload(s, o, org_cert);
+    c_p = upload(s, o, p_cert);
+    c_q = upload(s, o, q_cert);
+    const std::string at_p = "/v1/organization/projects/" + p,
+                      at_q = "/v1/organization/projects/" + q;
+
+    auto on = set_active(s, o, at_p, "activate", c_p);
+    ASSERT_EQ(on.status, 200) << on.body;
+    auto page = parse_json(on.body);
+    EXPECT_EQ(str(page, "/object"), "list");
+    EXPECT_EQ(str(page, "/data/0/object"), "organization.project.certificate");
+    EXPECT_EQ(str(page, "/data/0/id"), c_p);
+    EXPECT_EQ(str(page, "/data/0/active"), "true");
+    ASSERT_EQ(set_active(s, o, at_q, "activate", c_q).status, 200);
+
+    // The project's list: every certificate of the organization, `active` for this project.
+    auto listed =
+        parse_json(http(s.port(), "GET", at_p + "/certificates?order=asc", "", o.key).body);
+    EXPECT_EQ(str(listed, "/data/0/id"), c_org);
+    EXPECT_EQ(str(listed, "/data/0/active"), "false");
+    EXPECT_EQ(str(listed, "/data/1/id"), c_p);
+    EXPECT_EQ(str(listed, "/data/1/active"), "true");
+    EXPECT_EQ(str(listed, "/data/2/active"), "false") << "q's is active for q, not p";
+    auto paged = parse_json(http(s.port(), "GET", at_p + "/certificates?limit=1", "", o.key).body);
+    EXPECT_EQ(str(paged, "/data/0/id"), c_q) << "newest first by default";
+    EXPECT_EQ(str(paged, "/has_more"), "true");
+    // The organization's list is unchanged: nothing is active for the organization.
+    auto org_list =
+        parse_json(http(s.port(), "GET", "/v1/organization/certificates", "", o.key).body);
+    EXPECT_EQ(str(org_list, "/data/0/active"), "false");
+
+    // Project p's certificate binds p's keys only.
+    EXPECT_EQ(auth(s, in_p, nullptr), "CERTIFICATE_REQUIRED");
+    EXPECT_EQ(auth(s, in_p, &q_cert), "CERTIFICATE_REQUIRED");
+    EXPECT_EQ(auth(s, in_p, &p_cert), "200");
+    EXPECT_EQ(auth(s, outside, nullptr), "200");
+    // An organization certificate binds every key and is accepted for p's too.
+    ASSERT_EQ(set_active(s, o, "/v1/organization", "activate", c_org).status, 200);
+    EXPECT_EQ(auth(s, outside, nullptr), "CERTIFICATE_REQUIRED");
+    EXPECT_EQ(auth(s, outside, &p_cert), "CERTIFICATE_REQUIRED");
+    EXPECT_EQ(auth(s, outside, &org_cert), "200");
+    EXPECT_EQ(auth(s, in_p, &org_cert), "200");
+    EXPECT_EQ(auth(s, in_p, &p_cert), "200");
+
+    // Deleting a certificate active for a project: 409; idempotent deactivation; unknown ids.
+    auto del = http(s.port(), "DELETE", "/v1/organization/certificates/" + c_p, "", o.key);
+    EXPECT_EQ(del.status, 409);
+    EXPECT_EQ(code(del), "certificate_active");
+    EXPECT_EQ(set_active(s, o, at_q, "deactivate", c_p).status, 200) << "already inactive there";
+    EXPECT_EQ(set_active(s, o, at_p, "activate", "cert_01M81RKQRM0AXC52V8F5VHBJF0").status, 404);
+    EXPECT_EQ(set_active(s, o, "/v1/organization/projects/proj_01M81RKQRM0AXC52V8F5VHBJF0",
+                         "activate", c_p)
+                  .status,
+              404);
+    // Another organization sees none of it.
+    Tenant other = make_tenant(s, "Other");
+    EXPECT_EQ(http(s.port(), "GET", at_p + "/certificates", "", other.key).status, 404);
+    EXPECT_EQ(set_active(s, other, at_p, "deactivate", c_p).status, 404);
+    s.kill9();
+  }
+  ServerProcess s({}, dir);
+  EXPECT_EQ(auth(s, in_p, &p_cert), "200");
+  EXPECT_EQ(auth(s, outside, &p_cert), "CERTIFICATE_REQUIRED");
+  auto listed = parse_json(
+      http(s.port(), "GET", "/v1/organization/projects/" + q + "/certificates", "", o.key).body);
+  EXPECT_EQ(str(listed, "/data/0/id"), c_q);
+  EXPECT_EQ(str(listed, "/data/0/active"), "true");
   s.stop();
   remove_tree(std::filesystem::path(dir).parent_path());
 }

@@ -164,3 +164,29 @@ TEST(Codec, ProjectRoundTripsAndRefusesDamage) {
   persistence::encode(p, bytes);
   EXPECT_FALSE(persistence::decode_project(bytes));
 }
+
+// Certificate payloads are at version 2 (the projects it is active for); version 1 reads
+// as active for none.
+TEST(Codec, CertificateVersionTwoCarriesItsProjectsAndVersionOneStillReads) {
+  core::IdGenerator g;
+  core::Certificate c;
+  c.id = g.next(1);
+  c.organization_id = g.next(2);
+  c.pem = "pem";
+  c.active_projects = {2, 5};
+  std::string v2;
+  persistence::encode(c, v2);
+  auto d = persistence::decode_certificate(v2, 2);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->active_projects, (std::vector<uint16_t>{2, 5}));
+  const std::string v1 = v2.substr(0, v2.size() - 6);  // u16 count and two u16
+  auto old = persistence::decode_certificate(v1, 1);
+  ASSERT_TRUE(old);
+  EXPECT_TRUE(old->active_projects.empty());
+  EXPECT_FALSE(persistence::decode_certificate(v1, 2));
+  EXPECT_FALSE(persistence::decode_certificate(v2, 1));
+  c.active_projects = {5, 2};  // out of order: not written by keygate
+  std::string bad;
+  persistence::encode(c, bad);
+  EXPECT_FALSE(persistence::decode_certificate(bad, 2));
+}

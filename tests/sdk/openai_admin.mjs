@@ -1,5 +1,6 @@
 // The official OpenAI Node SDK (pinned in package-lock.json) against a running keygate:
-// every call of the Admin API that keygate serves, through the SDK's own request building,
+// every call of the Admin API that keygate serves (certificates, projects, project
+// certificates), through the SDK's own request building,
 // response parsing, auto-pagination and error classes. Run by tests/integration/sdk_test.cpp,
 // which starts keygate and passes:
 //   KEYGATE_BASE_URL   http://127.0.0.1:PORT/v1
@@ -115,6 +116,23 @@ assert.deepEqual(active.map((p) => p.id), [p1.id, p2.id]);
 const all = await collect(admin.projects.list({ limit: 2, include_archived: true }));
 assert.deepEqual(all.map((p) => [p.id, p.status]),
   [[p1.id, 'active'], [p2.id, 'active'], [p3.id, 'archived']]);
+
+// --- Certificates per project ---------------------------------------------------------------
+const activatedInP1 = await collect(
+  admin.projects.certificates.activate(p1.id, { certificate_ids: [b.id] }));
+assert.deepEqual(activatedInP1.map((c) => [c.object, c.id, c.active]),
+  [['organization.project.certificate', b.id, true]]);
+const inP1 = await collect(admin.projects.certificates.list(p1.id, { limit: 1 }));
+assert.deepEqual(inP1.map((c) => [c.id, c.active]), [[b.id, true]]);
+const inP2 = await collect(admin.projects.certificates.list(p2.id));
+assert.deepEqual(inP2.map((c) => [c.id, c.active]), [[b.id, false]]);
+await rejects(admin.certificates.delete(b.id), OpenAI.ConflictError, 409);
+await rejects(
+  admin.projects.certificates.activate('proj_01M81RKQRM0AXC52V8F5VHBJF0', { certificate_ids: [b.id] }),
+  OpenAI.NotFoundError, 404);
+const offInP1 = await collect(
+  admin.projects.certificates.deactivate(p1.id, { certificate_ids: [b.id] }));
+assert.deepEqual(offInP1.map((c) => c.active), [false]);
 
 // --- The root key names the organization (the SDK's `organization` option) ------------------
 const root = new OpenAI({
