@@ -39,6 +39,9 @@ void list_projects(Exchange& ex);
 void get_project(Exchange& ex);
 net::task<void> update_project(Exchange& ex);
 net::task<void> archive_project(Exchange& ex);
+void list_project_keys(Exchange& ex);
+void get_project_key(Exchange& ex);
+net::task<void> delete_project_key(Exchange& ex);
 
 void healthz(Exchange& ex);
 void readyz(Exchange& ex);

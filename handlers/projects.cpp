@@ -1,11 +1,13 @@
-// Projects (docs/api.md §7), wire-compatible with the OpenAI Admin API: the object
-// `organization.project` and `list` as its SDKs parse them, times in Unix seconds, the
-// organization resolved as for certificates (openai_organization). Reading needs
-// organizations:read, changing organizations:update: a project is part of how an
-// organization is set up, as its name and slug are.
+// Projects (docs/api.md §7), wire-compatible with the OpenAI Admin API: the objects
+// `organization.project`, `organization.project.api_key` and `list` as its SDKs parse
+// them, times in Unix seconds, the organization resolved as for certificates
+// (openai_organization). Reading a project needs organizations:read, changing it
+// organizations:update: a project is part of how an organization is set up, as its name
+// and slug are. A project's keys are keygate's own keys (api_keys:read, api_keys:manage).
 #include <algorithm>
 #include <charconv>
 
+#include "core/clock.hpp"
 #include "core/validation.hpp"
 #include "handlers/auth.hpp"
 #include "handlers/commit.hpp"
@@ -52,6 +54,68 @@ bool read_name(Exchange& ex, std::string& name) {
   if (ok && !has_name) ok = (err = missing_field("name"), false);
   if (!ok) write_error(ex, err);
   return ok;
+}
+
+// The project `{id}` of `org` as published; writes the 404 and returns null otherwise.
+// Inside a ReadSection.
+const core::Project* find_project(Exchange& ex, core::Id org) {
+  auto id = core::parse_id(core::IdKind::project, ex.params[0]);
+  const core::OrgSlot* o = ex.app.index.find_org(org);
+  const core::ProjectSet* set = o ? o->project_set() : nullptr;
+  const core::Project* p = set && id ? set->find(*id) : nullptr;
+  if (!p) project_not_found(ex);
+  return p;
+}
+
+void key_not_found(Exchange& ex) {
+  write_error(ex, ErrorCode::not_found, "No API key with that id exists in this project.",
+              "api_key_id");
+}
+
+// Key `{keyId}` if it lives in project `p` and is not revoked (revoking is OpenAI's delete);
+// writes the 404 and returns null otherwise. Inside a ReadSection.
+core::KeySlot* find_project_key(Exchange& ex, const core::Project& p) {
+  auto id = core::parse_id(core::IdKind::api_key, ex.params[1]);
+  core::KeySlot* s = id ? ex.app.index.find_key(*id) : nullptr;
+  const core::ApiKey* k = s ? s->load() : nullptr;
+  if (!k || k->organization_id != p.organization_id || k->project != p.number || k->revoked_ms) {
+    key_not_found(ex);
+    return nullptr;
+  }
+  return s;
+}
+
+int64_t seconds(uint64_t ms) {
+  return static_cast<int64_t>(ms / 1000);
+}
+
+// organization.project.api_key. keygate's keys have no owner (a user or a service account
+// in OpenAI's model): `owner` is empty, and `owner_project_access` says whether the
+// project lets its keys in (active) or is archived (inactive).
+void write_project_key(core::JsonWriter& w, const core::ApiKey& k, const core::Project& p,
+                       uint64_t last_used_ms) {
+  w.begin_object().field("object", "organization.project.api_key");
+  write_id(w, "id", core::IdKind::api_key, k.id);
+  w.field("name", std::string_view(k.name));
+  const std::string_view preview(k.preview, 4);
+  const std::string redacted = std::string(k.type == core::KeyType::secret ? "sk_" : "pk_") +
+                               std::string(core::to_string(k.environment)) + "_\u2026" +
+                               std::string(preview);
+  w.field("redacted_value", std::string_view(redacted));
+  w.field("created_at", seconds(k.created_ms));
+  w.key("last_used_at");
+  if (last_used_ms)
+    w.number(seconds(last_used_ms));
+  else
+    w.null();
+  w.key("expires_at");
+  if (k.expires_ms)
+    w.number(seconds(k.expires_ms));
+  else
+    w.null();
+  w.key("owner").begin_object().end_object();
+  w.field("owner_project_access", p.archived_ms ? "inactive" : "active");
+  w.end_object();
 }
 
 }  // namespace
@@ -163,6 +227,102 @@ net::task<void> archive_project(Exchange& ex) {
   auto out = co_await commit_or_reject(ex, core::ArchiveProject{*org, *id});
   if (!out) co_return;
   respond(ex, *out->project);
+}
+
+void list_project_keys(Exchange& ex) {
+  auto org = openai_organization(ex, core::Scope::api_keys_read);
+  if (!org) return;
+  unsigned limit = 20;
+  if (auto v = query_param(ex.req.query, "limit")) {
+    unsigned n = 0;
+    auto r = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (r.ec != std::errc{} || r.ptr != v->data() + v->size() || n < 1 || n > 100)
+      return write_error(ex, ErrorCode::invalid_field,
+                         "'limit' must be a whole number from 1 to 100.", "limit");
+    limit = n;
+  }
+  std::optional<std::string_view> access = query_param(ex.req.query, "owner_project_access");
+  if (access && *access != "active" && *access != "inactive" && *access != "any")
+    return write_error(ex, ErrorCode::invalid_field,
+                       "'owner_project_access' must be active, inactive or any.",
+                       "owner_project_access");
+  std::optional<core::Id> after;
+  if (auto v = query_param(ex.req.query, "after")) {
+    after = core::parse_id(core::IdKind::api_key, *v);
+    if (!after)
+      return write_error(ex, ErrorCode::invalid_field, "'after' must be an API key id (key_...).",
+                         "after");
+  }
+  core::ReadSection rs;
+  const core::Project* p = find_project(ex, *org);
+  if (!p) return;
+  core::KeySlot* s = ex.app.index.find_org(*org)->keys();
+  if (after) {
+    core::KeySlot* cur = ex.app.index.find_key(*after);
+    if (!cur || cur->load()->organization_id != *org || cur->load()->project != p->number)
+      return write_error(ex, ErrorCode::invalid_field,
+                         "'after' does not name a key of this project.", "after");
+    s = cur->next();
+  }
+  // Every key of the project answers to the project's own access; `inactive` lists them
+  // only when it is archived, `active` only when it is not.
+  const bool shown =
+      !access || *access == "any" || (*access == "inactive") == (p->archived_ms != 0);
+  ex.res.status = 200;
+  core::JsonWriter w(ex.res.body);
+  w.begin_object().field("object", "list").key("data").begin_array();
+  core::Id first, last;
+  bool more = false;
+  unsigned n = 0;
+  for (; s && shown; s = s->next()) {
+    const core::ApiKey& k = *s->load();
+    if (k.project != p->number || k.revoked_ms) continue;
+    if (n == limit) {
+      more = true;
+      break;
+    }
+    write_project_key(w, k, *p, s->last_used_ms());
+    if (first.empty()) first = k.id;
+    last = k.id;
+    ++n;
+  }
+  w.end_array();
+  write_id(w, "first_id", core::IdKind::api_key, first);
+  write_id(w, "last_id", core::IdKind::api_key, last);
+  w.field("has_more", more).end_object();
+}
+
+void get_project_key(Exchange& ex) {
+  auto org = openai_organization(ex, core::Scope::api_keys_read);
+  if (!org) return;
+  core::ReadSection rs;
+  const core::Project* p = find_project(ex, *org);
+  core::KeySlot* s = p ? find_project_key(ex, *p) : nullptr;
+  if (!s) return;
+  ex.res.status = 200;
+  core::JsonWriter w(ex.res.body);
+  write_project_key(w, *s->load(), *p, s->last_used_ms());
+}
+
+// OpenAI's delete: keygate revokes the key (it stays listed, revoked, in the native API).
+net::task<void> delete_project_key(Exchange& ex) {
+  auto org = openai_organization(ex, core::Scope::api_keys_manage);
+  if (!org) co_return;
+  core::Id key;
+  {
+    core::ReadSection rs;
+    const core::Project* p = find_project(ex, *org);
+    core::KeySlot* s = p ? find_project_key(ex, *p) : nullptr;
+    if (!s) co_return;
+    key = s->load()->id;
+  }
+  auto out = co_await commit_or_reject(ex, core::RevokeApiKey{*org, key});
+  if (!out) co_return;
+  ex.res.status = 200;
+  core::JsonWriter w(ex.res.body);
+  w.begin_object().field("object", "organization.project.api_key.deleted");
+  write_id(w, "id", core::IdKind::api_key, key);
+  w.field("deleted", true).end_object();
 }
 
 }  // namespace keygate::handlers

@@ -377,3 +377,72 @@ TEST(Projects, CertificatesActivePerProjectBindThatProjectsKeys) {
   s.stop();
   remove_tree(std::filesystem::path(dir).parent_path());
 }
+
+// OpenAI's project API key endpoints over keygate's keys in a project (docs/api.md §7).
+TEST(Projects, ProjectApiKeysListGetAndDeleteTheProjectsOwnKeys) {
+  ServerProcess s;
+  Tenant o = make_tenant(s, "Project keys");
+  const std::string p = new_project(s, o, "p"), q = new_project(s, o, "q");
+  std::vector<CreatedKey> in_p;
+  for (int i = 0; i < 3; ++i)
+    in_p.push_back(
+        make_key(s, o, R"({"name":"k)" + std::to_string(i) + R"(","project_id":")" + p + "\"}"));
+  const CreatedKey in_q = make_key(s, o, R"({"name":"kq","project_id":")" + q + "\"}");
+  const CreatedKey outside = make_key(s, o, R"({"name":"outside"})");
+  const std::string at = "/v1/organization/projects/" + p + "/api_keys";
+  http(s.port(), "GET", "/v1/auth", "", in_p[0].value);  // a last use to report
+
+  const std::string body = http(s.port(), "GET", at + "?limit=2", "", o.key).body;
+  EXPECT_EQ(body.find(in_p[0].value), std::string::npos) << "never the value";
+  auto page = parse_json(body);
+  EXPECT_EQ(str(page, "/object"), "list");
+  EXPECT_EQ(str(page, "/data/0/object"), "organization.project.api_key");
+  EXPECT_EQ(str(page, "/data/0/id"), in_p[0].id);
+  EXPECT_EQ(str(page, "/data/0/name"), "k0");
+  const std::string redacted = str(page, "/data/0/redacted_value");
+  EXPECT_EQ(redacted.substr(0, 8), "sk_live_");
+  EXPECT_EQ(redacted.substr(redacted.size() - 4), in_p[0].value.substr(in_p[0].value.size() - 4));
+  EXPECT_NE(str(page, "/data/0/last_used_at"), "null");
+  EXPECT_EQ(str(page, "/data/0/owner_project_access"), "active");
+  EXPECT_EQ(str(page, "/data/1/id"), in_p[1].id);
+  EXPECT_EQ(str(page, "/has_more"), "true");
+  EXPECT_EQ(str(page, "/last_id"), in_p[1].id);
+  auto rest = parse_json(http(s.port(), "GET", at + "?after=" + in_p[1].id, "", o.key).body);
+  EXPECT_EQ(str(rest, "/data/0/id"), in_p[2].id);
+  EXPECT_EQ(str(rest, "/data/1"), "<missing>") << "q's key and the key in no project are not p's";
+
+  auto one = http(s.port(), "GET", at + "/" + in_p[2].id, "", o.key);
+  ASSERT_EQ(one.status, 200);
+  EXPECT_EQ(str(parse_json(one.body), "/id"), in_p[2].id);
+  EXPECT_EQ(http(s.port(), "GET", at + "/" + in_q.id, "", o.key).status, 404);
+  EXPECT_EQ(http(s.port(), "GET", at + "/" + outside.id, "", o.key).status, 404);
+
+  auto del = http(s.port(), "DELETE", at + "/" + in_p[2].id, "", o.key);
+  ASSERT_EQ(del.status, 200) << del.body;
+  auto dj = parse_json(del.body);
+  EXPECT_EQ(str(dj, "/object"), "organization.project.api_key.deleted");
+  EXPECT_EQ(str(dj, "/id"), in_p[2].id);
+  EXPECT_EQ(str(dj, "/deleted"), "true");
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", in_p[2].value).header("x-keygate-code"),
+            "REVOKED");
+  EXPECT_EQ(http(s.port(), "GET", at + "/" + in_p[2].id, "", o.key).status, 404);
+  EXPECT_EQ(http(s.port(), "DELETE", at + "/" + in_p[2].id, "", o.key).status, 404);
+
+  // owner_project_access follows the project's state.
+  auto inactive =
+      parse_json(http(s.port(), "GET", at + "?owner_project_access=inactive", "", o.key).body);
+  EXPECT_EQ(str(inactive, "/data/0"), "<missing>");
+  http(s.port(), "POST", "/v1/organization/projects/" + p + "/archive", "", o.key);
+  inactive =
+      parse_json(http(s.port(), "GET", at + "?owner_project_access=inactive", "", o.key).body);
+  EXPECT_EQ(str(inactive, "/data/0/owner_project_access"), "inactive");
+  EXPECT_EQ(http(s.port(), "GET", at + "?owner_project_access=sometimes", "", o.key).status, 400);
+
+  // Tenancy and scopes.
+  Tenant other = make_tenant(s, "Other");
+  EXPECT_EQ(http(s.port(), "GET", at, "", other.key).status, 404);
+  EXPECT_EQ(http(s.port(), "DELETE", at + "/" + in_p[0].id, "", other.key).status, 404);
+  const std::string reader = make_key(s, o, R"({"name":"r","scopes":["api_keys:read"]})").value;
+  EXPECT_EQ(http(s.port(), "GET", at, "", reader).status, 200);
+  EXPECT_EQ(code(http(s.port(), "DELETE", at + "/" + in_p[0].id, "", reader)), "missing_scope");
+}

@@ -1,6 +1,6 @@
 // The official OpenAI Node SDK (pinned in package-lock.json) against a running keygate:
 // every call of the Admin API that keygate serves (certificates, projects, project
-// certificates), through the SDK's own request building,
+// certificates, project API keys), through the SDK's own request building,
 // response parsing, auto-pagination and error classes. Run by tests/integration/sdk_test.cpp,
 // which starts keygate and passes:
 //   KEYGATE_BASE_URL   http://127.0.0.1:PORT/v1
@@ -133,6 +133,32 @@ await rejects(
 const offInP1 = await collect(
   admin.projects.certificates.deactivate(p1.id, { certificate_ids: [b.id] }));
 assert.deepEqual(offInP1.map((c) => c.active), [false]);
+
+// --- A project's API keys (keygate's keys created in the project) ---------------------------
+const native = async (path, body) => {
+  const r = await fetch(`${env('KEYGATE_BASE_URL')}${path}`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${env('KEYGATE_ADMIN_KEY')}` },
+    body: JSON.stringify(body),
+  });
+  assert.equal(r.status, 201);
+  return (await r.json()).data;
+};
+const orgPath = `/organizations/${env('KEYGATE_ORG_ID')}/api-keys`;
+const k1 = await native(orgPath, { name: 'svc 1', project_id: p1.id });
+const k2 = await native(orgPath, { name: 'svc 2', project_id: p1.id });
+await native(orgPath, { name: 'elsewhere' });
+const keys = await collect(admin.projects.apiKeys.list(p1.id, { limit: 1 }));
+assert.deepEqual(keys.map((k) => [k.object, k.id, k.name]),
+  [['organization.project.api_key', k1.id, 'svc 1'], ['organization.project.api_key', k2.id, 'svc 2']]);
+assert.ok(keys[0].redacted_value.endsWith(k1.key_preview));
+assert.equal(keys[0].owner_project_access, 'active');
+const one = await admin.projects.apiKeys.retrieve(k2.id, { project_id: p1.id });
+assert.equal(one.id, k2.id);
+const gone = await admin.projects.apiKeys.delete(k2.id, { project_id: p1.id });
+assert.deepEqual(gone, { object: 'organization.project.api_key.deleted', id: k2.id, deleted: true });
+await rejects(admin.projects.apiKeys.retrieve(k2.id, { project_id: p1.id }), OpenAI.NotFoundError, 404);
+assert.deepEqual((await collect(admin.projects.apiKeys.list(p1.id))).map((k) => k.id), [k1.id]);
 
 // --- The root key names the organization (the SDK's `organization` option) ------------------
 const root = new OpenAI({
