@@ -3,7 +3,8 @@
 // reached over a loopback socket as a client reaches them. The first byte of an input picks
 // what to send:
 // - a request with the rest of the input as its JSON body, to one of the endpoints that
-//   take a body (organizations, API keys, rotations, verification, certificates), with
+//   take a body (organizations, API keys, rotations, verification, certificates, projects,
+//   project certificates; $P and $C in it name a fixture project and certificate), with
 //   credentials that are allowed there, optionally chunked and with an Idempotency-Key;
 // - the rest of the input as a query string or as the headers a verification reads;
 // - the rest of the input as raw bytes on a fresh connection (pipelining, chunked bodies,
@@ -247,7 +248,7 @@ struct Server {
   std::unique_ptr<Client> client;
   // Fixtures: A is the organization whose PATCHes are fuzzed; B holds the keys and the
   // certificate the other requests act on.
-  std::string root, org_a, org_b, admin_b, key_t, cert;
+  std::string root, org_a, org_b, admin_b, key_t, cert, project;
 
   Server() {
     const char* tmp = std::getenv("TMPDIR");
@@ -291,6 +292,8 @@ struct Server {
         field(call("POST", "/v1/organization/certificates", admin_b,
                    R"({"name":"fixture","certificate":")" + json_escape(self_signed_pem()) + "\"}"),
               "id");
+    project =
+        field(call("POST", "/v1/organization/projects", admin_b, R"({"name":"fixture"})"), "id");
   }
 
   void stop() {
@@ -369,9 +372,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   Server& s = *g_server;
   if (size < 2) return 0;
-  const uint8_t selector = data[0] % 16;
+  const uint8_t selector = data[0] % 20;
   const uint8_t flags = data[1];
-  const std::string_view rest(reinterpret_cast<const char*>(data + 2), size - 2);
+  // In a JSON body, $P and $C stand for the fixture project's and certificate's ids, which
+  // the fuzzer cannot know (json.dict has both).
+  std::string body(reinterpret_cast<const char*>(data + 2), size - 2);
+  for (const auto& [token, id] :
+       {std::pair<std::string_view, const std::string&>{"$P", s.project}, {"$C", s.cert}})
+    for (size_t at = body.find(token); at != std::string::npos;
+         at = body.find(token, at + id.size()))
+      body.replace(at, token.size(), id);
+  const std::string_view rest(body);
   const bool chunked = flags & 1;
   std::string headers;
   if (flags & 2) headers += "Idempotency-Key: fuzz-" + std::to_string(flags >> 4) + "\r\n";
@@ -442,7 +453,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                               i < 3 ? s.admin_b : std::string(), {}, false, h);
       break;
     }
-    default:
+    case 16:
+      bytes =
+          Server::request("POST", "/v1/organization/projects", s.admin_b, rest, chunked, headers);
+      break;
+    case 17:
+      bytes = Server::request("POST", "/v1/organization/projects/" + s.project, s.admin_b, rest,
+                              chunked, headers);
+      break;
+    case 18:
+      bytes = Server::request("POST",
+                              "/v1/organization/projects/" + s.project + "/certificates/" +
+                                  ((flags & 4) ? "deactivate" : "activate"),
+                              s.admin_b, rest, chunked, headers);
+      break;
+    case 19:
+      bytes = Server::request("GET",
+                              "/v1/organization/projects" +
+                                  ((flags & 4) ? "/" + s.project + "/api_keys?" : "?") +
+                                  encode_query(rest),
+                              s.admin_b, {}, false, headers);
+      break;
+    default:  // 14, 15
       bytes.assign(rest);
       raw = true;
       break;
