@@ -357,7 +357,8 @@ int main(int argc, char** argv) {
                   "CA certificate(s) to trust for an https:// server (PEM)")
         ->envname("KEYGATE_CACERT");
   };
-  std::string action, org_name, org_slug, org_id, key_id, key_name, key_type, key_env;
+  std::string action, org_name, org_slug, org_id, key_id, key_name, key_type, key_env, project_id;
+  bool include_archived = false;
   std::vector<std::string> key_scopes;
   long grace = -1;
   auto* orgs_cmd =
@@ -378,7 +379,16 @@ int main(int argc, char** argv) {
   keys_cmd->add_option("--scopes", key_scopes, "Scopes of a new secret key")->delimiter(',');
   keys_cmd->add_option("--grace-period-seconds", grace,
                        "For rotate: how long the old key keeps working");
+  keys_cmd->add_option("--project", project_id, "For create: the project (proj_...) it lives in");
   add_target(keys_cmd);
+  auto* projects_cmd =
+      cli.add_subcommand("projects", "Manage an organization's projects on a running server");
+  projects_cmd->add_option("action", action, "create | list | rename | archive")->required();
+  projects_cmd->add_option("--org", org_id, "Organization id (org_...)")->required();
+  projects_cmd->add_option("--project", project_id, "Project id (proj_...), for rename, archive");
+  projects_cmd->add_option("--name", key_name, "Name, for create and rename");
+  projects_cmd->add_flag("--include-archived", include_archived, "For list: archived ones too");
+  add_target(projects_cmd);
   std::string cluster_etcd, cluster_prefix = "/keygate";
   cluster::EtcdTls cluster_tls;
   auto* cluster_cmd = cli.add_subcommand(
@@ -408,7 +418,9 @@ int main(int argc, char** argv) {
     if (*cluster_cmd) return cli::cluster_status(cluster_etcd, cluster_prefix, cluster_tls);
     if (*keys_cmd)
       return cli::keys(target, action, org_id, key_id, key_name, key_type, key_env, key_scopes,
-                       grace);
+                       grace, project_id);
+    if (*projects_cmd)
+      return cli::projects(target, action, org_id, project_id, key_name, include_archived);
     if (*check_cmd) return check(data_dir);
     if (*repair_cmd) {
       persistence::DataDir dir(data_dir);

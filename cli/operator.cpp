@@ -84,6 +84,40 @@ int report_all(const Target& t, const std::string& path) {
   return 0;
 }
 
+// The same for OpenAI's list shape ({"data", "has_more", "last_id"}, paged with `after`).
+int report_all_after(const Target& t, const std::string& path, const std::string& org) {
+  std::string out = "{\"data\":[";
+  bool first = true;
+  std::string after;
+  simdjson::dom::parser parser;
+  const char sep = path.find('?') == std::string::npos ? '?' : '&';
+  for (;;) {
+    const HttpResult r = call(
+        t, "GET", path + sep + "limit=100" + (after.empty() ? "" : "&after=" + after), {}, org);
+    if (r.status != 200) return report(r);
+    simdjson::dom::element doc;
+    simdjson::dom::array items;
+    bool more = false;
+    if (parser.parse(r.body).get(doc) != simdjson::SUCCESS ||
+        doc["data"].get(items) != simdjson::SUCCESS ||
+        doc["has_more"].get(more) != simdjson::SUCCESS)
+      throw std::runtime_error("the server's listing is not the JSON keygate sends: " + r.body);
+    for (simdjson::dom::element item : items) {
+      if (!first) out += ',';
+      out += simdjson::minify(item);
+      first = false;
+    }
+    std::string_view last;
+    if (!more) break;
+    if (doc["last_id"].get(last) != simdjson::SUCCESS || last.empty())
+      throw std::runtime_error("the server says there is more but gives no last_id");
+    after = last;
+  }
+  out += "]}";
+  std::printf("%s\n", out.c_str());
+  return 0;
+}
+
 struct CurlSlist {
   curl_slist* list = nullptr;
   ~CurlSlist() { curl_slist_free_all(list); }
@@ -97,7 +131,7 @@ struct CurlSlist {
 }  // namespace
 
 HttpResult call(const Target& target, const std::string& method, const std::string& path,
-                const std::string& body) {
+                const std::string& body, const std::string& organization) {
   std::string base = target.server;
   if (!base.starts_with("http://") && !base.starts_with("https://"))
     throw std::runtime_error(
@@ -113,6 +147,7 @@ HttpResult call(const Target& target, const std::string& method, const std::stri
   if (!curl) throw std::runtime_error("libcurl could not be initialised");
   CurlSlist headers;
   headers.add("Authorization: Bearer " + key);
+  if (!organization.empty()) headers.add("OpenAI-Organization: " + organization);
   if (!body.empty() || method == "POST" || method == "PATCH")
     headers.add("Content-Type: application/json");
   HttpResult r;
@@ -161,7 +196,7 @@ int orgs(const Target& t, const std::string& action, const std::string& name,
 
 int keys(const Target& t, const std::string& action, const std::string& org, const std::string& key,
          const std::string& name, const std::string& type, const std::string& environment,
-         const std::vector<std::string>& scopes, long grace_seconds) {
+         const std::vector<std::string>& scopes, long grace_seconds, const std::string& project) {
   const std::string base = "/v1/organizations/" + org + "/api-keys";
   if (action == "list") return report_all(t, base);
   if (action == "create") {
@@ -170,6 +205,7 @@ int keys(const Target& t, const std::string& action, const std::string& org, con
     w.begin_object().field("name", std::string_view(name));
     if (!type.empty()) w.field("type", std::string_view(type));
     if (!environment.empty()) w.field("environment", std::string_view(environment));
+    if (!project.empty()) w.field("project_id", std::string_view(project));
     if (!scopes.empty()) {
       w.key("scopes").begin_array();
       for (const auto& s : scopes) w.string(s);
@@ -192,6 +228,30 @@ int keys(const Target& t, const std::string& action, const std::string& org, con
     return report(call(t, "POST", base + "/" + key + "/rotations", body));
   }
   std::fprintf(stderr, "keygate keys: unknown action '%s' (create, list, revoke, rotate)\n",
+               action.c_str());
+  return 2;
+}
+
+int projects(const Target& t, const std::string& action, const std::string& org,
+             const std::string& project, const std::string& name, bool include_archived) {
+  const std::string base = "/v1/organization/projects";
+  auto named = [&] {
+    std::string body;
+    core::JsonWriter w(body);
+    w.begin_object().field("name", std::string_view(name)).end_object();
+    return body;
+  };
+  if (action == "list")
+    return report_all_after(t, base + (include_archived ? "?include_archived=true" : ""), org);
+  if (action == "create") return report(call(t, "POST", base, named(), org));
+  if (project.empty()) {
+    std::fprintf(stderr, "keygate projects %s: --project PROJECT_ID is required\n", action.c_str());
+    return 2;
+  }
+  if (action == "rename") return report(call(t, "POST", base + "/" + project, named(), org));
+  if (action == "archive")
+    return report(call(t, "POST", base + "/" + project + "/archive", {}, org));
+  std::fprintf(stderr, "keygate projects: unknown action '%s' (create, list, rename, archive)\n",
                action.c_str());
   return 2;
 }

@@ -339,6 +339,45 @@ TEST(OperatorCli, ListsEveryKeyPageByPage) {
   EXPECT_EQ(str(parse_json(out), "/data/230/name"), "k229");
 }
 
+// `keygate projects` (docs/operations.md): the OpenAI-shaped endpoints with the root key,
+// which names the organization; listings paged through to the end; keys created in one.
+TEST(OperatorCli, ManagesProjectsAndCreatesKeysInThem) {
+  ServerProcess s;
+  const std::string target = " --server http://127.0.0.1:" + std::to_string(s.port()) +
+                             " --root-key-file " + s.data_dir() + "/root.key";
+  const Tenant t = make_tenant(s, "Project ops");
+  int status = 0;
+  auto created =
+      parse_json(run_cli("projects create --org " + t.id + " --name 'Web app'" + target, status));
+  ASSERT_EQ(status, 0);
+  const std::string p = str(created, "/id");
+  EXPECT_EQ(str(created, "/object"), "organization.project");
+  for (int i = 0; i < 104; ++i)
+    run_cli("projects create --org " + t.id + " --name p" + std::to_string(i) + target, status);
+  auto renamed = parse_json(run_cli(
+      "projects rename --org " + t.id + " --project " + p + " --name Renamed" + target, status));
+  EXPECT_EQ(str(renamed, "/name"), "Renamed");
+  auto key = parse_json(
+      run_cli("keys create --org " + t.id + " --name k --project " + p + target, status));
+  ASSERT_EQ(status, 0);
+  EXPECT_EQ(str(key, "/data/project_id"), p);
+  auto archived =
+      parse_json(run_cli("projects archive --org " + t.id + " --project " + p + target, status));
+  EXPECT_EQ(str(archived, "/status"), "archived");
+  const std::string active = run_cli("projects list --org " + t.id + target, status);
+  ASSERT_EQ(status, 0) << active;
+  EXPECT_EQ(str(parse_json(active), "/data/103/name"), "p103") << "more than one page";
+  EXPECT_EQ(str(parse_json(active), "/data/104"), "<missing>") << "the archived one is not listed";
+  const std::string all =
+      run_cli("projects list --include-archived --org " + t.id + target, status);
+  EXPECT_EQ(str(parse_json(all), "/data/0/id"), p);
+  const std::string refused =
+      run_cli("projects rename --org " + t.id + " --project " + p + " --name x" + target, status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(refused.find("the server answered 409 project_archived: "), std::string::npos)
+      << refused;
+}
+
 TEST(OperatorCli, TalksToAServerOnAnIpv6Address) {
   ServerProcess s({"--listen", "[::1]:0"});
   const std::string target = " --server http://[::1]:" + std::to_string(s.port()) +
