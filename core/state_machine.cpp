@@ -129,11 +129,9 @@ Outcome StateMachine::run(const UpdateOrganization& c, uint64_t now) {
 
 Outcome StateMachine::run(const CreateApiKey& c, uint64_t now) {
   if (!org(c.org)) return fail(ErrorCode::not_found, "No organization with that id exists.", "id");
-  uint16_t project = 0;
+  uint16_t number = 0;
   if (!c.project.empty()) {
-    const Project* p = nullptr;
-    for (const Project* candidate : projects(c.org))
-      if (candidate->id == c.project) p = candidate;
+    const Project* p = project(c.org, c.project);
     if (!p)
       return fail(ErrorCode::not_found, "No project with that id exists in this organization.",
                   "project_id");
@@ -142,7 +140,7 @@ Outcome StateMachine::run(const CreateApiKey& c, uint64_t now) {
           ErrorCode::project_archived,
           "Project " + to_string(IdKind::project, p->id) + " is archived: it takes no new keys.",
           "project_id");
-    project = p->number;
+    number = p->number;
   }
   Outcome out;
   KeyHash hash;
@@ -153,7 +151,7 @@ Outcome StateMachine::run(const CreateApiKey& c, uint64_t now) {
     k->edit_extras([&](KeyExtras& e) { e.allowed_origins = c.allowed_origins; });
   k->expires_ms = c.expires_ms;
   k->rate_limit = c.rate_limit;
-  k->project = project;
+  k->project = number;
   out.key = stage(std::move(k), hash);
   return out;
 }
@@ -322,15 +320,13 @@ Outcome StateMachine::run(const DeleteCertificate& c, uint64_t) {
 }
 
 Outcome StateMachine::run(const SetCertificatesActive& c, uint64_t) {
-  uint16_t project = 0;
+  uint16_t number = 0;
   if (!c.project.empty()) {
-    const Project* p = nullptr;
-    for (const Project* candidate : projects(c.org))
-      if (candidate && candidate->id == c.project) p = candidate;
+    const Project* p = project(c.org, c.project);
     if (!p)
       return fail(ErrorCode::not_found, "No project with that id exists in this organization.",
                   "project_id");
-    project = p->number;
+    number = p->number;
   }
   const auto certs = certificates(c.org);
   std::vector<const Certificate*> found;
@@ -346,13 +342,13 @@ Outcome StateMachine::run(const SetCertificatesActive& c, uint64_t) {
   Outcome out;
   for (const Certificate* cur : found) {
     auto cert = std::make_shared<Certificate>(*cur);
-    if (!project) {
+    if (!number) {
       cert->active = c.active;
     } else {
       auto& ps = cert->active_projects;
-      const auto at = std::lower_bound(ps.begin(), ps.end(), project);
-      const bool there = at != ps.end() && *at == project;
-      if (c.active && !there) ps.insert(at, project);
+      const auto at = std::lower_bound(ps.begin(), ps.end(), number);
+      const bool there = at != ps.end() && *at == number;
+      if (c.active && !there) ps.insert(at, number);
       if (!c.active && there) ps.erase(at);
     }
     out.certificates.push_back(*cert);
@@ -393,13 +389,13 @@ Outcome project_not_found() {
               "project_id");
 }
 
-const Project* find_project(const std::vector<const Project*>& projects, Id id) {
-  for (const Project* p : projects)
+}  // namespace
+
+const Project* StateMachine::project(Id org_id, Id id) const {
+  for (const Project* p : projects(org_id))
     if (p && p->id == id) return p;
   return nullptr;
 }
-
-}  // namespace
 
 Outcome StateMachine::run(const CreateProject& c, uint64_t now) {
   if (!org(c.org)) return fail(ErrorCode::not_found, "No organization with that id exists.", "id");
@@ -420,7 +416,7 @@ Outcome StateMachine::run(const CreateProject& c, uint64_t now) {
 }
 
 Outcome StateMachine::run(const UpdateProject& c, uint64_t) {
-  const Project* cur = find_project(projects(c.org), c.project);
+  const Project* cur = project(c.org, c.project);
   if (!cur) return project_not_found();
   if (cur->archived_ms)
     return fail(ErrorCode::project_archived, "An archived project cannot be modified.",
@@ -434,7 +430,7 @@ Outcome StateMachine::run(const UpdateProject& c, uint64_t) {
 }
 
 Outcome StateMachine::run(const ArchiveProject& c, uint64_t now) {
-  const Project* cur = find_project(projects(c.org), c.project);
+  const Project* cur = project(c.org, c.project);
   if (!cur) return project_not_found();
   Outcome out;
   out.project = *cur;

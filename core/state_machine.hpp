@@ -62,6 +62,8 @@ class StateMachine {
   Outcome run(const ArchiveProject& c, uint64_t now);
   // The organization's projects as this batch sees them, in number order.
   std::vector<const Project*> projects(Id org) const;
+  // One of them by id; null if the organization has no such project.
+  const Project* project(Id org, Id project) const;
   void stage(std::shared_ptr<Project> p);
   // The organization's certificates as this batch sees them, in creation order.
   std::vector<const Certificate*> certificates(Id org) const;
