@@ -50,23 +50,39 @@ int report(const HttpResult& r) {
   return 1;
 }
 
-// GET `path` page after page (limit=100, following pagination.next_cursor) and prints
-// every item as one JSON document: {"data": [...]}. A listing is never cut short.
-int report_all(const Target& t, const std::string& path) {
+// Where a listing says whether there is more and where the next page starts: the native
+// API's {"pagination": {"has_more", "next_cursor"}} paged with `cursor`, or OpenAI's
+// {"has_more", "last_id"} paged with `after`.
+struct Paging {
+  const char* has_more;
+  const char* next;
+  const char* param;
+};
+constexpr Paging kNative{"/pagination/has_more", "/pagination/next_cursor", "cursor"};
+constexpr Paging kOpenAi{"/has_more", "/last_id", "after"};
+
+// GET `path` page after page (limit=100) and prints every item as one JSON document:
+// {"data": [...]}. A listing is never cut short.
+int report_all(const Target& t, const std::string& path, const Paging& paging = kNative,
+               const std::string& org = {}) {
   std::string out = "{\"data\":[";
   bool first = true;
   std::string cursor;
   simdjson::dom::parser parser;
+  const char sep = path.find('?') == std::string::npos ? '?' : '&';
   for (;;) {
     const HttpResult r =
-        call(t, "GET", path + "?limit=100" + (cursor.empty() ? "" : "&cursor=" + cursor));
+        call(t, "GET",
+             path + sep + "limit=100" +
+                 (cursor.empty() ? "" : "&" + std::string(paging.param) + "=" + cursor),
+             {}, org);
     if (r.status != 200) return report(r);
     simdjson::dom::element doc;
     simdjson::dom::array items;
     bool more = false;
     if (parser.parse(r.body).get(doc) != simdjson::SUCCESS ||
         doc["data"].get(items) != simdjson::SUCCESS ||
-        doc["pagination"]["has_more"].get(more) != simdjson::SUCCESS)
+        doc.at_pointer(paging.has_more).get(more) != simdjson::SUCCESS)
       throw std::runtime_error("the server's listing is not the JSON keygate sends: " + r.body);
     for (simdjson::dom::element item : items) {
       if (!first) out += ',';
@@ -75,43 +91,10 @@ int report_all(const Target& t, const std::string& path) {
     }
     std::string_view next;
     if (!more) break;
-    if (doc["pagination"]["next_cursor"].get(next) != simdjson::SUCCESS || next.empty())
-      throw std::runtime_error("the server says there is more but gives no next_cursor");
+    if (doc.at_pointer(paging.next).get(next) != simdjson::SUCCESS || next.empty())
+      throw std::runtime_error("the server says there is more but gives no " +
+                               std::string(paging.next + 1));
     cursor = next;
-  }
-  out += "]}";
-  std::printf("%s\n", out.c_str());
-  return 0;
-}
-
-// The same for OpenAI's list shape ({"data", "has_more", "last_id"}, paged with `after`).
-int report_all_after(const Target& t, const std::string& path, const std::string& org) {
-  std::string out = "{\"data\":[";
-  bool first = true;
-  std::string after;
-  simdjson::dom::parser parser;
-  const char sep = path.find('?') == std::string::npos ? '?' : '&';
-  for (;;) {
-    const HttpResult r = call(
-        t, "GET", path + sep + "limit=100" + (after.empty() ? "" : "&after=" + after), {}, org);
-    if (r.status != 200) return report(r);
-    simdjson::dom::element doc;
-    simdjson::dom::array items;
-    bool more = false;
-    if (parser.parse(r.body).get(doc) != simdjson::SUCCESS ||
-        doc["data"].get(items) != simdjson::SUCCESS ||
-        doc["has_more"].get(more) != simdjson::SUCCESS)
-      throw std::runtime_error("the server's listing is not the JSON keygate sends: " + r.body);
-    for (simdjson::dom::element item : items) {
-      if (!first) out += ',';
-      out += simdjson::minify(item);
-      first = false;
-    }
-    std::string_view last;
-    if (!more) break;
-    if (doc["last_id"].get(last) != simdjson::SUCCESS || last.empty())
-      throw std::runtime_error("the server says there is more but gives no last_id");
-    after = last;
   }
   out += "]}";
   std::printf("%s\n", out.c_str());
@@ -242,7 +225,7 @@ int projects(const Target& t, const std::string& action, const std::string& org,
     return body;
   };
   if (action == "list")
-    return report_all_after(t, base + (include_archived ? "?include_archived=true" : ""), org);
+    return report_all(t, base + (include_archived ? "?include_archived=true" : ""), kOpenAi, org);
   if (action == "create") return report(call(t, "POST", base, named(), org));
   if (project.empty()) {
     std::fprintf(stderr, "keygate projects %s: --project PROJECT_ID is required\n", action.c_str());

@@ -12,6 +12,11 @@ Outcome fail(ErrorCode code, std::string message, std::string param = {}) {
   return o;
 }
 
+Outcome project_not_found() {
+  return fail(ErrorCode::not_found, "No project with that id exists in this organization.",
+              "project_id");
+}
+
 Outcome key_not_found() {
   return fail(ErrorCode::not_found, "No API key with that id exists in this organization.",
               "key_id");
@@ -132,9 +137,7 @@ Outcome StateMachine::run(const CreateApiKey& c, uint64_t now) {
   uint16_t number = 0;
   if (!c.project.empty()) {
     const Project* p = project(c.org, c.project);
-    if (!p)
-      return fail(ErrorCode::not_found, "No project with that id exists in this organization.",
-                  "project_id");
+    if (!p) return project_not_found();
     if (p->archived_ms)
       return fail(
           ErrorCode::project_archived,
@@ -323,9 +326,7 @@ Outcome StateMachine::run(const SetCertificatesActive& c, uint64_t) {
   uint16_t number = 0;
   if (!c.project.empty()) {
     const Project* p = project(c.org, c.project);
-    if (!p)
-      return fail(ErrorCode::not_found, "No project with that id exists in this organization.",
-                  "project_id");
+    if (!p) return project_not_found();
     number = p->number;
   }
   const auto certs = certificates(c.org);
@@ -382,14 +383,7 @@ void StateMachine::stage(std::shared_ptr<Project> p) {
   staged_.push_back(std::move(s));
 }
 
-namespace {
-
-Outcome project_not_found() {
-  return fail(ErrorCode::not_found, "No project with that id exists in this organization.",
-              "project_id");
-}
-
-}  // namespace
+namespace {}  // namespace
 
 const Project* StateMachine::project(Id org_id, Id id) const {
   for (const Project* p : projects(org_id))

@@ -3,7 +3,6 @@
 // SDKs parse them; times in Unix seconds; the organization is the key's own, or for the
 // root key the one named by the OpenAI-Organization header.
 #include <algorithm>
-#include <charconv>
 
 #include "core/clock.hpp"
 #include "core/x509.hpp"
@@ -90,28 +89,14 @@ uint16_t project_param(Exchange& ex, core::Id org) {
 // The organization's certificates, with `active` for the organization or (project > 0) for
 // that project.
 void list(Exchange& ex, core::Id org, uint16_t project) {
-  unsigned limit = 20;
-  if (auto v = query_param(ex.req.query, "limit")) {
-    unsigned n = 0;
-    auto r = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (r.ec != std::errc{} || r.ptr != v->data() + v->size() || n < 1 || n > 100)
-      return write_error(ex, ErrorCode::invalid_field,
-                         "'limit' must be a whole number from 1 to 100.", "limit");
-    limit = n;
-  }
+  Page page;
+  if (!read_page(ex, core::IdKind::certificate, 100, page)) return;
   bool desc = true;
   if (auto v = query_param(ex.req.query, "order")) {
     if (*v == "asc")
       desc = false;
     else if (*v != "desc")
       return write_error(ex, ErrorCode::invalid_field, "'order' must be asc or desc.", "order");
-  }
-  std::optional<core::Id> after;
-  if (auto v = query_param(ex.req.query, "after")) {
-    after = core::parse_id(core::IdKind::certificate, *v);
-    if (!after)
-      return write_error(ex, ErrorCode::invalid_field,
-                         "'after' must be a certificate id (cert_...).", "after");
   }
   core::ReadSection rs;
   const core::CertificateSet* set = ex.app.index.find_org(org)->certs();
@@ -121,15 +106,15 @@ void list(Exchange& ex, core::Id org, uint16_t project) {
   // Ids sort as creation times do: created_at order, ties broken by id.
   if (desc) std::reverse(items.begin(), items.end());
   size_t start = 0;
-  if (after) {
+  if (page.after) {
     auto it = std::find_if(items.begin(), items.end(),
-                           [&](const core::Certificate* c) { return c->id == *after; });
+                           [&](const core::Certificate* c) { return c->id == *page.after; });
     if (it == items.end())
       return write_error(ex, ErrorCode::invalid_field,
                          "'after' does not name a certificate of this organization.", "after");
     start = static_cast<size_t>(it - items.begin()) + 1;
   }
-  const size_t end = std::min(items.size(), start + limit);
+  const size_t end = std::min(items.size(), start + page.limit);
   ex.res.status = 200;
   core::JsonWriter w(ex.res.body);
   w.begin_object().field("object", "list").key("data").begin_array();

@@ -5,7 +5,6 @@
 // organizations:update: a project is part of how an organization is set up, as its name
 // and slug are. A project's keys are keygate's own keys (api_keys:read, api_keys:manage).
 #include <algorithm>
-#include <charconv>
 
 #include "core/clock.hpp"
 #include "core/validation.hpp"
@@ -133,15 +132,8 @@ net::task<void> create_project(Exchange& ex) {
 void list_projects(Exchange& ex) {
   auto org = openai_organization(ex, core::Scope::organizations_read);
   if (!org) return;
-  unsigned limit = 20;
-  if (auto v = query_param(ex.req.query, "limit")) {
-    unsigned n = 0;
-    auto r = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (r.ec != std::errc{} || r.ptr != v->data() + v->size() || n < 1 || n > 100)
-      return write_error(ex, ErrorCode::invalid_field,
-                         "'limit' must be a whole number from 1 to 100.", "limit");
-    limit = n;
-  }
+  Page page;
+  if (!read_page(ex, core::IdKind::project, 100, page)) return;
   bool include_archived = false;
   if (auto v = query_param(ex.req.query, "include_archived")) {
     if (*v == "true")
@@ -150,22 +142,15 @@ void list_projects(Exchange& ex) {
       return write_error(ex, ErrorCode::invalid_field, "'include_archived' must be true or false.",
                          "include_archived");
   }
-  std::optional<core::Id> after;
-  if (auto v = query_param(ex.req.query, "after")) {
-    after = core::parse_id(core::IdKind::project, *v);
-    if (!after)
-      return write_error(ex, ErrorCode::invalid_field, "'after' must be a project id (proj_...).",
-                         "after");
-  }
   core::ReadSection rs;
   const core::ProjectSet* set = ex.app.index.find_org(*org)->project_set();
   std::vector<const core::Project*> items;  // in creation order, as OpenAI lists them
   if (set)
     for (const auto& p : set->items) items.push_back(p.get());
   size_t start = 0;
-  if (after) {
+  if (page.after) {
     auto it = std::find_if(items.begin(), items.end(),
-                           [&](const core::Project* p) { return p->id == *after; });
+                           [&](const core::Project* p) { return p->id == *page.after; });
     if (it == items.end())
       return write_error(ex, ErrorCode::invalid_field,
                          "'after' does not name a project of this organization.", "after");
@@ -180,7 +165,7 @@ void list_projects(Exchange& ex) {
   unsigned n = 0;
   for (size_t i = start; i < items.size(); ++i) {
     if (items[i]->archived_ms && !include_archived) continue;
-    if (n == limit) {
+    if (n == page.limit) {
       more = true;
       break;
     }
@@ -232,33 +217,19 @@ net::task<void> archive_project(Exchange& ex) {
 void list_project_keys(Exchange& ex) {
   auto org = openai_organization(ex, core::Scope::api_keys_read);
   if (!org) return;
-  unsigned limit = 20;
-  if (auto v = query_param(ex.req.query, "limit")) {
-    unsigned n = 0;
-    auto r = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (r.ec != std::errc{} || r.ptr != v->data() + v->size() || n < 1 || n > 100)
-      return write_error(ex, ErrorCode::invalid_field,
-                         "'limit' must be a whole number from 1 to 100.", "limit");
-    limit = n;
-  }
+  Page page;
+  if (!read_page(ex, core::IdKind::api_key, 100, page)) return;
   std::optional<std::string_view> access = query_param(ex.req.query, "owner_project_access");
   if (access && *access != "active" && *access != "inactive" && *access != "any")
     return write_error(ex, ErrorCode::invalid_field,
                        "'owner_project_access' must be active, inactive or any.",
                        "owner_project_access");
-  std::optional<core::Id> after;
-  if (auto v = query_param(ex.req.query, "after")) {
-    after = core::parse_id(core::IdKind::api_key, *v);
-    if (!after)
-      return write_error(ex, ErrorCode::invalid_field, "'after' must be an API key id (key_...).",
-                         "after");
-  }
   core::ReadSection rs;
   const core::Project* p = find_project(ex, *org);
   if (!p) return;
   core::KeySlot* s = ex.app.index.find_org(*org)->keys();
-  if (after) {
-    core::KeySlot* cur = ex.app.index.find_key(*after);
+  if (page.after) {
+    core::KeySlot* cur = ex.app.index.find_key(*page.after);
     if (!cur || cur->load()->organization_id != *org || cur->load()->project != p->number)
       return write_error(ex, ErrorCode::invalid_field,
                          "'after' does not name a key of this project.", "after");
@@ -277,7 +248,7 @@ void list_project_keys(Exchange& ex) {
   for (; s && shown; s = s->next()) {
     const core::ApiKey& k = *s->load();
     if (k.project != p->number || k.revoked_ms) continue;
-    if (n == limit) {
+    if (n == page.limit) {
       more = true;
       break;
     }

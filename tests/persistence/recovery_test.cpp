@@ -196,7 +196,10 @@ TEST(Recovery, CorruptionInTheMiddleRefusesToStartAndRepairCutsIt) {
 // The index keeps a key's hash in its slot, given once: a record that gives a key another
 // hash, or gives a new key the hash of an existing one, was not written by keygate.
 TEST(Recovery, AKeyRecordThatChangesAKeysHashOrReusesAnotherKeysIsCorruption) {
-  for (const bool new_id : {false, true}) {
+  // And a key in a project its organization does not have: the project's record always
+  // comes first.
+  enum class Damage { changed_hash, reused_hash, missing_project };
+  for (const Damage damage : {Damage::changed_hash, Damage::reused_hash, Damage::missing_project}) {
     const std::string path = temp_dir();
     core::ApiKey key;
     core::KeyHash hash;
@@ -208,11 +211,18 @@ TEST(Recovery, AKeyRecordThatChangesAKeysHashOrReusesAnotherKeysIsCorruption) {
       hash = core::hash_key(created.revealed_key);
     }
     std::string payload, record;
-    if (new_id) {
-      key.id = core::IdGenerator().next(key.created_ms + 1);  // another key, the same hash
-      encode(hash, key, 0, payload);
-    } else {
-      encode(core::hash_key("another value"), key, 0, payload);  // the same key, another hash
+    switch (damage) {
+      case Damage::reused_hash:
+        key.id = core::IdGenerator().next(key.created_ms + 1);  // another key, the same hash
+        encode(hash, key, 0, payload);
+        break;
+      case Damage::changed_hash:
+        encode(core::hash_key("another value"), key, 0, payload);  // the same key, another hash
+        break;
+      case Damage::missing_project:
+        key.project = 1;
+        encode(hash, key, 0, payload);
+        break;
     }
     append_record(record, RecordType::api_key, payload);
     {
@@ -221,8 +231,7 @@ TEST(Recovery, AKeyRecordThatChangesAKeysHashOrReusesAnotherKeysIsCorruption) {
     }
     const std::string why = refusal(path);
     EXPECT_NE(why.find("not valid"), std::string::npos)
-        << "recovery of " << (new_id ? "a reused hash" : "a changed hash") << " said: '" << why
-        << "'";
+        << "recovery of damage " << static_cast<int>(damage) << " said: '" << why << "'";
     std::filesystem::remove_all(path);
   }
 }
@@ -353,31 +362,6 @@ TEST(Recovery, ProjectsAndTheirKeysComeBackFromTheLogAndFromASnapshot) {
     EXPECT_EQ(again.index->find_key(key)->load()->project, 1);
     std::filesystem::remove_all(path);
   }
-}
-
-// A key record naming a project its organization does not have was not written by keygate
-// (the project's record always comes first).
-TEST(Recovery, AKeyInAProjectThatDoesNotExistIsCorruption) {
-  const std::string path = temp_dir();
-  core::ApiKey key;
-  core::KeyHash hash;
-  {
-    Store s(path);
-    auto org = s.run(core::CreateOrganization{"A", "a"}).org->id;
-    auto created = s.run(core::CreateApiKey{org, "k"});
-    key = *created.key;
-    hash = core::hash_key(created.revealed_key);
-  }
-  key.project = 1;
-  std::string payload, record;
-  encode(hash, key, 0, payload);
-  append_record(record, RecordType::api_key, payload);
-  {
-    std::ofstream f(segment_path(path, 0), std::ios::app | std::ios::binary);
-    f.write(record.data(), static_cast<std::streamsize>(record.size()));
-  }
-  EXPECT_NE(refusal(path).find("not valid"), std::string::npos);
-  std::filesystem::remove_all(path);
 }
 
 // A data directory written by keygate before API key records went to payload version 2
