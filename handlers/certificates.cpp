@@ -72,20 +72,6 @@ bool wants_content(std::string_view query) {
   return false;
 }
 
-// The project `{id}` of organization `org`, by number; writes the 404 and returns 0 when it
-// has none such.
-uint16_t project_param(Exchange& ex, core::Id org) {
-  auto id = core::parse_id(core::IdKind::project, ex.params[0]);
-  core::ReadSection rs;
-  const core::OrgSlot* o = ex.app.index.find_org(org);
-  const core::ProjectSet* set = o ? o->project_set() : nullptr;
-  const core::Project* p = set && id ? set->find(*id) : nullptr;
-  if (!p)
-    write_error(ex, ErrorCode::not_found, "No project with that id exists in this organization.",
-                "project_id");
-  return p ? p->number : 0;
-}
-
 // The organization's certificates, with `active` for the organization or (project > 0) for
 // that project.
 void list(Exchange& ex, core::Id org, uint16_t project) {
@@ -234,8 +220,11 @@ net::task<void> set_active(Exchange& ex, bool active, bool in_project) {
   core::SetCertificatesActive cmd{*org, {}, active};
   uint16_t project = 0;
   if (in_project) {
-    if (!(project = project_param(ex, *org))) co_return;
-    cmd.project = *core::parse_id(core::IdKind::project, ex.params[0]);
+    core::ReadSection rs;
+    const core::Project* p = project_in_path(ex, *org);
+    if (!p) co_return;
+    project = p->number;
+    cmd.project = p->id;
   }
   bool has_ids = false;
   core::Error err;
@@ -290,7 +279,14 @@ void list_certificates(Exchange& ex) {
 void list_project_certificates(Exchange& ex) {
   auto org = openai_organization(ex, core::Scope::certificates_read);
   if (!org) return;
-  if (const uint16_t project = project_param(ex, *org)) list(ex, *org, project);
+  uint16_t project = 0;
+  {
+    core::ReadSection rs;
+    const core::Project* p = project_in_path(ex, *org);
+    if (!p) return;
+    project = p->number;
+  }
+  list(ex, *org, project);
 }
 net::task<void> activate_project_certificates(Exchange& ex) {
   return set_active(ex, true, true);

@@ -55,17 +55,6 @@ bool read_name(Exchange& ex, std::string& name) {
   return ok;
 }
 
-// The project `{id}` of `org` as published; writes the 404 and returns null otherwise.
-// Inside a ReadSection.
-const core::Project* find_project(Exchange& ex, core::Id org) {
-  auto id = core::parse_id(core::IdKind::project, ex.params[0]);
-  const core::OrgSlot* o = ex.app.index.find_org(org);
-  const core::ProjectSet* set = o ? o->project_set() : nullptr;
-  const core::Project* p = set && id ? set->find(*id) : nullptr;
-  if (!p) project_not_found(ex);
-  return p;
-}
-
 void key_not_found(Exchange& ex) {
   write_error(ex, ErrorCode::not_found, "No API key with that id exists in this project.",
               "api_key_id");
@@ -183,13 +172,8 @@ void list_projects(Exchange& ex) {
 void get_project(Exchange& ex) {
   auto org = openai_organization(ex, core::Scope::organizations_read);
   if (!org) return;
-  auto id = project_param(ex);
-  if (!id) return;
   core::ReadSection rs;
-  const core::ProjectSet* set = ex.app.index.find_org(*org)->project_set();
-  const core::Project* p = set ? set->find(*id) : nullptr;
-  if (!p) return project_not_found(ex);
-  respond(ex, *p);
+  if (const core::Project* p = project_in_path(ex, *org)) respond(ex, *p);
 }
 
 net::task<void> update_project(Exchange& ex) {
@@ -225,7 +209,7 @@ void list_project_keys(Exchange& ex) {
                        "'owner_project_access' must be active, inactive or any.",
                        "owner_project_access");
   core::ReadSection rs;
-  const core::Project* p = find_project(ex, *org);
+  const core::Project* p = project_in_path(ex, *org);
   if (!p) return;
   core::KeySlot* s = ex.app.index.find_org(*org)->keys();
   if (page.after) {
@@ -267,7 +251,7 @@ void get_project_key(Exchange& ex) {
   auto org = openai_organization(ex, core::Scope::api_keys_read);
   if (!org) return;
   core::ReadSection rs;
-  const core::Project* p = find_project(ex, *org);
+  const core::Project* p = project_in_path(ex, *org);
   core::KeySlot* s = p ? find_project_key(ex, *p) : nullptr;
   if (!s) return;
   ex.res.status = 200;
@@ -282,7 +266,7 @@ net::task<void> delete_project_key(Exchange& ex) {
   core::Id key;
   {
     core::ReadSection rs;
-    const core::Project* p = find_project(ex, *org);
+    const core::Project* p = project_in_path(ex, *org);
     core::KeySlot* s = p ? find_project_key(ex, *p) : nullptr;
     if (!s) co_return;
     key = s->load()->id;

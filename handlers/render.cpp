@@ -1,6 +1,7 @@
 #include "handlers/render.hpp"
 
 #include "core/clock.hpp"
+#include "handlers/errors.hpp"
 
 namespace keygate::handlers {
 
@@ -45,6 +46,17 @@ core::Id project_of(const core::Index& index, const core::ApiKey& k) noexcept {
   const core::OrgSlot* org = index.find_org(k.organization_id);
   const core::Project* p = org ? org->project(k.project) : nullptr;
   return p ? p->id : core::Id{};
+}
+
+const core::Project* project_in_path(Exchange& ex, core::Id org) {
+  auto id = core::parse_id(core::IdKind::project, ex.params[0]);
+  const core::OrgSlot* o = ex.app.index.find_org(org);
+  const core::ProjectSet* set = o ? o->project_set() : nullptr;
+  const core::Project* p = set && id ? set->find(*id) : nullptr;
+  if (!p)
+    write_error(ex, core::ErrorCode::not_found,
+                "No project with that id exists in this organization.", "project_id");
+  return p;
 }
 
 void write_project(core::JsonWriter& w, const core::Project& p) {

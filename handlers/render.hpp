@@ -19,6 +19,9 @@ void write_api_key(core::JsonWriter& w, const core::Index& index, const core::Ap
 // The id of the key's project, empty when it is in none. Inside a ReadSection.
 core::Id project_of(const core::Index& index, const core::ApiKey& key) noexcept;
 void write_project(core::JsonWriter& w, const core::Project& p);  // organization.project
+// The project that the path's {id} names in organization `org`; writes the 404 and returns
+// null when it has none such. Inside a ReadSection.
+const core::Project* project_in_path(Exchange& ex, core::Id org);
 void write_time(core::JsonWriter& w, std::string_view name, uint64_t unix_ms);  // null when 0
 void write_id(core::JsonWriter& w, std::string_view name, core::IdKind kind,
               core::Id id);  // null when empty
