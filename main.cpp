@@ -81,6 +81,7 @@ std::unique_ptr<persistence::Journal> open_journal(const ServeOptions& o,
   jopts.fsync =
       o.fsync == "everysec" ? persistence::FsyncMode::everysec : persistence::FsyncMode::always;
   jopts.snapshot_bytes = o.snapshot_bytes;
+  jopts.audit_retention_ms = *cli::audit_retention_seconds(o.audit_retention) * 1000;
   // --fsync=everysec, and the log cannot take again what memory already serves: end here,
   // at once, so that systemd (Restart=on-failure) starts a server from what is durable
   // rather than let this one disagree with its own log (Journal::resync).
@@ -114,6 +115,7 @@ std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
   eo.prefix = o.etcd_prefix;
   eo.tls = {o.etcd_cacert, o.etcd_cert, o.etcd_key};
   eo.stale_after = std::chrono::milliseconds(o.etcd_stale_after_ms);
+  eo.audit_retention = std::chrono::seconds(*cli::audit_retention_seconds(o.audit_retention));
   eo.advertise_url = advertise_url;
   // etcd compacted the history this node's watch needs: only a restart, which loads the
   // whole state again, brings it back in step.
@@ -166,6 +168,7 @@ int serve(const ServeOptions& o) {
   core::RcuThread rcu;
   core::Index index;
   core::StateMachine state(index);
+  state.set_auditing(*cli::audit_retention_seconds(o.audit_retention) > 0);
   handlers::Idempotency idempotency;
   handlers::Metrics metrics;
   handlers::AppConfig config;
@@ -389,6 +392,15 @@ int main(int argc, char** argv) {
   projects_cmd->add_option("--name", key_name, "Name, for create and rename");
   projects_cmd->add_flag("--include-archived", include_archived, "For list: archived ones too");
   add_target(projects_cmd);
+  std::vector<std::string> audit_types;
+  long audit_since = -1;
+  auto* audit_cmd =
+      cli.add_subcommand("audit", "List an organization's audit events on a running server");
+  audit_cmd->add_option("--org", org_id, "Organization id (org_...)")->required();
+  audit_cmd->add_option("--type", audit_types, "Only events of this type (repeatable)");
+  audit_cmd->add_option("--since", audit_since, "Only events at or after this Unix time (seconds)");
+  add_target(audit_cmd);
+
   std::string cluster_etcd, cluster_prefix = "/keygate";
   cluster::EtcdTls cluster_tls;
   auto* cluster_cmd = cli.add_subcommand(
@@ -421,6 +433,7 @@ int main(int argc, char** argv) {
                        grace, project_id);
     if (*projects_cmd)
       return cli::projects(target, action, org_id, project_id, key_name, include_archived);
+    if (*audit_cmd) return cli::audit(target, org_id, audit_types, audit_since);
     if (*check_cmd) return check(data_dir);
     if (*repair_cmd) {
       persistence::DataDir dir(data_dir);

@@ -215,6 +215,16 @@ int keys(const Target& t, const std::string& action, const std::string& org, con
   return 2;
 }
 
+int audit(const Target& t, const std::string& org, const std::vector<std::string>& types,
+          long since) {
+  std::string query;
+  for (const auto& type : types)
+    query += (query.empty() ? "?" : "&") + ("event_types%5B%5D=" + type);
+  if (since >= 0)
+    query += (query.empty() ? "?" : "&") + ("effective_at%5Bgte%5D=" + std::to_string(since));
+  return report_all(t, "/v1/organizations/" + org + "/audit-events" + query);
+}
+
 int projects(const Target& t, const std::string& action, const std::string& org,
              const std::string& project, const std::string& name, bool include_archived) {
   const std::string base = "/v1/organization/projects";

@@ -38,5 +38,9 @@ int keys(const Target& target, const std::string& action, const std::string& org
          const std::string& project = {});
 int projects(const Target& target, const std::string& action, const std::string& org,
              const std::string& project, const std::string& name, bool include_archived);
+// `keygate audit --org ORG [--type T ...] [--since UNIX_SECONDS]`: every matching event,
+// newest first, as one {"data": [...]}.
+int audit(const Target& target, const std::string& org, const std::vector<std::string>& types,
+          long since);
 
 }  // namespace keygate::cli

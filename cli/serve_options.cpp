@@ -2,9 +2,37 @@
 
 #include <CLI/CLI.hpp>
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 
 namespace keygate::cli {
+
+std::optional<uint64_t> audit_retention_seconds(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  uint64_t unit = 86'400;
+  switch (text.back()) {
+    case 'd':
+      unit = 86'400, text.remove_suffix(1);
+      break;
+    case 'h':
+      unit = 3'600, text.remove_suffix(1);
+      break;
+    case 'm':
+      unit = 60, text.remove_suffix(1);
+      break;
+    case 's':
+      unit = 1, text.remove_suffix(1);
+      break;
+    default:
+      break;
+  }
+  uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  constexpr uint64_t kMax = 100ull * 366 * 86'400;
+  if (n > kMax / unit) return std::nullopt;
+  return n * unit;
+}
 
 void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
   auto env = [](const char* name) { return std::string("KEYGATE_") + name; };
@@ -37,6 +65,14 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
                  "Write a snapshot when the log has grown by this many bytes")
       ->envname(env("SNAPSHOT_BYTES"))
       ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 40))
+      ->capture_default_str();
+  cmd.add_option("--audit-retention", o.audit_retention,
+                 "Keep audit events this long: 90d, 12h, 30m, 45s, or days; 0 records none")
+      ->envname(env("AUDIT_RETENTION"))
+      ->check([](const std::string& v) -> std::string {
+        return audit_retention_seconds(v) ? std::string()
+                                          : "takes a duration such as 90d, 12h, 30m or 45s";
+      })
       ->capture_default_str();
   cmd.add_option("--secret-rate", o.secret_rps, "Default requests/s of a secret key (0: unlimited)")
       ->envname(env("SECRET_RATE"))

@@ -7,7 +7,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace CLI {
@@ -26,6 +28,7 @@ struct ServeOptions {
   bool open_signup = false;
   bool access_log = false;
   uint64_t snapshot_bytes = 64ull << 20;
+  std::string audit_retention = "90d";  // see audit_retention_seconds()
   uint32_t secret_rps = 10'000, secret_burst = 20'000;
   uint32_t publishable_rps = 1'000, publishable_burst = 2'000;
   unsigned max_connections = 10'000;
@@ -41,6 +44,10 @@ struct ServeOptions {
   unsigned idle_timeout_ms = 60'000;
   unsigned drain_timeout_ms = 10'000;
 };
+
+// "90d", "12h", "30m", "45s" or a bare number of days, in seconds; nullopt if it is none
+// of these (or more than 100 years). 0 turns auditing off.
+std::optional<uint64_t> audit_retention_seconds(std::string_view text);
 
 // Adds every `serve` flag to `cmd`, bound to `o`.
 void add_serve_flags(CLI::App& cmd, ServeOptions& o);

@@ -112,7 +112,7 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
     // (a range is in key order, and "key/" sorts before "org/"): projects before the keys
     // that name them.
     revision = store;
-    for (const char* kind : {"org", "proj", "key", "cert", "ver"}) {
+    for (const char* kind : {"org", "proj", "key", "cert", "audit", "ver"}) {
       const std::string from = layout_.kind(kind);
       load(from, prefix_end(from), revision, -1);
     }
@@ -164,8 +164,8 @@ void EtcdCommitter::take_snapshot() {
   const int64_t revision = applied_.load(std::memory_order_acquire);
   persistence::SnapshotInfo info;
   std::string error;
-  if (!persistence::write_snapshot(dir, state_.index(), static_cast<uint64_t>(revision) + 1, info,
-                                   error)) {
+  if (!persistence::write_snapshot(dir, state_.index(), static_cast<uint64_t>(revision) + 1, 0,
+                                   info, error)) {
     core::log(core::Level::error, "cluster.snapshot_failed", {{"error", error}});
     return;
   }
@@ -320,6 +320,16 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
         it->second = kv.mod_revision;
     return;
   }
+  if (deleted && take("/audit/")) {  // its lease expired: past the retention
+    const size_t slash = k.find('/');
+    const auto org = core::parse_id(core::IdKind::organization, k.substr(0, slash));
+    const auto id = slash == std::string_view::npos
+                        ? std::nullopt
+                        : core::parse_id(core::IdKind::audit_event, k.substr(slash + 1));
+    if (!org || !id) bad("an audit event key");
+    state_.index().audit().erase(*org, *id);
+    return;
+  }
   if (deleted && take("/cert/")) {
     const size_t slash = k.find('/');
     const auto org = core::parse_id(core::IdKind::organization, k.substr(0, slash));
@@ -366,6 +376,12 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
       state_.apply(std::move(c));
       break;
     }
+    case persistence::RecordType::audit_event: {
+      auto e = persistence::decode_audit_event(r.payload);
+      if (!e || !state_.index().find_org(e->organization_id)) bad("an audit event record");
+      state_.apply(std::move(*e));
+      break;
+    }
     default:
       bad("a record of an unknown type");
   }
@@ -396,7 +412,7 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
       for (size_t j = batch.size(); j > i; --j) queue_.push_front(batch[j - 1].submission);
       break;
     }
-    core::Outcome out = state_.execute(r.submission->command, core::now_ms());
+    core::Outcome out = state_.execute(r.submission->command, core::now_ms(), r.submission->actor);
     if (out.error) {  // refused: nothing staged, answered at once
       r.submission->outcome = std::move(out);
       r.submission->done(r.submission);
@@ -424,6 +440,8 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
   };
   std::set<core::Id> orgs;
   std::string payload;
+  int64_t lease = 0;
+  std::string lease_error;
   {
     core::ReadSection rs;
     for (const auto& st : state_.staged()) {
@@ -450,6 +468,12 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
         }
         const std::string k = layout_.api_key(st.key->id);
         set_op({Op::Kind::put, k, std::move(value)});
+      } else if (st.event) {
+        // In the same transaction as the change it describes; etcd drops it with its lease.
+        orgs.insert(st.event->organization_id);
+        if (!lease) lease = audit_lease(lease_error);
+        set_op({Op::Kind::put, layout_.audit_event(st.event->organization_id, st.event->id),
+                std::move(value), lease});
       } else if (st.project) {
         orgs.insert(st.project->organization_id);
         set_op({Op::Kind::put, layout_.project(st.project->organization_id, st.project->id),
@@ -474,9 +498,12 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
   }
 
   TxnResult r;
-  std::string error;
+  std::string error = lease_error;
   txns_.fetch_add(1, std::memory_order_relaxed);
-  if (!client_.txn(compares, list, r, error)) {
+  bool sent = false;
+  if (lease_error.empty()) sent = client_.txn(compares, list, r, error);
+  if (!sent) {
+    audit_lease_ = {-1, 0};  // perhaps etcd lost it: the next transaction takes a new one
     failures_.fetch_add(1, std::memory_order_relaxed);
     core::log(core::Level::error, "cluster.txn_failed", {{"error", error}});
     for (Retry& p : staged_by) {
@@ -505,6 +532,14 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
   for (size_t i = 0; i < staged_by.size(); ++i)
     retries_.push_back({staged_by[i].submission, r.revision, staged_by[i].attempts + 1, token,
                         std::move(outcomes[i])});
+}
+
+int64_t EtcdCommitter::audit_lease(std::string& error) {
+  const int64_t day = static_cast<int64_t>(core::now_ms() / 86'400'000);
+  if (audit_lease_.first == day && audit_lease_.second) return audit_lease_.second;
+  const int64_t lease = client_.lease_grant(options_.audit_retention.count() + 86'400, error);
+  if (lease) audit_lease_ = {day, lease};
+  return lease;
 }
 
 // How far behind the store this node is: one small read a second when nothing else spoke

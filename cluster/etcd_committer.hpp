@@ -53,6 +53,9 @@ struct EtcdOptions {
   // snapshots, every start loads in full.
   const persistence::DataDir* data_dir = nullptr;
   std::chrono::seconds snapshot_interval{300};
+  // Audit events are put with a lease of this much plus a day (one lease per UTC day), so
+  // etcd drops them after it (--audit-retention). 0: no events are recorded.
+  std::chrono::seconds audit_retention{90 * 86'400};
   // Called on the committer's thread when this node cannot go on from its state: etcd has
   // compacted the history its watch needs. main.cpp ends the process there, and the
   // restart loads the whole state again.
@@ -132,6 +135,10 @@ class EtcdCommitter final : public core::Committer {
   std::thread thread_, watcher_;
   int64_t watch_from_ = 0;  // the watch thread's next start revision
   int64_t lease_ = 0;       // of this node's registration; 0: none yet
+  // The lease the audit events of one UTC day are put with: {day, lease}. Committer thread.
+  std::pair<int64_t, int64_t> audit_lease_{-1, 0};
+  // The lease for an event put now; 0 with `error` when etcd granted none.
+  int64_t audit_lease(std::string& error);
   std::chrono::steady_clock::time_point renewed_;
 
   std::atomic<int64_t> applied_{0};

@@ -20,6 +20,7 @@ class Layout {
   std::string api_key(core::Id key) const;
   std::string certificate(core::Id org, core::Id cert) const;
   std::string project(core::Id org, core::Id project) const;
+  std::string audit_event(core::Id org, core::Id event) const;
   std::string version(core::Id org) const;  // its mod_revision is the organization's version
   std::string slug(std::string_view slug) const;
   std::string hash(const core::KeyHash& hash) const;

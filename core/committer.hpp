@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "core/audit.hpp"
 #include "core/commands.hpp"
 
 namespace keygate::core {
@@ -14,6 +15,7 @@ namespace keygate::core {
 // alive until done() has been called.
 struct Submission {
   Command command;
+  Actor actor;  // who asked: the audit event names it
   Outcome outcome;
   void (*done)(Submission*) = nullptr;  // called once, on the committer's thread, outcome final
   void* context = nullptr;

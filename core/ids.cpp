@@ -35,8 +35,9 @@ struct Prefix {
   char text[8];
   uint8_t size;
 };
-constexpr Prefix kPrefixes[] = {{"org_", 4}, {"key_", 4}, {"cert_", 5}, {"req_", 4}, {"proj_", 5}};
-static_assert(std::size(kPrefixes) == static_cast<size_t>(IdKind::project) + 1);
+constexpr Prefix kPrefixes[] = {{"org_", 4}, {"key_", 4},  {"cert_", 5},
+                                {"req_", 4}, {"proj_", 5}, {"audit_", 6}};
+static_assert(std::size(kPrefixes) == static_cast<size_t>(IdKind::audit_event) + 1);
 
 std::string_view id_prefix(IdKind kind) noexcept {
   const Prefix& p = kPrefixes[static_cast<size_t>(kind)];

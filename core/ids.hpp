@@ -11,7 +11,7 @@
 
 namespace keygate::core {
 
-enum class IdKind : uint8_t { organization, api_key, certificate, request, project };
+enum class IdKind : uint8_t { organization, api_key, certificate, request, project, audit_event };
 
 std::string_view id_prefix(IdKind kind) noexcept;
 

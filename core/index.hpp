@@ -18,6 +18,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/audit.hpp"
 #include "core/ids.hpp"
 #include "core/model.hpp"
 #include "core/slot_table.hpp"
@@ -202,6 +203,11 @@ class Index {
   // Counts the keys whose expiry or grace period ended by `now_ms` as expired (counts()).
   void advance_clock(uint64_t now_ms) { counts_.advance(now_ms); }
 
+  // The audit log rides with the index so that everything holding one holds the other,
+  // but it is not part of it: verification never reads it (core/audit.hpp).
+  AuditLog& audit() noexcept { return audit_; }
+  const AuditLog& audit() const noexcept { return audit_; }
+
  private:
   SlotArena org_slots_{sizeof(OrgSlot)};  // before the tables that name their slots
   SlotArena key_slots_{sizeof(KeySlot)};
@@ -213,6 +219,7 @@ class Index {
   std::atomic<uint64_t> key_count_{0};
   std::atomic<uint64_t> org_count_{0};
   StatusCounts counts_;
+  AuditLog audit_;
   std::vector<std::unique_ptr<const Organization>> retired_orgs_;
   std::vector<std::unique_ptr<const ApiKey>> retired_keys_;
   std::vector<std::unique_ptr<const CertificateSet>> retired_cert_sets_;

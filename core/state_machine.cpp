@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/json_writer.hpp"
+
 namespace keygate::core {
 
 namespace {
@@ -29,9 +31,69 @@ ScopeSet migrate_legacy(ScopeSet s) {
          bit(Scope::organizations_update);
 }
 
+void write_scopes(JsonWriter& w, ScopeSet scopes) {
+  w.key("scopes").begin_array();
+  for_each_scope(scopes, [&](Scope s) { w.string(scope_name(s)); });
+  w.end_array();
+}
+
+// The payloads of the audit events, in OpenAI's shapes (docs/api.md §8): never a secret.
+std::string key_created(const ApiKey& k) {
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().field("id", std::string_view(to_string(IdKind::api_key, k.id)));
+  w.key("data").begin_object();
+  write_scopes(w, k.scopes);
+  w.field("name", std::string_view(k.name))
+      .field("type", to_string(k.type))
+      .field("environment", to_string(k.environment));
+  if (!k.rotated_from().empty())
+    w.field("rotated_from", std::string_view(to_string(IdKind::api_key, k.rotated_from())));
+  w.end_object().end_object();
+  return out;
+}
+
+std::string just_id(IdKind kind, Id id) {
+  std::string out;
+  JsonWriter(out).begin_object().field("id", std::string_view(to_string(kind, id))).end_object();
+  return out;
+}
+
+std::string certificate_payload(const Certificate& c) {
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().field("id", std::string_view(to_string(IdKind::certificate, c.id)));
+  w.key("name");
+  c.name ? w.string(*c.name) : w.null();
+  w.end_object();
+  return out;
+}
+
 }  // namespace
 
 StateMachine::StateMachine(Index& index) : index_(index) {}
+
+void StateMachine::audit(AuditType type, Id org, Id project, std::vector<Id> resources,
+                         std::string payload) {
+  if (!auditing_) return;
+  auto e = std::make_shared<AuditEvent>();
+  e->id = ids_.next(now_ms_);
+  e->organization_id = org;
+  e->project_id = project;
+  e->resources = std::move(resources);
+  e->type = type;
+  e->actor = actor_ ? *actor_ : Actor{};
+  e->payload = std::move(payload);
+  Staged st;
+  st.event = std::move(e);
+  staged_.push_back(std::move(st));
+}
+
+Id StateMachine::project_id(const ApiKey& k) const {
+  if (!k.project) return {};
+  const auto ps = projects(k.organization_id);
+  return k.project <= ps.size() && ps[k.project - 1] ? ps[k.project - 1]->id : Id{};
+}
 
 const Organization* StateMachine::org(Id id) const {
   if (auto it = staged_orgs_.find(id); it != staged_orgs_.end())
@@ -67,9 +129,13 @@ Organization& StateMachine::stage(std::unique_ptr<Organization> o) {
   return ref;
 }
 
-Outcome StateMachine::execute(const Command& command, uint64_t now_ms) {
+Outcome StateMachine::execute(const Command& command, uint64_t now_ms, const Actor& actor) {
   ReadSection rs;  // the writer reads the published index like any reader
-  return std::visit([&](const auto& c) { return run(c, now_ms); }, command);
+  actor_ = &actor;
+  now_ms_ = now_ms;
+  Outcome out = std::visit([&](const auto& c) { return run(c, now_ms); }, command);
+  actor_ = nullptr;
+  return out;
 }
 
 std::unique_ptr<ApiKey> StateMachine::new_key(Id org_id, KeyType type, Environment env,
@@ -109,6 +175,15 @@ Outcome StateMachine::run(const CreateOrganization& c, uint64_t now) {
   k->name = "Default secret key";
   k->scopes = kAllScopes;
   out.key = stage(std::move(k), hash);
+  {
+    std::string payload;
+    JsonWriter w(payload);
+    w.begin_object().field("id", std::string_view(to_string(IdKind::organization, out.org->id)));
+    w.key("data").begin_object().field("name", std::string_view(out.org->name));
+    w.field("slug", std::string_view(out.org->slug)).end_object().end_object();
+    audit(AuditType::organization_created, out.org->id, {}, {out.org->id}, std::move(payload));
+  }
+  audit(AuditType::api_key_created, out.org->id, {}, {out.key->id}, key_created(*out.key));
   return out;
 }
 
@@ -127,8 +202,17 @@ Outcome StateMachine::run(const UpdateOrganization& c, uint64_t now) {
   if (c.name) o->name = *c.name;
   if (c.status) o->status = *c.status;
   o->updated_ms = now;
+  std::string payload;
+  JsonWriter w(payload);
+  w.begin_object().field("id", std::string_view(to_string(IdKind::organization, cur->id)));
+  w.key("changes_requested").begin_object();
+  if (c.name) w.field("name", std::string_view(*c.name));
+  if (c.slug) w.field("slug", std::string_view(*c.slug));
+  if (c.status) w.field("status", to_string(*c.status));
+  w.end_object().end_object();
   Outcome out;
   out.org = stage(std::move(o));
+  audit(AuditType::organization_updated, cur->id, {}, {cur->id}, std::move(payload));
   return out;
 }
 
@@ -156,6 +240,7 @@ Outcome StateMachine::run(const CreateApiKey& c, uint64_t now) {
   k->rate_limit = c.rate_limit;
   k->project = number;
   out.key = stage(std::move(k), hash);
+  audit(AuditType::api_key_created, c.org, c.project, {out.key->id}, key_created(*out.key));
   return out;
 }
 
@@ -169,8 +254,26 @@ Outcome StateMachine::run(const UpdateApiKey& c, uint64_t) {
     k->edit_extras([&](KeyExtras& e) { e.allowed_origins = *c.allowed_origins; });
   if (c.scopes) k->scopes = *c.scopes;
   if (c.rate_limit) k->rate_limit = *c.rate_limit;
+  std::string payload;
+  JsonWriter w(payload);
+  w.begin_object().field("id", std::string_view(to_string(IdKind::api_key, cur->id)));
+  w.key("changes_requested").begin_object();
+  if (c.name) w.field("name", std::string_view(*c.name));
+  if (c.scopes) write_scopes(w, *c.scopes);
+  if (c.allowed_origins) {
+    w.key("allowed_origins").begin_array();
+    for (const auto& o : *c.allowed_origins) w.string(o);
+    w.end_array();
+  }
+  if (c.rate_limit) {
+    w.key("rate_limit").begin_object();
+    w.field("requests_per_second", c.rate_limit->requests_per_second);
+    w.field("burst", c.rate_limit->burst).end_object();
+  }
+  w.end_object().end_object();
   Outcome out;
   out.key = stage(std::move(k), hash);
+  audit(AuditType::api_key_updated, c.org, project_id(*cur), {cur->id}, std::move(payload));
   return out;
 }
 
@@ -183,6 +286,8 @@ Outcome StateMachine::run(const RevokeApiKey& c, uint64_t now) {
   k->revoked_ms = now;
   Outcome out;
   out.key = stage(std::move(k), hash);
+  audit(AuditType::api_key_deleted, c.org, project_id(*cur), {cur->id},
+        just_id(IdKind::api_key, cur->id));
   return out;
 }
 
@@ -220,8 +325,20 @@ Outcome StateMachine::run(const RotateApiKey& c, uint64_t now) {
   old->rotated_ms = now;
   old->grace_expires_ms = now + c.grace_period_seconds * 1000;
   old->edit_extras([&](KeyExtras& e) { e.replaced_by = fresh->id; });
+  const Id old_id = old->id;
+  const uint64_t grace = old->grace_expires_ms;
   stage(std::move(old), old_hash);
   out.key = stage(std::move(fresh), fresh_hash);
+  const Id project = project_id(*out.key);
+  std::string payload;
+  JsonWriter w(payload);
+  w.begin_object().field("id", std::string_view(to_string(IdKind::api_key, old_id)));
+  w.key("changes_requested").begin_object();
+  w.field("replaced_by", std::string_view(to_string(IdKind::api_key, out.key->id)));
+  w.field("expires_in_seconds", c.grace_period_seconds);
+  w.field("grace_expires_at", static_cast<uint64_t>(grace / 1000)).end_object().end_object();
+  audit(AuditType::api_key_updated, c.org, project, {old_id}, std::move(payload));
+  audit(AuditType::api_key_created, c.org, project, {out.key->id}, key_created(*out.key));
   return out;
 }
 
@@ -286,6 +403,7 @@ Outcome StateMachine::run(const CreateCertificate& c, uint64_t now) {
   cert->created_ms = now;
   Outcome out;
   out.certificates.push_back(*cert);
+  audit(AuditType::certificate_created, c.org, {}, {cert->id}, certificate_payload(*cert));
   stage(std::move(cert), false);
   return out;
 }
@@ -297,6 +415,7 @@ Outcome StateMachine::run(const UpdateCertificate& c, uint64_t) {
   if (c.name) cert->name = c.name;
   Outcome out;
   out.certificates.push_back(*cert);
+  audit(AuditType::certificate_updated, c.org, {}, {cert->id}, certificate_payload(*cert));
   stage(std::move(cert), false);
   return out;
 }
@@ -318,6 +437,7 @@ Outcome StateMachine::run(const DeleteCertificate& c, uint64_t) {
                 "certificate_id");
   Outcome out;
   out.certificates.push_back(*cur);
+  audit(AuditType::certificate_deleted, c.org, {}, {cur->id}, certificate_payload(*cur));
   stage(std::make_shared<Certificate>(*cur), true);
   return out;
 }
@@ -341,6 +461,10 @@ Outcome StateMachine::run(const SetCertificatesActive& c, uint64_t) {
     found.push_back(cur);
   }
   Outcome out;
+  std::vector<Id> changed;
+  std::string payload;
+  JsonWriter w(payload);
+  w.begin_object().key("certificates").begin_array();
   for (const Certificate* cur : found) {
     auto cert = std::make_shared<Certificate>(*cur);
     if (!number) {
@@ -354,9 +478,21 @@ Outcome StateMachine::run(const SetCertificatesActive& c, uint64_t) {
     }
     out.certificates.push_back(*cert);
     // Idempotent: nothing is staged for a certificate already as asked.
-    if (cert->active != cur->active || cert->active_projects != cur->active_projects)
+    if (cert->active != cur->active || cert->active_projects != cur->active_projects) {
+      if (std::find(changed.begin(), changed.end(), cert->id) == changed.end()) {
+        changed.push_back(cert->id);
+        w.begin_object().field("id", std::string_view(to_string(IdKind::certificate, cert->id)));
+        w.key("name");
+        cert->name ? w.string(*cert->name) : w.null();
+        w.end_object();
+      }
       stage(std::move(cert), false);
+    }
   }
+  w.end_array().end_object();
+  if (!changed.empty())
+    audit(c.active ? AuditType::certificates_activated : AuditType::certificates_deactivated, c.org,
+          c.project, std::move(changed), std::move(payload));
   return out;
 }
 
@@ -405,6 +541,12 @@ Outcome StateMachine::run(const CreateProject& c, uint64_t now) {
   p->created_ms = now;
   Outcome out;
   out.project = *p;
+  std::string payload;
+  JsonWriter w(payload);
+  w.begin_object().field("id", std::string_view(to_string(IdKind::project, p->id)));
+  w.key("data").begin_object().field("name", std::string_view(p->name));
+  w.field("title", std::string_view(p->name)).end_object().end_object();
+  audit(AuditType::project_created, c.org, p->id, {p->id}, std::move(payload));
   stage(std::move(p));
   return out;
 }
@@ -419,6 +561,12 @@ Outcome StateMachine::run(const UpdateProject& c, uint64_t) {
   p->name = c.name;
   Outcome out;
   out.project = *p;
+  std::string payload;
+  JsonWriter w(payload);
+  w.begin_object().field("id", std::string_view(to_string(IdKind::project, p->id)));
+  w.key("changes_requested").begin_object().field("title", std::string_view(c.name));
+  w.field("name", std::string_view(c.name)).end_object().end_object();
+  audit(AuditType::project_updated, c.org, p->id, {p->id}, std::move(payload));
   stage(std::move(p));
   return out;
 }
@@ -432,6 +580,7 @@ Outcome StateMachine::run(const ArchiveProject& c, uint64_t now) {
   auto p = std::make_shared<Project>(*cur);
   p->archived_ms = now;
   out.project = *p;
+  audit(AuditType::project_archived, c.org, p->id, {p->id}, just_id(IdKind::project, p->id));
   stage(std::move(p));
   return out;
 }
@@ -451,6 +600,8 @@ void StateMachine::publish() {
       index_.put(s.key_hash, std::unique_ptr<const ApiKey>(std::move(s.key)));
     else if (s.project)
       index_.put(std::shared_ptr<const Project>(std::move(s.project)));
+    else if (s.event)
+      index_.audit().insert(std::move(*s.event));
     else if (s.cert_deleted)
       index_.remove_certificate(s.cert->organization_id, s.cert->id);
     else
@@ -480,6 +631,11 @@ void StateMachine::apply(std::shared_ptr<Certificate> c) {
 
 void StateMachine::apply_certificate_deletion(Id org, Id cert) {
   index_.remove_certificate(org, cert);
+}
+
+void StateMachine::apply(AuditEvent e) {
+  ids_.observe(e.id);
+  index_.audit().insert(std::move(e));
 }
 
 void StateMachine::rebuild_slugs() {

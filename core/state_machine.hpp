@@ -19,17 +19,22 @@ namespace keygate::core {
 class StateMachine {
  public:
   struct Staged {
-    std::unique_ptr<Organization> org;  // exactly one of org, key, cert and project is set
+    std::unique_ptr<Organization> org;  // exactly one of org, key, cert, project, event is set
     std::unique_ptr<ApiKey> key;
     KeyHash key_hash{};  // with `key`: the hash of its value (the index keeps it in the slot)
     std::shared_ptr<Certificate> cert;
     bool cert_deleted = false;  // `cert` names the certificate that goes
     std::shared_ptr<Project> project;
+    std::shared_ptr<AuditEvent> event;  // the audit event of the command that staged the above
   };
 
   explicit StateMachine(Index& index);
 
-  Outcome execute(const Command& command, uint64_t now_ms);
+  // Stages the command's changes and, with auditing on, one audit event per change it
+  // makes (none for a refusal or a request that changes nothing), made by `actor`.
+  Outcome execute(const Command& command, uint64_t now_ms, const Actor& actor = {});
+  // Off (--audit-retention 0): no events are staged.
+  void set_auditing(bool on) noexcept { auditing_ = on; }
   const std::vector<Staged>& staged() const noexcept { return staged_; }
   void publish();
   void discard();
@@ -41,6 +46,7 @@ class StateMachine {
   bool try_apply(const KeyHash& hash, std::unique_ptr<ApiKey> key, uint64_t last_used_ms);
   void apply(std::shared_ptr<Certificate> cert);
   void apply_certificate_deletion(Id org, Id cert);
+  void apply(AuditEvent event);
   // False when the index refuses it (unknown organization, a number out of turn).
   bool apply(std::shared_ptr<Project> project);
 
@@ -78,9 +84,16 @@ class StateMachine {
   std::unique_ptr<ApiKey> new_key(Id org, KeyType type, Environment env, uint64_t now,
                                   std::string& value, KeyHash& hash);
   void rebuild_slugs();
+  // Stages the audit event of a change (see execute()).
+  void audit(AuditType type, Id org, Id project, std::vector<Id> resources, std::string payload);
+  // The id of a key's project (empty for none) as this batch sees it.
+  Id project_id(const ApiKey& k) const;
 
   Index& index_;
   IdGenerator ids_;
+  bool auditing_ = true;
+  const Actor* actor_ = nullptr;  // of the command being executed
+  uint64_t now_ms_ = 0;
   std::unordered_map<std::string, Id> slugs_;  // every organization's slug, staged ones too
   std::vector<Staged> staged_;
   std::unordered_map<Id, size_t, IdHash> staged_orgs_;  // id -> latest staged version

@@ -42,6 +42,8 @@ std::vector<Route> routes() {
       {Method::del, "/v1/organizations/{id}/api-keys/{keyId}", nullptr, revoke_api_key, true},
       {Method::post, "/v1/organizations/{id}/api-keys/{keyId}/rotations", nullptr, rotate_api_key,
        true},
+      {Method::get, "/v1/organizations/{id}/audit-events", list_audit_events, nullptr, true},
+      {Method::get, "/v1/organization/audit_logs", list_audit_logs, nullptr, true},
       // Before /{id}: "activate" and "deactivate" are not certificate ids.
       {Method::post, "/v1/organization/certificates/activate", nullptr, activate_certificates,
        true},

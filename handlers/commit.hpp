@@ -16,8 +16,10 @@ namespace keygate::handlers {
 
 class CommitAwaiter {
  public:
-  CommitAwaiter(core::Committer& committer, core::Command command) : committer_(committer) {
+  CommitAwaiter(core::Committer& committer, core::Command command, core::Actor actor)
+      : committer_(committer) {
     submission_.command = std::move(command);
+    submission_.actor = actor;
   }
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
@@ -39,9 +41,12 @@ class CommitAwaiter {
   std::coroutine_handle<> handle_;
 };
 
-inline CommitAwaiter commit(core::Committer& committer, core::Command command) {
-  return CommitAwaiter(committer, std::move(command));
+inline CommitAwaiter commit(core::Committer& committer, core::Command command, core::Actor actor) {
+  return CommitAwaiter(committer, std::move(command), actor);
 }
+
+// Who the audit log names for a change the principal asks for (core/audit.hpp).
+core::Actor actor_of(const Principal& p) noexcept;
 
 // Commits `command` for the exchange; when the writer refuses it (or the log cannot take
 // it), writes that error as the response and returns nullopt.

@@ -43,6 +43,9 @@ void list_project_keys(Exchange& ex);
 void get_project_key(Exchange& ex);
 net::task<void> delete_project_key(Exchange& ex);
 
+void list_audit_logs(Exchange& ex);    // GET /v1/organization/audit_logs
+void list_audit_events(Exchange& ex);  // GET /v1/organizations/{id}/audit-events
+
 void healthz(Exchange& ex);
 void readyz(Exchange& ex);
 void metrics(Exchange& ex);

@@ -1,4 +1,4 @@
-// Operations endpoints (docs/api.md §8): liveness, readiness, metrics.
+// Operations endpoints (docs/api.md §9): liveness, readiness, metrics.
 #include "core/committer.hpp"
 #include "handlers/families.hpp"
 #include "handlers/metrics.hpp"

@@ -134,6 +134,38 @@ std::shared_ptr<core::Project> decode_project(std::string_view payload) {
   return p;
 }
 
+void encode(const core::AuditEvent& e, std::string& out) {
+  Out w(out);
+  w.id(e.id);
+  w.id(e.organization_id);
+  w.id(e.project_id);
+  w.num(static_cast<uint8_t>(e.type));
+  w.num(static_cast<uint8_t>(e.actor.kind));
+  w.id(e.actor.key);
+  w.num(static_cast<uint16_t>(e.resources.size()));
+  for (const core::Id& r : e.resources) w.id(r);
+  w.str(e.payload);
+}
+
+std::optional<core::AuditEvent> decode_audit_event(std::string_view payload) {
+  In r(payload);
+  core::AuditEvent e;
+  e.id = r.id();
+  e.organization_id = r.id();
+  e.project_id = r.id();
+  e.type = static_cast<core::AuditType>(r.num<uint8_t>());
+  const auto actor = r.num<uint8_t>();
+  e.actor.kind = static_cast<core::ActorKind>(actor);
+  e.actor.key = r.id();
+  const auto n = r.num<uint16_t>();
+  for (uint16_t i = 0; i < n && r.ok(); ++i) e.resources.push_back(r.id());
+  e.payload = r.str();
+  if (!r.ok_and_done() || e.id.empty() || e.organization_id.empty() ||
+      core::to_string(e.type).empty() || actor < 1 || actor > 3)
+    return std::nullopt;
+  return e;
+}
+
 void encode(const core::Certificate& c, std::string& out) {
   Out w(out);
   w.id(c.id);
@@ -270,6 +302,9 @@ void append_staged(const core::StateMachine::Staged& st, std::string& payload, s
   } else if (st.project) {
     encode(*st.project, payload);
     append_record(out, RecordType::project, payload);
+  } else if (st.event) {
+    encode(*st.event, payload);
+    append_record(out, RecordType::audit_event, payload);
   } else if (st.cert_deleted) {
     encode_certificate_deletion(st.cert->organization_id, st.cert->id, payload);
     append_record(out, RecordType::certificate_deleted, payload);
@@ -277,6 +312,14 @@ void append_staged(const core::StateMachine::Staged& st, std::string& payload, s
     encode(*st.cert, payload);
     append_record(out, RecordType::certificate, payload);
   }
+}
+
+void append_command(const std::vector<core::StateMachine::Staged>& staged, size_t first,
+                    size_t last, std::string& payload, std::string& group, std::string& out) {
+  if (last - first == 1) return append_staged(staged[first], payload, out);
+  group.clear();
+  for (size_t i = first; i < last; ++i) append_staged(staged[i], payload, group);
+  append_record(out, RecordType::group, group);
 }
 
 }  // namespace keygate::persistence

@@ -197,10 +197,12 @@ void Journal::commit(std::vector<Submission*>& batch) {
   uint64_t records = 0;
   for (Submission* s : batch) {
     const size_t before = state_.staged().size();
-    s->outcome = state_.execute(s->command, core::now_ms());
-    const auto& staged = state_.staged();
-    for (size_t i = before; i < staged.size(); ++i) {
-      append_staged(staged[i], payload_, buffer_);
+    s->outcome = state_.execute(s->command, core::now_ms(), s->actor);
+    // A command's changes and its audit event are one record, or one group of records:
+    // after a torn write, recovery finds all of them or none.
+    const size_t after = state_.staged().size();
+    if (after > before) {
+      append_command(state_.staged(), before, after, payload_, group_, buffer_);
       ++records;
     }
   }
@@ -269,7 +271,15 @@ void Journal::maybe_snapshot(bool requested) {
     core::RcuThread rcu;
     SnapshotInfo info;
     std::string err;
-    if (write_snapshot(dir_, state_.index(), seq, info, err)) {
+    const uint64_t retention = options_.audit_retention_ms;
+    const uint64_t cutoff = core::now_ms() > retention ? core::now_ms() - retention : 0;
+    if (write_snapshot(dir_, state_.index(), seq, cutoff, info, err)) {
+      // What the snapshot left out goes from memory too; the log segments that still hold
+      // those events are the ones this snapshot just made unnecessary.
+      const size_t dropped = state_.index().audit().drop_before(cutoff);
+      if (dropped)
+        core::log(core::Level::info, "audit.expired",
+                  {{"events", static_cast<unsigned long long>(dropped)}});
       remove_covered(dir_, seq);
       stats_.snapshots.fetch_add(1, std::memory_order_relaxed);
       stats_.snapshot_bytes.store(info.bytes, std::memory_order_relaxed);

@@ -30,6 +30,9 @@ enum class FsyncMode { always, everysec };
 struct JournalOptions {
   FsyncMode fsync = FsyncMode::always;
   uint64_t snapshot_bytes = 64ull << 20;
+  // Audit events older than this are left out of each snapshot and dropped from memory
+  // then (--audit-retention); 0: no events are recorded at all.
+  uint64_t audit_retention_ms = 90ull * 86'400'000;
   // Called on the commit thread when, with --fsync=everysec, published changes can no
   // longer be made durable (see Journal::resync). main.cpp ends the process there so that
   // systemd restarts it from what the log holds; if it returns, the journal refuses every
@@ -117,6 +120,7 @@ class Journal final : public core::Committer {
   JournalStats stats_;
   std::string buffer_;
   std::string payload_;
+  std::string group_;
 };
 
 }  // namespace keygate::persistence

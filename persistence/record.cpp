@@ -51,7 +51,8 @@ ReadStatus read_record(std::string_view data, size_t offset, RecordView& out,
   if (len > data.size() - offset - kRecordHeader) return ReadStatus::bad;
   std::string_view payload(h + kRecordHeader, len);
   if (check_crc && record_crc(type, version, payload) != crc) return ReadStatus::bad;
-  if ((type < 1 || type > 5) && type != 255) return ReadStatus::bad;
+  if ((type < 1 || type > static_cast<uint8_t>(RecordType::group)) && type != 255)
+    return ReadStatus::bad;
   out.type = static_cast<RecordType>(type);
   out.version = version;
   out.payload = payload;

@@ -14,6 +14,9 @@ enum class RecordType : uint8_t {
   certificate = 3,
   certificate_deleted = 4,
   project = 5,
+  audit_event = 6,
+  // The records of one command, applied whole or not at all (FORMAT.md "Groups").
+  group = 7,
   footer = 255,
 };
 

@@ -68,6 +68,26 @@ bool apply(core::StateMachine& state, const RecordView& r) {
     state.apply_certificate_deletion(org, cert);
     return true;
   }
+  if (r.type == RecordType::audit_event) {
+    auto e = decode_audit_event(r.payload);
+    if (!e || !state.index().find_org(e->organization_id)) return false;
+    state.apply(std::move(*e));
+    return true;
+  }
+  if (r.type == RecordType::group) {
+    // The group's CRC covered every byte of it: its records are read without their own
+    // checks, and applied in order. A group never holds a group.
+    RecordView inner;
+    size_t off = 0;
+    for (;;) {
+      const ReadStatus st = read_record(r.payload, off, inner, /*check_crc=*/false);
+      if (st == ReadStatus::end) return off > 0;
+      if (st == ReadStatus::bad || inner.type == RecordType::group ||
+          inner.type == RecordType::footer || !apply(state, inner))
+        return false;
+      off += inner.size;
+    }
+  }
   return false;
 }
 

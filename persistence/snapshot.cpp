@@ -28,8 +28,8 @@ bool write_all(int fd, std::string_view data) {
 
 }  // namespace
 
-bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq, SnapshotInfo& info,
-                    std::string& error) {
+bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq,
+                    uint64_t audit_cutoff_ms, SnapshotInfo& info, std::string& error) {
   const auto started = std::chrono::steady_clock::now();
   const std::string final_path = dir.file(snapshot_name(seq));
   const std::string tmp_path = final_path + ".tmp";
@@ -91,6 +91,20 @@ bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq, 
       org = org->next();
     }
   }
+  // The audit log last: every organization is in the file before the events that name it.
+  bool written = true;
+  index.audit().for_each(audit_cutoff_ms, [&](const core::AuditEvent& e) {
+    payload.clear();
+    encode(e, payload);
+    append_record(buf, RecordType::audit_event, payload);
+    ++records;
+    if (written && buf.size() >= (1 << 20)) {
+      written = write_all(fd, buf);
+      bytes += buf.size();
+      buf.clear();
+    }
+  });
+  if (!written) return fail("cannot write " + tmp_path);
   payload.assign(reinterpret_cast<const char*>(&records), 8);
   append_record(buf, RecordType::footer, payload);
   if (!write_all(fd, buf)) return fail("cannot write " + tmp_path);

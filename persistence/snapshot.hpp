@@ -18,8 +18,9 @@ struct SnapshotInfo {
 };
 
 // Writes snapshot-<seq>.kgs. The calling thread must be registered with RCU (RcuThread).
-bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq, SnapshotInfo& info,
-                    std::string& error);
+// Audit events older than `audit_cutoff_ms` are left out.
+bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq,
+                    uint64_t audit_cutoff_ms, SnapshotInfo& info, std::string& error);
 
 // Deletes the segments and snapshots that the snapshot at `seq` makes unnecessary.
 void remove_covered(const DataDir& dir, uint64_t seq);

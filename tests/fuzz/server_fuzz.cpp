@@ -6,7 +6,8 @@
 //   take a body (organizations, API keys, rotations, verification, certificates, projects,
 //   project certificates; $P and $C in it name a fixture project and certificate), with
 //   credentials that are allowed there, optionally chunked and with an Idempotency-Key;
-// - the rest of the input as a query string or as the headers a verification reads;
+// - the rest of the input as a query string (lists, the audit log's filters) or as the
+//   headers a verification reads;
 // - the rest of the input as raw bytes on a fresh connection (pipelining, chunked bodies,
 //   Expect, limits, garbage), half-closed after.
 // Whatever is sent, every answer must be a well-formed HTTP response, none may be a 5xx,
@@ -372,7 +373,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   Server& s = *g_server;
   if (size < 2) return 0;
-  const uint8_t selector = data[0] % 20;
+  const uint8_t selector = data[0] % 21;
   const uint8_t flags = data[1];
   // In a JSON body, $P and $C stand for the fixture project's and certificate's ids, which
   // the fuzzer cannot know (json.dict has both).
@@ -473,6 +474,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                   ((flags & 4) ? "/" + s.project + "/api_keys?" : "?") +
                                   encode_query(rest),
                               s.admin_b, {}, false, headers);
+      break;
+    case 20:  // the audit log's filters, OpenAI's path or the native one
+      bytes =
+          Server::request("GET",
+                          ((flags & 4) ? b + "/audit-events?" : "/v1/organization/audit_logs?") +
+                              encode_query(rest),
+                          s.admin_b, {}, false, headers);
       break;
     default:  // 14, 15
       bytes.assign(rest);

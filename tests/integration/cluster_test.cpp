@@ -716,3 +716,37 @@ TEST(Cluster, ProjectsAndTheirKeysReachEveryNodeAndALateOne) {
   EXPECT_EQ(str(listed, "/data/0/id"), project);
   EXPECT_EQ(str(listed, "/data/0/status"), "archived");
 }
+
+// Audit events ride in the transaction of their change: every node, and a node that starts
+// later, lists the same events, whichever node made the change.
+TEST(Cluster, AuditEventsAreTheSameOnEveryNodeAndALateOne) {
+  Nodes n;
+  const Tenant t = make_tenant(n[0], "Audited cluster");
+  ASSERT_TRUE(eventually([&] {
+    return http(n[1].port(), "POST", "/v1/organization/projects", R"({"name":"p"})", t.key)
+               .status == 200;
+  }));
+  ASSERT_TRUE(eventually([&] {
+    return http(n[2].port(), "POST", "/v1/organizations/" + t.id + "/api-keys", R"({"name":"k"})",
+                t.key)
+               .status == 201;
+  }));
+  auto listing = [&](uint16_t port) {
+    auto r = http(port, "GET", "/v1/organization/audit_logs", "", t.key);
+    std::vector<std::string> out;
+    for (auto e : parse_json(r.body)["data"].get_array())
+      out.emplace_back(std::string(e["id"].get_string().value()) + " " +
+                       std::string(e["type"].get_string().value()));
+    return out;
+  };
+  std::vector<std::string> expected;
+  ASSERT_TRUE(eventually([&] {
+    expected = listing(n[0].port());
+    return expected.size() == 4;  // organization, its key, the project, the key
+  }));
+  for (int i = 1; i < 3; ++i)
+    EXPECT_TRUE(eventually([&] { return listing(n[i].port()) == expected; })) << "node " << i;
+  ServerProcess late(
+      {"--etcd", n.etcd.endpoints(), "--root-key-file", n[0].data_dir() + "/root.key"});
+  EXPECT_EQ(listing(late.port()), expected);
+}

@@ -1,4 +1,4 @@
-// GET /metrics over real HTTP (docs/api.md §8): every family the spec lists, values that
+// GET /metrics over real HTTP (docs/api.md §9): every family the spec lists, values that
 // follow what the server did, no secret and no id in the output, and Prometheus's own
 // checker (promtool, from Debian's prometheus package) accepting the text.
 #include <gtest/gtest.h>

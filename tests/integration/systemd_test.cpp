@@ -376,6 +376,18 @@ TEST(OperatorCli, ManagesProjectsAndCreatesKeysInThem) {
   EXPECT_NE(status, 0);
   EXPECT_NE(refused.find("the server answered 409 project_archived: "), std::string::npos)
       << refused;
+  // The audit log of all that: 2 (the organization) + 105 projects + rename + key + archive,
+  // over more than one page; and filtered by type.
+  const std::string events = run_cli("audit --org " + t.id + target, status);
+  ASSERT_EQ(status, 0) << events;
+  EXPECT_EQ(str(parse_json(events), "/data/0/type"), "project.archived");
+  EXPECT_EQ(str(parse_json(events), "/data/109/type"), "organization.created");
+  EXPECT_EQ(str(parse_json(events), "/data/110"), "<missing>");
+  const std::string renames = run_cli("audit --org " + t.id + " --type project.updated --since " +
+                                          std::to_string(::time(nullptr) - 600) + target,
+                                      status);
+  EXPECT_EQ(str(parse_json(renames), "/data/0/details/changes_requested/name"), "Renamed");
+  EXPECT_EQ(str(parse_json(renames), "/data/1"), "<missing>");
 }
 
 TEST(OperatorCli, TalksToAServerOnAnIpv6Address) {

@@ -62,7 +62,7 @@ TEST(Recovery, TheLogAloneRebuildsEverything) {
     ASSERT_FALSE(s.run(core::RevokeApiKey{org, key}).error);
   }
   Store again(path);
-  EXPECT_EQ(again.report.log_records, 4u);
+  EXPECT_EQ(again.report.log_records, 3u);  // one record (a group) per command
   core::ReadSection rs;
   ASSERT_NE(again.index->find_key(key), nullptr);
   EXPECT_NE(again.index->find_key(key)->load()->revoked_ms, 0u);
@@ -76,15 +76,17 @@ TEST(Recovery, SnapshotPlusTheLogAfterIt) {
     Store s(path);
     org = s.run(core::CreateOrganization{"A", "a"}).org->id;
     s.journal->request_snapshot();
-    for (int i = 0; i < 50 && !std::filesystem::exists(path + "/" + snapshot_name(2)); ++i)
+    // One log record so far: the organization, its first key and their two audit events,
+    // as one group.
+    for (int i = 0; i < 50 && !std::filesystem::exists(path + "/" + snapshot_name(1)); ++i)
       usleep(20000);
-    ASSERT_TRUE(std::filesystem::exists(path + "/" + snapshot_name(2)));
+    ASSERT_TRUE(std::filesystem::exists(path + "/" + snapshot_name(1)));
     s.run(core::CreateApiKey{org, "after"});
   }
   EXPECT_FALSE(std::filesystem::exists(segment_path(path, 0)));  // covered by the snapshot, removed
   Store again(path);
   EXPECT_TRUE(again.report.snapshot_loaded);
-  EXPECT_EQ(again.report.snapshot_records, 2u);
+  EXPECT_EQ(again.report.snapshot_records, 4u);  // each of them on its own
   EXPECT_EQ(again.report.log_records, 1u);
   EXPECT_EQ(again.index->key_count(), 2u);
   std::filesystem::remove_all(path);
@@ -304,7 +306,7 @@ TEST(Recovery, ASnapshotLargerThanTheReadWindowLoadsEveryKey) {
     DataDir dir(path);
     SnapshotInfo info;
     std::string error;
-    ASSERT_TRUE(write_snapshot(dir, index, 1, info, error)) << error;
+    ASSERT_TRUE(write_snapshot(dir, index, 1, 0, info, error)) << error;
     bytes = info.bytes;
     index.reclaim();
   }
@@ -341,11 +343,11 @@ TEST(Recovery, ProjectsAndTheirKeysComeBackFromTheLogAndFromASnapshot) {
       core::CreateApiKey c{org, "k"};
       c.project = project;
       key = s.run(c).key->id;
-      if (snapshot) {  // six records: the organization and its key, two projects, ...
+      if (snapshot) {  // five log records, one per command
         s.journal->request_snapshot();
-        for (int i = 0; i < 50 && !std::filesystem::exists(path + "/" + snapshot_name(6)); ++i)
+        for (int i = 0; i < 50 && !std::filesystem::exists(path + "/" + snapshot_name(5)); ++i)
           usleep(20000);
-        ASSERT_TRUE(std::filesystem::exists(path + "/" + snapshot_name(6)));
+        ASSERT_TRUE(std::filesystem::exists(path + "/" + snapshot_name(5)));
       }
     }
     Store again(path);
@@ -410,5 +412,80 @@ TEST(Recovery, ADataDirectoryOfFormatVersionOneStillLoads) {
     ++checked;
   }
   EXPECT_EQ(checked, 8);
+  std::filesystem::remove_all(path);
+}
+
+namespace {
+
+std::vector<std::string> audit_types(const core::Index& index, core::Id org) {
+  core::AuditQuery q;
+  q.limit = 100;
+  std::vector<std::string> out;
+  for (const auto& e : index.audit().page(org, q).events) out.emplace_back(core::to_string(e.type));
+  return {out.rbegin(), out.rend()};  // oldest first
+}
+
+}  // namespace
+
+// A rotation changes two keys and records two events: one group record in the log. A crash
+// that tears the group keeps none of it; before the groups, the old key's record could
+// survive without its replacement.
+TEST(Recovery, TheRecordsOfOneCommandComeBackWholeOrNotAtAll) {
+  const std::string path = temp_dir();
+  core::Id org, key;
+  uintmax_t before_rotation = 0;
+  {
+    Store s(path);
+    org = s.run(core::CreateOrganization{"A", "a"}).org->id;
+    key = s.run(core::CreateApiKey{org, "k"}).key->id;
+    before_rotation = std::filesystem::file_size(segment_path(path, 0));
+    ASSERT_FALSE(s.run(core::RotateApiKey{org, key, 60}).error);
+  }
+  const std::string seg = segment_path(path, 0);
+  const uintmax_t whole = std::filesystem::file_size(seg);
+  {
+    Store s(path);  // whole: the rotation and its two events are back
+    EXPECT_EQ(audit_types(*s.index, org),
+              (std::vector<std::string>{"organization.created", "api_key.created",
+                                        "api_key.created", "api_key.updated", "api_key.created"}));
+    core::ReadSection rs;
+    EXPECT_NE(s.index->find_key(key)->load()->rotated_ms, 0u);
+  }
+  // Cut inside the group, past the first key's record in it: a torn write.
+  std::filesystem::resize_file(seg, before_rotation + (whole - before_rotation) / 2);
+  Store again(path);
+  ASSERT_EQ(again.report.warnings.size(), 1u);
+  EXPECT_NE(again.report.warnings[0].find("torn"), std::string::npos);
+  EXPECT_EQ(std::filesystem::file_size(seg), before_rotation);
+  EXPECT_EQ(again.index->key_count(), 2u);
+  {
+    core::ReadSection rs;
+    EXPECT_EQ(again.index->find_key(key)->load()->rotated_ms, 0u) << "half a rotation applied";
+  }
+  EXPECT_EQ(
+      audit_types(*again.index, org),
+      (std::vector<std::string>{"organization.created", "api_key.created", "api_key.created"}));
+  std::filesystem::remove_all(path);
+}
+
+TEST(Recovery, AuditEventsSurviveASnapshotWhichLeavesOutTheExpiredOnes) {
+  const std::string path = temp_dir();
+  JournalOptions o;
+  o.audit_retention_ms = 400;
+  core::Id org;
+  {
+    Store s(path, o);
+    org = s.run(core::CreateOrganization{"A", "a"}).org->id;
+    usleep(600'000);  // the organization's two events are now past the retention
+    s.run(core::CreateApiKey{org, "k"});
+    s.journal->request_snapshot();
+    for (int i = 0; i < 100 && s.index->audit().size() != 1; ++i) usleep(20'000);
+    EXPECT_EQ(audit_types(*s.index, org), (std::vector<std::string>{"api_key.created"}))
+        << "dropped from memory at snapshot time";
+  }
+  Store again(path, o);
+  EXPECT_TRUE(again.report.snapshot_loaded);
+  EXPECT_EQ(audit_types(*again.index, org), (std::vector<std::string>{"api_key.created"}));
+  EXPECT_EQ(again.index->key_count(), 2u) << "retention drops events, never what they describe";
   std::filesystem::remove_all(path);
 }

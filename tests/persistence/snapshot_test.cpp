@@ -25,8 +25,9 @@ TEST(Snapshot, HoldsEveryRecordAndRecoveryFromItAloneRebuildsTheSameState) {
     seq = s.journal->stats().records.load();
     SnapshotInfo info;
     std::string error;
-    ASSERT_TRUE(write_snapshot(*s.dir, *s.index, seq, info, error)) << error;
-    EXPECT_EQ(info.records, 5u);  // two organizations, their first keys, the revoked key
+    ASSERT_TRUE(write_snapshot(*s.dir, *s.index, seq, 0, info, error)) << error;
+    // Two organizations, their first keys, the revoked key, and the seven audit events.
+    EXPECT_EQ(info.records, 12u);
     EXPECT_EQ(info.bytes, std::filesystem::file_size(path + "/" + snapshot_name(seq)));
     for (auto& e : std::filesystem::directory_iterator(path))
       EXPECT_NE(e.path().extension(), ".tmp") << e.path();  // published whole

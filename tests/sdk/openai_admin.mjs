@@ -173,6 +173,49 @@ assert.equal(seen.length, 3);
 const certs = await collect(root.admin.organization.certificates.list());
 assert.deepEqual(certs.map((c) => c.id), [b.id]);
 
+// --- The audit log: every change above, in OpenAI's shape, with each filter ----------------
+const everything = await collect(admin.auditLogs.list({ limit: 7 }));  // auto-paged
+const onePage = await admin.auditLogs.list({ limit: 100 });
+assert.equal(onePage.has_more, false);
+assert.ok(everything.length > 14, `only ${everything.length} events`);
+assert.deepEqual(everything.map((e) => e.id), onePage.data.map((e) => e.id));
+for (const e of everything) {
+  assert.ok(e.id.startsWith('audit_'));
+  assert.equal(e.actor.type, 'api_key');
+  assert.ok(e[e.type], `${e.type} has its payload`);
+}
+const times = everything.map((e) => e.effective_at);
+assert.deepEqual(times, [...times].sort((x, y) => y - x), 'newest first');
+assert.equal(new Set(everything.map((e) => e.id)).size, everything.length, 'no event twice');
+const kinds = new Set(everything.map((e) => e.type));
+for (const t of ['certificate.created', 'certificate.updated', 'certificate.deleted',
+  'certificates.activated', 'certificates.deactivated', 'project.created', 'project.updated',
+  'project.archived', 'api_key.created', 'api_key.deleted'])
+  assert.ok(kinds.has(t), `an event of type ${t}`);
+const created = await collect(admin.auditLogs.list({ event_types: ['project.created'] }));
+assert.deepEqual(created.map((e) => e['project.created'].id).sort(), [p1.id, p2.id, p3.id].sort());
+const ofP1 = await collect(admin.auditLogs.list({ project_ids: [p1.id] }));
+assert.ok(ofP1.length >= 3 && ofP1.every((e) => e.project?.id === p1.id));
+const ofK1 = await collect(admin.auditLogs.list({ resource_ids: [k1.id] }));
+assert.deepEqual(ofK1.map((e) => e.type), ['api_key.created']);
+const byRoot = await collect(admin.auditLogs.list({ actor_ids: ['root'] }));
+assert.ok(byRoot.every((e) => e.actor.api_key.id === 'root'));
+const byTenant = await collect(admin.auditLogs.list({ actor_ids: [everything[0].actor.api_key.id] }));
+assert.ok(byTenant.length > 0 && byTenant.every((e) => e.actor.api_key.id === everything[0].actor.api_key.id));
+const oldest = times[times.length - 1];
+const window = await collect(admin.auditLogs.list({ effective_at: { gte: oldest, lte: times[0] } }));
+assert.equal(window.length, everything.length);
+assert.deepEqual(await collect(admin.auditLogs.list({ effective_at: { gt: times[0] } })), []);
+assert.deepEqual(await collect(admin.auditLogs.list({ effective_at: { lt: oldest } })), []);
+// Paging by hand, forward with `after` and back with `before`.
+const page1 = await admin.auditLogs.list({ limit: 3 });
+assert.equal(page1.has_more, true);
+const second = await admin.auditLogs.list({ limit: 3, after: page1.last_id });
+assert.deepEqual(second.data.map((e) => e.id), everything.slice(3, 6).map((e) => e.id));
+const backAgain = await admin.auditLogs.list({ limit: 3, before: second.data[0].id });
+assert.deepEqual(backAgain.data.map((e) => e.id), page1.data.map((e) => e.id));
+await rejects(admin.auditLogs.list({ limit: 1000 }), OpenAI.BadRequestError, 400);
+
 // --- A wrong key is the SDK's AuthenticationError -----------------------------------------
 const stranger = new OpenAI({
   apiKey: 'unused',
