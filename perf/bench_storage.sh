@@ -26,20 +26,15 @@ start() {  # start DIR [ARGS...]: sets PID, waits until ready
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
 field() { grep "\"event\":\"$1\"" "$work/storage.log" | tail -1 | sed -E "s/.*\"$2\":([0-9.e+-]+).*/\1/"; }
 
-# Each write is a key and its audit event in one log record group; --audit-retention 0
-# records no events, which gives the cost of auditing (docs/api.md §8).
-for audit in 90d 0; do
-  echo "== durable writes (--fsync=always), POST api-keys, 5 s each, --audit-retention $audit"
-  [ "$audit" = 0 ] && stop
-  rm -rf "$work/writes"
-  start "$work/writes" --audit-retention "$audit"
-  ROOT=$(cat "$work/writes/root.key")
-  ORG=$(curl -s -X POST localhost:$PORT/v1/organizations -H "Authorization: Bearer $ROOT" -d '{"name":"bench"}' |
-        sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/')
-  for c in 1 16 64; do
-    rps=$(ORG=$ORG ROOT=$ROOT wrk -t1 -c$c -d5s -s perf/create_key.lua "http://127.0.0.1:$PORT" | awk '/Requests\/sec/ {print $2}')
-    echo "writers=$c  durable writes/s=$rps"
-  done
+echo "== durable writes (--fsync=always), POST api-keys, 5 s each"
+rm -rf "$work/writes"
+start "$work/writes"
+ROOT=$(cat "$work/writes/root.key")
+ORG=$(curl -s -X POST localhost:$PORT/v1/organizations -H "Authorization: Bearer $ROOT" -d '{"name":"bench"}' |
+      sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/')
+for c in 1 16 64; do
+  rps=$(ORG=$ORG ROOT=$ROOT wrk -t1 -c$c -d5s -s perf/create_key.lua "http://127.0.0.1:$PORT" | awk '/Requests\/sec/ {print $2}')
+  echo "writers=$c  durable writes/s=$rps"
 done
 fsyncs=$(curl -s localhost:$PORT/metrics | awk '/^keygate_fsync_duration_seconds_count/ {print $2}')
 records=$(curl -s localhost:$PORT/metrics | awk '/^keygate_log_records_total/ {print $2}')
