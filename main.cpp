@@ -152,6 +152,25 @@ int serve(const ServeOptions& o) {
   ::signal(SIGPIPE, SIG_IGN);
   ::signal(SIGXFSZ, SIG_IGN);  // a file-size limit becomes EFBIG, handled as a write failure
 
+  // TLS: every file is read and checked before anything else starts.
+  std::unique_ptr<net::TlsConfig> tls;
+  if (o.tls_cert.empty() != o.tls_key.empty())
+    throw persistence::StartupError("--tls-cert and --tls-key go together: give both or neither");
+  if (o.tls_cert.empty() && (!o.tls_client_ca.empty() || o.tls_client_auth != "none"))
+    throw persistence::StartupError(
+        "--tls-client-ca and --tls-client-auth need TLS: give --tls-cert and --tls-key too");
+  if (!o.tls_cert.empty()) {
+    net::TlsOptions to{
+        o.tls_cert, o.tls_key, o.tls_client_ca,
+        o.tls_client_auth == "request" ? net::ClientAuth::request : net::ClientAuth::none};
+    try {
+      tls = std::make_unique<net::TlsConfig>(to);
+    } catch (const std::runtime_error& e) {
+      throw persistence::StartupError(std::string("TLS: ") + e.what());
+    }
+    log(Level::info, "tls.loaded", {{"certificate", tls->current()->description()}});
+  }
+
   persistence::DataDir dir(o.data_dir);
   const persistence::RootKey root = persistence::load_root_key(o.root_key_file, dir.path());
   if (root.generated)
@@ -174,6 +193,7 @@ int serve(const ServeOptions& o) {
   handlers::AppConfig config;
   config.open_signup = o.open_signup;
   config.access_log = o.access_log;
+  config.trust_forwarded_client_cert = o.trust_forwarded_client_cert;
   config.root_hash = root.hash;
   config.rate_defaults.secret = {o.secret_rps, o.secret_burst};
   config.rate_defaults.publishable = {o.publishable_rps, o.publishable_burst};
@@ -188,6 +208,7 @@ int serve(const ServeOptions& o) {
   ropts.drain_timeout = std::chrono::milliseconds(o.drain_timeout_ms);
   ropts.max_connections = o.max_connections;
   ropts.max_buffer_bytes = o.max_buffer_bytes;
+  ropts.tls = tls.get();
   ropts.thread_start = [] { t_rcu.emplace(); };
   ropts.thread_stop = [] { t_rcu.reset(); };
   net::Server server(app, ropts);
@@ -203,7 +224,16 @@ int serve(const ServeOptions& o) {
   auto listen = [&] {
     server.start(endpoint, o.threads, activated ? SD_LISTEN_FDS_START : -1);
     log(Level::info, "listening",
-        {{"address", server.bound().to_string()}, {"socket_activated", activated}});
+        {{"address", server.bound().to_string()},
+         {"socket_activated", activated},
+         {"tls", tls != nullptr}});
+    const std::string& h = endpoint.host;
+    if (!tls && !activated && h != "localhost" && h != "::1" && !h.starts_with("127."))
+      log(Level::warn, "listening.without_tls",
+          {{"address", server.bound().to_string()},
+           {"note",
+            "keys and their values cross the network in the clear: give --tls-cert "
+            "and --tls-key, or listen on loopback behind a TLS-terminating gateway"}});
   };
   if (!activated) listen();
   sd_notify(0, "STATUS=recovering");
@@ -222,7 +252,7 @@ int serve(const ServeOptions& o) {
       at.port = activated ? net::local_port(SD_LISTEN_FDS_START) : server.bound().port;
       if (at.host == "0.0.0.0") at.host = "127.0.0.1";
       if (at.host == "::") at.host = "::1";
-      url = "http://" + at.to_string();
+      url = (tls ? "https://" : "http://") + at.to_string();
     }
     etcd = open_cluster(o, state, root.hash, url, dir);
     ctx.committer = etcd.get();
@@ -235,6 +265,7 @@ int serve(const ServeOptions& o) {
   asio::io_context io;
   asio::signal_set stop_signals(io, SIGTERM, SIGINT);
   asio::signal_set snapshot_signal(io, SIGUSR1);
+  asio::signal_set reload_signal(io, SIGHUP);
   ctx.ready.store(true, std::memory_order_release);
   if (activated) listen();
   sd_notify(0, "READY=1\nSTATUS=serving");
@@ -260,6 +291,24 @@ int serve(const ServeOptions& o) {
     });
   };
   wait_snapshot();
+  // SIGHUP: the TLS certificate and key read again; new connections use them, open ones
+  // keep theirs. A bad file keeps the old ones and says why.
+  std::function<void()> wait_reload = [&] {
+    reload_signal.async_wait([&](const asio::error_code& ec, int) {
+      if (ec) return;
+      std::string why;
+      if (!tls)
+        log(Level::info, "tls.not_reloaded", {{"by", "SIGHUP"}, {"reason", "TLS is off"}});
+      else if (tls->reload(why))
+        log(Level::info, "tls.reloaded",
+            {{"by", "SIGHUP"}, {"certificate", tls->current()->description()}});
+      else
+        log(Level::error, "tls.reload_failed",
+            {{"by", "SIGHUP"}, {"error", why}, {"note", "the previous certificate stays in use"}});
+      wait_reload();
+    });
+  };
+  wait_reload();
   uint64_t watchdog_us = 0;
   asio::steady_timer watchdog(io);
   std::function<void()> pet = [&] {

@@ -66,6 +66,24 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
       ->envname(env("SNAPSHOT_BYTES"))
       ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 40))
       ->capture_default_str();
+  cmd.add_option("--tls-cert", o.tls_cert,
+                 "Serve HTTPS: the certificate (PEM, then its chain); with --tls-key")
+      ->envname(env("TLS_CERT"));
+  cmd.add_option("--tls-key", o.tls_key, "Serve HTTPS: the private key of --tls-cert (PEM)")
+      ->envname(env("TLS_KEY"));
+  cmd.add_option("--tls-client-ca", o.tls_client_ca,
+                 "With TLS: require client certificates signed by this CA (PEM)")
+      ->envname(env("TLS_CLIENT_CA"));
+  cmd.add_option("--tls-client-auth", o.tls_client_auth,
+                 "With TLS: none, or request (ask every client for a certificate, take any; "
+                 "the key's certificate binding decides)")
+      ->envname(env("TLS_CLIENT_AUTH"))
+      ->check(CLI::IsMember({"none", "request"}))
+      ->capture_default_str();
+  cmd.add_flag("--trust-forwarded-client-cert", o.trust_forwarded_client_cert,
+               "Without TLS: take X-Client-Cert-Sha256 from the request (a TLS-terminating "
+               "gateway in front, on loopback); otherwise it is ignored")
+      ->envname(env("TRUST_FORWARDED_CLIENT_CERT"));
   cmd.add_option("--audit-retention", o.audit_retention,
                  "Keep audit events this long: 90d, 12h, 30m, 45s, or days; 0 records none")
       ->envname(env("AUDIT_RETENTION"))

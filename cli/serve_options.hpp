@@ -28,7 +28,10 @@ struct ServeOptions {
   bool open_signup = false;
   bool access_log = false;
   uint64_t snapshot_bytes = 64ull << 20;
-  std::string audit_retention = "90d";  // see audit_retention_seconds()
+  std::string audit_retention = "90d";           // see audit_retention_seconds()
+  std::string tls_cert, tls_key, tls_client_ca;  // TLS on the listener (net/tls.hpp)
+  std::string tls_client_auth = "none";          // none | request
+  bool trust_forwarded_client_cert = false;
   uint32_t secret_rps = 10'000, secret_burst = 20'000;
   uint32_t publishable_rps = 1'000, publishable_burst = 2'000;
   unsigned max_connections = 10'000;

@@ -28,6 +28,8 @@ std::string_view to_string(VerifyCode c) noexcept {
       return "CERTIFICATE_REQUIRED";
     case VerifyCode::rate_limited:
       return "RATE_LIMITED";
+    case VerifyCode::certificate_expired:
+      return "CERTIFICATE_EXPIRED";
   }
   return "MALFORMED";
 }
@@ -104,6 +106,10 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
         }
     if (required && !bound) {
       r.code = VerifyCode::certificate_required;
+      return r;
+    }
+    if (required && req.client_certificate_expired) {
+      r.code = VerifyCode::certificate_expired;
       return r;
     }
   }

@@ -27,6 +27,7 @@ enum class VerifyCode : uint8_t {
   project_archived,
   certificate_required,
   rate_limited,
+  certificate_expired,  // checked with certificate_required: a bound certificate out of date
 };
 std::string_view to_string(VerifyCode c) noexcept;
 
@@ -47,6 +48,8 @@ struct VerifyRequest {
   // SHA-256 of the client's TLS certificate as the gateway saw it; checked when the key's
   // organization has active certificates.
   const std::array<uint8_t, 32>* client_certificate = nullptr;
+  // That certificate is outside its validity period (known when keygate's own TLS saw it).
+  bool client_certificate_expired = false;
 };
 
 struct VerifyResult {

@@ -26,6 +26,9 @@ class Metrics;
 struct AppConfig {
   bool open_signup = false;
   bool access_log = false;
+  // X-Client-Cert-Sha256 is taken from plain-HTTP requests only with this (a gateway that
+  // terminates TLS in front); over keygate's own TLS the presented certificate is used.
+  bool trust_forwarded_client_cert = false;
   core::RateDefaults rate_defaults;
   core::KeyHash root_hash{};
 };

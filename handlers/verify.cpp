@@ -9,10 +9,30 @@
 #include "handlers/metrics.hpp"
 #include "handlers/query.hpp"
 #include "handlers/render.hpp"
+#include "net/tls.hpp"
 
 namespace keygate::handlers {
 
 namespace {
+
+// The client certificate of a /v1/auth request. Over keygate's own TLS: the one the
+// connection presented, and X-Client-Cert-Sha256 is ignored (a client must not claim a
+// certificate it did not show). Over plain HTTP: the header, only when
+// --trust-forwarded-client-cert says a TLS-terminating gateway in front sets it.
+void client_certificate(const Exchange& ex, std::string_view header,
+                        std::array<uint8_t, 32>& fingerprint, core::VerifyRequest& vr) {
+  if (ex.req.tls) {
+    if (const net::PeerCertificate* p = ex.req.peer_certificate) {
+      fingerprint = p->sha256;
+      vr.client_certificate = &fingerprint;
+      vr.client_certificate_expired = !p->valid_now;
+    }
+    return;
+  }
+  if (ex.app.config.trust_forwarded_client_cert && !header.empty() &&
+      core::parse_sha256_hex(header, fingerprint))
+    vr.client_certificate = &fingerprint;
+}
 
 // The header is formatted once per scope set (per thread) and copied after that: a
 // deployment's keys share a few sets, and the full set is 17 names to look up and append.
@@ -130,8 +150,7 @@ void forward_auth(Exchange& ex) {
   vr.key = cred == CredentialRead::ok ? key : std::string_view();
   vr.origin = h[2];
   std::array<uint8_t, 32> fingerprint;
-  if (!h[3].empty() && core::parse_sha256_hex(h[3], fingerprint))
-    vr.client_certificate = &fingerprint;
+  client_certificate(ex, h[3], fingerprint, vr);
   if (!h[4].empty()) core::parse_scope_list(h[4], vr.required_scopes, vr.unknown_scope);
   if (auto q = query_param(ex.req.query, "scopes")) {
     char decoded[1024];

@@ -63,12 +63,35 @@ void InputBuffer::shrink() noexcept {
   budget_.give(charge(std::exchange(capacity_, kRestingBytes)));
 }
 
-Connection::Connection(Reactor& reactor, int fd, const ParserLimits& limits, BufferBudget& budget)
-    : reactor_(reactor), fd_(fd), in_(budget), parser_(limits), last_activity_(reactor.now_) {}
+Connection::Connection(Reactor& reactor, int fd, const ParserLimits& limits, BufferBudget& budget,
+                       std::shared_ptr<TlsContext> tls)
+    : reactor_(reactor),
+      fd_(fd),
+      in_(budget),
+      tls_(tls ? std::make_unique<TlsSession>(std::move(tls)) : nullptr),
+      accepted_(reactor.now_),
+      parser_(limits),
+      last_activity_(reactor.now_) {}
 
-void Connection::FlushAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
+bool Connection::FlushAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
+  if (!c.tls_) {
+    c.flush_waiter_ = h;
+    c.reactor_.queue_send(c);
+    return true;
+  }
+  // Over TLS: the turn's answers become records behind whatever is being sent.
+  if (!c.tls_->send(c.out_, c.wire_next_)) {
+    c.broken_ = true;  // no session to answer in (a timeout before the handshake ended)
+    c.eof_ = true;
+  }
+  c.out_.clear();
+  if (c.broken_ || (!c.sending_ && c.wire_.empty() && c.wire_next_.empty())) {
+    c.wire_next_.clear();
+    return false;
+  }
   c.flush_waiter_ = h;
-  c.reactor_.queue_send(c);
+  c.reactor_.send_tls(c);
+  return true;
 }
 
 void Connection::wake_input() noexcept {
@@ -112,7 +135,11 @@ detached_task Connection::run() {
         answer(nullptr, false);
         break;
       }
-      const Request& req = parser_.request();
+      Request& req = parser_.request();
+      if (tls_) {
+        req.tls = true;
+        req.peer_certificate = tls_->peer();
+      }
       res_.reset();
       busy_ = true;
       if (auto pending = service.handle(req, res_)) co_await std::move(*pending);

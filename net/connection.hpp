@@ -13,6 +13,7 @@
 #include "net/http_parser.hpp"
 #include "net/response.hpp"
 #include "net/task.hpp"
+#include "net/tls.hpp"
 
 namespace keygate::net {
 
@@ -59,7 +60,9 @@ class InputBuffer {
 
 class Connection {
  public:
-  Connection(Reactor& reactor, int fd, const ParserLimits& limits, BufferBudget& budget);
+  // `tls`: the listener's context when it speaks TLS, else null.
+  Connection(Reactor& reactor, int fd, const ParserLimits& limits, BufferBudget& budget,
+             std::shared_ptr<TlsContext> tls = nullptr);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -78,7 +81,8 @@ class Connection {
   struct FlushAwaiter {
     Connection& c;
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) noexcept;
+    // False (resume at once) when there is nothing left to wait for.
+    bool await_suspend(std::coroutine_handle<> h) noexcept;
     void await_resume() noexcept {}
   };
 
@@ -90,8 +94,14 @@ class Connection {
   Reactor& reactor_;
   int fd_;
   InputBuffer in_;
-  std::string out_;
-  size_t sent_ = 0;
+  std::string out_;  // plaintext answers of the turn (sent as they are without TLS)
+  size_t sent_ = 0;  // of out_, or with TLS of wire_
+  // TLS only (net/tls.hpp): the session, the ciphertext being sent (an io_uring send points
+  // into it, so nothing is appended while one is in flight) and what waits behind it.
+  std::unique_ptr<TlsSession> tls_;
+  std::string wire_, wire_next_;
+  bool sending_ = false;
+  std::chrono::steady_clock::time_point accepted_;
   HttpParser parser_;
   Response res_;
   std::coroutine_handle<> input_waiter_;  // suspended until bytes arrive or input ends

@@ -44,6 +44,7 @@ class HttpParser {
   // Parses buf[position() .. size). On `request`, request() holds views into buf.
   Event parse(char* buf, size_t size);
   const Request& request() const noexcept { return request_; }
+  Request& request() noexcept { return request_; }
   // Moves past the request just returned; the next parse() starts the following one.
   void next() noexcept;
 

@@ -84,10 +84,59 @@ void Reactor::arm_recv(Connection& c) {
 }
 
 void Reactor::queue_send(Connection& c) {
+  const std::string& bytes = c.tls_ ? c.wire_ : c.out_;
   io_uring_sqe* s = ring_.sqe();
-  io_uring_prep_send(s, c.fd_, c.out_.data() + c.sent_, c.out_.size() - c.sent_, MSG_NOSIGNAL);
+  io_uring_prep_send(s, c.fd_, bytes.data() + c.sent_, bytes.size() - c.sent_, MSG_NOSIGNAL);
   io_uring_sqe_set_data64(s, tag(&c, op_send));
   ++c.inflight_;
+}
+
+void Reactor::send_tls(Connection& c) {
+  if (c.sending_) return;  // on_tls_sent() takes wire_next_ when the send in flight is done
+  if (c.wire_.empty()) c.wire_.swap(c.wire_next_);
+  if (c.wire_.empty() || c.broken_) {
+    c.wire_.clear();
+    c.wire_next_.clear();
+    c.wake_flush();
+    return;
+  }
+  c.sending_ = true;
+  c.sent_ = 0;
+  queue_send(c);
+}
+
+void Reactor::on_tls_sent(Connection& c, int res) {
+  c.sending_ = false;
+  if (res < 0) {
+    c.broken_ = true;
+    c.eof_ = true;
+  } else {
+    c.sent_ += static_cast<size_t>(res);
+    c.last_activity_ = now_;
+    if (c.sent_ < c.wire_.size()) {
+      c.sending_ = true;
+      queue_send(c);  // a short send: the rest goes in the same turn's submission
+      return;
+    }
+    c.wire_.clear();
+  }
+  send_tls(c);  // what queued up behind it, or the flush waiter's wake-up
+}
+
+bool Reactor::receive_tls(Connection& c, const char* data, size_t n) {
+  thread_local std::string plain;
+  plain.clear();
+  const TlsSession::Status st = c.tls_->receive(data, n, plain, c.wire_next_);
+  if (!c.wire_next_.empty()) send_tls(c);  // handshake messages, tickets, alerts
+  if (st == TlsSession::Status::failed) {
+    // Not TLS (plain HTTP sent to the TLS port), a failed handshake, a bad record: close,
+    // after the alert if there is one.
+    c.eof_ = true;
+    return true;
+  }
+  if (st == TlsSession::Status::closed) c.eof_ = true;
+  if (plain.empty()) return true;
+  return c.in_.append(plain.data(), plain.size(), c.busy_);
 }
 
 void Reactor::post(std::coroutine_handle<> h) {
@@ -165,7 +214,9 @@ void Reactor::on_completion(io_uring_cqe* cqe) {
     case op_send: {
       auto& c = *static_cast<Connection*>(ptr);
       --c.inflight_;
-      if (cqe->res < 0) {
+      if (c.tls_) {
+        on_tls_sent(c, cqe->res);
+      } else if (cqe->res < 0) {
         c.broken_ = true;
         c.eof_ = true;
         c.out_.clear();
@@ -201,7 +252,8 @@ void Reactor::on_accept(int res, bool more) {
       connection_count_.fetch_add(1, std::memory_order_relaxed);
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      auto* c = new Connection(*this, fd, options_.limits, budget_);
+      auto* c = new Connection(*this, fd, options_.limits, budget_,
+                               options_.tls ? options_.tls->current() : nullptr);
       c->next_ = connections_;
       if (connections_) connections_->prev_ = c;
       connections_ = c;
@@ -221,7 +273,8 @@ void Reactor::on_recv(Connection& c, int res, uint32_t flags) {
       c.eof_ = true;  // a client pipelining far more than we can answer: cut it off
       c.shutdown_socket();
     } else if (c.over_budget_ ||
-               !c.in_.append(ring_.buffer(bid), static_cast<size_t>(res), c.busy_)) {
+               !(c.tls_ ? receive_tls(c, ring_.buffer(bid), static_cast<size_t>(res))
+                        : c.in_.append(ring_.buffer(bid), static_cast<size_t>(res), c.busy_))) {
       c.over_budget_ = true;  // answered 503 and closed by its coroutine
     } else {
       c.input_pending_ = true;
@@ -277,6 +330,11 @@ void Reactor::on_tick() {
     // its first request is on the way. One that stays silent longer does not hold up the
     // stop. A client's request racing the close of an idle keep-alive connection is the
     // client's to retry, as HTTP clients do on a reused connection (RFC 9112 9.3.1).
+    if (c->tls_ && !c->tls_->handshake_done() && now_ - c->accepted_ >= options_.header_timeout) {
+      c->eof_ = true;  // a handshake that stalls is timed out like a slow header
+      c->wake_input();
+      continue;
+    }
     const bool mid_request = c->parser_.in_message();
     const bool quiet = c->answered_ || now_ - c->last_activity_ >= std::chrono::seconds(1);
     if (past_drain || (draining_ && !mid_request && quiet)) {

@@ -19,6 +19,7 @@
 #include "net/http_parser.hpp"
 #include "net/ring.hpp"
 #include "net/service.hpp"
+#include "net/tls.hpp"
 
 namespace keygate::net {
 
@@ -36,6 +37,8 @@ struct ReactorOptions {
   unsigned ring_entries = 2048;
   unsigned buffer_count = 1024;  // provided receive buffers (a power of two)
   unsigned buffer_size = 4096;
+  // TLS on the listener: its current context (replaced on reload), or null for plain HTTP.
+  const TlsConfig* tls = nullptr;
   // Run on each reactor thread before it serves and after it stops (e.g. RCU registration).
   std::function<void()> thread_start;
   std::function<void()> thread_stop;
@@ -74,6 +77,12 @@ class Reactor {
   void arm_tick();
   void arm_recv(Connection& c);
   void queue_send(Connection& c);
+  // TLS: sends wire_, or moves wire_next_ into it and sends that; wakes the flush waiter
+  // once both are out. Nothing is sent while a send is in flight.
+  void send_tls(Connection& c);
+  void on_tls_sent(Connection& c, int res);
+  // TLS: the received ciphertext through the session, the plaintext into the input buffer.
+  bool receive_tls(Connection& c, const char* data, size_t n);
   void on_completion(io_uring_cqe* cqe);
   void on_accept(int res, bool more);
   void on_recv(Connection& c, int res, uint32_t flags);

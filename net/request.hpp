@@ -8,6 +8,8 @@
 
 namespace keygate::net {
 
+struct PeerCertificate;  // net/tls.hpp
+
 enum class Method : uint8_t { other, get, head, post, put, patch, del, options };
 
 struct Header {
@@ -27,6 +29,10 @@ struct Request {
   uint32_t header_count = 0;
   std::string_view body;
   bool keep_alive = true;
+  // The transport: whether the request came over TLS, and the client certificate that
+  // connection presented (null: none, or plain HTTP). Set by the connection.
+  bool tls = false;
+  const PeerCertificate* peer_certificate = nullptr;
 
   // Case-insensitive lookup of the first header with that name; empty when absent.
   std::string_view header(std::string_view name) const noexcept;

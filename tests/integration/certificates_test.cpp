@@ -282,7 +282,7 @@ TEST(Certificates, FiftyPerOrganizationEvenUnderConcurrentUploads) {
 }
 
 TEST(Certificates, KeysOfAnOrganizationWithActiveCertificatesAreBoundToThem) {
-  ServerProcess s;
+  ServerProcess s({"--trust-forwarded-client-cert"});  // a gateway in front
   Tenant o = make_tenant(s, "Bound");
   auto cert = make_cert("client");
   const std::string id = str(parse_json(upload(s, o.key, cert.pem).body), "/id");
@@ -352,7 +352,7 @@ TEST(Certificates, SurviveARestartAndACrash) {
     ::kill(s.pid(), SIGUSR1);  // and once more through a snapshot
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
-  ServerProcess s({}, dir);
+  ServerProcess s({"--trust-forwarded-client-cert"}, dir);
   auto got = parse_json(
       http(s.port(), "GET", "/v1/organization/certificates/" + id + "?include[]=content", "", key)
           .body);

@@ -659,7 +659,7 @@ TEST(Cluster, ActivateAndDeleteRacingOnTwoNodesHaveOneWinnerEverywhere) {
 // Projects (docs/api.md §7) in cluster mode: created on one node, a key in it on another,
 // archived on a third; every node, and a node started late from etcd, agrees.
 TEST(Cluster, ProjectsAndTheirKeysReachEveryNodeAndALateOne) {
-  Nodes n;
+  Nodes n({"--trust-forwarded-client-cert"});
   const Tenant t = make_tenant(n[0], "Projects everywhere");
   auto p = http(n[0].port(), "POST", "/v1/organization/projects", R"({"name":"api"})", t.key);
   ASSERT_EQ(p.status, 200) << p.body;

@@ -301,7 +301,7 @@ TEST(Projects, CertificatesActivePerProjectBindThatProjectsKeys) {
   Tenant o;
   std::string p, q, in_p, outside, c_org, c_p, c_q;
   {
-    ServerProcess s({}, dir);
+    ServerProcess s({"--trust-forwarded-client-cert"}, dir);
     o = make_tenant(s, "Bound projects");
     p = new_project(s, o, "p");
     q = new_project(s, o, "q");
@@ -367,7 +367,7 @@ TEST(Projects, CertificatesActivePerProjectBindThatProjectsKeys) {
     EXPECT_EQ(set_active(s, other, at_p, "deactivate", c_p).status, 404);
     s.kill9();
   }
-  ServerProcess s({}, dir);
+  ServerProcess s({"--trust-forwarded-client-cert"}, dir);
   EXPECT_EQ(auth(s, in_p, &p_cert), "200");
   EXPECT_EQ(auth(s, outside, &p_cert), "CERTIFICATE_REQUIRED");
   auto listed = parse_json(

@@ -36,6 +36,7 @@ struct Free {
   void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
   void operator()(X509* p) const { X509_free(p); }
   void operator()(BIO* p) const { BIO_free(p); }
+  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
 };
 template <class T>
 using Owned = std::unique_ptr<T, Free>;
@@ -86,6 +87,22 @@ TestCert make_cert(const std::string& cn, long from_s, long to_s, const TestCert
     check(X509_set_issuer_name(x.get(), X509_get_subject_name(issuer_x.get())) == 1, "issuer name");
   } else {
     check(X509_set_issuer_name(x.get(), name) == 1, "issuer name (self-signed)");
+  }
+  // A self-signed certificate is a CA (TLS tests sign server and client certificates with
+  // one); a leaf names the loopback address, for the TLS tests' server certificate.
+  auto extend = [&](int nid, const char* value) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer ? issuer_x.get() : x.get(), x.get(), nullptr, nullptr, 0);
+    Owned<X509_EXTENSION> ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
+    check(ext != nullptr && X509_add_ext(x.get(), ext.get(), -1) == 1, "an X.509 extension");
+  };
+  if (issuer) {
+    extend(NID_basic_constraints, "critical,CA:FALSE");
+    extend(NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+  } else {
+    extend(NID_basic_constraints, "critical,CA:TRUE");
+    extend(NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature");
   }
   check(X509_sign(x.get(), issuer ? issuer_key.get() : key.get(), EVP_sha256()) > 0, "X509_sign");
 

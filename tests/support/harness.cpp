@@ -214,6 +214,12 @@ size_t on_header(char* p, size_t size, size_t n, void* user) {
 
 HttpResponse http(uint16_t port, const std::string& method, const std::string& path,
                   const std::string& body, const std::vector<std::string>& headers) {
+  return https(port, method, path, body, headers, nullptr);
+}
+
+HttpResponse https(uint16_t port, const std::string& method, const std::string& path,
+                   const std::string& body, const std::vector<std::string>& headers,
+                   const TlsClient* tls) {
   struct Handle {  // one connection per thread, kept alive, cleaned up when the thread ends
     CURL* curl = curl_easy_init();
     ~Handle() { curl_easy_cleanup(curl); }
@@ -223,8 +229,18 @@ HttpResponse http(uint16_t port, const std::string& method, const std::string& p
   if (!curl) helper_failed("http: curl_easy_init failed");
   HttpResponse r;
   curl_easy_reset(curl);
-  std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
+  std::string url =
+      (tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port) + path;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  if (tls) {
+    curl_easy_setopt(curl, CURLOPT_CAINFO, tls->ca_file.c_str());
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);  // the test certificate names no host
+    if (!tls->cert_file.empty()) {
+      curl_easy_setopt(curl, CURLOPT_SSLCERT, tls->cert_file.c_str());
+      curl_easy_setopt(curl, CURLOPT_SSLKEY, tls->key_file.c_str());
+    }
+    if (tls->fresh_connection) curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
+  }
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
   if (method == "HEAD") curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
   if (!body.empty() || method == "POST" || method == "PATCH") {

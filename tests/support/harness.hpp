@@ -81,6 +81,17 @@ HttpResponse http(uint16_t port, const std::string& method, const std::string& p
 HttpResponse http(uint16_t port, const std::string& method, const std::string& path,
                   const std::string& body, const std::string& bearer);
 
+// HTTPS to a server started with --tls-cert: verified against `ca_file`, with a client
+// certificate when `cert_file` is set. The connection is kept per thread, like http()'s
+// (a client certificate change needs fresh_connection).
+struct TlsClient {
+  std::string ca_file, cert_file, key_file;
+  bool fresh_connection = false;
+};
+HttpResponse https(uint16_t port, const std::string& method, const std::string& path,
+                   const std::string& body, const std::vector<std::string>& headers,
+                   const TlsClient* tls);
+
 // Raw TCP: send bytes, read until the peer closes or `timeout_ms` passes. A connection
 // that cannot be made fails the test (support/check.hpp).
 int connect_to(uint16_t port);
