@@ -24,6 +24,7 @@
 #include <string_view>
 #include <utility>
 
+#include "support/certs.hpp"
 #include "support/check.hpp"
 
 extern char** environ;
@@ -78,6 +79,11 @@ void ServerProcess::start() {
   }
   if (!has_threads) argv_s.insert(argv_s.end(), {"--threads", "2"});
   if (!has_listen) argv_s.insert(argv_s.end(), {"--listen", "127.0.0.1:0"});
+  if (const TlsClient* tls = tls_mode()) {
+    const std::string dir = std::filesystem::path(tls->ca_file).parent_path();
+    argv_s.insert(argv_s.end(),
+                  {"--tls-cert", dir + "/server.pem", "--tls-key", dir + "/server.key"});
+  }
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   if (listen_fd >= 0)  // LISTEN_PID must be the server's own pid: a shell sets it, then execs
     argv_s.insert(argv_s.begin(),
@@ -214,7 +220,30 @@ size_t on_header(char* p, size_t size, size_t n, void* user) {
 
 HttpResponse http(uint16_t port, const std::string& method, const std::string& path,
                   const std::string& body, const std::vector<std::string>& headers) {
-  return https(port, method, path, body, headers, nullptr);
+  return https(port, method, path, body, headers, tls_mode());
+}
+
+const TlsClient* tls_mode() {
+  static const TlsClient* mode = [] () -> const TlsClient* {
+    const char* on = std::getenv("KEYGATE_TEST_TLS");
+    if (!on || std::string_view(on) != "1") return nullptr;
+    // One CA and server certificate for the whole test process, removed when it exits.
+    static const struct Dir {
+      std::string path = make_temp_dir();
+      ~Dir() { remove_tree(path); }
+    } scratch;
+    const std::string& dir = scratch.path;
+    const TestCert ca = make_cert("keygate test CA");
+    const TestCert server = make_cert("127.0.0.1", -3600, 86400, &ca);
+    for (const auto& [name, text] : {std::pair<const char*, const std::string&>{"ca.pem", ca.pem},
+                                     {"server.pem", server.pem},
+                                     {"server.key", server.key_pem}})
+      std::ofstream(dir + "/" + name) << text;
+    static TlsClient client;
+    client.ca_file = dir + "/ca.pem";
+    return &client;
+  }();
+  return mode;
 }
 
 HttpResponse https(uint16_t port, const std::string& method, const std::string& path,

@@ -91,6 +91,10 @@ struct TlsClient {
 HttpResponse https(uint16_t port, const std::string& method, const std::string& path,
                    const std::string& body, const std::vector<std::string>& headers,
                    const TlsClient* tls);
+// KEYGATE_TEST_TLS=1 runs the integration tests over TLS: every ServerProcess is started with
+// a certificate made for the process, and http() speaks HTTPS to it. The client settings
+// then, else null.
+const TlsClient* tls_mode();
 
 // Raw TCP: send bytes, read until the peer closes or `timeout_ms` passes. A connection
 // that cannot be made fails the test (support/check.hpp).
