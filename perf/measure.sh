@@ -68,7 +68,7 @@ measure_wrk() {
   local before after out
   before=$(cpu_ticks "$pid")
   KEYS="$work/keys-$DATASET.txt" PIPELINE=$depth taskset -c 0 wrk -t1 -c64 -d"$DURATION" --latency \
-    -s perf/auth.lua "http://127.0.0.1:$port" > "$work/wrk.out" &
+    -s perf/auth.lua "${SCHEME:-http}://127.0.0.1:$port" > "$work/wrk.out" &
   local wrk_busy
   wrk_busy=$(sample_busy $!)
   wait $!

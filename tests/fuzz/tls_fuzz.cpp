@@ -68,7 +68,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string plain, wire;
   using Status = keygate::net::TlsSession::Status;
   Status st = session.receive(bytes, std::min(split, n), plain, wire);
-  if (st == Status::ok) st = session.receive(bytes + std::min(split, n), n - std::min(split, n), plain, wire);
+  if (st == Status::ok)
+    st = session.receive(bytes + std::min(split, n), n - std::min(split, n), plain, wire);
   if (st == Status::failed) {
     if (session.error().empty()) std::abort();  // a failure says why
     // Failed stays failed: more bytes change nothing.

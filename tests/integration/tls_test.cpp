@@ -301,3 +301,17 @@ TEST(Tls, TheForwardedCertificateHeaderIsIgnoredUnlessTrusted) {
     EXPECT_EQ(r.status, trusted ? 200 : 403) << "trusted=" << trusted;
   }
 }
+
+// Listening beyond loopback without TLS is worth one warning at start; on loopback or with
+// TLS, none.
+TEST(Tls, ANonLoopbackListenerWithoutTlsIsWarnedAbout) {
+  {
+    ServerProcess s({"--listen", "0.0.0.0:0"});
+    EXPECT_NE(s.log().find("\"event\":\"listening.without_tls\""), std::string::npos) << s.log();
+  }
+  Pki pki;
+  ServerProcess quiet;
+  ServerProcess tls(pki.args({"--listen", "0.0.0.0:0"}));
+  EXPECT_EQ(quiet.log().find("listening.without_tls"), std::string::npos);
+  EXPECT_EQ(tls.log().find("listening.without_tls"), std::string::npos);
+}

@@ -224,7 +224,7 @@ HttpResponse http(uint16_t port, const std::string& method, const std::string& p
 }
 
 const TlsClient* tls_mode() {
-  static const TlsClient* mode = [] () -> const TlsClient* {
+  static const TlsClient* mode = []() -> const TlsClient* {
     const char* on = std::getenv("KEYGATE_TEST_TLS");
     if (!on || std::string_view(on) != "1") return nullptr;
     // One CA and server certificate for the whole test process, removed when it exits.
