@@ -320,24 +320,24 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
         it->second = kv.mod_revision;
     return;
   }
-  if (deleted && take("/audit/")) {  // its lease expired: past the retention
+  // "<org_id>/<id>": the rest of a key of a kind that lives under its organization.
+  core::Id org, id;
+  auto org_and = [&](core::IdKind kind) {
     const size_t slash = k.find('/');
-    const auto org = core::parse_id(core::IdKind::organization, k.substr(0, slash));
-    const auto id = slash == std::string_view::npos
-                        ? std::nullopt
-                        : core::parse_id(core::IdKind::audit_event, k.substr(slash + 1));
-    if (!org || !id) bad("an audit event key");
-    state_.index().audit().erase(*org, *id);
+    const auto o = core::parse_id(core::IdKind::organization, k.substr(0, slash));
+    const auto i =
+        slash == std::string_view::npos ? std::nullopt : core::parse_id(kind, k.substr(slash + 1));
+    if (o && i) org = *o, id = *i;
+    return o && i;
+  };
+  if (deleted && take("/audit/")) {  // its lease expired: past the retention
+    if (!org_and(core::IdKind::audit_event)) bad("an audit event key");
+    state_.index().audit().erase(org, id);
     return;
   }
   if (deleted && take("/cert/")) {
-    const size_t slash = k.find('/');
-    const auto org = core::parse_id(core::IdKind::organization, k.substr(0, slash));
-    const auto cert = slash == std::string_view::npos
-                          ? std::nullopt
-                          : core::parse_id(core::IdKind::certificate, k.substr(slash + 1));
-    if (!org || !cert) bad("a certificate key");
-    state_.apply_certificate_deletion(*org, *cert);
+    if (!org_and(core::IdKind::certificate)) bad("a certificate key");
+    state_.apply_certificate_deletion(org, id);
     return;
   }
   // Other deletions are of index keys (an old slug); index keys and the nodes' registrations

@@ -10,10 +10,24 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "support/harness.hpp"
 
 using namespace keygate::testing;
+
+namespace {
+
+// SIGKILL at a random moment while `writers` write, then stop them.
+void kill_mid_write(ServerProcess& s, std::mt19937& rng, std::atomic<bool>& stop,
+                    std::vector<std::thread>& writers) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 400));
+  s.kill9();
+  stop = true;
+  for (auto& w : writers) w.join();
+}
+
+}  // namespace
 
 TEST(Crash, AcknowledgedWritesSurviveSigkillAndNothingElseAppears) {
   const std::string dir = make_temp_dir() + "/data";
@@ -83,10 +97,7 @@ TEST(Crash, AcknowledgedWritesSurviveSigkillAndNothingElseAppears) {
           }
         }
       });
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 400));
-    s.kill9();
-    stop = true;
-    for (auto& w : writers) w.join();
+    kill_mid_write(s, rng, stop, writers);
   }
   EXPECT_GT(acked.size(), 100u);
   remove_tree(std::filesystem::path(dir).parent_path());
@@ -177,10 +188,7 @@ TEST(Crash, EveryAcknowledgedChangeHasExactlyOneAuditEventAndNoEventLacksItsChan
           }
         }
       });
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 400));
-    s.kill9();
-    stop = true;
-    for (auto& w : writers) w.join();
+    kill_mid_write(s, rng, stop, writers);
   }
   EXPECT_GT(rotated.size(), 20u);
   remove_tree(std::filesystem::path(dir).parent_path());
