@@ -17,12 +17,6 @@ namespace {
 
 constexpr uint64_t kMaxGraceSeconds = 604'800;
 
-std::optional<core::Id> org_param(Exchange& ex) {
-  auto id = core::parse_id(core::IdKind::organization, ex.params[0]);
-  if (!id) write_error(ex, ErrorCode::not_found, "No organization with that id exists.", "id");
-  return id;
-}
-
 void key_not_found(Exchange& ex) {
   write_error(ex, ErrorCode::not_found, "No API key with that id exists in this organization.",
               "key_id");
@@ -31,7 +25,7 @@ void key_not_found(Exchange& ex) {
 // Checks scope and tenancy, and reads {id} (and {keyId} when `with_key`).
 bool prologue(Exchange& ex, core::Scope scope, bool with_key, core::Id& org, core::Id& key) {
   if (!authorize(ex, scope)) return false;
-  auto o = org_param(ex);
+  auto o = organization_in_path(ex);
   if (!o || !can_access(ex, *o)) return false;
   org = *o;
   if (!with_key) return true;

@@ -227,12 +227,8 @@ void list_audit_logs(Exchange& ex) {
 
 void list_audit_events(Exchange& ex) {
   if (!authorize(ex, core::Scope::organizations_read)) return;
-  auto org = core::parse_id(core::IdKind::organization, ex.params[0]);
-  if (!org) {
-    write_error(ex, ErrorCode::not_found, "No organization with that id exists.", "id");
-    return;
-  }
-  if (!can_access(ex, *org)) return;
+  auto org = organization_in_path(ex);
+  if (!org || !can_access(ex, *org)) return;
   core::AuditQuery q;
   bool nothing = false;
   if (!read_query(ex, q, nothing)) return;

@@ -15,12 +15,6 @@ using core::ErrorCode;
 
 namespace {
 
-std::optional<core::Id> org_param(Exchange& ex) {
-  auto id = core::parse_id(core::IdKind::organization, ex.params[0]);
-  if (!id) write_error(ex, ErrorCode::not_found, "No organization with that id exists.", "id");
-  return id;
-}
-
 bool check_name(std::string_view name, core::Error& err) {
   if (!core::valid_name(name)) {
     err = invalid_field("name", "must be 1 to 200 characters and not blank");
@@ -137,7 +131,7 @@ void list_organizations(Exchange& ex) {
 
 void get_organization(Exchange& ex) {
   if (!authorize(ex, core::Scope::organizations_read, true)) return;
-  auto id = org_param(ex);
+  auto id = organization_in_path(ex);
   if (!id || !can_access(ex, *id)) return;
   core::ReadSection rs;
   const core::Organization& o = *ex.app.index.find_org(*id)->load();
@@ -146,7 +140,7 @@ void get_organization(Exchange& ex) {
 
 net::task<void> update_organization(Exchange& ex) {
   if (!authorize(ex, core::Scope::organizations_update, true)) co_return;
-  auto id = org_param(ex);
+  auto id = organization_in_path(ex);
   if (!id || !can_access(ex, *id)) co_return;
   core::UpdateOrganization cmd;
   cmd.org = *id;

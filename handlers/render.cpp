@@ -48,6 +48,13 @@ core::Id project_of(const core::Index& index, const core::ApiKey& k) noexcept {
   return p ? p->id : core::Id{};
 }
 
+std::optional<core::Id> organization_in_path(Exchange& ex) {
+  auto id = core::parse_id(core::IdKind::organization, ex.params[0]);
+  if (!id)
+    write_error(ex, core::ErrorCode::not_found, "No organization with that id exists.", "id");
+  return id;
+}
+
 const core::Project* project_in_path(Exchange& ex, core::Id org) {
   auto id = core::parse_id(core::IdKind::project, ex.params[0]);
   const core::OrgSlot* o = ex.app.index.find_org(org);

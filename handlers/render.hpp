@@ -2,6 +2,7 @@
 // and API keys.
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 #include "core/json_writer.hpp"
@@ -19,6 +20,9 @@ void write_api_key(core::JsonWriter& w, const core::Index& index, const core::Ap
 // The id of the key's project, empty when it is in none. Inside a ReadSection.
 core::Id project_of(const core::Index& index, const core::ApiKey& key) noexcept;
 void write_project(core::JsonWriter& w, const core::Project& p);  // organization.project
+// The organization that the path's {id} names (native families); writes the 404 and
+// returns nullopt when it is no organization id.
+std::optional<core::Id> organization_in_path(Exchange& ex);
 // The project that the path's {id} names in organization `org`; writes the 404 and returns
 // null when it has none such. Inside a ReadSection.
 const core::Project* project_in_path(Exchange& ex, core::Id org);

@@ -150,8 +150,7 @@ std::string describe(X509* cert) {
 
 std::shared_ptr<TlsContext> TlsContext::load(const TlsOptions& o) {
   std::shared_ptr<TlsContext> c(new TlsContext());
-  c->client_auth_ = o.client_auth;
-  if (!o.client_ca_file.empty()) c->client_auth_ = ClientAuth::require;
+  const ClientAuth client_auth = o.client_ca_file.empty() ? o.client_auth : ClientAuth::require;
   ERR_clear_error();
   c->ctx_ = SSL_CTX_new(TLS_server_method());
   if (!c->ctx_) throw std::runtime_error("cannot create a TLS context: " + openssl_error());
@@ -194,7 +193,7 @@ std::shared_ptr<TlsContext> TlsContext::load(const TlsOptions& o) {
   if (!used) refuse(o.key_file, "cannot use this key: " + openssl_error());
   c->description_ = describe(SSL_CTX_get0_certificate(ctx));
 
-  switch (c->client_auth_) {
+  switch (client_auth) {
     case ClientAuth::none:
       SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
       break;
@@ -254,10 +253,6 @@ TlsSession::TlsSession(std::shared_ptr<TlsContext> context) : context_(std::move
 
 TlsSession::~TlsSession() {
   SSL_free(ssl_);
-}
-
-bool TlsSession::resumed() const noexcept {
-  return SSL_session_reused(ssl_) == 1;
 }
 
 void TlsSession::drain(std::string& wire) {

@@ -45,14 +45,12 @@ class TlsContext {
   TlsContext& operator=(const TlsContext&) = delete;
 
   SSL_CTX* get() const noexcept { return ctx_; }
-  ClientAuth client_auth() const noexcept { return client_auth_; }
   // "CN=..., expires 2027-...": for the log.
   const std::string& description() const noexcept { return description_; }
 
  private:
   TlsContext() = default;
   SSL_CTX* ctx_ = nullptr;
-  ClientAuth client_auth_ = ClientAuth::none;
   std::string description_;
 };
 
@@ -99,7 +97,6 @@ class TlsSession {
   bool handshake_done() const noexcept { return handshake_done_; }
   // After the handshake: the certificate the client presented, or null.
   const PeerCertificate* peer() const noexcept { return has_peer_ ? &peer_ : nullptr; }
-  bool resumed() const noexcept;
   // The failure of the last `failed`, for the log ("http request on a TLS port", ...).
   const std::string& error() const noexcept { return error_; }
 

@@ -33,12 +33,6 @@ std::vector<std::string> ids(const HttpResponse& r) {
   return out;
 }
 
-std::string pem_json(const std::string& pem) {
-  std::string out;
-  for (char c : pem) out += c == '\n' ? std::string("\\n") : std::string(1, c);
-  return out;
-}
-
 }  // namespace
 
 TEST(AuditLog, EveryChangeIsRecordedInOpenAIsShapeWithItsActorAndNoSecret) {
@@ -270,4 +264,16 @@ TEST(AuditLog, RetentionZeroRecordsNothingAndABadValueStopsTheStart) {
                   status);
   EXPECT_NE(status, 0);
   EXPECT_NE(out.find("--audit-retention"), std::string::npos) << out;
+}
+
+// An organization made through --open-signup has no acting key: its events name `signup`.
+TEST(AuditLog, OpenSignupIsRecordedWithTheSignupActor) {
+  ServerProcess s({"--open-signup"});
+  auto r = http(s.port(), "POST", "/v1/organizations", R"({"name":"Self-served"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const std::string key = str(parse_json(r.body), "/data/api_key/revealed_key");
+  auto j = parse_json(logs(s, key, "?actor_ids[]=signup").body);
+  EXPECT_EQ(str(j, "/data/0/actor/api_key/id"), "signup");
+  EXPECT_EQ(str(j, "/data/1/type"), "organization.created");
+  EXPECT_EQ(str(j, "/data/2"), "<missing>");
 }

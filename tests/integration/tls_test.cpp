@@ -65,12 +65,6 @@ Tenant tenant(const ServerProcess& s, const TlsClient& tls, const std::string& n
   return {str(j, "/data/id"), str(j, "/data/api_key/revealed_key")};
 }
 
-std::string pem_json(const std::string& pem) {
-  std::string out;
-  for (char c : pem) out += c == '\n' ? std::string("\\n") : std::string(1, c);
-  return out;
-}
-
 // Uploads `cert` to the tenant's organization and activates it.
 void bind(const ServerProcess& s, const TlsClient& tls, const Tenant& t, const TestCert& cert) {
   auto up = call(s, tls, "POST", "/v1/organization/certificates",
@@ -154,6 +148,10 @@ TEST(Tls, MutualTlsBindsKeysToThePresentedCertificateOnly) {
   // A bound certificate past its notAfter: refused with its own code.
   bind(s, pki.client, t, old);
   EXPECT_EQ(auth(s, with_old, t.key), "CERTIFICATE_EXPIRED");
+  // One before its notBefore: the same.
+  const TestCert early = make_cert("client early", 3600, 7200);
+  bind(s, pki.client, t, early);
+  EXPECT_EQ(auth(s, pki.with(early, "early"), t.key), "CERTIFICATE_EXPIRED");
   EXPECT_EQ(auth(s, with_mine, t.key), "200");
 }
 

@@ -126,4 +126,10 @@ TestCert make_cert(const std::string& cn, long from_s, long to_s, const TestCert
   return out;
 }
 
+std::string pem_json(const std::string& pem) {
+  std::string out;
+  for (char c : pem) out += c == '\n' ? std::string("\\n") : std::string(1, c);
+  return out;
+}
+
 }  // namespace keygate::testing

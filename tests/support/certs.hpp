@@ -19,4 +19,7 @@ struct TestCert {
 TestCert make_cert(const std::string& common_name, long from_s = -3600, long to_s = 86400 * 365,
                    const TestCert* issuer = nullptr);
 
+// The PEM with its newlines escaped, to stand inside a JSON string.
+std::string pem_json(const std::string& pem);
+
 }  // namespace keygate::testing
