@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <thread>
 #include <type_traits>
 
 #include "core/rcu_order.hpp"
@@ -158,9 +159,40 @@ void Index::reserve_keys(size_t keys) {
   keys_by_hash_.reserve(keys);
 }
 
+void Index::begin_bulk_load(size_t keys) {
+  if (key_count() != 0) return;
+  reserve_keys(keys);
+  bulk_ = true;
+  bulk_by_id_.reserve(keys);
+  bulk_by_hash_.reserve(keys);
+}
+
+bool Index::end_bulk_load() {
+  if (!bulk_) return true;
+  bulk_ = false;
+  // The same id twice, or the same value's hash: either is a key put() would have refused.
+  // The two tables are apart in memory and their entries written once: one is filled on
+  // a second thread while this one fills the other (only slots and records are read by
+  // both).
+  bool ids = true;
+  std::thread by_id([&] {
+    ids = keys_by_id_.insert_all(bulk_by_id_, [](const void* a, const void* b) noexcept {
+      return static_cast<const KeySlot*>(a)->load()->id ==
+             static_cast<const KeySlot*>(b)->load()->id;
+    });
+  });
+  const bool hashes =
+      keys_by_hash_.insert_all(bulk_by_hash_, [](const void* a, const void* b) noexcept {
+        return static_cast<const KeySlot*>(a)->hash == static_cast<const KeySlot*>(b)->hash;
+      });
+  by_id.join();
+  return ids && hashes;
+}
+
 bool Index::try_put(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
                     uint64_t last_used_ms) {
   ReadSection rs;
+  if (bulk_) return add_key(hash, record, last_used_ms);
   if (KeySlot* slot = find_key(record->id)) {
     if (slot->hash != hash) return false;  // a key keeps its hash for life
     const ApiKey* next = record.release();
@@ -171,6 +203,11 @@ bool Index::try_put(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
     return true;
   }
   if (find_key(hash)) return false;  // another key's value
+  return add_key(hash, record, last_used_ms);
+}
+
+bool Index::add_key(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
+                    uint64_t last_used_ms) {
   OrgSlot* org = find_org(record->organization_id);
   if (!org) return false;
   counts_.replace(nullptr, record.get());
@@ -183,8 +220,13 @@ bool Index::try_put(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
     org->first_key.store(slot, std::memory_order_release);
   org->last_key = slot;
   org->key_count.fetch_add(1, std::memory_order_relaxed);
-  keys_by_id_.insert(tag_of(slot->load()->id), number);
-  keys_by_hash_.insert(tag_of(slot->hash), number);
+  if (bulk_) {
+    bulk_by_id_.push_back(SlotTable::pending(tag_of(slot->load()->id), number));
+    bulk_by_hash_.push_back(SlotTable::pending(tag_of(slot->hash), number));
+  } else {
+    keys_by_id_.insert(tag_of(slot->load()->id), number);
+    keys_by_hash_.insert(tag_of(slot->hash), number);
+  }
   key_count_.fetch_add(1, std::memory_order_relaxed);
   if (last_used_ms) slot->set_last_used_ms(last_used_ms);
   return true;

@@ -189,6 +189,16 @@ class Index {
   void reserve_keys(size_t keys);
   // The writer, a few records ahead of try_put() of this key: prefetches its table entries.
   void prefetch_key(const KeyHash& hash, Id id) const noexcept;
+  // Recovery of a snapshot into an index with no keys yet, about `keys` of them: until
+  // end_bulk_load(), try_put() of a key fills its slot and its organization's list but
+  // leaves both key tables to end_bulk_load(), which fills each in one sequential pass
+  // (SlotTable::insert_all) instead of two random cache misses per key. In between, the
+  // keys put are not found by id or by hash, and try_put() does not look for a key's
+  // earlier version (a snapshot holds each key once). On an index that has keys, both are
+  // no-ops. end_bulk_load() is false when two of the keys share an id or a value's hash,
+  // which try_put() would have refused: a damaged snapshot.
+  void begin_bulk_load(size_t keys);
+  bool end_bulk_load();
   // Whether put() accepts a version of key `id` with `hash`: a key keeps its hash for life
   // (its slot holds it), and no two keys share one. Readers and the writer.
   bool accepts(const KeyHash& hash, Id id) const noexcept;
@@ -225,7 +235,11 @@ class Index {
   std::vector<std::unique_ptr<const CertificateSet>> retired_cert_sets_;
   std::vector<std::unique_ptr<const ProjectSet>> retired_project_sets_;
   bool handed_to_rcu_ = false;  // reclaim() queued a batch: the destructor waits for it
+  bool bulk_ = false;           // between begin_bulk_load() and end_bulk_load()
+  std::vector<uint64_t> bulk_by_id_, bulk_by_hash_;  // SlotTable::pending() entries
   void publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> set);
+  // A new key's slot, in its organization's list and (outside a bulk load) the tables.
+  bool add_key(const KeyHash& hash, std::unique_ptr<const ApiKey>& record, uint64_t last_used_ms);
 };
 
 }  // namespace keygate::core

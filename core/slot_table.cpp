@@ -4,8 +4,11 @@
 #include <sys/mman.h>
 #include <urcu/urcu-memb.h>
 
+#include <algorithm>
+#include <bit>
 #include <new>
 #include <stdexcept>
+#include <vector>
 
 #include "core/rcu_order.hpp"
 
@@ -181,7 +184,7 @@ void* SlotTable::find(uint64_t tag, Match match, const void* key) const noexcept
 }
 
 void SlotTable::insert(uint64_t tag, uint32_t number) {
-  if (too_full(size_ + 1, capacity())) grow();
+  if (too_full(size_ + 1, capacity())) grow(capacity() * 2);
   table_.load(std::memory_order_relaxed)->place(pack(static_cast<uint32_t>(tag), number));
   ++size_;
 }
@@ -191,19 +194,56 @@ void SlotTable::prefetch(uint64_t tag) const noexcept {
   __builtin_prefetch(&t->entries[static_cast<uint32_t>(tag) & t->mask], 1);
 }
 
+bool SlotTable::insert_all(std::vector<uint64_t>& entries, Same same) {
+  reserve(size_ + entries.size());
+  Table* t = table_.load(std::memory_order_relaxed);
+  // A counting sort of the entries by the top bits of their home (4,096 ranges of the
+  // table), then placement range by range.
+  const size_t capacity = t->mask + 1;
+  const int bits = std::countr_zero(capacity);
+  const int range_bits = std::min(bits, 12);
+  const int shift = bits - range_bits;
+  std::vector<uint64_t> sorted(entries.size());
+  {
+    std::vector<size_t> start((size_t{1} << range_bits) + 1, 0);
+    for (const uint64_t e : entries) ++start[((tag_bits(e) & t->mask) >> shift) + 1];
+    for (size_t r = 1; r < start.size(); ++r) start[r] += start[r - 1];
+    for (const uint64_t e : entries) sorted[start[(tag_bits(e) & t->mask) >> shift]++] = e;
+  }
+  std::vector<uint64_t>().swap(entries);
+  bool distinct = true;
+  for (const uint64_t entry : sorted) {
+    for (size_t i = tag_bits(entry) & t->mask;; i = (i + 1) & t->mask) {
+      Entry& e = t->entries[i];
+      const uint64_t there = e.load(std::memory_order_relaxed);
+      if (!there) {
+        e.store(entry, std::memory_order_release);
+        break;
+      }
+      if (tag_bits(there) == tag_bits(entry) &&
+          same(arena_.at(number_bits(there)), arena_.at(number_bits(entry))))
+        distinct = false;
+    }
+  }
+  size_ += sorted.size();
+  return distinct;
+}
+
 void SlotTable::reserve(size_t entries) {
-  while (too_full(entries, capacity())) grow();
+  size_t target = capacity();
+  while (too_full(entries, target)) target *= 2;
+  if (target != capacity()) grow(target);  // one copy, not one per doubling
 }
 
 size_t SlotTable::capacity() const noexcept {
   return table_.load(std::memory_order_relaxed)->mask + 1;
 }
 
-void SlotTable::grow() {
+void SlotTable::grow(size_t capacity) {
   Table* old = table_.load(std::memory_order_relaxed);
   // Homes come from the tag's 32 bits kept in the entry: 2^32 entries at most.
-  if (old->mask + 1 > (size_t{1} << 31)) throw std::length_error("slot table: 2^32 entries");
-  Table* next = Table::create((old->mask + 1) * 2);
+  if (capacity > (size_t{1} << 32)) throw std::length_error("slot table: 2^32 entries");
+  Table* next = Table::create(capacity);
   for (size_t i = 0; i <= old->mask; ++i)
     if (const uint64_t e = old->entries[i].load(std::memory_order_relaxed)) next->place(e);
   table_.store(next, std::memory_order_release);

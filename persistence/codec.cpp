@@ -240,14 +240,6 @@ std::unique_ptr<core::Organization> decode_organization(std::string_view payload
   return o;
 }
 
-bool peek_api_key(std::string_view payload, core::Id& id, core::KeyHash& hash) noexcept {
-  if (payload.size() < 32 + hash.size()) return false;
-  std::memcpy(&id.hi, payload.data(), 8);  // id: hi, lo; then the organization's; then the hash
-  std::memcpy(&id.lo, payload.data() + 8, 8);
-  std::memcpy(hash.data(), payload.data() + 32, hash.size());
-  return true;
-}
-
 std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, core::KeyHash& hash,
                                              uint64_t& last_used_ms, uint8_t version) {
   if (version < 1 || version > 2) return nullptr;

@@ -33,9 +33,6 @@ void append_command(const std::vector<core::StateMachine::Staged>& staged, size_
 
 // nullptr when the payload is not a well-formed version-1 encoding.
 std::unique_ptr<core::Organization> decode_organization(std::string_view payload);
-// The id and hash at the front of an API key record's payload, without decoding the rest
-// (for prefetching during a bulk load); false if the payload is too short.
-bool peek_api_key(std::string_view payload, core::Id& id, core::KeyHash& hash) noexcept;
 // `version` 1 (no project) or 2 (FORMAT.md).
 std::unique_ptr<core::ApiKey> decode_api_key(std::string_view payload, core::KeyHash& hash,
                                              uint64_t& last_used_ms, uint8_t version = 2);

@@ -61,6 +61,11 @@ ReadStatus read_record(std::string_view data, size_t offset, RecordView& out,
   return ReadStatus::ok;
 }
 
+bool crc_holds(const char* header) noexcept {
+  return record_crc(static_cast<uint8_t>(header[8]), static_cast<uint8_t>(header[9]),
+                    {header + kRecordHeader, load32(header)}) == load32(header + 4);
+}
+
 bool valid_record_after(std::string_view data, size_t bad_offset) noexcept {
   RecordView r;
   for (size_t off = (bad_offset + 8) & ~size_t{7}; off + kRecordHeader <= data.size(); off += 8) {

@@ -22,11 +22,14 @@ enum class RecordType : uint8_t {
 
 inline constexpr size_t kRecordHeader = 12;
 inline constexpr uint8_t kPayloadVersion = 1;
-// The encoding each type is written in now (FORMAT.md "Records"): API keys (their project)
-// and certificates (the projects they are active for) are at 2, the others at 1. Readers
-// take every version from 1 up to it.
+// The encoding each type is written in now (FORMAT.md "Records"): API keys (their project),
+// certificates (the projects they are active for) and a snapshot's footer (its count of
+// keys) are at 2, the others at 1. Readers take every version from 1 up to it.
 inline constexpr uint8_t payload_version(RecordType type) noexcept {
-  return type == RecordType::api_key || type == RecordType::certificate ? 2 : kPayloadVersion;
+  return type == RecordType::api_key || type == RecordType::certificate ||
+                 type == RecordType::footer
+             ? 2
+             : kPayloadVersion;
 }
 inline constexpr size_t kFileHeader = 16;  // magic + u64 sequence number
 
@@ -48,6 +51,10 @@ enum class ReadStatus : uint8_t { ok, end, bad };
 // `check_crc`, for bytes whose CRCs a first pass has checked (a snapshot is read twice).
 ReadStatus read_record(std::string_view data, size_t offset, RecordView& out,
                        bool check_crc = true) noexcept;
+
+// Whether the CRC of the record whose header is at `header` holds: for a record that
+// read_record() read without checking it (its length is known to fit).
+bool crc_holds(const char* header) noexcept;
 
 // After a bad record at `bad_offset`: is there any valid record at a later aligned offset?
 // Yes means corruption in the middle; no means a torn tail.

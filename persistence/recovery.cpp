@@ -7,11 +7,19 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
 #include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "core/clock.hpp"
 #include "core/log.hpp"
+#include "core/thread_name.hpp"
 #include "persistence/codec.hpp"
 #include "persistence/record.hpp"
 #include "persistence/segment.hpp"
@@ -26,67 +34,86 @@ uint64_t load64(const char* p) {
   return v;
 }
 
-bool apply(core::StateMachine& state, const RecordView& r) {
-  if (r.version < 1 || r.version > payload_version(r.type)) return false;
+// One record as the reader thread hands it to the applier: its view (a group's records
+// come one by one, each with the group's offset), and, for the two types whose decoding is
+// most of the work (API keys and audit events: allocations, strings), the decoded object.
+struct Decoded {
+  RecordView record{};
+  size_t offset = 0;  // of the record in the file; a group's for its records
+  // The header of the record whose CRC the applier checks before it applies this: the
+  // record's own, or its group's on the group's first record; null on a group's others.
+  const char* check = nullptr;
+  bool framed = true;  // false: a group whose records are not framed as FORMAT.md says
+  core::KeyHash hash{};
+  uint64_t last_used_ms = 0;
+  std::unique_ptr<core::ApiKey> key;      // an API key record's; null if it did not decode
+  std::optional<core::AuditEvent> event;  // an audit event's; empty if it did not decode
+};
+
+bool known_version(const RecordView& r) {
+  return r.version >= 1 && r.version <= payload_version(r.type);
+}
+
+// The reader's and the decoder's part: decodes what is expensive to decode. Never touches
+// the index.
+void decode(Decoded& d) {
+  if (!d.framed || !known_version(d.record)) return;
+  if (d.record.type == RecordType::api_key)
+    d.key = decode_api_key(d.record.payload, d.hash, d.last_used_ms, d.record.version);
+  else if (d.record.type == RecordType::audit_event)
+    d.event = decode_audit_event(d.record.payload);
+}
+
+// The applier's half, on the one writer thread: false when the record is not one keygate
+// wrote (it does not decode, or names what does not exist).
+bool apply(core::StateMachine& state, Decoded& d) {
+  const RecordView& r = d.record;
+  if (!d.framed || !known_version(r)) return false;
   core::ReadSection rs;  // for the lookups below
-  if (r.type == RecordType::organization) {
-    auto o = decode_organization(r.payload);
-    if (!o) return false;
-    state.apply(std::move(o));
-    return true;
-  }
-  if (r.type == RecordType::api_key) {
-    uint64_t last_used = 0;
-    core::KeyHash hash;
-    auto k = decode_api_key(r.payload, hash, last_used, r.version);
-    if (!k) return false;
-    // Its project comes before it, in the log as in a snapshot.
-    if (k->project) {
-      const core::OrgSlot* org = state.index().find_org(k->organization_id);
-      if (!org || !org->project(k->project)) return false;
+  switch (r.type) {
+    case RecordType::organization: {
+      auto o = decode_organization(r.payload);
+      if (!o) return false;
+      state.apply(std::move(o));
+      return true;
     }
-    // A record that changes a key's hash, reuses another key's or names no organization
-    // is not one keygate wrote.
-    return state.try_apply(hash, std::move(k), last_used);
-  }
-  if (r.type == RecordType::certificate) {
-    auto c = decode_certificate(r.payload, r.version);
-    const core::OrgSlot* org = c ? state.index().find_org(c->organization_id) : nullptr;
-    if (!org) return false;
-    for (uint16_t p : c->active_projects)  // projects come before what names them
-      if (!org->project(p)) return false;
-    state.apply(std::move(c));
-    return true;
-  }
-  if (r.type == RecordType::project) {
-    auto p = decode_project(r.payload);
-    return p && state.apply(std::move(p));
-  }
-  if (r.type == RecordType::certificate_deleted) {
-    core::Id org, cert;
-    if (!decode_certificate_deletion(r.payload, org, cert)) return false;
-    state.apply_certificate_deletion(org, cert);
-    return true;
-  }
-  if (r.type == RecordType::audit_event) {
-    auto e = decode_audit_event(r.payload);
-    if (!e || !state.index().find_org(e->organization_id)) return false;
-    state.apply(std::move(*e));
-    return true;
-  }
-  if (r.type == RecordType::group) {
-    // The group's CRC covered every byte of it: its records are read without their own
-    // checks, and applied in order. A group never holds a group.
-    RecordView inner;
-    size_t off = 0;
-    for (;;) {
-      const ReadStatus st = read_record(r.payload, off, inner, /*check_crc=*/false);
-      if (st == ReadStatus::end) return off > 0;
-      if (st == ReadStatus::bad || inner.type == RecordType::group ||
-          inner.type == RecordType::footer || !apply(state, inner))
-        return false;
-      off += inner.size;
+    case RecordType::api_key: {
+      if (!d.key) return false;
+      // Its project comes before it, in the log as in a snapshot.
+      if (d.key->project) {
+        const core::OrgSlot* org = state.index().find_org(d.key->organization_id);
+        if (!org || !org->project(d.key->project)) return false;
+      }
+      // A record that changes a key's hash, reuses another key's or names no organization
+      // is not one keygate wrote.
+      return state.try_apply(d.hash, std::move(d.key), d.last_used_ms);
     }
+    case RecordType::certificate: {
+      auto c = decode_certificate(r.payload, r.version);
+      const core::OrgSlot* org = c ? state.index().find_org(c->organization_id) : nullptr;
+      if (!org) return false;
+      for (uint16_t p : c->active_projects)  // projects come before what names them
+        if (!org->project(p)) return false;
+      state.apply(std::move(c));
+      return true;
+    }
+    case RecordType::project: {
+      auto p = decode_project(r.payload);
+      return p && state.apply(std::move(p));
+    }
+    case RecordType::certificate_deleted: {
+      core::Id org, cert;
+      if (!decode_certificate_deletion(r.payload, org, cert)) return false;
+      state.apply_certificate_deletion(org, cert);
+      return true;
+    }
+    case RecordType::audit_event:
+      if (!d.event || !state.index().find_org(d.event->organization_id)) return false;
+      state.apply(std::move(*d.event));
+      return true;
+    case RecordType::group:  // the reader hands over a group's records, never the group
+    case RecordType::footer:
+      return false;
   }
   return false;
 }
@@ -153,38 +180,230 @@ class MappedFile {
   size_t populated_ = 0, released_ = 0;  // both multiples of kWindow (a page multiple)
 };
 
-// Recovery's lookahead: walks a few records in front of the one being applied and
-// prefetches the table entries each API key will touch, so that by the time the key is
-// inserted its two random lookups hit the cache. An unchecked read, a hint only: every
-// record is checked before it is applied. Reads through `file`'s window when given.
-class Lookahead {
+// Recovery's threads. A reader thread walks the file front to back, record by record, and
+// cuts it into batches; the records whose decoding is the work (API keys and audit events:
+// allocations, strings, and the kernel zeroing the fresh pages they land on) are decoded
+// by the reader for every other batch and by a decoder thread for the others; the calling
+// thread, the index's one writer, takes the batches back in order, checks each record's
+// CRC and applies it. Three threads on two cores: whichever runs short of work gives its
+// core to the others (perf/RESULTS.md "Recovery"). Each queue holds a few batches, so the
+// reader runs at most that far ahead and the records the others read are still in the
+// window it mapped (MappedFile).
+// Records are decoded before their CRC is checked: decoding is bounds-checked (and
+// fuzzed) and touches nothing shared, and nothing decoded is applied before its CRC holds.
+class BatchQueue {
  public:
-  static constexpr int kDistance = 8;
-  Lookahead(std::string_view data, core::Index& index, MappedFile* file)
-      : data_(data), index_(index), file_(file) {}
-  // Before applying each record: keeps the lookahead kDistance records in front.
-  void step() noexcept {
-    for (; lead_ < kDistance; ++lead_) advance();
-    --lead_;
+  using Batch = std::vector<Decoded>;
+  static constexpr size_t kBatch = 256;  // records per hand-over: one lock per 256
+  static constexpr size_t kDepth = 8;    // batches in flight
+
+  // The reader: waits while the queue is full; false once the writer has stopped.
+  bool push(Batch&& batch) {
+    std::unique_lock lock(mutex_);
+    room_.wait(lock, [&] { return queue_.size() < kDepth || cancelled_; });
+    if (cancelled_) return false;
+    queue_.push_back(std::move(batch));
+    ready_.notify_one();
+    return true;
+  }
+  // The reader: nothing more is coming.
+  void close() {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    ready_.notify_one();
+  }
+  // The writer: the next batch, or false once the reader has closed and all is taken.
+  bool pop(Batch& out) {
+    std::unique_lock lock(mutex_);
+    ready_.wait(lock, [&] { return !queue_.empty() || closed_; });
+    if (queue_.empty()) return false;
+    out = std::move(queue_.front());
+    queue_.pop_front();
+    room_.notify_one();
+    return true;
+  }
+  // The writer: it stopped at a record it could not apply; the reader stops too.
+  void cancel() {
+    std::lock_guard lock(mutex_);
+    cancelled_ = true;
+    queue_.clear();
+    room_.notify_one();
   }
 
  private:
-  void advance() noexcept {
-    if (file_) file_->at(ahead_);
-    RecordView next;
-    if (read_record(data_, ahead_, next, false) != ReadStatus::ok) return;
-    ahead_ += next.size;
-    core::Id id;
-    core::KeyHash hash;
-    if (next.type == RecordType::api_key && peek_api_key(next.payload, id, hash))
-      index_.prefetch_key(hash, id);
-  }
-  std::string_view data_;
-  core::Index& index_;
-  MappedFile* file_;
-  size_t ahead_ = kFileHeader;
-  int lead_ = 0;
+  std::mutex mutex_;
+  std::condition_variable ready_, room_;
+  std::deque<Batch> queue_;
+  bool closed_ = false, cancelled_ = false;
 };
+
+// The queues between the threads: the reader's own batches (0, 2, 4, ...), the others
+// (1, 3, 5, ...) on their way to the decoder and back from it.
+struct Pipeline {
+  BatchQueue decoded[2];  // [0] from the reader, [1] from the decoder
+  BatchQueue raw;         // from the reader to the decoder
+  void cancel() {
+    for (BatchQueue& q : decoded) q.cancel();
+    raw.cancel();
+  }
+};
+
+// Where the records of a file end, and why.
+struct End {
+  enum class Why {
+    clean,    // at the end of the data
+    damaged,  // a record that is short, runs past the end or fails its CRC
+    footer,   // a footer record (the end of a snapshot; in a segment, damage)
+    invalid,  // a record whose CRC holds but whose content keygate would not have written
+    stopped,  // the reader only: the writer stopped first
+  } why = Why::clean;
+  size_t offset = 0;     // of that record; the data's size when clean
+  uint64_t records = 0;  // whole records before it (a group is one)
+};
+
+// The reader: walks `data` from its header on until its end, a damaged record or a footer.
+// With `out`, hands every record (a group's one by one) over, decoded, for the writer to
+// check and apply; without, checks every CRC itself (repair). `file`, when the data is a
+// MappedFile's: reads through its window.
+End walk(std::string_view data, MappedFile* file, Pipeline* out) {
+  End end;
+  size_t off = kFileHeader;
+  BatchQueue::Batch batch;
+  uint64_t batches = 0;
+  auto hand_over = [&](const RecordView& r, size_t at, const char* check, bool framed) {
+    batch.emplace_back();
+    Decoded& d = batch.back();
+    d.record = r;
+    d.offset = at;
+    d.check = check;
+    d.framed = framed;
+  };
+  auto flush = [&] {
+    if (!out || batch.empty()) return true;
+    bool taken;
+    if (batches++ % 2 == 0) {
+      for (Decoded& d : batch) decode(d);
+      taken = out->decoded[0].push(std::exchange(batch, BatchQueue::Batch()));
+    } else {
+      taken = out->raw.push(std::exchange(batch, BatchQueue::Batch()));
+    }
+    batch.reserve(BatchQueue::kBatch);
+    return taken;
+  };
+  if (out) batch.reserve(BatchQueue::kBatch);
+  for (;;) {
+    if (file) file->at(off);
+    RecordView r;
+    const ReadStatus st = read_record(data, off, r, /*check_crc=*/out == nullptr);
+    if (st == ReadStatus::end) break;
+    if (st == ReadStatus::bad || r.type == RecordType::footer) {
+      end.why = st == ReadStatus::bad ? End::Why::damaged : End::Why::footer;
+      break;
+    }
+    const char* header = data.data() + off;
+    if (out && r.type == RecordType::group) {
+      // A group holds at least one record and never a group or a footer; its CRC covers
+      // every byte of it, so its records have no checks of their own.
+      RecordView inner;
+      size_t in = 0;
+      bool framed = true;
+      for (const char* check = header;; check = nullptr) {
+        const ReadStatus s = read_record(r.payload, in, inner, /*check_crc=*/false);
+        if (s == ReadStatus::end) {
+          framed = in > 0;
+          break;
+        }
+        if (s == ReadStatus::bad || inner.type == RecordType::group ||
+            inner.type == RecordType::footer) {
+          framed = false;
+          break;
+        }
+        hand_over(inner, off, check, true);
+        in += inner.size;
+      }
+      if (!framed) hand_over(r, off, header, false);
+    } else if (out) {
+      hand_over(r, off, header, true);
+    }
+    off += r.size;
+    ++end.records;
+    if (batch.size() >= BatchQueue::kBatch && !flush()) {
+      end.why = End::Why::stopped;
+      break;
+    }
+  }
+  end.offset = off;
+  if (end.why != End::Why::stopped) flush();
+  return end;
+}
+
+// Both threads over one file: the reader walks it, this thread checks and applies what it
+// hands over. The end is the writer's when it stopped first (a CRC that fails, a record
+// that does not apply), else the reader's. `applied` counts what changed the state (a
+// group's records one by one): a snapshot that ends badly after some did cannot be used.
+// `prefetch`: the keys go into the tables one by one (not a bulk load), so prefetching
+// their entries a few records ahead pays.
+End replay(std::string_view data, MappedFile* file, core::StateMachine& state, bool prefetch,
+           uint64_t& applied) {
+  End reader_end, end;
+  Pipeline pipeline;
+  std::exception_ptr failed[2];  // std::bad_alloc: rethrown below, on the caller's thread
+  std::thread reader([&] {
+    core::name_thread("kg-recovery");
+    try {
+      reader_end = walk(data, file, &pipeline);
+    } catch (...) {
+      failed[0] = std::current_exception();
+    }
+    pipeline.decoded[0].close();
+    pipeline.raw.close();
+  });
+  std::thread decoder([&] {
+    core::name_thread("kg-decoder");
+    try {
+      for (BatchQueue::Batch b; pipeline.raw.pop(b);) {
+        for (Decoded& d : b) decode(d);
+        if (!pipeline.decoded[1].push(std::move(b))) break;
+      }
+    } catch (...) {
+      failed[1] = std::current_exception();
+    }
+    pipeline.decoded[1].close();
+  });
+  // Prefetches the table entries of the key a few records ahead, so that by the time it is
+  // inserted its two random lookups into tables of millions hit the cache.
+  constexpr size_t kAhead = 8;
+  core::Index& index = state.index();
+  auto prefetch_key = [&](const Decoded& d) {
+    if (prefetch && d.key) index.prefetch_key(d.hash, d.key->id);
+  };
+  applied = 0;
+  BatchQueue::Batch batch;
+  for (uint64_t n = 0; end.why == End::Why::clean && pipeline.decoded[n % 2].pop(batch); ++n) {
+    for (size_t i = 0; i < std::min(kAhead, batch.size()); ++i) prefetch_key(batch[i]);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (i + kAhead < batch.size()) prefetch_key(batch[i + kAhead]);
+      Decoded& d = batch[i];
+      if (d.check && !crc_holds(d.check)) {
+        end.why = End::Why::damaged;
+      } else if (!apply(state, d)) {
+        end.why = End::Why::invalid;
+      } else {
+        ++applied;
+        end.records += d.check != nullptr;
+        continue;
+      }
+      end.offset = d.offset;
+      pipeline.cancel();
+      break;
+    }
+  }
+  reader.join();
+  decoder.join();
+  for (const std::exception_ptr& e : failed)
+    if (e) std::rethrow_exception(e);
+  return end.why == End::Why::clean ? reader_end : end;
+}
 
 struct ScanResult {
   enum Status { clean, torn, corrupt } status = clean;
@@ -200,8 +419,8 @@ bool creation_was_torn(std::string_view data) {
          (data.size() == kFileHeader && std::memcmp(data.data(), kSegmentMagic, 8) != 0);
 }
 
-// Validates every record of a segment and, when `state` is given, applies them. `file`,
-// when the data is a MappedFile's: read through its window.
+// Validates every record of a segment and, when `state` is given, applies them (on two
+// threads: replay()). `file`, when the data is a MappedFile's: read through its window.
 ScanResult scan_segment(std::string_view data, core::StateMachine* state,
                         MappedFile* file = nullptr) {
   ScanResult res;
@@ -210,34 +429,62 @@ ScanResult scan_segment(std::string_view data, core::StateMachine* state,
     res.what = "not a keygate log segment (bad header)";
     return res;
   }
-  size_t off = kFileHeader;
-  RecordView r;
-  std::optional<Lookahead> lookahead;
-  if (state) lookahead.emplace(data, state->index(), file);
-  for (;;) {
-    if (lookahead) lookahead->step();
-    ReadStatus st = read_record(data, off, r);
-    if (st == ReadStatus::end) break;
-    if (st == ReadStatus::bad || r.type == RecordType::footer) {
-      res.good_end = off;
-      res.status = valid_record_after(data, off) ? ScanResult::corrupt : ScanResult::torn;
-      res.what = "a damaged record";
-      return res;
-    }
-    if (state && !apply(*state, r)) {
-      res.good_end = off;
-      res.status = ScanResult::corrupt;
-      res.what = "a record whose checksum holds but whose content is not valid";
-      return res;
-    }
-    off += r.size;
-    ++res.records;
+  uint64_t applied = 0;
+  const End end =
+      state ? replay(data, file, *state, /*prefetch=*/true, applied) : walk(data, file, nullptr);
+  res.good_end = end.offset;
+  res.records = end.records;
+  if (end.why == End::Why::invalid) {
+    res.status = ScanResult::corrupt;
+    res.what = "a record whose checksum holds but whose content is not valid";
+  } else if (end.why != End::Why::clean) {  // damaged, or a footer, which has no place here
+    res.status = valid_record_after(data, end.offset) ? ScanResult::corrupt : ScanResult::torn;
+    res.what = "a damaged record";
   }
-  res.good_end = off;
   return res;
 }
 
-// A snapshot is used only if every record and the footer check out.
+// A snapshot's footer (FORMAT.md "Snapshots"): its last record. Version 2 also counts the
+// API keys, which size the key tables before the first is read; version 1 (snapshots
+// written before 2026-12-02) only the records.
+struct Footer {
+  size_t offset = 0;
+  uint64_t records = 0;
+  std::optional<uint64_t> keys;
+};
+
+std::optional<Footer> read_footer(std::string_view data) {
+  for (const size_t payload : {size_t{16}, size_t{8}}) {
+    const size_t size = (kRecordHeader + payload + 7) & ~size_t{7};
+    if (data.size() < kFileHeader + size) continue;
+    RecordView r;
+    const size_t off = data.size() - size;
+    if (read_record(data, off, r) != ReadStatus::ok || r.type != RecordType::footer ||
+        r.payload.size() != payload || r.version != (payload == 16 ? 2 : 1))
+      continue;
+    Footer f;
+    f.offset = off;
+    f.records = load64(r.payload.data());
+    if (payload == 16) f.keys = load64(r.payload.data() + 8);
+    return f;
+  }
+  return std::nullopt;
+}
+
+// The API keys of a snapshot whose footer does not count them: a walk of the record
+// headers alone (the replay checks the CRCs).
+uint64_t count_keys(std::string_view data, size_t end) {
+  uint64_t keys = 0;
+  RecordView r;
+  for (size_t off = kFileHeader;
+       off < end && read_record(data, off, r, /*check_crc=*/false) == ReadStatus::ok; off += r.size)
+    keys += r.type == RecordType::api_key;
+  return keys;
+}
+
+// A snapshot is used only if every record and the footer check out. Its footer is read
+// first, so a snapshot that was never finished is passed over before anything is applied;
+// a damaged record found later (`records` > 0 then) has applied what came before it.
 bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& state,
                    uint64_t& records, std::string& why) {
   MappedFile file;
@@ -251,43 +498,45 @@ bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& st
     why = "bad header";
     return false;
   }
-  size_t off = kFileHeader;
-  RecordView r;
-  uint64_t count = 0, keys = 0;
-  bool footer = false;
-  file.rewind();
-  while (read_record(data, off, r) == ReadStatus::ok) {
-    file.at(off);
-    off += r.size;
-    if (r.type == RecordType::footer) {
-      footer = r.payload.size() == 8 && load64(r.payload.data()) == count && off == data.size();
-      break;
-    }
-    ++count;
-    keys += r.type == RecordType::api_key;
-  }
+  const std::optional<Footer> footer = read_footer(data);
   if (!footer) {
     why = "incomplete or damaged (no valid footer)";
     return false;
   }
-  // Every CRC checked: the second pass only decodes, into tables sized once.
-  state.index().reserve_keys(state.index().key_count() + keys);
-  off = kFileHeader;
-  records = 0;
-  file.rewind();
-  Lookahead lookahead(data, state.index(), &file);
-  while (read_record(data, off, r, /*check_crc=*/false) == ReadStatus::ok &&
-         r.type != RecordType::footer) {
-    lookahead.step();
-    if (!apply(state, r)) {
-      why = "a record at offset " + std::to_string(off) + " is not valid";
-      records = std::max<uint64_t>(records, 1);  // something may have been applied already
-      return false;
-    }
-    off += r.size;
-    ++records;
+  // The key tables sized once, before the first key, and filled in one pass each at the
+  // end (Index::begin_bulk_load): no rehash as they fill, no random access per key.
+  // The footer's counts size what is reserved, so they are bounded by the file first: a
+  // record takes at least 16 bytes and an API key's far more than 96 (FORMAT.md).
+  const uint64_t room = footer->offset - kFileHeader;
+  if (footer->records > room / 16 || (footer->keys && *footer->keys > room / 96)) {
+    why = "its footer counts more records than the file holds";
+    return false;
   }
-  return true;
+  const uint64_t keys = footer->keys ? *footer->keys : count_keys(data, footer->offset);
+  core::Index& index = state.index();
+  index.begin_bulk_load(keys);
+  file.rewind();
+  const End end = replay(data, &file, state, /*prefetch=*/false, records);
+  const bool distinct = index.end_bulk_load();
+  switch (end.why) {
+    case End::Why::footer:
+      if (end.offset != footer->offset || end.records != footer->records) {
+        why = "its footer does not match its records";
+        return false;
+      }
+      if (!distinct) {
+        why = "two of its keys have the same id or the same value";
+        return false;
+      }
+      records = end.records;
+      return true;
+    case End::Why::invalid:
+      why = "a record at offset " + std::to_string(end.offset) + " is not valid";
+      return false;
+    default:
+      why = "a damaged record at offset " + std::to_string(end.offset);
+      return false;
+  }
 }
 
 [[noreturn]] void corrupt(const std::string& file, size_t offset, const std::string& what) {

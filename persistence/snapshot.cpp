@@ -46,7 +46,7 @@ bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq,
   };
   std::string buf, payload;
   buf.append(kSnapshotMagic, 8).append(reinterpret_cast<const char*>(&seq), 8);
-  uint64_t records = 0, bytes = 0;
+  uint64_t records = 0, keys = 0, bytes = 0;
   // Slots are never freed, so the walk can leave the read section between organizations;
   // records are encoded inside it, while they cannot be freed.
   core::OrgSlot* org;
@@ -74,6 +74,7 @@ bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq,
         encode(k->hash, *k->load(), k->last_used_ms(), payload);
         append_record(buf, RecordType::api_key, payload);
         ++records;
+        ++keys;
         if (buf.size() >= (1 << 20)) {
           if (!write_all(fd, buf)) return fail("cannot write " + tmp_path);
           bytes += buf.size();
@@ -105,7 +106,10 @@ bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq,
     }
   });
   if (!written) return fail("cannot write " + tmp_path);
+  // The footer (version 2): how many records came before it, and how many of them were API
+  // keys, so that a reader sizes its tables before the first one (FORMAT.md "Snapshots").
   payload.assign(reinterpret_cast<const char*>(&records), 8);
+  payload.append(reinterpret_cast<const char*>(&keys), 8);
   append_record(buf, RecordType::footer, payload);
   if (!write_all(fd, buf)) return fail("cannot write " + tmp_path);
   bytes += buf.size();

@@ -165,3 +165,96 @@ TEST(Index, TryPutRefusesAChangedHashAnotherKeysHashAndAnUnknownOrganization) {
   ReadSection rs;
   EXPECT_EQ(index.find_key(h2), nullptr);
 }
+
+// A snapshot's keys go into their slots as they come and into both tables at the end, all
+// at once: afterwards every key is found by value and by id, in its organization's list,
+// and the index goes on as if they had been put one by one.
+TEST(Index, ABulkLoadFindsEveryKeyAndGoesOnAsUsual) {
+  RcuThread rcu;
+  Index index;
+  IdGenerator g;
+  auto o = org(g, "a");
+  const Id oid = o->id;
+  index.put(std::move(o));
+  constexpr int kKeys = 20'000;  // past the table's first size, so the reserve matters
+  std::vector<Id> ids;
+  index.begin_bulk_load(kKeys);
+  for (int i = 0; i < kKeys; ++i) {
+    std::unique_ptr<const ApiKey> k = key(g, oid);
+    ids.push_back(k->id);
+    ASSERT_TRUE(index.try_put(hash_key("bulk" + std::to_string(i)), k));
+  }
+  {
+    ReadSection rs;
+    EXPECT_EQ(index.find_key(ids[7]), nullptr);  // not in the tables before the end
+  }
+  ASSERT_TRUE(index.end_bulk_load());
+  EXPECT_EQ(index.key_count(), size_t{kKeys});
+  {
+    ReadSection rs;
+    for (int i = 0; i < kKeys; ++i) {
+      KeySlot* s = index.find_key(hash_key("bulk" + std::to_string(i)));
+      ASSERT_NE(s, nullptr) << i;
+      EXPECT_EQ(s->id(), ids[i]);
+      EXPECT_EQ(index.find_key(ids[i]), s);
+    }
+    size_t n = 0;
+    for (KeySlot* k = index.find_org(oid)->keys(); k; k = k->next()) EXPECT_EQ(k->id(), ids[n++]);
+    EXPECT_EQ(n, size_t{kKeys});
+  }
+  // After it, put() checks and inserts one by one again.
+  std::unique_ptr<const ApiKey> thief = key(g, oid);
+  EXPECT_FALSE(index.try_put(hash_key("bulk3"), thief));
+  std::unique_ptr<const ApiKey> next = key(g, oid);
+  const Id next_id = next->id;
+  EXPECT_TRUE(index.try_put(hash_key("after"), next));
+  ReadSection rs;
+  EXPECT_EQ(index.find_key(hash_key("after")), index.find_key(next_id));
+}
+
+// Two keys of one bulk load with the same value's hash, or the same id, are what try_put()
+// refuses one by one: the end of the load says so (recovery then refuses the snapshot).
+TEST(Index, ABulkLoadOfTwoKeysWithOneHashOrOneIdFails) {
+  for (const bool same_id : {false, true}) {
+    RcuThread rcu;
+    Index index;
+    IdGenerator g;
+    auto o = org(g, "a");
+    const Id oid = o->id;
+    index.put(std::move(o));
+    index.begin_bulk_load(100);
+    Id last;
+    for (int i = 0; i < 100; ++i) {
+      std::unique_ptr<const ApiKey> k = key(g, oid);
+      last = k->id;
+      ASSERT_TRUE(index.try_put(hash_key("v" + std::to_string(i)), k));
+    }
+    auto twin = key(g, oid);
+    if (same_id) twin->id = last;
+    std::unique_ptr<const ApiKey> t(std::move(twin));
+    ASSERT_TRUE(index.try_put(hash_key(same_id ? "twin" : "v42"), t));
+    EXPECT_FALSE(index.end_bulk_load()) << (same_id ? "one id" : "one hash");
+  }
+}
+
+// On an index that has keys, a bulk load is the usual one-by-one put.
+TEST(Index, ABulkLoadIntoAnIndexWithKeysPutsOneByOne) {
+  RcuThread rcu;
+  Index index;
+  IdGenerator g;
+  auto o = org(g, "a");
+  const Id oid = o->id;
+  index.put(std::move(o));
+  index.put(hash_key("first"), key(g, oid));
+  index.begin_bulk_load(10);
+  std::unique_ptr<const ApiKey> k = key(g, oid);
+  const Id id = k->id;
+  ASSERT_TRUE(index.try_put(hash_key("second"), k));
+  {
+    ReadSection rs;
+    EXPECT_NE(index.find_key(id), nullptr);  // at once
+  }
+  std::unique_ptr<const ApiKey> thief = key(g, oid);
+  EXPECT_FALSE(index.try_put(hash_key("first"), thief));  // refused at once
+  EXPECT_TRUE(index.end_bulk_load());
+}

@@ -92,6 +92,55 @@ TEST(SlotTable, EqualTagsAreToldApartByTheMatch) {
   EXPECT_EQ(find(table, 5, 42), nullptr);
 }
 
+// insert_all() builds the table insert() would (any order of insertion gives a valid
+// linear-probing table): on top of entries already there, with equal tags and homes that
+// wrap around the end, and it tells when two slots are the same thing.
+TEST(SlotTable, InsertAllFindsEverythingAndReportsTwoSlotsThatAreTheSame) {
+  RcuThread rcu;
+  SlotArena arena(sizeof(Item));
+  SlotTable table(arena);
+  std::vector<Item*> items;
+  for (uint64_t i = 0; i < 1000; ++i) {  // some one by one first
+    auto [item, number] = make_item(arena, i);
+    items.push_back(item);
+    table.insert(mix64(i), number);
+  }
+  auto same = [](const void* a, const void* b) noexcept {
+    return static_cast<const Item*>(a)->key == static_cast<const Item*>(b)->key;
+  };
+  std::vector<uint64_t> pending;
+  for (uint64_t i = 1000; i < 200'000; ++i) {
+    auto [item, number] = make_item(arena, i);
+    items.push_back(item);
+    // Every 1,000th shares its tag with the one before: told apart by `same`.
+    const uint64_t tag = i % 1000 == 0 ? mix64(i - 1) : mix64(i);
+    pending.push_back(SlotTable::pending(tag, number));
+  }
+  auto [last, last_number] = make_item(arena, 200'000);  // its home the table's last entry
+  items.push_back(last);
+  const uint64_t wrap = 0xffffffff;
+  pending.push_back(SlotTable::pending(wrap, last_number));
+  ASSERT_TRUE(table.insert_all(pending, same));
+  EXPECT_TRUE(pending.empty());
+  EXPECT_EQ(table.size(), items.size());
+  EXPECT_LE(table.size() * 10, table.capacity() * 7) << "load stays under 70 %";
+  {
+    ReadSection rs;
+    for (uint64_t i = 0; i < 200'000; ++i) {
+      const uint64_t tag = i >= 1000 && i % 1000 == 0 ? mix64(i - 1) : mix64(i);
+      ASSERT_EQ(find(table, i, tag), items[i]) << i;
+    }
+    EXPECT_EQ(find(table, 200'000, wrap), last);
+    EXPECT_EQ(find(table, 300'000, mix64(300'000)), nullptr);
+  }
+  // A slot that is the same thing as one in the table, under the same tag.
+  auto [twin, twin_number] = make_item(arena, 5);
+  std::vector<uint64_t> again{SlotTable::pending(mix64(5), twin_number)};
+  EXPECT_FALSE(table.insert_all(again, same));
+  ReadSection rs;
+  EXPECT_EQ(find(table, 5, mix64(5)), items[5]);  // the first is still found
+}
+
 TEST(SlotTable, MixSpreadsSequentialIdsOverTheLowBits) {
   // Ids made within one millisecond differ by one in their low word; their home entries
   // must not be consecutive, or linear probing would build long runs.
