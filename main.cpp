@@ -149,6 +149,11 @@ int serve(const ServeOptions& o) {
     std::fprintf(stderr, "keygate: --listen %s: %s\n", o.listen.c_str(), error.c_str());
     return 2;
   }
+  net::Endpoint admin_endpoint;
+  if (!o.admin_listen.empty() && !net::parse_endpoint(o.admin_listen, admin_endpoint, error)) {
+    std::fprintf(stderr, "keygate: --admin-listen %s: %s\n", o.admin_listen.c_str(), error.c_str());
+    return 2;
+  }
   ::signal(SIGPIPE, SIG_IGN);
   ::signal(SIGXFSZ, SIG_IGN);  // a file-size limit becomes EFBIG, handled as a write failure
 
@@ -198,7 +203,14 @@ int serve(const ServeOptions& o) {
   config.rate_defaults.secret = {o.secret_rps, o.secret_burst};
   config.rate_defaults.publishable = {o.publishable_rps, o.publishable_burst};
   handlers::AppContext ctx{index, idempotency, metrics, config};
-  handlers::App app(ctx);
+  // With --admin-listen, the management API has a listener and a reactor thread of its
+  // own, and --listen's reactors serve verification and the operations endpoints only:
+  // writes (parsing, authenticating, answering them) never queue a verification behind
+  // them on a reactor (perf/RESULTS.md, "Verification under writes").
+  const bool admin = !o.admin_listen.empty();
+  handlers::App app(
+      ctx, admin ? handlers::App::Listener::data_plane : handlers::App::Listener::everything);
+  handlers::App admin_app(ctx);
 
   net::ReactorOptions ropts;
   ropts.limits.max_header_bytes = o.max_header_bytes;
@@ -212,7 +224,10 @@ int serve(const ServeOptions& o) {
   ropts.thread_start = [] { t_rcu.emplace(); };
   ropts.thread_stop = [] { t_rcu.reset(); };
   net::Server server(app, ropts);
-  ctx.connection_count = [&server] { return server.connections(); };
+  net::Server admin_server(admin_app, ropts, "kg-admin");
+  ctx.connection_count = [&server, &admin_server] {
+    return server.connections() + admin_server.connections();
+  };
   ctx.buffers = &server.buffers();
 
   // systemd socket activation: serve the socket it passes, if any. systemd holds that
@@ -227,13 +242,24 @@ int serve(const ServeOptions& o) {
         {{"address", server.bound().to_string()},
          {"socket_activated", activated},
          {"tls", tls != nullptr}});
-    const std::string& h = endpoint.host;
-    if (!tls && !activated && h != "localhost" && h != "::1" && !h.starts_with("127."))
-      log(Level::warn, "listening.without_tls",
-          {{"address", server.bound().to_string()},
-           {"note",
-            "keys and their values cross the network in the clear: give --tls-cert "
-            "and --tls-key, or listen on loopback behind a TLS-terminating gateway"}});
+    if (admin) {
+      // Bound by keygate itself in either case (systemd passes one socket): during a
+      // restart it refuses connections until the new process has read its data back.
+      admin_server.start(admin_endpoint, 1);
+      log(Level::info, "listening.admin",
+          {{"address", admin_server.bound().to_string()}, {"tls", tls != nullptr}});
+    }
+    auto warn_if_plain = [&](const net::Endpoint& at, const net::Endpoint& bound) {
+      const std::string& h = at.host;
+      if (!tls && h != "localhost" && h != "::1" && !h.starts_with("127."))
+        log(Level::warn, "listening.without_tls",
+            {{"address", bound.to_string()},
+             {"note",
+              "keys and their values cross the network in the clear: give --tls-cert "
+              "and --tls-key, or listen on loopback behind a TLS-terminating gateway"}});
+    };
+    if (!activated) warn_if_plain(endpoint, server.bound());
+    if (admin) warn_if_plain(admin_endpoint, admin_server.bound());
   };
   if (!activated) listen();
   sd_notify(0, "STATUS=recovering");
@@ -269,7 +295,12 @@ int serve(const ServeOptions& o) {
   ctx.ready.store(true, std::memory_order_release);
   if (activated) listen();
   sd_notify(0, "READY=1\nSTATUS=serving");
-  log(Level::info, "ready", {{"address", server.bound().to_string()}});
+  if (admin)
+    log(Level::info, "ready",
+        {{"address", server.bound().to_string()},
+         {"admin_address", admin_server.bound().to_string()}});
+  else
+    log(Level::info, "ready", {{"address", server.bound().to_string()}});
 
   stop_signals.async_wait([&](const asio::error_code& ec, int sig) {
     if (ec) return;
@@ -324,7 +355,9 @@ int serve(const ServeOptions& o) {
 
   // Graceful: stop accepting, let in-flight requests finish, then flush the log.
   server.stop();
+  admin_server.stop();
   server.join();
+  admin_server.join();
   if (journal) journal->stop();
   if (etcd) etcd->stop();
   log(Level::info, "stopped", {});

@@ -39,6 +39,11 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
   cmd.add_option("--listen", o.listen, "Address to listen on, HOST:PORT (port 0: any free port)")
       ->envname(env("LISTEN"))
       ->capture_default_str();
+  cmd.add_option("--admin-listen", o.admin_listen,
+                 "A listener of its own, with its own reactor thread, for the management API "
+                 "(organizations, keys, certificates, projects, audit log), HOST:PORT; --listen "
+                 "then serves verification and the operations endpoints only")
+      ->envname(env("ADMIN_LISTEN"));
   cmd.add_option("--data-dir", o.data_dir, "Data directory (created 0700 if absent)")
       ->envname(env("DATA_DIR"))
       ->capture_default_str();

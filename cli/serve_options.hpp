@@ -21,6 +21,8 @@ namespace keygate::cli {
 
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
+  // A listener of its own for the management API (empty: --listen serves everything).
+  std::string admin_listen;
   std::string data_dir = "./data";
   unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   std::string root_key_file;

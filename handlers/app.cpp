@@ -20,17 +20,17 @@ using net::Method;
 std::vector<Route> routes() {
   return {
       // The hot paths first: the router tries routes in order.
-      {Method::get, "/v1/auth", forward_auth, nullptr, false},
+      {Method::get, "/v1/auth", forward_auth, nullptr, false, true},
       // Envoy's ext_authz asks with the method of the request it is checking.
-      {Method::post, "/v1/auth", forward_auth, nullptr, false},
-      {Method::put, "/v1/auth", forward_auth, nullptr, false},
-      {Method::patch, "/v1/auth", forward_auth, nullptr, false},
-      {Method::del, "/v1/auth", forward_auth, nullptr, false},
-      {Method::post, "/v1/keys/verify", verify_key, nullptr, true},
-      {Method::get, "/healthz", healthz, nullptr, false},
-      {Method::get, "/readyz", readyz, nullptr, false},
-      {Method::get, "/metrics", metrics, nullptr, false},
-      {Method::get, "/v1/openapi.json", openapi, nullptr, false},
+      {Method::post, "/v1/auth", forward_auth, nullptr, false, true},
+      {Method::put, "/v1/auth", forward_auth, nullptr, false, true},
+      {Method::patch, "/v1/auth", forward_auth, nullptr, false, true},
+      {Method::del, "/v1/auth", forward_auth, nullptr, false, true},
+      {Method::post, "/v1/keys/verify", verify_key, nullptr, true, true},
+      {Method::get, "/healthz", healthz, nullptr, false, true},
+      {Method::get, "/readyz", readyz, nullptr, false, true},
+      {Method::get, "/metrics", metrics, nullptr, false, true},
+      {Method::get, "/v1/openapi.json", openapi, nullptr, false, true},
       {Method::post, "/v1/organizations", nullptr, create_organization, false},
       {Method::get, "/v1/organizations", list_organizations, nullptr, true},
       {Method::get, "/v1/organizations/{id}", get_organization, nullptr, true},
@@ -113,7 +113,8 @@ net::task<void> run_async(Exchange ex, AsyncHandler handler, std::string idempot
 
 }  // namespace
 
-App::App(AppContext& context) : ctx_(context), router_(routes()) {
+App::App(AppContext& context, Listener listener)
+    : ctx_(context), router_(routes()), listener_(listener) {
   std::vector<std::string> names;
   for (const Route& r : router_.routes())
     names.push_back(std::string(method_name(r.method)) + " " + std::string(r.pattern));
@@ -156,6 +157,12 @@ std::optional<net::task<void>> App::dispatch(Exchange& ex, uint64_t started) {
       break;
   }
   const Route& route = router_.route(ex.route);
+  if (listener_ == Listener::data_plane && !route.data_plane) {
+    write_error(ex, core::ErrorCode::not_found,
+                "The management API is served on this server's admin listener "
+                "(--admin-listen), not on this one.");
+    return std::nullopt;
+  }
   if (!ctx_.ready.load(std::memory_order_acquire) && route.sync != healthz &&
       route.sync != readyz && route.sync != openapi) {
     write_error(ex, core::ErrorCode::storage_unavailable,

@@ -22,6 +22,9 @@ struct Route {
   SyncHandler sync = nullptr;  // exactly one of the two
   AsyncHandler async = nullptr;
   bool authenticate = true;  // the router's caller authenticates before dispatch
+  // Verification and the operations endpoints: served on every listener. The rest is the
+  // management API, which --admin-listen moves to a listener of its own.
+  bool data_plane = false;
 };
 
 class Router {

@@ -89,8 +89,11 @@ uint16_t local_port(int fd) {
   return ntohs(reinterpret_cast<sockaddr_in&>(ss).sin_port);
 }
 
-Server::Server(Service& service, ReactorOptions options)
-    : service_(service), options_(options), budget_(options_.max_buffer_bytes) {}
+Server::Server(Service& service, ReactorOptions options, std::string name)
+    : service_(service),
+      options_(options),
+      budget_(options_.max_buffer_bytes),
+      name_(std::move(name)) {}
 
 Server::~Server() {
   stop();
@@ -121,7 +124,7 @@ void Server::start(const Endpoint& endpoint, unsigned threads, int inherited_fd)
   std::vector<std::promise<void>> up(threads);
   for (unsigned i = 0; i < threads; ++i) {
     threads_.emplace_back([this, i, &up] {
-      const std::string name = "kg-reactor-" + std::to_string(i);
+      const std::string name = name_ + "-" + std::to_string(i);
       pthread_setname_np(pthread_self(), name.c_str());  // "kg-reactor-0": top -H, perf
       try {
         reactors_[i] = std::make_unique<Reactor>(listen_fds_[i], service_, options_,

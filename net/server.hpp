@@ -27,7 +27,8 @@ uint16_t local_port(int fd);
 
 class Server {
  public:
-  Server(Service& service, ReactorOptions options);
+  // `name`: its threads are "<name>-0", "<name>-1", ... (top -H, perf, pinning by name).
+  Server(Service& service, ReactorOptions options, std::string name = "kg-reactor");
   ~Server();
 
   // Binds `threads` listeners on `endpoint` (port 0: one free port shared by all) or, when
@@ -49,6 +50,7 @@ class Server {
   std::vector<std::unique_ptr<Reactor>> reactors_;
   std::vector<std::thread> threads_;
   Endpoint bound_;
+  std::string name_;
 };
 
 }  // namespace keygate::net

@@ -10,9 +10,12 @@
 # moves its other threads (kg-journal, whose kg-snapshot inherits the placement, and the
 # main thread) to CPU 0, beside the paced generator and the writers' wrk: the reactor has
 # a core of its own, as on a machine with cores to spare. THREADS=shared leaves every
-# thread of keygate on CPU 1.
+# thread of keygate on CPU 1. ADMIN=1 (the default) starts keygate with --admin-listen and
+# sends the writers there: the management API's reactor (kg-admin-0) then goes to CPU 0 with
+# the others, and the reactor on CPU 1 serves verification only. ADMIN=0: the writers share
+# the one reactor with verification, as without --admin-listen.
 #
-#   perf/bench_under_writes.sh [KEYS=1000000] [RATE=20000] [PHASE_SECONDS=10] [ROUNDS=2] [THREADS=split]
+#   perf/bench_under_writes.sh [KEYS=1000000] [RATE=20000] [PHASE_SECONDS=10] [ROUNDS=2] [THREADS=split] [ADMIN=1]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
@@ -20,7 +23,11 @@ RATE=${RATE:-20000}
 SECONDS_PER_PHASE=${PHASE_SECONDS:-10}  # not SECONDS: bash keeps its own
 ROUNDS=${ROUNDS:-2}
 THREADS=${THREADS:-split}
+ADMIN=${ADMIN:-1}
 PORT=18393
+WRITE_PORT=$PORT
+admin_args=()
+if [ "$ADMIN" = 1 ]; then WRITE_PORT=$((PORT + 1)); admin_args=(--admin-listen 127.0.0.1:$WRITE_PORT); fi
 work=${WORK:-/tmp/keygate-bench}
 
 . perf/measure.sh
@@ -29,7 +36,7 @@ cmake --build build/bench --target keygate_paced >/dev/null
 fresh_copy writes
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-start_on_cpu1 writes $PORT --data-dir "$work/writes-$DATASET" --fsync always
+start_on_cpu1 writes $PORT --data-dir "$work/writes-$DATASET" --fsync always "${admin_args[@]}"
 kg=$PID
 if [ "$THREADS" = split ]; then
   for task in /proc/$kg/task/*; do
@@ -38,7 +45,7 @@ if [ "$THREADS" = split ]; then
 fi
 for task in /proc/$kg/task/*; do echo "$(cat "$task/comm") on CPUs $(taskset -p -c "${task##*/}" | awk '{print $NF}')"; done
 root=$(cat "$work/writes-$DATASET/root.key")
-org=$(curl -s -X POST localhost:$PORT/v1/organizations -H "Authorization: Bearer $root" \
+org=$(curl -s -X POST localhost:$WRITE_PORT/v1/organizations -H "Authorization: Bearer $root" \
   -d '{"name":"churn"}' | sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/')
 
 paced() {
@@ -57,7 +64,7 @@ for round in $(seq 1 "$ROUNDS"); do
         # At nice 19: the writers take what CPU is left, and the paced generator, on the same
         # core, is not held up by them (it would count its own wait as keygate's latency).
         ORG=$org ROOT=$root nice -n 19 wrk -t1 -c64 -d$((SECONDS_PER_PHASE + 2))s -s perf/churn.lua \
-          "http://127.0.0.1:$PORT" > "$work/churn.out" &
+          "http://127.0.0.1:$WRITE_PORT" > "$work/churn.out" &
         churn=$!
         sleep 1
         out=$(paced)
