@@ -221,8 +221,8 @@ bool Index::add_key(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
   org->last_key = slot;
   org->key_count.fetch_add(1, std::memory_order_relaxed);
   if (bulk_) {
-    bulk_by_id_.push_back(SlotTable::pending(tag_of(slot->load()->id), number));
-    bulk_by_hash_.push_back(SlotTable::pending(tag_of(slot->hash), number));
+    bulk_by_id_.push(tag_of(slot->load()->id), number);
+    bulk_by_hash_.push(tag_of(slot->hash), number);
   } else {
     keys_by_id_.insert(tag_of(slot->load()->id), number);
     keys_by_hash_.insert(tag_of(slot->hash), number);

@@ -236,7 +236,7 @@ class Index {
   std::vector<std::unique_ptr<const ProjectSet>> retired_project_sets_;
   bool handed_to_rcu_ = false;  // reclaim() queued a batch: the destructor waits for it
   bool bulk_ = false;           // between begin_bulk_load() and end_bulk_load()
-  std::vector<uint64_t> bulk_by_id_, bulk_by_hash_;  // SlotTable::pending() entries
+  SlotTable::Pending bulk_by_id_, bulk_by_hash_;
   void publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> set);
   // A new key's slot, in its organization's list and (outside a bulk load) the tables.
   bool add_key(const KeyHash& hash, std::unique_ptr<const ApiKey>& record, uint64_t last_used_ms);

@@ -194,7 +194,24 @@ void SlotTable::prefetch(uint64_t tag) const noexcept {
   __builtin_prefetch(&t->entries[static_cast<uint32_t>(tag) & t->mask], 1);
 }
 
-bool SlotTable::insert_all(std::vector<uint64_t>& entries, Same same) {
+void SlotTable::Pending::reserve(size_t n) {
+  if (n <= capacity_) return;
+  auto* more = static_cast<uint64_t*>(map_pages(n * sizeof(uint64_t)));
+  if (size_) std::copy(data_, data_ + size_, more);
+  const size_t size = size_;
+  release();
+  data_ = more;
+  size_ = size;
+  capacity_ = n;
+}
+
+void SlotTable::Pending::release() noexcept {
+  if (data_) unmap_pages(data_, capacity_ * sizeof(uint64_t));
+  data_ = nullptr;
+  size_ = capacity_ = 0;
+}
+
+bool SlotTable::insert_all(Pending& entries, Same same) {
   reserve(size_ + entries.size());
   Table* t = table_.load(std::memory_order_relaxed);
   // A counting sort of the entries by the top bits of their home (4,096 ranges of the
@@ -203,16 +220,20 @@ bool SlotTable::insert_all(std::vector<uint64_t>& entries, Same same) {
   const int bits = std::countr_zero(capacity);
   const int range_bits = std::min(bits, 12);
   const int shift = bits - range_bits;
-  std::vector<uint64_t> sorted(entries.size());
+  const size_t count = entries.size();
+  Pending sorted;
   {
+    uint64_t* out = sorted.fill(count);
     std::vector<size_t> start((size_t{1} << range_bits) + 1, 0);
     for (const uint64_t e : entries) ++start[((tag_bits(e) & t->mask) >> shift) + 1];
     for (size_t r = 1; r < start.size(); ++r) start[r] += start[r - 1];
-    for (const uint64_t e : entries) sorted[start[(tag_bits(e) & t->mask) >> shift]++] = e;
+    for (const uint64_t e : entries) out[start[(tag_bits(e) & t->mask) >> shift]++] = e;
   }
-  std::vector<uint64_t>().swap(entries);
+  entries.release();
   bool distinct = true;
-  for (const uint64_t entry : sorted) {
+  const uint64_t* const first = sorted.begin();
+  for (const uint64_t* at = first; at != first + count; ++at) {
+    const uint64_t entry = *at;
     for (size_t i = tag_bits(entry) & t->mask;; i = (i + 1) & t->mask) {
       Entry& e = t->entries[i];
       const uint64_t there = e.load(std::memory_order_relaxed);
@@ -225,7 +246,7 @@ bool SlotTable::insert_all(std::vector<uint64_t>& entries, Same same) {
         distinct = false;
     }
   }
-  size_ += sorted.size();
+  size_ += count;
   return distinct;
 }
 

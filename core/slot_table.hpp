@@ -26,7 +26,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 namespace keygate::core {
 
@@ -96,10 +95,36 @@ class SlotTable {
   // a few records later (a lookup into a table of millions is a cache miss otherwise).
   void prefetch(uint64_t tag) const noexcept;
 
-  // A bulk load's entry: slot `number` under `tag`, as insert_all() takes them.
-  static uint64_t pending(uint64_t tag, uint32_t number) noexcept {
-    return uint64_t{number} << 32 | static_cast<uint32_t>(tag);
-  }
+  // A bulk load's entries, slot `number` under `tag` each (push()), as insert_all() takes
+  // them. Kept in pages mapped for them and unmapped as soon as they are placed, not on the
+  // heap, which would keep what it freed: a load's scratch space leaves nothing resident.
+  class Pending {
+   public:
+    Pending() = default;
+    ~Pending() { release(); }
+    Pending(const Pending&) = delete;
+    Pending& operator=(const Pending&) = delete;
+    void reserve(size_t n);
+    void push(uint64_t tag, uint32_t number) {
+      if (size_ == capacity_) reserve(capacity_ ? capacity_ * 2 : 1024);
+      data_[size_++] = uint64_t{number} << 32 | static_cast<uint32_t>(tag);
+    }
+    size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    const uint64_t* begin() const noexcept { return data_; }
+    const uint64_t* end() const noexcept { return data_ + size_; }
+    void release() noexcept;  // empties it and gives its pages back
+    // Makes it `n` entries long, their values left to the caller to write (a sort's output).
+    uint64_t* fill(size_t n) {
+      reserve(n);
+      size_ = n;
+      return data_;
+    }
+
+   private:
+    uint64_t* data_ = nullptr;
+    size_t size_ = 0, capacity_ = 0;
+  };
   // Are two slots the same thing (the same key's id, the same value's hash)?
   using Same = bool (*)(const void* a, const void* b) noexcept;
   // The writer: adds every pending entry at once, in the order of their home entries, so
@@ -108,7 +133,7 @@ class SlotTable {
   // an entry at the first empty one from its home in any order of insertion, so the table
   // is the one insert() would build. False, with every entry added, when two slots are the
   // same thing (`same` on each pair whose tags match): a damaged load. Empties `entries`.
-  bool insert_all(std::vector<uint64_t>& entries, Same same);
+  bool insert_all(Pending& entries, Same same);
 
  private:
   struct Table;

@@ -125,7 +125,10 @@ bool apply(core::StateMachine& state, Decoded& d) {
 // read (they stay in the page cache), so the process holds one window of the file at most.
 class MappedFile {
  public:
-  static constexpr size_t kWindow = size_t{16} << 20;
+  // Small enough that the file's pages mapped at a time (up to three windows) add little
+  // to a load's peak resident memory; large enough that a 2 GB file takes a few hundred
+  // madvise calls. (The threads reading behind the reader lag it by about a megabyte.)
+  static constexpr size_t kWindow = size_t{4} << 20;
 
   bool open(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

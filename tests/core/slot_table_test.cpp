@@ -108,18 +108,18 @@ TEST(SlotTable, InsertAllFindsEverythingAndReportsTwoSlotsThatAreTheSame) {
   auto same = [](const void* a, const void* b) noexcept {
     return static_cast<const Item*>(a)->key == static_cast<const Item*>(b)->key;
   };
-  std::vector<uint64_t> pending;
+  SlotTable::Pending pending;
   for (uint64_t i = 1000; i < 200'000; ++i) {
     auto [item, number] = make_item(arena, i);
     items.push_back(item);
     // Every 1,000th shares its tag with the one before: told apart by `same`.
     const uint64_t tag = i % 1000 == 0 ? mix64(i - 1) : mix64(i);
-    pending.push_back(SlotTable::pending(tag, number));
+    pending.push(tag, number);
   }
   auto [last, last_number] = make_item(arena, 200'000);  // its home the table's last entry
   items.push_back(last);
   const uint64_t wrap = 0xffffffff;
-  pending.push_back(SlotTable::pending(wrap, last_number));
+  pending.push(wrap, last_number);
   ASSERT_TRUE(table.insert_all(pending, same));
   EXPECT_TRUE(pending.empty());
   EXPECT_EQ(table.size(), items.size());
@@ -135,7 +135,8 @@ TEST(SlotTable, InsertAllFindsEverythingAndReportsTwoSlotsThatAreTheSame) {
   }
   // A slot that is the same thing as one in the table, under the same tag.
   auto [twin, twin_number] = make_item(arena, 5);
-  std::vector<uint64_t> again{SlotTable::pending(mix64(5), twin_number)};
+  SlotTable::Pending again;
+  again.push(mix64(5), twin_number);
   EXPECT_FALSE(table.insert_all(again, same));
   ReadSection rs;
   EXPECT_EQ(find(table, 5, mix64(5)), items[5]);  // the first is still found
