@@ -224,10 +224,10 @@ int serve(const ServeOptions& o) {
   ropts.thread_start = [] { t_rcu.emplace(); };
   ropts.thread_stop = [] { t_rcu.reset(); };
   net::Server server(app, ropts);
-  net::Server admin_server(admin_app, ropts, "kg-admin");
-  ctx.connection_count = [&server, &admin_server] {
-    return server.connections() + admin_server.connections();
-  };
+  // One connection limit and one buffer budget for both listeners: the flags say "for all
+  // connections together".
+  net::Server admin_server(admin_app, ropts, "kg-admin", &server);
+  ctx.connection_count = [&server] { return server.connections(); };
   ctx.buffers = &server.buffers();
 
   // systemd socket activation: serve the socket it passes, if any. systemd holds that

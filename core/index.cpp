@@ -154,14 +154,10 @@ void Index::prefetch_key(const KeyHash& hash, Id id) const noexcept {
   keys_by_id_.prefetch(tag_of(id));
 }
 
-void Index::reserve_keys(size_t keys) {
-  keys_by_id_.reserve(keys);
-  keys_by_hash_.reserve(keys);
-}
-
 void Index::begin_bulk_load(size_t keys) {
   if (key_count() != 0) return;
-  reserve_keys(keys);
+  keys_by_id_.reserve(keys);  // sized once: no rehash as they fill
+  keys_by_hash_.reserve(keys);
   bulk_ = true;
   bulk_by_id_.reserve(keys);
   bulk_by_hash_.reserve(keys);

@@ -184,9 +184,6 @@ class Index {
   // key's last use too. One lookup per table instead of accepts() and then put().
   bool try_put(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
                uint64_t last_used_ms = 0);
-  // The writer, before loading about `keys` keys: sizes the key tables once, so that
-  // recovery does not rehash them as they fill.
-  void reserve_keys(size_t keys);
   // The writer, a few records ahead of try_put() of this key: prefetches its table entries.
   void prefetch_key(const KeyHash& hash, Id id) const noexcept;
   // Recovery of a snapshot into an index with no keys yet, about `keys` of them: until

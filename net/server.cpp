@@ -89,10 +89,12 @@ uint16_t local_port(int fd) {
   return ntohs(reinterpret_cast<sockaddr_in&>(ss).sin_port);
 }
 
-Server::Server(Service& service, ReactorOptions options, std::string name)
+Server::Server(Service& service, ReactorOptions options, std::string name, Server* limits)
     : service_(service),
       options_(options),
-      budget_(options_.max_buffer_bytes),
+      own_budget_(options_.max_buffer_bytes),
+      connection_count_(limits ? limits->connection_count_ : own_count_),
+      budget_(limits ? limits->budget_ : own_budget_),
       name_(std::move(name)) {}
 
 Server::~Server() {

@@ -28,13 +28,18 @@ uint16_t local_port(int fd);
 class Server {
  public:
   // `name`: its threads are "<name>-0", "<name>-1", ... (top -H, perf, pinning by name).
-  Server(Service& service, ReactorOptions options, std::string name = "kg-reactor");
+  // `limits`: another server whose connection count and buffer budget this one shares, so
+  // that --max-connections and --max-buffer-bytes hold across both listeners (the admin
+  // listener's); by default its own.
+  Server(Service& service, ReactorOptions options, std::string name = "kg-reactor",
+         Server* limits = nullptr);
   ~Server();
 
   // Binds `threads` listeners on `endpoint` (port 0: one free port shared by all) or, when
   // `inherited_fd` >= 0, serves that already-listening socket. Throws on failure.
   void start(const Endpoint& endpoint, unsigned threads, int inherited_fd = -1);
   Endpoint bound() const { return bound_; }
+  // Across every server that shares this one's limits.
   unsigned connections() const { return connection_count_.load(std::memory_order_relaxed); }
   const BufferBudget& buffers() const noexcept { return budget_; }
   void stop() noexcept;
@@ -43,8 +48,10 @@ class Server {
  private:
   Service& service_;
   ReactorOptions options_;
-  std::atomic<unsigned> connection_count_{0};
-  BufferBudget budget_;
+  std::atomic<unsigned> own_count_{0};
+  BufferBudget own_budget_;
+  std::atomic<unsigned>& connection_count_;  // own_count_, or the limits server's
+  BufferBudget& budget_;                     // own_budget_, or the limits server's
   std::vector<int> listen_fds_;
   bool own_fds_ = true;
   std::vector<std::unique_ptr<Reactor>> reactors_;

@@ -21,6 +21,14 @@ prepare_dataset
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
+# wait_event EVENT PID: until $work/recovery.log has EVENT; fails with the log if PID ends.
+wait_event() {
+  until grep -q "\"event\":\"$1\"" "$work/recovery.log"; do
+    kill -0 "$2" 2>/dev/null || { cat "$work/recovery.log" >&2; exit 1; }
+    sleep 0.05
+  done
+}
+
 # start BIN DIR: serves DIR until ready; prints seconds, peak and steady MiB.
 start() {
   local bin=$1 dir=$2
@@ -29,10 +37,7 @@ start() {
     > "$work/recovery.log" 2>&1 &
   local pid=$!
   pids+=($pid)
-  until grep -q '"event":"ready"' "$work/recovery.log"; do
-    kill -0 $pid 2>/dev/null || { cat "$work/recovery.log" >&2; exit 1; }
-    sleep 0.05
-  done
+  wait_event ready $pid
   sleep 0.5
   local peak steady seconds
   peak=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
@@ -59,12 +64,9 @@ snapshot_of() {
     --snapshot-bytes 1099511627776 > "$work/recovery.log" 2>&1 &
   local pid=$!
   pids+=($pid)
-  until grep -q '"event":"ready"' "$work/recovery.log"; do
-    kill -0 $pid 2>/dev/null || { cat "$work/recovery.log" >&2; exit 1; }
-    sleep 0.1
-  done
+  wait_event ready $pid
   kill -USR1 $pid
-  until grep -q '"event":"snapshot.written"' "$work/recovery.log"; do sleep 0.2; done
+  wait_event snapshot.written $pid
   kill $pid && wait $pid 2>/dev/null || true
 }
 

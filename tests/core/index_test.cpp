@@ -18,6 +18,14 @@ std::unique_ptr<Organization> org(IdGenerator& g, const std::string& slug) {
   return o;
 }
 
+// An organization put into `index`: its id.
+Id put_org(Index& index, IdGenerator& g, const std::string& slug) {
+  auto o = org(g, slug);
+  const Id id = o->id;
+  index.put(std::move(o));
+  return id;
+}
+
 std::unique_ptr<ApiKey> key(IdGenerator& g, Id org_id) {
   auto k = std::make_unique<ApiKey>();
   k->id = g.next(1000);
@@ -31,9 +39,7 @@ TEST(Index, FindsKeysByHashAndIdAndListsThemInOrder) {
   RcuThread rcu;
   Index index;
   IdGenerator g;
-  auto o = org(g, "a");
-  const Id oid = o->id;
-  index.put(std::move(o));
+  const Id oid = put_org(index, g, "a");
   std::vector<Id> ids;
   for (int i = 0; i < 100; ++i) {
     auto k = key(g, oid);
@@ -56,9 +62,7 @@ TEST(Index, PutReplacesTheRecordInTheSameSlot) {
   RcuThread rcu;
   Index index;
   IdGenerator g;
-  auto o = org(g, "a");
-  const Id oid = o->id;
-  index.put(std::move(o));
+  const Id oid = put_org(index, g, "a");
   auto k = key(g, oid);
   const Id kid = k->id;
   auto k2 = std::make_unique<ApiKey>(*k);
@@ -96,9 +100,7 @@ TEST(Index, ReadersSeeWholeRecordsWhileTheWriterReplacesThem) {
   RcuThread rcu;
   Index index;
   IdGenerator g;
-  auto o = org(g, "a");
-  const Id oid = o->id;
-  index.put(std::move(o));
+  const Id oid = put_org(index, g, "a");
   auto k = key(g, oid);
   k->name = "v0";
   const Id kid = k->id;
@@ -173,9 +175,7 @@ TEST(Index, ABulkLoadFindsEveryKeyAndGoesOnAsUsual) {
   RcuThread rcu;
   Index index;
   IdGenerator g;
-  auto o = org(g, "a");
-  const Id oid = o->id;
-  index.put(std::move(o));
+  const Id oid = put_org(index, g, "a");
   constexpr int kKeys = 20'000;  // past the table's first size, so the reserve matters
   std::vector<Id> ids;
   index.begin_bulk_load(kKeys);
@@ -219,9 +219,7 @@ TEST(Index, ABulkLoadOfTwoKeysWithOneHashOrOneIdFails) {
     RcuThread rcu;
     Index index;
     IdGenerator g;
-    auto o = org(g, "a");
-    const Id oid = o->id;
-    index.put(std::move(o));
+    const Id oid = put_org(index, g, "a");
     index.begin_bulk_load(100);
     Id last;
     for (int i = 0; i < 100; ++i) {
@@ -242,9 +240,7 @@ TEST(Index, ABulkLoadIntoAnIndexWithKeysPutsOneByOne) {
   RcuThread rcu;
   Index index;
   IdGenerator g;
-  auto o = org(g, "a");
-  const Id oid = o->id;
-  index.put(std::move(o));
+  const Id oid = put_org(index, g, "a");
   index.put(hash_key("first"), key(g, oid));
   index.begin_bulk_load(10);
   std::unique_ptr<const ApiKey> k = key(g, oid);

@@ -1,15 +1,14 @@
 // --admin-listen: the management API on a listener (and reactor thread) of its own, and
 // --listen's reactors left to verification and the operations endpoints (docs/operations.md,
 // "The admin listener").
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "support/etcd_cluster.hpp"  // free_port()
 #include "support/harness.hpp"
@@ -99,15 +98,9 @@ TEST(AdminListener, ABadAddressOrABusyPortIsRefusedAtStart) {
         << e.what();
   }
   // A port another socket holds (without SO_REUSEPORT, so not shared).
-  const int held = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(held, reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
-  ASSERT_EQ(::listen(held, 1), 0);
-  socklen_t len = sizeof sin;
-  ::getsockname(held, reinterpret_cast<sockaddr*>(&sin), &len);
-  const std::string busy = "127.0.0.1:" + std::to_string(ntohs(sin.sin_port));
+  uint16_t held_port = 0;
+  const int held = listen_loopback(held_port);
+  const std::string busy = "127.0.0.1:" + std::to_string(held_port);
   try {
     ServerProcess s({"--admin-listen", busy});
     ADD_FAILURE() << "started on a port another socket holds: " << s.log();
@@ -116,4 +109,23 @@ TEST(AdminListener, ABadAddressOrABusyPortIsRefusedAtStart) {
         << e.what();
   }
   ::close(held);
+}
+
+// --max-connections counts the connections of both listeners together, as its help says
+// ("across all threads"): the admin listener has no limit of its own beside it.
+TEST(AdminListener, SharesTheConnectionLimitWithTheMainListener) {
+  const uint16_t admin = free_port();
+  ServerProcess s(
+      {"--admin-listen", "127.0.0.1:" + std::to_string(admin), "--max-connections", "2"});
+  const int a = connect_to(s.port()), b = connect_to(s.port());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // both accepted
+  const std::string refused =
+      send_raw(admin, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(refused, "") << "a third connection, on the admin listener, was served";
+  ::close(a);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // its end seen
+  const std::string served =
+      send_raw(admin, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(served.rfind("HTTP/1.1 200", 0), 0u) << served;
+  ::close(b);
 }

@@ -68,20 +68,16 @@ TEST(Systemd, ReadyIsNotifiedOnlyAfterRecovery) {
 }
 
 TEST(Systemd, ServesAListeningSocketPassedAsSystemdDoes) {
-  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(lfd, 128), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
-  const uint16_t port = ntohs(a.sin_port);
+  uint16_t port = 0;
+  const int lfd = listen_loopback(port);
   const std::string dir = make_temp_dir();
   const std::string log_path = dir + "/out.log";
   pid_t pid = fork();
   if (pid == 0) {
-    ::dup2(lfd, 3);
+    if (lfd == 3)
+      ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would leave close-on-exec set
+    else
+      ::dup2(lfd, 3);
     int out = ::open(log_path.c_str(), O_WRONLY | O_CREAT, 0600);
     ::dup2(out, 1);
     ::setenv("LISTEN_FDS", "1", 1);
@@ -121,15 +117,8 @@ TEST(Systemd, ServesAListeningSocketPassedAsSystemdDoes) {
 // Load: keep-alive clients (their connection closed by the drain, they reconnect, as HTTP
 // clients do) and clients with a new connection per request.
 TEST(Systemd, ARestartWithTheSocketHeldByTheManagerRefusesAndFailsNothing) {
-  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(lfd, 4096), 0);  // systemd's Backlog= default is SOMAXCONN
-  socklen_t len = sizeof a;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
-  const uint16_t port = ntohs(a.sin_port);
+  uint16_t port = 0;
+  const int lfd = listen_loopback(port, 4096);  // systemd's Backlog= default is SOMAXCONN
 
   auto first = std::make_unique<ServerProcess>(std::vector<std::string>{}, std::string{}, nullptr,
                                                std::vector<std::string>{}, lfd);

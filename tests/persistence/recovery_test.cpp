@@ -322,6 +322,19 @@ uint64_t write_keys_snapshot(const std::string& path, size_t keys,
   return info.bytes;
 }
 
+// Replaces the version 2 footer of the snapshot `file` (`bytes` long) with `records` before
+// it, then a footer counting `records` and `keys` (CRCs right: only the counts lie).
+void replace_footer(const std::string& file, uint64_t bytes, const std::string& records_before,
+                    uint64_t records, uint64_t keys) {
+  std::filesystem::resize_file(file, bytes - 32);
+  std::string payload, tail = records_before;
+  payload.append(reinterpret_cast<const char*>(&records), 8);
+  payload.append(reinterpret_cast<const char*>(&keys), 8);
+  append_record(tail, RecordType::footer, payload);
+  std::ofstream f(file, std::ios::app | std::ios::binary);
+  f.write(tail.data(), static_cast<std::streamsize>(tail.size()));
+}
+
 }  // namespace
 
 TEST(Recovery, ASnapshotLargerThanTheReadWindowLoadsEveryKey) {
@@ -407,15 +420,8 @@ TEST(Recovery, ASnapshotDamagedBehindAValidFooterRefusesToStart) {
         ASSERT_EQ(r.type, RecordType::api_key);
         twin = data.substr(r.offset, r.size);
       }
-      std::filesystem::resize_file(file, bytes - 32);
-      std::string payload, footer = twin;
       // 5,005 records are there: the count is one too many, or right with the twin.
-      const uint64_t records = 5006, keys = damage == Damage::twin ? 5001 : 5000;
-      payload.append(reinterpret_cast<const char*>(&records), 8);
-      payload.append(reinterpret_cast<const char*>(&keys), 8);
-      append_record(footer, RecordType::footer, payload);
-      std::ofstream f(file, std::ios::app | std::ios::binary);
-      f.write(footer.data(), static_cast<std::streamsize>(footer.size()));
+      replace_footer(file, bytes, twin, 5006, damage == Damage::twin ? 5001 : 5000);
     }
     const std::string why = refusal(path);
     EXPECT_NE(why.find("the snapshot " + file + " is damaged"), std::string::npos) << why;
@@ -437,16 +443,7 @@ TEST(Recovery, AFooterCountingMoreThanItsFileHoldsIsNotBelieved) {
   std::vector<core::Id> ids;
   const uint64_t bytes = write_keys_snapshot(path, 100, hashes, ids);
   const std::string file = path + "/" + snapshot_name(1);
-  std::filesystem::resize_file(file, bytes - 32);
-  std::string payload, footer;
-  const uint64_t records = 101, keys = uint64_t{1} << 40;
-  payload.append(reinterpret_cast<const char*>(&records), 8);
-  payload.append(reinterpret_cast<const char*>(&keys), 8);
-  append_record(footer, RecordType::footer, payload);
-  {
-    std::ofstream f(file, std::ios::app | std::ios::binary);
-    f.write(footer.data(), static_cast<std::streamsize>(footer.size()));
-  }
+  replace_footer(file, bytes, "", 101, uint64_t{1} << 40);
   DataDir dir(path);
   core::RcuThread rcu;
   core::Index index;
