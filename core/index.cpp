@@ -150,45 +150,58 @@ void Index::put(const KeyHash& hash, std::unique_ptr<const ApiKey> record) {
 }
 
 void Index::prefetch_key(const KeyHash& hash, Id id) const noexcept {
+  if (bulk_ == Bulk::log && newest_key_ < id) return;  // new: no lookup to come
   keys_by_hash_.prefetch(tag_of(hash));
   keys_by_id_.prefetch(tag_of(id));
 }
 
-void Index::begin_bulk_load(size_t keys) {
-  if (key_count() != 0) return;
-  keys_by_id_.reserve(keys);  // sized once: no rehash as they fill
-  keys_by_hash_.reserve(keys);
-  bulk_ = true;
+void Index::begin_bulk_load(BulkLoad kind, size_t keys) {
+  if (kind == BulkLoad::snapshot && key_count() != 0) return;
+  keys_by_id_.reserve(key_count() + keys);  // sized once: no rehash as they fill
+  keys_by_hash_.reserve(key_count() + keys);
+  bulk_ = kind == BulkLoad::snapshot ? Bulk::snapshot : Bulk::log;
   bulk_by_id_.reserve(keys);
   bulk_by_hash_.reserve(keys);
 }
 
-bool Index::end_bulk_load() {
-  if (!bulk_) return true;
-  bulk_ = false;
+bool Index::place_bulk() {
+  const auto same_id = [](const void* a, const void* b) noexcept {
+    return static_cast<const KeySlot*>(a)->load()->id == static_cast<const KeySlot*>(b)->load()->id;
+  };
+  const auto same_hash = [](const void* a, const void* b) noexcept {
+    return static_cast<const KeySlot*>(a)->hash == static_cast<const KeySlot*>(b)->hash;
+  };
   // The same id twice, or the same value's hash: either is a key put() would have refused.
-  // The two tables are apart in memory and their entries written once: one is filled on
-  // a second thread while this one fills the other (only slots and records are read by
-  // both).
+  // The two tables are apart in memory and their entries written once: when there are many,
+  // one is filled on a second thread while this one fills the other (only slots and records
+  // are read by both).
+  constexpr size_t kOnTwoThreads = 1 << 16;
   bool ids = true;
-  std::thread by_id([&] {
-    ids = keys_by_id_.insert_all(bulk_by_id_, [](const void* a, const void* b) noexcept {
-      return static_cast<const KeySlot*>(a)->load()->id ==
-             static_cast<const KeySlot*>(b)->load()->id;
-    });
-  });
-  const bool hashes =
-      keys_by_hash_.insert_all(bulk_by_hash_, [](const void* a, const void* b) noexcept {
-        return static_cast<const KeySlot*>(a)->hash == static_cast<const KeySlot*>(b)->hash;
-      });
-  by_id.join();
+  std::thread by_id;
+  if (bulk_by_id_.size() >= kOnTwoThreads)
+    by_id = std::thread([&] { ids = keys_by_id_.insert_all(bulk_by_id_, same_id); });
+  else
+    ids = keys_by_id_.insert_all(bulk_by_id_, same_id);
+  const bool hashes = keys_by_hash_.insert_all(bulk_by_hash_, same_hash);
+  if (by_id.joinable()) by_id.join();
   return ids && hashes;
+}
+
+bool Index::end_bulk_load() {
+  if (bulk_ == Bulk::off) return true;
+  bulk_ = Bulk::off;
+  const bool distinct = place_bulk() && bulk_distinct_;
+  bulk_distinct_ = true;
+  return distinct;
 }
 
 bool Index::try_put(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
                     uint64_t last_used_ms) {
   ReadSection rs;
-  if (bulk_) return add_key(hash, record, last_used_ms);
+  if (bulk_ == Bulk::snapshot || (bulk_ == Bulk::log && newest_key_ < record->id))
+    return add_key(hash, record, last_used_ms, /*tables_later=*/true);  // new: no lookup
+  if (bulk_ == Bulk::log && !bulk_by_id_.empty() && !(record->id < bulk_oldest_))
+    bulk_distinct_ = place_bulk() && bulk_distinct_;  // it may be one of the new keys
   if (KeySlot* slot = find_key(record->id)) {
     if (slot->hash != hash) return false;  // a key keeps its hash for life
     const ApiKey* next = record.release();
@@ -199,11 +212,11 @@ bool Index::try_put(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
     return true;
   }
   if (find_key(hash)) return false;  // another key's value
-  return add_key(hash, record, last_used_ms);
+  return add_key(hash, record, last_used_ms, /*tables_later=*/false);
 }
 
 bool Index::add_key(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
-                    uint64_t last_used_ms) {
+                    uint64_t last_used_ms, bool tables_later) {
   OrgSlot* org = find_org(record->organization_id);
   if (!org) return false;
   counts_.replace(nullptr, record.get());
@@ -216,11 +229,14 @@ bool Index::add_key(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
     org->first_key.store(slot, std::memory_order_release);
   org->last_key = slot;
   org->key_count.fetch_add(1, std::memory_order_relaxed);
-  if (bulk_) {
-    bulk_by_id_.push(tag_of(slot->load()->id), number);
+  const Id id = slot->load()->id;
+  if (newest_key_ < id) newest_key_ = id;
+  if (tables_later) {
+    if (bulk_by_id_.empty()) bulk_oldest_ = id;
+    bulk_by_id_.push(tag_of(id), number);
     bulk_by_hash_.push(tag_of(slot->hash), number);
   } else {
-    keys_by_id_.insert(tag_of(slot->load()->id), number);
+    keys_by_id_.insert(tag_of(id), number);
     keys_by_hash_.insert(tag_of(slot->hash), number);
   }
   key_count_.fetch_add(1, std::memory_order_relaxed);

@@ -186,15 +186,21 @@ class Index {
                uint64_t last_used_ms = 0);
   // The writer, a few records ahead of try_put() of this key: prefetches its table entries.
   void prefetch_key(const KeyHash& hash, Id id) const noexcept;
-  // Recovery of a snapshot into an index with no keys yet, about `keys` of them: until
-  // end_bulk_load(), try_put() of a key fills its slot and its organization's list but
-  // leaves both key tables to end_bulk_load(), which fills each in one sequential pass
-  // (SlotTable::insert_all) instead of two random cache misses per key. In between, the
-  // keys put are not found by id or by hash, and try_put() does not look for a key's
-  // earlier version (a snapshot holds each key once). On an index that has keys, both are
-  // no-ops. end_bulk_load() is false when two of the keys share an id or a value's hash,
-  // which try_put() would have refused: a damaged snapshot.
-  void begin_bulk_load(size_t keys);
+  // Recovery: until end_bulk_load(), try_put() of a key that is new fills its slot and its
+  // organization's list but leaves both key tables for later, when many keys go into each
+  // at once (SlotTable::insert_all: one sequential pass instead of two random cache misses
+  // per key). Which keys are new without a lookup:
+  // - BulkLoad::snapshot, into an index with no keys (else the load is the usual one), of
+  //   about `keys`, which size both tables once: every key, as a snapshot holds each once;
+  // - BulkLoad::log, into any index: a key whose id is greater than every key's in it (one
+  //   writer assigns ids, which grow with time, so a log's new keys nearly always are).
+  //   Any other version is looked up as usual, after the new keys it may be one of have
+  //   gone into the tables.
+  // Until then the new keys are not found by id or by hash. end_bulk_load() puts in the
+  // rest and is false when two keys share an id or a value's hash, which try_put() refuses
+  // one by one: a damaged snapshot or log.
+  enum class BulkLoad : uint8_t { snapshot, log };
+  void begin_bulk_load(BulkLoad kind, size_t keys = 0);
   bool end_bulk_load();
   // Whether put() accepts a version of key `id` with `hash`: a key keeps its hash for life
   // (its slot holds it), and no two keys share one. Readers and the writer.
@@ -232,11 +238,18 @@ class Index {
   std::vector<std::unique_ptr<const CertificateSet>> retired_cert_sets_;
   std::vector<std::unique_ptr<const ProjectSet>> retired_project_sets_;
   bool handed_to_rcu_ = false;  // reclaim() queued a batch: the destructor waits for it
-  bool bulk_ = false;           // between begin_bulk_load() and end_bulk_load()
-  SlotTable::Pending bulk_by_id_, bulk_by_hash_;
+  enum class Bulk : uint8_t { off, snapshot, log } bulk_ = Bulk::off;  // begin_bulk_load()
+  SlotTable::Pending bulk_by_id_, bulk_by_hash_;  // new keys, not yet in the tables
+  Id bulk_oldest_{};           // a log's load: the first of them (their ids grow)
+  bool bulk_distinct_ = true;  // false: placing them found two keys with one id or hash
+  Id newest_key_{};            // the greatest id of any key in the index
+  // Puts the bulk load's new keys into both tables; false as end_bulk_load().
+  bool place_bulk();
   void publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> set);
-  // A new key's slot, in its organization's list and (outside a bulk load) the tables.
-  bool add_key(const KeyHash& hash, std::unique_ptr<const ApiKey>& record, uint64_t last_used_ms);
+  // A new key's slot, in its organization's list and the tables, or with `tables_later`
+  // among the bulk load's keys that place_bulk() puts in the tables.
+  bool add_key(const KeyHash& hash, std::unique_ptr<const ApiKey>& record, uint64_t last_used_ms,
+               bool tables_later);
 };
 
 }  // namespace keygate::core

@@ -196,12 +196,17 @@ void SlotTable::prefetch(uint64_t tag) const noexcept {
 
 void SlotTable::Pending::reserve(size_t n) {
   if (n <= capacity_) return;
-  auto* more = static_cast<uint64_t*>(map_pages(n * sizeof(uint64_t)));
-  if (size_) std::copy(data_, data_ + size_, more);
-  const size_t size = size_;
-  release();
-  data_ = more;
-  size_ = size;
+  const size_t bytes = n * sizeof(uint64_t);
+  if (!data_) {
+    data_ = static_cast<uint64_t*>(map_pages(bytes));
+  } else {
+    // Grown in place or moved by the page tables, not copied: a log's load, which cannot
+    // know its count ahead, doubles it from a thousand entries to millions.
+    void* more = ::mremap(data_, capacity_ * sizeof(uint64_t), bytes, MREMAP_MAYMOVE);
+    if (more == MAP_FAILED) throw std::bad_alloc();
+    ::madvise(more, bytes, MADV_HUGEPAGE);  // advice: fine if refused
+    data_ = static_cast<uint64_t*>(more);
+  }
   capacity_ = n;
 }
 
@@ -214,26 +219,27 @@ void SlotTable::Pending::release() noexcept {
 bool SlotTable::insert_all(Pending& entries, Same same) {
   reserve(size_ + entries.size());
   Table* t = table_.load(std::memory_order_relaxed);
-  // A counting sort of the entries by the top bits of their home (4,096 ranges of the
-  // table), then placement range by range.
-  const size_t capacity = t->mask + 1;
-  const int bits = std::countr_zero(capacity);
-  const int range_bits = std::min(bits, 12);
-  const int shift = bits - range_bits;
   const size_t count = entries.size();
+  // Many entries are placed in the order of their homes: a counting sort by the top bits
+  // of the home (4,096 ranges of the table), then placement range by range. A few (a
+  // log's new keys before a version of one of them) are placed as they come, and their
+  // scratch space is kept for the next ones.
+  constexpr size_t kSortFrom = 4096;
   Pending sorted;
-  {
+  if (count >= kSortFrom) {
+    const size_t capacity = t->mask + 1;
+    const int bits = std::countr_zero(capacity);
+    const int range_bits = std::min(bits, 12);
+    const int shift = bits - range_bits;
     uint64_t* out = sorted.fill(count);
     std::vector<size_t> start((size_t{1} << range_bits) + 1, 0);
     for (const uint64_t e : entries) ++start[((tag_bits(e) & t->mask) >> shift) + 1];
     for (size_t r = 1; r < start.size(); ++r) start[r] += start[r - 1];
     for (const uint64_t e : entries) out[start[(tag_bits(e) & t->mask) >> shift]++] = e;
+    entries.release();
   }
-  entries.release();
   bool distinct = true;
-  const uint64_t* const first = sorted.begin();
-  for (const uint64_t* at = first; at != first + count; ++at) {
-    const uint64_t entry = *at;
+  for (const uint64_t entry : sorted.empty() ? entries : sorted) {
     for (size_t i = tag_bits(entry) & t->mask;; i = (i + 1) & t->mask) {
       Entry& e = t->entries[i];
       const uint64_t there = e.load(std::memory_order_relaxed);
@@ -246,6 +252,7 @@ bool SlotTable::insert_all(Pending& entries, Same same) {
         distinct = false;
     }
   }
+  entries.clear();
   size_ += count;
   return distinct;
 }

@@ -113,7 +113,8 @@ class SlotTable {
     bool empty() const noexcept { return size_ == 0; }
     const uint64_t* begin() const noexcept { return data_; }
     const uint64_t* end() const noexcept { return data_ + size_; }
-    void release() noexcept;  // empties it and gives its pages back
+    void clear() noexcept { size_ = 0; }  // empties it and keeps its pages
+    void release() noexcept;              // empties it and gives its pages back
     // Makes it `n` entries long, their values left to the caller to write (a sort's output).
     uint64_t* fill(size_t n) {
       reserve(n);
@@ -132,7 +133,8 @@ class SlotTable {
   // (inserting millions one by one costs a random cache miss each). Linear probing places
   // an entry at the first empty one from its home in any order of insertion, so the table
   // is the one insert() would build. False, with every entry added, when two slots are the
-  // same thing (`same` on each pair whose tags match): a damaged load. Empties `entries`.
+  // same thing (`same` on each pair whose tags match, the table's entries included): a
+  // damaged load. Empties `entries` (and gives its pages back when they were many).
   bool insert_all(Pending& entries, Same same);
 
  private:

@@ -178,7 +178,7 @@ TEST(Index, ABulkLoadFindsEveryKeyAndGoesOnAsUsual) {
   const Id oid = put_org(index, g, "a");
   constexpr int kKeys = 20'000;  // past the table's first size, so the reserve matters
   std::vector<Id> ids;
-  index.begin_bulk_load(kKeys);
+  index.begin_bulk_load(Index::BulkLoad::snapshot, kKeys);
   for (int i = 0; i < kKeys; ++i) {
     std::unique_ptr<const ApiKey> k = key(g, oid);
     ids.push_back(k->id);
@@ -220,7 +220,7 @@ TEST(Index, ABulkLoadOfTwoKeysWithOneHashOrOneIdFails) {
     Index index;
     IdGenerator g;
     const Id oid = put_org(index, g, "a");
-    index.begin_bulk_load(100);
+    index.begin_bulk_load(Index::BulkLoad::snapshot, 100);
     Id last;
     for (int i = 0; i < 100; ++i) {
       std::unique_ptr<const ApiKey> k = key(g, oid);
@@ -235,14 +235,14 @@ TEST(Index, ABulkLoadOfTwoKeysWithOneHashOrOneIdFails) {
   }
 }
 
-// On an index that has keys, a bulk load is the usual one-by-one put.
-TEST(Index, ABulkLoadIntoAnIndexWithKeysPutsOneByOne) {
+// On an index that has keys, a snapshot's bulk load is the usual one-by-one put.
+TEST(Index, ASnapshotsBulkLoadIntoAnIndexWithKeysPutsOneByOne) {
   RcuThread rcu;
   Index index;
   IdGenerator g;
   const Id oid = put_org(index, g, "a");
   index.put(hash_key("first"), key(g, oid));
-  index.begin_bulk_load(10);
+  index.begin_bulk_load(Index::BulkLoad::snapshot, 10);
   std::unique_ptr<const ApiKey> k = key(g, oid);
   const Id id = k->id;
   ASSERT_TRUE(index.try_put(hash_key("second"), k));
@@ -253,4 +253,92 @@ TEST(Index, ABulkLoadIntoAnIndexWithKeysPutsOneByOne) {
   std::unique_ptr<const ApiKey> thief = key(g, oid);
   EXPECT_FALSE(index.try_put(hash_key("first"), thief));  // refused at once
   EXPECT_TRUE(index.end_bulk_load());
+}
+
+// A log's bulk load, over keys already there: the new keys (ids above every key's) wait
+// for the tables until a version of one of them comes (a rotation, a revocation), which
+// finds it; a version of an older key does not make them wait less.
+TEST(Index, ALogsBulkLoadPutsNewKeysInTheTablesWhenAVersionOfOneComes) {
+  RcuThread rcu;
+  Index index;
+  IdGenerator g;
+  const Id oid = put_org(index, g, "a");
+  auto old_key = key(g, oid);
+  const Id old_id = old_key->id;
+  index.put(hash_key("old"), std::move(old_key));
+  index.begin_bulk_load(Index::BulkLoad::log);
+  std::vector<Id> ids;
+  for (int i = 0; i < 5000; ++i) {  // past insert_all's sort threshold, past a table's first size
+    std::unique_ptr<const ApiKey> k = key(g, oid);
+    ids.push_back(k->id);
+    ASSERT_TRUE(index.try_put(hash_key("new" + std::to_string(i)), k));
+  }
+  auto revoked_old = key(g, oid);
+  revoked_old->id = old_id;
+  revoked_old->revoked_ms = 5;
+  std::unique_ptr<const ApiKey> v(std::move(revoked_old));
+  ASSERT_TRUE(index.try_put(hash_key("old"), v));
+  {
+    ReadSection rs;
+    EXPECT_EQ(index.find_key(hash_key("old"))->load()->revoked_ms, 5u);
+    EXPECT_EQ(index.find_key(ids[0]), nullptr);  // still waiting
+  }
+  auto revoked = key(g, oid);
+  revoked->id = ids[4321];
+  revoked->revoked_ms = 7;
+  std::unique_ptr<const ApiKey> r(std::move(revoked));
+  ASSERT_TRUE(index.try_put(hash_key("new4321"), r));
+  {
+    ReadSection rs;
+    EXPECT_EQ(index.find_key(ids[4321])->load()->revoked_ms, 7u);
+    for (int i = 0; i < 5000; ++i)
+      ASSERT_EQ(index.find_key(hash_key("new" + std::to_string(i))), index.find_key(ids[i])) << i;
+  }
+  // A version that changes a new key's hash is refused, as outside a bulk load.
+  auto moved = key(g, oid);
+  moved->id = ids[1];
+  std::unique_ptr<const ApiKey> m(std::move(moved));
+  EXPECT_FALSE(index.try_put(hash_key("elsewhere"), m));
+  // More new keys, and one whose id is not the greatest (a clock that went back): looked
+  // up, not found, put at once.
+  std::unique_ptr<const ApiKey> later = key(g, oid);
+  const Id later_id = later->id;
+  ASSERT_TRUE(index.try_put(hash_key("later"), later));
+  auto early = key(g, oid);
+  early->id = Id{1, 1};
+  std::unique_ptr<const ApiKey> e(std::move(early));
+  ASSERT_TRUE(index.try_put(hash_key("early"), e));
+  {
+    ReadSection rs;
+    EXPECT_NE(index.find_key(Id{1, 1}), nullptr);
+    EXPECT_EQ(index.find_key(later_id), nullptr);
+  }
+  ASSERT_TRUE(index.end_bulk_load());
+  EXPECT_EQ(index.key_count(), 5003u);
+  ReadSection rs;
+  EXPECT_EQ(index.find_key(hash_key("later")), index.find_key(later_id));
+  size_t listed = 0;
+  for (KeySlot* k = index.find_org(oid)->keys(); k; k = k->next()) ++listed;
+  EXPECT_EQ(listed, 5003u);
+}
+
+// A new key of a log with another key's value, waiting for the tables or already in them:
+// the end of the load says so (recovery then refuses to start).
+TEST(Index, ALogsBulkLoadOfANewKeyWithAnotherKeysValueFails) {
+  for (const bool in_tables : {false, true}) {
+    RcuThread rcu;
+    Index index;
+    IdGenerator g;
+    const Id oid = put_org(index, g, "a");
+    index.put(hash_key("there"), key(g, oid));
+    index.begin_bulk_load(Index::BulkLoad::log);
+    std::unique_ptr<const ApiKey> first = key(g, oid);
+    ASSERT_TRUE(index.try_put(hash_key("first"), first));
+    std::unique_ptr<const ApiKey> thief = key(g, oid);
+    ASSERT_TRUE(index.try_put(hash_key(in_tables ? "there" : "first"), thief));
+    EXPECT_FALSE(index.end_bulk_load()) << (in_tables ? "in the tables" : "waiting");
+    // A load that fails leaves the next one clean.
+    index.begin_bulk_load(Index::BulkLoad::log);
+    EXPECT_TRUE(index.end_bulk_load());
+  }
 }
