@@ -669,6 +669,7 @@ void EtcdCommitter::run() {
       snapshot_running_.store(true, std::memory_order_release);
       snapshotter_ = std::thread([this] {
         core::name_thread("kg-snapshot");
+        core::run_in_background();
         core::RcuThread rcu;
         take_snapshot();
         snapshot_running_.store(false, std::memory_order_release);

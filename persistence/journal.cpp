@@ -268,6 +268,7 @@ void Journal::maybe_snapshot(bool requested) {
   snapshot_running_.store(true, std::memory_order_release);
   snapshotter_ = std::thread([this, seq] {
     core::name_thread("kg-snapshot");
+    core::run_in_background();
     core::RcuThread rcu;
     SnapshotInfo info;
     std::string err;
