@@ -13,12 +13,13 @@ inline void name_thread(const char* name) noexcept {
 }
 
 // Marks the calling thread as background work (a snapshot): when the cores are busy, the
-// scheduler gives it a smaller share than the reactors that verify, which stay at the
-// process's priority. Raising one's own nice value needs no privilege; a failure only
-// leaves the thread at the process's priority.
+// scheduler gives it about a tenth of the share of the reactors that verify, which stay at
+// the process's priority (nice 10: each step is 1.25x less weight); on idle cores nothing
+// changes. Raising one's own nice value needs no privilege; a failure only leaves the
+// thread at the process's priority. (The journal stays at the reactors' priority: a
+// revocation must reach the index at once, however busy the cores.)
 inline void run_in_background() noexcept {
-  constexpr int kNice = 10;  // about a tenth of a default thread's weight (1.25x a step)
-  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kNice);
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
 }
 
 }  // namespace keygate::core

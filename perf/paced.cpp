@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -82,6 +83,9 @@ size_t answer_length(const std::string& in, int& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Woken when due, not up to 50 us later (a thread's default timer slack), which would be
+  // in every latency.
+  ::prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
   uint16_t port = 0;
   double rate = 0, seconds = 0;
   int connections = 16;
