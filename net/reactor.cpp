@@ -65,9 +65,14 @@ void Reactor::arm_wake() {
   io_uring_sqe_set_data64(s, tag(this, op_wake));
 }
 
+// The timer that checks connections for timeouts, and a drain's wait for a connection that
+// has been answered to go quiet (on_tick).
+constexpr std::chrono::milliseconds kTick{250};
+constexpr std::chrono::milliseconds kDrainQuiet = kTick;
+
 void Reactor::arm_tick() {
   tick_.tv_sec = 0;
-  tick_.tv_nsec = 250'000'000;
+  tick_.tv_nsec = std::chrono::nanoseconds(kTick).count();
   io_uring_sqe* s = ring_.sqe();
   io_uring_prep_timeout(s, &tick_, 0, 0);
   io_uring_sqe_set_data64(s, tag(this, op_tick));
@@ -325,18 +330,24 @@ void Reactor::on_tick() {
       continue;
     }
     if (!c->input_waiter_) continue;
-    // Draining closes idle connections, but gives one that has had no answer yet a second
-    // from its last activity: it was accepted moments ago (perhaps as the drain began) and
-    // its first request is on the way. One that stays silent longer does not hold up the
-    // stop. A client's request racing the close of an idle keep-alive connection is the
-    // client's to retry, as HTTP clients do on a reused connection (RFC 9112 9.3.1).
+    // Draining closes a connection once it is quiet: not in the middle of a request, and
+    // idle since its last activity for a tick (250 ms) after an answer, a second before
+    // the first (accepted moments ago, perhaps as the drain began, its first request is on
+    // its way). A client that reuses its connection sends the next request as soon as it
+    // has read the last answer: closing then would fail that request (a load generator
+    // does not retry it, and a restart must fail nothing), so it is answered instead,
+    // with `Connection: close` like every answer of a drain, and the client reconnects to
+    // the listening socket. One that stays silent does not hold up the stop; a request it
+    // sends as the close happens is the client's to retry, as HTTP clients do on a reused
+    // connection (RFC 9112 9.3.1).
     if (c->tls_ && !c->tls_->handshake_done() && now_ - c->accepted_ >= options_.header_timeout) {
       c->eof_ = true;  // a handshake that stalls is timed out like a slow header
       c->wake_input();
       continue;
     }
     const bool mid_request = c->parser_.in_message();
-    const bool quiet = c->answered_ || now_ - c->last_activity_ >= std::chrono::seconds(1);
+    const bool quiet =
+        now_ - c->last_activity_ >= (c->answered_ ? kDrainQuiet : std::chrono::seconds(1));
     if (past_drain || (draining_ && !mid_request && quiet)) {
       c->eof_ = true;
       c->wake_input();

@@ -20,9 +20,12 @@ prepare_dataset
 fresh_copy restart
 command -v python3 >/dev/null || { echo "needs python3 (the socket holder)" >&2; exit 1; }
 
-python3 - "$PORT" "$work/restart-$DATASET" "$work/restart.log" "$DURATION" <<'PY' &
+go="$work/restart.go" done="$work/restart.done"
+rm -f "$go" "$done"
+: > "$work/restart.log"  # not an earlier run's "ready"
+python3 - "$PORT" "$work/restart-$DATASET" "$work/restart.log" "$go" "$done" <<'PY' &
 import os, signal, socket, subprocess, sys, time
-port, data, log, duration = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+port, data, log, go, done = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", port))
@@ -48,8 +51,12 @@ def start():  # keygate with the socket as fd 3, as systemd passes it; waits unt
         time.sleep(0.01)
     return p
 
+def wait_for(path):
+    while not os.path.exists(path):
+        time.sleep(0.01)
+
 p = start()
-time.sleep(duration / 3)
+wait_for(go)  # the load has run for a third of its time
 t0 = time.time()
 p.send_signal(signal.SIGTERM)
 p.wait()
@@ -58,15 +65,24 @@ p = start()
 t2 = time.time()
 print(f"restart: the old process drained and exited in {t1 - t0:.3f} s; "
       f"the new one was ready {t2 - t1:.3f} s later", flush=True)
-time.sleep(duration)
+wait_for(done)  # the load is over: stopping earlier would fail its last requests
 p.send_signal(signal.SIGTERM)
 p.wait()
 PY
 holder=$!
 trap 'kill $holder 2>/dev/null || true' EXIT
 until grep -q '"event":"ready"' "$work/restart.log" 2>/dev/null; do sleep 0.1; done
-sleep 0.5
 KEYS="$work/keys-$DATASET.txt" taskset -c 0 wrk -t1 -c64 -d"${DURATION}s" --latency -s perf/auth.lua \
-  "http://127.0.0.1:$PORT" | grep -E "Latency|requests in|Socket errors|Non-2xx|50%|99%|Requests/sec" || true
+  "http://127.0.0.1:$PORT" > "$work/restart-wrk.out" &
+wrk=$!
+# The restart comes a third of the way into the load, timed from when wrk has its
+# connections open: its init builds every request first, seconds at 1 M keys (a restart
+# timed from wrk's launch came before the load, and the final stop during it).
+until [ "$(ss -Htn state established "( dport = :$PORT )" | wc -l)" -ge 64 ]; do sleep 0.05; done
+sleep "$(awk -v d="$DURATION" 'BEGIN {print d / 3}')"
+touch "$go"
+wait $wrk || true
+touch "$done"
+grep -E "Latency|requests in|Socket errors|Non-2xx|50%|99%|Requests/sec" "$work/restart-wrk.out" || true
 wait $holder || true
 grep -o '"event":"recovered"[^}]*' "$work/restart.log" | tail -1

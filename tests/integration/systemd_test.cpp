@@ -111,11 +111,70 @@ TEST(Systemd, ServesAListeningSocketPassedAsSystemdDoes) {
   remove_tree(dir);
 }
 
+// A client as wrk is: keep-alive, the next request written as soon as the last answer is
+// read, nothing retried: a connection closed under a request fails that request. It
+// reconnects after an answer that says `Connection: close`. Returns the status of one
+// answer (0: the request failed: refused, reset or closed before a whole answer).
+class EagerClient {
+ public:
+  explicit EagerClient(uint16_t port) : port_(port) {}
+  ~EagerClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get(const std::string& key) {
+    if (fd_ < 0 && !connect()) return 0;
+    const std::string req =
+        "GET /v1/auth HTTP/1.1\r\nHost: keygate\r\nAuthorization: Bearer " + key + "\r\n\r\n";
+    if (::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size()))
+      return drop();
+    std::string in;
+    char buf[4096];
+    size_t head_end;
+    while ((head_end = in.find("\r\n\r\n")) == std::string::npos) {
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return drop();
+      in.append(buf, static_cast<size_t>(n));
+    }
+    const std::string head = in.substr(0, head_end);
+    size_t length = 0;
+    if (const size_t at = head.find("Content-Length: "); at != std::string::npos)
+      length = std::stoul(head.substr(at + 16));
+    while (in.size() < head_end + 4 + length) {
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return drop();
+      in.append(buf, static_cast<size_t>(n));
+    }
+    const int status = std::atoi(head.c_str() + 9);  // "HTTP/1.1 200 ..."
+    if (head.find("Connection: close") != std::string::npos) drop();
+    return status;
+  }
+
+ private:
+  uint16_t port_;
+  int fd_ = -1;
+  bool connect() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return true;
+    drop();
+    return false;
+  }
+  int drop() {
+    ::close(fd_);
+    fd_ = -1;
+    return 0;
+  }
+};
+
 // `systemctl restart keygate` with keygate.socket holding the listener: the old process
 // drains and exits, the new one recovers and then accepts. Connections made meanwhile wait
 // in the socket's backlog and their requests are answered; none is refused, none fails.
-// Load: keep-alive clients (their connection closed by the drain, they reconnect, as HTTP
-// clients do) and clients with a new connection per request.
+// Load: keep-alive clients that retry a request on a connection closed under it (libcurl,
+// as HTTP clients do), keep-alive clients that never retry and always have the next
+// request on its way (as wrk), and clients with a new connection per request.
 TEST(Systemd, ARestartWithTheSocketHeldByTheManagerRefusesAndFailsNothing) {
   uint16_t port = 0;
   const int lfd = listen_loopback(port, 4096);  // systemd's Backlog= default is SOMAXCONN
@@ -134,14 +193,18 @@ TEST(Systemd, ARestartWithTheSocketHeldByTheManagerRefusesAndFailsNothing) {
   std::mutex m;
   std::string first_failure;
   std::vector<std::thread> clients;
-  for (int c = 0; c < 6; ++c)
+  for (int c = 0; c < 8; ++c)
     clients.emplace_back([&, c] {
       const bool fresh = c % 2 == 1;  // a new connection for every request
-      for (size_t i = static_cast<size_t>(c); !stop; i += 6) {
+      const bool eager = c >= 6;      // keep-alive, never retrying
+      EagerClient raw(port);
+      for (size_t i = static_cast<size_t>(c); !stop; i += 8) {
         std::vector<std::string> headers = {"Authorization: Bearer " + keys[i % keys.size()]};
-        if (fresh) headers.push_back("Connection: close");
+        if (fresh && !eager) headers.push_back("Connection: close");
         const auto began = std::chrono::steady_clock::now();
-        const HttpResponse r = http(port, "GET", "/v1/auth", "", headers);
+        const HttpResponse r =
+            eager ? HttpResponse{raw.get(keys[i % keys.size()]), "(a keep-alive client)", {}}
+                  : http(port, "GET", "/v1/auth", "", headers);
         const long us = std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now() - began)
                             .count();
