@@ -33,6 +33,14 @@ std::unique_ptr<ApiKey> key(IdGenerator& g, Id org_id) {
   return k;
 }
 
+// Another version of key `id` of organization `org_id`, as try_put() takes it.
+std::unique_ptr<const ApiKey> version_of(IdGenerator& g, Id org_id, Id id, uint64_t revoked_ms) {
+  auto k = key(g, org_id);
+  k->id = id;
+  k->revoked_ms = revoked_ms;
+  return k;
+}
+
 }  // namespace
 
 TEST(Index, FindsKeysByHashAndIdAndListsThemInOrder) {
@@ -273,20 +281,14 @@ TEST(Index, ALogsBulkLoadPutsNewKeysInTheTablesWhenAVersionOfOneComes) {
     ids.push_back(k->id);
     ASSERT_TRUE(index.try_put(hash_key("new" + std::to_string(i)), k));
   }
-  auto revoked_old = key(g, oid);
-  revoked_old->id = old_id;
-  revoked_old->revoked_ms = 5;
-  std::unique_ptr<const ApiKey> v(std::move(revoked_old));
+  std::unique_ptr<const ApiKey> v = version_of(g, oid, old_id, 5);
   ASSERT_TRUE(index.try_put(hash_key("old"), v));
   {
     ReadSection rs;
     EXPECT_EQ(index.find_key(hash_key("old"))->load()->revoked_ms, 5u);
     EXPECT_EQ(index.find_key(ids[0]), nullptr);  // still waiting
   }
-  auto revoked = key(g, oid);
-  revoked->id = ids[4321];
-  revoked->revoked_ms = 7;
-  std::unique_ptr<const ApiKey> r(std::move(revoked));
+  std::unique_ptr<const ApiKey> r = version_of(g, oid, ids[4321], 7);
   ASSERT_TRUE(index.try_put(hash_key("new4321"), r));
   {
     ReadSection rs;
@@ -295,18 +297,14 @@ TEST(Index, ALogsBulkLoadPutsNewKeysInTheTablesWhenAVersionOfOneComes) {
       ASSERT_EQ(index.find_key(hash_key("new" + std::to_string(i))), index.find_key(ids[i])) << i;
   }
   // A version that changes a new key's hash is refused, as outside a bulk load.
-  auto moved = key(g, oid);
-  moved->id = ids[1];
-  std::unique_ptr<const ApiKey> m(std::move(moved));
+  std::unique_ptr<const ApiKey> m = version_of(g, oid, ids[1], 0);
   EXPECT_FALSE(index.try_put(hash_key("elsewhere"), m));
   // More new keys, and one whose id is not the greatest (a clock that went back): looked
   // up, not found, put at once.
   std::unique_ptr<const ApiKey> later = key(g, oid);
   const Id later_id = later->id;
   ASSERT_TRUE(index.try_put(hash_key("later"), later));
-  auto early = key(g, oid);
-  early->id = Id{1, 1};
-  std::unique_ptr<const ApiKey> e(std::move(early));
+  std::unique_ptr<const ApiKey> e = version_of(g, oid, Id{1, 1}, 0);
   ASSERT_TRUE(index.try_put(hash_key("early"), e));
   {
     ReadSection rs;
