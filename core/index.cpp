@@ -149,8 +149,12 @@ void Index::put(const KeyHash& hash, std::unique_ptr<const ApiKey> record) {
         "organization is unknown");
 }
 
+bool Index::known_new(Id id) const noexcept {
+  return bulk_ == Bulk::snapshot || (bulk_ == Bulk::log && newest_key_ < id);
+}
+
 void Index::prefetch_key(const KeyHash& hash, Id id) const noexcept {
-  if (bulk_ == Bulk::log && newest_key_ < id) return;  // new: no lookup to come
+  if (known_new(id)) return;  // no lookup to come
   keys_by_hash_.prefetch(tag_of(hash));
   keys_by_id_.prefetch(tag_of(id));
 }
@@ -198,8 +202,7 @@ bool Index::end_bulk_load() {
 bool Index::try_put(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
                     uint64_t last_used_ms) {
   ReadSection rs;
-  if (bulk_ == Bulk::snapshot || (bulk_ == Bulk::log && newest_key_ < record->id))
-    return add_key(hash, record, last_used_ms, /*tables_later=*/true);  // new: no lookup
+  if (known_new(record->id)) return add_key(hash, record, last_used_ms, /*tables_later=*/true);
   if (bulk_ == Bulk::log && !bulk_by_id_.empty() && !(record->id < bulk_oldest_))
     bulk_distinct_ = place_bulk() && bulk_distinct_;  // it may be one of the new keys
   if (KeySlot* slot = find_key(record->id)) {

@@ -184,7 +184,8 @@ class Index {
   // key's last use too. One lookup per table instead of accepts() and then put().
   bool try_put(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
                uint64_t last_used_ms = 0);
-  // The writer, a few records ahead of try_put() of this key: prefetches its table entries.
+  // The writer, a few records ahead of try_put() of this key: prefetches its table entries,
+  // unless a bulk load will put it without a lookup.
   void prefetch_key(const KeyHash& hash, Id id) const noexcept;
   // Recovery: until end_bulk_load(), try_put() of a key that is new fills its slot and its
   // organization's list but leaves both key tables for later, when many keys go into each
@@ -243,6 +244,8 @@ class Index {
   Id bulk_oldest_{};           // a log's load: the first of them (their ids grow)
   bool bulk_distinct_ = true;  // false: placing them found two keys with one id or hash
   Id newest_key_{};            // the greatest id of any key in the index
+  // Whether a bulk load knows key `id` to be new, without a lookup (begin_bulk_load()).
+  bool known_new(Id id) const noexcept;
   // Puts the bulk load's new keys into both tables; false as end_bulk_load().
   bool place_bulk();
   void publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> set);

@@ -71,7 +71,8 @@ start_floor() {
   # rates, read the floor's answers faster.)
   local bytes=${FLOOR_BYTES:-keygate}
   case $bytes in
-    keygate) bytes=$(curl -s -i -H "Authorization: Bearer $(head -1 "$work/keys-$DATASET.txt")"       "http://127.0.0.1:$KG_PORT/v1/auth" | wc -c) ;;
+    keygate) bytes=$(curl -s -i -H "Authorization: Bearer $(head -1 "$work/keys-$DATASET.txt")" \
+      "http://127.0.0.1:$KG_PORT/v1/auth" | wc -c) ;;
     nginx) bytes=$(curl -s -i "http://127.0.0.1:$NGINX_PORT/v1/auth" | wc -c) ;;
   esac
   taskset -c 1 build/bench/perf/keygate_floor --listen 127.0.0.1:$2 --answer-bytes "$bytes" --model "$1" \

@@ -10,10 +10,10 @@
 // connection was free to send it: a stall of 50 ms delays every request due during it, and
 // each is counted with its full wait (as wrk2 does). Requests go round-robin over C
 // keep-alive connections (HTTP/1.1, no pipelining); a request whose connection is still
-// busy waits for it, and that wait is in its latency. One thread, epoll; each request
-// carries the next key of FILE (one per line); between requests it sleeps until the next is
-// due. Prints the count, the achieved rate, errors
-// (any answer but 200) and p50 / p90 / p99 / p99.9 / max in microseconds, on one line:
+// busy waits for it, and that wait is in its latency. One thread, epoll, asleep until the
+// next request is due; each request carries the next key of FILE (one per line). Prints
+// the count, the achieved rate, errors (any answer but 200) and p50 / p90 / p99 / p99.9 /
+// max in microseconds, on one line:
 //
 //   sent=N rate=R errors=E p50=.. p90=.. p99=.. p999=.. max=..
 //

@@ -349,10 +349,7 @@ End walk(std::string_view data, MappedFile* file, Pipeline* out) {
 // hands over. The end is the writer's when it stopped first (a CRC that fails, a record
 // that does not apply), else the reader's. `applied` counts what changed the state (a
 // group's records one by one): a snapshot that ends badly after some did cannot be used.
-// `prefetch`: a log's versions of keys that are not new are looked up in the tables, so
-// prefetching their entries a few records ahead pays (a snapshot's keys are all new).
-End replay(std::string_view data, MappedFile* file, core::StateMachine& state, bool prefetch,
-           uint64_t& applied) {
+End replay(std::string_view data, MappedFile* file, core::StateMachine& state, uint64_t& applied) {
   End reader_end, end;
   Pipeline pipeline;
   std::exception_ptr failed[2];  // std::bad_alloc: rethrown below, on the caller's thread
@@ -379,11 +376,12 @@ End replay(std::string_view data, MappedFile* file, core::StateMachine& state, b
     pipeline.decoded[1].close();
   });
   // Prefetches the table entries of the key a few records ahead, so that by the time it is
-  // inserted its two random lookups into tables of millions hit the cache.
+  // applied its two random lookups into tables of millions hit the cache (the index passes
+  // over a key that a bulk load puts without a lookup: a snapshot's, a log's new keys).
   constexpr size_t kAhead = 8;
   core::Index& index = state.index();
   auto prefetch_key = [&](const Decoded& d) {
-    if (prefetch && d.key) index.prefetch_key(d.hash, d.key->id);
+    if (d.key) index.prefetch_key(d.hash, d.key->id);
   };
   applied = 0;
   BatchQueue::Batch batch;
@@ -438,8 +436,7 @@ ScanResult scan_segment(std::string_view data, core::StateMachine* state,
     return res;
   }
   uint64_t applied = 0;
-  const End end =
-      state ? replay(data, file, *state, /*prefetch=*/true, applied) : walk(data, file, nullptr);
+  const End end = state ? replay(data, file, *state, applied) : walk(data, file, nullptr);
   res.good_end = end.offset;
   res.records = end.records;
   if (end.why == End::Why::invalid) {
@@ -524,7 +521,7 @@ bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& st
   core::Index& index = state.index();
   index.begin_bulk_load(core::Index::BulkLoad::snapshot, keys);
   file.rewind();
-  const End end = replay(data, &file, state, /*prefetch=*/false, records);
+  const End end = replay(data, &file, state, records);
   const bool distinct = index.end_bulk_load();
   switch (end.why) {
     case End::Why::footer:
@@ -649,8 +646,8 @@ RecoveryReport recover(const DataDir& dir, core::StateMachine& state, RecoverMod
                        " holds two API keys with the same id or the same value: records keygate "
                        "did not write. Restore the data directory from a backup.");
   rep.next_seq = expected;
-  state.index().reclaim();
-  state.index().advance_clock(core::now_ms());  // keys that expired while the server was down
+  index.reclaim();
+  index.advance_clock(core::now_ms());  // keys that expired while the server was down
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return rep;
 }
