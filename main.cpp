@@ -29,6 +29,7 @@
 #include "handlers/app.hpp"
 #include "handlers/idempotency.hpp"
 #include "handlers/metrics.hpp"
+#include "handlers/signup_limit.hpp"
 #include "net/server.hpp"
 #include "persistence/data_dir.hpp"
 #include "persistence/journal.hpp"
@@ -193,7 +194,9 @@ int serve(const ServeOptions& o) {
   core::Index index;
   core::StateMachine state(index);
   state.set_auditing(*cli::audit_retention_seconds(o.audit_retention) > 0);
-  handlers::Idempotency idempotency;
+  state.set_max_keys_per_org(o.max_keys_per_org);
+  handlers::Idempotency idempotency(o.idempotency_bytes);
+  handlers::SignupLimit signups(o.signup_per_hour);
   handlers::Metrics metrics;
   handlers::AppConfig config;
   config.open_signup = o.open_signup;
@@ -203,6 +206,7 @@ int serve(const ServeOptions& o) {
   config.rate_defaults.secret = {o.secret_rps, o.secret_burst};
   config.rate_defaults.publishable = {o.publishable_rps, o.publishable_burst};
   handlers::AppContext ctx{index, idempotency, metrics, config};
+  ctx.signups = &signups;
   // With --admin-listen, the management API has a listener and a reactor thread of its
   // own, and --listen's reactors serve verification and the operations endpoints only:
   // writes (parsing, authenticating, answering them) never queue a verification behind

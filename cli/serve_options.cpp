@@ -99,16 +99,37 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
       ->capture_default_str();
   cmd.add_option("--secret-rate", o.secret_rps, "Default requests/s of a secret key (0: unlimited)")
       ->envname(env("SECRET_RATE"))
+      ->check(CLI::Range(0u, 10'000'000u))
       ->capture_default_str();
   cmd.add_option("--secret-burst", o.secret_burst, "Default burst of a secret key")
       ->envname(env("SECRET_BURST"))
+      ->check(CLI::Range(0u, 10'000'000u))
       ->capture_default_str();
   cmd.add_option("--publishable-rate", o.publishable_rps,
                  "Default requests/s of a publishable key (0: unlimited)")
       ->envname(env("PUBLISHABLE_RATE"))
+      ->check(CLI::Range(0u, 10'000'000u))
       ->capture_default_str();
   cmd.add_option("--publishable-burst", o.publishable_burst, "Default burst of a publishable key")
       ->envname(env("PUBLISHABLE_BURST"))
+      ->check(CLI::Range(0u, 10'000'000u))
+      ->capture_default_str();
+  cmd.add_option("--max-keys-per-org", o.max_keys_per_org,
+                 "API keys an organization may hold, revoked and expired ones included (400 "
+                 "key_limit_reached beyond)")
+      ->envname(env("MAX_KEYS_PER_ORG"))
+      ->check(CLI::Range(1u, 100'000'000u))
+      ->capture_default_str();
+  cmd.add_option("--signup-per-hour", o.signup_per_hour,
+                 "With --open-signup: anonymous sign-ups per client address and hour (0: no "
+                 "limit)")
+      ->envname(env("SIGNUP_PER_HOUR"))
+      ->check(CLI::Range(0u, 1'000'000u))
+      ->capture_default_str();
+  cmd.add_option("--idempotency-bytes", o.idempotency_bytes,
+                 "Memory for remembered Idempotency-Key answers, shared fairly between tenants")
+      ->envname(env("IDEMPOTENCY_BYTES"))
+      ->check(CLI::Range(size_t{1} << 20, size_t{64} << 30))
       ->capture_default_str();
   cmd.add_option("--max-connections", o.max_connections, "Open connections at most")
       ->envname(env("MAX_CONNECTIONS"))

@@ -36,6 +36,11 @@ struct ServeOptions {
   bool trust_forwarded_client_cert = false;
   uint32_t secret_rps = 10'000, secret_burst = 20'000;
   uint32_t publishable_rps = 1'000, publishable_burst = 2'000;
+  // Bounds on what a tenant (or an anonymous caller) may make the server hold
+  // (docs/security.md, "Bounds").
+  uint32_t max_keys_per_org = 100'000;
+  uint32_t signup_per_hour = 10;  // anonymous sign-ups per client address (--open-signup)
+  size_t idempotency_bytes = size_t{64} << 20;
   unsigned max_connections = 10'000;
   size_t max_buffer_bytes = size_t{256} << 20;
   std::string etcd;  // cluster mode: comma-separated etcd endpoints

@@ -412,7 +412,8 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
       for (size_t j = batch.size(); j > i; --j) queue_.push_front(batch[j - 1].submission);
       break;
     }
-    core::Outcome out = state_.execute(r.submission->command, core::now_ms(), r.submission->actor);
+    core::Outcome out = state_.execute(r.submission->command, core::now_ms(), r.submission->actor,
+                                       r.submission->authority);
     if (out.error) {  // refused: nothing staged, answered at once
       r.submission->outcome = std::move(out);
       r.submission->done(r.submission);

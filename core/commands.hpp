@@ -31,7 +31,9 @@ struct CreateApiKey {
   KeyType type = KeyType::secret;
   Environment environment = Environment::live;
   std::vector<std::string> allowed_origins;
-  ScopeSet scopes = kAllScopes;
+  // None: every scope when the caller holds every scope, else the caller's own (scopes only
+  // narrow: docs/security.md).
+  std::optional<ScopeSet> scopes;
   uint64_t expires_ms = 0;
   std::optional<RateLimit> rate_limit;
   Id project;  // empty: none

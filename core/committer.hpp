@@ -16,6 +16,9 @@ namespace keygate::core {
 struct Submission {
   Command command;
   Actor actor;  // who asked: the audit event names it
+  // The scopes of whoever asked (the root key: kEveryScope): a command may grant, or act on
+  // keys holding, only these (docs/security.md, "Scopes only narrow").
+  ScopeSet authority = kEveryScope;
   Outcome outcome;
   void (*done)(Submission*) = nullptr;  // called once, on the committer's thread, outcome final
   void* context = nullptr;

@@ -20,6 +20,7 @@ enum class ErrorCode : uint8_t {
   invalid_certificate,
   certificate_limit_reached,
   project_limit_reached,
+  key_limit_reached,
   invalid_request,
   // 401
   missing_api_key,
@@ -31,6 +32,7 @@ enum class ErrorCode : uint8_t {
   publishable_key_not_allowed,
   organization_suspended,
   legacy_scope_requires_rotation,
+  insufficient_scope,
   // 404, 405
   not_found,
   method_not_allowed,

@@ -251,8 +251,10 @@ void Index::publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> s
   set->active_fingerprints.clear();
   set->project_fingerprints.clear();
   for (const auto& c : set->items) {
-    if (c->active) set->active_fingerprints.push_back(c->fingerprint);
-    for (uint16_t p : c->active_projects) set->project_fingerprints.push_back({p, c->fingerprint});
+    if (c->active)
+      set->active_fingerprints.push_back({c->fingerprint, c->valid_at, c->expires_at, 0});
+    for (uint16_t p : c->active_projects)
+      set->project_fingerprints.push_back({c->fingerprint, c->valid_at, c->expires_at, p});
   }
   if (const CertificateSet* old =
           org->certificates.exchange(set.release(), std::memory_order_acq_rel))

@@ -95,12 +95,16 @@ struct alignas(64) KeySlot {
 // writer (there are at most 50), in creation order.
 struct CertificateSet {
   std::vector<std::shared_ptr<const Certificate>> items;
-  std::vector<std::array<uint8_t, 32>> active_fingerprints;  // for the whole organization
-  struct ProjectFingerprint {
-    uint16_t project;
+  // What verification reads of an active certificate: its fingerprint, and its validity
+  // period (Unix seconds), checked at each verification (a connection may outlive it).
+  struct Bound {
     std::array<uint8_t, 32> fingerprint;
+    int64_t valid_at;
+    int64_t expires_at;
+    uint16_t project;  // 0: active for the whole organization
   };
-  std::vector<ProjectFingerprint> project_fingerprints;  // active for one project
+  std::vector<Bound> active_fingerprints;   // for the whole organization
+  std::vector<Bound> project_fingerprints;  // active for one project
 
   const Certificate* find(Id id) const noexcept {
     for (const auto& c : items)

@@ -5,13 +5,21 @@
 namespace keygate::core {
 
 RateDecision take_token(std::atomic<uint64_t>& tat_ns, RateLimit limit, uint64_t now_ns) noexcept {
+  if (limit.requests_per_second == 0) return {};
+  // Above 10^9 per second the interval would round to 0 (and divide by it below): the
+  // flags and the API refuse such rates, and this keeps the arithmetic sound regardless.
+  return take_token_every(tat_ns, 1'000'000'000ull / limit.requests_per_second, limit.burst,
+                          now_ns);
+}
+
+RateDecision take_token_every(std::atomic<uint64_t>& tat_ns, uint64_t interval_ns,
+                              uint32_t burst_in, uint64_t now_ns) noexcept {
   RateDecision d;
-  if (limit.requests_per_second == 0) return d;
   d.limited = true;
-  const uint32_t burst = std::max<uint32_t>(limit.burst, 1);
+  const uint32_t burst = std::max<uint32_t>(burst_in, 1);
   d.limit = burst;
-  const uint64_t interval = 1'000'000'000ull / limit.requests_per_second;  // one token
-  const uint64_t tolerance = interval * burst;                             // a full bucket
+  const uint64_t interval = std::max<uint64_t>(interval_ns, 1);  // one token
+  const uint64_t tolerance = interval * burst;                   // a full bucket
   uint64_t tat = tat_ns.load(std::memory_order_relaxed);
   for (;;) {
     const uint64_t next = std::max(tat, now_ns) + interval;

@@ -28,5 +28,9 @@ inline uint64_t monotonic_ns() noexcept {
 
 // Takes one token if there is one. `now_ns` from monotonic_ns().
 RateDecision take_token(std::atomic<uint64_t>& tat_ns, RateLimit limit, uint64_t now_ns) noexcept;
+// The same for a bucket that gains a token every `interval_ns` (at least 1) and holds
+// `burst` (at least 1): rates slower than one a second, such as sign-ups per hour.
+RateDecision take_token_every(std::atomic<uint64_t>& tat_ns, uint64_t interval_ns, uint32_t burst,
+                              uint64_t now_ns) noexcept;
 
 }  // namespace keygate::core

@@ -1,5 +1,7 @@
 #include "core/scopes.hpp"
 
+#include "core/json_writer.hpp"
+
 namespace keygate::core {
 
 namespace {
@@ -38,6 +40,21 @@ ScopeParse parse_scope(std::string_view name, Scope& out) noexcept {
   }
   if (name == "organizations:manage") return ScopeParse::removed;
   return ScopeParse::unknown;
+}
+
+std::string scope_list(ScopeSet set) {
+  std::string out;
+  for_each_scope(set, [&](Scope s) {
+    if (!out.empty()) out += ", ";
+    out += scope_name(s);
+  });
+  return out;
+}
+
+void write_scope_array(JsonWriter& w, ScopeSet set) {
+  w.begin_array();
+  for_each_scope(set, [&](Scope s) { w.string(scope_name(s)); });
+  w.end_array();
 }
 
 void parse_scope_list(std::string_view list, ScopeSet& set, bool& unknown) noexcept {

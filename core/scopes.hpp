@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace keygate::core {
@@ -39,6 +40,28 @@ constexpr ScopeSet bit(Scope s) noexcept {
 }
 inline constexpr ScopeSet kAllScopes = (ScopeSet{1} << kScopeCount) - 1;
 inline constexpr ScopeSet kLegacyScope = bit(Scope::organizations_manage_legacy);
+// What the root key holds: every scope, the removed one included.
+inline constexpr ScopeSet kEveryScope = kAllScopes | kLegacyScope;
+
+// The scopes a set stands for today: the removed organizations:manage reads as the three it
+// was split into (organizations:create, :read, :update), and is itself dropped.
+constexpr ScopeSet current_scopes(ScopeSet s) noexcept {
+  if (!(s & kLegacyScope)) return s;
+  return (s & ~kLegacyScope) | bit(Scope::organizations_create) | bit(Scope::organizations_read) |
+         bit(Scope::organizations_update);
+}
+// Least privilege (docs/security.md, "Scopes only narrow"): the scopes of `wanted` that a
+// caller holding `held` does not hold, both read as current_scopes(). Empty: it may grant
+// them, or act on a key that has them.
+constexpr ScopeSet scopes_beyond(ScopeSet wanted, ScopeSet held) noexcept {
+  return current_scopes(wanted) & ~current_scopes(held);
+}
+// "api_keys:manage, certificates:read": for messages.
+std::string scope_list(ScopeSet set);
+// The set as a JSON array of names, in the order of the list: the one writer of scopes for
+// records, answers and audit events.
+class JsonWriter;
+void write_scope_array(JsonWriter& w, ScopeSet set);
 
 std::string_view scope_name(Scope s) noexcept;
 

@@ -24,17 +24,15 @@ Outcome key_not_found() {
               "key_id");
 }
 
-// organizations:manage was split in three; a rotated key gets the three instead.
-ScopeSet migrate_legacy(ScopeSet s) {
-  if (!(s & kLegacyScope)) return s;
-  return (s & ~kLegacyScope) | bit(Scope::organizations_create) | bit(Scope::organizations_read) |
-         bit(Scope::organizations_update);
+void write_scopes(JsonWriter& w, ScopeSet scopes) {
+  w.key("scopes");
+  write_scope_array(w, scopes);
 }
 
-void write_scopes(JsonWriter& w, ScopeSet scopes) {
-  w.key("scopes").begin_array();
-  for_each_scope(scopes, [&](Scope s) { w.string(scope_name(s)); });
-  w.end_array();
+Outcome fail(Error e) {
+  Outcome o;
+  o.error = std::move(e);
+  return o;
 }
 
 // The payloads of the audit events, in OpenAI's shapes (docs/api.md §8): never a secret.
@@ -129,13 +127,41 @@ Organization& StateMachine::stage(std::unique_ptr<Organization> o) {
   return ref;
 }
 
-Outcome StateMachine::execute(const Command& command, uint64_t now_ms, const Actor& actor) {
+Outcome StateMachine::execute(const Command& command, uint64_t now_ms, const Actor& actor,
+                              ScopeSet authority) {
   ReadSection rs;  // the writer reads the published index like any reader
   actor_ = &actor;
+  authority_ = authority;
   now_ms_ = now_ms;
   Outcome out = std::visit([&](const auto& c) { return run(c, now_ms); }, command);
   actor_ = nullptr;
+  authority_ = kEveryScope;
   return out;
+}
+
+// Checked here, by the writer, against the key as this batch sees it: a key narrowed (or
+// the target widened) a moment before cannot slip past a check made earlier by a handler.
+Error StateMachine::no_room_for_key(Id org_id) const {
+  const OrgSlot* slot = index_.find_org(org_id);
+  size_t keys = slot ? slot->key_count.load(std::memory_order_relaxed) : 0;
+  for (const auto& [id, i] : staged_keys_)  // this batch's new keys in the organization
+    if (staged_[i].key->organization_id == org_id && !index_.find_key(id)) ++keys;
+  if (keys < max_keys_per_org_) return {};
+  return make_error(ErrorCode::key_limit_reached,
+                    "This organization holds " + std::to_string(keys) +
+                        " API keys, the most this server allows (--max-keys-per-org): revoked "
+                        "and expired keys count too. Ask the operator to raise the limit.",
+                    "organization_id");
+}
+
+Error StateMachine::beyond_authority(ScopeSet scopes, std::string_view doing) const {
+  const ScopeSet missing = scopes_beyond(scopes, authority_);
+  if (!missing) return {};
+  return make_error(ErrorCode::insufficient_scope,
+                    "This API key cannot " + std::string(doing) + ": it lacks " +
+                        scope_list(missing) +
+                        ". A key may grant, and act on keys holding, only scopes it holds itself.",
+                    "scopes");
 }
 
 std::unique_ptr<ApiKey> StateMachine::new_key(Id org_id, KeyType type, Environment env,
@@ -229,11 +255,20 @@ Outcome StateMachine::run(const CreateApiKey& c, uint64_t now) {
           "project_id");
     number = p->number;
   }
+  ScopeSet scopes = 0;
+  if (c.type == KeyType::secret) {
+    // Omitted: every scope for a caller that holds them all, else exactly the caller's.
+    scopes = c.scopes ? *c.scopes
+                      : (scopes_beyond(kAllScopes, authority_) ? current_scopes(authority_)
+                                                               : kAllScopes);
+    if (Error e = beyond_authority(scopes, "grant these scopes")) return fail(std::move(e));
+  }
+  if (Error e = no_room_for_key(c.org)) return fail(std::move(e));
   Outcome out;
   KeyHash hash;
   auto k = new_key(c.org, c.type, c.environment, now, out.revealed_key, hash);
   k->name = c.name;
-  k->scopes = c.type == KeyType::secret ? c.scopes : 0;
+  k->scopes = scopes;
   if (k->type == KeyType::publishable && !c.allowed_origins.empty())
     k->edit_extras([&](KeyExtras& e) { e.allowed_origins = c.allowed_origins; });
   k->expires_ms = c.expires_ms;
@@ -248,6 +283,10 @@ Outcome StateMachine::run(const UpdateApiKey& c, uint64_t) {
   KeyHash hash;
   const ApiKey* cur = key(c.org, c.key, hash);
   if (!cur) return key_not_found();
+  if (Error e = beyond_authority(cur->scopes, "change a key that holds more scopes than it does"))
+    return fail(std::move(e));
+  if (c.scopes)
+    if (Error e = beyond_authority(*c.scopes, "grant these scopes")) return fail(std::move(e));
   auto k = std::make_unique<ApiKey>(*cur);
   if (c.name) k->name = *c.name;
   if (c.allowed_origins && k->type == KeyType::publishable)
@@ -282,6 +321,8 @@ Outcome StateMachine::run(const RevokeApiKey& c, uint64_t now) {
   const ApiKey* cur = key(c.org, c.key, hash);
   if (!cur) return key_not_found();
   if (cur->revoked_ms) return fail(ErrorCode::already_revoked, "This API key is already revoked.");
+  if (Error e = beyond_authority(cur->scopes, "revoke a key that holds more scopes than it does"))
+    return fail(std::move(e));
   auto k = std::make_unique<ApiKey>(*cur);
   k->revoked_ms = now;
   Outcome out;
@@ -308,12 +349,16 @@ Outcome StateMachine::run(const RotateApiKey& c, uint64_t now) {
     case KeyStatus::active:
       break;
   }
+  // A rotation reveals the replacement's value: the caller must hold all it would get.
+  if (Error e = beyond_authority(cur->scopes, "rotate a key that holds more scopes than it does"))
+    return fail(std::move(e));
+  if (Error e = no_room_for_key(c.org)) return fail(std::move(e));
   Outcome out;
   KeyHash fresh_hash;
   auto fresh =
       new_key(cur->organization_id, cur->type, cur->environment, now, out.revealed_key, fresh_hash);
   fresh->name = cur->name;
-  fresh->scopes = migrate_legacy(cur->scopes);
+  fresh->scopes = current_scopes(cur->scopes);
   fresh->edit_extras([&](KeyExtras& e) {
     e.allowed_origins = cur->allowed_origins();  // empty for a secret key
     e.rotated_from = cur->id;

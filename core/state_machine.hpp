@@ -31,10 +31,17 @@ class StateMachine {
   explicit StateMachine(Index& index);
 
   // Stages the command's changes and, with auditing on, one audit event per change it
-  // makes (none for a refusal or a request that changes nothing), made by `actor`.
-  Outcome execute(const Command& command, uint64_t now_ms, const Actor& actor = {});
+  // makes (none for a refusal or a request that changes nothing), made by `actor`, whose
+  // scopes are `authority`: a key it creates, rotates, updates or revokes may hold no scope
+  // beyond them (403 insufficient_scope; docs/security.md).
+  Outcome execute(const Command& command, uint64_t now_ms, const Actor& actor = {},
+                  ScopeSet authority = kEveryScope);
   // Off (--audit-retention 0): no events are staged.
   void set_auditing(bool on) noexcept { auditing_ = on; }
+  // --max-keys-per-org: a creation or rotation that would give an organization more keys
+  // is refused (400 key_limit_reached). Every key counts, revoked and expired ones too:
+  // each holds a slot in the index.
+  void set_max_keys_per_org(uint32_t n) noexcept { max_keys_per_org_ = n; }
   const std::vector<Staged>& staged() const noexcept { return staged_; }
   void publish();
   void discard();
@@ -88,11 +95,17 @@ class StateMachine {
   void audit(AuditType type, Id org, Id project, std::vector<Id> resources, std::string payload);
   // The id of a key's project (empty for none) as this batch sees it.
   Id project_id(const ApiKey& k) const;
+  // The 403 for acting on (or granting) `scopes` beyond the caller's authority, or no error.
+  Error beyond_authority(ScopeSet scopes, std::string_view doing) const;
+  // The 400 when organization `org` has no room for one more key, or no error.
+  Error no_room_for_key(Id org) const;
 
   Index& index_;
   IdGenerator ids_;
   bool auditing_ = true;
-  const Actor* actor_ = nullptr;  // of the command being executed
+  uint32_t max_keys_per_org_ = 100'000;
+  const Actor* actor_ = nullptr;      // of the command being executed
+  ScopeSet authority_ = kEveryScope;  // and its scopes
   uint64_t now_ms_ = 0;
   std::unordered_map<std::string, Id> slugs_;  // every organization's slug, staged ones too
   std::vector<Staged> staged_;

@@ -35,6 +35,12 @@ bool valid_name(std::string_view name) noexcept {
   return code_points >= 1 && code_points <= 200 && !blank;
 }
 
+bool valid_certificate_name(std::string_view name) noexcept {
+  size_t code_points = 0;
+  for (unsigned char c : name) code_points += (c & 0xC0) != 0x80;
+  return code_points <= 200;
+}
+
 namespace {
 
 bool host_char(char c) {

@@ -78,7 +78,8 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
   }
   if (k.type == KeyType::publishable && !k.allowed_origins().empty()) {
     bool ok = false;
-    if (!req.origin.empty())
+    // No pattern is longer than kMaxOriginBytes, so a longer Origin matches none.
+    if (!req.origin.empty() && req.origin.size() <= kMaxOriginBytes)
       for (const auto& pattern : k.allowed_origins())
         ok = ok || origin_matches(pattern, req.origin);
     if (!ok) {
@@ -94,21 +95,25 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
   // for a key in a project those active for its project too; when there is any, the caller
   // must present one of them.
   if (const CertificateSet* certs = org->certs()) {
-    bool required = !certs->active_fingerprints.empty(), bound = false;
+    bool required = !certs->active_fingerprints.empty();
+    const CertificateSet::Bound* bound = nullptr;
     if (req.client_certificate)
-      for (const auto& fp : certs->active_fingerprints)
-        bound = bound || fp == *req.client_certificate;
+      for (const auto& b : certs->active_fingerprints)
+        if (b.fingerprint == *req.client_certificate) bound = &b;
     if (k.project)
-      for (const auto& pf : certs->project_fingerprints)
-        if (pf.project == k.project) {
+      for (const auto& b : certs->project_fingerprints)
+        if (b.project == k.project) {
           required = true;
-          bound = bound || (req.client_certificate && pf.fingerprint == *req.client_certificate);
+          if (req.client_certificate && b.fingerprint == *req.client_certificate) bound = &b;
         }
     if (required && !bound) {
       r.code = VerifyCode::certificate_required;
       return r;
     }
-    if (required && req.client_certificate_expired) {
+    // The certificate presented is the one uploaded (the same DER), so its validity is
+    // known here: checked now, not when the connection's handshake was made.
+    const int64_t now_s = static_cast<int64_t>(now_ms / 1000);
+    if (bound && (now_s < bound->valid_at || now_s > bound->expires_at)) {
       r.code = VerifyCode::certificate_expired;
       return r;
     }

@@ -45,11 +45,10 @@ struct VerifyRequest {
   bool unknown_scope = false;  // a scope was asked that no key can hold
   std::string_view origin;
   std::optional<Id> organization;  // a tenant verifier: keys of other organizations are NOT_FOUND
-  // SHA-256 of the client's TLS certificate as the gateway saw it; checked when the key's
-  // organization has active certificates.
+  // SHA-256 of the client's certificate (of its DER), as keygate's own TLS or a trusted
+  // gateway saw it; checked when the key's organization has active certificates, with the
+  // matching certificate's validity period at `now_ms`.
   const std::array<uint8_t, 32>* client_certificate = nullptr;
-  // That certificate is outside its validity period (known when keygate's own TLS saw it).
-  bool client_certificate_expired = false;
 };
 
 struct VerifyResult {

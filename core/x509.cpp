@@ -3,6 +3,7 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include <ctime>
@@ -104,6 +105,72 @@ bool parse_sha256_hex(std::string_view text, std::array<uint8_t, 32>& out) noexc
     i += 2;
   }
   return n == 32;
+}
+
+namespace {
+
+bool base64_char(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/' || c == '=';
+}
+
+}  // namespace
+
+bool forwarded_certificate_sha256(std::string_view text, std::array<uint8_t, 32>& out) noexcept {
+  constexpr size_t kMax = 16 * 1024;
+  if (text.empty() || text.size() > 3 * kMax) return false;
+  // Percent-decoded, whitespace dropped.
+  char plain[kMax];
+  size_t n = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '%') {
+      if (i + 2 >= text.size()) return false;
+      const int hi = hex_value(text[i + 1]), lo = hex_value(text[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    if (n == kMax) return false;
+    plain[n++] = c;
+  }
+  std::string_view body(plain, n);
+  // The whitespace went above, so the markers read without their spaces.
+  constexpr std::string_view kBegin = "-----BEGINCERTIFICATE-----";
+  constexpr std::string_view kEnd = "-----ENDCERTIFICATE-----";
+  if (const size_t b = body.find(kBegin); b != std::string_view::npos)
+    body.remove_prefix(b + kBegin.size());
+  if (const size_t e = body.find(kEnd); e != std::string_view::npos) body = body.substr(0, e);
+  if (const size_t comma = body.find(','); comma != std::string_view::npos)
+    body = body.substr(0, comma);
+  if (body.empty() || body.size() % 4 != 0) return false;
+  for (char c : body)
+    if (!base64_char(c)) return false;
+  unsigned char der[kMax];
+  const int len = EVP_DecodeBlock(der, reinterpret_cast<const unsigned char*>(body.data()),
+                                  static_cast<int>(body.size()));
+  if (len <= 0) return false;
+  // EVP_DecodeBlock counts the bytes the padding stands for.
+  const size_t pad = (body.back() == '=') + (body.size() > 1 && body[body.size() - 2] == '=');
+  const size_t der_len = static_cast<size_t>(len) - pad;
+  if (der_len == 0 || der[0] != 0x30) return false;  // a DER SEQUENCE, as every certificate
+  SHA256(der, der_len, out.data());
+  return true;
+}
+
+bool xfcc_sha256(std::string_view text, std::array<uint8_t, 32>& out) noexcept {
+  text = text.substr(0, text.find(','));  // the first element: the client's certificate
+  while (!text.empty()) {
+    const size_t semi = text.find(';');
+    std::string_view pair = text.substr(0, semi);
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    if (pair.size() > 5 && (pair.substr(0, 5) == "Hash=" || pair.substr(0, 5) == "hash="))
+      return parse_sha256_hex(pair.substr(5), out);
+    if (semi == std::string_view::npos) break;
+    text.remove_prefix(semi + 1);
+  }
+  return false;
 }
 
 }  // namespace keygate::core

@@ -38,14 +38,29 @@ bool prologue(Exchange& ex, core::Scope scope, bool with_key, core::Id& org, cor
   return true;
 }
 
+// At most kMaxOriginsPerKey patterns of at most kMaxOriginBytes each: verification walks
+// them for every request with a publishable key (docs/api.md §4, "Bounds").
 bool read_origins(JsonValue& v, std::vector<std::string>& out, core::Error& err) {
   if (!read_strings(v, "allowed_origins", out, err)) return false;
+  if (out.size() > core::kMaxOriginsPerKey) {
+    err = invalid_field("allowed_origins", "may hold at most " +
+                                               std::to_string(core::kMaxOriginsPerKey) +
+                                               " origins; use a wildcard (https://*.example.com) "
+                                               "for many subdomains");
+    return false;
+  }
   for (const auto& o : out) {
+    if (o.size() > core::kMaxOriginBytes) {
+      err = invalid_field("allowed_origins", "holds an origin longer than " +
+                                                 std::to_string(core::kMaxOriginBytes) +
+                                                 " bytes: '" + shown(o) + "'");
+      return false;
+    }
     if (!core::valid_origin_pattern(o)) {
       err = invalid_field("allowed_origins",
                           "must hold origins like https://app.example.com or https://*.example.com "
                           "(scheme and host, optional port, no path); '" +
-                              o + "' is not one");
+                              shown(o) + "' is not one");
       return false;
     }
   }
@@ -137,7 +152,12 @@ net::task<void> create_api_key(Exchange& ex) {
     }
     if (k == "allowed_origins")
       return (has_origins = true) && read_origins(v, cmd.allowed_origins, err);
-    if (k == "scopes") return (has_scopes = true) && read_scopes(v, k, cmd.scopes, err);
+    if (k == "scopes") {
+      core::ScopeSet scopes = 0;
+      if (!read_scopes(v, k, scopes, err)) return false;
+      cmd.scopes = scopes;
+      return has_scopes = true;
+    }
     if (k == "expires_at") {
       bool null = false;
       if (read_is_null(v, null) && null) return true;

@@ -20,56 +20,64 @@ using net::Method;
 std::vector<Route> routes() {
   return {
       // The hot paths first: the router tries routes in order.
-      {Method::get, "/v1/auth", forward_auth, nullptr, false, true},
+      {Method::get, "/v1/auth", forward_auth, nullptr, Auth::none, true},
       // Envoy's ext_authz asks with the method of the request it is checking.
-      {Method::post, "/v1/auth", forward_auth, nullptr, false, true},
-      {Method::put, "/v1/auth", forward_auth, nullptr, false, true},
-      {Method::patch, "/v1/auth", forward_auth, nullptr, false, true},
-      {Method::del, "/v1/auth", forward_auth, nullptr, false, true},
-      {Method::post, "/v1/keys/verify", verify_key, nullptr, true, true},
-      {Method::get, "/healthz", healthz, nullptr, false, true},
-      {Method::get, "/readyz", readyz, nullptr, false, true},
-      {Method::get, "/metrics", metrics, nullptr, false, true},
-      {Method::get, "/v1/openapi.json", openapi, nullptr, false, true},
-      {Method::post, "/v1/organizations", nullptr, create_organization, false},
-      {Method::get, "/v1/organizations", list_organizations, nullptr, true},
-      {Method::get, "/v1/organizations/{id}", get_organization, nullptr, true},
-      {Method::patch, "/v1/organizations/{id}", nullptr, update_organization, true},
-      {Method::post, "/v1/organizations/{id}/api-keys", nullptr, create_api_key, true},
-      {Method::get, "/v1/organizations/{id}/api-keys", list_api_keys, nullptr, true},
-      {Method::get, "/v1/organizations/{id}/api-keys/{keyId}", get_api_key, nullptr, true},
-      {Method::patch, "/v1/organizations/{id}/api-keys/{keyId}", nullptr, update_api_key, true},
-      {Method::del, "/v1/organizations/{id}/api-keys/{keyId}", nullptr, revoke_api_key, true},
+      {Method::post, "/v1/auth", forward_auth, nullptr, Auth::none, true},
+      {Method::put, "/v1/auth", forward_auth, nullptr, Auth::none, true},
+      {Method::patch, "/v1/auth", forward_auth, nullptr, Auth::none, true},
+      {Method::del, "/v1/auth", forward_auth, nullptr, Auth::none, true},
+      {Method::post, "/v1/keys/verify", verify_key, nullptr, Auth::required, true},
+      {Method::get, "/healthz", healthz, nullptr, Auth::none, true},
+      {Method::get, "/readyz", readyz, nullptr, Auth::none, true},
+      {Method::get, "/metrics", metrics, nullptr, Auth::none, true},
+      {Method::get, "/v1/openapi.json", openapi, nullptr, Auth::none, true},
+      {Method::post, "/v1/organizations", nullptr, create_organization, Auth::when_sent},
+      {Method::get, "/v1/organizations", list_organizations, nullptr, Auth::required},
+      {Method::get, "/v1/organizations/{id}", get_organization, nullptr, Auth::required},
+      {Method::patch, "/v1/organizations/{id}", nullptr, update_organization, Auth::required},
+      {Method::post, "/v1/organizations/{id}/api-keys", nullptr, create_api_key, Auth::required},
+      {Method::get, "/v1/organizations/{id}/api-keys", list_api_keys, nullptr, Auth::required},
+      {Method::get, "/v1/organizations/{id}/api-keys/{keyId}", get_api_key, nullptr,
+       Auth::required},
+      {Method::patch, "/v1/organizations/{id}/api-keys/{keyId}", nullptr, update_api_key,
+       Auth::required},
+      {Method::del, "/v1/organizations/{id}/api-keys/{keyId}", nullptr, revoke_api_key,
+       Auth::required},
       {Method::post, "/v1/organizations/{id}/api-keys/{keyId}/rotations", nullptr, rotate_api_key,
-       true},
-      {Method::get, "/v1/organizations/{id}/audit-events", list_audit_events, nullptr, true},
-      {Method::get, "/v1/organization/audit_logs", list_audit_logs, nullptr, true},
+       Auth::required},
+      {Method::get, "/v1/organizations/{id}/audit-events", list_audit_events, nullptr,
+       Auth::required},
+      {Method::get, "/v1/organization/audit_logs", list_audit_logs, nullptr, Auth::required},
       // Before /{id}: "activate" and "deactivate" are not certificate ids.
       {Method::post, "/v1/organization/certificates/activate", nullptr, activate_certificates,
-       true},
+       Auth::required},
       {Method::post, "/v1/organization/certificates/deactivate", nullptr, deactivate_certificates,
-       true},
-      {Method::get, "/v1/organization/certificates", list_certificates, nullptr, true},
-      {Method::post, "/v1/organization/certificates", nullptr, create_certificate, true},
-      {Method::get, "/v1/organization/certificates/{id}", get_certificate, nullptr, true},
-      {Method::post, "/v1/organization/certificates/{id}", nullptr, update_certificate, true},
-      {Method::del, "/v1/organization/certificates/{id}", nullptr, delete_certificate, true},
-      {Method::get, "/v1/organization/projects", list_projects, nullptr, true},
-      {Method::post, "/v1/organization/projects", nullptr, create_project, true},
-      {Method::get, "/v1/organization/projects/{id}", get_project, nullptr, true},
-      {Method::post, "/v1/organization/projects/{id}", nullptr, update_project, true},
-      {Method::post, "/v1/organization/projects/{id}/archive", nullptr, archive_project, true},
-      {Method::get, "/v1/organization/projects/{id}/api_keys", list_project_keys, nullptr, true},
+       Auth::required},
+      {Method::get, "/v1/organization/certificates", list_certificates, nullptr, Auth::required},
+      {Method::post, "/v1/organization/certificates", nullptr, create_certificate, Auth::required},
+      {Method::get, "/v1/organization/certificates/{id}", get_certificate, nullptr, Auth::required},
+      {Method::post, "/v1/organization/certificates/{id}", nullptr, update_certificate,
+       Auth::required},
+      {Method::del, "/v1/organization/certificates/{id}", nullptr, delete_certificate,
+       Auth::required},
+      {Method::get, "/v1/organization/projects", list_projects, nullptr, Auth::required},
+      {Method::post, "/v1/organization/projects", nullptr, create_project, Auth::required},
+      {Method::get, "/v1/organization/projects/{id}", get_project, nullptr, Auth::required},
+      {Method::post, "/v1/organization/projects/{id}", nullptr, update_project, Auth::required},
+      {Method::post, "/v1/organization/projects/{id}/archive", nullptr, archive_project,
+       Auth::required},
+      {Method::get, "/v1/organization/projects/{id}/api_keys", list_project_keys, nullptr,
+       Auth::required},
       {Method::get, "/v1/organization/projects/{id}/api_keys/{keyId}", get_project_key, nullptr,
-       true},
+       Auth::required},
       {Method::del, "/v1/organization/projects/{id}/api_keys/{keyId}", nullptr, delete_project_key,
-       true},
+       Auth::required},
       {Method::get, "/v1/organization/projects/{id}/certificates", list_project_certificates,
-       nullptr, true},
+       nullptr, Auth::required},
       {Method::post, "/v1/organization/projects/{id}/certificates/activate", nullptr,
-       activate_project_certificates, true},
+       activate_project_certificates, Auth::required},
       {Method::post, "/v1/organization/projects/{id}/certificates/deactivate", nullptr,
-       deactivate_project_certificates, true},
+       deactivate_project_certificates, Auth::required},
   };
 }
 
@@ -102,11 +110,16 @@ void finished(Exchange& ex, uint64_t started) {
   if (ex.app.config.access_log) access_log(ex, ns);
 }
 
-net::task<void> run_async(Exchange ex, AsyncHandler handler, std::string idempotency_scope,
+Idempotency::Owner owner_of(const Principal& p) noexcept {
+  return p.root ? Idempotency::Owner{} : Idempotency::Owner{p.organization, p.key};
+}
+
+// `idempotency_key` points into the request, which outlives the handler.
+net::task<void> run_async(Exchange ex, AsyncHandler handler, std::string_view idempotency_key,
                           uint64_t started) {
   co_await handler(ex);
-  if (!idempotency_scope.empty())
-    ex.app.idempotency.finish(idempotency_scope, ex.res,
+  if (!idempotency_key.empty())
+    ex.app.idempotency.finish(owner_of(ex.principal), idempotency_key, ex.res,
                               ex.res.status < 500 && ex.res.status != 429);
   finished(ex, started);
 }
@@ -169,50 +182,52 @@ std::optional<net::task<void>> App::dispatch(Exchange& ex, uint64_t started) {
                 "The server is still recovering its data: retry in a moment.");
     return std::nullopt;
   }
-  if (route.authenticate && !authenticate(ex)) return std::nullopt;
-  std::string scope;
-  if (req.method == Method::post && route.async) {
-    const std::string_view idem = req.header("idempotency-key");
-    if (!idem.empty()) {
-      if (idem.size() > 255) {
-        write_error(ex, core::ErrorCode::invalid_field,
-                    "Idempotency-Key must be at most 255 bytes.", "Idempotency-Key");
+  if (route.auth == Auth::required && !authenticate(ex)) return std::nullopt;
+  if (route.auth == Auth::when_sent) {
+    std::string_view credential;
+    if (read_credential(req, credential) != CredentialRead::none && !authenticate(ex))
+      return std::nullopt;
+  }
+  std::string_view idem;
+  // Idempotency belongs to the principal that asked (docs/security.md): an anonymous
+  // request is never remembered, so nobody can be replayed another's answer (a sign-up's
+  // carries the new organization's secret).
+  if (req.method == Method::post && route.async && ex.principal.authenticated)
+    idem = req.header("idempotency-key");
+  if (!idem.empty()) {
+    if (idem.size() > 255) {
+      write_error(ex, core::ErrorCode::invalid_field, "Idempotency-Key must be at most 255 bytes.",
+                  "Idempotency-Key");
+      return std::nullopt;
+    }
+    std::string fp_input;
+    fp_input.append(req.method_name).append(" ").append(req.target).append("\n").append(req.body);
+    const core::KeyHash fingerprint = core::hash_key(fp_input);
+    switch (
+        ctx_.idempotency.begin(owner_of(ex.principal), idem, fingerprint, core::now_ms(), res)) {
+      case Idempotency::Begin::replay:
+        res.add_header("Idempotent-Replayed", "true");
         return std::nullopt;
-      }
-      // Keyed by the credential (its hash: never the key itself) and the idempotency key.
-      std::string_view credential;
-      read_credential(req, credential);
-      const core::KeyHash who = core::hash_key(credential);
-      scope.assign(reinterpret_cast<const char*>(who.data()), who.size()).append(idem);
-      std::string fp_input;
-      fp_input.append(req.method_name).append(" ").append(req.target).append("\n").append(req.body);
-      const core::KeyHash fingerprint = core::hash_key(fp_input);
-      switch (ctx_.idempotency.begin(scope, fingerprint, core::now_ms(), res)) {
-        case Idempotency::Begin::replay:
-          res.add_header("Idempotent-Replayed", "true");
-          return std::nullopt;
-        case Idempotency::Begin::reused:
-          write_error(ex, core::ErrorCode::idempotency_key_reused,
-                      "This Idempotency-Key was used with a different request: use a new key for a "
-                      "new request.",
-                      "Idempotency-Key");
-          return std::nullopt;
-        case Idempotency::Begin::in_progress:
-          write_error(
-              ex, core::ErrorCode::idempotency_key_reused,
-              "A request with this Idempotency-Key is still being processed: retry shortly.",
-              "Idempotency-Key");
-          return std::nullopt;
-        case Idempotency::Begin::fresh:
-          break;
-      }
+      case Idempotency::Begin::reused:
+        write_error(ex, core::ErrorCode::idempotency_key_reused,
+                    "This Idempotency-Key was used with a different request: use a new key for a "
+                    "new request.",
+                    "Idempotency-Key");
+        return std::nullopt;
+      case Idempotency::Begin::in_progress:
+        write_error(ex, core::ErrorCode::idempotency_key_reused,
+                    "A request with this Idempotency-Key is still being processed: retry shortly.",
+                    "Idempotency-Key");
+        return std::nullopt;
+      case Idempotency::Begin::fresh:
+        break;
     }
   }
   if (route.sync) {
     route.sync(ex);
     return std::nullopt;
   }
-  return run_async(ex, route.async, std::move(scope), started);
+  return run_async(ex, route.async, idem, started);
 }
 
 void App::reject(net::ProtocolError error, net::Response& res) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/clock.hpp"
+#include "core/validation.hpp"
 #include "core/x509.hpp"
 #include "handlers/auth.hpp"
 #include "handlers/commit.hpp"
@@ -132,6 +133,8 @@ net::task<void> create_certificate(Exchange& ex) {
       if (read_is_null(v, null) && null) return true;
       std::string name;
       if (!read_string(v, k, name, err)) return false;
+      if (!core::valid_certificate_name(name))
+        return (err = invalid_field("name", "must be at most 200 characters"), false);
       cmd.name = std::move(name);
       return true;
     }
@@ -186,6 +189,8 @@ net::task<void> update_certificate(Exchange& ex) {
     if (k != "name") return (err = unknown_field(k), false);
     std::string name;
     if (!read_string(v, k, name, err)) return false;
+    if (!core::valid_certificate_name(name))
+      return (err = invalid_field("name", "must be at most 200 characters"), false);
     cmd.name = std::move(name);
     return true;
   });

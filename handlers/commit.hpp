@@ -16,10 +16,12 @@ namespace keygate::handlers {
 
 class CommitAwaiter {
  public:
-  CommitAwaiter(core::Committer& committer, core::Command command, core::Actor actor)
+  CommitAwaiter(core::Committer& committer, core::Command command, core::Actor actor,
+                core::ScopeSet authority)
       : committer_(committer) {
     submission_.command = std::move(command);
     submission_.actor = actor;
+    submission_.authority = authority;
   }
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
@@ -41,12 +43,16 @@ class CommitAwaiter {
   std::coroutine_handle<> handle_;
 };
 
-inline CommitAwaiter commit(core::Committer& committer, core::Command command, core::Actor actor) {
-  return CommitAwaiter(committer, std::move(command), actor);
+inline CommitAwaiter commit(core::Committer& committer, core::Command command, core::Actor actor,
+                            core::ScopeSet authority) {
+  return CommitAwaiter(committer, std::move(command), actor, authority);
 }
 
 // Who the audit log names for a change the principal asks for (core/audit.hpp).
 core::Actor actor_of(const Principal& p) noexcept;
+// What the principal may grant (core::Submission::authority): the root key everything, an
+// anonymous sign-up nothing beyond the new organization's own first key.
+core::ScopeSet authority_of(const Principal& p) noexcept;
 
 // Commits `command` for the exchange; when the writer refuses it (or the log cannot take
 // it), writes that error as the response and returns nullopt.

@@ -20,6 +20,7 @@ uint16_t http_status(ErrorCode c) noexcept {
     case ErrorCode::invalid_certificate:
     case ErrorCode::certificate_limit_reached:
     case ErrorCode::project_limit_reached:
+    case ErrorCode::key_limit_reached:
     case ErrorCode::invalid_request:
       return 400;
     case ErrorCode::missing_api_key:
@@ -31,6 +32,7 @@ uint16_t http_status(ErrorCode c) noexcept {
     case ErrorCode::publishable_key_not_allowed:
     case ErrorCode::organization_suspended:
     case ErrorCode::legacy_scope_requires_rotation:
+    case ErrorCode::insufficient_scope:
       return 403;
     case ErrorCode::not_found:
       return 404;
@@ -102,6 +104,8 @@ std::string_view error_code_name(ErrorCode c) noexcept {
       return "certificate_limit_reached";
     case ErrorCode::project_limit_reached:
       return "project_limit_reached";
+    case ErrorCode::key_limit_reached:
+      return "key_limit_reached";
     case ErrorCode::invalid_request:
       return "invalid_request";
     case ErrorCode::missing_api_key:
@@ -120,6 +124,8 @@ std::string_view error_code_name(ErrorCode c) noexcept {
       return "organization_suspended";
     case ErrorCode::legacy_scope_requires_rotation:
       return "legacy_scope_requires_rotation";
+    case ErrorCode::insufficient_scope:
+      return "insufficient_scope";
     case ErrorCode::not_found:
       return "not_found";
     case ErrorCode::method_not_allowed:

@@ -22,6 +22,7 @@ namespace keygate::handlers {
 
 class Idempotency;
 class Metrics;
+class SignupLimit;
 
 struct AppConfig {
   bool open_signup = false;
@@ -40,6 +41,7 @@ struct AppContext {
   Metrics& metrics;
   AppConfig config;
   core::Committer* committer = nullptr;  // set, then `ready`, once recovery is done
+  SignupLimit* signups = nullptr;        // anonymous sign-ups per address; null: unlimited
   std::atomic<bool> ready{false};
   std::function<unsigned()> connection_count;
   const net::BufferBudget* buffers = nullptr;  // the data plane's receive-buffer budget

@@ -1,28 +1,75 @@
 #include "handlers/idempotency.hpp"
 
+#include <cstring>
+
 namespace keygate::handlers {
 
 namespace {
-constexpr uint64_t kTtlMs = 24ull * 3600 * 1000;
+// What an entry costs beyond its strings: the map node, the two list nodes, the fields.
+constexpr size_t kEntryOverhead = 256;
+}  // namespace
+
+std::string Idempotency::entry_id(const Owner& owner, std::string_view key) {
+  std::string id(sizeof owner.principal, '\0');
+  std::memcpy(id.data(), &owner.principal, sizeof owner.principal);
+  id.append(key);
+  return id;
+}
+
+size_t Idempotency::bytes() const {
+  std::lock_guard lock(mutex_);
+  return bytes_;
+}
+
+size_t Idempotency::entries() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+// Sets what `e` costs to `bytes`, keeping its tenant's place in by_bytes_ right.
+void Idempotency::charge(Entry& e, size_t bytes) {
+  Tenant& t = tenants_[e.tenant];
+  if (t.bytes) by_bytes_.erase(t.by_bytes);
+  t.bytes = t.bytes - e.bytes + bytes;
+  bytes_ = bytes_ - e.bytes + bytes;
+  e.bytes = bytes;
+  if (t.bytes) t.by_bytes = by_bytes_.emplace(t.bytes, e.tenant);
+}
+
+void Idempotency::erase(Entry* e) {
+  charge(*e, 0);
+  auto t = tenants_.find(e->tenant);
+  t->second.lru.erase(e->in_tenant);
+  if (t->second.lru.empty()) tenants_.erase(t);
+  by_time_.erase(e->in_time);
+  entries_.erase(entries_.find(e->id));
 }
 
 void Idempotency::evict(uint64_t now_ms) {
-  while (!order_.empty()) {
-    auto it = entries_.find(order_.front());
-    const bool expired = it == entries_.end() || now_ms - it->second.created_ms >= kTtlMs;
-    if (!expired && entries_.size() < max_entries_) break;
-    if (it != entries_.end()) entries_.erase(it);
-    order_.pop_front();
+  while (!by_time_.empty() && now_ms - by_time_.front()->created_ms >= kTtlMs)
+    erase(by_time_.front());
+  // Over budget: the largest tenant gives up its oldest entry (see the header for why this
+  // is fair). An entry still being answered is passed over: its request is in flight.
+  while (bytes_ > max_bytes_ && !by_bytes_.empty()) {
+    Tenant& t = tenants_[std::prev(by_bytes_.end())->second];
+    Entry* victim = nullptr;
+    for (Entry* e : t.lru)
+      if (e->done) {
+        victim = e;
+        break;
+      }
+    if (!victim) break;
+    erase(victim);
   }
 }
 
-Idempotency::Begin Idempotency::begin(const std::string& scope_key,
+Idempotency::Begin Idempotency::begin(const Owner& owner, std::string_view key,
                                       const std::array<uint8_t, 32>& fingerprint, uint64_t now_ms,
                                       net::Response& replay) {
+  std::string id = entry_id(owner, key);
   std::lock_guard lock(mutex_);
   evict(now_ms);
-  auto it = entries_.find(scope_key);
-  if (it != entries_.end()) {
+  if (auto it = entries_.find(id); it != entries_.end()) {
     Entry& e = it->second;
     if (e.fingerprint != fingerprint) return Begin::reused;
     if (!e.done) return Begin::in_progress;
@@ -30,32 +77,43 @@ Idempotency::Begin Idempotency::begin(const std::string& scope_key,
     replay.content_type = e.content_type == "application/json" ? "application/json" : "text/plain";
     replay.headers = e.headers;
     replay.body = e.body;
+    Tenant& t = tenants_[e.tenant];
+    t.lru.splice(t.lru.end(), t.lru, e.in_tenant);  // used: the tenant's newest
     return Begin::replay;
   }
-  order_.push_back(scope_key);
-  Entry e;
+  auto [it, inserted] = entries_.try_emplace(id);
+  Entry& e = it->second;
+  e.id = std::move(id);
+  e.tenant = owner.tenant;
   e.fingerprint = fingerprint;
   e.created_ms = now_ms;
-  e.order = std::prev(order_.end());
-  entries_.emplace(scope_key, std::move(e));
+  Tenant& t = tenants_[owner.tenant];
+  e.in_tenant = t.lru.insert(t.lru.end(), &e);
+  e.in_time = by_time_.insert(by_time_.end(), &e);
+  charge(e, kEntryOverhead + e.id.size());
+  evict(now_ms);
   return Begin::fresh;
 }
 
-void Idempotency::finish(const std::string& scope_key, const net::Response& res, bool keep) {
+void Idempotency::finish(const Owner& owner, std::string_view key, const net::Response& res,
+                         bool keep) {
+  const std::string id = entry_id(owner, key);
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(scope_key);
+  auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  if (!keep) {
-    order_.erase(it->second.order);
-    entries_.erase(it);
+  Entry& e = it->second;
+  const size_t answer = res.content_type.size() + res.headers.size() + res.body.size();
+  if (!keep || (res.status >= 400 && answer > kMaxErrorBytes)) {
+    erase(&e);
     return;
   }
-  Entry& e = it->second;
   e.done = true;
   e.status = res.status;
   e.content_type = std::string(res.content_type);
   e.headers = res.headers;
   e.body = res.body;
+  charge(e, kEntryOverhead + e.id.size() + answer);
+  evict(e.created_ms);
 }
 
 }  // namespace keygate::handlers

@@ -14,10 +14,17 @@ core::Error invalid_field(std::string_view param, std::string_view must) {
                           std::string(param));
 }
 
+std::string shown(std::string_view input) {
+  if (input.size() <= kShownBytes) return std::string(input);
+  size_t n = kShownBytes;
+  while (n > 0 && (static_cast<unsigned char>(input[n]) & 0xC0) == 0x80) --n;  // whole characters
+  return std::string(input.substr(0, n)) + "...";
+}
+
 core::Error unknown_field(std::string_view param) {
+  const std::string name = shown(param);
   return core::make_error(ErrorCode::unknown_field,
-                          "'" + std::string(param) + "' is not a field of this request: remove it.",
-                          std::string(param));
+                          "'" + name + "' is not a field of this request: remove it.", name);
 }
 
 core::Error missing_field(std::string_view param) {
@@ -113,7 +120,7 @@ bool read_scopes(JsonValue& v, std::string_view param, core::ScopeSet& out, core
       case core::ScopeParse::unknown:
         err = core::make_error(
             ErrorCode::invalid_scope,
-            "'" + std::string(s) + "' is not a scope. See the API reference for the list.",
+            "'" + shown(s) + "' is not a scope. See the API reference for the list.",
             std::string(param));
         return false;
     }

@@ -29,6 +29,11 @@ class JsonFields {
 
 core::Error invalid_json(std::string_view detail);
 core::Error invalid_field(std::string_view param, std::string_view must);
+// A piece of the client's input quoted in a message: at most kShownBytes (whole UTF-8
+// characters) and "..." after, so that an error never grows with its input (an answer may be
+// remembered for an Idempotency-Key, and logged).
+inline constexpr size_t kShownBytes = 64;
+std::string shown(std::string_view input);
 core::Error unknown_field(std::string_view param);
 core::Error missing_field(std::string_view param);
 

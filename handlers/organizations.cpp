@@ -8,6 +8,7 @@
 #include "handlers/json_input.hpp"
 #include "handlers/query.hpp"
 #include "handlers/render.hpp"
+#include "handlers/signup_limit.hpp"
 
 namespace keygate::handlers {
 
@@ -34,10 +35,22 @@ bool check_slug(std::string_view slug, core::Error& err) {
 }  // namespace
 
 net::task<void> create_organization(Exchange& ex) {
-  std::string_view credential;
-  const bool anonymous = read_credential(ex.req, credential) == CredentialRead::none;
-  if (!(anonymous && ex.app.config.open_signup)) {
-    if (!authenticate(ex) || !authorize(ex, core::Scope::organizations_create, true)) co_return;
+  // The router authenticated the request if it carried a credential (Auth::when_sent).
+  if (ex.principal.authenticated) {
+    if (!authorize(ex, core::Scope::organizations_create, true)) co_return;
+  } else if (!ex.app.config.open_signup) {
+    write_error(ex, ErrorCode::missing_api_key,
+                "No API key was sent: pass one with the scope organizations:create as "
+                "'Authorization: Bearer <key>' (this server does not allow open sign-up).");
+    co_return;
+  } else if (ex.app.signups) {
+    const core::RateDecision d = ex.app.signups->take(ex.req.peer_address(), ex.started_ns);
+    if (!d.allowed) {
+      write_rate_headers(ex.res, d);
+      write_error(ex, ErrorCode::rate_limited,
+                  "Too many sign-ups from this address: retry after the time in Retry-After.");
+      co_return;
+    }
   }
   core::CreateOrganization cmd;
   bool has_name = false, has_slug = false;

@@ -23,12 +23,6 @@ void write_id(core::JsonWriter& w, std::string_view name, core::IdKind kind, cor
   }
 }
 
-void write_scopes(core::JsonWriter& w, core::ScopeSet scopes) {
-  w.begin_array();
-  core::for_each_scope(scopes, [&](core::Scope s) { w.string(core::scope_name(s)); });
-  w.end_array();
-}
-
 void write_organization(core::JsonWriter& w, const core::Organization& o) {
   w.begin_object();
   write_id(w, "id", core::IdKind::organization, o.id);
@@ -102,7 +96,7 @@ void write_api_key(core::JsonWriter& w, const core::Index& index, const core::Ap
   for (const auto& o : k.allowed_origins()) w.string(o);
   w.end_array();
   w.key("scopes");
-  write_scopes(w, k.scopes);
+  core::write_scope_array(w, k.scopes);
   const core::RateLimit rl = defaults.for_key(k);
   w.key("rate_limit")
       .begin_object()

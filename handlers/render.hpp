@@ -29,7 +29,6 @@ const core::Project* project_in_path(Exchange& ex, core::Id org);
 void write_time(core::JsonWriter& w, std::string_view name, uint64_t unix_ms);  // null when 0
 void write_id(core::JsonWriter& w, std::string_view name, core::IdKind kind,
               core::Id id);  // null when empty
-void write_scopes(core::JsonWriter& w, core::ScopeSet scopes);
 
 // {"data": ... , "meta": {"request_id": ...}} around what `body` writes.
 template <typename F>

@@ -16,12 +16,17 @@ namespace keygate::handlers {
 using SyncHandler = void (*)(Exchange&);
 using AsyncHandler = net::task<void> (*)(Exchange&);
 
+// Whether the router's caller authenticates a request before dispatch: always, never (the
+// handler reads its own credential, or none is needed), or when one was sent (a sign-up
+// with --open-signup may come without one).
+enum class Auth : uint8_t { none, required, when_sent };
+
 struct Route {
   net::Method method;
   std::string_view pattern;    // "/v1/organizations/{id}/api-keys/{keyId}"
   SyncHandler sync = nullptr;  // exactly one of the two
   AsyncHandler async = nullptr;
-  bool authenticate = true;  // the router's caller authenticates before dispatch
+  Auth auth = Auth::required;
   // Verification and the operations endpoints: served on every listener. The rest is the
   // management API, which --admin-listen moves to a listener of its own.
   bool data_plane = false;

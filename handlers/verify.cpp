@@ -16,22 +16,34 @@ namespace keygate::handlers {
 namespace {
 
 // The client certificate of a /v1/auth request. Over keygate's own TLS: the one the
-// connection presented, and X-Client-Cert-Sha256 is ignored (a client must not claim a
-// certificate it did not show). Over plain HTTP: the header, only when
-// --trust-forwarded-client-cert says a TLS-terminating gateway in front sets it.
-void client_certificate(const Exchange& ex, std::string_view header,
+// connection presented, and every forwarded header is ignored (a client must not claim a
+// certificate it did not show). Over plain HTTP: what a TLS-terminating gateway in front
+// forwards, only with --trust-forwarded-client-cert: the certificate itself (X-Client-Cert
+// from nginx or Caddy, X-Forwarded-Tls-Client-Cert from Traefik), whose SHA-256 keygate
+// computes, Envoy's x-forwarded-client-cert Hash=, or X-Client-Cert-Sha256. The gateway
+// must overwrite or strip all four (scripts/gateways/); two of them at once is a client
+// adding one the gateway did not set, and none is taken.
+enum ForwardedHeader : size_t { kCert, kTraefikCert, kXfcc, kCertSha256, kForwardedHeaders };
+
+void client_certificate(const Exchange& ex, const std::string_view* forwarded,
                         std::array<uint8_t, 32>& fingerprint, core::VerifyRequest& vr) {
   if (ex.req.tls) {
     if (const net::PeerCertificate* p = ex.req.peer_certificate) {
       fingerprint = p->sha256;
       vr.client_certificate = &fingerprint;
-      vr.client_certificate_expired = !p->valid_now;
     }
     return;
   }
-  if (ex.app.config.trust_forwarded_client_cert && !header.empty() &&
-      core::parse_sha256_hex(header, fingerprint))
-    vr.client_certificate = &fingerprint;
+  if (!ex.app.config.trust_forwarded_client_cert) return;
+  size_t present = 0, which = 0;
+  for (size_t i = 0; i < kForwardedHeaders; ++i)
+    if (!forwarded[i].empty()) ++present, which = i;
+  if (present != 1) return;
+  const std::string_view v = forwarded[which];
+  const bool ok = which == kCertSha256 ? core::parse_sha256_hex(v, fingerprint)
+                  : which == kXfcc     ? core::xfcc_sha256(v, fingerprint)
+                                       : core::forwarded_certificate_sha256(v, fingerprint);
+  if (ok) vr.client_certificate = &fingerprint;
 }
 
 // The header is formatted once per scope set (per thread) and copied after that: a
@@ -115,7 +127,7 @@ void verify_key(Exchange& ex) {
     if (r.code == core::VerifyCode::valid) {
       w.field("type", core::to_string(r.type)).field("environment", core::to_string(r.environment));
       w.key("scopes");
-      write_scopes(w, r.scopes);
+      core::write_scope_array(w, r.scopes);
       write_time(w, "expires_at", r.expires_ms);
       w.key("rate_limit");
       if (r.rate.limited)
@@ -135,9 +147,12 @@ void verify_key(Exchange& ex) {
 void forward_auth(Exchange& ex) {
   net::Response& res = ex.res;
   res.body.clear();
-  static constexpr std::array<std::string_view, 5> kNames = {
-      "authorization", "x-api-key", "origin", "x-client-cert-sha256", "x-required-scopes"};
-  std::array<std::string_view, 5> h;
+  static constexpr std::array<std::string_view, 8> kNames = {
+      "authorization", "x-api-key", "origin", "x-required-scopes",
+      // in ForwardedHeader's order, from h[4]
+      "x-client-cert", "x-forwarded-tls-client-cert", "x-forwarded-client-cert",
+      "x-client-cert-sha256"};
+  std::array<std::string_view, 8> h;
   ex.req.headers_named(kNames, h);
   std::string_view key;
   const CredentialRead cred = read_credential(h[0], h[1], key);
@@ -150,8 +165,8 @@ void forward_auth(Exchange& ex) {
   vr.key = cred == CredentialRead::ok ? key : std::string_view();
   vr.origin = h[2];
   std::array<uint8_t, 32> fingerprint;
-  client_certificate(ex, h[3], fingerprint, vr);
-  if (!h[4].empty()) core::parse_scope_list(h[4], vr.required_scopes, vr.unknown_scope);
+  client_certificate(ex, &h[4], fingerprint, vr);
+  if (!h[3].empty()) core::parse_scope_list(h[3], vr.required_scopes, vr.unknown_scope);
   if (auto q = query_param(ex.req.query, "scopes")) {
     char decoded[1024];
     const size_t n = percent_decode(*q, decoded, sizeof decoded);
@@ -175,10 +190,13 @@ void forward_auth(Exchange& ex) {
           std::string_view(id, core::format_id(core::IdKind::organization, r.organization_id, id)));
       res.add_header("X-Keygate-Key-Id",
                      std::string_view(id, core::format_id(core::IdKind::api_key, r.key_id, id)));
-      if (!r.project_id.empty())
-        res.add_header(
-            "X-Keygate-Project-Id",
-            std::string_view(id, core::format_id(core::IdKind::project, r.project_id, id)));
+      // Always sent, empty for a key in no project: a gateway that copies the X-Keygate-*
+      // headers then overwrites whatever a client sent under the same name.
+      res.add_header(
+          "X-Keygate-Project-Id",
+          r.project_id.empty()
+              ? std::string_view()
+              : std::string_view(id, core::format_id(core::IdKind::project, r.project_id, id)));
       res.add_header("X-Keygate-Key-Type", core::to_string(r.type));
       res.add_header("X-Keygate-Environment", core::to_string(r.environment));
       append_scopes_header(res, r.scopes);

@@ -136,6 +136,7 @@ detached_task Connection::run() {
         break;
       }
       Request& req = parser_.request();
+      req.socket = fd_;
       if (tls_) {
         req.tls = true;
         req.peer_certificate = tls_->peer();

@@ -1,7 +1,11 @@
 // Request's header lookups: case-insensitive, eight bytes at a time.
 #include "net/request.hpp"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <bit>
+#include <cstring>
 #include <string_view>
 
 #include "net/http_bytes.hpp"
@@ -71,6 +75,20 @@ void Request::find_headers(const std::string_view* names, std::string_view* valu
       break;
     }
   }
+}
+
+std::array<uint8_t, 16> Request::peer_address() const noexcept {
+  std::array<uint8_t, 16> out{};
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (socket < 0 || ::getpeername(socket, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return out;
+  if (ss.ss_family == AF_INET6) {
+    std::memcpy(out.data(), &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, 16);
+  } else if (ss.ss_family == AF_INET) {
+    out[10] = out[11] = 0xff;
+    std::memcpy(out.data() + 12, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, 4);
+  }
+  return out;
 }
 
 }  // namespace keygate::net

@@ -33,6 +33,11 @@ struct Request {
   // connection presented (null: none, or plain HTTP). Set by the connection.
   bool tls = false;
   const PeerCertificate* peer_certificate = nullptr;
+  int socket = -1;  // the connection's, for peer_address()
+
+  // The client's IP address (an IPv4 address as ::ffff:a.b.c.d), read from the socket when
+  // asked (a system call: for rare paths such as a sign-up); all zero when unknown.
+  std::array<uint8_t, 16> peer_address() const noexcept;
 
   // Case-insensitive lookup of the first header with that name; empty when absent.
   std::string_view header(std::string_view name) const noexcept;

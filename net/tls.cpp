@@ -270,8 +270,6 @@ void TlsSession::on_handshake() {
   if (!cert) return;
   unsigned int len = 0;
   if (X509_digest(cert, EVP_sha256(), peer_.sha256.data(), &len) != 1 || len != 32) return;
-  peer_.valid_now = X509_cmp_current_time(X509_get0_notBefore(cert)) < 0 &&
-                    X509_cmp_current_time(X509_get0_notAfter(cert)) > 0;
   has_peer_ = true;
 }
 

@@ -71,8 +71,9 @@ class TlsConfig {
 
 // The client certificate a connection presented, for the certificate binding.
 struct PeerCertificate {
-  std::array<uint8_t, 32> sha256{};  // of its DER, as an uploaded certificate's fingerprint
-  bool valid_now = false;            // within its notBefore .. notAfter
+  // Of its DER, as an uploaded certificate's fingerprint. Its validity period is checked
+  // at each verification, from the uploaded certificate (core/verify.cpp).
+  std::array<uint8_t, 32> sha256{};
 };
 
 class TlsSession {

@@ -197,7 +197,7 @@ void Journal::commit(std::vector<Submission*>& batch) {
   uint64_t records = 0;
   for (Submission* s : batch) {
     const size_t before = state_.staged().size();
-    s->outcome = state_.execute(s->command, core::now_ms(), s->actor);
+    s->outcome = state_.execute(s->command, core::now_ms(), s->actor, s->authority);
     // A command's changes and its audit event are one record, or one group of records:
     // after a torn write, recovery finds all of them or none.
     const size_t after = state_.staged().size();

@@ -172,7 +172,7 @@ TEST_F(VerifyTest, AnArchivedProjectStopsItsKeysAfterTheOrganizationCheck) {
 // certificates plus, for a key in a project, the project's; every branch.
 TEST_F(VerifyTest, TheCertificateBindingOfOrganizationAndProjectKeys) {
   auto cert = [&](uint8_t tag) {
-    CreateCertificate c{org, std::nullopt, "pem", {}, 0, 0};
+    CreateCertificate c{org, std::nullopt, "pem", {}, 0, 4'102'444'800};  // valid until 2100
     c.fingerprint.fill(tag);
     return run(c).certificates.at(0).id;
   };
@@ -221,4 +221,35 @@ TEST_F(VerifyTest, TheCertificateBindingOfOrganizationAndProjectKeys) {
   ASSERT_FALSE(run(SetCertificatesActive{org, {proj_cert}, false, p}).error);
   EXPECT_EQ(with(key_p, 2), VerifyCode::certificate_required);
   EXPECT_EQ(with(key_p, 1), VerifyCode::valid);
+}
+
+// The presented certificate is the uploaded one, so its validity is known and checked at
+// each verification, not once per connection: a keep-alive connection that outlives its
+// certificate gets CERTIFICATE_EXPIRED from then on.
+TEST_F(VerifyTest, ABoundCertificateIsCheckedAgainstItsValidityAtEachVerification) {
+  const int64_t now_s = static_cast<int64_t>(now / 1000);
+  CreateCertificate c{org, std::nullopt, "pem", {}, now_s - 60, now_s + 60};
+  c.fingerprint.fill(7);
+  const Id cert = run(c).certificates.at(0).id;
+  ASSERT_FALSE(run(SetCertificatesActive{org, {cert}, true}).error);
+  std::array<uint8_t, 32> f;
+  f.fill(7);
+  VerifyRequest r{secret};
+  r.client_certificate = &f;
+  EXPECT_EQ(check(r).code, VerifyCode::valid);
+  EXPECT_EQ(check(r, now + 61'000).code, VerifyCode::certificate_expired) << "after notAfter";
+  EXPECT_EQ(check(r, now - 61'000).code, VerifyCode::certificate_expired) << "before notBefore";
+  f.fill(8);
+  EXPECT_EQ(check(r, now + 61'000).code, VerifyCode::certificate_required) << "not bound at all";
+}
+
+// A publishable key's origins are bounded (kMaxOriginsPerKey, kMaxOriginBytes), and an
+// Origin longer than any pattern can be is refused without comparing it to them.
+TEST_F(VerifyTest, AnOriginLongerThanAnyPatternMatchesNone) {
+  VerifyRequest r{publishable};
+  std::string origin = "https://" + std::string(300, 'a') + ".example.com";
+  r.origin = origin;
+  EXPECT_EQ(check(r).code, VerifyCode::origin_not_allowed);
+  r.origin = "https://app.example.com";
+  EXPECT_EQ(check(r).code, VerifyCode::valid);
 }
