@@ -258,9 +258,15 @@ HttpResponse https(uint16_t port, const std::string& method, const std::string& 
   if (!curl) helper_failed("http: curl_easy_init failed");
   HttpResponse r;
   curl_easy_reset(curl);
-  std::string url =
-      (tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port) + path;
+  const std::string host = tls && !tls->host.empty() ? tls->host : "127.0.0.1";
+  std::string url = (tls ? "https://" : "http://") + host + ":" + std::to_string(port) + path;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_slist* resolve = nullptr;  // a name, sent as SNI, that reaches 127.0.0.1
+  if (host != "127.0.0.1") {
+    resolve =
+        curl_slist_append(nullptr, (host + ":" + std::to_string(port) + ":127.0.0.1").c_str());
+    curl_easy_setopt(curl, CURLOPT_RESOLVE, resolve);
+  }
   if (tls) {
     curl_easy_setopt(curl, CURLOPT_CAINFO, tls->ca_file.c_str());
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);  // the test certificate names no host
@@ -268,7 +274,10 @@ HttpResponse https(uint16_t port, const std::string& method, const std::string& 
       curl_easy_setopt(curl, CURLOPT_SSLCERT, tls->cert_file.c_str());
       curl_easy_setopt(curl, CURLOPT_SSLKEY, tls->key_file.c_str());
     }
-    if (tls->fresh_connection) curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
+    if (tls->fresh_connection) {  // a new connection, and a full handshake on it
+      curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
+      curl_easy_setopt(curl, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+    }
   }
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
   if (method == "HEAD") curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
@@ -288,6 +297,7 @@ HttpResponse https(uint16_t port, const std::string& method, const std::string& 
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
   CURLcode rc = curl_easy_perform(curl);
   curl_slist_free_all(list);
+  curl_slist_free_all(resolve);
   if (rc != CURLE_OK) {
     r.status = -1;
     r.body = curl_easy_strerror(rc);

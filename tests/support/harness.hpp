@@ -87,6 +87,7 @@ HttpResponse http(uint16_t port, const std::string& method, const std::string& p
 struct TlsClient {
   std::string ca_file, cert_file, key_file;
   bool fresh_connection = false;
+  std::string host;  // the name to ask for (sent as SNI), reached at 127.0.0.1; empty: the IP
 };
 HttpResponse https(uint16_t port, const std::string& method, const std::string& path,
                    const std::string& body, const std::vector<std::string>& headers,
