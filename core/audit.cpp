@@ -143,9 +143,20 @@ AuditPage AuditLog::page(Id org, const AuditQuery& q) const {
     lo = std::max(lo, b);
   }
   if (lo >= hi) return out;
+  size_t examined = 0;
+  // The scan bound: stop before the event that would make kMaxScan + 1, and resume there.
+  auto over_budget = [&](const AuditEvent& last) {
+    if (++examined <= kMaxScan) return false;
+    out.has_more = true;
+    out.resume = last.id;
+    return true;
+  };
+  const AuditEvent* last = nullptr;
   if (!q.before) {  // newest first from hi down
     for (auto it = hi; it != lo;) {
       --it;
+      if (last && over_budget(*last)) break;
+      last = &*it;
       if (!matches(*it, q)) continue;
       if (out.events.size() == q.limit) {
         out.has_more = true;
@@ -155,6 +166,8 @@ AuditPage AuditLog::page(Id org, const AuditQuery& q) const {
     }
   } else {  // the page just newer than `before`: oldest first from lo up, then reversed
     for (auto it = lo; it != hi; ++it) {
+      if (last && over_budget(*last)) break;
+      last = &*it;
       if (!matches(*it, q)) continue;
       if (out.events.size() == q.limit) {
         out.has_more = true;

@@ -84,7 +84,10 @@ struct AuditQuery {
 
 struct AuditPage {
   std::vector<AuditEvent> events;  // newest first
-  bool has_more = false;           // more match beyond this page, in the direction asked
+  bool has_more = false;           // more may match beyond this page, in the direction asked
+  // Set when the walk stopped at kMaxScan events before the page was full (a filter that
+  // matches rarely): the last event it looked at, where the next page continues.
+  std::optional<Id> resume;
 };
 
 class AuditLog {
@@ -101,6 +104,9 @@ class AuditLog {
   // Drops every event older than `cutoff_ms`; returns how many. Writer or snapshot thread.
   size_t drop_before(uint64_t cutoff_ms);
 
+  // A page walks at most kMaxScan events: it holds the organization's lock shared, which
+  // the writer needs exclusive to add an event, so no filter may make it long.
+  static constexpr size_t kMaxScan = 10'000;
   AuditPage page(Id org, const AuditQuery& q) const;
   // Every event at or after `cutoff_ms`, organization by organization in id order, copied
   // a chunk at a time under the organization's shared lock (snapshots).

@@ -266,11 +266,20 @@ void list_api_keys(Exchange& ex) {
   unsigned n = 0;
   core::Id last;
   bool more = false;
+  // At most kMaxListScan keys are looked at per page, whatever the filters: when they match
+  // rarely the page is short (even empty) and its cursor continues where the walk stopped.
+  size_t examined = 0;
   for (; s; s = s->next()) {
+    if (examined++ == kMaxListScan) {
+      more = true;
+      break;
+    }
     const core::ApiKey& k = *s->load();
     if ((status && k.status_at(now) != *status) || (type && k.type != *type) ||
-        (env && k.environment != *env) || (project && k.project != project))
+        (env && k.environment != *env) || (project && k.project != project)) {
+      last = k.id;
       continue;
+    }
     if (n == page.limit) {
       more = true;
       break;

@@ -216,11 +216,16 @@ void list_audit_logs(Exchange& ex) {
   w.begin_object().field("object", "list").key("data").begin_array();
   for (const core::AuditEvent& e : page.events) write_openai_event(w, *o, e);
   w.end_array();
-  if (page.events.empty()) {
-    w.key("first_id").null().key("last_id").null();
-  } else {
-    write_id(w, "first_id", core::IdKind::audit_event, page.events.front().id);
-    write_id(w, "last_id", core::IdKind::audit_event, page.events.back().id);
+  // A walk stopped by the scan bound continues from where it stopped: the cursor of the
+  // direction asked (last_id going back, first_id with `before`) names that event.
+  std::optional<core::Id> first, last;
+  if (!page.events.empty()) first = page.events.front().id, last = page.events.back().id;
+  if (page.resume) (q.before ? first : last) = page.resume;
+  for (auto [name, id] : {std::pair{"first_id", first}, std::pair{"last_id", last}}) {
+    if (id)
+      write_id(w, name, core::IdKind::audit_event, *id);
+    else
+      w.key(name).null();
   }
   w.field("has_more", page.has_more).end_object();
 }
@@ -241,7 +246,10 @@ void list_audit_events(Exchange& ex) {
   w.field("has_more", page.has_more);
   // Forward (the default): the next page is after the last event; with `before`, the
   // page before this one is before its first.
-  if (page.has_more && !page.events.empty())
+  // A walk stopped by the scan bound continues from where it stopped.
+  if (page.has_more && page.resume)
+    write_id(w, q.before ? "prev_cursor" : "next_cursor", core::IdKind::audit_event, *page.resume);
+  else if (page.has_more && !page.events.empty())
     write_id(w, q.before ? "prev_cursor" : "next_cursor", core::IdKind::audit_event,
              q.before ? page.events.front().id : page.events.back().id);
   else

@@ -214,9 +214,11 @@ void list_project_keys(Exchange& ex) {
   core::KeySlot* s = ex.app.index.find_org(*org)->keys();
   if (page.after) {
     core::KeySlot* cur = ex.app.index.find_key(*page.after);
-    if (!cur || cur->load()->organization_id != *org || cur->load()->project != p->number)
+    // A key of the organization: a page cut short by the scan bound ends on whichever key
+    // the walk reached last, in this project or not.
+    if (!cur || cur->load()->organization_id != *org)
       return write_error(ex, ErrorCode::invalid_field,
-                         "'after' does not name a key of this project.", "after");
+                         "'after' does not name a key of this organization.", "after");
     s = cur->next();
   }
   // Every key of the project answers to the project's own access; `inactive` lists them
@@ -229,8 +231,16 @@ void list_project_keys(Exchange& ex) {
   core::Id first, last;
   bool more = false;
   unsigned n = 0;
+  size_t examined = 0;  // at most kMaxListScan keys a page, as the native list
+  core::Id walked;      // the last key looked at: where a page cut short continues
   for (; s && shown; s = s->next()) {
     const core::ApiKey& k = *s->load();
+    if (examined++ == kMaxListScan) {
+      more = true;
+      last = walked;
+      break;
+    }
+    walked = k.id;
     if (k.project != p->number || k.revoked_ms) continue;
     if (n == page.limit) {
       more = true;

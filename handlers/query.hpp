@@ -16,6 +16,11 @@ std::optional<std::string_view> query_param(std::string_view query, std::string_
 // it does not fit or is malformed. No allocation.
 size_t percent_decode(std::string_view in, char* out, size_t cap) noexcept;
 
+// The records one list request may look at, whatever its filters (docs/api.md §1.5): a
+// filter that matches rarely gives a short (even empty) page whose cursor continues where
+// the walk stopped, instead of a walk of the whole organization.
+inline constexpr size_t kMaxListScan = 10'000;
+
 struct Page {
   unsigned limit = 20;
   std::optional<core::Id> after;

@@ -362,3 +362,29 @@ TEST(LeastPrivilege, AForwardedCertificateIsHashedByKeygate) {
       << "two forwarded headers: one of them came from the client";
   EXPECT_EQ(code({"X-Client-Cert: not a certificate"}), "CERTIFICATE_REQUIRED");
 }
+
+// A list filter that matches rarely looks at no more than 10,000 keys a request: the page
+// comes back short (here empty) with has_more, and its cursor continues the walk.
+TEST(LeastPrivilege, ARareListFilterWalksABoundedStretchAPage) {
+  ServerProcess s({"--fsync", "everysec"});  // 10,000 keys without 10,000 fdatasyncs
+  Tenant t = make_tenant(s, "Many keys");
+  for (int i = 0; i < 10'050; ++i)
+    ASSERT_EQ(http(s.port(), "POST", keys_path(t), R"({"name":"k"})", t.key).status, 201);
+  const CreatedKey web = make_key(s, t, R"({"name":"web","type":"publishable"})");
+  std::string cursor;
+  std::vector<std::string> found;
+  int pages = 0;
+  for (;; ++pages) {
+    ASSERT_LT(pages, 5);
+    auto r = http(s.port(), "GET",
+                  keys_path(t) + "?type=publishable" + (cursor.empty() ? "" : "&cursor=" + cursor),
+                  "", t.key);
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto j = parse_json(r.body);
+    for (auto k : j["data"].get_array()) found.emplace_back(k["id"].get_string().value());
+    if (str(j, "/pagination/has_more") != "true") break;
+    cursor = str(j, "/pagination/next_cursor");
+  }
+  EXPECT_EQ(found, std::vector<std::string>{web.id});
+  EXPECT_EQ(pages, 1) << "the first page stopped after 10,000 keys, the second found it";
+}
