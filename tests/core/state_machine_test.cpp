@@ -295,3 +295,38 @@ TEST_F(StateMachineTest, CertificatesAreActivatedPerProject) {
   ASSERT_FALSE(run(SetCertificatesActive{a, {c1}, false, q}).error);
   EXPECT_FALSE(run(DeleteCertificate{a, c1}).error) << "active nowhere now";
 }
+
+// Scopes only narrow (docs/security.md), decided by the writer against the keys as this
+// batch sees them: a key narrowed earlier in the same batch is narrow for what follows.
+TEST_F(StateMachineTest, ScopesOnlyNarrowAndTheRemovedScopeCountsAsItsThree) {
+  Id a = make_org("a");
+  auto as = [&](Command c, ScopeSet authority) {
+    Outcome o = sm.execute(c, now, Actor{}, authority);
+    if (!o.error) sm.publish();
+    return o;
+  };
+  const ScopeSet legacy = kLegacyScope | bit(Scope::api_keys_manage);
+  CreateApiKey wants_update{a, "u"};
+  wants_update.scopes = bit(Scope::organizations_update);
+  EXPECT_FALSE(as(wants_update, legacy).error) << "organizations:manage holds :update";
+  CreateApiKey wants_certs{a, "c"};
+  wants_certs.scopes = bit(Scope::certificates_read);
+  EXPECT_EQ(as(wants_certs, legacy).error.code, ErrorCode::insufficient_scope);
+  // Omitted scopes: the caller's own, as they are today (the removed one read as its three).
+  Outcome own = as(CreateApiKey{a, "own"}, legacy);
+  ASSERT_FALSE(own.error);
+  EXPECT_EQ(own.key->scopes, current_scopes(legacy));
+  EXPECT_EQ(as(CreateApiKey{a, "all"}, kEveryScope).key->scopes, kAllScopes);
+
+  // A key narrowed in a batch cannot then be rotated by a caller it exceeded before.
+  Id wide = run(CreateApiKey{a, "wide"}).key->id;
+  const ScopeSet manager = bit(Scope::api_keys_manage) | bit(Scope::api_keys_read);
+  EXPECT_EQ(sm.execute(RotateApiKey{a, wide, 0}, now, Actor{}, manager).error.code,
+            ErrorCode::insufficient_scope);
+  UpdateApiKey narrow{a, wide};
+  narrow.scopes = bit(Scope::api_keys_read);
+  ASSERT_FALSE(sm.execute(narrow, now, Actor{}, kEveryScope).error);
+  EXPECT_FALSE(sm.execute(RotateApiKey{a, wide, 0}, now, Actor{}, manager).error)
+      << "the staged, narrowed version is what the check reads";
+  sm.publish();
+}
