@@ -116,6 +116,8 @@ std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
   eo.prefix = o.etcd_prefix;
   eo.tls = {o.etcd_cacert, o.etcd_cert, o.etcd_key};
   eo.stale_after = std::chrono::milliseconds(o.etcd_stale_after_ms);
+  eo.max_staleness = std::chrono::milliseconds(o.max_staleness_ms);
+  eo.write_timeout = std::chrono::milliseconds(o.write_timeout_ms);
   eo.audit_retention = std::chrono::seconds(*cli::audit_retention_seconds(o.audit_retention));
   eo.advertise_url = advertise_url;
   // etcd compacted the history this node's watch needs: only a restart, which loads the
@@ -132,6 +134,13 @@ std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
   } catch (const std::runtime_error& e) {
     throw persistence::StartupError(e.what());
   }
+  // A node that resumed from its own snapshot vouches for keys once its watch has caught
+  // up with etcd: wait for that (briefly) before saying it is ready.
+  if (!etcd->wait_until_vouching(std::chrono::seconds(10)))
+    log(Level::warn, "cluster.stale_at_start",
+        {{"note",
+          "not in step with etcd after 10 s: verification answers 503 NODE_STALE until "
+          "it is"}});
   log(Level::info, "cluster.loaded",
       {{"endpoints", o.etcd},
        {"prefix", eo.prefix},
@@ -202,6 +211,7 @@ int serve(const ServeOptions& o) {
   config.open_signup = o.open_signup;
   config.access_log = o.access_log;
   config.trust_forwarded_client_cert = o.trust_forwarded_client_cert;
+  config.serve_when_stale = o.serve_when_stale;
   config.root_hash = root.hash;
   config.rate_defaults.secret = {o.secret_rps, o.secret_burst};
   config.rate_defaults.publishable = {o.publishable_rps, o.publishable_burst};
@@ -286,6 +296,7 @@ int serve(const ServeOptions& o) {
     }
     etcd = open_cluster(o, state, root.hash, url, dir);
     ctx.committer = etcd.get();
+    ctx.vouch_until = &etcd->vouch_until();  // published to the reactors by `ready` below
   }
 
   // The control plane: signals (and the systemd watchdog) on Asio. The signals are taken

@@ -162,6 +162,22 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
       ->envname(env("ETCD_STALE_AFTER_MS"))
       ->check(CLI::Range(100u, 3'600'000u))
       ->capture_default_str();
+  cmd.add_option("--max-staleness-ms", o.max_staleness_ms,
+                 "Cluster mode: vouch for keys only while this node can show it is within this "
+                 "of etcd's present (verification answers 503 NODE_STALE beyond)")
+      ->envname(env("MAX_STALENESS_MS"))
+      ->check(CLI::Range(100u, 60'000u))
+      ->capture_default_str();
+  cmd.add_flag("--serve-when-stale", o.serve_when_stale,
+               "Cluster mode: keep verifying from memory however far behind etcd this node is "
+               "(fail open: a revoked key may pass for as long as it is behind)")
+      ->envname(env("SERVE_WHEN_STALE"));
+  cmd.add_option("--write-timeout-ms", o.write_timeout_ms,
+                 "Cluster mode: every write is answered within this (503 when its outcome is not "
+                 "known by then)")
+      ->envname(env("WRITE_TIMEOUT_MS"))
+      ->check(CLI::Range(1'000u, 600'000u))
+      ->capture_default_str();
   cmd.add_option(
          "--max-buffer-bytes", o.max_buffer_bytes,
          "Receive-buffer bytes that all connections together may hold beyond their resting 4 KiB "

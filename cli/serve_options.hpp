@@ -46,6 +46,9 @@ struct ServeOptions {
   std::string etcd;  // cluster mode: comma-separated etcd endpoints
   std::string etcd_prefix = "/keygate";
   unsigned etcd_stale_after_ms = 5'000;
+  unsigned max_staleness_ms = 1'000;  // cluster mode: vouch for keys only within this of etcd
+  bool serve_when_stale = false;      // cluster mode: fail open instead (off: fail closed)
+  unsigned write_timeout_ms = 5'000;  // cluster mode: every write answered within this
   std::string advertise_url;
   std::string etcd_cacert, etcd_cert, etcd_key;
   size_t max_header_bytes = 16 * 1024;

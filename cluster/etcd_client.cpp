@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <stdexcept>
@@ -136,6 +137,8 @@ struct EtcdClient::Impl {
     if (!tls.key_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.key_file.c_str());
   }
   size_t current = 0;
+  long per_endpoint_ms = 5'000;
+  long budget_ms = 0;  // 0: every endpoint gets its turn
   CURL* curl = curl_easy_init();
   simdjson::dom::parser parser;
 
@@ -153,7 +156,7 @@ struct EtcdClient::Impl {
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, message);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 1'000L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, std::min(1'000L, timeout_ms));
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     const CURLcode rc = curl_easy_perform(curl);
@@ -170,11 +173,19 @@ struct EtcdClient::Impl {
   bool call(const char* path, const std::string& body, simdjson::dom::element& doc,
             std::string& error, std::string& response) {
     std::string errors;
+    const auto began = std::chrono::steady_clock::now();
     for (size_t tried = 0; tried < endpoints.size(); ++tried) {
+      const long spent = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::steady_clock::now() - began)
+                                               .count());
+      if (tried > 0 && budget_ms > 0 && spent >= budget_ms) {
+        errors += "; out of time (" + std::to_string(budget_ms) + " ms) before the other endpoints";
+        break;
+      }
       const std::string& base = endpoints[current];
       response.clear();
       std::string failure;
-      const long status = post_once(base + path, body, response, failure, 5'000);
+      const long status = post_once(base + path, body, response, failure, per_endpoint_ms);
       if (status == 200 && parser.parse(response).get(doc) == simdjson::SUCCESS) {
         std::string_view id;
         if (doc["header"]["cluster_id"].get(id) == simdjson::SUCCESS) cluster_id = id;
@@ -209,6 +220,15 @@ const std::string& EtcdClient::cluster_id() const noexcept {
 
 const std::string& EtcdClient::endpoint() const noexcept {
   return impl_->endpoints[impl_->current];
+}
+
+void EtcdClient::skip_endpoint() noexcept {
+  impl_->current = (impl_->current + 1) % impl_->endpoints.size();
+}
+
+void EtcdClient::set_limits(long per_endpoint_ms, long budget_ms) noexcept {
+  impl_->per_endpoint_ms = std::max(50L, per_endpoint_ms);
+  impl_->budget_ms = std::max(0L, budget_ms);
 }
 
 bool EtcdClient::range(std::string_view key, std::string_view range_end, int64_t revision,
@@ -412,7 +432,14 @@ bool EtcdClient::watch(std::string_view key, std::string_view range_end, int64_t
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 2L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 1L);
+  // A member that loses its leader ends the watch (etcd-io/etcd#10819), instead of serving
+  // a stream that no longer moves. A member that hangs ends nothing: the committer's
+  // freshness probe notices it and moves the watch (EtcdCommitter::probe_loop).
+  curl_slist* headers = curl_slist_append(nullptr, "Grpc-Metadata-hasleader: true");
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   const CURLcode rc = curl_easy_perform(curl);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  curl_slist_free_all(headers);
   if (st.stopped) return true;
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);

@@ -100,6 +100,13 @@ class EtcdClient {
              const std::function<bool()>& keep_going, std::string& error);
 
   const std::string& endpoint() const noexcept;
+  // The next call (or watch) goes to the next endpoint: the one in use hangs.
+  void skip_endpoint() noexcept;
+  // How long a unary call may take: each endpoint `per_endpoint_ms` at most, and no further
+  // endpoint is tried once `budget_ms` has passed since the call began. A member that hangs
+  // (a stopped process keeps its connections open) is left after per_endpoint_ms, rather
+  // than when TCP gives up. Defaults: 5 s and no budget.
+  void set_limits(long per_endpoint_ms, long budget_ms) noexcept;
   // The etcd cluster's id, from the last answer's header ("" before any).
   const std::string& cluster_id() const noexcept;
 

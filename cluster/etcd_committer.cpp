@@ -29,6 +29,14 @@ constexpr int64_t kPage = 2'000;  // keys per range read while loading, at most
 constexpr size_t kBatch = 16;
 constexpr size_t kMaxStagedRecords = 24;  // before another command is added (at most 11 more)
 
+core::Error outcome_unknown(const std::string& why) {
+  return core::make_error(
+      core::ErrorCode::storage_unavailable,
+      "The cluster's store (etcd) did not confirm the change: " + why +
+          ". It may have been made or not; read the resource before trying again. "
+          "Verification still works.");
+}
+
 core::Error unavailable(const std::string& why) {
   return core::make_error(core::ErrorCode::storage_unavailable,
                           "The cluster's store (etcd) cannot take the change right now, so nothing "
@@ -44,6 +52,26 @@ EtcdCommitter::EtcdCommitter(core::StateMachine& state, EtcdOptions options)
       layout_(options_.prefix),
       client_(options_.endpoints, options_.tls) {
   options_.prefix = layout_.prefix();
+  Freshness::Options fo;
+  fo.endpoints = options_.endpoints;
+  fo.tls = options_.tls;
+  fo.probe_key = layout_.root();
+  fo.fence_key = layout_.node(
+      "fence-" + core::to_string(core::IdKind::request, core::IdGenerator().next(core::now_ms())));
+  fo.max_staleness = options_.max_staleness;
+  Freshness::Hooks hooks;
+  hooks.applied = [this] { return applied_.load(std::memory_order_acquire); };
+  hooks.on_answer = [this](int64_t revision) {
+    contact_unix_ms_.store(static_cast<int64_t>(core::now_ms()), std::memory_order_relaxed);
+    int64_t seen = store_revision_.load(std::memory_order_relaxed);
+    while (seen < revision && !store_revision_.compare_exchange_weak(seen, revision)) {
+    }
+  };
+  hooks.move_watch = [this] {
+    move_watch_.store(true, std::memory_order_relaxed);
+    wake_.notify_all();
+  };
+  freshness_ = std::make_unique<Freshness>(std::move(fo), std::move(hooks));
 }
 
 EtcdCommitter::~EtcdCommitter() {
@@ -100,6 +128,7 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
   }
 
   // The store's revision now: the node is ready once it has applied it.
+  const uint64_t read_at = core::now_ms();  // a full load is fresh as of this moment
   int64_t store = 0, organizations = 0;
   if (!client_.count(layout_.kind("org"), prefix_end(layout_.kind("org")), 0, organizations, store,
                      error))
@@ -125,6 +154,12 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
   load_seconds_ = std::chrono::duration<double>(Clock::now() - t0).count();
   watch_from_ = revision + 1;
   loaded_.store(true, std::memory_order_release);
+  // From now on each call leaves a member that does not answer within two seconds (a
+  // stopped process keeps its connections open; a busy member answers a transaction well
+  // within that), and tries no further member once the write timeout is nearly spent, so
+  // that the thread is back in time to answer every write (answer_overdue()). The load
+  // above may take longer per call (etcd 3.4 counts a range by walking it).
+  client_.set_limits(2'000, std::max<long>(1'000, options_.write_timeout.count() - 1'500));
   watcher_ = std::thread([this] {
     core::name_thread("kg-etcd-watch");
     watch_loop();
@@ -133,6 +168,9 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
     core::name_thread("kg-etcd-apply");
     run();
   });
+  // A node resumed from its own snapshot is behind until its watch catches up: fresh from
+  // the first probe it has applied.
+  freshness_->start(resumed_ ? 0 : read_at);
 }
 
 void EtcdCommitter::stop() {
@@ -141,6 +179,7 @@ void EtcdCommitter::stop() {
     stopping_ = true;
   }
   wake_.notify_all();
+  if (freshness_) freshness_->stop();
   if (watcher_.joinable()) watcher_.join();
   const bool was_running = thread_.joinable();
   if (thread_.joinable()) thread_.join();
@@ -229,6 +268,7 @@ int64_t EtcdCommitter::resume_from_snapshot() {
 }
 
 void EtcdCommitter::submit(core::Submission* s) {
+  s->submitted_ms = core::now_ms();
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(s);
@@ -251,11 +291,13 @@ void EtcdCommitter::watch_loop() {
   EtcdClient client(options_.endpoints, options_.tls);
   auto backoff = std::chrono::milliseconds(50);
   const std::string from = options_.prefix + "/", to = prefix_end(from);
-  auto keep_going = [this] {
+  auto running = [this] {
     std::lock_guard lock(mutex_);
     return !stopping_;
   };
-  while (keep_going()) {
+  // Checked by the stream about once a second: a stop, or a member that hangs.
+  auto keep_going = [&] { return running() && !move_watch_.load(std::memory_order_relaxed); };
+  while (running()) {
     std::string error;
     const bool stopped = client.watch(
         from, to, watch_from_,
@@ -284,6 +326,15 @@ void EtcdCommitter::watch_loop() {
     {
       std::lock_guard lock(mutex_);
       if (!watch_error_.empty()) return;
+    }
+    if (move_watch_.exchange(false, std::memory_order_relaxed)) {
+      // The freshness probe saw etcd move on while this stream said nothing: its member
+      // hangs. Resume from the next revision on another member.
+      core::log(
+          core::Level::warn, "cluster.watch_moved",
+          {{"from", client.endpoint()}, {"resume_from", static_cast<long long>(watch_from_)}});
+      client.skip_endpoint();
+      continue;
     }
     if (stopped) continue;
     core::log(core::Level::warn, "cluster.watch_lost",
@@ -509,11 +560,7 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
     core::log(core::Level::error, "cluster.txn_failed", {{"error", error}});
     for (Retry& p : staged_by) {
       p.submission->outcome = {};
-      p.submission->outcome.error = core::make_error(
-          core::ErrorCode::storage_unavailable,
-          "The cluster's store (etcd) did not confirm the change: no endpoint answered. It may "
-          "have been made or not; read the resource before trying again. Verification still "
-          "works.");
+      p.submission->outcome.error = outcome_unknown("no endpoint answered in time");
       p.submission->done(p.submission);
     }
     return;
@@ -543,16 +590,46 @@ int64_t EtcdCommitter::audit_lease(std::string& error) {
   return lease;
 }
 
-// How far behind the store this node is: one small read a second when nothing else spoke
-// to etcd (a quiet watch says nothing), for /readyz and /metrics.
-void EtcdCommitter::check_contact() {
-  RangeResult r;
-  std::string error;
-  if (client_.range(layout_.root(), {}, 0, 1, r, error)) {
-    contact_unix_ms_.store(static_cast<int64_t>(core::now_ms()), std::memory_order_relaxed);
-    store_revision_.store(std::max(store_revision_.load(std::memory_order_relaxed), r.revision),
-                          std::memory_order_relaxed);
+// Every write is answered within write_timeout, whatever etcd does (the thread's own calls
+// give up within half of it). What still waits then is answered with what is known: a
+// command not sent yet changed nothing; one whose transaction was refused and waits to run
+// again may have been committed by an earlier attempt whose answer was lost, which is not
+// known; one etcd committed, which this node's stuck watch has not delivered, is answered
+// as committed: that is known, and this node stopped vouching for keys long before
+// (max_staleness < write_timeout), so no verification here contradicts a revocation.
+void EtcdCommitter::answer_overdue() {
+  const uint64_t now = core::now_ms();
+  const uint64_t limit = static_cast<uint64_t>(options_.write_timeout.count());
+  auto overdue = [&](const core::Submission* s) { return now - s->submitted_ms > limit; };
+  const std::string waited =
+      "it waited longer than --write-timeout-ms (" + std::to_string(limit) + " ms)";
+  std::vector<core::Submission*> not_sent;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = queue_.begin(); it != queue_.end();)
+      if (overdue(*it))
+        not_sent.push_back(*it), it = queue_.erase(it);
+      else
+        ++it;
   }
+  for (core::Submission* s : not_sent) {
+    s->outcome = {};
+    s->outcome.error = unavailable(waited + " before etcd could take it");
+    s->done(s);
+  }
+  std::erase_if(waiting_, [&](Waiting& w) {
+    if (!overdue(w.submission)) return false;
+    w.submission->outcome = std::move(w.outcome);
+    w.submission->done(w.submission);
+    return true;
+  });
+  std::erase_if(retries_, [&](Retry& r) {
+    if (!overdue(r.submission)) return false;
+    r.submission->outcome = {};
+    r.submission->outcome.error = outcome_unknown(waited);
+    r.submission->done(r.submission);
+    return true;
+  });
 }
 
 // This node's registration: a key under <prefix>/nodes/ bound to a lease of 10 s, renewed
@@ -676,8 +753,8 @@ void EtcdCommitter::run() {
         snapshot_running_.store(false, std::memory_order_release);
       });
     }
+    answer_overdue();
     if (Clock::now() - last_check >= std::chrono::seconds(1)) {
-      check_contact();
       keep_registered();
       last_check = Clock::now();
     }
@@ -746,6 +823,28 @@ void EtcdCommitter::write_metrics(std::string& out) const {
       "# HELP keygate_log_writable 1 while changes are taken.\n# TYPE keygate_log_writable "
       "gauge\nkeygate_log_writable %d\n",
       writable() ? 1 : 0);
+  const uint64_t now = core::now_ms(), fresh = freshness_->fresh_as_of_ms();
+  core::appendf(out,
+                "# HELP keygate_cluster_staleness_seconds How far behind etcd's present this node "
+                "can show it is at most (cluster/README.md, \"Bounded staleness\").\n"
+                "# TYPE keygate_cluster_staleness_seconds gauge\n"
+                "keygate_cluster_staleness_seconds %.3f\n",
+                fresh ? static_cast<double>(now - std::min(now, fresh)) / 1e3 : -1.0);
+  core::appendf(out,
+                "# HELP keygate_cluster_vouching 1 while this node is within --max-staleness-ms "
+                "and answers verifications; 0 while it answers them 503 NODE_STALE.\n"
+                "# TYPE keygate_cluster_vouching gauge\nkeygate_cluster_vouching %d\n",
+                now <= vouch_until().load(std::memory_order_relaxed) ? 1 : 0);
+  core::appendf(out,
+                "# HELP keygate_cluster_watch_moves_total Watches moved off a member that hung.\n"
+                "# TYPE keygate_cluster_watch_moves_total counter\n"
+                "keygate_cluster_watch_moves_total %llu\n",
+                static_cast<unsigned long long>(freshness_->watch_moves()));
+  core::appendf(out,
+                "# HELP keygate_cluster_probe_failures_total Freshness reads no member answered "
+                "in time.\n# TYPE keygate_cluster_probe_failures_total counter\n"
+                "keygate_cluster_probe_failures_total %llu\n",
+                static_cast<unsigned long long>(freshness_->probes_failed()));
 }
 
 }  // namespace keygate::cluster

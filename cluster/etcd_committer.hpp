@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "cluster/etcd_client.hpp"
+#include "cluster/freshness.hpp"
 #include "cluster/layout.hpp"
 #include "core/committer.hpp"
 #include "core/state_machine.hpp"
@@ -43,6 +45,11 @@ struct EtcdOptions {
   EtcdTls tls;
   std::string prefix = "/keygate";  // every key keygate writes starts with it
   std::chrono::milliseconds stale_after{5'000};
+  // The node vouches for keys only while it can show it is within this much of etcd's
+  // present (cluster/freshness.hpp); beyond, verification answers 503 NODE_STALE.
+  std::chrono::milliseconds max_staleness{1'000};
+  // Every write is answered within this much (503 when its outcome is not known by then).
+  std::chrono::milliseconds write_timeout{5'000};
   // Where other nodes and `keygate cluster status` reach this node ("http://host:port"):
   // registered under <prefix>/nodes/ with a lease, so a node that dies leaves the list
   // within the lease's 10 s. Empty: not registered.
@@ -81,6 +88,13 @@ class EtcdCommitter final : public core::Committer {
   void write_metrics(std::string& out) const override;
 
   int64_t applied_revision() const noexcept { return applied_.load(std::memory_order_acquire); }
+  // Unix ms until which this node may vouch for keys (read by every verification).
+  const std::atomic<uint64_t>& vouch_until() const noexcept { return freshness_->vouch_until(); }
+  // Waits until the node has shown it is fresh (after a start that resumed from its own
+  // snapshot and is catching up); whether it did within `within`.
+  bool wait_until_vouching(std::chrono::milliseconds within) {
+    return freshness_->wait_until_vouching(within);
+  }
   uint64_t loaded_records() const noexcept { return loaded_records_; }
   double load_seconds() const noexcept { return load_seconds_; }
   bool resumed() const noexcept { return resumed_; }  // from the node's own snapshot
@@ -110,8 +124,9 @@ class EtcdCommitter final : public core::Committer {
   void apply(const WatchBatch& batch);
   void apply(const KeyValue& kv, bool deleted);
   void execute(std::vector<Retry>& batch);
-  void check_contact();
   void keep_registered();
+  // Answers, 503, what has waited longer than write_timeout (see run()).
+  void answer_overdue();
 
   core::StateMachine& state_;
   EtcdOptions options_;
@@ -140,6 +155,9 @@ class EtcdCommitter final : public core::Committer {
   // The lease for an event put now; 0 with `error` when etcd granted none.
   int64_t audit_lease(std::string& error);
   std::chrono::steady_clock::time_point renewed_;
+
+  std::unique_ptr<Freshness> freshness_;
+  std::atomic<bool> move_watch_{false};  // the watch's member hangs: go to another
 
   std::atomic<int64_t> applied_{0};
   std::atomic<int64_t> store_revision_{0};   // the newest revision seen from etcd

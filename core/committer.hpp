@@ -19,6 +19,7 @@ struct Submission {
   // The scopes of whoever asked (the root key: kEveryScope): a command may grant, or act on
   // keys holding, only these (docs/security.md, "Scopes only narrow").
   ScopeSet authority = kEveryScope;
+  uint64_t submitted_ms = 0;  // set by the committer: a write is answered within its timeout
   Outcome outcome;
   void (*done)(Submission*) = nullptr;  // called once, on the committer's thread, outcome final
   void* context = nullptr;

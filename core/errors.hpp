@@ -52,6 +52,7 @@ enum class ErrorCode : uint8_t {
   // 503
   storage_unavailable,
   server_busy,
+  node_stale,
 };
 
 struct Error {

@@ -30,6 +30,8 @@ std::string_view to_string(VerifyCode c) noexcept {
       return "RATE_LIMITED";
     case VerifyCode::certificate_expired:
       return "CERTIFICATE_EXPIRED";
+    case VerifyCode::node_stale:
+      return "NODE_STALE";
   }
   return "MALFORMED";
 }

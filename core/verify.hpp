@@ -28,7 +28,11 @@ enum class VerifyCode : uint8_t {
   certificate_required,
   rate_limited,
   certificate_expired,  // checked with certificate_required: a bound certificate out of date
+  // Cluster mode: this node cannot show it is within --max-staleness of etcd's present, so
+  // it vouches for no key (answered before verify() runs; cluster/freshness.hpp).
+  node_stale,
 };
+inline constexpr size_t kVerifyCodeCount = 13;
 std::string_view to_string(VerifyCode c) noexcept;
 
 struct RateDefaults {

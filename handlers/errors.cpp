@@ -56,6 +56,7 @@ uint16_t http_status(ErrorCode c) noexcept {
       return 429;
     case ErrorCode::storage_unavailable:
     case ErrorCode::server_busy:
+    case ErrorCode::node_stale:
       return 503;
   }
   return 500;
@@ -156,6 +157,8 @@ std::string_view error_code_name(ErrorCode c) noexcept {
       return "storage_unavailable";
     case ErrorCode::server_busy:
       return "server_busy";
+    case ErrorCode::node_stale:
+      return "node_stale";
   }
   return "unknown";
 }

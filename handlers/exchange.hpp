@@ -30,6 +30,9 @@ struct AppConfig {
   // X-Client-Cert-Sha256 is taken from plain-HTTP requests only with this (a gateway that
   // terminates TLS in front); over keygate's own TLS the presented certificate is used.
   bool trust_forwarded_client_cert = false;
+  // Cluster mode, --serve-when-stale: verify from memory however far behind etcd the node
+  // is (fail open; docs/operations.md says what that risks).
+  bool serve_when_stale = false;
   core::RateDefaults rate_defaults;
   core::KeyHash root_hash{};
 };
@@ -42,6 +45,15 @@ struct AppContext {
   AppConfig config;
   core::Committer* committer = nullptr;  // set, then `ready`, once recovery is done
   SignupLimit* signups = nullptr;        // anonymous sign-ups per address; null: unlimited
+  // Cluster mode: Unix ms until which this node may vouch for keys (the committer's
+  // freshness); null on a single node, whose own log is the present.
+  const std::atomic<uint64_t>* vouch_until = nullptr;
+
+  // Whether this node may answer a verification now (hot path: one relaxed load).
+  bool vouching(uint64_t now_ms) const noexcept {
+    return !vouch_until || config.serve_when_stale ||
+           now_ms <= vouch_until->load(std::memory_order_relaxed);
+  }
   std::atomic<bool> ready{false};
   std::function<unsigned()> connection_count;
   const net::BufferBudget* buffers = nullptr;  // the data plane's receive-buffer budget

@@ -24,7 +24,7 @@ namespace keygate::handlers {
 inline constexpr size_t kMaxRoutes = 48;
 inline constexpr size_t kStatusSlots = 16;  // the statuses keygate answers with
 inline constexpr size_t kLatencyBuckets = 12;
-inline constexpr size_t kVerifyCodes = 12;
+inline constexpr size_t kVerifyCodes = core::kVerifyCodeCount;
 
 struct alignas(64) MetricsShard {
   std::array<std::array<std::atomic<uint64_t>, kStatusSlots>, kMaxRoutes> requests{};

@@ -1,4 +1,5 @@
 // Operations endpoints (docs/api.md §9): liveness, readiness, metrics.
+#include "core/clock.hpp"
 #include "core/committer.hpp"
 #include "handlers/families.hpp"
 #include "handlers/metrics.hpp"
@@ -20,13 +21,19 @@ void healthz(Exchange& ex) {
 void readyz(Exchange& ex) {
   const bool recovered = ex.app.ready.load(std::memory_order_acquire);
   const bool writable = recovered && ex.app.committer->writable();
-  ex.res.status = recovered && writable ? 200 : 503;
+  // Cluster mode: a node that cannot show it is in step with etcd vouches for no key
+  // (cluster/freshness.hpp), so a load balancer should send verifications elsewhere.
+  // (Read only once `ready` is seen: main sets vouch_until before it.)
+  const bool vouching = recovered && ex.app.vouching(core::now_ms());
+  ex.res.status = recovered && writable && vouching ? 200 : 503;
   ex.res.body.append("{\"status\":\"")
       .append(ex.res.status == 200 ? "ready" : "not_ready")
       .append("\",\"recovered\":");
   ex.res.body.append(recovered ? "true" : "false")
       .append(",\"log_writable\":")
       .append(writable ? "true" : "false")
+      .append(",\"vouching\":")
+      .append(vouching ? "true" : "false")
       .append("}");
 }
 

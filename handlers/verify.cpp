@@ -71,6 +71,14 @@ void append_scopes_header(net::Response& res, core::ScopeSet scopes) {
 // Hot path.
 void verify_key(Exchange& ex) {
   if (!authorize(ex, core::Scope::api_keys_verify)) return;
+  if (!ex.app.vouching(core::coarse_now_ms())) {
+    ex.app.metrics.record_verification(core::VerifyCode::node_stale);
+    ex.res.add_header("Retry-After", "1");
+    return write_error(ex, core::ErrorCode::node_stale,
+                       "This node cannot show that it is in step with the cluster's store (etcd) "
+                       "within --max-staleness-ms, so it vouches for no key: ask another node, or "
+                       "retry in a moment.");
+  }
   core::VerifyRequest vr;
   core::Error err;
   bool has_key = false;
@@ -147,6 +155,15 @@ void verify_key(Exchange& ex) {
 void forward_auth(Exchange& ex) {
   net::Response& res = ex.res;
   res.body.clear();
+  // A node behind etcd by more than --max-staleness may miss a revocation: it vouches for
+  // nothing, and the gateway denies (cluster/freshness.hpp).
+  if (!ex.app.vouching(core::coarse_now_ms())) {
+    ex.app.metrics.record_verification(core::VerifyCode::node_stale);
+    res.status = 503;
+    res.add_header("Retry-After", "1");
+    res.add_header("X-Keygate-Code", core::to_string(core::VerifyCode::node_stale));
+    return;
+  }
   static constexpr std::array<std::string_view, 8> kNames = {
       "authorization", "x-api-key", "origin", "x-required-scopes",
       // in ForwardedHeader's order, from h[4]

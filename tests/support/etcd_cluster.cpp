@@ -124,9 +124,32 @@ void EtcdCluster::start(int i, bool wait) {
   if (started_once_ && wait) wait_healthy();
 }
 
+void EtcdCluster::freeze(int i) {
+  const Member& m = members_[static_cast<size_t>(i)];
+  if (m.pid > 0) ::kill(m.pid, SIGSTOP);
+}
+
+void EtcdCluster::thaw(int i) {
+  const Member& m = members_[static_cast<size_t>(i)];
+  if (m.pid > 0) ::kill(m.pid, SIGCONT);
+}
+
+std::string EtcdCluster::endpoint(int i) const {
+  return std::string(tls_ ? "https" : "http") +
+         "://127.0.0.1:" + std::to_string(members_[static_cast<size_t>(i)].client);
+}
+
+std::string EtcdCluster::endpoints_from(int first) const {
+  std::string out = endpoint(first);
+  for (int i = 0; i < size(); ++i)
+    if (i != first) out += "," + endpoint(i);
+  return out;
+}
+
 void EtcdCluster::stop(int i) {
   Member& m = members_[static_cast<size_t>(i)];
   if (m.pid <= 0) return;
+  ::kill(m.pid, SIGCONT);  // a frozen member must run to stop
   ::kill(m.pid, SIGTERM);
   ::waitpid(m.pid, nullptr, 0);
   m.pid = -1;

@@ -27,6 +27,14 @@ class EtcdCluster {
 
   void stop(int member);  // SIGTERM and wait
   void kill9(int member);
+  // SIGSTOP: the member hangs, its connections open and silent, as a member whose host
+  // stalls; thaw() (SIGCONT) lets it go on.
+  void freeze(int member);
+  void thaw(int member);
+  // "http://127.0.0.1:P" of one member, and all of them with that one first (a node given
+  // this list talks to, and watches, that member first).
+  std::string endpoint(int member) const;
+  std::string endpoints_from(int member) const;
   // Again, on its data directory; with `wait`, until the cluster is healthy (which needs a
   // quorum of members running).
   void start(int member, bool wait = true);

@@ -1,0 +1,205 @@
+// Cluster liveness (cluster/README.md, "Bounded staleness"; cluster/freshness.hpp): a node
+// whose etcd member hangs stops vouching for keys within --max-staleness of the last moment
+// it could show it was in step, moves its watch to another member, and answers every write
+// within --write-timeout. Real etcd members, frozen with SIGSTOP (a hung member keeps its
+// connections open and says nothing, which only the client can notice).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "support/etcd_cluster.hpp"
+#include "support/harness.hpp"
+
+using namespace keygate::testing;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Node 0 talks to the leader first; node 1 to `hung` first, which the test freezes.
+struct TwoNodes {
+  EtcdCluster etcd{3};
+  int hung = 0;
+  std::unique_ptr<ServerProcess> writer, behind;
+  explicit TwoNodes(std::vector<std::string> extra = {}) {
+    const int leader = etcd.leader();
+    if (leader < 0) throw std::runtime_error("etcd has no leader");
+    hung = (leader + 1) % etcd.size();
+    std::vector<std::string> a = {
+        "--etcd", etcd.endpoints_from(leader), "--threads", "1", "--secret-rate", "0"};
+    writer = std::make_unique<ServerProcess>(a);
+    std::vector<std::string> b = {
+        "--etcd",          etcd.endpoints_from(hung),       "--threads", "1", "--secret-rate", "0",
+        "--root-key-file", writer->data_dir() + "/root.key"};
+    b.insert(b.end(), extra.begin(), extra.end());
+    behind = std::make_unique<ServerProcess>(b);
+  }
+  ~TwoNodes() { etcd.thaw(hung); }
+};
+
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+// Whether the server logs `event` within `within` (the freshness thread logs a change of
+// state once its read in flight has returned).
+bool logs(const ServerProcess& s, const std::string& event, std::chrono::milliseconds within) {
+  const auto until = Clock::now() + within;
+  while (s.log().find("\"event\":\"" + event + "\"") == std::string::npos) {
+    if (Clock::now() > until) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+// The finding: with the member a node watches frozen, a key revoked through another node
+// stayed valid on it for as long as the member hung (11 s in the test), and its /readyz
+// said 200. Now: no 200 later than --max-staleness (+100 ms) after the revocation was
+// acknowledged, 503 NODE_STALE meanwhile, and REVOKED once its watch has moved on.
+TEST(ClusterLiveness, AHungMemberStopsItsNodeVouchingAndItsWatchMoves) {
+  TwoNodes n;
+  const Tenant t = make_tenant(*n.writer, "Hung member");
+  const CreatedKey key = make_key(*n.writer, t, R"({"name":"soon revoked"})");
+  auto status_on_behind = [&] { return http(n.behind->port(), "GET", "/v1/auth", "", key.value); };
+  const auto wait_valid = Clock::now() + 5s;
+  while (status_on_behind().status != 200 && Clock::now() < wait_valid)
+    std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(status_on_behind().status, 200);
+
+  n.etcd.freeze(n.hung);
+  std::this_thread::sleep_for(300ms);  // the node's reads have left the frozen member
+  auto revoke = http(n.writer->port(), "DELETE",
+                     "/v1/organizations/" + t.id + "/api-keys/" + key.id, "", t.key);
+  ASSERT_EQ(revoke.status, 200) << revoke.body;
+  const auto acked = Clock::now();
+
+  // Poll the node behind the frozen member: what it answers, and when.
+  double last_valid_ms = -1, first_refusal_ms = -1, revoked_ms = -1;
+  bool saw_stale = false, readyz_503 = false;
+  while (ms_since(acked) < 8'000) {
+    const HttpResponse r = status_on_behind();
+    const double at = ms_since(acked);
+    if (r.status == 200) last_valid_ms = at;
+    if (r.status != 200 && first_refusal_ms < 0) first_refusal_ms = at;
+    if (r.status == 503) {
+      EXPECT_EQ(r.header("x-keygate-code"), "NODE_STALE");
+      if (!saw_stale) readyz_503 = http(n.behind->port(), "GET", "/readyz").status == 503;
+      saw_stale = true;
+    }
+    if (r.status == 401) {
+      EXPECT_EQ(r.header("x-keygate-code"), "REVOKED");
+      revoked_ms = at;
+      break;
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+  std::printf(
+      "[ figures  ] behind a frozen member: last VALID %.0f ms, first refusal %.0f ms, "
+      "REVOKED %.0f ms after the revocation was acknowledged (stale seen: %d)\n",
+      last_valid_ms, first_refusal_ms, revoked_ms, saw_stale);
+  EXPECT_LT(last_valid_ms, 1'100) << "VALID later than --max-staleness + 100 ms";
+  EXPECT_GE(revoked_ms, 0) << "the watch never moved off the frozen member";
+  if (saw_stale) {
+    EXPECT_TRUE(readyz_503) << "/readyz said 200 while verification said stale";
+  }
+  // Back in step through another member while the frozen one still hangs: ready again.
+  const auto until = Clock::now() + 5s;
+  while (http(n.behind->port(), "GET", "/readyz").status != 200 && Clock::now() < until)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(http(n.behind->port(), "GET", "/readyz").status, 200);
+  const std::string metrics = http(n.behind->port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("keygate_cluster_watch_moves_total "), std::string::npos);
+  EXPECT_EQ(metrics.find("keygate_cluster_watch_moves_total 0\n"), std::string::npos) << metrics;
+  EXPECT_TRUE(logs(*n.behind, "cluster.watch_moved", 2s));
+  n.etcd.thaw(n.hung);
+}
+
+// With every member frozen but none failing, nothing shows the node is in step: it stops
+// vouching within the bound, says so in /readyz, /metrics and its log, and comes back by
+// itself when the members answer again.
+TEST(ClusterLiveness, ANodeThatCannotSeeEtcdsPresentStopsVouchingAndComesBack) {
+  EtcdCluster etcd{1};
+  ServerProcess node({"--etcd", etcd.endpoints(), "--threads", "1", "--max-staleness-ms", "500"});
+  const Tenant t = make_tenant(node, "Cut off");
+  ASSERT_EQ(http(node.port(), "GET", "/v1/auth", "", t.key).status, 200);
+  etcd.freeze(0);
+  const auto frozen = Clock::now();
+  while (http(node.port(), "GET", "/v1/auth", "", t.key).status == 200 && ms_since(frozen) < 5'000)
+    std::this_thread::sleep_for(5ms);
+  const double refused_after = ms_since(frozen);
+  std::printf("[ figures  ] one member frozen: verification refused after %.0f ms (bound 500)\n",
+              refused_after);
+  EXPECT_LT(refused_after, 500 + 300 + 100) << "bound, one probe interval, and slack";
+  auto r = http(node.port(), "GET", "/v1/auth", "", t.key);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.header("x-keygate-code"), "NODE_STALE");
+  auto v = http(node.port(), "POST", "/v1/keys/verify", "{\"key\":\"" + t.key + "\"}", t.key);
+  EXPECT_EQ(v.status, 503);
+  EXPECT_EQ(str(parse_json(v.body), "/error/code"), "node_stale");
+  EXPECT_EQ(http(node.port(), "GET", "/readyz").status, 503);
+  const std::string metrics = http(node.port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("keygate_cluster_vouching 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("keygate_verifications_total{code=\"NODE_STALE\"}"), std::string::npos);
+  EXPECT_TRUE(logs(node, "cluster.stale", 2s)) << node.log();
+  etcd.thaw(0);
+  const auto thawed = Clock::now();
+  while (http(node.port(), "GET", "/v1/auth", "", t.key).status != 200 && ms_since(thawed) < 5'000)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(http(node.port(), "GET", "/v1/auth", "", t.key).status, 200);
+  EXPECT_EQ(http(node.port(), "GET", "/readyz").status, 200);
+  EXPECT_TRUE(logs(node, "cluster.fresh", 2s)) << node.log();
+}
+
+// The operator's fail-open choice: a node behind etcd keeps verifying from memory, and its
+// metrics say it is behind.
+TEST(ClusterLiveness, ServeWhenStaleKeepsVerifyingFromMemory) {
+  EtcdCluster etcd{1};
+  ServerProcess node({"--etcd", etcd.endpoints(), "--threads", "1", "--max-staleness-ms", "300",
+                      "--serve-when-stale"});
+  const Tenant t = make_tenant(node, "Fail open");
+  etcd.freeze(0);
+  std::this_thread::sleep_for(1200ms);
+  EXPECT_EQ(http(node.port(), "GET", "/v1/auth", "", t.key).status, 200);
+  // It says it is behind (a load balancer health-checking /readyz keeps it: failing open
+  // is the operator's choice, for when every node is behind).
+  EXPECT_NE(http(node.port(), "GET", "/metrics").body.find("keygate_cluster_vouching 0\n"),
+            std::string::npos);
+  etcd.thaw(0);
+}
+
+// The finding: a write through a node whose first endpoint hung was not answered within
+// 30 s, and a SIGTERM waited for it. Now every write is answered within --write-timeout,
+// and a stop ends within the drain timeout, whatever etcd does.
+TEST(ClusterLiveness, EveryWriteIsAnsweredWithinTheWriteTimeout) {
+  TwoNodes n({"--write-timeout-ms", "3000", "--drain-timeout-ms", "2000"});
+  const Tenant t = make_tenant(*n.writer, "Deadline");
+  n.etcd.freeze(n.hung);
+  for (int i = 0; i < 3; ++i) {
+    const auto sent = Clock::now();
+    auto r = http(n.behind->port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
+                  R"({"name":"through a hung member"})", t.key);
+    const double took = ms_since(sent);
+    std::printf("[ figures  ] write %d through a node whose first member hangs: %ld in %.0f ms\n",
+                i, r.status, took);
+    EXPECT_TRUE(r.status == 201 || r.status == 503) << r.status << " " << r.body;
+    EXPECT_LT(took, 3'000 + 1'000) << "answered within --write-timeout-ms (and a little)";
+  }
+  // Everything frozen: the write cannot be made, and is still answered in time.
+  for (int m = 0; m < n.etcd.size(); ++m) n.etcd.freeze(m);
+  const auto sent = Clock::now();
+  auto r = http(n.behind->port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
+                R"({"name":"nowhere to go"})", t.key);
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_LT(ms_since(sent), 3'000 + 1'000);
+  const auto stopping = Clock::now();
+  n.behind->stop();
+  EXPECT_LT(ms_since(stopping), 2'000 + 4'000) << "a stop ends within the drain timeout";
+  for (int m = 0; m < n.etcd.size(); ++m) n.etcd.thaw(m);
+}
