@@ -54,9 +54,10 @@ TEST(ApiReference, NamesEveryRegisteredRouteAndNothingElse) {
 
 TEST(ApiReference, ListsEveryErrorCode) {
   const std::string text = api_reference();
-  for (int c = static_cast<int>(core::ErrorCode::none) + 1;
-       c <= static_cast<int>(core::ErrorCode::server_busy); ++c) {
+  // Every code, up to the first value past the enum's end (its name reads "unknown").
+  for (int c = static_cast<int>(core::ErrorCode::none) + 1; c < 256; ++c) {
     const std::string name(handlers::error_code_name(static_cast<core::ErrorCode>(c)));
+    if (name == "unknown") break;
     EXPECT_NE(text.find("`" + name + "`"), std::string::npos) << name << " is not in docs/api.md";
   }
 }
