@@ -338,11 +338,6 @@ int64_t EtcdClient::lease_keepalive(int64_t id, std::string& error) {
   return int64_field(doc["result"], "TTL");
 }
 
-bool EtcdClient::put(std::string_view key, std::string_view value, std::string& error) {
-  TxnResult r;
-  return txn({}, {Op{Op::Kind::put, std::string(key), std::string(value)}}, r, error);
-}
-
 namespace {
 
 struct WatchState {

@@ -85,7 +85,6 @@ class EtcdClient {
              int64_t& store_revision, std::string& error);
   bool txn(const std::vector<Compare>& compares, const std::vector<Op>& success, TxnResult& out,
            std::string& error);
-  bool put(std::string_view key, std::string_view value, std::string& error);
   // A lease of `ttl_seconds`; its id, or 0 with `error` set.
   int64_t lease_grant(int64_t ttl_seconds, std::string& error);
   // Renews a lease; its remaining TTL (0: it expired), or -1 with `error` when etcd did not answer.

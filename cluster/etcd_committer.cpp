@@ -127,6 +127,8 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
                                "--root-key-file");
   }
 
+  // Read once, here: the snapshot thread names it, and client_ is the committer thread's.
+  cluster_id_ = client_.cluster_id();
   // The store's revision now: the node is ready once it has applied it.
   const uint64_t read_at = core::now_ms();  // a full load is fresh as of this moment
   int64_t store = 0, organizations = 0;
@@ -212,7 +214,7 @@ void EtcdCommitter::take_snapshot() {
   const std::string tmp = dir.file(std::string(kIdentityFile) + ".tmp");
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << client_.cluster_id() << ' ' << options_.prefix << '\n';
+    out << cluster_id_ << ' ' << options_.prefix << '\n';
   }
   if (::rename(tmp.c_str(), dir.file(kIdentityFile).c_str()) != 0 || !dir.sync())
     core::log(core::Level::error, "cluster.snapshot_failed",
@@ -240,7 +242,7 @@ int64_t EtcdCommitter::resume_from_snapshot() {
   };
   std::string cluster, prefix;
   std::ifstream(dir.file(kIdentityFile)) >> cluster >> prefix;
-  if (cluster != client_.cluster_id() || prefix != options_.prefix)
+  if (cluster != cluster_id_ || prefix != options_.prefix)
     return discard("the snapshot is of another etcd cluster or prefix");
   const auto revision = static_cast<int64_t>(listing.snapshots.back()) - 1;
   int64_t versions = 0, store = 0;

@@ -157,6 +157,7 @@ class EtcdCommitter final : public core::Committer {
   std::chrono::steady_clock::time_point renewed_;
 
   std::unique_ptr<Freshness> freshness_;
+  std::string cluster_id_;  // etcd's, read once at start (the snapshot thread writes it)
   std::atomic<bool> move_watch_{false};  // the watch's member hangs: go to another
 
   std::atomic<int64_t> applied_{0};

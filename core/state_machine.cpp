@@ -192,6 +192,7 @@ Outcome StateMachine::run(const CreateOrganization& c, uint64_t now) {
   o->name = c.name;
   o->slug = c.slug;
   o->created_ms = o->updated_ms = now;
+  slug_undo_.emplace_back(c.slug, std::nullopt);
   slugs_.emplace(c.slug, o->id);
   Outcome out;
   out.org = stage(std::move(o));
@@ -221,7 +222,9 @@ Outcome StateMachine::run(const UpdateOrganization& c, uint64_t now) {
     if (slugs_.contains(*c.slug))
       return fail(ErrorCode::slug_taken, "The slug '" + *c.slug + "' is taken: choose another.",
                   "slug");
+    slug_undo_.emplace_back(cur->slug, cur->id);
     slugs_.erase(cur->slug);
+    slug_undo_.emplace_back(*c.slug, std::nullopt);
     slugs_.emplace(*c.slug, cur->id);
     o->slug = *c.slug;
   }
@@ -657,6 +660,7 @@ void StateMachine::publish() {
   staged_keys_.clear();
   staged_certs_.clear();
   staged_projects_.clear();
+  slug_undo_.clear();
   index_.reclaim();
 }
 
@@ -666,7 +670,13 @@ void StateMachine::discard() {
   staged_keys_.clear();
   staged_certs_.clear();
   staged_projects_.clear();
-  rebuild_slugs();
+  for (auto it = slug_undo_.rbegin(); it != slug_undo_.rend(); ++it) {
+    if (it->second)
+      slugs_[it->first] = *it->second;
+    else
+      slugs_.erase(it->first);
+  }
+  slug_undo_.clear();
 }
 
 void StateMachine::apply(std::shared_ptr<Certificate> c) {
@@ -681,12 +691,6 @@ void StateMachine::apply_certificate_deletion(Id org, Id cert) {
 void StateMachine::apply(AuditEvent e) {
   ids_.observe(e.id);
   index_.audit().insert(std::move(e));
-}
-
-void StateMachine::rebuild_slugs() {
-  ReadSection rs;
-  slugs_.clear();
-  for (OrgSlot* s = index_.first_org(); s; s = s->next()) slugs_.emplace(s->load()->slug, s->id);
 }
 
 void StateMachine::apply(std::unique_ptr<Organization> o) {

@@ -90,7 +90,6 @@ class StateMachine {
   Organization& stage(std::unique_ptr<Organization> o);
   std::unique_ptr<ApiKey> new_key(Id org, KeyType type, Environment env, uint64_t now,
                                   std::string& value, KeyHash& hash);
-  void rebuild_slugs();
   // Stages the audit event of a change (see execute()).
   void audit(AuditType type, Id org, Id project, std::vector<Id> resources, std::string payload);
   // The id of a key's project (empty for none) as this batch sees it.
@@ -108,6 +107,10 @@ class StateMachine {
   ScopeSet authority_ = kEveryScope;  // and its scopes
   uint64_t now_ms_ = 0;
   std::unordered_map<std::string, Id> slugs_;  // every organization's slug, staged ones too
+  // What the batch being executed did to slugs_, to undo in discard(): each slug it touched
+  // and the organization that held it before (none: it was free). O(batch), not
+  // O(organizations): in cluster mode every transaction is discarded (the watch publishes).
+  std::vector<std::pair<std::string, std::optional<Id>>> slug_undo_;
   std::vector<Staged> staged_;
   std::unordered_map<Id, size_t, IdHash> staged_orgs_;  // id -> latest staged version
   std::unordered_map<Id, size_t, IdHash> staged_keys_;

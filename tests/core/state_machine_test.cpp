@@ -57,6 +57,21 @@ TEST_F(StateMachineTest, DiscardForgetsTheBatchAndItsSlugs) {
   EXPECT_FALSE(run(CreateOrganization{"A", "gone"}).error);
 }
 
+// discard() undoes what the batch did to the slugs, in reverse, without walking every
+// organization (cluster mode discards every transaction: the watch publishes).
+TEST_F(StateMachineTest, DiscardUndoesABatchsRenamesAndCreations) {
+  const Id a = make_org("x");
+  UpdateOrganization rename{a};
+  rename.slug = "y";
+  ASSERT_FALSE(sm.execute(rename, now).error);
+  ASSERT_FALSE(sm.execute(CreateOrganization{"Takes x", "x"}, now).error) << "x is free now";
+  sm.discard();
+  EXPECT_EQ(sm.execute(CreateOrganization{"Wants x", "x"}, now).error.code, ErrorCode::slug_taken)
+      << "x is a's again";
+  sm.discard();
+  EXPECT_FALSE(run(CreateOrganization{"Wants y", "y"}).error) << "y was never taken";
+}
+
 TEST_F(StateMachineTest, RenamingASlugFreesTheOldOne) {
   Id a = make_org("first");
   ASSERT_FALSE(run(UpdateOrganization{a, {}, std::string("second"), {}}).error);
