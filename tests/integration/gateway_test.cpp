@@ -56,20 +56,6 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
     text.replace(at, from.size(), to);
 }
 
-// The PEM's body: base64 of the DER, as a gateway may forward a certificate.
-std::string der_base64(const std::string& pem) {
-  std::string out, line;
-  for (const char c : pem) {
-    if (c != '\n') {
-      line += c;
-      continue;
-    }
-    if (line.rfind("-----", 0) != 0) out += line;
-    line.clear();
-  }
-  return out;
-}
-
 // A real gateway running the example file that ships in scripts/gateways/ as it is, with
 // its addresses and file names replaced (the comment at the top of each file lists them):
 // keygate at 127.0.0.1:8080, the API at 127.0.0.1:9000, the gateway's TLS port 8443 and
@@ -225,12 +211,7 @@ void gateway_keeps_its_promises(Gateway::Kind kind) {
   // Certificate binding: the organization activates a certificate; a client that shows its
   // fingerprint or its text in a header, without presenting it over TLS, gets nothing.
   const TestCert client = make_cert("client of the gateway");
-  auto up = http(s.port(), "POST", "/v1/organization/certificates",
-                 R"({"certificate":")" + pem_json(client.pem) + "\"}", t.key);
-  ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/activate",
-                 R"({"certificate_ids":[")" + str(parse_json(up.body), "/id") + "\"]}", t.key)
-                .status,
-            200);
+  activate_certificate(s, t, client.pem);
   const std::string der = der_base64(client.pem);
   for (const std::string& spoof : {"X-Client-Cert-Sha256: " + client.sha256_hex,
                                    "X-Client-Cert: " + der, "X-Forwarded-Tls-Client-Cert: " + der,

@@ -313,12 +313,7 @@ TEST(LeastPrivilege, AForwardedCertificateIsHashedByKeygate) {
   const TestCert cert = make_cert("forwarded");
   ServerProcess s({"--trust-forwarded-client-cert"});
   Tenant t = make_tenant(s, "Forwarded");
-  auto up = http(s.port(), "POST", "/v1/organization/certificates",
-                 R"({"certificate":")" + pem_json(cert.pem) + "\"}", t.key);
-  ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/activate",
-                 R"({"certificate_ids":[")" + str(parse_json(up.body), "/id") + "\"]}", t.key)
-                .status,
-            200);
+  activate_certificate(s, t, cert.pem);
   auto escape = [](const std::string& in) {
     std::string out;
     for (unsigned char c : in) {
@@ -332,15 +327,7 @@ TEST(LeastPrivilege, AForwardedCertificateIsHashedByKeygate) {
     }
     return out;
   };
-  std::string der_b64;  // the PEM's body: base64 of the DER
-  for (std::string line; const char c : cert.pem) {
-    if (c != '\n') {
-      line += c;
-      continue;
-    }
-    if (line.rfind("-----", 0) != 0) der_b64 += line;
-    line.clear();
-  }
+  const std::string der_b64 = der_base64(cert.pem);
   auto code = [&](const std::vector<std::string>& forwarded) {
     std::vector<std::string> h = forwarded;
     h.push_back("Authorization: Bearer " + t.key);

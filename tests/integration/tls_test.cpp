@@ -288,12 +288,7 @@ TEST(Tls, TheForwardedCertificateHeaderIsIgnoredUnlessTrusted) {
     ServerProcess s(trusted ? std::vector<std::string>{"--trust-forwarded-client-cert"}
                             : std::vector<std::string>{});
     Tenant t = make_tenant(s, "Forwarded");
-    auto up = http(s.port(), "POST", "/v1/organization/certificates",
-                   R"({"certificate":")" + pem_json(cert.pem) + "\"}", t.key);
-    ASSERT_EQ(http(s.port(), "POST", "/v1/organization/certificates/activate",
-                   R"({"certificate_ids":[")" + str(parse_json(up.body), "/id") + "\"]}", t.key)
-                  .status,
-              200);
+    activate_certificate(s, t, cert.pem);
     auto r = http(s.port(), "GET", "/v1/auth", "",
                   {"Authorization: Bearer " + t.key, "X-Client-Cert-Sha256: " + cert.sha256_hex});
     EXPECT_EQ(r.status, trusted ? 200 : 403) << "trusted=" << trusted;

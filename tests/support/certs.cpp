@@ -132,4 +132,17 @@ std::string pem_json(const std::string& pem) {
   return out;
 }
 
+std::string der_base64(const std::string& pem) {
+  std::string out, line;
+  for (const char c : pem) {
+    if (c != '\n') {
+      line += c;
+      continue;
+    }
+    if (line.rfind("-----", 0) != 0) out += line;
+    line.clear();
+  }
+  return out;
+}
+
 }  // namespace keygate::testing

@@ -21,5 +21,7 @@ TestCert make_cert(const std::string& common_name, long from_s = -3600, long to_
 
 // The PEM with its newlines escaped, to stand inside a JSON string.
 std::string pem_json(const std::string& pem);
+// The PEM's body without its lines: base64 of the DER, as a gateway may forward it.
+std::string der_base64(const std::string& pem);
 
 }  // namespace keygate::testing

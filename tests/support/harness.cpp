@@ -425,6 +425,17 @@ Tenant make_tenant(const ServerProcess& s, const std::string& name) {
   return {std::move(id), std::move(key)};
 }
 
+std::string activate_certificate(const ServerProcess& s, const Tenant& t, const std::string& pem) {
+  const HttpResponse up = http(s.port(), "POST", "/v1/organization/certificates",
+                               R"({"certificate":")" + pem_json(pem) + "\"}", t.key);
+  if (up.status != 200) helper_failed("activate_certificate: upload: " + up.body);
+  const std::string id = str(parse_json(up.body), "/id");
+  const HttpResponse on = http(s.port(), "POST", "/v1/organization/certificates/activate",
+                               R"({"certificate_ids":[")" + id + "\"]}", t.key);
+  if (on.status != 200) helper_failed("activate_certificate: activate: " + on.body);
+  return id;
+}
+
 CreatedKey make_key(const ServerProcess& s, const Tenant& t, const std::string& body) {
   auto [id, value] =
       created(http(s.port(), "POST", "/v1/organizations/" + t.id + "/api-keys", body, t.key),

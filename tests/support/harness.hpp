@@ -128,4 +128,7 @@ struct CreatedKey {
 };
 CreatedKey make_key(const ServerProcess& s, const Tenant& t, const std::string& body);
 
+// Uploads `pem` to `t` and activates it for the whole organization: its id.
+std::string activate_certificate(const ServerProcess& s, const Tenant& t, const std::string& pem);
+
 }  // namespace keygate::testing
