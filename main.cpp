@@ -118,6 +118,7 @@ std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
   eo.stale_after = std::chrono::milliseconds(o.etcd_stale_after_ms);
   eo.max_staleness = std::chrono::milliseconds(o.max_staleness_ms);
   eo.write_timeout = std::chrono::milliseconds(o.write_timeout_ms);
+  eo.etcd_quota_bytes = static_cast<int64_t>(o.etcd_quota_bytes);
   eo.audit_retention = std::chrono::seconds(*cli::audit_retention_seconds(o.audit_retention));
   eo.advertise_url = advertise_url;
   // etcd compacted the history this node's watch needs: only a restart, which loads the

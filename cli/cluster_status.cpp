@@ -63,11 +63,27 @@ int cluster_status(const std::string& etcd_endpoints, const std::string& prefix_
     std::fprintf(stderr, "keygate cluster status: %s\n", error.c_str());
     return 1;
   }
+  // Fence keys (cluster/freshness.hpp) live beside the registrations and are not nodes.
+  std::erase_if(nodes.kvs, [](const cluster::KeyValue& kv) {
+    return kv.key.find("/nodes/fence-") != std::string::npos;
+  });
   std::printf("etcd %s: revision %lld, %zu node(s) registered\n", client.endpoint().c_str(),
               static_cast<long long>(nodes.revision), nodes.kvs.size());
+  int status = 0;
+  cluster::StoreStatus store;
+  if (client.status(store, error)) {
+    std::string alarms;
+    for (const std::string& a : store.alarms) alarms += (alarms.empty() ? "" : ",") + a;
+    std::printf("etcd database: %.1f MiB (%.1f MiB in use)%s; alarms: %s\n",
+                static_cast<double>(store.db_size) / 1048576.0,
+                static_cast<double>(store.db_size_in_use) / 1048576.0,
+                store.quota > 0 ? (", quota " + std::to_string(store.quota >> 20) + " MiB").c_str()
+                                : " (quota: etcd's --quota-backend-bytes, 2 GiB by default)",
+                alarms.empty() ? "none" : alarms.c_str());
+    if (!store.alarms.empty()) status = 1;
+  }
   std::printf("%-28s %-10s %-10s %-9s %s\n", "node", "applied", "behind", "etcd age", "ready");
   simdjson::dom::parser parser;
-  int status = 0;
   for (const auto& kv : nodes.kvs) {
     simdjson::dom::element doc;
     std::string_view url;

@@ -178,6 +178,12 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
       ->envname(env("WRITE_TIMEOUT_MS"))
       ->check(CLI::Range(1'000u, 600'000u))
       ->capture_default_str();
+  cmd.add_option("--etcd-quota-bytes", o.etcd_quota_bytes,
+                 "Cluster mode: etcd's --quota-backend-bytes, when etcd does not report it (3.4); "
+                 "keygate warns at 80 % of it")
+      ->envname(env("ETCD_QUOTA_BYTES"))
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 40))
+      ->capture_default_str();
   cmd.add_option(
          "--max-buffer-bytes", o.max_buffer_bytes,
          "Receive-buffer bytes that all connections together may hold beyond their resting 4 KiB "

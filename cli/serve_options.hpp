@@ -49,6 +49,7 @@ struct ServeOptions {
   unsigned max_staleness_ms = 1'000;  // cluster mode: vouch for keys only within this of etcd
   bool serve_when_stale = false;      // cluster mode: fail open instead (off: fail closed)
   unsigned write_timeout_ms = 5'000;  // cluster mode: every write answered within this
+  uint64_t etcd_quota_bytes = uint64_t{2} << 30;  // etcd's --quota-backend-bytes (3.4 hides it)
   std::string advertise_url;
   std::string etcd_cacert, etcd_cert, etcd_key;
   size_t max_header_bytes = 16 * 1024;

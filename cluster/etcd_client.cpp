@@ -276,6 +276,25 @@ bool EtcdClient::count(std::string_view key, std::string_view range_end, int64_t
   return true;
 }
 
+bool EtcdClient::status(StoreStatus& out, std::string& error) {
+  simdjson::dom::element doc;
+  std::string response;
+  if (!impl_->call("/v3/maintenance/status", "{}", doc, error, response)) return false;
+  out.db_size = int64_field(doc, "dbSize");
+  out.db_size_in_use = int64_field(doc, "dbSizeInUse");
+  out.quota = int64_field(doc, "dbSizeQuota");
+  out.alarms.clear();
+  if (!impl_->call("/v3/maintenance/alarm", R"({"action":"GET"})", doc, error, response))
+    return false;
+  simdjson::dom::array alarms;
+  if (doc["alarms"].get(alarms) == simdjson::SUCCESS)
+    for (simdjson::dom::element a : alarms) {
+      std::string_view name;
+      if (a["alarm"].get(name) == simdjson::SUCCESS) out.alarms.emplace_back(name);
+    }
+  return true;
+}
+
 bool EtcdClient::txn(const std::vector<Compare>& compares, const std::vector<Op>& success,
                      TxnResult& out, std::string& error) {
   std::string body;

@@ -60,6 +60,15 @@ struct WatchBatch {
   bool canceled = false;
 };
 
+// How full the member that answered is, and the cluster's alarms (/v3/maintenance/status
+// and /v3/maintenance/alarm): a NOSPACE alarm stops every write of every node.
+struct StoreStatus {
+  int64_t db_size = 0;              // bytes the database file holds
+  int64_t db_size_in_use = 0;       // bytes in use (the rest comes back with a defragmentation)
+  int64_t quota = 0;                // --quota-backend-bytes when etcd says (3.5+), else 0
+  std::vector<std::string> alarms;  // "NOSPACE", "CORRUPT", ...
+};
+
 // TLS to etcd (https:// endpoints): the CA that signed etcd's certificate, and this
 // client's certificate and key when etcd asks for one (--client-cert-auth). Empty: the
 // system's CAs, no client certificate.
@@ -85,6 +94,7 @@ class EtcdClient {
              int64_t& store_revision, std::string& error);
   bool txn(const std::vector<Compare>& compares, const std::vector<Op>& success, TxnResult& out,
            std::string& error);
+  bool status(StoreStatus& out, std::string& error);
   // A lease of `ttl_seconds`; its id, or 0 with `error` set.
   int64_t lease_grant(int64_t ttl_seconds, std::string& error);
   // Renews a lease; its remaining TTL (0: it expired), or -1 with `error` when etcd did not answer.

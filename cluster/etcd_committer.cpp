@@ -67,6 +67,7 @@ EtcdCommitter::EtcdCommitter(core::StateMachine& state, EtcdOptions options)
     while (seen < revision && !store_revision_.compare_exchange_weak(seen, revision)) {
     }
   };
+  hooks.every_10s = [this](EtcdClient& client) { health_.poll(client); };
   hooks.move_watch = [this] {
     move_watch_.store(true, std::memory_order_relaxed);
     wake_.notify_all();
@@ -847,6 +848,7 @@ void EtcdCommitter::write_metrics(std::string& out) const {
                 "in time.\n# TYPE keygate_cluster_probe_failures_total counter\n"
                 "keygate_cluster_probe_failures_total %llu\n",
                 static_cast<unsigned long long>(freshness_->probes_failed()));
+  health_.write_metrics(out);
 }
 
 }  // namespace keygate::cluster

@@ -34,6 +34,7 @@
 #include "cluster/etcd_client.hpp"
 #include "cluster/freshness.hpp"
 #include "cluster/layout.hpp"
+#include "cluster/store_health.hpp"
 #include "core/committer.hpp"
 #include "core/state_machine.hpp"
 #include "persistence/data_dir.hpp"
@@ -50,6 +51,8 @@ struct EtcdOptions {
   std::chrono::milliseconds max_staleness{1'000};
   // Every write is answered within this much (503 when its outcome is not known by then).
   std::chrono::milliseconds write_timeout{5'000};
+  // etcd's --quota-backend-bytes, when etcd does not report it (3.4): 80 % is warned about.
+  int64_t etcd_quota_bytes = int64_t{2} << 30;
   // Where other nodes and `keygate cluster status` reach this node ("http://host:port"):
   // registered under <prefix>/nodes/ with a lease, so a node that dies leaves the list
   // within the lease's 10 s. Empty: not registered.
@@ -156,6 +159,7 @@ class EtcdCommitter final : public core::Committer {
   int64_t audit_lease(std::string& error);
   std::chrono::steady_clock::time_point renewed_;
 
+  StoreHealth health_{options_.etcd_quota_bytes};
   std::unique_ptr<Freshness> freshness_;
   std::string cluster_id_;  // etcd's, read once at start (the snapshot thread writes it)
   std::atomic<bool> move_watch_{false};  // the watch's member hangs: go to another

@@ -76,6 +76,7 @@ void Freshness::run() {
   int64_t last_applied = hooks_.applied();
   uint64_t applied_moved_ms = core::now_ms(), last_move_ms = 0;
   bool stale = false;
+  auto next_maintenance = Clock::now();
   for (;;) {
     {
       std::unique_lock lock(mutex_);
@@ -96,6 +97,10 @@ void Freshness::run() {
       } else {
         failed_.fetch_add(1, std::memory_order_relaxed);
       }
+    }
+    if (hooks_.every_10s && Clock::now() >= next_maintenance) {
+      next_maintenance = Clock::now() + std::chrono::seconds(10);
+      hooks_.every_10s(client);
     }
     const int64_t applied = hooks_.applied();
     const uint64_t now = core::now_ms();

@@ -48,6 +48,8 @@ class Freshness {
     std::function<int64_t()> applied;                 // the revision the node has applied
     std::function<void(int64_t revision)> on_answer;  // etcd answered, at that revision
     std::function<void()> move_watch;                 // the watch is stuck on its member
+    // Every 10 s, with this thread's client: other reads about etcd (StoreHealth::poll).
+    std::function<void(EtcdClient&)> every_10s;
   };
 
   Freshness(Options options, Hooks hooks);

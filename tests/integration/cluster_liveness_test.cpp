@@ -203,3 +203,23 @@ TEST(ClusterLiveness, EveryWriteIsAnsweredWithinTheWriteTimeout) {
   EXPECT_LT(ms_since(stopping), 2'000 + 4'000) << "a stop ends within the drain timeout";
   for (int m = 0; m < n.etcd.size(); ++m) n.etcd.thaw(m);
 }
+
+// etcd's database size, quota and alarms are keygate's concern (a NOSPACE alarm stops every
+// write of every node): in /metrics, in `keygate cluster status`, and a warning at 80 % of
+// the quota (here a quota smaller than etcd's empty database, so the warning comes at once).
+TEST(ClusterLiveness, EtcdsSizeQuotaAndAlarmsAreReportedAndWarnedAbout) {
+  EtcdCluster etcd{1};
+  ServerProcess node({"--etcd", etcd.endpoints(), "--threads", "1", "--etcd-quota-bytes", "16384"});
+  EXPECT_TRUE(logs(node, "etcd.quota_high", 5s)) << node.log();
+  const std::string metrics = http(node.port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("keygate_etcd_quota_bytes 16384\n"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("keygate_etcd_db_size_bytes -1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("keygate_etcd_nospace 0\n"), std::string::npos);
+  EXPECT_NE(metrics.find("keygate_etcd_alarms 0\n"), std::string::npos);
+  int status = 0;
+  const std::string out = run_command(
+      std::string(KEYGATE_BINARY) + " cluster status --etcd " + etcd.endpoints() + " 2>&1", status);
+  EXPECT_NE(out.find("etcd database: "), std::string::npos) << out;
+  EXPECT_NE(out.find("alarms: none"), std::string::npos) << out;
+  EXPECT_EQ(out.find("fence-"), std::string::npos) << "fence keys are not nodes: " << out;
+}
