@@ -138,7 +138,8 @@ struct EtcdClient::Impl {
   }
   size_t current = 0;
   long per_endpoint_ms = 5'000;
-  long budget_ms = 0;  // 0: every endpoint gets its turn
+  long budget_ms = 0;    // 0: every endpoint gets its turn
+  bool refused = false;  // the last call was refused by etcd (HTTP 400), not unanswered
   CURL* curl = curl_easy_init();
   simdjson::dom::parser parser;
 
@@ -173,6 +174,7 @@ struct EtcdClient::Impl {
   bool call(const char* path, const std::string& body, simdjson::dom::element& doc,
             std::string& error, std::string& response) {
     std::string errors;
+    refused = false;
     const auto began = std::chrono::steady_clock::now();
     for (size_t tried = 0; tried < endpoints.size(); ++tried) {
       const long spent = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -190,6 +192,11 @@ struct EtcdClient::Impl {
         std::string_view id;
         if (doc["header"]["cluster_id"].get(id) == simdjson::SUCCESS) cluster_id = id;
         return true;
+      }
+      if (status == 400) {  // invalid for etcd itself: every member would say the same
+        refused = true;
+        error = "etcd refused the request: " + response.substr(0, 200);
+        return false;
       }
       if (status != 0)
         failure = base + path + ": HTTP " + std::to_string(status) + " " + response.substr(0, 200);
@@ -220,6 +227,10 @@ const std::string& EtcdClient::cluster_id() const noexcept {
 
 const std::string& EtcdClient::endpoint() const noexcept {
   return impl_->endpoints[impl_->current];
+}
+
+bool EtcdClient::last_call_refused() const noexcept {
+  return impl_->refused;
 }
 
 void EtcdClient::skip_endpoint() noexcept {

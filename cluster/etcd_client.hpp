@@ -109,6 +109,10 @@ class EtcdClient {
              const std::function<bool()>& keep_going, std::string& error);
 
   const std::string& endpoint() const noexcept;
+  // The last call failed because etcd refused it (HTTP 400: too large, too many operations,
+  // a compacted revision), which every member would repeat, rather than because no member
+  // answered.
+  bool last_call_refused() const noexcept;
   // The next call (or watch) goes to the next endpoint: the one in use hangs.
   void skip_endpoint() noexcept;
   // How long a unary call may take: each endpoint `per_endpoint_ms` at most, and no further

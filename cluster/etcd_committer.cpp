@@ -28,6 +28,10 @@ constexpr int64_t kPage = 2'000;  // keys per range read while loading, at most
 // each at most three operations with its index keys, plus one version key per organization.
 constexpr size_t kBatch = 16;
 constexpr size_t kMaxStagedRecords = 24;  // before another command is added (at most 11 more)
+// Encoded bytes of staged records before another command is added: a transaction stays well
+// under etcd's --max-request-bytes (1.5 MiB by default) with base64 and JSON around them,
+// since one command stages at most ~100 KiB (a 64 KiB certificate, its event).
+constexpr size_t kMaxStagedBytes = 512 * 1024;
 
 core::Error outcome_unknown(const std::string& why) {
   return core::make_error(
@@ -459,9 +463,20 @@ void EtcdCommitter::apply(const WatchBatch& b) {
 void EtcdCommitter::execute(std::vector<Retry>& batch) {
   std::vector<Retry> staged_by;  // the commands whose changes are in this transaction
   std::vector<core::Outcome> outcomes;
+  size_t staged_bytes = 0, measured = 0;
+  auto measure = [&] {  // the encoded size of what the last command staged
+    std::string payload, value;
+    for (; measured < state_.staged().size(); ++measured) {
+      persistence::append_staged(state_.staged()[measured], payload, value);
+      staged_bytes += value.size();
+      value.clear();
+    }
+  };
   for (size_t i = 0; i < batch.size(); ++i) {
     Retry& r = batch[i];
-    if (state_.staged().size() >= kMaxStagedRecords) {  // the rest go in the next transaction
+    measure();
+    if (state_.staged().size() >= kMaxStagedRecords ||
+        staged_bytes >= kMaxStagedBytes) {  // the rest go in the next transaction
       std::lock_guard lock(mutex_);
       for (size_t j = batch.size(); j > i; --j) queue_.push_front(batch[j - 1].submission);
       break;
@@ -557,6 +572,32 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
   txns_.fetch_add(1, std::memory_order_relaxed);
   bool sent = false;
   if (lease_error.empty()) sent = client_.txn(compares, list, r, error);
+  if (!sent && client_.last_call_refused()) {
+    // etcd refused the transaction itself (too large, say): nothing was committed. One
+    // command alone gets its own answer; several are sent again one by one, so that the
+    // others commit (a command is isolated from its batch).
+    core::log(core::Level::warn,
+              staged_by.size() == 1 ? "cluster.command_refused" : "cluster.batch_split",
+              {{"commands", static_cast<unsigned long long>(staged_by.size())}, {"error", error}});
+    if (staged_by.size() == 1) {
+      core::Submission* s = staged_by.front().submission;
+      s->outcome = {};
+      s->outcome.error = core::make_error(
+          core::ErrorCode::body_too_large,
+          "The cluster's store (etcd) refused this change for good, so nothing was changed: " +
+              error +
+              ". Make it smaller (etcd takes at most its --max-request-bytes, 1.5 MiB "
+              "by default, in one request).");
+      s->done(s);
+      return;
+    }
+    std::lock_guard lock(mutex_);
+    for (auto it = staged_by.rbegin(); it != staged_by.rend(); ++it) {
+      alone_.insert(it->submission);
+      queue_.push_front(it->submission);
+    }
+    return;
+  }
   if (!sent) {
     audit_lease_ = {-1, 0};  // perhaps etcd lost it: the next transaction takes a new one
     failures_.fetch_add(1, std::memory_order_relaxed);
@@ -611,7 +652,7 @@ void EtcdCommitter::answer_overdue() {
     std::lock_guard lock(mutex_);
     for (auto it = queue_.begin(); it != queue_.end();)
       if (overdue(*it))
-        not_sent.push_back(*it), it = queue_.erase(it);
+        alone_.erase(*it), not_sent.push_back(*it), it = queue_.erase(it);
       else
         ++it;
   }
@@ -686,8 +727,13 @@ void EtcdCommitter::run() {
       // One transaction in flight at a time, carrying what queued meanwhile (up to
       // kBatch commands): the next is sent once the last is applied.
       while (waiting_.empty() && retries_.empty() && !queue_.empty() && fresh.size() < kBatch) {
+        // A command of a batch etcd refused goes alone, to get an answer of its own.
+        const bool alone = alone_.contains(queue_.front());
+        if (alone && !fresh.empty()) break;
+        alone_.erase(queue_.front());
         fresh.push_back({queue_.front()});
         queue_.pop_front();
+        if (alone) break;
       }
     }
     if (!fatal.empty()) {

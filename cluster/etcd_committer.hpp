@@ -29,6 +29,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cluster/etcd_client.hpp"
@@ -163,6 +164,8 @@ class EtcdCommitter final : public core::Committer {
   std::unique_ptr<Freshness> freshness_;
   std::string cluster_id_;  // etcd's, read once at start (the snapshot thread writes it)
   std::atomic<bool> move_watch_{false};  // the watch's member hangs: go to another
+  // Commands of a transaction etcd refused: each is sent again alone (under mutex_).
+  std::unordered_set<core::Submission*> alone_;
 
   std::atomic<int64_t> applied_{0};
   std::atomic<int64_t> store_revision_{0};   // the newest revision seen from etcd

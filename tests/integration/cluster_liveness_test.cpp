@@ -223,3 +223,38 @@ TEST(ClusterLiveness, EtcdsSizeQuotaAndAlarmsAreReportedAndWarnedAbout) {
   EXPECT_NE(out.find("alarms: none"), std::string::npos) << out;
   EXPECT_EQ(out.find("fence-"), std::string::npos) << "fence keys are not nodes: " << out;
 }
+
+// A command etcd refuses for good (its request too large) gets its own answer, 413, and
+// the commands batched with it commit; before, the whole batch got 503 "outcome unknown".
+TEST(ClusterLiveness, ACommandEtcdRefusesGetsItsOwnAnswerAndTheOthersCommit) {
+  EtcdCluster etcd{1, false, {"--max-request-bytes", "6000"}};
+  ServerProcess node({"--etcd", etcd.endpoints(), "--threads", "2", "--secret-rate", "0"});
+  const Tenant t = make_tenant(node, "Isolated");
+  const std::string keys = "/v1/organizations/" + t.id + "/api-keys";
+  // 32 origins of ~262 bytes: one command whose records alone exceed 6,000 bytes.
+  std::string origins;
+  for (int i = 0; i < 32; ++i)
+    origins += std::string(i ? "," : "") + "\"https://" + std::string(240, 'a') +
+               std::to_string(i) + ".example.com\"";
+  std::atomic<int> created{0}, too_large{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 13; ++c)
+    clients.emplace_back([&, c] {
+      const std::string body =
+          c == 0 ? R"({"name":"huge","type":"publishable","allowed_origins":[)" + origins + "]}"
+                 : R"({"name":"small"})";
+      const HttpResponse r = http(node.port(), "POST", keys, body, t.key);
+      if (r.status == 201)
+        ++created;
+      else if (r.status == 413 && str(parse_json(r.body), "/error/code") == "body_too_large")
+        ++too_large;
+      else
+        ++other;
+    });
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(created.load(), 12);
+  EXPECT_EQ(too_large.load(), 1);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_TRUE(logs(node, "cluster.command_refused", 1s));
+  EXPECT_TRUE(logs(node, "cluster.batch_split", 1s)) << "no batch was refused: test nothing";
+}

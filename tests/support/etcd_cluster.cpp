@@ -45,7 +45,8 @@ void run(const std::string& command) {
 
 }  // namespace
 
-EtcdCluster::EtcdCluster(int n, bool tls) : root_(make_temp_dir()), tls_(tls) {
+EtcdCluster::EtcdCluster(int n, bool tls, std::vector<std::string> extra)
+    : root_(make_temp_dir()), tls_(tls), extra_(std::move(extra)) {
   if (::access("/usr/bin/etcd", X_OK) != 0)
     helper_failed(
         "EtcdCluster: /usr/bin/etcd is missing (scripts/setup test installs etcd-server)");
@@ -110,6 +111,7 @@ void EtcdCluster::start(int i, bool wait) {
     args.insert(args.end(),
                 {"--cert-file", root_ + "/server.pem", "--key-file", root_ + "/server.key",
                  "--client-cert-auth", "--trusted-ca-file", ca_file()});
+  args.insert(args.end(), extra_.begin(), extra_.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -16,7 +16,8 @@ class EtcdCluster {
  public:
   // `tls`: clients must speak TLS and present a certificate signed by the cluster's CA
   // (etcd's --client-cert-auth); the files are made with the openssl command.
-  explicit EtcdCluster(int members = 3, bool tls = false);
+  // `extra`: more flags for every member (--max-request-bytes, say).
+  explicit EtcdCluster(int members = 3, bool tls = false, std::vector<std::string> extra = {});
   ~EtcdCluster();
   EtcdCluster(const EtcdCluster&) = delete;
 
@@ -58,6 +59,7 @@ class EtcdCluster {
   std::vector<Member> members_;
   bool started_once_ = false;
   bool tls_ = false;
+  std::vector<std::string> extra_;
   bool healthy(const Member& m) const;
 };
 
