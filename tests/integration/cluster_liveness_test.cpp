@@ -237,6 +237,9 @@ TEST(ClusterLiveness, ACommandEtcdRefusesGetsItsOwnAnswerAndTheOthersCommit) {
     origins += std::string(i ? "," : "") + "\"https://" + std::string(240, 'a') +
                std::to_string(i) + ".example.com\"";
   std::atomic<int> created{0}, too_large{0}, other{0};
+  // etcd hangs for a moment, so that the commands queue behind the first and go in one
+  // batch (a fast machine would otherwise send them one by one).
+  etcd.freeze(0);
   std::vector<std::thread> clients;
   for (int c = 0; c < 13; ++c)
     clients.emplace_back([&, c] {
@@ -251,6 +254,8 @@ TEST(ClusterLiveness, ACommandEtcdRefusesGetsItsOwnAnswerAndTheOthersCommit) {
       else
         ++other;
     });
+  std::this_thread::sleep_for(500ms);
+  etcd.thaw(0);
   for (auto& c : clients) c.join();
   EXPECT_EQ(created.load(), 12);
   EXPECT_EQ(too_large.load(), 1);
