@@ -153,9 +153,20 @@ bool forwarded_certificate_sha256(std::string_view text, std::array<uint8_t, 32>
   if (len <= 0) return false;
   // EVP_DecodeBlock counts the bytes the padding stands for.
   const size_t pad = (body.back() == '=') + (body.size() > 1 && body[body.size() - 2] == '=');
-  const size_t der_len = static_cast<size_t>(len) - pad;
-  if (der_len == 0 || der[0] != 0x30) return false;  // a DER SEQUENCE, as every certificate
-  SHA256(der, der_len, out.data());
+  const size_t decoded = static_cast<size_t>(len) - pad;
+  // One DER SEQUENCE, as every certificate, hashed to its end: bytes after it are not the
+  // certificate's (OpenSSL reads an upload the same way).
+  if (decoded < 2 || der[0] != 0x30) return false;
+  size_t header = 2, content = der[1];
+  if (der[1] & 0x80) {
+    const size_t n = der[1] & 0x7f;
+    if (n == 0 || n > 4 || decoded < 2 + n) return false;
+    content = 0;
+    for (size_t i = 0; i < n; ++i) content = content << 8 | der[2 + i];
+    header += n;
+  }
+  if (header + content > decoded) return false;
+  SHA256(der, header + content, out.data());
   return true;
 }
 

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstdio>
+#include <vector>
+
 #include "support/certs.hpp"
 
 using namespace keygate;
@@ -53,4 +57,32 @@ TEST(X509, FingerprintHexAcceptsColonsAndAnyCase) {
   EXPECT_FALSE(core::parse_sha256_hex(hex.substr(2), a));
   EXPECT_FALSE(core::parse_sha256_hex(hex + "aa", a));
   EXPECT_FALSE(core::parse_sha256_hex(std::string(64, 'g'), a));
+}
+
+// What a TLS-terminating gateway forwards, in each encoding it uses, hashes to the uploaded
+// certificate's fingerprint; anything else is no certificate (docs/api.md §6).
+TEST(X509, AForwardedCertificateHashesToItsFingerprintInEveryEncoding) {
+  const auto c = make_cert("forwarded");
+  std::array<uint8_t, 32> expected, got;
+  ASSERT_TRUE(core::parse_sha256_hex(c.sha256_hex, expected));
+  std::string escaped;
+  for (unsigned char ch : c.pem) {
+    char buf[4];
+    std::snprintf(buf, sizeof buf, "%%%02X", ch);
+    escaped += std::isalnum(ch) ? std::string(1, static_cast<char>(ch)) : std::string(buf);
+  }
+  const std::string der = keygate::testing::der_base64(c.pem);
+  for (const std::string& form : {c.pem, escaped, der, der + "," + der}) {
+    got.fill(0);
+    EXPECT_TRUE(core::forwarded_certificate_sha256(form, got)) << form.substr(0, 40);
+    EXPECT_EQ(got, expected) << form.substr(0, 40);
+  }
+  for (const std::string& bad :
+       std::vector<std::string>{"", "not a certificate", "%zz", "AAAA", std::string(70000, 'A')})
+    EXPECT_FALSE(core::forwarded_certificate_sha256(bad, got)) << bad.substr(0, 20);
+  // Envoy's x-forwarded-client-cert: the first element's Hash=.
+  EXPECT_TRUE(core::xfcc_sha256("By=spiffe://a;Hash=" + c.sha256_hex + ";Subject=\"CN=x\"", got));
+  EXPECT_EQ(got, expected);
+  EXPECT_FALSE(core::xfcc_sha256("By=spiffe://a;Subject=\"CN=x\"", got));
+  EXPECT_FALSE(core::xfcc_sha256("By=a,Hash=" + c.sha256_hex, got)) << "another element's";
 }
