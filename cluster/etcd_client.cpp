@@ -187,7 +187,12 @@ struct EtcdClient::Impl {
       const std::string& base = endpoints[current];
       response.clear();
       std::string failure;
-      const long status = post_once(base + path, body, response, failure, per_endpoint_ms);
+      // The last member to try gets what is left of the budget: leaving it early helps
+      // only when another member can answer instead.
+      const bool last = tried + 1 == endpoints.size();
+      const long timeout =
+          last && budget_ms > 0 ? std::max(per_endpoint_ms, budget_ms - spent) : per_endpoint_ms;
+      const long status = post_once(base + path, body, response, failure, timeout);
       if (status == 200 && parser.parse(response).get(doc) == simdjson::SUCCESS) {
         std::string_view id;
         if (doc["header"]["cluster_id"].get(id) == simdjson::SUCCESS) cluster_id = id;

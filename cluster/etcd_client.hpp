@@ -115,8 +115,9 @@ class EtcdClient {
   bool last_call_refused() const noexcept;
   // The next call (or watch) goes to the next endpoint: the one in use hangs.
   void skip_endpoint() noexcept;
-  // How long a unary call may take: each endpoint `per_endpoint_ms` at most, and no further
-  // endpoint is tried once `budget_ms` has passed since the call began. A member that hangs
+  // How long a unary call may take: each endpoint `per_endpoint_ms` at most (the last one
+  // tried: what is left of the budget), and no further endpoint is tried once `budget_ms`
+  // has passed since the call began. A member that hangs
   // (a stopped process keeps its connections open) is left after per_endpoint_ms, rather
   // than when TCP gives up. Defaults: 5 s and no budget.
   void set_limits(long per_endpoint_ms, long budget_ms) noexcept;

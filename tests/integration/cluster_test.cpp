@@ -329,7 +329,10 @@ TEST(Cluster, KilledNodesAndAKilledLeaderLoseNoAcknowledgedWrite) {
 // still get every key, once, in order.
 TEST(Cluster, ANodeStartedLateLoadsEveryKeyOfRangesLargerThanAPage) {
   EtcdCluster etcd(1);
-  ServerProcess a({"--etcd", etcd.endpoints(), "--secret-rate", "0"});
+  // Under a sanitizer on a busy machine a single etcd member's fsync can stall for seconds:
+  // this test is about loading, so a write may take as long as it needs.
+  ServerProcess a(
+      {"--etcd", etcd.endpoints(), "--secret-rate", "0", "--write-timeout-ms", "30000"});
   const Tenant t = make_tenant(a, "Big");
   std::atomic<int> created{0};
   std::vector<std::thread> writers;
