@@ -161,12 +161,12 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
   load_seconds_ = std::chrono::duration<double>(Clock::now() - t0).count();
   watch_from_ = revision + 1;
   loaded_.store(true, std::memory_order_release);
-  // From now on each call leaves a member that does not answer within two seconds (a
-  // stopped process keeps its connections open; a busy member answers a transaction well
-  // within that), and tries no further member once the write timeout is nearly spent, so
+  // From now on each call leaves a member that does not answer within a second for the next
+  // (a stopped process keeps its connections open); the last member tried gets the rest of
+  // the budget, and no further member is tried once the write timeout is nearly spent, so
   // that the thread is back in time to answer every write (answer_overdue()). The load
   // above may take longer per call (etcd 3.4 counts a range by walking it).
-  client_.set_limits(2'000, std::max<long>(1'000, options_.write_timeout.count() - 1'500));
+  client_.set_limits(1'000, std::max<long>(2'000, options_.write_timeout.count() - 1'500));
   watcher_ = std::thread([this] {
     core::name_thread("kg-etcd-watch");
     watch_loop();

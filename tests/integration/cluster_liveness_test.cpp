@@ -180,6 +180,10 @@ TEST(ClusterLiveness, ServeWhenStaleKeepsVerifyingFromMemory) {
 TEST(ClusterLiveness, EveryWriteIsAnsweredWithinTheWriteTimeout) {
   TwoNodes n({"--write-timeout-ms", "3000", "--drain-timeout-ms", "2000"});
   const Tenant t = make_tenant(*n.writer, "Deadline");
+  const auto applied = Clock::now() + 5s;  // the node behind has the tenant's key
+  while (http(n.behind->port(), "GET", "/v1/auth", "", t.key).status != 200 &&
+         Clock::now() < applied)
+    std::this_thread::sleep_for(5ms);
   n.etcd.freeze(n.hung);
   for (int i = 0; i < 3; ++i) {
     const auto sent = Clock::now();
