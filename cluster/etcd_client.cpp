@@ -344,6 +344,16 @@ bool EtcdClient::txn(const std::vector<Compare>& compares, const std::vector<Op>
     }
     w.end_object();
   }
+  // Failure: read every compared key (no value), to tell which compare failed.
+  w.end_array().key("failure").begin_array();
+  for (const Compare& c : compares)
+    w.begin_object()
+        .key("request_range")
+        .begin_object()
+        .field("key", std::string_view(base64(c.key)))
+        .field("keys_only", true)
+        .end_object()
+        .end_object();
   w.end_array().end_object();
   simdjson::dom::element doc;
   std::string response;
@@ -351,6 +361,24 @@ bool EtcdClient::txn(const std::vector<Compare>& compares, const std::vector<Op>
   bool succeeded = false;
   out.succeeded = doc["succeeded"].get(succeeded) == simdjson::SUCCESS && succeeded;
   out.revision = int64_field(doc["header"], "revision");
+  out.failed.clear();
+  simdjson::dom::array responses;
+  if (out.succeeded || doc["responses"].get(responses) != simdjson::SUCCESS) return true;
+  for (simdjson::dom::element r : responses) {
+    const size_t i = out.failed.size();
+    if (i == compares.size()) break;
+    int64_t create = 0, mod = 0;  // of the key as it is: 0 when absent
+    simdjson::dom::array kvs;
+    if (r["response_range"]["kvs"].get(kvs) == simdjson::SUCCESS)
+      for (simdjson::dom::element kv : kvs) {
+        create = int64_field(kv, "create_revision");
+        mod = int64_field(kv, "mod_revision");
+        break;
+      }
+    const Compare& c = compares[i];
+    out.failed.push_back((c.target == Compare::Target::mod ? mod : create) != c.revision);
+  }
+  if (out.failed.size() != compares.size()) out.failed.clear();  // unknown: all may have failed
   return true;
 }
 

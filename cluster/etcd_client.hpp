@@ -45,6 +45,9 @@ struct Op {
 struct TxnResult {
   bool succeeded = false;
   int64_t revision = 0;  // of the transaction when it succeeded; the store's when not
+  // When it did not: which compares failed, one flag per compare in order (the transaction's
+  // failure branch reads each compared key, keys only, so the answer says which).
+  std::vector<bool> failed;
 };
 
 struct WatchEvent {

@@ -176,6 +176,7 @@ class EtcdCommitter final : public core::Committer {
   std::atomic<bool> snapshot_running_{false};
   bool resumed_ = false;
   std::atomic<uint64_t> txns_{0}, conflicts_{0}, failures_{0};
+  std::atomic<uint64_t> isolated_{0};  // commands sent again at once: not of a conflicted org
   uint64_t loaded_records_ = 0;
   double load_seconds_ = 0;
 };
