@@ -48,6 +48,17 @@ core::Error unavailable(const std::string& why) {
                               why + ". Retry later; verification still works.");
 }
 
+// A read at a revision etcd has compacted: the load starts over at a newer one.
+struct Compacted : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void cannot_load(const std::string& error) {
+  // etcd: "etcdserver: mvcc: required revision has been compacted"
+  if (error.find("revision has been compacted") != std::string::npos) throw Compacted(error);
+  throw std::runtime_error("cannot load the state from etcd: " + error);
+}
+
 }  // namespace
 
 EtcdCommitter::EtcdCommitter(core::StateMachine& state, EtcdOptions options)
@@ -92,24 +103,77 @@ void EtcdCommitter::load(const std::string& from, const std::string& to, int64_t
                          int64_t known) {
   std::string error;
   int64_t count = known, store = 0;
-  if (count < 0 && !client_.count(from, to, revision, count, store, error))
-    throw std::runtime_error("cannot load the state from etcd: " + error);
+  if (count < 0 && !client_.count(from, to, revision, count, store, error)) cannot_load(error);
   if (count == 0) return;
   const std::string mid = count > kPage ? midpoint(from, to) : std::string();
   if (mid.empty()) {
     RangeResult all;
-    if (!client_.range(from, to, revision, 0, all, error))
-      throw std::runtime_error("cannot load the state from etcd: " + error);
-    core::ReadSection rs;
-    for (const KeyValue& kv : all.kvs) apply(kv, false);
+    if (!client_.range(from, to, revision, 0, all, error)) cannot_load(error);
+    {
+      core::ReadSection rs;
+      for (const KeyValue& kv : all.kvs) apply(kv, false);
+    }
     loaded_records_ += all.kvs.size();
+    answer_overdue();  // a reload while serving: writes still get their answer in time
     return;
   }
   int64_t left = 0;
-  if (!client_.count(from, mid, revision, left, store, error))
-    throw std::runtime_error("cannot load the state from etcd: " + error);
+  if (!client_.count(from, mid, revision, left, store, error)) cannot_load(error);
   load(from, mid, revision, left);
   load(mid, to, revision, count - left);
+}
+
+int64_t EtcdCommitter::load_all(bool replace) {
+  std::set<std::pair<core::Id, core::Id>> seen;
+  for (int attempt = 1;; ++attempt) {
+    int64_t revision = 0, organizations = 0;
+    std::string error;
+    if (!client_.count(layout_.kind("org"), prefix_end(layout_.kind("org")), 0, organizations,
+                       revision, error))
+      throw std::runtime_error("cannot load the state from etcd: " + error);
+    // A load started over has put records already: what it no longer finds goes.
+    replace = replace || attempt > 1;
+    seen.clear();
+    seen_ = replace ? &seen : nullptr;
+    try {
+      // The whole state as of one revision. Organizations first, then what belongs to them
+      // (a range is in key order, and "key/" sorts before "org/"): projects before the keys
+      // that name them.
+      for (const char* kind : {"org", "proj", "key", "cert", "audit", "ver"}) {
+        const std::string from = layout_.kind(kind);
+        load(from, prefix_end(from), revision, kind == std::string("org") ? organizations : -1);
+      }
+    } catch (const Compacted& e) {
+      seen_ = nullptr;
+      core::log(core::Level::warn, "cluster.load_restarted",
+                {{"revision", static_cast<long long>(revision)},
+                 {"attempt", static_cast<long long>(attempt)},
+                 {"error", e.what()}});
+      continue;
+    }
+    seen_ = nullptr;
+    if (replace) {
+      std::vector<std::pair<core::Id, core::Id>> gone_certs, gone_events;
+      {
+        core::ReadSection rs;
+        for (const core::OrgSlot* o = state_.index().first_org(); o; o = o->next())
+          if (const core::CertificateSet* set = o->certs())
+            for (const auto& c : set->items)
+              if (!seen.contains({o->id, c->id})) gone_certs.emplace_back(o->id, c->id);
+      }
+      state_.index().audit().for_each(0, [&](const core::AuditEvent& e) {
+        if (!seen.contains({e.organization_id, e.id}))
+          gone_events.emplace_back(e.organization_id, e.id);
+      });
+      for (const auto& [org, id] : gone_certs) state_.apply_certificate_deletion(org, id);
+      for (const auto& [org, id] : gone_events) state_.index().audit().erase(org, id);
+      core::log(core::Level::info, "cluster.reloaded",
+                {{"revision", static_cast<long long>(revision)},
+                 {"certificates_removed", static_cast<unsigned long long>(gone_certs.size())},
+                 {"audit_events_removed", static_cast<unsigned long long>(gone_events.size())}});
+    }
+    return revision;
+  }
 }
 
 void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
@@ -144,14 +208,7 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
   int64_t revision = resume_from_snapshot();
   resumed_ = revision > 0;
   if (!resumed_) {
-    // The whole state as of one revision. Organizations first, then what belongs to them
-    // (a range is in key order, and "key/" sorts before "org/"): projects before the keys
-    // that name them.
-    revision = store;
-    for (const char* kind : {"org", "proj", "key", "cert", "audit", "ver"}) {
-      const std::string from = layout_.kind(kind);
-      load(from, prefix_end(from), revision, -1);
-    }
+    revision = load_all(false);
   }
   state_.index().reclaim();
   state_.index().advance_clock(core::now_ms());
@@ -187,9 +244,10 @@ void EtcdCommitter::stop() {
   }
   wake_.notify_all();
   if (freshness_) freshness_->stop();
-  if (watcher_.joinable()) watcher_.join();
+  // The apply thread first: it restarts the watch thread after a reload (run()).
   const bool was_running = thread_.joinable();
   if (thread_.joinable()) thread_.join();
+  if (watcher_.joinable()) watcher_.join();
   if (snapshotter_.joinable()) snapshotter_.join();
   // A clean stop leaves a snapshot of everything applied: the restart resumes from it.
   if (was_running && options_.data_dir && loaded_.load()) {
@@ -317,6 +375,7 @@ void EtcdCommitter::watch_loop() {
                                ? "etcd compacted its history past revision " +
                                      std::to_string(watch_from_) + ", which this node's watch needs"
                                : "etcd canceled the watch";
+            watch_compacted_ = b.compact_revision != 0;
             wake_.notify_all();
             return false;
           }
@@ -431,12 +490,14 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
     case persistence::RecordType::certificate: {
       auto c = persistence::decode_certificate(r.payload, r.version);
       if (!c || !state_.index().find_org(c->organization_id)) bad("a certificate record");
+      if (seen_) seen_->emplace(c->organization_id, c->id);
       state_.apply(std::move(c));
       break;
     }
     case persistence::RecordType::audit_event: {
       auto e = persistence::decode_audit_event(r.payload);
       if (!e || !state_.index().find_org(e->organization_id)) bad("an audit event record");
+      if (seen_) seen_->emplace(e->organization_id, e->id);
       state_.apply(std::move(*e));
       break;
     }
@@ -740,6 +801,41 @@ void EtcdCommitter::keep_registered() {
   }
 }
 
+// run()'s answer to a watch that etcd compacted past: the whole state again, then a new
+// watch from the revision it was read at. False when etcd could not be read (try again).
+bool EtcdCommitter::reload() {
+  core::log(core::Level::warn, "cluster.reload", {{"from", static_cast<long long>(watch_from_)}});
+  if (watcher_.joinable()) watcher_.join();  // it ended when it saw the compaction
+  int64_t revision = 0;
+  client_.set_limits(5'000, 0);  // a load's calls may take long (etcd 3.4 counts by walking)
+  try {
+    revision = load_all(true);
+  } catch (const std::runtime_error& e) {
+    core::log(core::Level::error, "cluster.reload_failed", {{"error", e.what()}});
+    revision = -1;
+  }
+  client_.set_limits(1'000, std::max<long>(2'000, options_.write_timeout.count() - 1'500));
+  state_.index().reclaim();
+  if (revision < 0) return false;  // the error stays set: the next turn tries again
+  reloads_.fetch_add(1, std::memory_order_relaxed);
+  applied_.store(std::max(applied_.load(std::memory_order_relaxed), revision),
+                 std::memory_order_release);
+  store_revision_.store(std::max(store_revision_.load(std::memory_order_relaxed), revision),
+                        std::memory_order_relaxed);
+  {
+    std::lock_guard lock(mutex_);
+    watch_error_.clear();
+    watch_compacted_ = false;
+    batches_.clear();
+  }
+  watch_from_ = revision + 1;
+  watcher_ = std::thread([this] {
+    core::name_thread("kg-etcd-watch");
+    watch_loop();
+  });
+  return true;
+}
+
 void EtcdCommitter::run() {
   core::RcuThread rcu;
   auto last_check = Clock::now(), last_snapshot = Clock::now();
@@ -747,6 +843,7 @@ void EtcdCommitter::run() {
     std::deque<WatchBatch> batches;
     std::vector<Retry> fresh;
     std::string fatal;
+    bool watch_compacted = false;
     {
       std::unique_lock lock(mutex_);
       const bool can_retry = !retries_.empty() && retries_.front().catch_up_to <= applied_.load();
@@ -757,6 +854,7 @@ void EtcdCommitter::run() {
       if (stopping_) break;
       batches.swap(batches_);
       fatal = watch_error_;
+      watch_compacted = watch_compacted_;
       // One transaction in flight at a time, carrying what queued meanwhile (up to
       // kBatch commands): the next is sent once the last is applied.
       while (waiting_.empty() && retries_.empty() && !queue_.empty() && fresh.size() < kBatch) {
@@ -768,6 +866,22 @@ void EtcdCommitter::run() {
         queue_.pop_front();
         if (alone) break;
       }
+    }
+    if (!fatal.empty() && watch_compacted) {
+      // The watch resumes from a revision etcd compacted (this node was cut off longer than
+      // etcd keeps history): load everything again at the present revision and watch on
+      // from there, instead of exiting into a restart that loads it anyway. Meanwhile the
+      // node vouches for nothing: its applied revision stays behind the store's.
+      {
+        std::lock_guard lock(mutex_);
+        for (auto it = fresh.rbegin(); it != fresh.rend(); ++it) queue_.push_front(it->submission);
+      }
+      if (!reload()) {
+        std::unique_lock lock(mutex_);  // etcd is away: try again in a moment
+        wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+      }
+      answer_overdue();
+      continue;
     }
     if (!fatal.empty()) {
       core::log(core::Level::error, "cluster.cannot_follow", {{"error", fatal}});
@@ -906,6 +1020,12 @@ void EtcdCommitter::write_metrics(std::string& out) const {
       "# HELP keygate_cluster_failures_total Transactions no etcd endpoint answered.\n"
       "# TYPE keygate_cluster_failures_total counter\nkeygate_cluster_failures_total %llu\n",
       static_cast<unsigned long long>(failures_.load(std::memory_order_relaxed)));
+  core::appendf(
+      out,
+      "# HELP keygate_cluster_reloads_total Times the node loaded the whole state again "
+      "because etcd had compacted the history its watch needed.\n"
+      "# TYPE keygate_cluster_reloads_total counter\nkeygate_cluster_reloads_total %llu\n",
+      static_cast<unsigned long long>(reloads_.load(std::memory_order_relaxed)));
   core::appendf(
       out,
       "# HELP keygate_log_writable 1 while changes are taken.\n# TYPE keygate_log_writable "

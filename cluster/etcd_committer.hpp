@@ -26,10 +26,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "cluster/etcd_client.hpp"
@@ -121,6 +123,12 @@ class EtcdCommitter final : public core::Committer {
   };
 
   void load(const std::string& from, const std::string& to, int64_t revision, int64_t known);
+  // Everything under the prefix as of etcd's present revision, over what the state holds;
+  // started over at a newer revision when etcd compacts the one it reads at. With
+  // `replace`, what the state holds and etcd no longer does (a deleted certificate, an
+  // expired audit event) is removed. Returns the revision read at.
+  int64_t load_all(bool replace);
+  bool reload();
   int64_t resume_from_snapshot();
   void take_snapshot();
   void run();
@@ -147,7 +155,11 @@ class EtcdCommitter final : public core::Committer {
   std::deque<core::Submission*> queue_;
   std::deque<WatchBatch> batches_;
   bool stopping_ = false;
-  std::string watch_error_;  // set by the watch thread when the stream cannot go on
+  std::string watch_error_;       // set by the watch thread when the stream cannot go on
+  bool watch_compacted_ = false;  // ...because etcd compacted the revision it resumes from
+  // During load_all(replace): the certificates and audit events the load saw, {org, id}.
+  std::set<std::pair<core::Id, core::Id>>* seen_ = nullptr;
+  std::atomic<uint64_t> reloads_{0};
 
   std::vector<Waiting> waiting_;
   std::vector<Retry> retries_;

@@ -490,6 +490,66 @@ TEST(Cluster, ARestartResumesFromTheNodesSnapshotOrReloadsWhenEtcdCompactedPastI
   EXPECT_EQ(auth(b, before.value), 401);
 }
 
+// A running node cut off from etcd for longer than etcd keeps history: its watch resumes
+// from a revision etcd has compacted. It used to exit (and systemd restarted it into a full
+// load); now it loads the whole state again in place, at the present revision, removes what
+// etcd no longer holds, and watches on from there. It vouches for nothing meanwhile.
+TEST(Cluster, ANodeCutOffPastACompactionLoadsEverythingAgainAndGoesOn) {
+  EtcdCluster etcd(1);
+  ServerProcess a({"--etcd", etcd.endpoints()});
+  TcpProxy proxy(etcd.client_port(0));
+  ServerProcess b({"--etcd", "http://127.0.0.1:" + std::to_string(proxy.port()), "--root-key-file",
+                   a.data_dir() + "/root.key"});
+  const Tenant t = make_tenant(a, "Compacted");
+  const CreatedKey revoked = make_key(a, t, R"({"name":"revoked later"})");
+  std::string cert_body = "{\"certificate\":\"";
+  for (char ch : make_cert("gone").pem)
+    cert_body += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+  cert_body += "\"}";
+  const auto uploaded = http(a.port(), "POST", "/v1/organization/certificates", cert_body, t.key);
+  ASSERT_EQ(uploaded.status, 200) << uploaded.body;
+  const std::string cert = str(parse_json(uploaded.body), "/id");
+  ASSERT_TRUE(eventually([&] {
+    return auth(b, revoked.value) == 200 &&
+           http(b.port(), "GET", "/v1/organization/certificates/" + cert, "", t.key).status == 200;
+  }));
+
+  proxy.cut(true);
+  EXPECT_TRUE(eventually([&] { return auth(b, revoked.value) == 503; })) << "stops vouching";
+  ASSERT_EQ(
+      http(a.port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + revoked.id, "", t.key)
+          .status,
+      200);
+  const CreatedKey created = make_key(a, t, R"({"name":"created meanwhile"})");
+  ASSERT_EQ(http(a.port(), "DELETE", "/v1/organization/certificates/" + cert, "", t.key).status,
+            200);
+  const std::string status =
+      http(etcd.client_port(0), "POST", "/v3/kv/range", R"({"key":"eA=="})").body;
+  const size_t at = status.find("\"revision\":\"");
+  ASSERT_NE(at, std::string::npos) << status;
+  const std::string revision = status.substr(at + 12, status.find('"', at + 12) - at - 12);
+  ASSERT_EQ(
+      http(etcd.client_port(0), "POST", "/v3/kv/compaction", R"({"revision":")" + revision + "\"}")
+          .status,
+      200);
+  proxy.cut(false);
+
+  EXPECT_TRUE(eventually(
+      [&] { return auth(b, revoked.value) == 401 && auth(b, created.value) == 200; }, 10s))
+      << b.log();
+  EXPECT_EQ(http(b.port(), "GET", "/v1/organization/certificates/" + cert, "", t.key).status, 404);
+  EXPECT_EQ(http(b.port(), "GET", "/readyz").status, 200);
+  const std::string log = b.log();
+  EXPECT_NE(log.find("\"event\":\"cluster.reload\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"certificates_removed\":1"), std::string::npos) << log;
+  EXPECT_EQ(log.find("cluster.cannot_follow"), std::string::npos) << log;
+  EXPECT_NE(http(b.port(), "GET", "/metrics").body.find("keygate_cluster_reloads_total 1\n"),
+            std::string::npos);
+  // And it follows the watch again from there.
+  const CreatedKey later = make_key(a, t, R"({"name":"after the reload"})");
+  EXPECT_TRUE(eventually([&] { return auth(b, later.value) == 200; }));
+}
+
 // A checker in the style of Jepsen's: workers create, revoke and verify keys through all
 // three nodes while the etcd leader is killed and restarted; the history is checked after:
 // - once a node answered REVOKED for a key, it never again answers 200 for it (a node that

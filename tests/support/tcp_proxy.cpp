@@ -56,12 +56,23 @@ void TcpProxy::drop_answer_to(std::string request_start) {
   armed_ = std::move(request_start);
 }
 
+void TcpProxy::cut(bool on) {
+  cut_ = on;
+  if (!on) return;
+  std::lock_guard l(mutex_);
+  for (auto& link : links_) link->shut();
+}
+
 void TcpProxy::accept_loop() {
   while (!stopping_) {
     pollfd p{listener_, POLLIN, 0};
     if (::poll(&p, 1, 50) <= 0) continue;
     const int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) continue;
+    if (cut_) {
+      ::close(client);
+      continue;
+    }
     auto link = std::make_shared<Link>();
     link->client = client;
     link->upstream = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

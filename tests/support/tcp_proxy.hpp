@@ -1,8 +1,8 @@
 // Test helper: a TCP proxy on a free loopback port in front of a real server, that can lose
-// answers. Armed with drop_answer_to("POST /v3/kv/txn"), it forwards the next request that
-// starts with that text, waits until the server has begun to answer (so the server did the
-// work), then closes the client's connection without passing the answer on: the ambiguous
-// failure a client sees when a network or a member dies between request and answer.
+// answers, or cut its client off (cut()). Armed with drop_answer_to("POST /v3/kv/txn"), it
+// forwards the next request that starts with that text, waits until the server has begun to answer
+// (so the server did the work), then closes the client's connection without passing the answer on:
+// the ambiguous failure a client sees when a network or a member dies between request and answer.
 // Everything else is passed through byte for byte, streams included.
 #pragma once
 
@@ -26,6 +26,9 @@ class TcpProxy {
   // The next request whose first bytes are `request_start` loses its answer.
   void drop_answer_to(std::string request_start);
   int answers_dropped() const { return dropped_.load(); }
+  // Cut off: every open connection is closed, and new ones are closed as soon as they are
+  // accepted, until cut(false). A member unreachable from one client only.
+  void cut(bool on);
 
  private:
   struct Link;
@@ -35,7 +38,7 @@ class TcpProxy {
   uint16_t upstream_;
   uint16_t port_ = 0;
   int listener_ = -1;
-  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopping_{false}, cut_{false};
   std::atomic<int> dropped_{0};
   std::mutex mutex_;
   std::string armed_;  // empty: nothing to drop
