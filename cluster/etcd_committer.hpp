@@ -14,8 +14,15 @@
 // the node catches up to the store's revision and executes again, so a real conflict gets
 // the single node's error (409 slug_taken, ...).
 //
-// Threads: submit(), writable() and write_metrics() from any thread; everything else runs
-// on the committer's own thread (which owns the StateMachine) and its watch thread.
+// Threads: submit(), writable() and write_metrics() from any thread. The committer's own
+// thread owns the StateMachine: it applies the watch, executes commands and answers them,
+// and makes no blocking call to etcd (a hung member must not hold up revocations). The
+// watch thread reads the stream; the sender thread sends transactions, one at a time, and
+// keeps the node's registration; the freshness thread probes etcd's present.
+//
+// Source files, by concern: etcd_committer.cpp (lifecycle, the committer's loop, deadlines,
+// metrics), etcd_apply.cpp (loading, the watch, applying, snapshots), etcd_txn.cpp (the
+// write path: batch to transaction, sending, answering).
 #pragma once
 
 #include <atomic>
@@ -26,6 +33,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -121,13 +129,31 @@ class EtcdCommitter final : public core::Committer {
     std::string token;
     core::Outcome outcome;
   };
+  // A transaction: built on the committer's thread (execute()), sent on the sender's
+  // (send()), answered on the committer's (finish()). One is in flight at a time.
+  struct Txn {
+    std::vector<Compare> compares;
+    std::vector<core::Id> compared_org;  // whose change each compare guards
+    std::vector<Op> ops;
+    std::string token;                    // the value of the version keys it bumps
+    std::vector<Retry> staged_by;         // the commands whose changes it carries
+    std::vector<core::Outcome> outcomes;  // what each answers once committed
+    std::vector<size_t> staged_end;       // of each: the end of its records in staged_org
+    std::vector<core::Id> staged_org;     // of each record staged
+    // The sender's result.
+    bool sent = false, refused = false;  // refused: by etcd for good (HTTP 400)
+    TxnResult result;
+    std::string error;
+  };
 
-  void load(const std::string& from, const std::string& to, int64_t revision, int64_t known);
+  // etcd_apply.cpp: the read side.
+  void load(EtcdClient& client, const std::string& from, const std::string& to, int64_t revision,
+            int64_t known);
   // Everything under the prefix as of etcd's present revision, over what the state holds;
   // started over at a newer revision when etcd compacts the one it reads at. With
   // `replace`, what the state holds and etcd no longer does (a deleted certificate, an
   // expired audit event) is removed. Returns the revision read at.
-  int64_t load_all(bool replace);
+  int64_t load_all(EtcdClient& client, bool replace);
   bool reload();
   int64_t resume_from_snapshot();
   void take_snapshot();
@@ -135,23 +161,41 @@ class EtcdCommitter final : public core::Committer {
   void watch_loop();
   void apply(const WatchBatch& batch);
   void apply(const KeyValue& kv, bool deleted);
+  // etcd_txn.cpp: the write path.
   void execute(std::vector<Retry>& batch);
+  void send_loop();
+  void send(Txn& t);
+  void finish(Txn& t);
+  static core::Error outcome_unknown(const std::string& why);
+  static core::Error unavailable(const std::string& why);
   void keep_registered();
   // Answers, 503, what has waited longer than write_timeout (see run()).
   void answer_overdue();
+  void answer_the_rest();  // at stop
+  bool retry_ready() const;
 
   core::StateMachine& state_;
   EtcdOptions options_;
   Layout layout_;
-  EtcdClient client_;                                             // the committer thread's
+  // The sender thread's after start (start() and the load use it before); a reload on the
+  // committer's thread uses a client of its own.
+  EtcdClient client_;
   std::unordered_map<core::Id, int64_t, core::IdHash> versions_;  // organization -> mod_revision
   // Each transaction writes a fresh token as its organizations' version values. Tokens of
-  // refused transactions -> the revision the watch showed them at (0: not seen, yet).
+  // transactions sent or refused and not settled yet -> the revision the watch showed them
+  // at (0: not seen yet). Committer thread.
   core::IdGenerator tokens_;
-  std::unordered_map<std::string, int64_t> refused_tokens_;
+  std::unordered_map<std::string, int64_t> tokens_seen_;
+  bool in_flight_ = false;  // a transaction is with the sender (committer thread)
+  // After a conflict, commands are decided again no sooner than this (Unix ms): a random
+  // backoff that doubles with their attempts, so that nodes that keep colliding on one
+  // organization spread out instead of one of them losing 32 times in a row.
+  uint64_t retry_after_ms_ = 0;
+  uint64_t jitter_state_ = 0x9e3779b97f4a7c15;  // xorshift; committer thread
 
   std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable wake_, send_wake_;
+  std::optional<Txn> outbox_, inbox_;  // under mutex_: to send; sent, to be answered
   std::deque<core::Submission*> queue_;
   std::deque<WatchBatch> batches_;
   bool stopping_ = false;
@@ -163,7 +207,7 @@ class EtcdCommitter final : public core::Committer {
 
   std::vector<Waiting> waiting_;
   std::vector<Retry> retries_;
-  std::thread thread_, watcher_;
+  std::thread thread_, watcher_, sender_;
   int64_t watch_from_ = 0;  // the watch thread's next start revision
   int64_t lease_ = 0;       // of this node's registration; 0: none yet
   // The lease the audit events of one UTC day are put with: {day, lease}. Committer thread.

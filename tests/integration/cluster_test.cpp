@@ -490,6 +490,46 @@ TEST(Cluster, ARestartResumesFromTheNodesSnapshotOrReloadsWhenEtcdCompactedPastI
   EXPECT_EQ(auth(b, before.value), 401);
 }
 
+// A write whose transaction a member is slow to answer holds up nothing else on its node:
+// transactions leave from a sender thread, and the committer's thread goes on applying the
+// watch. Before, it made the call itself, so a revocation through another node waited for
+// the slow answer (and the node went stale after --max-staleness meanwhile).
+TEST(Cluster, ASlowTransactionHoldsUpNoRevocation) {
+  EtcdCluster etcd(1);
+  ServerProcess a({"--etcd", etcd.endpoints()});
+  TcpProxy proxy(etcd.client_port(0));
+  ServerProcess b({"--etcd", "http://127.0.0.1:" + std::to_string(proxy.port()), "--root-key-file",
+                   a.data_dir() + "/root.key", "--write-timeout-ms", "10000"});
+  const Tenant t = make_tenant(a, "Slow");
+  const CreatedKey doomed = make_key(a, t, R"({"name":"doomed"})");
+  ASSERT_TRUE(eventually([&] { return auth(b, doomed.value) == 200; }));
+  // The next transaction that puts an API key ("/keygate/key" in base64) is answered 3 s late.
+  proxy.hold_answer_to("POST /v3/kv/txn", "L2tleWdhdGUva2V5", 3000);
+  HttpResponse slow;
+  std::thread writer([&] {
+    slow = http(b.port(), "POST", "/v1/organizations/" + t.id + "/api-keys", R"({"name":"slow"})",
+                t.key);
+  });
+  std::this_thread::sleep_for(300ms);  // its transaction is with etcd, its answer held
+  ASSERT_EQ(
+      http(a.port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + doomed.id, "", t.key)
+          .status,
+      200);
+  const auto revoked = Clock::now();
+  long status = 0;
+  while ((status = auth(b, doomed.value)) == 200 && Clock::now() - revoked < 5s)
+    std::this_thread::sleep_for(1ms);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - revoked);
+  EXPECT_EQ(status, 401) << "after " << took.count() << " ms";
+  EXPECT_LT(took.count(), 500) << "the revocation waited for the slow transaction";
+  writer.join();
+  EXPECT_EQ(slow.status, 201) << slow.body;
+  std::printf(
+      "[ figures  ] revocation applied %lld ms after it was acknowledged, while a "
+      "transaction of the node waited 3 s for its answer\n",
+      static_cast<long long>(took.count()));
+}
+
 // A running node cut off from etcd for longer than etcd keeps history: its watch resumes
 // from a revision etcd has compacted. It used to exit (and systemd restarted it into a full
 // load); now it loads the whole state again in place, at the present revision, removes what

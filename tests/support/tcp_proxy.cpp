@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <string_view>
 
 #include "support/check.hpp"
 
@@ -16,6 +18,7 @@ namespace keygate::testing {
 struct TcpProxy::Link {
   int client = -1, upstream = -1;
   std::atomic<bool> drop{false};  // the request in flight loses its answer
+  std::atomic<int> hold_ms{0};    // ...or gets it this late
   void shut() {
     ::shutdown(client, SHUT_RDWR);
     ::shutdown(upstream, SHUT_RDWR);
@@ -54,6 +57,13 @@ TcpProxy::~TcpProxy() {
 void TcpProxy::drop_answer_to(std::string request_start) {
   std::lock_guard l(mutex_);
   armed_ = std::move(request_start);
+}
+
+void TcpProxy::hold_answer_to(std::string request_start, std::string containing, int delay_ms) {
+  std::lock_guard l(mutex_);
+  hold_start_ = std::move(request_start);
+  hold_containing_ = std::move(containing);
+  hold_ms_ = delay_ms;
 }
 
 void TcpProxy::cut(bool on) {
@@ -105,9 +115,17 @@ void TcpProxy::pump(std::shared_ptr<Link> link, bool from_client) {
         link->drop = true;
         armed_.clear();
       }
+      const std::string_view chunk(buffer, static_cast<size_t>(n));
+      if (!hold_start_.empty() && chunk.starts_with(hold_start_) &&
+          chunk.find(hold_containing_) != std::string_view::npos) {
+        link->hold_ms = hold_ms_;
+        hold_start_.clear();
+      }
     } else if (link->drop) {  // the server answered: the work is done, the answer is lost
       ++dropped_;
       break;
+    } else if (const int ms = link->hold_ms.exchange(0); ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     }
     for (ssize_t sent = 0; sent < n;) {
       const ssize_t w = ::write(to, buffer + sent, static_cast<size_t>(n - sent));

@@ -26,6 +26,9 @@ class TcpProxy {
   // The next request whose first bytes are `request_start` loses its answer.
   void drop_answer_to(std::string request_start);
   int answers_dropped() const { return dropped_.load(); }
+  // The next request whose first bytes are `request_start` and whose first chunk contains
+  // `containing` gets its answer `delay` late: a member that takes its time over one call.
+  void hold_answer_to(std::string request_start, std::string containing, int delay_ms);
   // Cut off: every open connection is closed, and new ones are closed as soon as they are
   // accepted, until cut(false). A member unreachable from one client only.
   void cut(bool on);
@@ -41,7 +44,9 @@ class TcpProxy {
   std::atomic<bool> stopping_{false}, cut_{false};
   std::atomic<int> dropped_{0};
   std::mutex mutex_;
-  std::string armed_;  // empty: nothing to drop
+  std::string armed_;                         // empty: nothing to drop
+  std::string hold_start_, hold_containing_;  // hold_answer_to(); empty: nothing to hold
+  int hold_ms_ = 0;
   std::vector<std::thread> threads_;
   std::vector<std::shared_ptr<Link>> links_;
   std::thread acceptor_;

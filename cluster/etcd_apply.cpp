@@ -1,0 +1,407 @@
+// EtcdCommitter's read side: the whole state loaded from etcd (at start, from the node's own
+// snapshot or in full, and again in place when the watch falls behind a compaction), the
+// watch stream that follows it, applying what it delivers, and the node's snapshots. All
+// of it on the committer's thread, but for the watch thread (watch_loop()) and the
+// snapshot thread (take_snapshot()).
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+
+#include "cluster/etcd_committer.hpp"
+#include "core/clock.hpp"
+#include "core/log.hpp"
+#include "core/thread_name.hpp"
+#include "persistence/codec.hpp"
+#include "persistence/record.hpp"
+#include "persistence/recovery.hpp"
+#include "persistence/snapshot.hpp"
+
+namespace keygate::cluster {
+
+namespace {
+
+constexpr int64_t kPage = 2'000;  // keys per range read while loading, at most
+
+// A read at a revision etcd has compacted: the load starts over at a newer one.
+struct Compacted : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void cannot_load(const std::string& error) {
+  // etcd: "etcdserver: mvcc: required revision has been compacted"
+  if (error.find("revision has been compacted") != std::string::npos) throw Compacted(error);
+  throw std::runtime_error("cannot load the state from etcd: " + error);
+}
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+// Reads [from, to) as of `revision` into the state, in key order. etcd 3.4 walks the whole
+// remainder of a range to count it even when a page is asked for, so paging through N keys
+// a thousand at a time costs N^2 / 2000 index steps (226 s for 1 M keys, measured). Instead
+// a range that holds more than a page is split at a key between its ends and each half is
+// loaded in turn: N log N steps. `known` is the range's count, when already asked (-1: not).
+void EtcdCommitter::load(EtcdClient& client, const std::string& from, const std::string& to,
+                         int64_t revision, int64_t known) {
+  std::string error;
+  int64_t count = known, store = 0;
+  if (count < 0 && !client.count(from, to, revision, count, store, error)) cannot_load(error);
+  if (count == 0) return;
+  const std::string mid = count > kPage ? midpoint(from, to) : std::string();
+  if (mid.empty()) {
+    RangeResult all;
+    if (!client.range(from, to, revision, 0, all, error)) cannot_load(error);
+    {
+      core::ReadSection rs;
+      for (const KeyValue& kv : all.kvs) apply(kv, false);
+    }
+    loaded_records_ += all.kvs.size();
+    answer_overdue();  // a reload while serving: writes still get their answer in time
+    return;
+  }
+  int64_t left = 0;
+  if (!client.count(from, mid, revision, left, store, error)) cannot_load(error);
+  load(client, from, mid, revision, left);
+  load(client, mid, to, revision, count - left);
+}
+
+int64_t EtcdCommitter::load_all(EtcdClient& client, bool replace) {
+  std::set<std::pair<core::Id, core::Id>> seen;
+  for (int attempt = 1;; ++attempt) {
+    int64_t revision = 0, organizations = 0;
+    std::string error;
+    if (!client.count(layout_.kind("org"), prefix_end(layout_.kind("org")), 0, organizations,
+                      revision, error))
+      throw std::runtime_error("cannot load the state from etcd: " + error);
+    // A load started over has put records already: what it no longer finds goes.
+    replace = replace || attempt > 1;
+    seen.clear();
+    seen_ = replace ? &seen : nullptr;
+    try {
+      // The whole state as of one revision. Organizations first, then what belongs to them
+      // (a range is in key order, and "key/" sorts before "org/"): projects before the keys
+      // that name them.
+      for (const char* kind : {"org", "proj", "key", "cert", "audit", "ver"}) {
+        const std::string from = layout_.kind(kind);
+        load(client, from, prefix_end(from), revision,
+             kind == std::string("org") ? organizations : -1);
+      }
+    } catch (const Compacted& e) {
+      seen_ = nullptr;
+      core::log(core::Level::warn, "cluster.load_restarted",
+                {{"revision", static_cast<long long>(revision)},
+                 {"attempt", static_cast<long long>(attempt)},
+                 {"error", e.what()}});
+      continue;
+    }
+    seen_ = nullptr;
+    if (replace) {
+      std::vector<std::pair<core::Id, core::Id>> gone_certs, gone_events;
+      {
+        core::ReadSection rs;
+        for (const core::OrgSlot* o = state_.index().first_org(); o; o = o->next())
+          if (const core::CertificateSet* set = o->certs())
+            for (const auto& c : set->items)
+              if (!seen.contains({o->id, c->id})) gone_certs.emplace_back(o->id, c->id);
+      }
+      state_.index().audit().for_each(0, [&](const core::AuditEvent& e) {
+        if (!seen.contains({e.organization_id, e.id}))
+          gone_events.emplace_back(e.organization_id, e.id);
+      });
+      for (const auto& [org, id] : gone_certs) state_.apply_certificate_deletion(org, id);
+      for (const auto& [org, id] : gone_events) state_.index().audit().erase(org, id);
+      core::log(core::Level::info, "cluster.reloaded",
+                {{"revision", static_cast<long long>(revision)},
+                 {"certificates_removed", static_cast<unsigned long long>(gone_certs.size())},
+                 {"audit_events_removed", static_cast<unsigned long long>(gone_events.size())}});
+    }
+    return revision;
+  }
+}
+
+namespace {
+const char* kIdentityFile = "cluster.id";  // which etcd cluster and prefix the snapshots are of
+}
+
+// Writes snapshot-<revision + 1>.kgs of what is applied (persistence/FORMAT.md, "Snapshots":
+// the walk may see later changes too, which the watch from revision + 1 applies again,
+// harmlessly), then the identity of the cluster it belongs to.
+void EtcdCommitter::take_snapshot() {
+  const persistence::DataDir& dir = *options_.data_dir;
+  const int64_t revision = applied_.load(std::memory_order_acquire);
+  persistence::SnapshotInfo info;
+  std::string error;
+  if (!persistence::write_snapshot(dir, state_.index(), static_cast<uint64_t>(revision) + 1, 0,
+                                   info, error)) {
+    core::log(core::Level::error, "cluster.snapshot_failed", {{"error", error}});
+    return;
+  }
+  persistence::remove_covered(dir, static_cast<uint64_t>(revision) + 1);
+  const std::string tmp = dir.file(std::string(kIdentityFile) + ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << cluster_id_ << ' ' << options_.prefix << '\n';
+  }
+  if (::rename(tmp.c_str(), dir.file(kIdentityFile).c_str()) != 0 || !dir.sync())
+    core::log(core::Level::error, "cluster.snapshot_failed",
+              {{"error", "cannot write " + dir.file(kIdentityFile)}});
+  core::log(core::Level::info, "cluster.snapshot_written",
+            {{"revision", static_cast<long long>(revision)},
+             {"records", static_cast<unsigned long long>(info.records)},
+             {"bytes", static_cast<unsigned long long>(info.bytes)},
+             {"seconds", info.seconds}});
+}
+
+// The node's own snapshot, if it has one of this cluster whose revision etcd still holds
+// the history after: loaded, with the organizations' versions as of its revision. Returns
+// that revision, or 0 (and removes the snapshots) when the node must load in full.
+int64_t EtcdCommitter::resume_from_snapshot() {
+  if (!options_.data_dir) return 0;
+  const persistence::DataDir& dir = *options_.data_dir;
+  const auto listing = dir.list();
+  if (listing.snapshots.empty()) return 0;
+  auto discard = [&](const char* why) {
+    core::log(core::Level::warn, "cluster.full_reload", {{"reason", why}});
+    for (uint64_t s : listing.snapshots) ::unlink(dir.file(persistence::snapshot_name(s)).c_str());
+    dir.sync();
+    return int64_t{0};
+  };
+  std::string cluster, prefix;
+  std::ifstream(dir.file(kIdentityFile)) >> cluster >> prefix;
+  if (cluster != cluster_id_ || prefix != options_.prefix)
+    return discard("the snapshot is of another etcd cluster or prefix");
+  const auto revision = static_cast<int64_t>(listing.snapshots.back()) - 1;
+  int64_t versions = 0, store = 0;
+  std::string error;
+  // The organizations' versions as of the snapshot: etcd refuses a revision it compacted.
+  if (!client_.count(layout_.kind("ver"), prefix_end(layout_.kind("ver")), revision, versions,
+                     store, error)) {
+    if (error.find("compacted") != std::string::npos)
+      return discard("etcd compacted the history after the snapshot");
+    throw std::runtime_error("cannot reach etcd: " + error);
+  }
+  const auto t0 = Clock::now();
+  const persistence::RecoveryReport rep =
+      persistence::recover(dir, state_, persistence::RecoverMode::start);
+  if (!rep.snapshot_loaded || static_cast<int64_t>(rep.snapshot_seq) - 1 != revision)
+    throw std::runtime_error("the node's snapshot in " + dir.path() +
+                             " cannot be read: remove its snapshot-*.kgs files to load in full");
+  load(client_, layout_.kind("ver"), prefix_end(layout_.kind("ver")), revision, versions);
+  loaded_records_ = rep.snapshot_records;
+  core::log(core::Level::info, "cluster.resumed",
+            {{"revision", static_cast<long long>(revision)},
+             {"records", static_cast<unsigned long long>(rep.snapshot_records)},
+             {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()}});
+  return revision;
+}
+
+// The watch thread: one long stream of changes under the prefix, resumed after a break
+// from the revision after the last one it delivered, on the next endpoint, with backoff.
+void EtcdCommitter::watch_loop() {
+  core::RcuThread rcu;
+  EtcdClient client(options_.endpoints, options_.tls);
+  auto backoff = std::chrono::milliseconds(50);
+  const std::string from = options_.prefix + "/", to = prefix_end(from);
+  auto running = [this] {
+    std::lock_guard lock(mutex_);
+    return !stopping_;
+  };
+  // Checked by the stream about once a second: a stop, or a member that hangs.
+  auto keep_going = [&] { return running() && !move_watch_.load(std::memory_order_relaxed); };
+  while (running()) {
+    std::string error;
+    const bool stopped = client.watch(
+        from, to, watch_from_,
+        [&](const WatchBatch& b) {
+          backoff = std::chrono::milliseconds(50);
+          contact_unix_ms_.store(static_cast<int64_t>(core::now_ms()), std::memory_order_relaxed);
+          if (b.compact_revision || b.canceled) {
+            std::lock_guard lock(mutex_);
+            watch_error_ = b.compact_revision
+                               ? "etcd compacted its history past revision " +
+                                     std::to_string(watch_from_) + ", which this node's watch needs"
+                               : "etcd canceled the watch";
+            watch_compacted_ = b.compact_revision != 0;
+            wake_.notify_all();
+            return false;
+          }
+          for (const WatchEvent& e : b.events)
+            watch_from_ = std::max(watch_from_, e.kv.mod_revision + 1);
+          {
+            std::lock_guard lock(mutex_);
+            batches_.push_back(b);
+          }
+          wake_.notify_all();
+          return true;
+        },
+        keep_going, error);
+    {
+      std::lock_guard lock(mutex_);
+      if (!watch_error_.empty()) return;
+    }
+    if (move_watch_.exchange(false, std::memory_order_relaxed)) {
+      // The freshness probe saw etcd move on while this stream said nothing: its member
+      // hangs. Resume from the next revision on another member.
+      core::log(
+          core::Level::warn, "cluster.watch_moved",
+          {{"from", client.endpoint()}, {"resume_from", static_cast<long long>(watch_from_)}});
+      client.skip_endpoint();
+      continue;
+    }
+    if (stopped) continue;
+    core::log(core::Level::warn, "cluster.watch_lost",
+              {{"error", error}, {"resume_from", static_cast<long long>(watch_from_)}});
+    std::unique_lock lock(mutex_);
+    wake_.wait_for(lock, backoff, [this] { return stopping_; });
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2'000));
+  }
+}
+
+void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
+  std::string_view k(kv.key);
+  if (!k.starts_with(options_.prefix)) return;
+  k.remove_prefix(options_.prefix.size());
+  auto take = [&](std::string_view kind) {
+    if (!k.starts_with(kind)) return false;
+    k.remove_prefix(kind.size());
+    return true;
+  };
+  auto bad = [&](const char* what) {
+    throw std::runtime_error(std::string("etcd holds ") + what + " at " + kv.key +
+                             " that this node cannot read");
+  };
+  if (take("/ver/")) {
+    const auto org = core::parse_id(core::IdKind::organization, k);
+    if (!org) bad("an organization version");
+    if (deleted) {
+      versions_.erase(*org);
+      return;
+    }
+    versions_[*org] = kv.mod_revision;
+    if (!tokens_seen_.empty())
+      if (auto it = tokens_seen_.find(kv.value); it != tokens_seen_.end())
+        it->second = kv.mod_revision;
+    return;
+  }
+  // "<org_id>/<id>": the rest of a key of a kind that lives under its organization.
+  core::Id org, id;
+  auto org_and = [&](core::IdKind kind) {
+    const size_t slash = k.find('/');
+    const auto o = core::parse_id(core::IdKind::organization, k.substr(0, slash));
+    const auto i =
+        slash == std::string_view::npos ? std::nullopt : core::parse_id(kind, k.substr(slash + 1));
+    if (o && i) org = *o, id = *i;
+    return o && i;
+  };
+  if (deleted && take("/audit/")) {  // its lease expired: past the retention
+    if (!org_and(core::IdKind::audit_event)) bad("an audit event key");
+    state_.index().audit().erase(org, id);
+    return;
+  }
+  if (deleted && take("/cert/")) {
+    if (!org_and(core::IdKind::certificate)) bad("a certificate key");
+    state_.apply_certificate_deletion(org, id);
+    return;
+  }
+  // Other deletions are of index keys (an old slug); index keys and the nodes' registrations
+  // carry no state of their own.
+  if (deleted || k.starts_with("/slug/") || k.starts_with("/hash/") || k.starts_with("/nodes/") ||
+      k == "/root")
+    return;
+  // An entity: its value is a record as the log writes it (FORMAT.md "Records").
+  persistence::RecordView r;
+  if (persistence::read_record(kv.value, 0, r) != persistence::ReadStatus::ok)
+    bad("a damaged record");
+  switch (r.type) {
+    case persistence::RecordType::organization: {
+      auto o = persistence::decode_organization(r.payload);
+      if (!o) bad("an organization record");
+      state_.apply(std::move(o));
+      break;
+    }
+    case persistence::RecordType::api_key: {
+      core::KeyHash hash;
+      uint64_t last_used = 0;
+      auto key = persistence::decode_api_key(r.payload, hash, last_used, r.version);
+      // The index refuses a version that changes a key's hash, takes another key's, or
+      // names no organization: one check, the one recovery uses.
+      if (!key || !state_.try_apply(hash, std::move(key), 0)) bad("an API key record");
+      break;
+    }
+    case persistence::RecordType::project: {
+      auto p = persistence::decode_project(r.payload);
+      if (!p || !state_.apply(std::move(p))) bad("a project record");
+      break;
+    }
+    case persistence::RecordType::certificate: {
+      auto c = persistence::decode_certificate(r.payload, r.version);
+      if (!c || !state_.index().find_org(c->organization_id)) bad("a certificate record");
+      if (seen_) seen_->emplace(c->organization_id, c->id);
+      state_.apply(std::move(c));
+      break;
+    }
+    case persistence::RecordType::audit_event: {
+      auto e = persistence::decode_audit_event(r.payload);
+      if (!e || !state_.index().find_org(e->organization_id)) bad("an audit event record");
+      if (seen_) seen_->emplace(e->organization_id, e->id);
+      state_.apply(std::move(*e));
+      break;
+    }
+    default:
+      bad("a record of an unknown type");
+  }
+}
+
+void EtcdCommitter::apply(const WatchBatch& b) {
+  core::ReadSection rs;  // find_org/accepts in apply() read the index
+  for (const WatchEvent& e : b.events) {
+    apply(e.kv, e.deleted);
+    applied_.store(std::max(applied_.load(std::memory_order_relaxed), e.kv.mod_revision),
+                   std::memory_order_release);
+  }
+  store_revision_.store(std::max(store_revision_.load(std::memory_order_relaxed), b.revision),
+                        std::memory_order_relaxed);
+}
+
+// run()'s answer to a watch that etcd compacted past: the whole state again, then a new
+// watch from the revision it was read at. False when etcd could not be read (try again).
+bool EtcdCommitter::reload() {
+  core::log(core::Level::warn, "cluster.reload", {{"from", static_cast<long long>(watch_from_)}});
+  if (watcher_.joinable()) watcher_.join();  // it ended when it saw the compaction
+  int64_t revision = 0;
+  // A client of its own (client_ is the sender's), whose calls may take long: etcd 3.4
+  // counts a range by walking it.
+  EtcdClient client(options_.endpoints, options_.tls);
+  client.set_limits(5'000, 0);
+  try {
+    revision = load_all(client, true);
+  } catch (const std::runtime_error& e) {
+    core::log(core::Level::error, "cluster.reload_failed", {{"error", e.what()}});
+    revision = -1;
+  }
+  state_.index().reclaim();
+  if (revision < 0) return false;  // the error stays set: the next turn tries again
+  reloads_.fetch_add(1, std::memory_order_relaxed);
+  applied_.store(std::max(applied_.load(std::memory_order_relaxed), revision),
+                 std::memory_order_release);
+  store_revision_.store(std::max(store_revision_.load(std::memory_order_relaxed), revision),
+                        std::memory_order_relaxed);
+  {
+    std::lock_guard lock(mutex_);
+    watch_error_.clear();
+    watch_compacted_ = false;
+    batches_.clear();
+  }
+  watch_from_ = revision + 1;
+  watcher_ = std::thread([this] {
+    core::name_thread("kg-etcd-watch");
+    watch_loop();
+  });
+  return true;
+}
+
+}  // namespace keygate::cluster
