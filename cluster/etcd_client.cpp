@@ -337,10 +337,9 @@ bool EtcdClient::txn(const std::vector<Compare>& compares, const std::vector<Op>
       if (op.lease) w.field("lease", std::string_view(std::to_string(op.lease)));
       w.end_object();
     } else {
-      w.key("request_delete_range")
-          .begin_object()
-          .field("key", std::string_view(base64(op.key)))
-          .end_object();
+      w.key("request_delete_range").begin_object().field("key", std::string_view(base64(op.key)));
+      if (!op.range_end.empty()) w.field("range_end", std::string_view(base64(op.range_end)));
+      w.end_object();
     }
     w.end_object();
   }

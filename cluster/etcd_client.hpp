@@ -39,7 +39,8 @@ struct Compare {
 struct Op {
   enum class Kind { put, del } kind = Kind::put;
   std::string key, value;
-  int64_t lease = 0;  // put: the key goes when the lease expires
+  int64_t lease = 0;      // put: the key goes when the lease expires
+  std::string range_end;  // del: every key in [key, range_end), when not empty
 };
 
 struct TxnResult {

@@ -456,6 +456,12 @@ void EtcdCommitter::write_metrics(std::string& out) const {
       "# HELP keygate_cluster_failures_total Transactions no etcd endpoint answered.\n"
       "# TYPE keygate_cluster_failures_total counter\nkeygate_cluster_failures_total %llu\n",
       static_cast<unsigned long long>(failures_.load(std::memory_order_relaxed)));
+  core::appendf(out,
+                "# HELP keygate_cluster_audit_sweeps_total Organizations whose audit events past "
+                "the retention this node deleted from etcd (a range delete each).\n"
+                "# TYPE keygate_cluster_audit_sweeps_total counter\n"
+                "keygate_cluster_audit_sweeps_total %llu\n",
+                static_cast<unsigned long long>(swept_orgs_.load(std::memory_order_relaxed)));
   core::appendf(
       out,
       "# HELP keygate_cluster_reloads_total Times the node loaded the whole state again "

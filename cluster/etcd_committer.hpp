@@ -166,6 +166,7 @@ class EtcdCommitter final : public core::Committer {
   void send_loop();
   void send(Txn& t);
   void finish(Txn& t);
+  void sweep_audit_events();
   static core::Error outcome_unknown(const std::string& why);
   static core::Error unavailable(const std::string& why);
   void keep_registered();
@@ -215,6 +216,11 @@ class EtcdCommitter final : public core::Committer {
   // The lease for an event put now; 0 with `error` when etcd granted none.
   int64_t audit_lease(std::string& error);
   std::chrono::steady_clock::time_point renewed_;
+  // The sender's sweep of expired audit events: organizations still to sweep, of events
+  // before sweep_cutoff_ms_, and when the next sweep starts (sweep_audit_events()).
+  std::vector<core::Id> sweep_;
+  uint64_t sweep_cutoff_ms_ = 0, next_sweep_ms_ = 0;
+  std::atomic<uint64_t> swept_orgs_{0};
 
   StoreHealth health_{options_.etcd_quota_bytes};
   std::unique_ptr<Freshness> freshness_;

@@ -177,7 +177,8 @@ void EtcdCommitter::send_loop() {
     std::optional<Txn> t;
     {
       std::unique_lock lock(mutex_);
-      send_wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || outbox_; });
+      send_wake_.wait_for(lock, sweep_.empty() ? std::chrono::seconds(1) : std::chrono::seconds(0),
+                          [this] { return stopping_ || outbox_; });
       if (stopping_) return;  // stop() answers what was not sent
       t.swap(outbox_);
     }
@@ -193,7 +194,49 @@ void EtcdCommitter::send_loop() {
       keep_registered();
       last_check = Clock::now();
     }
+    sweep_audit_events();
   }
+}
+
+// Audit events past the retention leave etcd by a range delete per organization (event ids
+// grow with time), in the sender's own transactions, a hundred organizations at a time
+// between writes. Leases alone are not enough: etcd 3.4 restarts every lease's TTL at a
+// leader change unless it runs with --experimental-enable-lease-checkpoint
+// (etcd-io/etcd#9395), so a 91-day lease may never run out. Only organizations that hold
+// an expired event in this node's memory (which mirrors etcd) are swept; every node
+// sweeps, and a range already empty costs etcd one index lookup.
+void EtcdCommitter::sweep_audit_events() {
+  const auto retention_ms = static_cast<uint64_t>(options_.audit_retention.count()) * 1000;
+  const uint64_t now = core::now_ms();
+  if (!retention_ms || now <= retention_ms) return;
+  const uint64_t cutoff = now - retention_ms;
+  if (sweep_.empty()) {
+    // A quarter of the retention between sweeps, at least a second and at most an hour.
+    const uint64_t every = std::clamp<uint64_t>(retention_ms / 4, 1'000, 3'600'000);
+    if (now < next_sweep_ms_) return;
+    next_sweep_ms_ = now + every;
+    sweep_ = state_.index().audit().orgs_with_events_before(cutoff);
+    sweep_cutoff_ms_ = cutoff;
+    if (sweep_.empty()) return;
+  }
+  constexpr size_t kPerTxn = 100;  // etcd takes 128 operations in one transaction
+  std::vector<Op> ops;
+  while (!sweep_.empty() && ops.size() < kPerTxn) {
+    const core::Id org = sweep_.back();
+    sweep_.pop_back();
+    Op del{Op::Kind::del, layout_.audit_events(org), {}};
+    del.range_end = layout_.audit_event(org, core::Id{sweep_cutoff_ms_ << 16, 0});
+    ops.push_back(std::move(del));
+  }
+  TxnResult r;
+  std::string error;
+  if (!client_.txn({}, ops, r, error)) {
+    core::log(core::Level::warn, "cluster.audit_sweep_failed", {{"error", error}});
+    sweep_.clear();  // the next sweep starts over
+    next_sweep_ms_ = now + 10'000;
+    return;
+  }
+  swept_orgs_.fetch_add(ops.size(), std::memory_order_relaxed);
 }
 
 void EtcdCommitter::send(Txn& t) {

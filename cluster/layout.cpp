@@ -30,6 +30,10 @@ std::string Layout::project(core::Id org, core::Id project) const {
   return kind("proj") + core::to_string(IdKind::organization, org) + "/" +
          core::to_string(IdKind::project, project);
 }
+std::string Layout::audit_events(core::Id org) const {
+  return kind("audit") + core::to_string(IdKind::organization, org) + "/";
+}
+
 std::string Layout::audit_event(core::Id org, core::Id event) const {
   return kind("audit") + core::to_string(IdKind::organization, org) + "/" +
          core::to_string(IdKind::audit_event, event);

@@ -21,6 +21,9 @@ class Layout {
   std::string certificate(core::Id org, core::Id cert) const;
   std::string project(core::Id org, core::Id project) const;
   std::string audit_event(core::Id org, core::Id event) const;
+  // Where an organization's audit events begin: "<p>/audit/<org_id>/". Event ids grow with
+  // time, so the events before a moment are [audit_events(org), audit_event(org, at(t))).
+  std::string audit_events(core::Id org) const;
   std::string version(core::Id org) const;  // its mod_revision is the organization's version
   std::string slug(std::string_view slug) const;
   std::string hash(const core::KeyHash& hash) const;

@@ -206,6 +206,20 @@ void AuditLog::for_each(uint64_t cutoff_ms, const std::function<void(const Audit
   }
 }
 
+std::vector<Id> AuditLog::orgs_with_events_before(uint64_t cutoff_ms) const {
+  std::vector<std::pair<Id, const Org*>> all;
+  {
+    std::shared_lock lock(map_mutex_);
+    for (const auto& [id, o] : orgs_) all.emplace_back(id, o.get());
+  }
+  std::vector<Id> out;
+  for (const auto& [id, o] : all) {
+    std::shared_lock lock(o->mutex);
+    if (!o->events.empty() && o->events.front().id.millis() < cutoff_ms) out.push_back(id);
+  }
+  return out;
+}
+
 size_t AuditLog::size() const {
   std::shared_lock lock(map_mutex_);
   size_t n = 0;

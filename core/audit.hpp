@@ -103,6 +103,9 @@ class AuditLog {
   void erase(Id org, Id id);
   // Drops every event older than `cutoff_ms`; returns how many. Writer or snapshot thread.
   size_t drop_before(uint64_t cutoff_ms);
+  // The organizations holding an event older than `cutoff_ms` (cluster mode: whose expired
+  // events a node deletes from etcd). Any thread.
+  std::vector<Id> orgs_with_events_before(uint64_t cutoff_ms) const;
 
   // A page walks at most kMaxScan events: it holds the organization's lock shared, which
   // the writer needs exclusive to add an event, so no filter may make it long.
