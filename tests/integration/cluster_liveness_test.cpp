@@ -14,6 +14,8 @@
 
 #include "support/etcd_cluster.hpp"
 #include "support/harness.hpp"
+#include "support/netns.hpp"
+#include "support/tcp_proxy.hpp"
 
 using namespace keygate::testing;
 using namespace std::chrono_literals;
@@ -266,4 +268,62 @@ TEST(ClusterLiveness, ACommandEtcdRefusesGetsItsOwnAnswerAndTheOthersCommit) {
   EXPECT_EQ(other.load(), 0);
   EXPECT_TRUE(logs(node, "cluster.command_refused", 1s));
   EXPECT_TRUE(logs(node, "cluster.batch_split", 1s)) << "no batch was refused: test nothing";
+}
+
+// A member cut off from the other two by the network (a namespace whose link goes down),
+// with its node beside it: the member is alive and answers its node, but has no leader, and
+// the node reaches no other member. The node must stop vouching (no VALID later than
+// --max-staleness + 100 ms after a revocation acknowledged through another node), and come
+// back, with the revocation, when the link does. Skipped where network namespaces are not
+// allowed (SIGSTOP and the proxy's cut simulate the other faults).
+TEST(ClusterLiveness, AMemberCutOffByThePartitionStopsItsNodeVouching) {
+  std::string why;
+  if (!NetNs::available(why)) GTEST_SKIP() << why;
+  NetNs ns;
+  EtcdCluster etcd({{ns.a_here(), {}}, {ns.a_here(), {}}, {ns.a_inside(), ns.exec_prefix()}});
+  ServerProcess writer({"--etcd", etcd.endpoints_from(0)});
+  // The node inside, on link b (never cut), watching the member inside first.
+  auto behind = ServerProcess::with_prefix(
+      ns.exec_prefix(), {"--etcd", etcd.endpoints_from(2), "--root-key-file",
+                         writer.data_dir() + "/root.key", "--listen", ns.b_inside() + ":0"});
+  TcpProxy to_behind(behind->port(), ns.b_inside());
+  const Tenant t = make_tenant(writer, "Partitioned");
+  const CreatedKey key = make_key(writer, t, R"({"name":"revoked while cut off"})");
+  auto on_behind = [&] { return http(to_behind.port(), "GET", "/v1/auth", "", key.value); };
+  const auto wait_valid = Clock::now() + 5s;
+  while (on_behind().status != 200 && Clock::now() < wait_valid) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(on_behind().status, 200);
+
+  ns.cut(true);
+  std::this_thread::sleep_for(300ms);
+  const auto revoke =
+      http(writer.port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + key.id, "", t.key);
+  ASSERT_EQ(revoke.status, 200) << revoke.body;
+  const auto acked = Clock::now();
+  double last_valid_ms = -1;
+  bool stale = false;
+  while (ms_since(acked) < 4'000) {
+    const HttpResponse r = on_behind();
+    if (r.status == 200) last_valid_ms = ms_since(acked);
+    if (r.status == 503) {
+      EXPECT_EQ(r.header("x-keygate-code"), "NODE_STALE");
+      stale = true;
+    }
+    EXPECT_NE(r.status, 401) << "the revocation cannot have reached it";
+    std::this_thread::sleep_for(2ms);
+  }
+  std::printf(
+      "[ figures  ] behind a partitioned member: last VALID %.0f ms after the "
+      "revocation was acknowledged\n",
+      last_valid_ms);
+  EXPECT_LT(last_valid_ms, 1'100) << "VALID later than --max-staleness + 100 ms";
+  EXPECT_TRUE(stale);
+  EXPECT_EQ(http(to_behind.port(), "GET", "/readyz").status, 503);
+
+  ns.cut(false);
+  const auto until = Clock::now() + 15s;
+  while (on_behind().status != 401 && Clock::now() < until) std::this_thread::sleep_for(10ms);
+  const HttpResponse back = on_behind();
+  EXPECT_EQ(back.status, 401) << behind->log();
+  EXPECT_EQ(back.header("x-keygate-code"), "REVOKED");
 }

@@ -234,7 +234,7 @@ TEST(Cluster, AConflictHoldsBackOnlyTheCommandsOfTheOrganizationsThatChanged) {
     return at == std::string::npos ? -1L : std::stol(m.substr(m.find(' ', at + 1) + 1));
   };
   ASSERT_EQ(resends(), 0);
-  std::atomic<int> calm_created{0}, calm_failed{0}, hot_other{0};
+  std::atomic<int> calm_created{0}, calm_failed{0}, hot_other{0}, hot_gave_up{0};
   std::atomic<bool> stop{false};
   std::mutex m;
   std::string first_failure;
@@ -243,6 +243,10 @@ TEST(Cluster, AConflictHoldsBackOnlyTheCommandsOfTheOrganizationsThatChanged) {
                         R"({"name":"k"})", t.key);
     if (is_calm && r.status == 201) return void(++calm_created);
     if (r.status == 201) return;
+    // The hot organization may exhaust a command's 32 attempts under this much contention
+    // on two cores: a 503 that says so (docs/api.md) is a correct answer, anything else not.
+    if (!is_calm && r.status == 503 && r.body.find("times in a row") != std::string::npos)
+      return void(++hot_gave_up);
     (is_calm ? calm_failed : hot_other)++;
     std::lock_guard l(m);
     if (first_failure.empty()) first_failure = std::to_string(r.status) + " " + r.body;
@@ -251,10 +255,9 @@ TEST(Cluster, AConflictHoldsBackOnlyTheCommandsOfTheOrganizationsThatChanged) {
   // The hot organization is written from the other nodes too; the calm one only from n0,
   // where its commands share transactions with the hot one's.
   for (int node = 0; node < 3; ++node)
-    for (int w = 0; w < 2; ++w)
-      threads.emplace_back([&, node] {
-        while (!stop) create(n[node], hot, false);
-      });
+    threads.emplace_back([&, node] {
+      while (!stop) create(n[node], hot, false);
+    });
   for (int w = 0; w < 2; ++w)
     threads.emplace_back([&] {
       while (!stop) create(n[0], calm, true);
@@ -267,6 +270,8 @@ TEST(Cluster, AConflictHoldsBackOnlyTheCommandsOfTheOrganizationsThatChanged) {
   EXPECT_EQ(calm_failed.load(), 0) << first_failure;
   EXPECT_EQ(hot_other.load(), 0) << first_failure;
   EXPECT_GT(calm_created.load(), 0);
+  std::printf("[ figures  ] hot organization: %d writes given up after 32 conflicts\n",
+              hot_gave_up.load());
   // Every node lists the calm organization's acknowledged keys, once each (and its first).
   auto listed = [&](ServerProcess& node) {
     int count = 0;

@@ -47,6 +47,15 @@ void run(const std::string& command) {
 
 EtcdCluster::EtcdCluster(int n, bool tls, std::vector<std::string> extra)
     : root_(make_temp_dir()), tls_(tls), extra_(std::move(extra)) {
+  init(std::vector<Place>(static_cast<size_t>(n)));
+}
+
+EtcdCluster::EtcdCluster(std::vector<Place> places) : root_(make_temp_dir()) {
+  init(std::move(places));
+}
+
+void EtcdCluster::init(std::vector<Place> places) {
+  const int n = static_cast<int>(places.size());
   if (::access("/usr/bin/etcd", X_OK) != 0)
     helper_failed(
         "EtcdCluster: /usr/bin/etcd is missing (scripts/setup test installs etcd-server)");
@@ -68,9 +77,11 @@ EtcdCluster::EtcdCluster(int n, bool tls, std::vector<std::string> extra)
     Member m;
     m.name = "m" + std::to_string(i);
     m.dir = root_ + "/" + m.name;
+    m.place = places[static_cast<size_t>(i)];
     m.client = free_port();
     m.peer = free_port();
-    initial_cluster_ += (i ? "," : "") + m.name + "=http://127.0.0.1:" + std::to_string(m.peer);
+    initial_cluster_ +=
+        (i ? "," : "") + m.name + "=http://" + m.place.host + ":" + std::to_string(m.peer);
     members_.push_back(m);
   }
   for (int i = 0; i < n; ++i) start(i);
@@ -87,26 +98,29 @@ EtcdCluster::~EtcdCluster() {
   remove_tree(root_);
 }
 
+std::string EtcdCluster::url(const Member& m) const {
+  return std::string(tls_ ? "https" : "http") + "://" + m.place.host + ":" +
+         std::to_string(m.client);
+}
+
 std::string EtcdCluster::endpoints() const {
   std::string out;
-  for (const auto& m : members_)
-    out += (out.empty() ? "" : ",") + std::string(tls_ ? "https" : "http") +
-           "://127.0.0.1:" + std::to_string(m.client);
+  for (const auto& m : members_) out += (out.empty() ? "" : ",") + url(m);
   return out;
 }
 
 void EtcdCluster::start(int i, bool wait) {
   Member& m = members_[static_cast<size_t>(i)];
-  const std::string client =
-      std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(m.client);
-  const std::string peer = "http://127.0.0.1:" + std::to_string(m.peer);
-  std::vector<std::string> args = {
-      "/usr/bin/etcd", "--name", m.name, "--data-dir", m.dir, "--listen-client-urls", client,
-      "--advertise-client-urls", client, "--listen-peer-urls", peer,
-      "--initial-advertise-peer-urls", peer, "--initial-cluster", initial_cluster_,
-      "--initial-cluster-state", "new", "--initial-cluster-token", "keygate-test",
-      // Short elections: a test that kills the leader waits less.
-      "--heartbeat-interval", "50", "--election-timeout", "500", "--log-level", "warn"};
+  const std::string client = url(m);
+  const std::string peer = "http://" + m.place.host + ":" + std::to_string(m.peer);
+  std::vector<std::string> args = m.place.prefix;
+  args.insert(args.end(),
+              {"/usr/bin/etcd", "--name", m.name, "--data-dir", m.dir, "--listen-client-urls",
+               client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+               "--initial-advertise-peer-urls", peer, "--initial-cluster", initial_cluster_,
+               "--initial-cluster-state", "new", "--initial-cluster-token", "keygate-test",
+               // Short elections: a test that kills the leader waits less.
+               "--heartbeat-interval", "50", "--election-timeout", "500", "--log-level", "warn"});
   if (tls_)
     args.insert(args.end(),
                 {"--cert-file", root_ + "/server.pem", "--key-file", root_ + "/server.key",
@@ -137,8 +151,7 @@ void EtcdCluster::thaw(int i) {
 }
 
 std::string EtcdCluster::endpoint(int i) const {
-  return std::string(tls_ ? "https" : "http") +
-         "://127.0.0.1:" + std::to_string(members_[static_cast<size_t>(i)].client);
+  return url(members_[static_cast<size_t>(i)]);
 }
 
 std::string EtcdCluster::endpoints_from(int first) const {
@@ -179,7 +192,13 @@ void EtcdCluster::wait_healthy() {
 }
 
 bool EtcdCluster::healthy(const Member& m) const {
-  if (!tls_) return http(m.client, "GET", "/health").body.find("\"true\"") != std::string::npos;
+  if (!tls_ && m.place.host == "127.0.0.1")
+    return http(m.client, "GET", "/health").body.find("\"true\"") != std::string::npos;
+  if (!tls_) {
+    int status = 0;
+    return run_command("curl -s --max-time 2 " + url(m) + "/health", status).find("\"true\"") !=
+           std::string::npos;
+  }
   const std::string cmd = "curl -s --max-time 2 --cacert " + ca_file() + " --cert " + cert_file() +
                           " --key " + key_file() +
                           " https://127.0.0.1:" + std::to_string(m.client) + "/health";
@@ -190,8 +209,13 @@ bool EtcdCluster::healthy(const Member& m) const {
 int EtcdCluster::leader() const {
   for (size_t i = 0; i < members_.size(); ++i) {
     if (members_[i].pid <= 0) continue;
+    int code = 0;
     const std::string status =
-        http(members_[i].client, "POST", "/v3/maintenance/status", "{}").body;
+        members_[i].place.host == "127.0.0.1"
+            ? http(members_[i].client, "POST", "/v3/maintenance/status", "{}").body
+            : run_command("curl -s --max-time 2 -X POST -d '{}' " + url(members_[i]) +
+                              "/v3/maintenance/status",
+                          code);
     const size_t l = status.find("\"leader\":\""), me = status.find("\"member_id\":\"");
     if (l == std::string::npos || me == std::string::npos) continue;
     const std::string leader = status.substr(l + 10, status.find('"', l + 10) - l - 10);

@@ -18,10 +18,17 @@ class EtcdCluster {
   // (etcd's --client-cert-auth); the files are made with the openssl command.
   // `extra`: more flags for every member (--max-request-bytes, say).
   explicit EtcdCluster(int members = 3, bool tls = false, std::vector<std::string> extra = {});
+  // Where each member runs: the address it listens on and advertises (client and peer),
+  // and a program to run it through ("ip netns exec NAME": support/netns.hpp).
+  struct Place {
+    std::string host = "127.0.0.1";
+    std::vector<std::string> prefix;
+  };
+  explicit EtcdCluster(std::vector<Place> places);
   ~EtcdCluster();
   EtcdCluster(const EtcdCluster&) = delete;
 
-  // "http://127.0.0.1:P1,http://127.0.0.1:P2,..." for --etcd.
+  // "http://127.0.0.1:P1,http://127.0.0.1:P2,..." for --etcd (each member's host).
   std::string endpoints() const;
   uint16_t client_port(int member) const { return members_[static_cast<size_t>(member)].client; }
   int size() const { return static_cast<int>(members_.size()); }
@@ -51,6 +58,7 @@ class EtcdCluster {
  private:
   struct Member {
     std::string name, dir;
+    Place place;
     uint16_t client = 0, peer = 0;
     pid_t pid = -1;
   };
@@ -61,6 +69,8 @@ class EtcdCluster {
   bool tls_ = false;
   std::vector<std::string> extra_;
   bool healthy(const Member& m) const;
+  void init(std::vector<Place> places);
+  std::string url(const Member& m) const;  // its client URL
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago.

@@ -57,6 +57,19 @@ ServerProcess::ServerProcess(std::vector<std::string> a, std::string data_dir,
   start();
 }
 
+ServerProcess::ServerProcess(Deferred, std::vector<std::string> a) : args(std::move(a)) {
+  data_dir_ = make_temp_dir() + "/data";
+  own_dir_ = true;
+}
+
+std::unique_ptr<ServerProcess> ServerProcess::with_prefix(std::vector<std::string> prefix,
+                                                          std::vector<std::string> args) {
+  std::unique_ptr<ServerProcess> s(new ServerProcess(Deferred{}, std::move(args)));
+  s->exec_prefix = std::move(prefix);
+  s->start();
+  return s;
+}
+
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) stop();
   if (own_dir_) remove_tree(std::filesystem::path(data_dir_).parent_path());
@@ -85,6 +98,7 @@ void ServerProcess::start() {
                   {"--tls-cert", dir + "/server.pem", "--tls-key", dir + "/server.key"});
   }
   argv_s.insert(argv_s.end(), args.begin(), args.end());
+  argv_s.insert(argv_s.begin(), exec_prefix.begin(), exec_prefix.end());
   if (listen_fd >= 0)  // LISTEN_PID must be the server's own pid: a shell sets it, then execs
     argv_s.insert(argv_s.begin(),
                   {"/bin/sh", "-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""});

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -53,8 +54,16 @@ class ServerProcess {
   // A listening socket to pass as systemd does (fd 3, LISTEN_FDS=1, LISTEN_PID): the
   // server then serves it instead of binding its own. -1: none. The caller keeps it open.
   int listen_fd = -1;
+  // A program to run the server through ("ip netns exec NAME": support/netns.hpp); read by
+  // every start(). The constructor's start() runs without one: use with_prefix().
+  std::vector<std::string> exec_prefix;
+  // Starts `keygate serve` through `prefix` (the constructor starts it without one).
+  static std::unique_ptr<ServerProcess> with_prefix(std::vector<std::string> prefix,
+                                                    std::vector<std::string> args);
 
  private:
+  struct Deferred {};
+  ServerProcess(Deferred, std::vector<std::string> args);  // not started yet
   std::string data_dir_;
   bool own_dir_ = false;
   pid_t pid_ = -1;

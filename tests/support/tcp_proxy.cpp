@@ -29,7 +29,8 @@ struct TcpProxy::Link {
   }
 };
 
-TcpProxy::TcpProxy(uint16_t upstream_port) : upstream_(upstream_port) {
+TcpProxy::TcpProxy(uint16_t upstream_port, std::string upstream_host)
+    : upstream_(upstream_port), upstream_host_(std::move(upstream_host)) {
   listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -88,7 +89,7 @@ void TcpProxy::accept_loop() {
     link->upstream = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::inet_pton(AF_INET, upstream_host_.c_str(), &a.sin_addr);
     a.sin_port = htons(upstream_);
     if (::connect(link->upstream, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
       link->shut();  // the upstream is down: so is the proxy, for this connection

@@ -18,7 +18,7 @@ namespace keygate::testing {
 
 class TcpProxy {
  public:
-  explicit TcpProxy(uint16_t upstream_port);
+  explicit TcpProxy(uint16_t upstream_port, std::string upstream_host = "127.0.0.1");
   ~TcpProxy();
   TcpProxy(const TcpProxy&) = delete;
 
@@ -39,6 +39,7 @@ class TcpProxy {
   void pump(std::shared_ptr<Link> link, bool from_client);
 
   uint16_t upstream_;
+  std::string upstream_host_;
   uint16_t port_ = 0;
   int listener_ = -1;
   std::atomic<bool> stopping_{false}, cut_{false};
