@@ -81,6 +81,10 @@ int64_t EtcdCommitter::load_all(EtcdClient& client, bool replace) {
     replace = replace || attempt > 1;
     seen.clear();
     seen_ = replace ? &seen : nullptr;
+    struct Forget {  // seen_ never outlives `seen`, whatever the load throws
+      std::set<std::pair<core::Id, core::Id>>*& pointer;
+      ~Forget() { pointer = nullptr; }
+    } forget{seen_};
     try {
       // The whole state as of one revision. Organizations first, then what belongs to them
       // (a range is in key order, and "key/" sorts before "org/"): projects before the keys
@@ -91,7 +95,6 @@ int64_t EtcdCommitter::load_all(EtcdClient& client, bool replace) {
              kind == std::string("org") ? organizations : -1);
       }
     } catch (const Compacted& e) {
-      seen_ = nullptr;
       core::log(core::Level::warn, "cluster.load_restarted",
                 {{"revision", static_cast<long long>(revision)},
                  {"attempt", static_cast<long long>(attempt)},
