@@ -82,7 +82,7 @@ std::unique_ptr<persistence::Journal> open_journal(const ServeOptions& o,
   jopts.fsync =
       o.fsync == "everysec" ? persistence::FsyncMode::everysec : persistence::FsyncMode::always;
   jopts.snapshot_bytes = o.snapshot_bytes;
-  jopts.audit_retention_ms = *cli::audit_retention_seconds(o.audit_retention) * 1000;
+  jopts.audit_retention_ms = *cli::duration_seconds(o.audit_retention) * 1000;
   // --fsync=everysec, and the log cannot take again what memory already serves: end here,
   // at once, so that systemd (Restart=on-failure) starts a server from what is durable
   // rather than let this one disagree with its own log (Journal::resync).
@@ -119,7 +119,7 @@ std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
   eo.max_staleness = std::chrono::milliseconds(o.max_staleness_ms);
   eo.write_timeout = std::chrono::milliseconds(o.write_timeout_ms);
   eo.etcd_quota_bytes = static_cast<int64_t>(o.etcd_quota_bytes);
-  eo.audit_retention = std::chrono::seconds(*cli::audit_retention_seconds(o.audit_retention));
+  eo.audit_retention = std::chrono::seconds(*cli::duration_seconds(o.audit_retention));
   eo.advertise_url = advertise_url;
   // etcd compacted the history this node's watch needs: only a restart, which loads the
   // whole state again, brings it back in step.
@@ -203,8 +203,9 @@ int serve(const ServeOptions& o) {
   core::RcuThread rcu;
   core::Index index;
   core::StateMachine state(index);
-  state.set_auditing(*cli::audit_retention_seconds(o.audit_retention) > 0);
+  state.set_auditing(*cli::duration_seconds(o.audit_retention) > 0);
   state.set_max_keys_per_org(o.max_keys_per_org);
+  index.set_reclaim_after(*cli::duration_seconds(o.reclaim_keys_after) * 1000);
   handlers::Idempotency idempotency(o.idempotency_bytes);
   handlers::SignupLimit signups(o.signup_per_hour);
   handlers::Metrics metrics;

@@ -7,7 +7,7 @@
 
 namespace keygate::cli {
 
-std::optional<uint64_t> audit_retention_seconds(std::string_view text) {
+std::optional<uint64_t> duration_seconds(std::string_view text) {
   if (text.empty()) return std::nullopt;
   uint64_t unit = 86'400;
   switch (text.back()) {
@@ -93,8 +93,16 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
                  "Keep audit events this long: 90d, 12h, 30m, 45s, or days; 0 records none")
       ->envname(env("AUDIT_RETENTION"))
       ->check([](const std::string& v) -> std::string {
-        return audit_retention_seconds(v) ? std::string()
-                                          : "takes a duration such as 90d, 12h, 30m or 45s";
+        return duration_seconds(v) ? std::string()
+                                   : "takes a duration such as 90d, 12h, 30m or 45s";
+      })
+      ->capture_default_str();
+  cmd.add_option("--reclaim-keys-after", o.reclaim_keys_after,
+                 "Remove a revoked or expired key this long after its end (then it is unknown "
+                 "and frees its place in --max-keys-per-org): 30d, 12h, ...; 0 keeps them")
+      ->envname(env("RECLAIM_KEYS_AFTER"))
+      ->check([](const std::string& v) -> std::string {
+        return duration_seconds(v) ? std::string() : "takes a duration such as 30d, 12h or 45s";
       })
       ->capture_default_str();
   cmd.add_option("--secret-rate", o.secret_rps, "Default requests/s of a secret key (0: unlimited)")

@@ -30,7 +30,8 @@ struct ServeOptions {
   bool open_signup = false;
   bool access_log = false;
   uint64_t snapshot_bytes = 64ull << 20;
-  std::string audit_retention = "90d";           // see audit_retention_seconds()
+  std::string audit_retention = "90d";           // see duration_seconds()
+  std::string reclaim_keys_after = "30d";        // revoked and expired keys, then gone
   std::string tls_cert, tls_key, tls_client_ca;  // TLS on the listener (net/tls.hpp)
   std::string tls_client_auth = "none";          // none | request
   bool trust_forwarded_client_cert = false;
@@ -60,8 +61,9 @@ struct ServeOptions {
 };
 
 // "90d", "12h", "30m", "45s" or a bare number of days, in seconds; nullopt if it is none
-// of these (or more than 100 years). 0 turns auditing off.
-std::optional<uint64_t> audit_retention_seconds(std::string_view text);
+// of these (or more than 100 years). 0 turns auditing off (--audit-retention) and keeps
+// revoked and expired keys for good (--reclaim-keys-after).
+std::optional<uint64_t> duration_seconds(std::string_view text);
 
 // Adds every `serve` flag to `cmd`, bound to `o`.
 void add_serve_flags(CLI::App& cmd, ServeOptions& o);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <stdexcept>
 #include <thread>
@@ -59,12 +60,15 @@ struct RetiredRecords {
 struct RetiredBatch {  // standard layout: `head` is its first member
   rcu_head head;
   RetiredRecords* records;
+  std::vector<uint32_t> key_slots;  // reclaimed keys' slots, given back to `arena`
+  SlotArena* arena;
 };
 
 void free_batch(rcu_head* h) {
   rcu_order::grace_period_ended();
   rcu_order::take_over(h);
   auto* batch = reinterpret_cast<RetiredBatch*>(h);
+  for (const uint32_t n : batch->key_slots) batch->arena->release(n);
   delete batch->records;
   delete batch;
 }
@@ -212,6 +216,7 @@ bool Index::try_put(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
     counts_.replace(prev, next);
     retired_keys_.emplace_back(prev);
     if (last_used_ms) slot->set_last_used_ms(last_used_ms);
+    schedule_reclaim(*next);
     return true;
   }
   if (find_key(hash)) return false;  // another key's value
@@ -244,7 +249,85 @@ bool Index::add_key(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
   }
   key_count_.fetch_add(1, std::memory_order_relaxed);
   if (last_used_ms) slot->set_last_used_ms(last_used_ms);
+  schedule_reclaim(*slot->load());
   return true;
+}
+
+uint64_t Index::reclaim_at(const ApiKey& k) const noexcept {
+  if (!reclaim_after_ms_) return 0;
+  uint64_t end = k.revoked_ms;
+  if (!end) {
+    end = k.expires_ms ? k.expires_ms : UINT64_MAX;
+    if (k.rotated_ms) end = std::min(end, k.grace_expires_ms);
+    if (end == UINT64_MAX) return 0;
+  }
+  return end > UINT64_MAX - reclaim_after_ms_ ? 0 : std::max<uint64_t>(end + reclaim_after_ms_, 1);
+}
+
+void Index::schedule_reclaim(const ApiKey& k) {
+  if (const uint64_t at = reclaim_at(k)) {
+    reclaim_due_.push_back({at, k.id});
+    std::push_heap(reclaim_due_.begin(), reclaim_due_.end(), std::greater<>{});
+  }
+}
+
+void Index::advance_clock(uint64_t now_ms) {
+  counts_.advance(now_ms);
+  if (bulk_ == Bulk::off && !reclaim_due_.empty() && reclaim_due_.front().at_ms <= now_ms)
+    reclaim_keys(now_ms);
+}
+
+void Index::reclaim_keys(uint64_t now_ms) {
+  ReadSection rs;
+  // Out of both tables first (a second entry for the same key then finds nothing), then
+  // out of their organizations' lists, one walk per organization for all of its keys.
+  std::vector<KeySlot*> gone;
+  while (!reclaim_due_.empty() && reclaim_due_.front().at_ms <= now_ms &&
+         gone.size() < kReclaimBatch) {
+    const Id id = reclaim_due_.front().key;
+    std::pop_heap(reclaim_due_.begin(), reclaim_due_.end(), std::greater<>{});
+    reclaim_due_.pop_back();
+    KeySlot* slot = find_key(id);
+    if (!slot) continue;  // reclaimed already
+    const ApiKey* record = slot->load();
+    const uint64_t at = reclaim_at(*record);
+    if (!at || at > now_ms) continue;  // a later version moved its end: its own entry waits
+    const uint32_t number = keys_by_id_.erase(tag_of(id), slot);
+    keys_by_hash_.erase(tag_of(slot->hash), slot);
+    counts_.replace(record, nullptr);
+    retired_keys_.emplace_back(record);
+    retired_key_slots_.push_back(number);
+    gone.push_back(slot);
+  }
+  if (gone.empty()) return;
+  // Grouped by organization, in list order within each (ids grow along a list).
+  std::sort(gone.begin(), gone.end(), [](const KeySlot* a, const KeySlot* b) {
+    return a->org_number != b->org_number ? a->org_number < b->org_number : a->id() < b->id();
+  });
+  for (size_t i = 0; i < gone.size();) {
+    OrgSlot* org = static_cast<OrgSlot*>(org_slots_.at(gone[i]->org_number));
+    size_t j = i;
+    KeySlot* prev = nullptr;
+    // A reader standing on a removed slot still follows its `next`, unchanged, back into
+    // the list; the slot itself is reused only after the grace period.
+    for (KeySlot* k = org->keys(); k && j < gone.size() && gone[j]->org_number == org->number;) {
+      KeySlot* next = k->next();
+      if (k != gone[j]) {
+        prev = k;
+      } else {
+        (prev ? prev->next_in_org : org->first_key).store(next, std::memory_order_release);
+        if (org->last_key == k) org->last_key = prev;
+        org->key_count.fetch_sub(1, std::memory_order_relaxed);
+        ++j;
+      }
+      k = next;
+    }
+    while (j < gone.size() && gone[j]->org_number == org->number) ++j;  // not listed: none
+    i = j;
+  }
+  key_count_.fetch_sub(gone.size(), std::memory_order_relaxed);
+  reclaimed_.fetch_add(gone.size(), std::memory_order_relaxed);
+  reclaim();
 }
 
 void Index::publish_certificates(OrgSlot* org, std::unique_ptr<CertificateSet> set) {
@@ -309,7 +392,8 @@ void Index::reclaim() {
   if (retired_orgs_.empty() && retired_keys_.empty() && retired_cert_sets_.empty() &&
       retired_project_sets_.empty())
     return;
-  auto* batch = new RetiredBatch{{}, new RetiredRecords{}};
+  auto* batch = new RetiredBatch{{}, new RetiredRecords{}, {}, &key_slots_};
+  batch->key_slots.swap(retired_key_slots_);
   batch->records->orgs.swap(retired_orgs_);
   batch->records->keys.swap(retired_keys_);
   batch->records->cert_sets.swap(retired_cert_sets_);

@@ -8,7 +8,10 @@
 // - There is exactly one writer (the commit thread). It publishes a new record version by
 //   an atomic pointer swap (release); readers load it with acquire. Replaced versions are
 //   freed by call_rcu after every reader that could hold them has left its section.
-// - Slots are never removed: a revoked key stays listed, with its revoked record.
+// - A revoked or expired key stays listed, with its record, until `reclaim_after` past its
+//   end (set_reclaim_after()); then advance_clock() removes it from both tables and its
+//   organization's list, and its slot is reused once no reader can hold it. Organizations
+//   are never removed.
 // - Per-key mutable state (rate-limit bucket, last use) lives in the slot as atomics,
 //   beside the immutable record.
 #pragma once
@@ -218,8 +221,19 @@ class Index {
   bool put(std::shared_ptr<const Project> record);
   // Frees the versions retired since the last call once no reader can hold them.
   void reclaim();
-  // Counts the keys whose expiry or grace period ended by `now_ms` as expired (counts()).
-  void advance_clock(uint64_t now_ms) { counts_.advance(now_ms); }
+  // The writer: counts the keys whose expiry or grace period ended by `now_ms` as expired
+  // (counts()), and reclaims those that ended `reclaim_after` before it (below).
+  void advance_clock(uint64_t now_ms);
+  // How long a revoked or expired key stays after its end (its revocation, its expiry, the
+  // end of its rotation's grace period) before advance_clock() removes it: from then on it
+  // is unknown, by id and by value, and no longer counts against its organization's keys.
+  // 0 (the default): never. The writer, before any key is put.
+  void set_reclaim_after(uint64_t ms) noexcept { reclaim_after_ms_ = ms; }
+  // Keys removed so far, and keys waiting for their time (any thread).
+  uint64_t reclaimed_keys() const noexcept { return reclaimed_.load(std::memory_order_relaxed); }
+  // At most this many keys go per advance_clock(), so that a backlog (a start after a long
+  // stop) never holds the writer for long: the rest go on the next calls.
+  static constexpr size_t kReclaimBatch = 10'000;
 
   // The audit log rides with the index so that everything holding one holds the other,
   // but it is not part of it: verification never reads it (core/audit.hpp).
@@ -242,6 +256,21 @@ class Index {
   std::vector<std::unique_ptr<const ApiKey>> retired_keys_;
   std::vector<std::unique_ptr<const CertificateSet>> retired_cert_sets_;
   std::vector<std::unique_ptr<const ProjectSet>> retired_project_sets_;
+  std::vector<uint32_t> retired_key_slots_;  // reclaimed: reused after a grace period
+  // Keys with an end, by when they may be reclaimed: a min-heap with an entry for every
+  // version that has one, checked against the key's current version when it comes due.
+  struct Due {
+    uint64_t at_ms;
+    Id key;
+    bool operator>(const Due& o) const noexcept { return at_ms > o.at_ms; }
+  };
+  std::vector<Due> reclaim_due_;
+  uint64_t reclaim_after_ms_ = 0;
+  std::atomic<uint64_t> reclaimed_{0};
+  // When `k` may be reclaimed; 0: not while this is its version.
+  uint64_t reclaim_at(const ApiKey& k) const noexcept;
+  void schedule_reclaim(const ApiKey& k);
+  void reclaim_keys(uint64_t now_ms);
   bool handed_to_rcu_ = false;  // reclaim() queued a batch: the destructor waits for it
   enum class Bulk : uint8_t { off, snapshot, log } bulk_ = Bulk::off;  // begin_bulk_load()
   SlotTable::Pending bulk_by_id_, bulk_by_hash_;  // new keys, not yet in the tables

@@ -42,6 +42,8 @@ constexpr uint32_t tag_bits(uint64_t e) {
 constexpr uint32_t number_bits(uint64_t e) {
   return static_cast<uint32_t>(e >> 32);
 }
+// An erased entry: not empty, and its number (0) names no slot, so it matches no lookup.
+constexpr uint64_t kTombstone = pack(1, 0);
 
 constexpr size_t kInitialCapacity = 1 << 12;
 constexpr size_t kHugePage = 2u << 20;
@@ -117,6 +119,14 @@ SlotArena::~SlotArena() {
 }
 
 SlotArena::Allocation SlotArena::allocate() {
+  {
+    std::lock_guard lock(free_mutex_);
+    if (!free_.empty()) {
+      const uint32_t number = free_.back();
+      free_.pop_back();
+      return {at(number), number};
+    }
+  }
   if (count_ == UINT32_MAX) throw std::length_error("slot arena: 2^32 - 1 slots");
   const uint32_t i = count_;
   const uint32_t chunk = i / per_chunk_, offset = i % per_chunk_;
@@ -129,6 +139,16 @@ SlotArena::Allocation SlotArena::allocate() {
   }
   ++count_;
   return {chunks_[chunk].load(std::memory_order_relaxed) + size_t{offset} * slot_size_, i + 1};
+}
+
+void SlotArena::release(uint32_t number) {
+  std::lock_guard lock(free_mutex_);
+  free_.push_back(number);
+}
+
+size_t SlotArena::free_slots() const {
+  std::lock_guard lock(free_mutex_);
+  return free_.size();
 }
 
 struct SlotTable::Table {  // standard layout: `head` first, for call_rcu
@@ -176,7 +196,7 @@ void* SlotTable::find(uint64_t tag, Match match, const void* key) const noexcept
   for (size_t i = tag32 & t->mask;; i = (i + 1) & t->mask) {
     const uint64_t e = t->entries[i].load(std::memory_order_acquire);
     if (!e) return nullptr;
-    if (tag_bits(e) == tag32) {
+    if (tag_bits(e) == tag32 && number_bits(e)) {  // a tombstone's number is 0
       void* slot = arena_.at(number_bits(e));
       if (match(slot, key)) return slot;
     }
@@ -184,9 +204,25 @@ void* SlotTable::find(uint64_t tag, Match match, const void* key) const noexcept
 }
 
 void SlotTable::insert(uint64_t tag, uint32_t number) {
-  if (too_full(size_ + 1, capacity())) grow(capacity() * 2);
+  reserve(size_ + 1);
   table_.load(std::memory_order_relaxed)->place(pack(static_cast<uint32_t>(tag), number));
   ++size_;
+}
+
+uint32_t SlotTable::erase(uint64_t tag, const void* slot) {
+  Table* t = table_.load(std::memory_order_relaxed);
+  const auto tag32 = static_cast<uint32_t>(tag);
+  for (size_t i = tag32 & t->mask;; i = (i + 1) & t->mask) {
+    const uint64_t e = t->entries[i].load(std::memory_order_relaxed);
+    if (!e) return 0;
+    if (tag_bits(e) != tag32 || !number_bits(e) || arena_.at(number_bits(e)) != slot) continue;
+    // A reader that loaded the entry just before may still use the slot: the caller gives
+    // it back only after a grace period.
+    t->entries[i].store(kTombstone, std::memory_order_release);
+    --size_;
+    ++tombstones_;
+    return number_bits(e);
+  }
 }
 
 void SlotTable::prefetch(uint64_t tag) const noexcept {
@@ -247,7 +283,7 @@ bool SlotTable::insert_all(Pending& entries, Same same) {
         e.store(entry, std::memory_order_release);
         break;
       }
-      if (tag_bits(there) == tag_bits(entry) &&
+      if (tag_bits(there) == tag_bits(entry) && number_bits(there) &&
           same(arena_.at(number_bits(there)), arena_.at(number_bits(entry))))
         distinct = false;
     }
@@ -258,9 +294,14 @@ bool SlotTable::insert_all(Pending& entries, Same same) {
 }
 
 void SlotTable::reserve(size_t entries) {
+  if (!too_full(entries + tombstones_, capacity())) return;
   size_t target = capacity();
-  while (too_full(entries, target)) target *= 2;
-  if (target != capacity()) grow(target);  // one copy, not one per doubling
+  while (too_full(entries, target)) target *= 2;  // one copy, not one per doubling
+  // Tombstones filled it: the copy leaves them behind, and leaves the live entries at most
+  // half the table, so that erasing and inserting around 70 % does not copy it each time.
+  if (tombstones_)
+    while (entries * 2 > target) target *= 2;
+  grow(target);
 }
 
 size_t SlotTable::capacity() const noexcept {
@@ -273,7 +314,9 @@ void SlotTable::grow(size_t capacity) {
   if (capacity > (size_t{1} << 32)) throw std::length_error("slot table: 2^32 entries");
   Table* next = Table::create(capacity);
   for (size_t i = 0; i <= old->mask; ++i)
-    if (const uint64_t e = old->entries[i].load(std::memory_order_relaxed)) next->place(e);
+    if (const uint64_t e = old->entries[i].load(std::memory_order_relaxed); number_bits(e))
+      next->place(e);
+  tombstones_ = 0;
   table_.store(next, std::memory_order_release);
   rcu_order::hand_over(&old->head);
   handed_to_rcu_ = true;

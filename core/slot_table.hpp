@@ -14,11 +14,15 @@
 // Concurrency: one writer (the commit thread), readers that never block, under urcu-memb.
 // - An insert publishes tag and number together in one release store; a reader loads the
 //   entry with acquire, so the slot it names is fully built.
-// - Nothing is ever removed (the index never frees a slot), so there are no tombstones
-//   and a probe ends at the first empty entry.
-// - Past 70 % load the writer builds a table twice the size, publishes it with one
+// - A removal (erase(): a reclaimed key, core/index.hpp) leaves a tombstone, an entry with
+//   slot number 0 that matches no tag, so a probe still ends at the first empty entry and a
+//   reader in the middle of a run never loses the entries after it. Entries never move
+//   while readers may be in the table (no backward shift).
+// - Past 70 % load, live entries and tombstones together, the writer builds a new table
+//   (twice the size, or the same size when tombstones made it full), publishes it with one
 //   release store, and frees the old one through call_rcu once no reader can be in it.
 //   Readers in the old table during the copy still find everything: it is not changed.
+//   The copy leaves the tombstones behind.
 // Tables are mmap'ed with MADV_HUGEPAGE, so random probes into hundreds of MiB do not
 // also miss the TLB on every lookup.
 #pragma once
@@ -26,12 +30,15 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <vector>
 
 namespace keygate::core {
 
-// Slots of one size that live as long as the index: bump-allocated in 2 MiB chunks (huge
-// pages where the kernel grants them, which saves a heap header per key and TLB misses on
-// the hot path), never freed one by one. A slot's number (its position + 1; 0 is "none")
+// Slots of one size: bump-allocated in 2 MiB chunks (huge pages where the kernel grants
+// them, which saves a heap header per key and TLB misses on the hot path); a slot given
+// back (release(), once no reader can hold it) is handed out again before a new one. The
+// chunks stay mapped as long as the arena. A slot's number (its position + 1; 0 is "none")
 // names it in 32 bits. The chunk directory is reserved up front and filled by the writer
 // before it publishes a number in the chunk, so readers map a number to its slot without
 // a lock: one multiply-high for the division by the slots per chunk (exact for 32-bit
@@ -48,6 +55,10 @@ class SlotArena {
     uint32_t number;
   };
   Allocation allocate();  // the writer; throws std::length_error past 2^32 - 1 slots
+  // Gives slot `number` back for allocate() to reuse. Any thread (the RCU callback that runs
+  // once no reader can hold the slot); the caller has destroyed what it held.
+  void release(uint32_t number);
+  size_t free_slots() const;
 
   static constexpr size_t kChunkBytes = 2u << 20;  // one huge page
 
@@ -66,7 +77,9 @@ class SlotArena {
   uint64_t divide_;     // 2^64 / per_chunk_, rounded up: i / per_chunk_ == mulhi(i, divide_)
   size_t max_chunks_;   // enough for 2^32 - 1 slots
   uint32_t count_ = 0;  // slots handed out
-  std::atomic<char*>* chunks_;  // max_chunks_ entries, zero until the chunk exists
+  std::atomic<char*>* chunks_;     // max_chunks_ entries, zero until the chunk exists
+  mutable std::mutex free_mutex_;  // release() runs on the RCU callback thread
+  std::vector<uint32_t> free_;     // numbers given back, reused last in first out
 };
 
 class SlotTable {
@@ -86,6 +99,10 @@ class SlotTable {
 
   // The writer: adds slot `number` under `tag`. The caller has checked that it is not present.
   void insert(uint64_t tag, uint32_t number);
+  // The writer: removes `slot` from under `tag`, leaving a tombstone, and returns its number
+  // (0: it was not there). Readers may still reach the slot until the next grace period.
+  uint32_t erase(uint64_t tag, const void* slot);
+  size_t tombstones() const noexcept { return tombstones_; }
 
   size_t size() const noexcept { return size_; }
   size_t capacity() const noexcept;
@@ -142,8 +159,9 @@ class SlotTable {
   const SlotArena& arena_;
   std::atomic<Table*> table_;
   size_t size_ = 0;             // the writer's
+  size_t tombstones_ = 0;       // the writer's: erased entries not yet left behind by a copy
   bool handed_to_rcu_ = false;  // a replaced table went to call_rcu: wait for it at the end
-  void grow(size_t capacity);   // to `capacity` entries, a power of two above the current
+  void grow(size_t capacity);   // to `capacity` entries, a power of two, without tombstones
 };
 
 // Zeroed anonymous memory for the index's tables and slot arenas: a whole number of pages,

@@ -251,14 +251,20 @@ void list_api_keys(Exchange& ex) {
     }
     project = p->number;
   }
+  // A cursor whose key was reclaimed since (--reclaim-keys-after) is a place in the list
+  // still: the walk starts over and passes the keys up to it, within the scan bound.
+  std::optional<core::Id> passed;
   if (page.after) {
     core::KeySlot* cur = ex.app.index.find_key(*page.after);
-    if (!cur || ex.app.index.org_of(*cur) != o) {
+    if (cur && ex.app.index.org_of(*cur) != o) {
       write_error(ex, ErrorCode::invalid_field,
                   "'cursor' does not name a key of this organization.", "cursor");
       return;
     }
-    s = cur->next();
+    if (cur)
+      s = cur->next();
+    else
+      passed = page.after;
   }
   ex.res.status = 200;
   core::JsonWriter w(ex.res.body);
@@ -275,8 +281,9 @@ void list_api_keys(Exchange& ex) {
       break;
     }
     const core::ApiKey& k = *s->load();
-    if ((status && k.status_at(now) != *status) || (type && k.type != *type) ||
-        (env && k.environment != *env) || (project && k.project != project)) {
+    if ((passed && !(*passed < k.id)) || (status && k.status_at(now) != *status) ||
+        (type && k.type != *type) || (env && k.environment != *env) ||
+        (project && k.project != project)) {
       last = k.id;
       continue;
     }

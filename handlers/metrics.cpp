@@ -174,6 +174,11 @@ std::string Metrics::render(const core::Index& index, const core::Committer& com
   for (const auto& [name, n] : by_status)
     appendf(out, "keygate_api_keys{status=\"%s\"} %llu\n", name,
             static_cast<unsigned long long>(n));
+  appendf(out,
+          "# HELP keygate_api_keys_reclaimed_total Revoked or expired keys removed "
+          "--reclaim-keys-after past their end, since the start.\n# TYPE "
+          "keygate_api_keys_reclaimed_total counter\nkeygate_api_keys_reclaimed_total %llu\n",
+          static_cast<unsigned long long>(index.reclaimed_keys()));
   return out;
 }
 

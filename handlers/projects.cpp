@@ -212,14 +212,20 @@ void list_project_keys(Exchange& ex) {
   const core::Project* p = project_in_path(ex, *org);
   if (!p) return;
   core::KeySlot* s = ex.app.index.find_org(*org)->keys();
+  // A key reclaimed since (--reclaim-keys-after) is a place in the list still: the walk
+  // starts over and passes the keys up to it, within the scan bound.
+  std::optional<core::Id> passed;
   if (page.after) {
     core::KeySlot* cur = ex.app.index.find_key(*page.after);
     // A key of the organization: a page cut short by the scan bound ends on whichever key
     // the walk reached last, in this project or not.
-    if (!cur || cur->load()->organization_id != *org)
+    if (cur && cur->load()->organization_id != *org)
       return write_error(ex, ErrorCode::invalid_field,
                          "'after' does not name a key of this organization.", "after");
-    s = cur->next();
+    if (cur)
+      s = cur->next();
+    else
+      passed = page.after;
   }
   // Every key of the project answers to the project's own access; `inactive` lists them
   // only when it is archived, `active` only when it is not.
@@ -241,7 +247,7 @@ void list_project_keys(Exchange& ex) {
       break;
     }
     walked = k.id;
-    if (k.project != p->number || k.revoked_ms) continue;
+    if ((passed && !(*passed < k.id)) || k.project != p->number || k.revoked_ms) continue;
     if (n == page.limit) {
       more = true;
       break;

@@ -1,6 +1,7 @@
 #include "core/index.hpp"
 
 #include <gtest/gtest.h>
+#include <urcu/urcu-memb.h>
 
 #include <atomic>
 #include <thread>
@@ -339,4 +340,157 @@ TEST(Index, ALogsBulkLoadOfANewKeyWithAnotherKeysValueFails) {
     index.begin_bulk_load(Index::BulkLoad::log);
     EXPECT_TRUE(index.end_bulk_load());
   }
+}
+
+namespace {
+
+// The ids along an organization's list, in order.
+std::vector<Id> listed(const Index& index, Id oid) {
+  ReadSection rs;
+  std::vector<Id> out;
+  for (KeySlot* k = index.find_org(oid)->keys(); k; k = k->next()) out.push_back(k->id());
+  return out;
+}
+
+}  // namespace
+
+// --reclaim-keys-after: a key ended (revoked, expired, rotated past its grace) is gone that
+// long after its end, from both tables and its organization's list, first, middle or last;
+// keys put after it still append in order.
+TEST(Index, ReclaimsEndedKeysAfterTheirTimeWhereverTheyAreListed) {
+  RcuThread rcu;
+  Index index;
+  index.set_reclaim_after(10'000);
+  IdGenerator g;
+  const Id oid = put_org(index, g, "a");
+  std::vector<Id> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto k = key(g, oid);
+    ids.push_back(k->id);
+    if (i % 2 == 0) k->revoked_ms = 1'000;  // the first, the middle and the last
+    if (i == 1) k->expires_ms = 1'500;
+    if (i == 3) k->rotated_ms = 500, k->grace_expires_ms = 3'000;
+    index.put(hash_key("v" + std::to_string(i)), std::move(k));
+  }
+  index.advance_clock(10'999);
+  EXPECT_EQ(listed(index, oid).size(), 5u) << "not before its time";
+  EXPECT_EQ(index.counts().keys().revoked, 3u);
+  index.advance_clock(11'000);
+  EXPECT_EQ(listed(index, oid), (std::vector<Id>{ids[1], ids[3]}));
+  {
+    ReadSection rs;
+    EXPECT_EQ(index.find_key(ids[0]), nullptr);
+    EXPECT_EQ(index.find_key(hash_key("v4")), nullptr);
+    EXPECT_NE(index.find_key(hash_key("v1")), nullptr);
+    EXPECT_EQ(index.find_org(oid)->key_count.load(), 2u) << "a place in --max-keys-per-org again";
+  }
+  EXPECT_EQ(index.key_count(), 2u);
+  EXPECT_EQ(index.counts().keys().revoked, 0u);
+  EXPECT_EQ(index.counts().keys().expired, 2u) << "past its expiry, past its grace";
+  EXPECT_EQ(index.reclaimed_keys(), 3u);
+  index.advance_clock(11'500);
+  auto k = key(g, oid);  // after a reclaimed last key: appended after the new last one
+  const Id fresh = k->id;
+  index.put(hash_key("fresh"), std::move(k));
+  EXPECT_EQ(listed(index, oid), (std::vector<Id>{ids[3], fresh}));
+  index.advance_clock(13'000);
+  EXPECT_EQ(listed(index, oid), (std::vector<Id>{fresh}));
+  EXPECT_EQ(index.counts().keys().total(), 1u);
+  EXPECT_EQ(index.reclaimed_keys(), 5u);
+}
+
+// The end that counts is the current version's: an expiry moved later, or a key that is
+// no longer rotating, waits; a key with no end is never reclaimed; 0 reclaims nothing.
+TEST(Index, ReclaimFollowsTheKeysCurrentVersion) {
+  RcuThread rcu;
+  IdGenerator g;
+  {
+    Index index;
+    index.set_reclaim_after(1'000);
+    const Id oid = put_org(index, g, "a");
+    auto k = key(g, oid);
+    const Id kid = k->id;
+    k->expires_ms = 1'000;
+    index.put(hash_key("moved"), std::move(k));
+    auto later = key(g, oid);
+    later->id = kid;
+    later->expires_ms = 50'000;
+    index.put(hash_key("moved"), std::move(later));
+    index.put(hash_key("endless"), key(g, oid));
+    index.advance_clock(40'000);
+    EXPECT_EQ(index.key_count(), 2u);
+    index.advance_clock(51'000);
+    EXPECT_EQ(index.key_count(), 1u);
+    index.advance_clock(UINT64_MAX / 2);
+    EXPECT_EQ(index.key_count(), 1u) << "a key without an end stays";
+  }
+  {
+    Index index;  // 0: never
+    const Id oid = put_org(index, g, "b");
+    index.put(hash_key("r"), version_of(g, oid, g.next(1000), 1));
+    index.advance_clock(UINT64_MAX / 2);
+    EXPECT_EQ(index.key_count(), 1u);
+  }
+}
+
+// A reclaimed key's slot comes back for a new key once no reader can hold it, so that keys
+// created and reclaimed for ever hold a bounded number of slots.
+TEST(Index, AReclaimedSlotIsReusedAfterTheGracePeriod) {
+  RcuThread rcu;
+  Index index;
+  index.set_reclaim_after(1);
+  IdGenerator g;
+  const Id oid = put_org(index, g, "a");
+  const Id kid = g.next(1000);
+  index.put(hash_key("old"), version_of(g, oid, kid, 1'000));
+  const KeySlot* old_slot;
+  {
+    ReadSection rs;
+    old_slot = index.find_key(kid);
+  }
+  index.advance_clock(2'000);
+  ASSERT_EQ(index.key_count(), 0u);
+  urcu_memb_barrier();  // the batch's callback has given the slot back
+  index.put(hash_key("new"), key(g, oid));
+  ReadSection rs;
+  EXPECT_EQ(index.find_key(hash_key("new")), old_slot);
+  EXPECT_EQ(index.find_key(kid), nullptr);
+}
+
+// Readers walk lists and look keys up while the writer reclaims and adds keys: a walk sees
+// ids in order, each slot whole (run under TSan to check the memory orders).
+TEST(Index, ReadersWalkListsWhileTheWriterReclaimsKeys) {
+  RcuThread rcu;
+  Index index;
+  index.set_reclaim_after(1);
+  IdGenerator g;
+  const Id oid = put_org(index, g, "a");
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> walks{0}, disorder{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t)
+    readers.emplace_back([&] {
+      RcuThread reader;
+      while (!stop.load()) {
+        ReadSection rs;
+        Id prev;
+        for (KeySlot* k = index.find_org(oid)->keys(); k; k = k->next()) {
+          const ApiKey* r = k->load();
+          if (!(prev < r->id) || r->organization_id != oid) disorder.fetch_add(1);
+          prev = r->id;
+        }
+        walks.fetch_add(1);
+      }
+    });
+  for (uint64_t i = 1; i <= 20'000; ++i) {
+    // Every other key revoked at once: reclaimed the next tick, between live ones.
+    index.put(hash_key("k" + std::to_string(i)), version_of(g, oid, g.next(1000), i % 2 ? i : 0));
+    index.advance_clock(i + 1);
+  }
+  while (walks.load() < 100) std::this_thread::yield();
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(disorder.load(), 0u);
+  EXPECT_EQ(index.key_count(), 10'000u);
+  EXPECT_EQ(listed(index, oid).size(), 10'000u);
 }

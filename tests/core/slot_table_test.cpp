@@ -188,3 +188,63 @@ TEST(SlotTable, ReadersFindEveryPublishedSlotWhileTheWriterGrowsTheTable) {
   EXPECT_EQ(missing.load(), 0u);
   EXPECT_GT(lookups.load(), 1000u);
 }
+
+TEST(SlotArena, AReleasedSlotIsHandedOutAgainBeforeANewOne) {
+  SlotArena arena(64);
+  const auto a = arena.allocate();
+  const auto b = arena.allocate();
+  arena.release(a.number);
+  EXPECT_EQ(arena.free_slots(), 1u);
+  const auto c = arena.allocate();
+  EXPECT_EQ(c.number, a.number);
+  EXPECT_EQ(c.memory, a.memory);
+  EXPECT_EQ(arena.allocate().number, b.number + 1) << "then new ones, as before";
+}
+
+// A probe run with an entry erased in the middle still finds the entries after it; the
+// erased slot matches nothing (its tombstone has no number), even with its tag.
+TEST(SlotTable, EraseLeavesATombstoneThatKeepsTheRunWhole) {
+  RcuThread rcu;
+  SlotArena arena(sizeof(Item));
+  SlotTable table(arena);
+  auto [a, na] = make_item(arena, 1);
+  auto [b, nb] = make_item(arena, 2);
+  auto [c, nc] = make_item(arena, 3);
+  table.insert(7, na);  // one home: a run of three
+  table.insert(7, nb);
+  table.insert(7, nc);
+  EXPECT_EQ(table.erase(7, b), nb);
+  EXPECT_EQ(table.erase(7, b), 0u) << "not there any more";
+  EXPECT_EQ(table.erase(8, a), 0u) << "under another tag";
+  EXPECT_EQ(table.size(), 2u);
+  EXPECT_EQ(table.tombstones(), 1u);
+  ReadSection rs;
+  EXPECT_EQ(find(table, 1, 7), a);
+  EXPECT_EQ(find(table, 2, 7), nullptr);
+  EXPECT_EQ(find(table, 3, 7), c) << "past the tombstone";
+  EXPECT_EQ(find(table, 1, 1), nullptr) << "a tombstone's own tag bits match nothing";
+}
+
+// Keys come and go for ever (created, revoked, reclaimed): the table holds the live ones
+// at a bounded size, copying away its tombstones instead of growing without end.
+TEST(SlotTable, ErasingAndInsertingForEverKeepsTheTableSmall) {
+  RcuThread rcu;
+  SlotArena arena(sizeof(Item));
+  SlotTable table(arena);
+  constexpr uint64_t kLive = 2'000;  // ~49 % of the initial 4,096 entries
+  std::vector<std::pair<Item*, uint32_t>> items;
+  for (uint64_t i = 0; i < 200'000; ++i) {
+    items.push_back(make_item(arena, i));
+    table.insert(mix64(i), items.back().second);
+    if (i >= kLive) {
+      const uint64_t old = i - kLive;
+      ASSERT_EQ(table.erase(mix64(old), items[old].first), items[old].second);
+    }
+  }
+  EXPECT_EQ(table.size(), kLive);
+  EXPECT_LE(table.capacity(), 8192u) << "tombstones were copied away, not grown over";
+  EXPECT_LE((table.size() + table.tombstones()) * 10, table.capacity() * 7);
+  ReadSection rs;
+  for (uint64_t i = 0; i < items.size(); ++i)
+    ASSERT_EQ(find(table, i, mix64(i)), i + kLive >= items.size() ? items[i].first : nullptr) << i;
+}

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "support/certs.hpp"
 #include "support/harness.hpp"
@@ -249,13 +251,55 @@ TEST(LeastPrivilege, AnOrganizationHoldsAtMostTheOperatorsNumberOfKeys) {
   auto full = http(s.port(), "POST", keys_path(t), R"({"name":"one too many"})", t.key);
   EXPECT_EQ(full.status, 400) << full.body;
   EXPECT_EQ(error_code(full), "key_limit_reached");
-  // A rotation needs room for the replacement; a revocation frees none (the slot stays).
+  // A rotation needs room for the replacement; a revocation frees none until the key is
+  // reclaimed (--reclaim-keys-after, 30 days by default).
   auto rotate = http(s.port(), "POST", keys_path(t) + "/" + last + "/rotations", "{}", t.key);
   EXPECT_EQ(rotate.status, 400);
   EXPECT_EQ(error_code(rotate), "key_limit_reached");
   // Another organization is not affected.
   Tenant u = make_tenant(s, "Other");
   EXPECT_EQ(http(s.port(), "POST", keys_path(u), R"({"name":"k"})", u.key).status, 201);
+}
+
+// --reclaim-keys-after: a revoked key is gone that long after its revocation (404, a
+// verification answers NOT_FOUND), its place in --max-keys-per-org is free again, a list
+// whose cursor was that key goes on after it, and a restart that replays its revocation
+// from the log does not bring it back.
+TEST(LeastPrivilege, ARevokedKeyIsReclaimedAfterTheOperatorsTime) {
+  ServerProcess s({"--max-keys-per-org", "4", "--reclaim-keys-after", "2s"});
+  Tenant t = make_tenant(s, "Reclaimed");
+  const CreatedKey gone = make_key(s, t, R"({"name":"gone"})");
+  const CreatedKey after = make_key(s, t, R"({"name":"after"})");
+  make_key(s, t, R"({"name":"last"})");
+  ASSERT_EQ(http(s.port(), "POST", keys_path(t), R"({"name":"full"})", t.key).status, 400);
+  ASSERT_EQ(http(s.port(), "DELETE", keys_path(t) + "/" + gone.id, "", t.key).status, 200);
+  auto verify = [&] {
+    auto r = http(s.port(), "POST", "/v1/keys/verify", "{\"key\":\"" + gone.value + "\"}", t.key);
+    return str(parse_json(r.body), "/data/code");
+  };
+  EXPECT_EQ(verify(), "REVOKED") << "kept, revoked, until its time";
+  EXPECT_EQ(http(s.port(), "GET", keys_path(t) + "/" + gone.id, "", t.key).status, 200);
+  const auto revoked_at = std::chrono::steady_clock::now();
+  while (http(s.port(), "GET", keys_path(t) + "/" + gone.id, "", t.key).status == 200) {
+    ASSERT_LT(std::chrono::steady_clock::now() - revoked_at, std::chrono::seconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - revoked_at, std::chrono::milliseconds(1000));
+  EXPECT_EQ(http(s.port(), "GET", keys_path(t) + "/" + gone.id, "", t.key).status, 404);
+  EXPECT_EQ(verify(), "NOT_FOUND");
+  EXPECT_NE(http(s.port(), "GET", "/metrics", "", s.root_key())
+                .body.find("keygate_api_keys_reclaimed_total 1\n"),
+            std::string::npos);
+  // The cursor names a key that is gone: the page goes on after it.
+  auto page = http(s.port(), "GET", keys_path(t) + "?limit=1&cursor=" + gone.id, "", t.key);
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_EQ(str(parse_json(page.body), "/data/0/id"), after.id);
+  EXPECT_EQ(http(s.port(), "POST", keys_path(t), R"({"name":"in its place"})", t.key).status, 201);
+  s.stop();
+  s.start();
+  EXPECT_EQ(http(s.port(), "GET", keys_path(t) + "/" + gone.id, "", t.key).status, 404);
+  EXPECT_EQ(verify(), "NOT_FOUND");
+  EXPECT_EQ(http(s.port(), "POST", keys_path(t), R"({"name":"full again"})", t.key).status, 400);
 }
 
 TEST(LeastPrivilege, AnonymousSignUpsAreLimitedPerAddress) {
@@ -282,7 +326,8 @@ TEST(LeastPrivilege, NumericFlagsOutOfRangeStopTheStart) {
   for (const std::string flag :
        {"--secret-rate 2000000000", "--secret-burst 20000000", "--publishable-rate 4294967295",
         "--publishable-burst 99999999", "--max-keys-per-org 0", "--signup-per-hour 2000000",
-        "--idempotency-bytes 1000", "--threads 0", "--max-body-bytes 10"}) {
+        "--idempotency-bytes 1000", "--threads 0", "--max-body-bytes 10",
+        "--reclaim-keys-after soon"}) {
     int status = 0;
     const std::string out = run_command(
         std::string(KEYGATE_BINARY) + " serve --data-dir " + dir + " " + flag + " 2>&1", status);
