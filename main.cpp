@@ -83,6 +83,7 @@ std::unique_ptr<persistence::Journal> open_journal(const ServeOptions& o,
       o.fsync == "everysec" ? persistence::FsyncMode::everysec : persistence::FsyncMode::always;
   jopts.snapshot_bytes = o.snapshot_bytes;
   jopts.audit_retention_ms = *cli::duration_seconds(o.audit_retention) * 1000;
+  jopts.audit_memory_bytes = o.audit_memory_bytes;
   // --fsync=everysec, and the log cannot take again what memory already serves: end here,
   // at once, so that systemd (Restart=on-failure) starts a server from what is durable
   // rather than let this one disagree with its own log (Journal::resync).
@@ -120,6 +121,7 @@ std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
   eo.write_timeout = std::chrono::milliseconds(o.write_timeout_ms);
   eo.etcd_quota_bytes = static_cast<int64_t>(o.etcd_quota_bytes);
   eo.audit_retention = std::chrono::seconds(*cli::duration_seconds(o.audit_retention));
+  eo.audit_memory_bytes = o.audit_memory_bytes;
   eo.advertise_url = advertise_url;
   // etcd compacted the history this node's watch needs: only a restart, which loads the
   // whole state again, brings it back in step.

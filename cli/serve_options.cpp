@@ -139,6 +139,12 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
       ->envname(env("IDEMPOTENCY_BYTES"))
       ->check(CLI::Range(size_t{1} << 20, size_t{64} << 30))
       ->capture_default_str();
+  cmd.add_option("--audit-memory-bytes", o.audit_memory_bytes,
+                 "Memory for audit events: past it a snapshot takes them, and older events are "
+                 "read from it")
+      ->envname(env("AUDIT_MEMORY_BYTES"))
+      ->check(CLI::Range(size_t{1} << 20, size_t{1} << 40))
+      ->capture_default_str();
   cmd.add_option("--max-connections", o.max_connections, "Open connections at most")
       ->envname(env("MAX_CONNECTIONS"))
       ->check(CLI::Range(1u, 1'000'000u))

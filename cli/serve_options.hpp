@@ -42,6 +42,7 @@ struct ServeOptions {
   uint32_t max_keys_per_org = 100'000;
   uint32_t signup_per_hour = 10;  // anonymous sign-ups per client address (--open-signup)
   size_t idempotency_bytes = size_t{64} << 20;
+  size_t audit_memory_bytes = size_t{128} << 20;  // audit events in memory; the rest on disk
   unsigned max_connections = 10'000;
   size_t max_buffer_bytes = size_t{256} << 20;
   std::string etcd;  // cluster mode: comma-separated etcd endpoints

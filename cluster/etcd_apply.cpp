@@ -111,10 +111,14 @@ int64_t EtcdCommitter::load_all(EtcdClient& client, bool replace) {
             for (const auto& c : set->items)
               if (!seen.contains({o->id, c->id})) gone_certs.emplace_back(o->id, c->id);
       }
-      state_.index().audit().for_each(0, [&](const core::AuditEvent& e) {
-        if (!seen.contains({e.organization_id, e.id}))
-          gone_events.emplace_back(e.organization_id, e.id);
-      });
+      try {
+        state_.index().audit().for_each(0, [&](const core::AuditEvent& e, bool) {
+          if (!seen.contains({e.organization_id, e.id}))
+            gone_events.emplace_back(e.organization_id, e.id);
+        });
+      } catch (const std::runtime_error& e) {  // the snapshot's events: the next one drops them
+        core::log(core::Level::error, "audit.unreadable", {{"error", e.what()}});
+      }
       for (const auto& [org, id] : gone_certs) state_.apply_certificate_deletion(org, id);
       for (const auto& [org, id] : gone_events) state_.index().audit().erase(org, id);
       core::log(core::Level::info, "cluster.reloaded",
@@ -133,16 +137,29 @@ const char* kIdentityFile = "cluster.id";  // which etcd cluster and prefix the 
 // Writes snapshot-<revision + 1>.kgs of what is applied (persistence/FORMAT.md, "Snapshots":
 // the walk may see later changes too, which the watch from revision + 1 applies again,
 // harmlessly), then the identity of the cluster it belongs to.
+bool EtcdCommitter::audit_memory_full() const noexcept {
+  return core::audit_snapshot_due(state_.index().audit().memory_bytes(),
+                                  audit_base_bytes_.load(std::memory_order_relaxed),
+                                  options_.audit_memory_bytes);
+}
+
 void EtcdCommitter::take_snapshot() {
   const persistence::DataDir& dir = *options_.data_dir;
   const int64_t revision = applied_.load(std::memory_order_acquire);
   persistence::SnapshotInfo info;
   std::string error;
-  if (!persistence::write_snapshot(dir, state_.index(), static_cast<uint64_t>(revision) + 1, 0,
+  // Events past the retention are left out, as etcd drops them: those the snapshot holds
+  // are read from it (core/audit.hpp), and a deletion the watch brings reaches memory only.
+  const uint64_t retention_ms = static_cast<uint64_t>(options_.audit_retention.count()) * 1000;
+  const uint64_t now = core::now_ms();
+  const uint64_t cutoff = retention_ms && now > retention_ms ? now - retention_ms : 0;
+  if (!persistence::write_snapshot(dir, state_.index(), static_cast<uint64_t>(revision) + 1, cutoff,
                                    info, error)) {
     core::log(core::Level::error, "cluster.snapshot_failed", {{"error", error}});
     return;
   }
+  persistence::publish_audit(state_.index(), info);
+  audit_base_bytes_.store(state_.index().audit().memory_bytes(), std::memory_order_relaxed);
   persistence::remove_covered(dir, static_cast<uint64_t>(revision) + 1);
   const std::string tmp = dir.file(std::string(kIdentityFile) + ".tmp");
   {

@@ -345,7 +345,8 @@ void EtcdCommitter::run() {
       }
     }
     if (!fresh.empty()) execute(fresh);
-    if (options_.data_dir && Clock::now() - last_snapshot >= options_.snapshot_interval &&
+    if (options_.data_dir &&
+        (Clock::now() - last_snapshot >= options_.snapshot_interval || audit_memory_full()) &&
         !snapshot_running_.load(std::memory_order_acquire)) {
       last_snapshot = Clock::now();
       if (snapshotter_.joinable()) snapshotter_.join();

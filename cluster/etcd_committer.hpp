@@ -74,6 +74,9 @@ struct EtcdOptions {
   // snapshots, every start loads in full.
   const persistence::DataDir* data_dir = nullptr;
   std::chrono::seconds snapshot_interval{300};
+  // A snapshot is also taken when memory holds this many bytes of audit events: the node
+  // reads older ones from its snapshot (core/audit.hpp). --audit-memory-bytes.
+  size_t audit_memory_bytes = size_t{128} << 20;
   // Audit events are put with a lease of this much plus a day (one lease per UTC day), so
   // etcd drops them after it (--audit-retention). 0: no events are recorded.
   std::chrono::seconds audit_retention{90 * 86'400};
@@ -157,6 +160,8 @@ class EtcdCommitter final : public core::Committer {
   bool reload();
   int64_t resume_from_snapshot();
   void take_snapshot();
+  // A snapshot for --audit-memory-bytes is due (core::audit_snapshot_due).
+  bool audit_memory_full() const noexcept;
   void run();
   void watch_loop();
   void apply(const WatchBatch& batch);
@@ -236,6 +241,7 @@ class EtcdCommitter final : public core::Committer {
   int64_t catch_up_to_ = 0;  // the store's revision at start: not ready before it is applied
   std::thread snapshotter_;
   std::atomic<bool> snapshot_running_{false};
+  std::atomic<size_t> audit_base_bytes_{0};  // audit bytes in memory after the last snapshot
   bool resumed_ = false;
   std::atomic<uint64_t> txns_{0}, conflicts_{0}, failures_{0};
   std::atomic<uint64_t> isolated_{0};  // commands sent again at once: not of a conflicted org

@@ -4,20 +4,29 @@
 //
 // An event is staged by the state machine with the change it describes and becomes durable
 // in the same log record group (FORMAT.md "Groups") or etcd transaction: never one without
-// the other. Events are ordered by id, a ULID whose time is the event's `effective_at`;
-// each organization's events sit in one sorted sequence, so a page is two binary searches
-// (the time window, the cursor) and a walk of the page: O(log n + page) at any size when
-// no other filter is set. Readers take a shared lock per organization; the writer appends
-// under the exclusive one, O(1); snapshots copy a chunk at a time so the writer never waits
-// for more than one chunk's encoding.
+// the other. Events are ordered by id, a ULID whose time is the event's `effective_at`.
+//
+// Memory holds the events written since the latest snapshot; the snapshot holds the rest,
+// and they are read from it (AuditDisk, persistence/audit_disk.hpp) instead of kept twice.
+// The snapshot is written when the log has grown by --snapshot-bytes or memory holds
+// --audit-memory-bytes of events, whichever comes first, so the bytes held in memory are
+// bounded whatever a tenant writes; a snapshot written, the events it holds leave memory
+// (drop_written()). An organization's events are two sorted sequences, memory's and the
+// disk's, merged by id (an event in both, for the moment between the snapshot and the drop,
+// counts once), so a page is binary searches and a walk: O(log n + page) at any size when
+// no other filter is set. Readers copy a chunk at a time under a shared lock per
+// organization and read the disk with no lock held; the writer appends under the exclusive
+// one, O(1), and never waits for a disk read or for more than one chunk's copy.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -90,6 +99,23 @@ struct AuditPage {
   std::optional<Id> resume;
 };
 
+// The events of the latest snapshot, read from its file (persistence/audit_disk.hpp):
+// immutable, shared by the readers that hold it, replaced whole by the next snapshot.
+class AuditDisk {
+ public:
+  virtual ~AuditDisk() = default;
+  // Up to `max` events of `org` with ids in [lo, hi), the newest first when `newest_first`,
+  // else the oldest first. Throws std::runtime_error when the file cannot be read or its
+  // records do not hold (a damaged disk).
+  virtual std::vector<AuditEvent> read(Id org, Id lo, Id hi, bool newest_first,
+                                       size_t max) const = 0;
+  // The organizations with events in it, and the id of the oldest event of one (if any).
+  virtual std::vector<Id> organizations() const = 0;
+  virtual std::optional<Id> oldest(Id org) const = 0;
+  virtual size_t size() const = 0;          // events
+  virtual size_t memory_bytes() const = 0;  // what its index holds in memory
+};
+
 class AuditLog {
  public:
   AuditLog() = default;
@@ -99,10 +125,22 @@ class AuditLog {
   // Writer (and recovery, and a cluster node's watch): an event in its place by id; one
   // with an id already there is ignored (a snapshot may cover part of the log after it).
   void insert(AuditEvent e);
-  // Cluster mode: an event etcd dropped (its lease expired).
+  // Cluster mode: an event etcd dropped (past the retention). One the disk holds is hidden
+  // from then on, and left out of the next snapshot.
   void erase(Id org, Id id);
-  // Drops every event older than `cutoff_ms`; returns how many. Writer or snapshot thread.
+  // Drops every event older than `cutoff_ms` from memory; returns how many. Writer or
+  // snapshot thread. The disk's leave with the next snapshot, which does not copy them.
   size_t drop_before(uint64_t cutoff_ms);
+  // The snapshot thread, once a snapshot is durable: its events are read from `disk` from
+  // now on, and those that were in memory when it copied them, (organization, id) pairs in
+  // ascending order, leave memory. The disk first: a reader always finds every event.
+  // `cutoff_ms`: the snapshot left out events older than this (hidden ones go with them).
+  void set_disk(std::shared_ptr<const AuditDisk> disk, uint64_t cutoff_ms = 0);
+  void drop_written(const std::vector<std::pair<Id, Id>>& written);
+  std::shared_ptr<const AuditDisk> disk() const;
+  // Bytes of events held in memory (their records, strings and vectors; not the disk's
+  // index, which AuditDisk::memory_bytes() counts).
+  size_t memory_bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
   // The organizations holding an event older than `cutoff_ms` (cluster mode: whose expired
   // events a node deletes from etcd). Any thread.
   std::vector<Id> orgs_with_events_before(uint64_t cutoff_ms) const;
@@ -111,10 +149,12 @@ class AuditLog {
   // the writer needs exclusive to add an event, so no filter may make it long.
   static constexpr size_t kMaxScan = 10'000;
   AuditPage page(Id org, const AuditQuery& q) const;
-  // Every event at or after `cutoff_ms`, organization by organization in id order, copied
-  // a chunk at a time under the organization's shared lock (snapshots).
-  void for_each(uint64_t cutoff_ms, const std::function<void(const AuditEvent&)>& f) const;
-  size_t size() const;
+  // Every event at or after `cutoff_ms`, memory's and the disk's, organization by
+  // organization in id order, copied a chunk at a time (snapshots); `in_memory` says the
+  // event is held in memory (drop_written() takes those).
+  void for_each(uint64_t cutoff_ms,
+                const std::function<void(const AuditEvent&, bool in_memory)>& f) const;
+  size_t size() const;  // events in memory and on disk (one in both counts twice)
 
  private:
   struct Org {
@@ -123,9 +163,26 @@ class AuditLog {
   };
   Org* find(Id org) const;
   Org& get(Id org);
+  std::vector<std::pair<Id, const Org*>> all_orgs() const;
+  class Source;  // audit.cpp: one organization's events from memory or disk, merged
 
   mutable std::shared_mutex map_mutex_;
   std::unordered_map<Id, std::unique_ptr<Org>, IdHash> orgs_;
+  std::atomic<size_t> bytes_{0};
+  mutable std::mutex disk_mutex_;
+  std::shared_ptr<const AuditDisk> disk_;
+  std::set<std::pair<Id, Id>> hidden_;  // erased, but on disk: (organization, id)
+  bool hidden(Id org, Id id) const;
 };
+
+// What an event costs in memory, as memory_bytes() counts it.
+size_t memory_cost(const AuditEvent& e) noexcept;
+
+// Whether a snapshot should take the events in memory: they hold more than `budget` bytes
+// (--audit-memory-bytes), half of it come since the last snapshot left `base` there (so
+// events that cannot leave memory never start one snapshot after another).
+inline bool audit_snapshot_due(size_t bytes, size_t base, size_t budget) noexcept {
+  return bytes > budget && bytes - (base < bytes ? base : bytes) >= budget / 2;
+}
 
 }  // namespace keygate::core

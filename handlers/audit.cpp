@@ -6,6 +6,7 @@
 
 #include <charconv>
 
+#include "core/log.hpp"
 #include "handlers/auth.hpp"
 #include "handlers/errors.hpp"
 #include "handlers/families.hpp"
@@ -200,6 +201,22 @@ void write_native_event(core::JsonWriter& w, const core::AuditEvent& e) {
   w.end_object();
 }
 
+// The page `q` asks for; false, with a 503 written, when the events kept on disk cannot be
+// read (a damaged snapshot: core::AuditDisk::read).
+bool read_page(Exchange& ex, core::Id org, const core::AuditQuery& q, bool nothing,
+               core::AuditPage& page) {
+  if (nothing) return true;
+  try {
+    page = ex.app.index.audit().page(org, q);
+    return true;
+  } catch (const std::runtime_error& e) {
+    core::log(core::Level::error, "audit.unreadable", {{"error", e.what()}});
+    write_error(ex, ErrorCode::storage_unavailable,
+                "The audit events kept on disk cannot be read; the server's log says why.");
+    return false;
+  }
+}
+
 }  // namespace
 
 void list_audit_logs(Exchange& ex) {
@@ -208,7 +225,8 @@ void list_audit_logs(Exchange& ex) {
   core::AuditQuery q;
   bool nothing = false;
   if (!read_query(ex, q, nothing)) return;
-  const core::AuditPage page = nothing ? core::AuditPage{} : ex.app.index.audit().page(*org, q);
+  core::AuditPage page;
+  if (!read_page(ex, *org, q, nothing, page)) return;
   core::ReadSection rs;
   const core::OrgSlot* o = ex.app.index.find_org(*org);
   ex.res.status = 200;
@@ -237,7 +255,8 @@ void list_audit_events(Exchange& ex) {
   core::AuditQuery q;
   bool nothing = false;
   if (!read_query(ex, q, nothing)) return;
-  const core::AuditPage page = nothing ? core::AuditPage{} : ex.app.index.audit().page(*org, q);
+  core::AuditPage page;
+  if (!read_page(ex, *org, q, nothing, page)) return;
   ex.res.status = 200;
   core::JsonWriter w(ex.res.body);
   w.begin_object().key("data").begin_array();

@@ -179,6 +179,20 @@ std::string Metrics::render(const core::Index& index, const core::Committer& com
           "--reclaim-keys-after past their end, since the start.\n# TYPE "
           "keygate_api_keys_reclaimed_total counter\nkeygate_api_keys_reclaimed_total %llu\n",
           static_cast<unsigned long long>(index.reclaimed_keys()));
+  // Audit events in memory (bounded by --audit-memory-bytes) and in the latest snapshot,
+  // whose index is what they hold in memory there (core/audit.hpp).
+  const std::shared_ptr<const core::AuditDisk> disk = index.audit().disk();
+  appendf(out,
+          "# HELP keygate_audit_memory_bytes Memory held by audit events: in memory since the "
+          "last snapshot, and the index of those read from it.\n# TYPE "
+          "keygate_audit_memory_bytes gauge\nkeygate_audit_memory_bytes{held=\"events\"} "
+          "%llu\nkeygate_audit_memory_bytes{held=\"snapshot_index\"} %llu\n",
+          static_cast<unsigned long long>(index.audit().memory_bytes()),
+          static_cast<unsigned long long>(disk ? disk->memory_bytes() : 0));
+  appendf(out,
+          "# HELP keygate_audit_snapshot_events Audit events read from the latest snapshot.\n"
+          "# TYPE keygate_audit_snapshot_events gauge\nkeygate_audit_snapshot_events %llu\n",
+          static_cast<unsigned long long>(disk ? disk->size() : 0));
   return out;
 }
 

@@ -33,6 +33,9 @@ struct JournalOptions {
   // Audit events older than this are left out of each snapshot and dropped from memory
   // then (--audit-retention); 0: no events are recorded at all.
   uint64_t audit_retention_ms = 90ull * 86'400'000;
+  // A snapshot is also taken when memory holds this many bytes of audit events (the rest
+  // are read from the snapshot: core/audit.hpp). --audit-memory-bytes.
+  size_t audit_memory_bytes = size_t{128} << 20;
   // Called on the commit thread when, with --fsync=everysec, published changes can no
   // longer be made durable (see Journal::resync). main.cpp ends the process there so that
   // systemd restarts it from what the log holds; if it returns, the journal refuses every
@@ -100,6 +103,10 @@ class Journal final : public core::Committer {
   Segment segment_;
   uint64_t next_seq_;
   uint64_t snapshot_base_bytes_ = 0;  // segment size when it was started
+  // Audit bytes in memory after the last snapshot took its events: a snapshot for the
+  // audit budget needs half the budget more than that, so that events that cannot leave
+  // memory never start one snapshot after another.
+  std::atomic<size_t> audit_base_bytes_{0};
   std::chrono::steady_clock::time_point last_sync_;
 
   std::mutex mutex_;

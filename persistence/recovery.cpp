@@ -20,6 +20,7 @@
 #include "core/clock.hpp"
 #include "core/log.hpp"
 #include "core/thread_name.hpp"
+#include "persistence/audit_disk.hpp"
 #include "persistence/codec.hpp"
 #include "persistence/record.hpp"
 #include "persistence/segment.hpp"
@@ -69,7 +70,9 @@ void decode(Decoded& d) {
 
 // The applier's half, on the one writer thread: false when the record is not one keygate
 // wrote (it does not decode, or names what does not exist).
-bool apply(core::StateMachine& state, Decoded& d) {
+// A snapshot's audit events go to `audit_disk` (read from the file from then on) when it
+// can index them, else into memory like the log's.
+bool apply(core::StateMachine& state, Decoded& d, SnapshotAudit::Builder* audit_disk) {
   const RecordView& r = d.record;
   if (!d.framed || !known_version(r)) return false;
   core::ReadSection rs;  // for the lookups below
@@ -112,6 +115,9 @@ bool apply(core::StateMachine& state, Decoded& d) {
     }
     case RecordType::audit_event:
       if (!d.event || !state.index().find_org(d.event->organization_id)) return false;
+      if (audit_disk &&
+          audit_disk->add(d.event->organization_id, d.event->id, d.offset, d.record.size))
+        return true;
       state.apply(std::move(*d.event));
       return true;
     case RecordType::group:  // the reader hands over a group's records, never the group
@@ -349,7 +355,8 @@ End walk(std::string_view data, MappedFile* file, Pipeline* out) {
 // hands over. The end is the writer's when it stopped first (a CRC that fails, a record
 // that does not apply), else the reader's. `applied` counts what changed the state (a
 // group's records one by one): a snapshot that ends badly after some did cannot be used.
-End replay(std::string_view data, MappedFile* file, core::StateMachine& state, uint64_t& applied) {
+End replay(std::string_view data, MappedFile* file, core::StateMachine& state, uint64_t& applied,
+           SnapshotAudit::Builder* audit_disk = nullptr) {
   End reader_end, end;
   Pipeline pipeline;
   std::exception_ptr failed[2];  // std::bad_alloc: rethrown below, on the caller's thread
@@ -392,7 +399,7 @@ End replay(std::string_view data, MappedFile* file, core::StateMachine& state, u
       Decoded& d = batch[i];
       if (d.check && !crc_holds(d.check)) {
         end.why = End::Why::damaged;
-      } else if (!apply(state, d)) {
+      } else if (!apply(state, d, audit_disk)) {
         end.why = End::Why::invalid;
       } else {
         ++applied;
@@ -521,7 +528,8 @@ bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& st
   core::Index& index = state.index();
   index.begin_bulk_load(core::Index::BulkLoad::snapshot, keys);
   file.rewind();
-  const End end = replay(data, &file, state, records);
+  SnapshotAudit::Builder audit;
+  const End end = replay(data, &file, state, records, &audit);
   const bool distinct = index.end_bulk_load();
   switch (end.why) {
     case End::Why::footer:
@@ -534,6 +542,12 @@ bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& st
         return false;
       }
       records = end.records;
+      // Its audit events are read from it from now on (core/audit.hpp).
+      if (!audit.empty()) {
+        std::shared_ptr<const SnapshotAudit> disk = audit.finish(path, why);
+        if (!disk) return false;
+        state.index().audit().set_disk(std::move(disk));
+      }
       return true;
     case End::Why::invalid:
       why = "a record at offset " + std::to_string(end.offset) + " is not valid";

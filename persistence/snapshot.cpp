@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 
+#include "core/log.hpp"
+#include "persistence/audit_disk.hpp"
 #include "persistence/codec.hpp"
 #include "persistence/record.hpp"
 #include "persistence/segment.hpp"
@@ -93,18 +96,31 @@ bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq,
     }
   }
   // The audit log last: every organization is in the file before the events that name it.
+  // Each organization's together, in id order, as SnapshotAudit reads them back.
   bool written = true;
-  index.audit().for_each(audit_cutoff_ms, [&](const core::AuditEvent& e) {
-    payload.clear();
-    encode(e, payload);
-    append_record(buf, RecordType::audit_event, payload);
-    ++records;
-    if (written && buf.size() >= (1 << 20)) {
-      written = write_all(fd, buf);
-      bytes += buf.size();
-      buf.clear();
-    }
-  });
+  SnapshotAudit::Builder audit;
+  std::vector<std::pair<core::Id, core::Id>> from_memory;
+  try {
+    index.audit().for_each(audit_cutoff_ms, [&](const core::AuditEvent& e, bool in_memory) {
+      payload.clear();
+      encode(e, payload);
+      const uint64_t at = bytes + buf.size();
+      append_record(buf, RecordType::audit_event, payload);
+      if (audit.add(e.organization_id, e.id, at, bytes + buf.size() - at) && in_memory)
+        from_memory.emplace_back(e.organization_id, e.id);
+      ++records;
+      if (written && buf.size() >= (1 << 20)) {
+        written = write_all(fd, buf);
+        bytes += buf.size();
+        buf.clear();
+      }
+    });
+  } catch (const std::runtime_error& e) {
+    // The previous snapshot's events cannot be read: this one would lose them. The log
+    // segments stay (remove_covered() runs only after a good snapshot).
+    errno = EIO;
+    return fail(std::string("cannot copy the audit events: ") + e.what());
+  }
   if (!written) return fail("cannot write " + tmp_path);
   // The footer (version 2): how many records came before it, and how many of them were API
   // keys, so that a reader sizes its tables before the first one (FORMAT.md "Snapshots").
@@ -127,11 +143,28 @@ bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq,
     error = "cannot fsync the data directory: " + std::string(std::strerror(errno));
     return false;
   }
+  std::string audit_error;
+  info.audit = audit.finish(final_path, audit_error);
+  if (info.audit) {
+    std::sort(from_memory.begin(), from_memory.end());
+    info.audit_from_memory = std::move(from_memory);
+  } else {
+    core::log(core::Level::warn, "snapshot.audit_unreadable", {{"error", audit_error}});
+  }
+  info.audit_cutoff_ms = audit_cutoff_ms;
   info.seq = seq;
   info.records = records;
   info.bytes = bytes;
   info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return true;
+}
+
+void publish_audit(core::Index& index, SnapshotInfo& info) {
+  if (!info.audit) return;
+  // First: no reader misses an event.
+  index.audit().set_disk(std::move(info.audit), info.audit_cutoff_ms);
+  index.audit().drop_written(info.audit_from_memory);
+  info.audit_from_memory = {};
 }
 
 void remove_covered(const DataDir& dir, uint64_t seq) {

@@ -123,7 +123,7 @@ TEST(AuditLog, DropBeforeCutsTheOldOnesAndPagingAcrossTheCutStaysConsistent) {
   EXPECT_TRUE(next.events.empty());
   EXPECT_FALSE(next.has_more);
   std::vector<uint64_t> kept;
-  log.for_each(kT0 + 7'000, [&](const AuditEvent& e) { kept.push_back(e.id.lo); });
+  log.for_each(kT0 + 7'000, [&](const AuditEvent& e, bool) { kept.push_back(e.id.lo); });
   EXPECT_EQ(kept, (std::vector<uint64_t>{7, 8, 9, 10}));
 }
 
