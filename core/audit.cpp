@@ -203,35 +203,62 @@ void AuditLog::drop_written(const std::vector<std::pair<Id, Id>>& written) {
 // organization's shared lock, the disk's with no lock held.
 class AuditLog::Source {
  public:
-  Source(const Org* memory, Id org, Id lo, Id hi, bool newest_first)
-      : memory_(memory), org_(org), lo_(lo), hi_(hi), newest_first_(newest_first) {}
-  Source(const AuditLog& log, const AuditDisk* disk, Id org, Id lo, Id hi, bool newest_first)
-      : log_(&log), disk_(disk), org_(org), lo_(lo), hi_(hi), newest_first_(newest_first) {}
+  // `first`: how many events the first chunk holds (a page's limit and one); each chunk
+  // after holds twice as many as the one before, up to kCopyChunk.
+  Source(const Org* memory, Id org, Id lo, Id hi, bool newest_first, size_t first)
+      : memory_(memory),
+        org_(org),
+        lo_(lo),
+        hi_(hi),
+        newest_first_(newest_first),
+        want_(std::clamp<size_t>(first, 1, kCopyChunk)) {}
+  Source(const AuditLog& log, const AuditDisk* disk, Id org, Id lo, Id hi, bool newest_first,
+         size_t first)
+      : log_(&log),
+        disk_(disk),
+        org_(org),
+        lo_(lo),
+        hi_(hi),
+        newest_first_(newest_first),
+        want_(std::clamp<size_t>(first, 1, kCopyChunk)) {
+    if (const std::optional<Id> newest = disk ? disk->newest(org) : std::nullopt) {
+      if (successor(*newest) < hi_) hi_ = successor(*newest);
+    } else {
+      done_ = true;  // nothing of this organization on disk
+    }
+  }
 
   AuditEvent* peek() {
     if (at_ == chunk_.size()) refill();
     return at_ < chunk_.size() ? &chunk_[at_] : nullptr;
   }
   void pop() noexcept { ++at_; }
+  // Newest first: whether every event still to come is older than `id`, known without
+  // fetching (the disk's newest event bounds what a read could return).
+  bool all_older_than(Id id) const noexcept {
+    return at_ == chunk_.size() ? !(id < hi_) : chunk_[at_].id < id;
+  }
 
  private:
   void refill() {
     chunk_.clear();
     at_ = 0;
     if (done_ || !(lo_ < hi_)) return;
+    const size_t want = want_;
+    want_ = std::min(want_ * 2, kCopyChunk);
     if (disk_) {
-      chunk_ = disk_->read(org_, lo_, hi_, newest_first_, kCopyChunk);
+      chunk_ = disk_->read(org_, lo_, hi_, newest_first_, want);
     } else if (memory_) {
       std::shared_lock lock(memory_->mutex);
       const auto& v = memory_->events;
       auto from = std::lower_bound(v.begin(), v.end(), lo_, by_id);
       auto to = std::lower_bound(from, v.end(), hi_, by_id);
       if (newest_first_)
-        while (to != from && chunk_.size() < kCopyChunk) chunk_.push_back(*--to);
+        while (to != from && chunk_.size() < want) chunk_.push_back(*--to);
       else
-        while (from != to && chunk_.size() < kCopyChunk) chunk_.push_back(*from++);
+        while (from != to && chunk_.size() < want) chunk_.push_back(*from++);
     }
-    if (chunk_.size() < kCopyChunk) done_ = true;
+    if (chunk_.size() < want) done_ = true;
     if (chunk_.empty()) return;
     // The next chunk starts past this one, whatever the writer did meanwhile.
     if (newest_first_)
@@ -251,6 +278,7 @@ class AuditLog::Source {
   bool done_ = false;
   std::vector<AuditEvent> chunk_;
   size_t at_ = 0;
+  size_t want_;
 };
 
 namespace {
@@ -260,6 +288,14 @@ namespace {
 template <typename S>
 bool next_of(S& memory, S& disk, bool newest_first, AuditEvent& out, bool& in_memory) {
   AuditEvent* m = memory.peek();
+  // Newest first, memory's event is usually newer than all the disk holds: taken without
+  // reading the disk.
+  if (m && newest_first && disk.all_older_than(m->id)) {
+    in_memory = true;
+    out = std::move(*m);
+    memory.pop();
+    return true;
+  }
   AuditEvent* d = disk.peek();
   if (!m && !d) return false;
   if (m && d && m->id == d->id) disk.pop(), d = nullptr;
@@ -283,8 +319,8 @@ AuditPage AuditLog::page(Id org, const AuditQuery& q) const {
   if (!(lo < hi)) return out;
   const bool newest_first = !q.before;  // else the page just newer than `before`, reversed
   const std::shared_ptr<const AuditDisk> disk = this->disk();
-  Source memory(find(org), org, lo, hi, newest_first);
-  Source on_disk(*this, disk.get(), org, lo, hi, newest_first);
+  Source memory(find(org), org, lo, hi, newest_first, q.limit + 1);
+  Source on_disk(*this, disk.get(), org, lo, hi, newest_first, q.limit + 1);
   size_t examined = 0;
   std::optional<Id> last;
   AuditEvent e;
@@ -317,8 +353,8 @@ void AuditLog::for_each(uint64_t cutoff_ms,
       if (!find(id)) all.emplace_back(id, nullptr);
   const Id from{cutoff_ms << 16, 0};
   for (const auto& [id, o] : all) {
-    Source memory(o, id, from, kNoId, false);
-    Source on_disk(*this, disk.get(), id, from, kNoId, false);
+    Source memory(o, id, from, kNoId, false, kCopyChunk);
+    Source on_disk(*this, disk.get(), id, from, kNoId, false, kCopyChunk);
     AuditEvent e;
     bool in_memory;
     while (next_of(memory, on_disk, false, e, in_memory)) f(e, in_memory);

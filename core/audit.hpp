@@ -112,8 +112,9 @@ class AuditDisk {
   // The organizations with events in it, and the id of the oldest event of one (if any).
   virtual std::vector<Id> organizations() const = 0;
   virtual std::optional<Id> oldest(Id org) const = 0;
-  virtual size_t size() const = 0;          // events
-  virtual size_t memory_bytes() const = 0;  // what its index holds in memory
+  virtual std::optional<Id> newest(Id org) const = 0;  // without reading the file
+  virtual size_t size() const = 0;                     // events
+  virtual size_t memory_bytes() const = 0;             // what its index holds in memory
 };
 
 class AuditLog {

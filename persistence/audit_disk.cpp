@@ -134,6 +134,12 @@ std::optional<core::Id> SnapshotAudit::oldest(core::Id org) const {
   return it->second.marks.front().id;
 }
 
+std::optional<core::Id> SnapshotAudit::newest(core::Id org) const {
+  const auto it = runs_.find(org);
+  if (it == runs_.end() || it->second.count == 0) return std::nullopt;
+  return it->second.last;
+}
+
 size_t SnapshotAudit::memory_bytes() const {
   size_t n = sizeof(*this) + runs_.bucket_count() * sizeof(void*);
   for (const auto& [id, run] : runs_)

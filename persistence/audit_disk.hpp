@@ -61,6 +61,7 @@ class SnapshotAudit final : public core::AuditDisk {
                                      size_t max) const override;
   std::vector<core::Id> organizations() const override;
   std::optional<core::Id> oldest(core::Id org) const override;
+  std::optional<core::Id> newest(core::Id org) const override;
   size_t size() const override { return events_; }
   size_t memory_bytes() const override;
   const std::string& path() const noexcept { return path_; }
