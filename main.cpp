@@ -301,6 +301,7 @@ int serve(const ServeOptions& o) {
     etcd = open_cluster(o, state, root.hash, url, dir);
     ctx.committer = etcd.get();
     ctx.vouch_until = &etcd->vouch_until();  // published to the reactors by `ready` below
+    ctx.config.rate_defaults.nodes = &etcd->live_nodes();  // each node its share of every limit
   }
 
   // The control plane: signals (and the systemd watchdog) on Asio. The signals are taken

@@ -80,6 +80,7 @@ int64_t EtcdCommitter::load_all(EtcdClient& client, bool replace) {
     // A load started over has put records already: what it no longer finds goes.
     replace = replace || attempt > 1;
     seen.clear();
+    nodes_.clear();  // the load names every registration again
     seen_ = replace ? &seen : nullptr;
     struct Forget {  // seen_ never outlives `seen`, whatever the load throws
       std::set<std::pair<core::Id, core::Id>>*& pointer;
@@ -89,7 +90,7 @@ int64_t EtcdCommitter::load_all(EtcdClient& client, bool replace) {
       // The whole state as of one revision. Organizations first, then what belongs to them
       // (a range is in key order, and "key/" sorts before "org/"): projects before the keys
       // that name them.
-      for (const char* kind : {"org", "proj", "key", "cert", "audit", "ver"}) {
+      for (const char* kind : {"org", "proj", "key", "cert", "audit", "ver", "nodes"}) {
         const std::string from = layout_.kind(kind);
         load(client, from, prefix_end(from), revision,
              kind == std::string("org") ? organizations : -1);
@@ -211,6 +212,8 @@ int64_t EtcdCommitter::resume_from_snapshot() {
     throw std::runtime_error("the node's snapshot in " + dir.path() +
                              " cannot be read: remove its snapshot-*.kgs files to load in full");
   load(client_, layout_.kind("ver"), prefix_end(layout_.kind("ver")), revision, versions);
+  nodes_.clear();  // registrations are renewed without a change the watch would bring
+  load(client_, layout_.kind("nodes"), prefix_end(layout_.kind("nodes")), revision, -1);
   loaded_records_ = rep.snapshot_records;
   core::log(core::Level::info, "cluster.resumed",
             {{"revision", static_cast<long long>(revision)},
@@ -327,11 +330,12 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
     state_.apply_certificate_deletion(org, id);
     return;
   }
-  // Other deletions are of index keys (an old slug); index keys and the nodes' registrations
-  // carry no state of their own.
-  if (deleted || k.starts_with("/slug/") || k.starts_with("/hash/") || k.starts_with("/nodes/") ||
-      k == "/root")
+  if (take("/nodes/")) {  // a registration came or its lease ran out
+    note_node(k, deleted);
     return;
+  }
+  // Other deletions are of index keys (an old slug); index keys carry no state of their own.
+  if (deleted || k.starts_with("/slug/") || k.starts_with("/hash/") || k == "/root") return;
   // An entity: its value is a record as the log writes it (FORMAT.md "Records").
   persistence::RecordView r;
   if (persistence::read_record(kv.value, 0, r) != persistence::ReadStatus::ok)
@@ -374,6 +378,19 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
     default:
       bad("a record of an unknown type");
   }
+}
+
+void EtcdCommitter::note_node(std::string_view name, bool deleted) {
+  if (name.starts_with("fence-")) return;  // a freshness fence (cluster/freshness.hpp), no node
+  if (deleted)
+    nodes_.erase(std::string(name));
+  else
+    nodes_.emplace(name);
+  const auto n = static_cast<uint32_t>(nodes_.size() + (nodes_.contains(self_) ? 0 : 1));
+  if (live_nodes_.exchange(n, std::memory_order_relaxed) != n)
+    core::log(core::Level::info, "cluster.nodes",
+              {{"nodes", static_cast<unsigned long long>(n)},
+               {"note", "each enforces 1/n of every rate limit"}});
 }
 
 void EtcdCommitter::apply(const WatchBatch& b) {

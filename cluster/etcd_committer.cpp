@@ -32,7 +32,9 @@ EtcdCommitter::EtcdCommitter(core::StateMachine& state, EtcdOptions options)
       layout_(options_.prefix),
       client_(options_.endpoints, options_.tls) {
   options_.prefix = layout_.prefix();
-  std::random_device random;  // each node its own backoff sequence
+  if (const size_t scheme = options_.advertise_url.find("://"); scheme != std::string::npos)
+    self_ = options_.advertise_url.substr(scheme + 3);  // as keep_registered() names it
+  std::random_device random;                            // each node its own backoff sequence
   jitter_state_ = (uint64_t{random()} << 32) | random() | 1;
   Freshness::Options fo;
   fo.endpoints = options_.endpoints;
@@ -214,7 +216,7 @@ void EtcdCommitter::answer_overdue() {
 // This node's registration: a key under <prefix>/nodes/ bound to a lease of 10 s, renewed
 // every 3 s. If the lease expired (etcd was away longer than that), a new one is taken.
 void EtcdCommitter::keep_registered() {
-  if (options_.advertise_url.empty()) return;
+  if (self_.empty()) return;
   std::string error;
   if (lease_ && Clock::now() - renewed_ < std::chrono::seconds(3)) return;
   if (lease_) {
@@ -228,7 +230,7 @@ void EtcdCommitter::keep_registered() {
   }
   const int64_t lease = client_.lease_grant(10, error);
   if (!lease) return;
-  std::string name = options_.advertise_url.substr(options_.advertise_url.find("://") + 3);
+  const std::string& name = self_;
   std::string value;
   core::JsonWriter w(value);
   w.begin_object()
@@ -469,6 +471,11 @@ void EtcdCommitter::write_metrics(std::string& out) const {
       "because etcd had compacted the history its watch needed.\n"
       "# TYPE keygate_cluster_reloads_total counter\nkeygate_cluster_reloads_total %llu\n",
       static_cast<unsigned long long>(reloads_.load(std::memory_order_relaxed)));
+  core::appendf(out,
+                "# HELP keygate_cluster_live_nodes Nodes registered in etcd, this one included: "
+                "each enforces 1/n of every rate limit.\n"
+                "# TYPE keygate_cluster_live_nodes gauge\nkeygate_cluster_live_nodes %u\n",
+                live_nodes_.load(std::memory_order_relaxed));
   core::appendf(
       out,
       "# HELP keygate_log_writable 1 while changes are taken.\n# TYPE keygate_log_writable "

@@ -107,6 +107,9 @@ class EtcdCommitter final : public core::Committer {
   int64_t applied_revision() const noexcept { return applied_.load(std::memory_order_acquire); }
   // Unix ms until which this node may vouch for keys (read by every verification).
   const std::atomic<uint64_t>& vouch_until() const noexcept { return freshness_->vouch_until(); }
+  // How many nodes are registered under <prefix>/nodes/, this one always among them: each
+  // enforces its fair share of every rate limit (core/rate_limit.hpp). Any thread.
+  const std::atomic<uint32_t>& live_nodes() const noexcept { return live_nodes_; }
   // Waits until the node has shown it is fresh (after a start that resumed from its own
   // snapshot and is catching up); whether it did within `within`.
   bool wait_until_vouching(std::chrono::milliseconds within) {
@@ -241,6 +244,13 @@ class EtcdCommitter final : public core::Committer {
   int64_t catch_up_to_ = 0;  // the store's revision at start: not ready before it is applied
   std::thread snapshotter_;
   std::atomic<bool> snapshot_running_{false};
+  // The nodes registered (names as under <prefix>/nodes/), from the load and the watch; the
+  // committer thread's. This node's own name is counted whether or not etcd shows it yet,
+  // so that a node never takes the share of one fewer.
+  std::set<std::string, std::less<>> nodes_;
+  std::string self_;
+  std::atomic<uint32_t> live_nodes_{1};
+  void note_node(std::string_view name, bool deleted);
   std::atomic<size_t> audit_base_bytes_{0};  // audit bytes in memory after the last snapshot
   bool resumed_ = false;
   std::atomic<uint64_t> txns_{0}, conflicts_{0}, failures_{0};

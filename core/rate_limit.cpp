@@ -12,6 +12,14 @@ RateDecision take_token(std::atomic<uint64_t>& tat_ns, RateLimit limit, uint64_t
                           now_ns);
 }
 
+RateDecision take_token(std::atomic<uint64_t>& tat_ns, RateLimit limit, uint32_t nodes,
+                        uint64_t now_ns) noexcept {
+  if (limit.requests_per_second == 0) return {};
+  if (nodes <= 1) return take_token(tat_ns, limit, now_ns);
+  return take_token_every(tat_ns, 1'000'000'000ull * nodes / limit.requests_per_second,
+                          limit.burst / nodes, now_ns);
+}
+
 RateDecision take_token_every(std::atomic<uint64_t>& tat_ns, uint64_t interval_ns,
                               uint32_t burst_in, uint64_t now_ns) noexcept {
   RateDecision d;

@@ -28,6 +28,12 @@ inline uint64_t monotonic_ns() noexcept {
 
 // Takes one token if there is one. `now_ns` from monotonic_ns().
 RateDecision take_token(std::atomic<uint64_t>& tat_ns, RateLimit limit, uint64_t now_ns) noexcept;
+// The same, for one of `nodes` nodes that enforce `limit` together without a shared count
+// (cluster mode without --redis): this node's fair share, a token every `nodes` / rate
+// seconds and burst / `nodes` of them (at least one). Never more than the limit in all
+// while each node holds its share; a client pinned to one node gets 1 / `nodes` of it.
+RateDecision take_token(std::atomic<uint64_t>& tat_ns, RateLimit limit, uint32_t nodes,
+                        uint64_t now_ns) noexcept;
 // The same for a bucket that gains a token every `interval_ns` (at least 1) and holds
 // `burst` (at least 1): rates slower than one a second, such as sign-ups per hour.
 RateDecision take_token_every(std::atomic<uint64_t>& tat_ns, uint64_t interval_ns, uint32_t burst,

@@ -120,7 +120,7 @@ VerifyResult verify(const Index& index, const VerifyRequest& req, const RateDefa
       return r;
     }
   }
-  r.rate = take_token(slot->rate_tat_ns, limits.for_key(k), now_mono_ns);
+  r.rate = limits.take(slot->rate_tat_ns, k, now_mono_ns);
   if (!r.rate.allowed) {
     r.code = VerifyCode::rate_limited;
     return r;

@@ -38,8 +38,17 @@ std::string_view to_string(VerifyCode c) noexcept;
 struct RateDefaults {
   RateLimit secret{10'000, 20'000};
   RateLimit publishable{1'000, 2'000};
+  // Cluster mode: how many nodes are alive (their registrations in etcd), each enforcing
+  // its fair share of every limit (core/rate_limit.hpp); null: one, a single node.
+  const std::atomic<uint32_t>* nodes = nullptr;
   RateLimit for_key(const ApiKey& k) const noexcept {
     return k.rate_limit ? *k.rate_limit : (k.type == KeyType::secret ? secret : publishable);
+  }
+  // Takes a token from key `k`'s bucket: its limit, or this node's share of it.
+  RateDecision take(std::atomic<uint64_t>& tat_ns, const ApiKey& k,
+                    uint64_t now_ns) const noexcept {
+    return nodes ? take_token(tat_ns, for_key(k), nodes->load(std::memory_order_relaxed), now_ns)
+                 : take_token(tat_ns, for_key(k), now_ns);
   }
 };
 

@@ -98,7 +98,7 @@ bool authenticate(Exchange& ex) {
     return false;
   }
   const core::RateDecision rate =
-      core::take_token(slot->rate_tat_ns, ex.app.config.rate_defaults.for_key(k), ex.started_ns);
+      ex.app.config.rate_defaults.take(slot->rate_tat_ns, k, ex.started_ns);
   write_rate_headers(ex.res, rate);
   if (!rate.allowed) {
     write_error(ex, ErrorCode::rate_limited,

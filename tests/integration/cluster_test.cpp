@@ -1032,3 +1032,47 @@ TEST(Cluster, AuditEventsPastTheRetentionLeaveEtcdWithoutWaitingForTheirLease) {
   EXPECT_EQ(in_etcd(), 1);
   EXPECT_TRUE(eventually([&] { return listed(b) == 1; }));
 }
+
+// Without a shared counter (no --redis), each node enforces its fair share of a key's
+// limit: the limit over the nodes registered in etcd. Three nodes never admit more than
+// one node with the whole limit would, spread or not; a client pinned to one node gets a
+// third (docs/operations.md, "Running a cluster").
+TEST(Cluster, EachNodeEnforcesItsShareOfARateLimit) {
+  Nodes n({"--secret-rate", "100", "--secret-burst", "100"});
+  auto metric = [&](int i) {
+    const std::string m = http(n[i].port(), "GET", "/metrics", "").body;
+    const std::string at = "\nkeygate_cluster_live_nodes ";
+    const size_t p = m.find(at);
+    return p == std::string::npos ? -1 : std::stoi(m.substr(p + at.size()));
+  };
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(eventually([&] { return metric(i) == 3; }, 15s))
+        << "node " << i << ": " << metric(i);
+  const Tenant t = make_tenant(n[0], "Shared limit");
+  const CreatedKey k = make_key(n[0], t, R"({"name":"hammered"})");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(eventually([&] { return auth(n[i], k.value) != 401; }));
+  auto hammer = [&](std::vector<int> on, std::chrono::milliseconds for_how_long, double& seconds) {
+    std::this_thread::sleep_for(1100ms);  // every bucket full again
+    int allowed = 0;
+    const auto t0 = Clock::now();
+    for (size_t r = 0; Clock::now() - t0 < for_how_long; ++r)
+      allowed += auth(n[on[r % on.size()]], k.value) == 200;
+    seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return allowed;
+  };
+  double seconds = 0;
+  const int pinned = hammer({0}, 2000ms, seconds);
+  const double pinned_bound = 33 + 100.0 / 3 * seconds;
+  std::printf("[ figures  ] pinned to one of 3 nodes: %d admitted in %.2f s (share %.0f)\n", pinned,
+              seconds, pinned_bound);
+  EXPECT_LE(pinned, pinned_bound + 2);
+  EXPECT_GE(pinned, pinned_bound * 0.8);
+  const int spread = hammer({0, 1, 2}, 2000ms, seconds);
+  const double whole = 100 + 100 * seconds;  // what one node with the whole limit admits
+  std::printf("[ figures  ] spread over 3 nodes: %d admitted in %.2f s (one node: %.0f)\n", spread,
+              seconds, whole);
+  EXPECT_LE(spread, whole + 3) << "never more than the limit";
+  EXPECT_GE(spread, whole * 0.8);
+  const auto limited = http(n[1].port(), "GET", "/v1/auth", "", k.value);
+  EXPECT_EQ(limited.header("x-ratelimit-limit"), "33") << "a node reports its share";
+}
