@@ -50,8 +50,9 @@ bool write_snapshot(const DataDir& dir, const core::Index& index, uint64_t seq,
   std::string buf, payload;
   buf.append(kSnapshotMagic, 8).append(reinterpret_cast<const char*>(&seq), 8);
   uint64_t records = 0, keys = 0, bytes = 0;
-  // Slots are never freed, so the walk can leave the read section between organizations;
-  // records are encoded inside it, while they cannot be freed.
+  // Organization slots are never freed, so the walk can leave the read section between
+  // organizations; each organization's keys (whose slots are reused after a grace period
+  // once reclaimed) and records are walked and encoded inside one.
   core::OrgSlot* org;
   {
     core::ReadSection rs;
