@@ -93,6 +93,31 @@ void expect_same_pages(const AuditLog& got, const AuditLog& want, Id org) {
   }
 }
 
+// An index whose organization kOrgs[0] had events 1..n, all of them now in snapshot 1 of a
+// scratch directory and read from it.
+struct OnDisk {
+  std::string path = temp_dir();
+  DataDir dir{path};
+  core::RcuThread rcu;
+  core::Index index;
+
+  explicit OnDisk(uint64_t n) {
+    put_orgs(index);
+    for (uint64_t i = 1; i <= n; ++i) index.audit().insert(event(kOrgs[0], i));
+    snapshot(1);
+  }
+  ~OnDisk() { std::filesystem::remove_all(path); }
+  // Writes snapshot `seq` and reads its events from it: what it held.
+  size_t snapshot(uint64_t seq) {
+    SnapshotInfo info;
+    std::string error;
+    EXPECT_TRUE(write_snapshot(dir, index, seq, 0, info, error)) << error;
+    const size_t held = info.audit ? info.audit->size() : 0;
+    publish_audit(index, info);
+    return held;
+  }
+};
+
 }  // namespace
 
 TEST(AuditDisk, PagesReadFromASnapshotAreThoseOfMemoryAndMemoryKeepsOnlyWhatCameAfter) {
@@ -154,18 +179,9 @@ TEST(AuditDisk, PagesReadFromASnapshotAreThoseOfMemoryAndMemoryKeepsOnlyWhatCame
 
 // A byte changed under a reader is an error, never a wrong event.
 TEST(AuditDisk, ADamagedRecordOnDiskIsAnErrorNotAWrongPage) {
-  const std::string path = temp_dir();
-  DataDir dir(path);
-  core::RcuThread rcu;
-  core::Index index;
-  put_orgs(index);
-  for (uint64_t n = 1; n <= 300; ++n) index.audit().insert(event(kOrgs[0], n));
-  SnapshotInfo info;
-  std::string error;
-  ASSERT_TRUE(write_snapshot(dir, index, 1, 0, info, error)) << error;
-  publish_audit(index, info);
+  OnDisk d(300);
   {
-    const std::string file = dir.file(snapshot_name(1));
+    const std::string file = d.dir.file(snapshot_name(1));
     const auto size = std::filesystem::file_size(file);
     std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(static_cast<std::streamoff>(size - 200));  // within the last event's record
@@ -173,8 +189,7 @@ TEST(AuditDisk, ADamagedRecordOnDiskIsAnErrorNotAWrongPage) {
   }
   AuditQuery q;
   q.limit = 5;
-  EXPECT_THROW(index.audit().page(kOrgs[0], q), std::runtime_error);
-  std::filesystem::remove_all(path);
+  EXPECT_THROW(d.index.audit().page(kOrgs[0], q), std::runtime_error);
 }
 
 // The journal takes a snapshot when memory holds --audit-memory-bytes of events, and they
@@ -217,25 +232,13 @@ TEST(AuditDisk, TheJournalSnapshotsWhenAuditEventsFillTheirMemory) {
 // Cluster mode: etcd dropped an event the snapshot holds (past the retention). It is gone
 // from pages at once, and the next snapshot leaves it out.
 TEST(AuditDisk, AnEventErasedFromTheDiskIsHiddenAndLeftOutOfTheNextSnapshot) {
-  const std::string path = temp_dir();
-  DataDir dir(path);
-  core::RcuThread rcu;
-  core::Index index;
-  put_orgs(index);
-  for (uint64_t n = 1; n <= 200; ++n) index.audit().insert(event(kOrgs[0], n));
-  SnapshotInfo info;
-  std::string error;
-  ASSERT_TRUE(write_snapshot(dir, index, 1, 0, info, error)) << error;
-  publish_audit(index, info);
+  OnDisk d(200);
   AuditLog want;
   for (uint64_t n = 1; n <= 200; ++n)
     if (n != 3 && n != 150) want.insert(event(kOrgs[0], n));
-  index.audit().erase(kOrgs[0], event(kOrgs[0], 3).id);
-  index.audit().erase(kOrgs[0], event(kOrgs[0], 150).id);
-  expect_same_pages(index.audit(), want, kOrgs[0]);
-  ASSERT_TRUE(write_snapshot(dir, index, 2, 0, info, error)) << error;
-  EXPECT_EQ(info.audit->size(), 198u);
-  publish_audit(index, info);
-  expect_same_pages(index.audit(), want, kOrgs[0]);
-  std::filesystem::remove_all(path);
+  d.index.audit().erase(kOrgs[0], event(kOrgs[0], 3).id);
+  d.index.audit().erase(kOrgs[0], event(kOrgs[0], 150).id);
+  expect_same_pages(d.index.audit(), want, kOrgs[0]);
+  EXPECT_EQ(d.snapshot(2), 198u);
+  expect_same_pages(d.index.audit(), want, kOrgs[0]);
 }
