@@ -300,30 +300,35 @@ void Index::reclaim_keys(uint64_t now_ms) {
     gone.push_back(slot);
   }
   if (gone.empty()) return;
-  // Grouped by organization, in list order within each (ids grow along a list).
+  // Grouped by organization, then by address for the lookups of the walk below. A list is
+  // in the order keys were put, which is not always id order (a cluster's nodes assign ids
+  // on their own clocks), so each organization's list is walked until all of its keys that
+  // go are found, wherever they are in it.
   std::sort(gone.begin(), gone.end(), [](const KeySlot* a, const KeySlot* b) {
-    return a->org_number != b->org_number ? a->org_number < b->org_number : a->id() < b->id();
+    return a->org_number != b->org_number ? a->org_number < b->org_number : std::less<>{}(a, b);
   });
   for (size_t i = 0; i < gone.size();) {
     OrgSlot* org = static_cast<OrgSlot*>(org_slots_.at(gone[i]->org_number));
-    size_t j = i;
+    size_t end = i;
+    while (end < gone.size() && gone[end]->org_number == org->number) ++end;
+    size_t left = end - i;
     KeySlot* prev = nullptr;
     // A reader standing on a removed slot still follows its `next`, unchanged, back into
     // the list; the slot itself is reused only after the grace period.
-    for (KeySlot* k = org->keys(); k && j < gone.size() && gone[j]->org_number == org->number;) {
+    for (KeySlot* k = org->keys(); k && left > 0;) {
       KeySlot* next = k->next();
-      if (k != gone[j]) {
+      if (!std::binary_search(gone.begin() + static_cast<ptrdiff_t>(i),
+                              gone.begin() + static_cast<ptrdiff_t>(end), k, std::less<>{})) {
         prev = k;
       } else {
         (prev ? prev->next_in_org : org->first_key).store(next, std::memory_order_release);
         if (org->last_key == k) org->last_key = prev;
         org->key_count.fetch_sub(1, std::memory_order_relaxed);
-        ++j;
+        --left;
       }
       k = next;
     }
-    while (j < gone.size() && gone[j]->org_number == org->number) ++j;  // not listed: none
-    i = j;
+    i = end;
   }
   key_count_.fetch_sub(gone.size(), std::memory_order_relaxed);
   reclaimed_.fetch_add(gone.size(), std::memory_order_relaxed);

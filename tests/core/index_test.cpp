@@ -494,3 +494,30 @@ TEST(Index, ReadersWalkListsWhileTheWriterReclaimsKeys) {
   EXPECT_EQ(index.key_count(), 10'000u);
   EXPECT_EQ(listed(index, oid).size(), 10'000u);
 }
+
+// A list is in the order keys were put, not always in id order (cluster nodes assign ids on
+// their own clocks): keys that go are found wherever they are in it, and none that goes
+// stays listed (a reader would then reach a freed record).
+TEST(Index, ReclaimsKeysFromAListThatIsNotInIdOrder) {
+  RcuThread rcu;
+  Index index;
+  index.set_reclaim_after(1);
+  IdGenerator g;
+  const Id oid = put_org(index, g, "a");
+  std::vector<Id> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(g.next(1000));
+  // Put newest first: the list runs 5, 4, 3, 2, 1, 0 by id. 4, 2 and 0 are revoked.
+  for (int i = 5; i >= 0; --i)
+    index.put(hash_key("v" + std::to_string(i)), version_of(g, oid, ids[i], i % 2 ? 0 : 1'000));
+  index.advance_clock(5'000);
+  EXPECT_EQ(listed(index, oid), (std::vector<Id>{ids[5], ids[3], ids[1]}));
+  EXPECT_EQ(index.key_count(), 3u);
+  {
+    ReadSection rs;
+    EXPECT_EQ(index.find_org(oid)->key_count.load(), 3u);
+  }
+  auto k = key(g, oid);
+  const Id fresh = k->id;
+  index.put(hash_key("fresh"), std::move(k));
+  EXPECT_EQ(listed(index, oid), (std::vector<Id>{ids[5], ids[3], ids[1], fresh}));
+}
