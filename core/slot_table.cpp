@@ -109,6 +109,9 @@ SlotArena::SlotArena(size_t slot_size)
 }
 
 SlotArena::~SlotArena() {
+  // After the last release(), which an RCU callback made under the lock: the owner waited
+  // for the callbacks (urcu_memb_barrier), and the lock says so to ThreadSanitizer too.
+  std::lock_guard lock(free_mutex_);
   for (size_t c = 0; c < max_chunks_; ++c) {
     char* chunk = chunks_[c].load(std::memory_order_relaxed);
     if (!chunk) break;
