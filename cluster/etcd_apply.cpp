@@ -138,12 +138,6 @@ const char* kIdentityFile = "cluster.id";  // which etcd cluster and prefix the 
 // Writes snapshot-<revision + 1>.kgs of what is applied (persistence/FORMAT.md, "Snapshots":
 // the walk may see later changes too, which the watch from revision + 1 applies again,
 // harmlessly), then the identity of the cluster it belongs to.
-bool EtcdCommitter::audit_memory_full() const noexcept {
-  return core::audit_snapshot_due(state_.index().audit().memory_bytes(),
-                                  audit_base_bytes_.load(std::memory_order_relaxed),
-                                  options_.audit_memory_bytes);
-}
-
 void EtcdCommitter::take_snapshot() {
   const persistence::DataDir& dir = *options_.data_dir;
   const int64_t revision = applied_.load(std::memory_order_acquire);
@@ -160,7 +154,6 @@ void EtcdCommitter::take_snapshot() {
     return;
   }
   persistence::publish_audit(state_.index(), info);
-  audit_base_bytes_.store(state_.index().audit().memory_bytes(), std::memory_order_relaxed);
   persistence::remove_covered(dir, static_cast<uint64_t>(revision) + 1);
   const std::string tmp = dir.file(std::string(kIdentityFile) + ".tmp");
   {

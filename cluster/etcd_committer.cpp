@@ -348,7 +348,8 @@ void EtcdCommitter::run() {
     }
     if (!fresh.empty()) execute(fresh);
     if (options_.data_dir &&
-        (Clock::now() - last_snapshot >= options_.snapshot_interval || audit_memory_full()) &&
+        (Clock::now() - last_snapshot >= options_.snapshot_interval ||
+         state_.index().audit().snapshot_due(options_.audit_memory_bytes)) &&
         !snapshot_running_.load(std::memory_order_acquire)) {
       last_snapshot = Clock::now();
       if (snapshotter_.joinable()) snapshotter_.join();

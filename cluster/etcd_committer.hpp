@@ -163,8 +163,6 @@ class EtcdCommitter final : public core::Committer {
   bool reload();
   int64_t resume_from_snapshot();
   void take_snapshot();
-  // A snapshot for --audit-memory-bytes is due (core::audit_snapshot_due).
-  bool audit_memory_full() const noexcept;
   void run();
   void watch_loop();
   void apply(const WatchBatch& batch);
@@ -251,7 +249,6 @@ class EtcdCommitter final : public core::Committer {
   std::string self_;
   std::atomic<uint32_t> live_nodes_{1};
   void note_node(std::string_view name, bool deleted);
-  std::atomic<size_t> audit_base_bytes_{0};  // audit bytes in memory after the last snapshot
   bool resumed_ = false;
   std::atomic<uint64_t> txns_{0}, conflicts_{0}, failures_{0};
   std::atomic<uint64_t> isolated_{0};  // commands sent again at once: not of a conflicted org

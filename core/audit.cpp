@@ -137,13 +137,16 @@ void AuditLog::erase(Id org, Id id) {
   }
   std::lock_guard lock(disk_mutex_);
   if (!disk_) return;
-  if (const std::optional<Id> oldest = disk_->oldest(org); oldest && !(id < *oldest))
+  if (const std::optional<Id> oldest = disk_->oldest(org); oldest && !(id < *oldest)) {
     hidden_.emplace(org, id);
+    any_hidden_.store(true, std::memory_order_release);
+  }
 }
 
 bool AuditLog::hidden(Id org, Id id) const {
+  if (!any_hidden_.load(std::memory_order_acquire)) return false;  // nearly always
   std::lock_guard lock(disk_mutex_);
-  return !hidden_.empty() && hidden_.contains({org, id});
+  return hidden_.contains({org, id});
 }
 
 size_t AuditLog::drop_before(uint64_t cutoff_ms) {
@@ -166,11 +169,17 @@ void AuditLog::set_disk(std::shared_ptr<const AuditDisk> disk, uint64_t cutoff_m
   // Those the new snapshot left out for their age; the others it may hold (an erase that
   // came while it was written): still hidden.
   std::erase_if(hidden_, [&](const auto& h) { return h.second.millis() < cutoff_ms; });
+  any_hidden_.store(!hidden_.empty(), std::memory_order_release);
 }
 
 std::shared_ptr<const AuditDisk> AuditLog::disk() const {
   std::lock_guard lock(disk_mutex_);
   return disk_;
+}
+
+bool AuditLog::snapshot_due(size_t budget) const noexcept {
+  const size_t bytes = memory_bytes(), base = bytes_after_drop_.load(std::memory_order_relaxed);
+  return bytes > budget && bytes - std::min(bytes, base) >= budget / 2;
 }
 
 void AuditLog::drop_written(const std::vector<std::pair<Id, Id>>& written) {
@@ -196,6 +205,7 @@ void AuditLog::drop_written(const std::vector<std::pair<Id, Id>>& written) {
     }
     i = end;
   }
+  bytes_after_drop_.store(memory_bytes(), std::memory_order_relaxed);
 }
 
 // One organization's events with ids in [lo, hi), from memory or from the disk, handed out

@@ -142,6 +142,11 @@ class AuditLog {
   // Bytes of events held in memory (their records, strings and vectors; not the disk's
   // index, which AuditDisk::memory_bytes() counts).
   size_t memory_bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
+  // Whether a snapshot should take the events in memory: they hold more than `budget`
+  // bytes (--audit-memory-bytes), half of it come since the last drop_written() left what
+  // it could not take (so events that cannot leave memory never start one snapshot after
+  // another). Any thread.
+  bool snapshot_due(size_t budget) const noexcept;
   // The organizations holding an event older than `cutoff_ms` (cluster mode: whose expired
   // events a node deletes from etcd). Any thread.
   std::vector<Id> orgs_with_events_before(uint64_t cutoff_ms) const;
@@ -170,6 +175,8 @@ class AuditLog {
   mutable std::shared_mutex map_mutex_;
   std::unordered_map<Id, std::unique_ptr<Org>, IdHash> orgs_;
   std::atomic<size_t> bytes_{0};
+  std::atomic<size_t> bytes_after_drop_{0};  // memory_bytes() when drop_written() ended
+  std::atomic<bool> any_hidden_{false};      // hidden_ holds something: readers check it
   mutable std::mutex disk_mutex_;
   std::shared_ptr<const AuditDisk> disk_;
   std::set<std::pair<Id, Id>> hidden_;  // erased, but on disk: (organization, id)
@@ -178,12 +185,5 @@ class AuditLog {
 
 // What an event costs in memory, as memory_bytes() counts it.
 size_t memory_cost(const AuditEvent& e) noexcept;
-
-// Whether a snapshot should take the events in memory: they hold more than `budget` bytes
-// (--audit-memory-bytes), half of it come since the last snapshot left `base` there (so
-// events that cannot leave memory never start one snapshot after another).
-inline bool audit_snapshot_due(size_t bytes, size_t base, size_t budget) noexcept {
-  return bytes > budget && bytes - (base < bytes ? base : bytes) >= budget / 2;
-}
 
 }  // namespace keygate::core

@@ -229,7 +229,7 @@ class Index {
   // is unknown, by id and by value, and no longer counts against its organization's keys.
   // 0 (the default): never. The writer, before any key is put.
   void set_reclaim_after(uint64_t ms) noexcept { reclaim_after_ms_ = ms; }
-  // Keys removed so far, and keys waiting for their time (any thread).
+  // Keys removed so far (any thread).
   uint64_t reclaimed_keys() const noexcept { return reclaimed_.load(std::memory_order_relaxed); }
   // At most this many keys go per advance_clock(), so that a backlog (a start after a long
   // stop) never holds the writer for long: the rest go on the next calls.

@@ -246,9 +246,7 @@ void Journal::maybe_snapshot(bool requested) {
   const uint64_t grown = segment_.size() - snapshot_base_bytes_;
   // Also when memory holds --audit-memory-bytes of audit events: the snapshot takes them
   // (core/audit.hpp), so that a tenant writing fast cannot grow memory without bound.
-  const bool audit_full = core::audit_snapshot_due(
-      state_.index().audit().memory_bytes(), audit_base_bytes_.load(std::memory_order_relaxed),
-      options_.audit_memory_bytes);
+  const bool audit_full = state_.index().audit().snapshot_due(options_.audit_memory_bytes);
   if (!requested && !audit_full && grown < options_.snapshot_bytes) return;
   if (!requested && segment_.next_seq() == segment_.first_seq()) return;
   if (snapshotter_.joinable()) snapshotter_.join();
@@ -282,7 +280,6 @@ void Journal::maybe_snapshot(bool requested) {
     const uint64_t cutoff = core::now_ms() > retention ? core::now_ms() - retention : 0;
     if (write_snapshot(dir_, state_.index(), seq, cutoff, info, err)) {
       publish_audit(state_.index(), info);
-      audit_base_bytes_.store(state_.index().audit().memory_bytes(), std::memory_order_relaxed);
       // What the snapshot left out goes from memory too; the log segments that still hold
       // those events are the ones this snapshot just made unnecessary.
       const size_t dropped = state_.index().audit().drop_before(cutoff);

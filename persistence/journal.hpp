@@ -103,10 +103,6 @@ class Journal final : public core::Committer {
   Segment segment_;
   uint64_t next_seq_;
   uint64_t snapshot_base_bytes_ = 0;  // segment size when it was started
-  // Audit bytes in memory after the last snapshot took its events: a snapshot for the
-  // audit budget needs half the budget more than that, so that events that cannot leave
-  // memory never start one snapshot after another.
-  std::atomic<size_t> audit_base_bytes_{0};
   std::chrono::steady_clock::time_point last_sync_;
 
   std::mutex mutex_;

@@ -2,6 +2,7 @@
 // cluster started by the test on loopback ports. Every API through any node, revocation
 // everywhere, concurrent conflicting writes from all nodes, and etcd itself going away.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <array>
@@ -1075,4 +1076,12 @@ TEST(Cluster, EachNodeEnforcesItsShareOfARateLimit) {
   EXPECT_GE(spread, whole * 0.8);
   const auto limited = http(n[1].port(), "GET", "/v1/auth", "", k.value);
   EXPECT_EQ(limited.header("x-ratelimit-limit"), "33") << "a node reports its share";
+  // A node that hangs stops renewing its registration: within its 10 s lease the others
+  // count two and take half each; when it comes back, three again.
+  ::kill(n[2].pid(), SIGSTOP);
+  EXPECT_TRUE(eventually([&] { return metric(0) == 2; }, 20s)) << metric(0);
+  EXPECT_EQ(http(n[0].port(), "GET", "/v1/auth", "", k.value).header("x-ratelimit-limit"), "50");
+  ::kill(n[2].pid(), SIGCONT);
+  EXPECT_TRUE(eventually([&] { return metric(0) == 3 && metric(2) == 3; }, 20s))
+      << metric(0) << " " << metric(2);
 }

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -295,6 +296,55 @@ TEST(Hostile, ATenantCannotGrowTheServerWithoutBound) {
 #endif
   EXPECT_LT(after_kb - before_kb, 64 * 1024 + kQuarantineKb)
       << "grew by " << (after_kb - before_kb) / 1024 << " MiB";
+}
+
+// The audit events read from a snapshot whose bytes changed on disk: the list answers 503
+// storage_unavailable (docs/api.md §1.6), never a wrong or partial page, and the server
+// goes on serving everything else.
+TEST(Hostile, AnAuditListOverADamagedSnapshotIs503NotAWrongPage) {
+  ServerProcess s({"--fsync", "everysec", "--audit-memory-bytes", "1048576"});
+  Tenant t = make_tenant(s, "Damaged");
+  const CreatedKey k = make_key(s, t, R"({"name":"k"})");
+  const std::string key_path = "/v1/organizations/" + t.id + "/api-keys/" + k.id;
+  auto snapshot_events = [&] {
+    const std::string m = http(s.port(), "GET", "/metrics", "", s.root_key()).body;
+    const std::string at = "\nkeygate_audit_snapshot_events ";
+    return std::stoull(m.substr(m.find(at) + at.size()));
+  };
+  for (int i = 0; snapshot_events() == 0; ++i) {
+    ASSERT_LT(i, 20'000) << "no snapshot took the events";
+    ASSERT_EQ(http(s.port(), "PATCH", key_path, R"({"name":"n)" + std::to_string(i) + "\"}", t.key)
+                  .status,
+              200);
+  }
+  // The oldest events: the organization's creation, first in the audit section.
+  std::string snapshot;
+  for (const auto& f : std::filesystem::directory_iterator(s.data_dir()))
+    if (f.path().extension() == ".kgs") snapshot = f.path();
+  ASSERT_FALSE(snapshot.empty());
+  {
+    std::ifstream in(snapshot, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    // The organization's record names it first; its creation event's payload, in the audit
+    // section at the end, second.
+    const size_t name = bytes.find("Damaged", bytes.find("Damaged") + 1);
+    ASSERT_NE(name, std::string::npos);
+    std::fstream f(snapshot, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(name));
+    f.put('X');
+  }
+  // The oldest first (the page just newer than the smallest id): read from the file.
+  auto oldest = http(
+      s.port(), "GET",
+      "/v1/organizations/" + t.id + "/audit-events?limit=5&before=audit_00000000000000000000000000",
+      "", t.key);
+  EXPECT_EQ(oldest.status, 503) << oldest.body;
+  EXPECT_EQ(str(parse_json(oldest.body), "/error/code"), "storage_unavailable");
+  EXPECT_EQ(http(s.port(), "GET", "/v1/auth", "", k.value).status, 200) << "the rest serves";
+  // The reason is in the server's log (written as the answer goes; read it within a moment).
+  for (int i = 0; i < 100 && s.log().find("audit.unreadable") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_NE(s.log().find("audit.unreadable"), std::string::npos);
 }
 
 // A tenant writing change after change cannot grow the memory its audit events hold past

@@ -419,4 +419,12 @@ TEST(LeastPrivilege, ARareListFilterWalksABoundedStretchAPage) {
   }
   EXPECT_EQ(found, std::vector<std::string>{web.id});
   EXPECT_EQ(pages, 1) << "the first page stopped after 10,000 keys, the second found it";
+  // A cursor that names no key (reclaimed, or made up past every key) is a place in the
+  // list: the walk passes the keys up to it within the same bound, never the whole list.
+  auto forged =
+      http(s.port(), "GET", keys_path(t) + "?cursor=key_7ZZZZZZZZZZZZZZZZZZZZZZZZZ", "", t.key);
+  ASSERT_EQ(forged.status, 200) << forged.body;
+  auto j = parse_json(forged.body);
+  EXPECT_EQ(j["data"].get_array().size(), 0u);
+  EXPECT_EQ(str(j, "/pagination/has_more"), "true") << "stopped at the bound, 51 keys short";
 }
