@@ -22,6 +22,7 @@
 #include "cli/operator.hpp"
 #include "cli/serve_options.hpp"
 #include "cluster/etcd_committer.hpp"
+#include "cluster/fleet_counters.hpp"
 #include "core/heap.hpp"
 #include "core/index.hpp"
 #include "core/log.hpp"
@@ -189,6 +190,39 @@ int serve(const ServeOptions& o) {
     log(Level::info, "tls.loaded", {{"certificate", tls->current()->description()}});
   }
 
+  // Redis: the URL and the password file are read and checked before anything starts; Redis
+  // itself need not answer yet (a node starts under the fair share and shares once it does).
+  std::optional<cluster::FleetCounters::Options> redis;
+  if (!o.redis.empty()) {
+    if (o.etcd.empty())
+      throw persistence::StartupError(
+          "--redis holds a fleet's counters: it needs cluster mode (--etcd) too");
+    auto url = cluster::parse_redis_url(o.redis);
+    if (!url) throw persistence::StartupError("--redis: " + url.error());
+    if (!o.redis_ca.empty() && !url->tls)
+      throw persistence::StartupError("--redis-ca is for TLS: give a rediss:// URL");
+    cluster::FleetCounters::Options fo;
+    fo.redis.url = *url;
+    if (!o.redis_password_file.empty()) {
+      std::string line;
+      if (FILE* f = std::fopen(o.redis_password_file.c_str(), "re")) {
+        char buf[4096];
+        if (std::fgets(buf, sizeof buf, f)) line = buf;
+        std::fclose(f);
+      }
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+      if (line.empty())
+        throw persistence::StartupError("--redis-password-file " + o.redis_password_file +
+                                        ": no password on its first line");
+      fo.redis.url.password = line;
+    }
+    fo.redis.ca_file = o.redis_ca;
+    fo.redis.timeout = std::chrono::milliseconds(o.redis_timeout_ms);
+    fo.prefix = o.etcd_prefix;
+    fo.interval = std::chrono::milliseconds(o.redis_sync_ms);
+    redis = std::move(fo);
+  }
+
   persistence::DataDir dir(o.data_dir);
   const persistence::RootKey root = persistence::load_root_key(o.root_key_file, dir.path());
   if (root.generated)
@@ -211,6 +245,7 @@ int serve(const ServeOptions& o) {
   handlers::Idempotency idempotency(o.idempotency_bytes);
   handlers::SignupLimit signups(o.signup_per_hour);
   handlers::Metrics metrics;
+  core::HitLog hit_log;  // before the servers: their reactors record into it until they stop
   handlers::AppConfig config;
   config.open_signup = o.open_signup;
   config.access_log = o.access_log;
@@ -303,6 +338,19 @@ int serve(const ServeOptions& o) {
     ctx.vouch_until = &etcd->vouch_until();  // published to the reactors by `ready` below
     ctx.config.rate_defaults.nodes = &etcd->live_nodes();  // each node its share of every limit
   }
+  std::unique_ptr<cluster::FleetCounters> fleet;
+  if (redis) {
+    fleet =
+        std::make_unique<cluster::FleetCounters>(*redis, index, ctx.config.rate_defaults, hit_log);
+    ctx.config.rate_defaults.hits = &hit_log;
+    ctx.config.rate_defaults.shared = &fleet->shared();
+    ctx.more_metrics = [&fleet](std::string& out) { fleet->write_metrics(out); };
+    fleet->start();
+    log(Level::info, "redis.configured",
+        {{"redis", redis->redis.url.redacted()},
+         {"interval_ms", static_cast<long long>(o.redis_sync_ms)},
+         {"timeout_ms", static_cast<long long>(o.redis_timeout_ms)}});
+  }
 
   // The control plane: signals (and the systemd watchdog) on Asio. The signals are taken
   // over before READY: from then on a SIGTERM is a graceful stop and a SIGUSR1 a snapshot,
@@ -378,6 +426,7 @@ int serve(const ServeOptions& o) {
   admin_server.stop();
   server.join();
   admin_server.join();
+  if (fleet) fleet->stop();
   if (journal) journal->stop();
   if (etcd) etcd->stop();
   log(Level::info, "stopped", {});

@@ -192,6 +192,28 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
       ->envname(env("WRITE_TIMEOUT_MS"))
       ->check(CLI::Range(1'000u, 600'000u))
       ->capture_default_str();
+  cmd.add_option("--redis", o.redis,
+                 "Cluster mode: Redis for the fleet's rate-limit counts and last uses, "
+                 "redis://[user:password@]host[:port][/db] or rediss://... (TLS)")
+      ->envname(env("REDIS"));
+  cmd.add_option("--redis-ca", o.redis_ca, "With rediss://: the CA of Redis's certificate (PEM)")
+      ->envname(env("REDIS_CA"))
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--redis-password-file", o.redis_password_file,
+                 "A file holding Redis's password (its first line), instead of one in the URL")
+      ->envname(env("REDIS_PASSWORD_FILE"))
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--redis-sync-ms", o.redis_sync_ms,
+                 "How often each node exchanges its counts with Redis (the fleet may admit about "
+                 "this much of a limit beyond it)")
+      ->envname(env("REDIS_SYNC_MS"))
+      ->check(CLI::Range(5u, 1'000u))
+      ->capture_default_str();
+  cmd.add_option("--redis-timeout-ms", o.redis_timeout_ms,
+                 "A Redis slower than this is taken as away: each node enforces its fair share")
+      ->envname(env("REDIS_TIMEOUT_MS"))
+      ->check(CLI::Range(10u, 10'000u))
+      ->capture_default_str();
   cmd.add_option("--etcd-quota-bytes", o.etcd_quota_bytes,
                  "Cluster mode: etcd's --quota-backend-bytes, when etcd does not report it (3.4); "
                  "keygate warns at 80 % of it")

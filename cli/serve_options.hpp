@@ -54,6 +54,12 @@ struct ServeOptions {
   uint64_t etcd_quota_bytes = uint64_t{2} << 30;  // etcd's --quota-backend-bytes (3.4 hides it)
   std::string advertise_url;
   std::string etcd_cacert, etcd_cert, etcd_key;
+  // Cluster mode: the fleet's hot counters (cluster/fleet_counters.hpp); empty: none.
+  std::string redis;
+  std::string redis_ca;             // rediss://: the CA of Redis's certificate
+  std::string redis_password_file;  // the password, kept out of the command line
+  unsigned redis_sync_ms = 25;
+  unsigned redis_timeout_ms = 200;
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   unsigned header_timeout_ms = 10'000;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string_view>
 
+#include "core/hit_log.hpp"
 #include "core/index.hpp"
 #include "core/rate_limit.hpp"
 
@@ -41,14 +42,27 @@ struct RateDefaults {
   // Cluster mode: how many nodes are alive (their registrations in etcd), each enforcing
   // its fair share of every limit (core/rate_limit.hpp); null: one, a single node.
   const std::atomic<uint32_t>* nodes = nullptr;
+  // Cluster mode with --redis (cluster/fleet_counters.hpp): while `shared` holds, a key's
+  // bucket on this node has its whole limit, and the exchange with Redis moves it on by the
+  // other nodes' hits; every hit this node admits goes into `hits` for the exchange to
+  // send. While Redis is away (`shared` false), the fair share again. Null: no Redis.
+  const std::atomic<bool>* shared = nullptr;
+  HitLog* hits = nullptr;
   RateLimit for_key(const ApiKey& k) const noexcept {
     return k.rate_limit ? *k.rate_limit : (k.type == KeyType::secret ? secret : publishable);
   }
   // Takes a token from key `k`'s bucket: its limit, or this node's share of it.
   RateDecision take(std::atomic<uint64_t>& tat_ns, const ApiKey& k,
                     uint64_t now_ns) const noexcept {
-    return nodes ? take_token(tat_ns, for_key(k), nodes->load(std::memory_order_relaxed), now_ns)
-                 : take_token(tat_ns, for_key(k), now_ns);
+    if (!nodes) return take_token(tat_ns, for_key(k), now_ns);
+    if (!hits)
+      return take_token(tat_ns, for_key(k), nodes->load(std::memory_order_relaxed), now_ns);
+    const RateDecision d =
+        shared->load(std::memory_order_relaxed)
+            ? take_token(tat_ns, for_key(k), now_ns)
+            : take_token(tat_ns, for_key(k), nodes->load(std::memory_order_relaxed), now_ns);
+    if (d.allowed) hits->record(k.id);
+    return d;
   }
 };
 

@@ -56,6 +56,8 @@ struct AppContext {
   }
   std::atomic<bool> ready{false};
   std::function<unsigned()> connection_count;
+  // More lines for /metrics from parts the handlers do not know (the fleet's counters).
+  std::function<void(std::string&)> more_metrics;
   const net::BufferBudget* buffers = nullptr;  // the data plane's receive-buffer budget
 };
 

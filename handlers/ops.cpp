@@ -43,6 +43,7 @@ void metrics(Exchange& ex) {
   ex.res.body = ex.app.metrics.render(ex.app.index, *ex.app.committer,
                                       ex.app.connection_count ? ex.app.connection_count() : 0,
                                       ex.app.buffers);
+  if (ex.app.more_metrics) ex.app.more_metrics(ex.res.body);
 }
 
 }  // namespace keygate::handlers

@@ -11,6 +11,7 @@
 #include <new>
 #include <random>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "core/heap.hpp"
@@ -80,6 +81,49 @@ static void BM_VerifyHitWithRateLimit(benchmark::State& state) {
   report_allocations(state, before);
 }
 BENCHMARK(BM_VerifyHitWithRateLimit);
+
+// A verification's cost in a fleet (issue 35's A/B): arg 0, a cluster node without Redis
+// (its fair share of 3 nodes); arg 1, with --redis: the whole limit, and each hit recorded
+// for the exchange, which a thread drains (every millisecond: at the rate this loop runs,
+// 25 ms as cluster/fleet_counters.cpp waits would fill a ring and measure its dropping).
+static void BM_VerifyHitInAFleet(benchmark::State& state) {
+  Dataset& d = dataset(1'000'000);
+  const std::string key = fresh_key(d);
+  const std::atomic<uint32_t> nodes{3};
+  const std::atomic<bool> shared{true};
+  HitLog hits;
+  RateDefaults limits{{1'000'000'000, 1'000'000'000}, {0, 0}};
+  limits.nodes = &nodes;
+  std::atomic<bool> done{false};
+  std::thread drainer;
+  if (state.range(0) == 1) {
+    limits.shared = &shared;
+    limits.hits = &hits;
+    drainer = std::thread([&] {
+      std::vector<Id> out;
+      while (!done.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        out.clear();
+        hits.drain(out);
+      }
+    });
+  }
+  VerifyRequest req{key};
+  {
+    ReadSection rs;
+    verify(d.index, req, limits, 1'800'000'000'000, monotonic_ns());  // the thread's ring made
+  }
+  const size_t before = perf::t_allocations;
+  for (auto _ : state) {
+    ReadSection rs;
+    benchmark::DoNotOptimize(verify(d.index, req, limits, 1'800'000'000'000, monotonic_ns()));
+  }
+  report_allocations(state, before);
+  done = true;
+  if (drainer.joinable()) drainer.join();
+  state.counters["dropped"] = static_cast<double>(hits.dropped());
+}
+BENCHMARK(BM_VerifyHitInAFleet)->Arg(0)->Arg(1);
 
 static void BM_VerifyMiss(benchmark::State& state) {
   Dataset& d = dataset(1'000'000);

@@ -17,10 +17,6 @@ using namespace keygate::testing;
 
 namespace {
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::trunc) << text;
-}
-
 // A CA, a server certificate it signed, written to `dir`; and the client settings that
 // trust it.
 struct Pki {

@@ -42,6 +42,10 @@ void remove_tree(const std::string& path) {
   std::filesystem::remove_all(path, ec);
 }
 
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::trunc) << text;
+}
+
 ServerProcess::ServerProcess(std::vector<std::string> a, std::string data_dir,
                              std::function<void(pid_t)> hook, std::vector<std::string> environment,
                              int listen)

@@ -18,6 +18,8 @@ namespace keygate::testing {
 
 std::string make_temp_dir();
 void remove_tree(const std::string& path);
+// Writes `text` to `path`, replacing what was there.
+void write_file(const std::string& path, const std::string& text);
 
 class ServerProcess {
  public:

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The cost of --redis on verification (issue 35's A/B): the same wrk run (perf/measure.sh:
+# -t1 -c64 on CPU 0, each request with the next key) against two nodes of one cluster (a
+# one-member etcd), one with --redis (a redis-server on CPU 0) and one without (its fair
+# share of two), both with one reactor thread on CPU 1, A B A B over ROUNDS rounds. Prints
+# req/s, p50, p99 and the CPU per request of each process, all its threads: the Redis
+# node's exchange thread (every key used in an interval, one script call each) included.
+#
+#   perf/bench_fleet_verify.sh [KEYS=100000] [ROUNDS=3] [DURATION=10s]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KEYS=${KEYS:-100000}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+work=${WORK:-/tmp/keygate-bench}
+ETCD_PORT=24500
+REDIS_PORT=24600
+SINGLE_PORT=18393
+CLUSTER_PORT=18394
+
+. perf/measure.sh
+prepare_dataset
+fresh_copy data
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+
+# The cluster's data: its own etcd, filled with as many keys by the same generator.
+etcd_dir="$work/etcd-verify-$KEYS"
+rm -rf "$etcd_dir" && mkdir -p "$etcd_dir"
+taskset -c 0 etcd --name verify --data-dir "$etcd_dir/data" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+  --initial-cluster "verify=http://127.0.0.1:$((ETCD_PORT + 1))" \
+  --quota-backend-bytes 8589934592 > "$etcd_dir/etcd.log" 2>&1 &
+pids+=($!)
+until curl -s "http://127.0.0.1:$ETCD_PORT/health" | grep -q true; do sleep 0.2; done
+build/bench/perf/keygate_dataset --etcd "http://127.0.0.1:$ETCD_PORT" --keys "$KEYS" \
+  --values "$work/keys-etcd-$KEYS.txt" > "$etcd_dir/dataset.log"
+taskset -c 0 redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly no \
+  > "$etcd_dir/redis.log" 2>&1 &
+pids+=($!)
+until redis-cli -p $REDIS_PORT ping 2>/dev/null | grep -q PONG; do sleep 0.2; done
+
+start_on_cpu1 single $SINGLE_PORT --data-dir "$etcd_dir/plain" --etcd "http://127.0.0.1:$ETCD_PORT"
+single_pid=$PID
+start_on_cpu1 cluster $CLUSTER_PORT --data-dir "$etcd_dir/redis" --etcd "http://127.0.0.1:$ETCD_PORT" \
+  --root-key-file "$etcd_dir/plain/root.key" --redis "redis://127.0.0.1:$REDIS_PORT"
+cluster_pid=$PID
+until curl -s "http://127.0.0.1:$CLUSTER_PORT/metrics" | grep -q '^keygate_redis_up 1'; do sleep 0.2; done
+
+curl -s "http://127.0.0.1:$CLUSTER_PORT/metrics" | grep '^keygate_redis' || true
+printf "%-6s %-8s %12s %9s %9s %12s %9s\n" round node "req/s" p50 p99 "cpu us/req" "wrk busy"
+declare -A sum
+for round in $(seq 1 "$ROUNDS"); do
+  for node in single cluster; do  # single: without Redis; cluster: with it
+    if [ $node = single ]; then
+      result=$(DATASET=etcd-$KEYS measure_wrk $single_pid $SINGLE_PORT 1)
+    else
+      result=$(DATASET=etcd-$KEYS measure_wrk $cluster_pid $CLUSTER_PORT 1)
+    fi
+    read -r rps p50 p99 cpu user busy <<<"$result"
+    printf "%-6s %-8s %12s %9s %9s %12s %8s%%\n" "$round" $node "$rps" "$p50" "$p99" "$cpu" "$busy"
+    sum[$node-rps]=$(awk -v a="${sum[$node-rps]:-0}" -v b="$rps" 'BEGIN{print a+b}')
+    sum[$node-cpu]=$(awk -v a="${sum[$node-cpu]:-0}" -v b="$cpu" 'BEGIN{print a+b}')
+  done
+done
+awk -v sr="${sum[single-rps]}" -v cr="${sum[cluster-rps]}" -v sc="${sum[single-cpu]}" \
+  -v cc="${sum[cluster-cpu]}" -v r="$ROUNDS" \
+  'BEGIN {printf "redis/plain: req/s %.0f / %.0f = %.3fx; CPU per request %.2f / %.2f us = %.3fx\n",
+          cr/r, sr/r, cr/sr, cc/r, sc/r, cc/sc}'
