@@ -5,7 +5,12 @@
 # over ROUNDS rounds. Prints req/s, p50, p99 and the CPU per request of each process (all
 # its threads: the cluster node's watch and committer threads included).
 #
-#   perf/bench_cluster_verify.sh [KEYS=100000] [ROUNDS=3] [DURATION=10s]
+# REDIS=1 measures the cost of --redis instead (issue 35's A/B): "single" is then a second
+# node of the same cluster without Redis (its fair share of two), "cluster" one with
+# --redis (a redis-server on CPU 0), its exchange thread (every key used in an interval,
+# one script call each) counted in its CPU.
+#
+#   perf/bench_cluster_verify.sh [KEYS=100000] [ROUNDS=3] [DURATION=10s] [REDIS=0]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-100000}
@@ -13,6 +18,8 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 work=${WORK:-/tmp/keygate-bench}
 ETCD_PORT=24500
+REDIS=${REDIS:-0}
+REDIS_PORT=24600
 SINGLE_PORT=18391
 CLUSTER_PORT=18392
 
@@ -36,10 +43,25 @@ until curl -s "http://127.0.0.1:$ETCD_PORT/health" | grep -q true; do sleep 0.2;
 build/bench/perf/keygate_dataset --etcd "http://127.0.0.1:$ETCD_PORT" --keys "$KEYS" \
   --values "$work/keys-etcd-$KEYS.txt" > "$etcd_dir/dataset.log"
 
-start_on_cpu1 single $SINGLE_PORT --data-dir "$work/data-$DATASET"
-single_pid=$PID
-start_on_cpu1 cluster $CLUSTER_PORT --data-dir "$etcd_dir/node" --etcd "http://127.0.0.1:$ETCD_PORT"
-cluster_pid=$PID
+if [ "$REDIS" = 1 ]; then
+  taskset -c 0 redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly no \
+    > "$etcd_dir/redis.log" 2>&1 &
+  pids+=($!)
+  until redis-cli -p $REDIS_PORT ping 2>/dev/null | grep -q PONG; do sleep 0.2; done
+  start_on_cpu1 single $SINGLE_PORT --data-dir "$etcd_dir/plain" --etcd "http://127.0.0.1:$ETCD_PORT"
+  single_pid=$PID
+  single_dataset=etcd-$KEYS
+  start_on_cpu1 cluster $CLUSTER_PORT --data-dir "$etcd_dir/node" --etcd "http://127.0.0.1:$ETCD_PORT" \
+    --root-key-file "$etcd_dir/plain/root.key" --redis "redis://127.0.0.1:$REDIS_PORT"
+  cluster_pid=$PID
+  until curl -s "http://127.0.0.1:$CLUSTER_PORT/metrics" | grep -q '^keygate_redis_up 1'; do sleep 0.2; done
+else
+  start_on_cpu1 single $SINGLE_PORT --data-dir "$work/data-$DATASET"
+  single_pid=$PID
+  single_dataset=$DATASET
+  start_on_cpu1 cluster $CLUSTER_PORT --data-dir "$etcd_dir/node" --etcd "http://127.0.0.1:$ETCD_PORT"
+  cluster_pid=$PID
+fi
 grep -h '"event":"cluster.loaded"' "$work/cluster.log" || true
 
 printf "%-6s %-8s %12s %9s %9s %12s %9s\n" round node "req/s" p50 p99 "cpu us/req" "wrk busy"
@@ -47,7 +69,7 @@ declare -A sum
 for round in $(seq 1 "$ROUNDS"); do
   for node in single cluster; do
     if [ $node = single ]; then
-      result=$(measure_wrk $single_pid $SINGLE_PORT 1)
+      result=$(DATASET=$single_dataset measure_wrk $single_pid $SINGLE_PORT 1)
     else
       result=$(DATASET=etcd-$KEYS measure_wrk $cluster_pid $CLUSTER_PORT 1)
     fi
@@ -57,7 +79,9 @@ for round in $(seq 1 "$ROUNDS"); do
     sum[$node-cpu]=$(awk -v a="${sum[$node-cpu]:-0}" -v b="$cpu" 'BEGIN{print a+b}')
   done
 done
+[ "$REDIS" = 1 ] && curl -s "http://127.0.0.1:$CLUSTER_PORT/metrics" | grep '^keygate_redis' || true
 awk -v sr="${sum[single-rps]}" -v cr="${sum[cluster-rps]}" -v sc="${sum[single-cpu]}" \
   -v cc="${sum[cluster-cpu]}" -v r="$ROUNDS" \
-  'BEGIN {printf "cluster/single: req/s %.0f / %.0f = %.3fx; CPU per request %.2f / %.2f us = %.3fx\n",
+  -v what="$([ "$REDIS" = 1 ] && echo redis/plain || echo cluster/single)" \
+  'BEGIN {printf what ": req/s %.0f / %.0f = %.3fx; CPU per request %.2f / %.2f us = %.3fx\n",
           cr/r, sr/r, cr/sr, cc/r, sc/r, cc/sc}'
