@@ -44,6 +44,7 @@ constexpr size_t kMaxPushedKeys = 1'000'000;
 // that, hits are left out of the fleet's count (and counted), never held without bound.
 constexpr size_t kMaxKeysPerExchange = 10'000;
 constexpr size_t kMaxPendingKeys = 1'000'000;
+constexpr int64_t kHourUs = int64_t{3'600} * 1'000'000;
 
 }  // namespace
 
@@ -118,7 +119,6 @@ void FleetCounters::run() {
       // Away: the hits stay this node's (its fair share counted them); the fleet is told
       // nothing it could only get wrong later. Try again every 250 ms.
       pending_.clear();
-      pending_order_.clear();
       if (now < next_try) continue;
       next_try = now + std::chrono::milliseconds(250);
       if (!load_script()) continue;
@@ -133,17 +133,16 @@ void FleetCounters::run() {
            {"interval_ms", static_cast<long long>(options_.interval.count())}});
       continue;
     }
-    for (const core::Id& id : drained_) {
-      auto [it, added] = pending_.try_emplace(id, 0);
-      if (added) {
-        if (pending_.size() > kMaxPendingKeys) {
-          pending_.erase(it);
-          ++unsent_;
-          continue;
-        }
-        pending_order_.push_back(id);
-      }
-      ++it->second;
+    // This interval's hits, a count per key: sorted, then counted run by run.
+    std::sort(drained_.begin(), drained_.end());
+    for (size_t i = 0; i < drained_.size();) {
+      size_t j = i + 1;
+      while (j < drained_.size() && drained_[j] == drained_[i]) ++j;
+      if (pending_.size() < kMaxPendingKeys)
+        pending_.push_back({drained_[i], static_cast<uint32_t>(j - i)});
+      else
+        unsent_.fetch_add(j - i, std::memory_order_relaxed);
+      i = j;
     }
     const auto t0 = std::chrono::steady_clock::now();
     if (exchange(core::now_ms())) {
@@ -156,126 +155,202 @@ void FleetCounters::run() {
       ++exchanges_failed_;
       next_try = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
       pending_.clear();
-      pending_order_.clear();
     }
     backlog_.store(pending_.size(), std::memory_order_relaxed);
   }
 }
 
+bool FleetCounters::mark_pushed(core::Id id) {
+  if (pushed_count_ * 2 >= pushed_.size()) {
+    if (pushed_.size() >= 2 * kMaxPushedKeys) return true;  // full: sent again, not missed
+    std::vector<core::Id> old(std::max<size_t>(1024, pushed_.size() * 2));
+    old.swap(pushed_);
+    pushed_count_ = 0;
+    for (const core::Id& o : old)
+      if (!o.empty()) mark_pushed(o);
+  }
+  const size_t mask = pushed_.size() - 1;
+  for (size_t at = core::IdHash{}(id)&mask;; at = (at + 1) & mask) {
+    if (pushed_[at] == id) return false;
+    if (pushed_[at].empty()) {
+      pushed_[at] = id;
+      ++pushed_count_;
+      return true;
+    }
+  }
+}
+
 bool FleetCounters::exchange(uint64_t now_ms) {
-  const std::string rl = options_.prefix + "/rl/{";
-  const std::string uses_key = options_.prefix + "/last_used";
-  const uint32_t now_s = static_cast<uint32_t>(now_ms / 1000);
-  std::vector<RedisClient::Command> commands;
-  std::vector<core::Id> rated;  // the key of each EVALSHA, in order
-  RedisClient::Command zadd = {"ZADD", uses_key, "GT"};
-  size_t sent = 0;
+  const uint64_t now_s = now_ms / 1000;
+  if (now_s != pushed_second_) {
+    std::fill(pushed_.begin(), pushed_.end(), core::Id{});
+    pushed_count_ = 0;
+    pushed_second_ = now_s;
+  }
+  out_.clear();
+  rated_.clear();
+  debt_caps_.clear();
+  uses_.clear();
+  size_t commands = 0;
+  const size_t take = std::min(pending_.size(), kMaxKeysPerExchange);
+  char name[32];
   {
     core::ReadSection rs;
     const uint64_t mono = core::monotonic_ns();
-    for (; sent < kMaxKeysPerExchange && !pending_order_.empty(); ++sent) {
-      const core::Id id = pending_order_.front();
-      pending_order_.pop_front();
-      const auto it = pending_.find(id);
-      const uint32_t n = it->second;
-      pending_.erase(it);
-      const core::KeySlot* slot = index_.find_key(id);
+    for (size_t i = 0; i < take; ++i) {
+      const Pending& p = pending_[i];
+      const core::KeySlot* slot = index_.find_key(p.id);
       if (!slot) continue;  // gone since (reclaimed)
       const core::RateLimit limit = limits_.for_key(*slot->load());
-      const std::string name = core::to_string(core::IdKind::api_key, id);
       if (limit.requests_per_second) {
+        const size_t n = core::format_id(core::IdKind::api_key, p.id, name);
+        key_.assign(options_.prefix).append("/rl/{").append(name, n).append("}");
         char interval[32];
-        std::snprintf(interval, sizeof interval, "%.6f", 1e6 / limit.requests_per_second);
+        const auto end = std::to_chars(interval, interval + sizeof interval,
+                                       1e6 / limit.requests_per_second, std::chars_format::fixed, 6)
+                             .ptr;
         const uint64_t tat = slot->rate_tat_ns.load(std::memory_order_relaxed);
-        const uint64_t ahead_us = tat > mono ? (tat - mono) / 1000 : 0;
-        commands.push_back({"EVALSHA", script_sha_, "1", rl + name + "}", std::to_string(n),
-                            interval, std::to_string(ahead_us)});
-        rated.push_back(id);
+        begin_command(out_, 7);
+        add_arg(out_, "EVALSHA");
+        add_arg(out_, script_sha_);
+        add_arg(out_, "1");
+        add_arg(out_, key_);
+        add_arg(out_, uint64_t{p.hits});
+        add_arg(out_, std::string_view(interval, static_cast<size_t>(end - interval)));
+        add_arg(out_, tat > mono ? (tat - mono) / 1000 : uint64_t{0});
+        rated_.push_back(p.id);
+        const double tolerance_us = 1e6 / limit.requests_per_second * std::max(limit.burst, 1u);
+        const uint32_t nodes = limits_.nodes ? limits_.nodes->load(std::memory_order_relaxed) : 1;
+        debt_caps_.push_back(std::max(kHourUs, static_cast<int64_t>(tolerance_us * (nodes + 1))));
+        ++commands;
       }
-      auto& pushed = pushed_s_[id];
-      if (pushed != now_s) {
-        pushed = now_s;
-        zadd.push_back(std::to_string(now_s));
-        zadd.push_back(name);
-      }
+      if (mark_pushed(p.id)) uses_.push_back(p.id);
     }
   }
-  if (pushed_s_.size() > kMaxPushedKeys) pushed_s_.clear();  // at worst sent again this second
-  const bool any_use = zadd.size() > 3;
-  if (any_use) commands.push_back(std::move(zadd));
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(take));
+  const size_t rated_bytes = out_.size();
+  const std::string uses_key = options_.prefix + "/last_used";
+  if (!uses_.empty()) {
+    begin_command(out_, 3 + 2 * uses_.size());
+    add_arg(out_, "ZADD");
+    add_arg(out_, uses_key);
+    add_arg(out_, "GT");
+    for (const core::Id& id : uses_) {
+      add_arg(out_, now_s);
+      add_arg(out_, std::string_view(name, core::format_id(core::IdKind::api_key, id, name)));
+    }
+    ++commands;
+  }
   const bool read_uses = now_ms >= next_uses_read_ms_;
-  if (read_uses)
-    commands.push_back({"ZRANGEBYSCORE", uses_key, std::to_string(uses_since_s_), "+inf",
-                        "WITHSCORES", "LIMIT", std::to_string(uses_offset_),
-                        std::to_string(kUsesPage)});
-  if (commands.empty()) return true;
-  hits_sent_.fetch_add(sent, std::memory_order_relaxed);
+  if (read_uses) {
+    begin_command(out_, 8);
+    add_arg(out_, "ZRANGEBYSCORE");
+    add_arg(out_, uses_key);
+    add_arg(out_, uses_since_s_);
+    add_arg(out_, "+inf");
+    add_arg(out_, "WITHSCORES");
+    add_arg(out_, "LIMIT");
+    add_arg(out_, uses_offset_);
+    add_arg(out_, uint64_t{kUsesPage});
+    ++commands;
+  }
+  if (commands == 0) return true;
+  hits_sent_.fetch_add(take, std::memory_order_relaxed);
 
-  auto replies = redis_.pipeline(commands);
-  if (!replies) {
-    went_down(replies.error());
+  // Replies: an integer for each key (how far ahead the fleet's bucket is, µs), then the
+  // ZADD's, then the last uses read. No read section is held across the round trip.
+  debts_.assign(rated_.size(), 0);
+  bool noscript = false;
+  auto on_reply = [&](size_t i, std::string_view raw) {
+    if (i < rated_.size()) {
+      if (raw.starts_with(':'))
+        std::from_chars(raw.data() + 1, raw.data() + raw.size() - 2, debts_[i]);
+      else if (raw.starts_with("-NOSCRIPT"))
+        noscript = true;
+    } else if (read_uses && i == commands - 1) {
+      apply_uses(raw, now_ms);
+    }
+  };
+  auto r = redis_.pipeline_raw(out_, commands, on_reply);
+  if (!r) {
+    went_down(r.error());
     return false;
   }
   // A Redis that restarted since the script was loaded answers NOSCRIPT: load it again and
-  // send those keys' hits once more (they were not counted).
-  for (size_t i = 0; i < rated.size(); ++i)
-    if (!(*replies)[i].ok() && (*replies)[i].str.starts_with("NOSCRIPT")) {
-      if (!load_script()) return false;
-      std::vector<RedisClient::Command> again(commands.begin(),
-                                              commands.begin() + static_cast<long>(rated.size()));
-      for (auto& c : again) c[1] = script_sha_;
-      auto second = redis_.pipeline(again);
-      if (!second) {
-        went_down(second.error());
-        return false;
-      }
-      for (size_t j = 0; j < rated.size(); ++j) (*replies)[j] = std::move((*second)[j]);
-      break;
+  // send those keys' hits once more (they were not counted). The script's name is its
+  // SHA-1, the same after loading again.
+  if (noscript) {
+    if (!load_script()) return false;
+    r = redis_.pipeline_raw(std::string_view(out_).substr(0, rated_bytes), rated_.size(), on_reply);
+    if (!r) {
+      went_down(r.error());
+      return false;
     }
+  }
   const uint64_t now_ns = core::monotonic_ns();
   core::ReadSection rs;
-  for (size_t i = 0; i < rated.size(); ++i) {
-    const RedisReply& r = (*replies)[i];
-    if (r.type != RedisReply::Type::integer || r.integer <= 0) continue;
-    core::KeySlot* slot = index_.find_key(rated[i]);
+  for (size_t i = 0; i < rated_.size(); ++i) {
+    if (debts_[i] <= 0) continue;
+    core::KeySlot* slot = index_.find_key(rated_[i]);
     if (!slot) continue;
     // At least as far ahead as the fleet is: this node's own hits since the exchange left
     // are in its bucket already and in the fleet's at the next one.
-    const uint64_t fleet = now_ns + static_cast<uint64_t>(r.integer) * 1000;
+    // Never further than the fleet can be (every node's full bucket and one more, or an
+    // hour): a Redis that answers nonsense, or that someone else wrote to, cannot shut a
+    // key out for longer.
+    const uint64_t fleet =
+        now_ns + static_cast<uint64_t>(std::min<int64_t>(debts_[i], debt_caps_[i])) * 1000;
     uint64_t tat = slot->rate_tat_ns.load(std::memory_order_relaxed);
     while (tat < fleet &&
            !slot->rate_tat_ns.compare_exchange_weak(tat, fleet, std::memory_order_relaxed)) {
     }
   }
-  if (read_uses) {
-    const RedisReply& r = replies->back();
-    if (r.type == RedisReply::Type::array) {
-      const size_t n = r.elements.size() / 2;
-      uint64_t newest = 0;
-      for (size_t i = 0; i < n; ++i) {
-        const auto id = core::parse_id(core::IdKind::api_key, r.elements[2 * i].str);
-        const std::string& score = r.elements[2 * i + 1].str;
-        uint64_t s = 0;
-        std::from_chars(score.data(), score.data() + score.size(), s);
-        if (!id || !s) continue;
-        newest = std::max(newest, s);
-        core::KeySlot* slot = index_.find_key(*id);
-        if (slot && slot->last_used_ms() < s * 1000) slot->set_last_used_ms(s * 1000);
-      }
-      uses_seen_.fetch_add(n, std::memory_order_relaxed);
-      if (n == kUsesPage) {
-        uses_offset_ += n;  // more: the next page at the next exchange
-      } else {
-        // From the second before the newest read on: a use another node sent with either
-        // after this read (an exchange a little late across a second's turn) is not missed,
-        // and only those two seconds are read twice.
-        if (newest) uses_since_s_ = newest - 1;
-        uses_offset_ = 0;
-        next_uses_read_ms_ = now_ms + 1000;
-      }
-    }
-  }
   return true;
+}
+
+// The ZRANGEBYSCORE reply, read in place: an array of member (key id), score (second).
+void FleetCounters::apply_uses(std::string_view raw, uint64_t now_ms) {
+  auto line = [&](char type, int64_t& v) {
+    const size_t end = raw.find("\r\n");
+    if (raw.empty() || raw[0] != type || end == std::string_view::npos) return false;
+    const bool ok = std::from_chars(raw.data() + 1, raw.data() + end, v).ptr == raw.data() + end;
+    raw.remove_prefix(end + 2);
+    return ok;
+  };
+  auto bulk = [&](std::string_view& out) {
+    int64_t n = 0;
+    if (!line('$', n) || n < 0 || raw.size() < static_cast<size_t>(n) + 2) return false;
+    out = raw.substr(0, static_cast<size_t>(n));
+    raw.remove_prefix(static_cast<size_t>(n) + 2);
+    return true;
+  };
+  int64_t count = 0;
+  if (!line('*', count)) return;  // an error reply: read again next time
+  const size_t n = static_cast<size_t>(count) / 2;
+  uint64_t newest = 0;
+  core::ReadSection rs;
+  for (size_t i = 0; i < n; ++i) {
+    std::string_view member, score;
+    if (!bulk(member) || !bulk(score)) return;
+    uint64_t s = 0;
+    std::from_chars(score.data(), score.data() + score.size(), s);
+    const auto id = core::parse_id(core::IdKind::api_key, member);
+    if (!id || !s) continue;
+    newest = std::max(newest, s);
+    core::KeySlot* slot = index_.find_key(*id);
+    if (slot && slot->last_used_ms() < s * 1000) slot->set_last_used_ms(s * 1000);
+  }
+  uses_seen_.fetch_add(n, std::memory_order_relaxed);
+  if (n == kUsesPage) {
+    uses_offset_ += n;  // more: the next page at the next exchange
+  } else {
+    // From the second before the newest read on: a use another node sent with either
+    // after this read (an exchange a little late across a second's turn) is not missed,
+    // and only those two seconds are read twice.
+    if (newest) uses_since_s_ = newest - 1;
+    uses_offset_ = 0;
+    next_uses_read_ms_ = now_ms + 1000;
+  }
 }
 
 void FleetCounters::write_metrics(std::string& out) const {

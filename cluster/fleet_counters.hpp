@@ -26,11 +26,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "cluster/redis_client.hpp"
@@ -73,19 +71,32 @@ class FleetCounters {
   std::condition_variable wake_;
   bool stopping_ = false;
 
-  // The exchange thread's own state.
+  // The exchange thread's own state, kept from one exchange to the next so that an
+  // exchange allocates nothing per key (the hits' cost, perf/RESULTS.md).
   std::string script_sha_;
   std::vector<core::Id> drained_;
-  // Hits not yet sent, by key, and the keys in the order they first came: an exchange
-  // sends the oldest kMaxKeysPerExchange, so a tenant with very many keys in use makes the
-  // exchanges later, never larger than Redis answers within its timeout, and starves no key.
-  std::unordered_map<core::Id, uint32_t, core::IdHash> pending_;
-  std::deque<core::Id> pending_order_;
-  std::unordered_map<core::Id, uint32_t, core::IdHash>
-      pushed_s_;               // key -> second of its last use sent
-  uint64_t uses_since_s_ = 0;  // the last-use set is read from this second on...
-  uint64_t uses_offset_ = 0;   // ...past this many entries (a read in pages)
+  // Hits not yet sent, a key each, oldest first: those an exchange left (it sends
+  // kMaxKeysPerExchange at most, so a tenant with very many keys in use makes exchanges
+  // later, never larger than Redis answers within its timeout), then this interval's,
+  // counted by sorting. No key waits behind newer ones.
+  struct Pending {
+    core::Id id;
+    uint32_t hits;
+  };
+  std::vector<Pending> pending_;
+  // The keys whose use this second was sent: an open-addressing set (empty slot: the zero
+  // id, which no key has), emptied when the second turns.
+  std::vector<core::Id> pushed_;
+  size_t pushed_count_ = 0;
+  uint64_t pushed_second_ = 0;
+  bool mark_pushed(core::Id id);  // false: sent this second already
+  std::string out_, key_;         // the exchange's commands in RESP; a Redis key's name
+  std::vector<core::Id> rated_, uses_;
+  std::vector<int64_t> debts_, debt_caps_;  // a rated key's answer, and how far it may go
+  uint64_t uses_since_s_ = 0;               // the last-use set is read from this second on...
+  uint64_t uses_offset_ = 0;                // ...past this many entries (a read in pages)
   uint64_t next_uses_read_ms_ = 0;
+  void apply_uses(std::string_view reply, uint64_t now_ms);
   bool was_up_ = false;
   std::string last_error_;
 

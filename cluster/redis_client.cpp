@@ -146,7 +146,8 @@ bool parse_int(std::string_view s, int64_t& v) {
   return !s.empty() && std::from_chars(s.data(), s.data() + s.size(), v).ptr == s.data() + s.size();
 }
 
-long parse_at(std::string_view in, RedisReply& out, int depth) {
+// Parses one reply into `out`, or with `out` null only measures it (nothing allocated).
+long parse_at(std::string_view in, RedisReply* out, int depth) {
   if (in.empty()) return 0;
   if (depth > 8) return -1;
   const long end = line_end(in);
@@ -155,46 +156,56 @@ long parse_at(std::string_view in, RedisReply& out, int depth) {
   const long header = end + 2;
   switch (in[0]) {
     case '+':
-      out.type = RedisReply::Type::status;
-      out.str = line;
-      return header;
     case '-':
-      out.type = RedisReply::Type::error;
-      out.str = line;
+      if (out) {
+        out->type = in[0] == '+' ? RedisReply::Type::status : RedisReply::Type::error;
+        out->str = line;
+      }
       return header;
-    case ':':
-      out.type = RedisReply::Type::integer;
-      return parse_int(line, out.integer) ? header : -1;
+    case ':': {
+      int64_t v = 0;
+      if (!parse_int(line, v)) return -1;
+      if (out) {
+        out->type = RedisReply::Type::integer;
+        out->integer = v;
+      }
+      return header;
+    }
     case '$': {
       int64_t n = 0;
       if (!parse_int(line, n) || n < -1 || n > static_cast<int64_t>(kMaxBulkBytes)) return -1;
       if (n == -1) {
-        out.type = RedisReply::Type::nil;
+        if (out) out->type = RedisReply::Type::nil;
         return header;
       }
       const size_t need = static_cast<size_t>(header) + static_cast<size_t>(n) + 2;
       if (in.size() < need) return 0;
       if (in.substr(need - 2, 2) != "\r\n") return -1;
-      out.type = RedisReply::Type::bulk;
-      out.str = in.substr(static_cast<size_t>(header), static_cast<size_t>(n));
+      if (out) {
+        out->type = RedisReply::Type::bulk;
+        out->str = in.substr(static_cast<size_t>(header), static_cast<size_t>(n));
+      }
       return static_cast<long>(need);
     }
     case '*': {
       int64_t n = 0;
       if (!parse_int(line, n) || n < -1 || n > kMaxArrayElements) return -1;
       if (n == -1) {
-        out.type = RedisReply::Type::nil;
+        if (out) out->type = RedisReply::Type::nil;
         return header;
       }
-      out.type = RedisReply::Type::array;
-      out.elements.clear();
-      out.elements.reserve(static_cast<size_t>(std::min<int64_t>(n, 1024)));
+      if (out) {
+        out->type = RedisReply::Type::array;
+        out->elements.clear();
+        out->elements.reserve(static_cast<size_t>(std::min<int64_t>(n, 1024)));
+      }
       long at = header;
       for (int64_t i = 0; i < n; ++i) {
         RedisReply e;
-        const long used = parse_at(in.substr(static_cast<size_t>(at)), e, depth + 1);
+        const long used =
+            parse_at(in.substr(static_cast<size_t>(at)), out ? &e : nullptr, depth + 1);
         if (used <= 0) return used;
-        out.elements.push_back(std::move(e));
+        if (out) out->elements.push_back(std::move(e));
         at += used;
       }
       return at;
@@ -207,7 +218,32 @@ long parse_at(std::string_view in, RedisReply& out, int depth) {
 }  // namespace
 
 long parse_reply(std::string_view in, RedisReply& out) {
-  return parse_at(in, out, 0);
+  return parse_at(in, &out, 0);
+}
+long reply_length(std::string_view in) {
+  return parse_at(in, nullptr, 0);
+}
+
+void begin_command(std::string& out, size_t args) {
+  char buf[24];
+  out += '*';
+  out.append(buf, static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, args).ptr - buf));
+  out += "\r\n";
+}
+
+void add_arg(std::string& out, std::string_view arg) {
+  char buf[24];
+  out += '$';
+  out.append(buf, static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, arg.size()).ptr - buf));
+  out += "\r\n";
+  out += arg;
+  out += "\r\n";
+}
+
+void add_arg(std::string& out, uint64_t value) {
+  char buf[24];
+  add_arg(out, std::string_view(buf, static_cast<size_t>(
+                                         std::to_chars(buf, buf + sizeof buf, value).ptr - buf)));
 }
 
 // The socket, and with rediss:// the TLS session over it. Non-blocking: every wait is a
@@ -400,8 +436,9 @@ core::Expected<bool, std::string> RedisClient::connect(Clock::time_point deadlin
   return true;
 }
 
-core::Expected<std::vector<RedisReply>, std::string> RedisClient::pipeline(
-    const std::vector<Command>& commands) {
+core::Expected<bool, std::string> RedisClient::pipeline_raw(
+    std::string_view encoded, size_t count,
+    const std::function<void(size_t, std::string_view)>& on_reply) {
   using E = Unexpected<std::string>;
   const auto deadline = Clock::now() + options_.timeout;
   reconnected_ = false;
@@ -410,17 +447,14 @@ core::Expected<std::vector<RedisReply>, std::string> RedisClient::pipeline(
     if (!c) return E(c.error());
     reconnected_ = true;
   }
-  std::string out;
-  for (const auto& c : commands) encode_command(c, out);
-  if (!conn_->write_all(out, deadline)) {
+  if (!conn_->write_all(encoded, deadline)) {
     conn_.reset();
     return E("writing to " + options_.url.redacted() + " failed or timed out");
   }
-  std::vector<RedisReply> replies(commands.size());
   size_t at = 0;
-  for (size_t i = 0; i < commands.size(); ++i) {
+  for (size_t i = 0; i < count; ++i) {
     long used = 0;
-    while ((used = parse_reply(std::string_view(conn_->in).substr(at), replies[i])) == 0) {
+    while ((used = reply_length(std::string_view(conn_->in).substr(at))) == 0) {
       if (at > 0) {  // keep the buffer to what is still unparsed
         conn_->in.erase(0, at);
         at = 0;
@@ -435,9 +469,21 @@ core::Expected<std::vector<RedisReply>, std::string> RedisClient::pipeline(
       conn_.reset();
       return E(options_.url.redacted() + " answered something that is not RESP");
     }
+    on_reply(i, std::string_view(conn_->in).substr(at, static_cast<size_t>(used)));
     at += static_cast<size_t>(used);
   }
   conn_->in.erase(0, at);
+  return true;
+}
+
+core::Expected<std::vector<RedisReply>, std::string> RedisClient::pipeline(
+    const std::vector<Command>& commands) {
+  std::string out;
+  for (const auto& c : commands) encode_command(c, out);
+  std::vector<RedisReply> replies(commands.size());
+  auto r = pipeline_raw(out, commands.size(),
+                        [&](size_t i, std::string_view raw) { parse_reply(raw, replies[i]); });
+  if (!r) return Unexpected<std::string>(r.error());
   return replies;
 }
 

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -63,6 +64,12 @@ class RedisClient {
   // first when not connected (AUTH and SELECT as the URL says).
   core::Expected<std::vector<RedisReply>, std::string> pipeline(
       const std::vector<Command>& commands);
+  // The same without building anything: `encoded` holds `count` commands in RESP
+  // (begin_command, add_arg), and each reply's bytes go to `on_reply` in order, valid only
+  // during the call. The exchange's way: no allocation per key.
+  core::Expected<bool, std::string> pipeline_raw(
+      std::string_view encoded, size_t count,
+      const std::function<void(size_t, std::string_view)>& on_reply);
   // One command: its reply, which may be an error reply.
   core::Expected<RedisReply, std::string> call(const Command& command);
   // Whether the last call found the connection closed and opened a new one (a Redis that
@@ -83,5 +90,12 @@ void encode_command(const RedisClient::Command& command, std::string& out);
 // Parses one reply from the front of `in`: its length, or 0 when `in` holds only part of
 // one, or -1 when it is not RESP (or nests deeper than 8 arrays).
 long parse_reply(std::string_view in, RedisReply& out);
+// The same, measuring the reply without building it.
+long reply_length(std::string_view in);
+// Writes a command into `out` without building it first: its number of arguments, then
+// each argument.
+void begin_command(std::string& out, size_t args);
+void add_arg(std::string& out, std::string_view arg);
+void add_arg(std::string& out, uint64_t value);
 
 }  // namespace keygate::cluster

@@ -10,7 +10,11 @@
 # --redis (a redis-server on CPU 0), its exchange thread (every key used in an interval,
 # one script call each) counted in its CPU.
 #
-#   perf/bench_cluster_verify.sh [KEYS=100000] [ROUNDS=3] [DURATION=10s] [REDIS=0]
+# PACED=R loads both at R requests/s (perf/paced.cpp) instead of as fast as wrk can: the
+# CPU per request at one rate, for an A/B where one side would otherwise run slower (Redis
+# shares wrk's core).
+#
+#   perf/bench_cluster_verify.sh [KEYS=100000] [ROUNDS=3] [DURATION=10s] [REDIS=0] [PACED=]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-100000}
@@ -69,9 +73,14 @@ declare -A sum
 for round in $(seq 1 "$ROUNDS"); do
   for node in single cluster; do
     if [ $node = single ]; then
-      result=$(DATASET=$single_dataset measure_wrk $single_pid $SINGLE_PORT 1)
+      pid=$single_pid port=$SINGLE_PORT dataset=$single_dataset
     else
-      result=$(DATASET=etcd-$KEYS measure_wrk $cluster_pid $CLUSTER_PORT 1)
+      pid=$cluster_pid port=$CLUSTER_PORT dataset=etcd-$KEYS
+    fi
+    if [ -n "${PACED:-}" ]; then
+      result=$(DATASET=$dataset measure_paced "$pid" "$port" "$PACED")
+    else
+      result=$(DATASET=$dataset measure_wrk "$pid" "$port" 1)
     fi
     read -r rps p50 p99 cpu user busy <<<"$result"
     printf "%-6s %-8s %12s %9s %9s %12s %8s%%\n" "$round" $node "$rps" "$p50" "$p99" "$cpu" "$busy"

@@ -14,7 +14,7 @@ prepare_dataset() {
   mkdir -p "$work"
   scripts/setup test
   cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEYGATE_BENCHMARKS=ON -DKEYGATE_TESTS=OFF >/dev/null
-  cmake --build build/bench --target keygate keygate_dataset keygate_floor >/dev/null
+  cmake --build build/bench --target keygate keygate_dataset keygate_floor keygate_paced >/dev/null
   if [ ! -d "$work/pristine-$DATASET" ]; then
     build/bench/perf/keygate_dataset --data-dir "$work/pristine-$DATASET" --keys "$KEYS" \
       --values "$work/keys-$DATASET.txt" ${SCOPES:+--scopes "$SCOPES"}
@@ -84,4 +84,28 @@ measure_wrk() {
   awk -v b="$before" -v a="$after" -v hz="$tick_hz" -v n="$reqs" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v w="$wrk_busy" \
     'BEGIN {split(b, x, " "); split(a, y, " ");
             printf "%s %s %s %.2f %.2f %s\n", rps, p50, p99, (y[1]+y[2]-x[1]-x[2]) / hz * 1e6 / n, (y[1]-x[1]) / hz * 1e6 / n, w}'
+}
+
+# measure_paced PID PORT RATE: perf/paced.cpp at RATE requests/s (open loop, 64 connections)
+# on CPU 0 for DURATION, every request with the next key; prints the same fields as
+# measure_wrk (the rate achieved, p50, p99, CPU per request, user part, and "-"). At one
+# rate for both sides of an A/B, the CPU per request compares like with like: a server
+# answering fewer requests a turn spends more on each (less batching), whatever it does.
+measure_paced() {
+  local pid=$1 port=$2 rate=$3
+  local before after out
+  before=$(cpu_ticks "$pid")
+  out=$(taskset -c 0 build/bench/perf/keygate_paced --port "$port" --rate "$rate" \
+    --seconds "${DURATION%s}" --keys "$work/keys-$DATASET.txt" --connections 64)
+  after=$(cpu_ticks "$pid")
+  local sent got p50 p99 errors
+  sent=$(echo "$out" | sed -n 's/.*sent=\([0-9]*\).*/\1/p')
+  got=$(echo "$out" | sed -n 's/.*rate=\([0-9.]*\).*/\1/p')
+  errors=$(echo "$out" | sed -n 's/.*errors=\([0-9]*\).*/\1/p')
+  p50=$(echo "$out" | sed -n 's/.*p50=\([0-9.]*\).*/\1/p')
+  p99=$(echo "$out" | sed -n 's/.*p99=\([0-9.]*\).*/\1/p')
+  if [ "${errors:-1}" != 0 ]; then echo "$out" >&2; echo "errors: the setup is wrong" >&2; exit 1; fi
+  awk -v b="$before" -v a="$after" -v hz="$tick_hz" -v n="$sent" -v r="$got" -v p50="$p50" -v p99="$p99" \
+    'BEGIN {split(b, x, " "); split(a, y, " ");
+            printf "%s %sus %sus %.2f %.2f -\n", r, p50, p99, (y[1]+y[2]-x[1]-x[2]) / hz * 1e6 / n, (y[1]-x[1]) / hz * 1e6 / n}'
 }
