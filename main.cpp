@@ -23,6 +23,7 @@
 #include "cli/serve_options.hpp"
 #include "cluster/etcd_committer.hpp"
 #include "cluster/fleet_counters.hpp"
+#include "cluster/fleet_store.hpp"
 #include "core/heap.hpp"
 #include "core/index.hpp"
 #include "core/log.hpp"
@@ -339,7 +340,12 @@ int serve(const ServeOptions& o) {
     ctx.config.rate_defaults.nodes = &etcd->live_nodes();  // each node its share of every limit
   }
   std::unique_ptr<cluster::FleetCounters> fleet;
+  std::unique_ptr<cluster::FleetStore> fleet_store;
   if (redis) {
+    fleet_store = std::make_unique<cluster::FleetStore>(redis->redis, redis->prefix);
+    fleet_store->start();
+    ctx.shared_store = fleet_store.get();  // idempotent answers, sealed, on every node
+    ctx.config.shared_claim_ms = std::max<uint64_t>(60'000, uint64_t{2} * o.write_timeout_ms);
     fleet =
         std::make_unique<cluster::FleetCounters>(*redis, index, ctx.config.rate_defaults, hit_log);
     ctx.config.rate_defaults.hits = &hit_log;
@@ -427,6 +433,7 @@ int serve(const ServeOptions& o) {
   server.join();
   admin_server.join();
   if (fleet) fleet->stop();
+  if (fleet_store) fleet_store->stop();
   if (journal) journal->stop();
   if (etcd) etcd->stop();
   log(Level::info, "stopped", {});

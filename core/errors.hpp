@@ -44,6 +44,7 @@ enum class ErrorCode : uint8_t {
   duplicate_certificate,
   project_archived,
   idempotency_key_reused,
+  idempotency_in_progress,
   // 408, 413, 431, 429
   request_timeout,
   body_too_large,

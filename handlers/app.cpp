@@ -10,6 +10,7 @@
 #include "handlers/families.hpp"
 #include "handlers/idempotency.hpp"
 #include "handlers/metrics.hpp"
+#include "handlers/shared_idempotency.hpp"
 
 namespace keygate::handlers {
 
@@ -114,13 +115,130 @@ Idempotency::Owner owner_of(const Principal& p) noexcept {
   return p.root ? Idempotency::Owner{} : Idempotency::Owner{p.organization, p.key};
 }
 
+// Whether an answer is worth remembering: not a failure of the server's (the next attempt
+// may succeed) nor a rate limit's.
+bool worth_keeping(const net::Response& res) noexcept {
+  return res.status < 500 && res.status != 429;
+}
+
 // `idempotency_key` points into the request, which outlives the handler.
 net::task<void> run_async(Exchange ex, AsyncHandler handler, std::string_view idempotency_key,
                           uint64_t started) {
   co_await handler(ex);
   if (!idempotency_key.empty())
     ex.app.idempotency.finish(owner_of(ex.principal), idempotency_key, ex.res,
-                              ex.res.status < 500 && ex.res.status != 429);
+                              worth_keeping(ex.res));
+  finished(ex, started);
+}
+
+// This node's memory of (principal, Idempotency-Key): true when the request is new and
+// should run; else the answer (a replay, or 409) is written.
+bool begin_locally(Exchange& ex, std::string_view idem, const core::KeyHash& fingerprint) {
+  switch (
+      ex.app.idempotency.begin(owner_of(ex.principal), idem, fingerprint, core::now_ms(), ex.res)) {
+    case Idempotency::Begin::replay:
+      ex.res.add_header("Idempotent-Replayed", "true");
+      return false;
+    case Idempotency::Begin::reused:
+      write_error(ex, core::ErrorCode::idempotency_key_reused,
+                  "This Idempotency-Key was used with a different request: use a new key for a "
+                  "new request.",
+                  "Idempotency-Key");
+      return false;
+    case Idempotency::Begin::in_progress:
+      write_error(ex, core::ErrorCode::idempotency_in_progress,
+                  "A request with this Idempotency-Key is still being processed: retry shortly.",
+                  "Idempotency-Key");
+      return false;
+    case Idempotency::Begin::fresh:
+      break;
+  }
+  return true;
+}
+
+// The fleet's way (handlers/shared_idempotency.hpp): claim (principal, key) in the shared
+// store; a claim already there is a replay (its answer opened with this caller's
+// credential) or a 409; a store that does not answer leaves it to this node's memory.
+net::task<void> run_shared_idempotent(Exchange ex, AsyncHandler handler, std::string_view idem,
+                                      core::KeyHash fingerprint, uint64_t started) {
+  const std::string_view fp(reinterpret_cast<const char*>(fingerprint.data()), fingerprint.size());
+  // What this node remembers itself (an error it gave, an answer Redis did not take) first.
+  switch (
+      ex.app.idempotency.find(owner_of(ex.principal), idem, fingerprint, core::now_ms(), ex.res)) {
+    case Idempotency::Begin::fresh:
+      break;
+    case Idempotency::Begin::replay:
+      ex.res.add_header("Idempotent-Replayed", "true");
+      finished(ex, started);
+      co_return;
+    case Idempotency::Begin::reused:
+    case Idempotency::Begin::in_progress:
+      begin_locally(ex, idem, fingerprint);  // writes the same 409
+      finished(ex, started);
+      co_return;
+  }
+  core::SharedCall claim;
+  claim.op = core::SharedCall::Op::claim;
+  claim.name = shared_name(ex.principal, idem);
+  claim.value.assign("P").append(fp);
+  claim.ttl_ms = ex.app.config.shared_claim_ms;
+  co_await shared(*ex.app.shared_store, claim);
+  if (!claim.ok) {
+    if (begin_locally(ex, idem, fingerprint)) {
+      co_await handler(ex);
+      ex.app.idempotency.finish(owner_of(ex.principal), idem, ex.res, worth_keeping(ex.res));
+    }
+    finished(ex, started);
+    co_return;
+  }
+  std::string_view credential;
+  read_credential(ex.req, credential);
+  const std::array<uint8_t, 32> key = seal_key(credential, idem);
+  if (claim.existed) {
+    const std::string_view held = claim.value;
+    if (held.size() < 1 + fp.size() || held.substr(1, fp.size()) != fp) {
+      write_error(ex, core::ErrorCode::idempotency_key_reused,
+                  "This Idempotency-Key was used with a different request: use a new key for a "
+                  "new request.",
+                  "Idempotency-Key");
+    } else if (held[0] != 'D') {
+      write_error(ex, core::ErrorCode::idempotency_in_progress,
+                  "A request with this Idempotency-Key is still being processed (on this or "
+                  "another node): retry shortly.",
+                  "Idempotency-Key");
+    } else if (open_answer(held.substr(1 + fp.size()), key, claim.name, ex.res)) {
+      ex.res.add_header("Idempotent-Replayed", "true");
+    } else {
+      // Filed under this principal's name, sealed for another credential: the stored
+      // answer was tampered with. Never run the request again on its strength.
+      write_error(ex, core::ErrorCode::storage_unavailable,
+                  "The answer kept for this Idempotency-Key cannot be opened: use a new key.");
+    }
+    finished(ex, started);
+    co_return;
+  }
+  co_await handler(ex);
+  const net::Response& res = ex.res;
+  // The fleet keeps successful answers. An error changed nothing, so running the request
+  // again elsewhere is harmless: this node remembers its small ones (as without Redis),
+  // and a tenant cannot fill Redis with refusals, only with writes etcd took.
+  core::SharedCall keep;
+  keep.name = std::move(claim.name);
+  if (res.status < 400) {
+    keep.op = core::SharedCall::Op::put;
+    keep.value.assign("D").append(fp).append(seal_answer(res, key, keep.name));
+    keep.ttl_ms = Idempotency::kTtlMs;
+  } else {
+    keep.op = core::SharedCall::Op::remove;
+  }
+  co_await shared(*ex.app.shared_store, keep);
+  // An error, or a store that failed here (its claim stays until it expires, and a retry
+  // meanwhile is told to wait): this node remembers the answer, for retries that reach it.
+  net::Response scratch;
+  if ((res.status >= 400 || !keep.ok) && worth_keeping(res) &&
+      ex.app.idempotency.begin(owner_of(ex.principal), idem, fingerprint, core::now_ms(),
+                               scratch) == Idempotency::Begin::fresh)
+    ex.app.idempotency.finish(owner_of(ex.principal), idem, res, true);
   finished(ex, started);
 }
 
@@ -203,25 +321,10 @@ std::optional<net::task<void>> App::dispatch(Exchange& ex, uint64_t started) {
     std::string fp_input;
     fp_input.append(req.method_name).append(" ").append(req.target).append("\n").append(req.body);
     const core::KeyHash fingerprint = core::hash_key(fp_input);
-    switch (
-        ctx_.idempotency.begin(owner_of(ex.principal), idem, fingerprint, core::now_ms(), res)) {
-      case Idempotency::Begin::replay:
-        res.add_header("Idempotent-Replayed", "true");
-        return std::nullopt;
-      case Idempotency::Begin::reused:
-        write_error(ex, core::ErrorCode::idempotency_key_reused,
-                    "This Idempotency-Key was used with a different request: use a new key for a "
-                    "new request.",
-                    "Idempotency-Key");
-        return std::nullopt;
-      case Idempotency::Begin::in_progress:
-        write_error(ex, core::ErrorCode::idempotency_key_reused,
-                    "A request with this Idempotency-Key is still being processed: retry shortly.",
-                    "Idempotency-Key");
-        return std::nullopt;
-      case Idempotency::Begin::fresh:
-        break;
-    }
+    // In a fleet sharing its answers (--redis), through the store, asynchronously.
+    if (ctx_.shared_store)
+      return run_shared_idempotent(ex, route.async, idem, fingerprint, started);
+    if (!begin_locally(ex, idem, fingerprint)) return std::nullopt;
   }
   if (route.sync) {
     route.sync(ex);

@@ -47,6 +47,7 @@ uint16_t http_status(ErrorCode c) noexcept {
     case ErrorCode::project_archived:
     case ErrorCode::duplicate_certificate:
     case ErrorCode::idempotency_key_reused:
+    case ErrorCode::idempotency_in_progress:
       return 409;
     case ErrorCode::body_too_large:
       return 413;
@@ -145,6 +146,8 @@ std::string_view error_code_name(ErrorCode c) noexcept {
       return "duplicate_certificate";
     case ErrorCode::idempotency_key_reused:
       return "idempotency_key_reused";
+    case ErrorCode::idempotency_in_progress:
+      return "idempotency_in_progress";
     case ErrorCode::request_timeout:
       return "request_timeout";
     case ErrorCode::body_too_large:

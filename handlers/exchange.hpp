@@ -9,6 +9,7 @@
 
 #include "core/ids.hpp"
 #include "core/index.hpp"
+#include "core/shared_store.hpp"
 #include "core/verify.hpp"
 #include "net/buffer_budget.hpp"
 #include "net/request.hpp"
@@ -35,6 +36,10 @@ struct AppConfig {
   bool serve_when_stale = false;
   core::RateDefaults rate_defaults;
   core::KeyHash root_hash{};
+  // With --redis: how long a first attempt holds its Idempotency-Key in the fleet before
+  // its answer replaces the claim (handlers/shared_idempotency.hpp): longer than any write
+  // may take (twice --write-timeout-ms, a minute at least).
+  uint64_t shared_claim_ms = 60'000;
 };
 
 // Everything the handlers share, owned by main.
@@ -45,6 +50,9 @@ struct AppContext {
   AppConfig config;
   core::Committer* committer = nullptr;  // set, then `ready`, once recovery is done
   SignupLimit* signups = nullptr;        // anonymous sign-ups per address; null: unlimited
+  // Cluster mode with --redis: where idempotent answers are shared with the other nodes
+  // (handlers/shared_idempotency.hpp); null: this node's memory only.
+  core::SharedStore* shared_store = nullptr;
   // Cluster mode: Unix ms until which this node may vouch for keys (the committer's
   // freshness); null on a single node, whose own log is the present.
   const std::atomic<uint64_t>* vouch_until = nullptr;

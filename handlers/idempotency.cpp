@@ -63,24 +63,39 @@ void Idempotency::evict(uint64_t now_ms) {
   }
 }
 
+Idempotency::Begin Idempotency::find(const Owner& owner, std::string_view key,
+                                     const std::array<uint8_t, 32>& fingerprint, uint64_t now_ms,
+                                     net::Response& replay) {
+  const std::string id = entry_id(owner, key);
+  std::lock_guard lock(mutex_);
+  evict(now_ms);
+  return find_locked(id, fingerprint, replay);
+}
+
+Idempotency::Begin Idempotency::find_locked(const std::string& id,
+                                            const std::array<uint8_t, 32>& fingerprint,
+                                            net::Response& replay) {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return Begin::fresh;
+  Entry& e = it->second;
+  if (e.fingerprint != fingerprint) return Begin::reused;
+  if (!e.done) return Begin::in_progress;
+  replay.status = e.status;
+  replay.content_type = e.content_type == "application/json" ? "application/json" : "text/plain";
+  replay.headers = e.headers;
+  replay.body = e.body;
+  Tenant& t = tenants_[e.tenant];
+  t.lru.splice(t.lru.end(), t.lru, e.in_tenant);  // used: the tenant's newest
+  return Begin::replay;
+}
+
 Idempotency::Begin Idempotency::begin(const Owner& owner, std::string_view key,
                                       const std::array<uint8_t, 32>& fingerprint, uint64_t now_ms,
                                       net::Response& replay) {
   std::string id = entry_id(owner, key);
   std::lock_guard lock(mutex_);
   evict(now_ms);
-  if (auto it = entries_.find(id); it != entries_.end()) {
-    Entry& e = it->second;
-    if (e.fingerprint != fingerprint) return Begin::reused;
-    if (!e.done) return Begin::in_progress;
-    replay.status = e.status;
-    replay.content_type = e.content_type == "application/json" ? "application/json" : "text/plain";
-    replay.headers = e.headers;
-    replay.body = e.body;
-    Tenant& t = tenants_[e.tenant];
-    t.lru.splice(t.lru.end(), t.lru, e.in_tenant);  // used: the tenant's newest
-    return Begin::replay;
-  }
+  if (const Begin found = find_locked(id, fingerprint, replay); found != Begin::fresh) return found;
   auto [it, inserted] = entries_.try_emplace(id);
   Entry& e = it->second;
   e.id = std::move(id);

@@ -49,6 +49,10 @@ class Idempotency {
   // `fingerprint`: SHA-256 of method, target and body.
   Begin begin(const Owner& owner, std::string_view key, const std::array<uint8_t, 32>& fingerprint,
               uint64_t now_ms, net::Response& replay);
+  // The same without taking the key when it is new (fresh: nothing here): the fleet's way
+  // (handlers/shared_idempotency.hpp) looks here before it claims the key in Redis.
+  Begin find(const Owner& owner, std::string_view key, const std::array<uint8_t, 32>& fingerprint,
+             uint64_t now_ms, net::Response& replay);
   // Stores the answer to a fresh request (or forgets the request when `keep` is false or
   // the answer is an error too large to keep).
   void finish(const Owner& owner, std::string_view key, const net::Response& res, bool keep);
@@ -58,6 +62,8 @@ class Idempotency {
 
  private:
   struct Entry;
+  Begin find_locked(const std::string& id, const std::array<uint8_t, 32>& fingerprint,
+                    net::Response& replay);
   using Order = std::list<Entry*>;
   struct Tenant {
     size_t bytes = 0;

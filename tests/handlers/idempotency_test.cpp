@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "handlers/shared_idempotency.hpp"
+
 using namespace keygate;
 using handlers::Idempotency;
 
@@ -87,3 +89,50 @@ TEST(Idempotency, AnswersAreForgottenAfterADay) {
   EXPECT_EQ(store.begin({kOrgA, kKeyA}, "k", fp(1), 1'000 + Idempotency::kTtlMs, res),
             Idempotency::Begin::fresh);
 }
+
+// The fleet's sealed answers (handlers/shared_idempotency.hpp): only the key they were
+// sealed with, for the name they were filed under, opens them; a changed byte is refused.
+namespace keygate::handlers {
+namespace {
+
+TEST(SharedIdempotency, AnAnswerOpensOnlyWithItsCredentialAndName) {
+  net::Response res;
+  res.status = 201;
+  res.add_header("X-Request-Id", "req_1");
+  res.body = R"({"data":{"revealed_key":"sk_live_secret"}})";
+  const auto key = seal_key("sk_live_caller", "retry-1");
+  const std::string name = "idem/abc";
+  const std::string sealed = seal_answer(res, key, name);
+  ASSERT_FALSE(sealed.empty());
+  EXPECT_EQ(sealed.find("sk_live_secret"), std::string::npos) << "no secret in the clear";
+  net::Response out;
+  ASSERT_TRUE(open_answer(sealed, key, name, out));
+  EXPECT_EQ(out.status, 201);
+  EXPECT_EQ(out.body, res.body);
+  EXPECT_EQ(out.headers, res.headers);
+  EXPECT_EQ(out.content_type, "application/json");
+  EXPECT_FALSE(open_answer(sealed, seal_key("sk_live_other", "retry-1"), name, out));
+  EXPECT_FALSE(open_answer(sealed, seal_key("sk_live_caller", "retry-2"), name, out));
+  EXPECT_FALSE(open_answer(sealed, key, "idem/abd", out));
+  std::string tampered = sealed;
+  tampered[20] ^= 1;
+  EXPECT_FALSE(open_answer(tampered, key, name, out));
+  EXPECT_FALSE(open_answer(sealed.substr(0, 10), key, name, out));
+  EXPECT_NE(seal_answer(res, key, name), sealed) << "a fresh nonce each time";
+}
+
+TEST(SharedIdempotency, NamesBelongToAPrincipalAndAKey) {
+  Principal a, b, root;
+  a.key = core::Id{1, 2};
+  b.key = core::Id{1, 3};
+  root.root = true;
+  EXPECT_EQ(shared_name(a, "k"), shared_name(a, "k"));
+  EXPECT_NE(shared_name(a, "k"), shared_name(b, "k"));
+  EXPECT_NE(shared_name(a, "k"), shared_name(a, "k2"));
+  EXPECT_NE(shared_name(root, "k"), shared_name(a, "k"));
+  EXPECT_EQ(shared_name(a, "k").find("idem/"), 0u);
+  EXPECT_EQ(shared_name(a, "k").size(), 5u + 64u);
+}
+
+}  // namespace
+}  // namespace keygate::handlers

@@ -359,6 +359,130 @@ TEST(Fleet, AFleetTimeFarAheadInRedisShutsAKeyOutForAnHourAtMost) {
   EXPECT_LE(wait, 3600) << "an hour at most";
 }
 
+// Idempotency across the fleet: a retry on another node gets the first answer, its secret
+// included; another request under the same key is 409; another principal gets its own; and
+// Redis holds no secret, only sealed answers.
+TEST(Fleet, AnIdempotentRetryOnAnotherNodeGetsTheFirstAnswerWithItsSecret) {
+  Fleet f;
+  f.add();
+  f.add();
+  for (size_t i = 0; i < 2; ++i)
+    ASSERT_TRUE(eventually([&] { return metric(f[i], "keygate_redis_up") == 1; }, 10s));
+  const Tenant t = make_tenant(f[0], "Fleet idempotency");
+  const std::string path = "/v1/organizations/" + t.id + "/api-keys";
+  ASSERT_TRUE(eventually([&] { return http(f[1].port(), "GET", path, "", t.key).status == 200; }));
+  auto post = [&](size_t node, const std::string& body, const std::string& key,
+                  const std::string& idem) {
+    return http(f[node].port(), "POST", path, body,
+                {"Authorization: Bearer " + key, "Idempotency-Key: " + idem});
+  };
+  const auto first = post(0, R"({"name":"once"})", t.key, "create-once");
+  ASSERT_EQ(first.status, 201) << first.body;
+  const std::string secret = str(parse_json(first.body), "/data/revealed_key");
+  const auto retry = post(1, R"({"name":"once"})", t.key, "create-once");
+  EXPECT_EQ(retry.status, 201) << retry.body;
+  EXPECT_EQ(retry.header("idempotent-replayed"), "true");
+  EXPECT_EQ(retry.body, first.body) << "the first answer, its secret included";
+  EXPECT_EQ(post(1, R"({"name":"twice"})", t.key, "create-once").status, 409);
+  EXPECT_EQ(
+      str(parse_json(post(0, R"({"name":"twice"})", t.key, "create-once").body), "/error/code"),
+      "idempotency_key_reused");
+  // Another principal (the key just made) with the same Idempotency-Key: its own request.
+  const auto other = post(1, R"({"name":"once"})", secret, "create-once");
+  EXPECT_EQ(other.status, 201) << other.body;
+  EXPECT_NE(str(parse_json(other.body), "/data/id"), str(parse_json(first.body), "/data/id"));
+  EXPECT_EQ(other.header("idempotent-replayed"), "");
+  // A refusal changed nothing: not kept in Redis (a tenant cannot fill it with refusals),
+  // remembered by the node that gave it.
+  const auto refused = post(0, R"({"name":7})", t.key, "refused-once");
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  const auto refused_again = post(0, R"({"name":7})", t.key, "refused-once");
+  EXPECT_EQ(refused_again.status, 400);
+  EXPECT_EQ(refused_again.header("idempotent-replayed"), "true");
+  // What Redis holds: names, fingerprints, ciphertext; never a secret.
+  auto url = cluster::parse_redis_url(f.redis.url());
+  ASSERT_TRUE(url);
+  cluster::RedisClient c({*url, "", 2000ms});
+  auto keys = c.call({"KEYS", "/keygate/idem/*"});
+  ASSERT_TRUE(keys);
+  ASSERT_EQ(keys->elements.size(), 2u);
+  for (const auto& k : keys->elements) {
+    auto v = c.call({"GET", k.str});
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->str.find(secret), std::string::npos);
+    EXPECT_EQ(v->str.find("sk_"), std::string::npos);
+    EXPECT_EQ(v->str.find("once"), std::string::npos) << "the answer is sealed whole";
+  }
+}
+
+// Redis away: an idempotent request is remembered by the node that answered it, as
+// without Redis, and a retry there gets its answer.
+TEST(Fleet, WithRedisAwayAnIdempotentRetryIsAnsweredByItsNodesMemory) {
+  Fleet f({"--redis-timeout-ms", "100"});
+  f.add();
+  ASSERT_TRUE(eventually([&] { return metric(f[0], "keygate_redis_up") == 1; }, 10s));
+  const Tenant t = make_tenant(f[0], "Fleet idempotency away");
+  const std::string path = "/v1/organizations/" + t.id + "/api-keys";
+  f.redis.kill9();
+  const std::vector<std::string> h = {"Authorization: Bearer " + t.key, "Idempotency-Key: away"};
+  const auto first = http(f[0].port(), "POST", path, R"({"name":"away"})", h);
+  ASSERT_EQ(first.status, 201) << first.body;
+  const auto retry = http(f[0].port(), "POST", path, R"({"name":"away"})", h);
+  EXPECT_EQ(retry.status, 201);
+  EXPECT_EQ(retry.header("idempotent-replayed"), "true");
+  EXPECT_EQ(retry.body, first.body);
+}
+
+// Two first attempts at once on two nodes: one runs, the other is told so (409
+// idempotency_in_progress) or gets its answer; never two keys.
+TEST(Fleet, ConcurrentFirstAttemptsOnTwoNodesRunOnce) {
+  Fleet f;
+  f.add();
+  f.add();
+  for (size_t i = 0; i < 2; ++i)
+    ASSERT_TRUE(eventually([&] { return metric(f[i], "keygate_redis_up") == 1; }, 10s));
+  const Tenant t = make_tenant(f[0], "Fleet races");
+  const std::string path = "/v1/organizations/" + t.id + "/api-keys";
+  ASSERT_TRUE(eventually([&] { return http(f[1].port(), "GET", path, "", t.key).status == 200; }));
+  int in_progress = 0, replayed = 0;
+  for (int round = 0; round < 20; ++round) {
+    const std::string idem = "race-" + std::to_string(round);
+    const std::string body = R"({"name":")" + idem + R"("})";
+    HttpResponse a, b;
+    std::thread ta([&] {
+      a = http(f[0].port(), "POST", path, body,
+               {"Authorization: Bearer " + t.key, "Idempotency-Key: " + idem});
+    });
+    std::thread tb([&] {
+      b = http(f[1].port(), "POST", path, body,
+               {"Authorization: Bearer " + t.key, "Idempotency-Key: " + idem});
+    });
+    ta.join();
+    tb.join();
+    for (const HttpResponse* r : {&a, &b}) {
+      if (r->status == 409) {
+        EXPECT_EQ(str(parse_json(r->body), "/error/code"), "idempotency_in_progress");
+        ++in_progress;
+      } else {
+        EXPECT_EQ(r->status, 201) << r->body;
+        replayed += r->header("idempotent-replayed") == "true";
+      }
+    }
+    EXPECT_TRUE(a.status == 201 || b.status == 201) << a.body << b.body;
+    if (a.status == 201 && b.status == 201) {
+      EXPECT_EQ(str(parse_json(a.body), "/data/id"), str(parse_json(b.body), "/data/id"));
+    }
+  }
+  std::printf("[ figures  ] 20 races: %d told in progress, %d replayed\n", in_progress, replayed);
+  // Exactly one key per Idempotency-Key (and the tenant's own), on both nodes.
+  for (size_t n = 0; n < 2; ++n)
+    EXPECT_TRUE(eventually([&] {
+      const auto list = parse_json(http(f[n].port(), "GET", path + "?limit=100", "", t.key).body);
+      return list["data"].get_array().size() == 21;
+    })) << "node "
+        << n;
+}
+
 TEST(Fleet, RedisNeedsClusterModeAndAUrlItCanUse) {
   const std::string dir = make_temp_dir();
   const std::string bin =
