@@ -38,6 +38,12 @@ bool eventually(F ok, std::chrono::milliseconds within = 5000ms) {
   return true;
 }
 
+long metric(ServerProcess& s, const std::string& name) {
+  const std::string m = http(s.port(), "GET", "/metrics", "").body;
+  const size_t p = m.find("\n" + name + " ");
+  return p == std::string::npos ? -1 : std::stol(m.substr(p + name.size() + 2));
+}
+
 // Nodes on a one-member etcd, each with --redis at `redis` (unless `extra` names another).
 struct Fleet {
   EtcdCluster etcd{1};
@@ -58,14 +64,15 @@ struct Fleet {
     return *nodes.back();
   }
   ServerProcess& operator[](size_t i) { return *nodes[i]; }
+  // Adds nodes until there are `n`, and waits until each shares through Redis.
+  bool sharing(size_t n) {
+    while (nodes.size() < n) add();
+    for (auto& node : nodes)
+      if (!eventually([&] { return metric(*node, "keygate_redis_up") == 1; }, 10s)) return false;
+    return true;
+  }
   std::string root() { return nodes[0]->root_key(); }
 };
-
-long metric(ServerProcess& s, const std::string& name) {
-  const std::string m = http(s.port(), "GET", "/metrics", "").body;
-  const size_t p = m.find("\n" + name + " ");
-  return p == std::string::npos ? -1 : std::stol(m.substr(p + name.size() + 2));
-}
 
 struct Key {
   std::string org, id, value;
@@ -175,10 +182,7 @@ TEST(Fleet, RateLimitsHoldWithinTenPercentOfOneKeygateOnTwoAndThreeNodes) {
   const char* sync_ms = std::getenv("KEYGATE_REDIS_SYNC_MS");
   Fleet f(sync_ms ? std::vector<std::string>{"--redis-sync-ms", sync_ms}
                   : std::vector<std::string>{});
-  f.add();
-  f.add();
-  for (size_t i = 0; i < 2; ++i)
-    ASSERT_TRUE(eventually([&] { return metric(f[i], "keygate_redis_up") == 1; }, 10s));
+  ASSERT_TRUE(f.sharing(2));
   const Tenant t = make_tenant(f[0], "Fleet accuracy");
   auto run = [&](std::vector<size_t> on, std::vector<int> weights, const char* how) {
     const std::vector<Key> keys = {make_limited_key(f, t.id, 100, 100),
@@ -206,8 +210,7 @@ TEST(Fleet, RateLimitsHoldWithinTenPercentOfOneKeygateOnTwoAndThreeNodes) {
   };
   run({0, 1}, {1, 1}, "even");
   run({0, 1}, {9, 1}, "90 % on one");
-  f.add();
-  ASSERT_TRUE(eventually([&] { return metric(f[2], "keygate_redis_up") == 1; }, 10s));
+  ASSERT_TRUE(f.sharing(3));
   run({0, 1, 2}, {1, 1, 1}, "even");
   run({0, 1, 2}, {18, 1, 1}, "90 % on one");
 }
@@ -217,10 +220,7 @@ TEST(Fleet, RateLimitsHoldWithinTenPercentOfOneKeygateOnTwoAndThreeNodes) {
 // its limit; Redis restarted empty: shared counts resume and nobody is blocked.
 TEST(Fleet, RedisKilledAndRestartedMidLoadNeverFailsAVerification) {
   Fleet f;
-  f.add();
-  f.add();
-  for (size_t i = 0; i < 2; ++i)
-    ASSERT_TRUE(eventually([&] { return metric(f[i], "keygate_redis_up") == 1; }, 10s));
+  ASSERT_TRUE(f.sharing(2));
   ASSERT_TRUE(eventually([&] { return metric(f[0], "keygate_cluster_live_nodes") == 2; }, 15s));
   const Tenant t = make_tenant(f[0], "Fleet faults");
   const Key k = make_limited_key(f, t.id, 1'000, 1'000);
@@ -278,10 +278,7 @@ TEST(Fleet, RedisKilledAndRestartedMidLoadNeverFailsAVerification) {
 // --redis-timeout-ms: verification goes on, unslowed, under the fair share.
 TEST(Fleet, ARedisThatHangsIsLeftWithinTheTimeout) {
   Fleet f({"--redis-timeout-ms", "100"});
-  f.add();
-  f.add();
-  for (size_t i = 0; i < 2; ++i)
-    ASSERT_TRUE(eventually([&] { return metric(f[i], "keygate_redis_up") == 1; }, 10s));
+  ASSERT_TRUE(f.sharing(2));
   ASSERT_TRUE(eventually([&] { return metric(f[0], "keygate_cluster_live_nodes") == 2; }, 15s));
   const Tenant t = make_tenant(f[0], "Fleet hang");
   const Key k = make_limited_key(f, t.id, 1'000, 1'000);
@@ -310,10 +307,7 @@ TEST(Fleet, ARedisThatHangsIsLeftWithinTheTimeout) {
 // A use on one node shows in another's last_used_at within two seconds.
 TEST(Fleet, LastUseOnOneNodeShowsOnEveryNodeWithinTwoSeconds) {
   Fleet f;
-  f.add();
-  f.add();
-  for (size_t i = 0; i < 2; ++i)
-    ASSERT_TRUE(eventually([&] { return metric(f[i], "keygate_redis_up") == 1; }, 10s));
+  ASSERT_TRUE(f.sharing(2));
   const Tenant t = make_tenant(f[0], "Fleet last use");
   const Key k = make_limited_key(f, t.id, 100, 100);
   const std::string path = "/v1/organizations/" + t.id + "/api-keys/" + k.id;
@@ -342,8 +336,7 @@ TEST(Fleet, LastUseOnOneNodeShowsOnEveryNodeWithinTwoSeconds) {
 // every node's full bucket and one more, or an hour, of what Redis says.
 TEST(Fleet, AFleetTimeFarAheadInRedisShutsAKeyOutForAnHourAtMost) {
   Fleet f;
-  f.add();
-  ASSERT_TRUE(eventually([&] { return metric(f[0], "keygate_redis_up") == 1; }, 10s));
+  ASSERT_TRUE(f.sharing(1));
   const Tenant t = make_tenant(f[0], "Fleet clamp");
   const Key k = make_limited_key(f, t.id, 100, 100);
   // Ten years ahead of Redis's clock, in the script's unit (µs).
@@ -364,10 +357,7 @@ TEST(Fleet, AFleetTimeFarAheadInRedisShutsAKeyOutForAnHourAtMost) {
 // Redis holds no secret, only sealed answers.
 TEST(Fleet, AnIdempotentRetryOnAnotherNodeGetsTheFirstAnswerWithItsSecret) {
   Fleet f;
-  f.add();
-  f.add();
-  for (size_t i = 0; i < 2; ++i)
-    ASSERT_TRUE(eventually([&] { return metric(f[i], "keygate_redis_up") == 1; }, 10s));
+  ASSERT_TRUE(f.sharing(2));
   const Tenant t = make_tenant(f[0], "Fleet idempotency");
   const std::string path = "/v1/organizations/" + t.id + "/api-keys";
   ASSERT_TRUE(eventually([&] { return http(f[1].port(), "GET", path, "", t.key).status == 200; }));
@@ -419,8 +409,7 @@ TEST(Fleet, AnIdempotentRetryOnAnotherNodeGetsTheFirstAnswerWithItsSecret) {
 // without Redis, and a retry there gets its answer.
 TEST(Fleet, WithRedisAwayAnIdempotentRetryIsAnsweredByItsNodesMemory) {
   Fleet f({"--redis-timeout-ms", "100"});
-  f.add();
-  ASSERT_TRUE(eventually([&] { return metric(f[0], "keygate_redis_up") == 1; }, 10s));
+  ASSERT_TRUE(f.sharing(1));
   const Tenant t = make_tenant(f[0], "Fleet idempotency away");
   const std::string path = "/v1/organizations/" + t.id + "/api-keys";
   f.redis.kill9();
@@ -437,10 +426,7 @@ TEST(Fleet, WithRedisAwayAnIdempotentRetryIsAnsweredByItsNodesMemory) {
 // idempotency_in_progress) or gets its answer; never two keys.
 TEST(Fleet, ConcurrentFirstAttemptsOnTwoNodesRunOnce) {
   Fleet f;
-  f.add();
-  f.add();
-  for (size_t i = 0; i < 2; ++i)
-    ASSERT_TRUE(eventually([&] { return metric(f[i], "keygate_redis_up") == 1; }, 10s));
+  ASSERT_TRUE(f.sharing(2));
   const Tenant t = make_tenant(f[0], "Fleet races");
   const std::string path = "/v1/organizations/" + t.id + "/api-keys";
   ASSERT_TRUE(eventually([&] { return http(f[1].port(), "GET", path, "", t.key).status == 200; }));
