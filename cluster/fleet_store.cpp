@@ -58,13 +58,17 @@ void FleetStore::run() {
       if (stopping_) return;
       calls.swap(queue_);
     }
-    exchange(calls);
+    // After a failure, Redis is left alone for a second: the calls meanwhile fail at once
+    // (their callers use their node's memory) instead of each waiting out the timeout
+    // behind a Redis that hangs.
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= retry_at_ && !exchange(calls)) retry_at_ = now + std::chrono::seconds(1);
     for (core::SharedCall* c : calls) c->done(c);
     calls.clear();
   }
 }
 
-void FleetStore::exchange(std::vector<core::SharedCall*>& calls) {
+bool FleetStore::exchange(std::vector<core::SharedCall*>& calls) {
   std::string out;
   for (const core::SharedCall* c : calls) {
     const std::string name = prefix_ + "/" + c->name;
@@ -105,6 +109,7 @@ void FleetStore::exchange(std::vector<core::SharedCall*>& calls) {
   });
   if (!r)
     for (core::SharedCall* c : calls) c->ok = false;
+  return r.has_value();
 }
 
 }  // namespace keygate::cluster

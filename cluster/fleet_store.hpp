@@ -1,10 +1,12 @@
 // FleetStore: core::SharedStore on Redis (--redis), for the nodes' shared idempotent
 // answers. One thread with its own connection takes every call queued meanwhile and sends
 // them in one pipelined round trip; a Redis that fails or is slower than --redis-timeout-ms
-// fails that round's calls (their callers go on without it), and the next round connects
-// again. Names are <prefix>/<name>.
+// fails that round's calls (their callers go on without it), and the calls of the next
+// second fail at once, without waiting on it; then a round connects again. Names are
+// <prefix>/<name>.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -35,8 +37,9 @@ class FleetStore final : public core::SharedStore {
   std::condition_variable wake_;
   std::vector<core::SharedCall*> queue_;
   bool stopping_ = false;
+  std::chrono::steady_clock::time_point retry_at_{};  // the store thread's: Redis left until then
   void run();
-  void exchange(std::vector<core::SharedCall*>& calls);
+  bool exchange(std::vector<core::SharedCall*>& calls);  // false: Redis failed them all
 };
 
 }  // namespace keygate::cluster

@@ -224,18 +224,19 @@ net::task<void> run_shared_idempotent(Exchange ex, AsyncHandler handler, std::st
   // and a tenant cannot fill Redis with refusals, only with writes etcd took.
   core::SharedCall keep;
   keep.name = std::move(claim.name);
-  if (res.status < 400) {
+  const std::string sealed = res.status < 400 ? seal_answer(res, key, keep.name) : std::string();
+  if (!sealed.empty()) {
     keep.op = core::SharedCall::Op::put;
-    keep.value.assign("D").append(fp).append(seal_answer(res, key, keep.name));
+    keep.value.assign("D").append(fp).append(sealed);
     keep.ttl_ms = Idempotency::kTtlMs;
   } else {
-    keep.op = core::SharedCall::Op::remove;
+    keep.op = core::SharedCall::Op::remove;  // an error, or an answer that could not be sealed
   }
   co_await shared(*ex.app.shared_store, keep);
   // An error, or a store that failed here (its claim stays until it expires, and a retry
   // meanwhile is told to wait): this node remembers the answer, for retries that reach it.
   net::Response scratch;
-  if ((res.status >= 400 || !keep.ok) && worth_keeping(res) &&
+  if ((keep.op == core::SharedCall::Op::remove || !keep.ok) && worth_keeping(res) &&
       ex.app.idempotency.begin(owner_of(ex.principal), idem, fingerprint, core::now_ms(),
                                scratch) == Idempotency::Begin::fresh)
     ex.app.idempotency.finish(owner_of(ex.principal), idem, res, true);
