@@ -1010,10 +1010,10 @@ TEST(Cluster, AuditEventsPastTheRetentionLeaveEtcdWithoutWaitingForTheirLease) {
     const size_t at = r.find("\"count\":\"");
     return at == std::string::npos ? 0 : std::stoi(r.substr(at + 9));
   };
-  auto listed = [&](ServerProcess& s) {
-    return parse_json(http(s.port(), "GET", "/v1/organization/audit_logs", "", t.key).body)["data"]
-        .get_array()
-        .size();
+  auto listed = [&](ServerProcess& s) -> long {  // -1 until the node has heard of the key
+    const auto r = http(s.port(), "GET", "/v1/organization/audit_logs", "", t.key);
+    if (r.status != 200) return -1;
+    return static_cast<long>(parse_json(r.body)["data"].get_array().size());
   };
   ASSERT_EQ(in_etcd(), 3);  // the organization's creation, its first key's, the new key's
   ASSERT_TRUE(eventually([&] { return listed(b) == 3; }));
