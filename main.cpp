@@ -101,11 +101,10 @@ std::unique_ptr<persistence::Journal> open_journal(const ServeOptions& o,
 }
 
 // Cluster mode: the state from etcd, and the committer that writes to it and follows it.
-std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
-                                                     core::StateMachine& state,
-                                                     const core::KeyHash& root_hash,
-                                                     const std::string& advertise_url,
-                                                     const persistence::DataDir& dir) {
+std::unique_ptr<cluster::EtcdCommitter> open_cluster(
+    const ServeOptions& o, core::StateMachine& state, const core::KeyHash& root_hash,
+    const std::string& advertise_url, const std::string& admin_url, const std::string& root_key,
+    const persistence::DataDir& dir) {
   cluster::EtcdOptions eo;
   eo.data_dir = &dir;
   for (size_t at = 0; at <= o.etcd.size();) {
@@ -125,6 +124,11 @@ std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
   eo.audit_retention = std::chrono::seconds(*cli::duration_seconds(o.audit_retention));
   eo.audit_memory_bytes = o.audit_memory_bytes;
   eo.advertise_url = advertise_url;
+  eo.admin_url = admin_url;
+  eo.join_from_peer = o.join_from_peer;
+  eo.max_txn_ops = o.etcd_max_txn_ops;
+  eo.root_key = root_key;
+  eo.peer_ca = o.peer_ca;
   // etcd compacted the history this node's watch needs: only a restart, which loads the
   // whole state again, brings it back in step.
   eo.on_fatal = [](const std::string& why) {
@@ -149,6 +153,7 @@ std::unique_ptr<cluster::EtcdCommitter> open_cluster(const ServeOptions& o,
   log(Level::info, "cluster.loaded",
       {{"endpoints", o.etcd},
        {"prefix", eo.prefix},
+       {"started", etcd->start_mode()},
        {"revision", static_cast<long long>(etcd->applied_revision())},
        {"records", static_cast<unsigned long long>(etcd->loaded_records())},
        {"organizations", static_cast<unsigned long long>(state.index().org_count())},
@@ -334,8 +339,19 @@ int serve(const ServeOptions& o) {
       if (at.host == "::") at.host = "::1";
       url = (tls ? "https://" : "http://") + at.to_string();
     }
-    etcd = open_cluster(o, state, root.hash, url, dir);
+    std::string admin_url = o.advertise_admin_url;
+    if (admin_url.empty() && admin) {
+      net::Endpoint at = activated ? admin_endpoint : admin_server.bound();  // bound later
+      if (at.host == "0.0.0.0") at.host = "127.0.0.1";
+      if (at.host == "::") at.host = "::1";
+      admin_url = (tls ? "https://" : "http://") + at.to_string();
+    }
+    etcd = open_cluster(o, state, root.hash, url, admin_url, root.value, dir);
     ctx.committer = etcd.get();
+    ctx.peer_snapshot = [e = etcd.get()](std::string& bytes, int64_t& revision,
+                                         std::string& identity, std::string& why) {
+      return e->snapshot_for_peer(bytes, revision, identity, why);
+    };
     ctx.vouch_until = &etcd->vouch_until();  // published to the reactors by `ready` below
     ctx.config.rate_defaults.nodes = &etcd->live_nodes();  // each node its share of every limit
   }

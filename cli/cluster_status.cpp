@@ -82,7 +82,8 @@ int cluster_status(const std::string& etcd_endpoints, const std::string& prefix_
                 alarms.empty() ? "none" : alarms.c_str());
     if (!store.alarms.empty()) status = 1;
   }
-  std::printf("%-28s %-10s %-10s %-9s %s\n", "node", "applied", "behind", "etcd age", "ready");
+  std::printf("%-28s %-10s %-10s %-9s %-6s %s\n", "node", "applied", "behind", "etcd age", "ready",
+              "started from");
   simdjson::dom::parser parser;
   for (const auto& kv : nodes.kvs) {
     simdjson::dom::element doc;
@@ -104,9 +105,14 @@ int cluster_status(const std::string& etcd_endpoints, const std::string& prefix_
     }
     const double applied = sample(metrics, "keygate_cluster_applied_revision");
     const double age = sample(metrics, "keygate_cluster_contact_age_seconds");
-    std::printf("%-28s %-10.0f %-10.0f %-9.1f %s\n", base.c_str(), applied,
+    // How it started (cluster/README.md, "A node joins"): its own snapshot, a peer's, or
+    // a full load from etcd. Registered by nodes since that was added.
+    std::string_view started;
+    if (doc["started"].get(started) != simdjson::SUCCESS) started = "?";
+    std::printf("%-28s %-10.0f %-10.0f %-9.1f %-6s %.*s\n", base.c_str(), applied,
                 applied >= 0 ? static_cast<double>(nodes.revision) - applied : -1.0, age,
-                ready_status == 200 ? "yes" : "no");
+                ready_status == 200 ? "yes" : "no", static_cast<int>(started.size()),
+                started.data());
     if (ready_status != 200) status = 1;
   }
   return status;

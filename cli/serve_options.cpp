@@ -171,6 +171,27 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
                  "Cluster mode: where other hosts reach this node, http://HOST:PORT (default: the "
                  "listening address)")
       ->envname(env("ADVERTISE_URL"));
+  cmd.add_option("--advertise-admin-url", o.advertise_admin_url,
+                 "Cluster mode, with --admin-listen: where other nodes reach this node's admin "
+                 "listener, http://HOST:PORT (default: its listening address)")
+      ->envname(env("ADVERTISE_ADMIN_URL"));
+  cmd.add_option("--etcd-max-txn-ops", o.etcd_max_txn_ops,
+                 "Cluster mode: etcd's --max-txn-ops; a transaction carries as many writes as "
+                 "fit in it")
+      ->envname(env("ETCD_MAX_TXN_OPS"))
+      ->check(CLI::Range(16u, 100'000u))
+      ->capture_default_str();
+  cmd.add_option("--join-from-peer", o.join_from_peer,
+                 "Cluster mode: a node with no snapshot of its own starts from another node's "
+                 "(GET /v1/cluster/snapshot with the root key) instead of reading everything "
+                 "from etcd")
+      ->envname(env("JOIN_FROM_PEER"))
+      ->capture_default_str();
+  cmd.add_option("--peer-ca", o.peer_ca,
+                 "Cluster mode: the CA (PEM) that signed the other nodes' TLS certificates, for "
+                 "fetching a snapshot from an https peer (default: the system's)")
+      ->envname(env("PEER_CA"))
+      ->check(CLI::ExistingFile);
   cmd.add_option("--etcd-stale-after-ms", o.etcd_stale_after_ms,
                  "Cluster mode: /readyz turns 503 when etcd has not answered for this long")
       ->envname(env("ETCD_STALE_AFTER_MS"))

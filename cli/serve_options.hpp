@@ -53,6 +53,10 @@ struct ServeOptions {
   unsigned write_timeout_ms = 5'000;  // cluster mode: every write answered within this
   uint64_t etcd_quota_bytes = uint64_t{2} << 30;  // etcd's --quota-backend-bytes (3.4 hides it)
   std::string advertise_url;
+  std::string advertise_admin_url;  // cluster mode: where a joining node fetches a snapshot
+  unsigned etcd_max_txn_ops = 128;  // cluster mode: etcd's --max-txn-ops
+  bool join_from_peer = true;       // cluster mode: a fresh node starts from a peer's snapshot
+  std::string peer_ca;              // cluster mode: the CA of https peers
   std::string etcd_cacert, etcd_cert, etcd_key;
   // Cluster mode: the fleet's hot counters (cluster/fleet_counters.hpp); empty: none.
   std::string redis;

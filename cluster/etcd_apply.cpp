@@ -3,18 +3,22 @@
 // watch stream that follows it, applying what it delivers, and the node's snapshots. All
 // of it on the committer's thread, but for the watch thread (watch_loop()) and the
 // snapshot thread (take_snapshot()).
+#include <simdjson.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
+#include <random>
 #include <set>
 #include <stdexcept>
 
 #include "cluster/etcd_committer.hpp"
+#include "cluster/peer_snapshot.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
 #include "core/thread_name.hpp"
 #include "persistence/codec.hpp"
+#include "persistence/data_dir.hpp"
 #include "persistence/record.hpp"
 #include "persistence/recovery.hpp"
 #include "persistence/snapshot.hpp"
@@ -155,6 +159,17 @@ void EtcdCommitter::take_snapshot() {
   }
   persistence::publish_audit(state_.index(), info);
   persistence::remove_covered(dir, static_cast<uint64_t>(revision) + 1);
+  write_identity();
+  core::log(core::Level::info, "cluster.snapshot_written",
+            {{"revision", static_cast<long long>(revision)},
+             {"records", static_cast<unsigned long long>(info.records)},
+             {"bytes", static_cast<unsigned long long>(info.bytes)},
+             {"seconds", info.seconds}});
+}
+
+// cluster.id: which etcd cluster and prefix the data directory's snapshots are of.
+void EtcdCommitter::write_identity() const {
+  const persistence::DataDir& dir = *options_.data_dir;
   const std::string tmp = dir.file(std::string(kIdentityFile) + ".tmp");
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -163,11 +178,93 @@ void EtcdCommitter::take_snapshot() {
   if (::rename(tmp.c_str(), dir.file(kIdentityFile).c_str()) != 0 || !dir.sync())
     core::log(core::Level::error, "cluster.snapshot_failed",
               {{"error", "cannot write " + dir.file(kIdentityFile)}});
-  core::log(core::Level::info, "cluster.snapshot_written",
-            {{"revision", static_cast<long long>(revision)},
-             {"records", static_cast<unsigned long long>(info.records)},
-             {"bytes", static_cast<unsigned long long>(info.bytes)},
-             {"seconds", info.seconds}});
+}
+
+// A node with no snapshot of this cluster asks the registered nodes, in random order, for
+// theirs (cluster/peer_snapshot.hpp). Whatever fails (no peer, a peer that refuses, hangs or
+// sends a damaged file) is logged and the next is asked; with none left the node loads
+// from etcd. What was installed is then resumed from by resume_from_snapshot(), which also
+// falls back to the full load when etcd has compacted the history after it.
+bool EtcdCommitter::join_from_peer() {
+  if (!options_.join_from_peer || !options_.data_dir || options_.root_key.empty()) return false;
+  const persistence::DataDir& dir = *options_.data_dir;
+  for (uint64_t s : dir.list().snapshots)  // of another cluster: never mixed with a peer's
+    ::unlink(dir.file(persistence::snapshot_name(s)).c_str());
+  RangeResult nodes;
+  std::string error;
+  const std::string from = layout_.kind("nodes");
+  if (!client_.range(from, prefix_end(from), 0, 0, nodes, error)) {
+    core::log(core::Level::warn, "cluster.peer_snapshot_failed", {{"error", error}});
+    return false;
+  }
+  std::vector<std::string> peers;
+  simdjson::dom::parser parser;
+  for (const KeyValue& kv : nodes.kvs) {
+    const std::string_view name = std::string_view(kv.key).substr(from.size());
+    if (name.starts_with("fence-") || name == self_) continue;
+    simdjson::dom::element doc;
+    std::string_view url;
+    if (parser.parse(kv.value).get(doc) != simdjson::SUCCESS) continue;
+    if (doc["admin_url"].get(url) != simdjson::SUCCESS && doc["url"].get(url) != simdjson::SUCCESS)
+      continue;
+    if (url.starts_with("http://") || url.starts_with("https://")) peers.emplace_back(url);
+  }
+  if (peers.empty()) {
+    core::log(core::Level::info, "cluster.no_peer",
+              {{"note", "no other node is registered: loading everything from etcd"}});
+    return false;
+  }
+  std::shuffle(peers.begin(), peers.end(), std::mt19937_64(std::random_device()()));
+  PeerSnapshotRequest request;
+  request.root_key = options_.root_key;
+  request.ca_file = options_.peer_ca;
+  request.identity = cluster_id_ + " " + options_.prefix;
+  for (const std::string& peer : peers) {
+    request.base_url = peer;
+    PeerSnapshot got;
+    if (!fetch_peer_snapshot(request, dir, got, error)) {
+      core::log(core::Level::warn, "cluster.peer_snapshot_failed",
+                {{"peer", peer}, {"error", error}});
+      continue;
+    }
+    write_identity();
+    core::log(core::Level::info, "cluster.peer_snapshot",
+              {{"peer", peer},
+               {"revision", static_cast<long long>(got.revision)},
+               {"bytes", static_cast<unsigned long long>(got.bytes)},
+               {"seconds", got.seconds}});
+    return true;
+  }
+  return false;
+}
+
+bool EtcdCommitter::snapshot_for_peer(std::string& bytes, int64_t& revision, std::string& identity,
+                                      std::string& why) {
+  if (!options_.data_dir) {
+    why = "this node keeps no snapshots";
+    return false;
+  }
+  if (serving_snapshot_.exchange(true, std::memory_order_acquire)) {
+    why = "another node is reading this node's snapshot";
+    return false;
+  }
+  struct Done {
+    std::atomic<bool>& flag;
+    ~Done() { flag.store(false, std::memory_order_release); }
+  } done{serving_snapshot_};
+  const persistence::DataDir& dir = *options_.data_dir;
+  for (int attempt = 0; attempt < 3; ++attempt) {  // a newer snapshot may remove the newest
+    const auto listing = dir.list();
+    if (listing.snapshots.empty()) break;
+    const uint64_t seq = listing.snapshots.back();
+    if (persistence::read_file(dir.file(persistence::snapshot_name(seq)), bytes)) {
+      revision = static_cast<int64_t>(seq) - 1;
+      identity = cluster_id_ + " " + options_.prefix;
+      return true;
+    }
+  }
+  why = "this node has written no snapshot yet";
+  return false;
 }
 
 // The node's own snapshot, if it has one of this cluster whose revision etcd still holds

@@ -62,12 +62,23 @@ struct EtcdOptions {
   std::chrono::milliseconds max_staleness{1'000};
   // Every write is answered within this much (503 when its outcome is not known by then).
   std::chrono::milliseconds write_timeout{5'000};
+  // etcd's --max-txn-ops (128 by default): a transaction carries as many commands as fit,
+  // counted in operations and compares (etcd_txn.cpp).
+  size_t max_txn_ops = 128;
   // etcd's --quota-backend-bytes, when etcd does not report it (3.4): 80 % is warned about.
   int64_t etcd_quota_bytes = int64_t{2} << 30;
   // Where other nodes and `keygate cluster status` reach this node ("http://host:port"):
   // registered under <prefix>/nodes/ with a lease, so a node that dies leaves the list
   // within the lease's 10 s. Empty: not registered.
   std::string advertise_url;
+  // Its management listener's, when it has one (--admin-listen): where a joining node asks
+  // for this node's snapshot. Registered beside advertise_url.
+  std::string admin_url;
+  // A node with no snapshot of its own starts from a peer's (fetched with the root key,
+  // checked) instead of reading everything from etcd; false: always from etcd.
+  bool join_from_peer = true;
+  std::string root_key;  // presented to a peer for its snapshot
+  std::string peer_ca;   // an https peer's CA (empty: the system's)
   // The node's data directory: it keeps a snapshot of what the node applied, with its
   // revision (every snapshot_interval and at a clean stop), so that a restart loads it and
   // resumes the watch from there instead of reading everything from etcd again. Null: no
@@ -117,7 +128,16 @@ class EtcdCommitter final : public core::Committer {
   }
   uint64_t loaded_records() const noexcept { return loaded_records_; }
   double load_seconds() const noexcept { return load_seconds_; }
-  bool resumed() const noexcept { return resumed_; }  // from the node's own snapshot
+  bool resumed() const noexcept { return resumed_; }  // from a snapshot, its own or a peer's
+  // How the node started: "own_snapshot", "peer_snapshot" or "etcd" (a full load).
+  const char* start_mode() const noexcept { return start_mode_; }
+
+  // GET /v1/cluster/snapshot, for a node that joins: this node's newest snapshot, the
+  // revision it holds everything up to, and "<etcd cluster id> <prefix>". One read at a
+  // time (a snapshot is the size of the state); false with `why` when there is none yet
+  // or another node is reading it. Any thread.
+  bool snapshot_for_peer(std::string& bytes, int64_t& revision, std::string& identity,
+                         std::string& why);
 
  private:
   struct Waiting {
@@ -162,6 +182,8 @@ class EtcdCommitter final : public core::Committer {
   int64_t load_all(EtcdClient& client, bool replace);
   bool reload();
   int64_t resume_from_snapshot();
+  bool join_from_peer();  // installs a peer's snapshot as this node's own
+  void write_identity() const;
   void take_snapshot();
   void run();
   void watch_loop();
@@ -250,6 +272,8 @@ class EtcdCommitter final : public core::Committer {
   std::atomic<uint32_t> live_nodes_{1};
   void note_node(std::string_view name, bool deleted);
   bool resumed_ = false;
+  const char* start_mode_ = "etcd";
+  std::atomic<bool> serving_snapshot_{false};  // a peer is reading this node's snapshot
   std::atomic<uint64_t> txns_{0}, conflicts_{0}, failures_{0};
   std::atomic<uint64_t> isolated_{0};  // commands sent again at once: not of a conflicted org
   uint64_t loaded_records_ = 0;

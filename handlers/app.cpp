@@ -32,6 +32,7 @@ std::vector<Route> routes() {
       {Method::get, "/readyz", readyz, nullptr, Auth::none, true},
       {Method::get, "/metrics", metrics, nullptr, Auth::none, true},
       {Method::get, "/v1/openapi.json", openapi, nullptr, Auth::none, true},
+      {Method::get, "/v1/cluster/snapshot", cluster_snapshot, nullptr, Auth::required},
       {Method::post, "/v1/organizations", nullptr, create_organization, Auth::when_sent},
       {Method::get, "/v1/organizations", list_organizations, nullptr, Auth::required},
       {Method::get, "/v1/organizations/{id}", get_organization, nullptr, Auth::required},

@@ -62,6 +62,11 @@ struct AppContext {
     return !vouch_until || config.serve_when_stale ||
            now_ms <= vouch_until->load(std::memory_order_relaxed);
   }
+  // Cluster mode: this node's newest snapshot, for a node that joins (GET
+  // /v1/cluster/snapshot; cluster/EtcdCommitter::snapshot_for_peer). Empty on a single node.
+  std::function<bool(std::string& bytes, int64_t& revision, std::string& identity,
+                     std::string& why)>
+      peer_snapshot;
   std::atomic<bool> ready{false};
   std::function<unsigned()> connection_count;
   // More lines for /metrics from parts the handlers do not know (the fleet's counters).

@@ -49,6 +49,7 @@ void list_audit_events(Exchange& ex);  // GET /v1/organizations/{id}/audit-event
 void healthz(Exchange& ex);
 void readyz(Exchange& ex);
 void metrics(Exchange& ex);
+void cluster_snapshot(Exchange& ex);
 void openapi(Exchange& ex);
 
 }  // namespace keygate::handlers

@@ -1,6 +1,7 @@
 // Operations endpoints (docs/api.md §9): liveness, readiness, metrics.
 #include "core/clock.hpp"
 #include "core/committer.hpp"
+#include "handlers/errors.hpp"
 #include "handlers/families.hpp"
 #include "handlers/metrics.hpp"
 
@@ -44,6 +45,33 @@ void metrics(Exchange& ex) {
                                       ex.app.connection_count ? ex.app.connection_count() : 0,
                                       ex.app.buffers);
   if (ex.app.more_metrics) ex.app.more_metrics(ex.res.body);
+}
+
+// A node's newest snapshot, for a node that joins the cluster (cluster/peer_snapshot.hpp):
+// the root key only, since it holds every organization, key record and audit event.
+void cluster_snapshot(Exchange& ex) {
+  if (!ex.principal.root) {
+    write_error(ex, core::ErrorCode::missing_scope,
+                "Only the cluster's root key reads a node's snapshot.");
+    return;
+  }
+  if (!ex.app.peer_snapshot) {
+    write_error(ex, core::ErrorCode::not_found,
+                "This node is not in cluster mode: it has no snapshot to give.");
+    return;
+  }
+  int64_t revision = 0;
+  std::string identity, why;
+  if (!ex.app.peer_snapshot(ex.res.body, revision, identity, why)) {
+    ex.res.body.clear();
+    ex.res.add_header("Retry-After", "1");
+    write_error(ex, core::ErrorCode::server_busy, "No snapshot to give now: " + why + ".");
+    return;
+  }
+  ex.res.status = 200;
+  ex.res.content_type = "application/octet-stream";
+  ex.res.add_header("X-Keygate-Snapshot-Revision", std::to_string(revision));
+  ex.res.add_header("X-Keygate-Cluster", identity);
 }
 
 }  // namespace keygate::handlers

@@ -32,6 +32,10 @@ enum class RecoverMode { start, check };
 // `check` mode nothing on disk is changed (a torn tail is reported, not cut).
 RecoveryReport recover(const DataDir& dir, core::StateMachine& state, RecoverMode mode);
 
+// Whether snapshot-<seq>.kgs at `path` is whole: its header, every record's CRC and its
+// footer (`why` says what is not). Nothing is applied.
+bool check_snapshot(const std::string& path, uint64_t seq, std::string& why);
+
 // Cuts the first damaged segment at its last good record, after copying it to
 // <name>.broken, and removes the segments after it. Returns what it did.
 std::string repair(const DataDir& dir);

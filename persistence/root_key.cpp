@@ -23,6 +23,7 @@ RootKey load_root_key(const std::string& file, const std::string& data_dir) {
                          " is shorter than 32 characters: put a long random "
                          "secret there (or delete the file to have one generated)");
     root.hash = core::hash_key(value);
+    root.value = std::move(value);
     return root;
   }
   if (!file.empty())
@@ -37,6 +38,7 @@ RootKey load_root_key(const std::string& file, const std::string& data_dir) {
   if (!ok) throw StartupError("cannot write " + root.path + ": " + std::strerror(errno));
   value.pop_back();
   root.hash = core::hash_key(value);
+  root.value = std::move(value);
   root.generated = true;
   return root;
 }

@@ -10,6 +10,8 @@ namespace keygate::persistence {
 
 struct RootKey {
   core::KeyHash hash{};
+  // The key itself: cluster mode presents it to a peer for its snapshot (nowhere else).
+  std::string value;
   std::string path;  // where it was read from or written to
   bool generated = false;
 };

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -499,6 +501,180 @@ TEST(Cluster, ARestartResumesFromTheNodesSnapshotOrReloadsWhenEtcdCompactedPastI
   EXPECT_EQ(auth(b, after.value), 200);
   EXPECT_EQ(auth(b, during.value), 200);
   EXPECT_EQ(auth(b, before.value), 401);
+}
+
+// A node with no snapshot of its own starts from a peer's (GET /v1/cluster/snapshot, the
+// root key only), resumes the watch after its revision, and so catches up on what changed
+// since (cluster/README.md, "A node joins"). The first node, with no peer, loads from etcd.
+TEST(Cluster, AFreshNodeJoinsFromAPeersSnapshotAndCatchesUpFromItsRevision) {
+  EtcdCluster etcd(1);
+  ServerProcess a({"--etcd", etcd.endpoints()});
+  EXPECT_NE(a.log().find("\"event\":\"cluster.no_peer\""), std::string::npos) << a.log();
+  EXPECT_NE(a.log().find("\"started\":\"etcd\""), std::string::npos) << a.log();
+  const Tenant t = make_tenant(a, "Joined");
+  const CreatedKey kept = make_key(a, t, R"({"name":"kept"})");
+  const CreatedKey revoked = make_key(a, t, R"({"name":"revoked"})");
+  ASSERT_EQ(a.stop(), 0);  // its snapshot now holds both keys
+  a.start();
+  EXPECT_NE(a.log().find("\"started\":\"own_snapshot\""), std::string::npos) << a.log();
+
+  // Who may read a node's snapshot: the root key, nobody else.
+  EXPECT_EQ(http(a.port(), "GET", "/v1/cluster/snapshot").status, 401);
+  const HttpResponse tenant = http(a.port(), "GET", "/v1/cluster/snapshot", "", t.key);
+  EXPECT_EQ(tenant.status, 403);
+  EXPECT_EQ(code(tenant), "missing_scope");
+  const HttpResponse root = http(a.port(), "GET", "/v1/cluster/snapshot", "", a.root_key());
+  ASSERT_EQ(root.status, 200);
+  EXPECT_EQ(root.body.substr(0, 8), std::string("KGSNAP\0\1", 8));
+  EXPECT_FALSE(root.header("x-keygate-snapshot-revision").empty());
+  EXPECT_NE(root.header("x-keygate-cluster").find(" /keygate"), std::string::npos);
+
+  // Changes after the snapshot reach the joining node through its watch.
+  ASSERT_EQ(
+      http(a.port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + revoked.id, "", t.key)
+          .status,
+      200);
+  const CreatedKey later = make_key(a, t, R"({"name":"later"})");
+  ServerProcess b({"--etcd", etcd.endpoints(), "--root-key-file", a.data_dir() + "/root.key"});
+  EXPECT_NE(b.log().find("\"event\":\"cluster.peer_snapshot\""), std::string::npos) << b.log();
+  EXPECT_NE(b.log().find("\"started\":\"peer_snapshot\""), std::string::npos) << b.log();
+  EXPECT_EQ(b.log().find("\"event\":\"cluster.full_reload\""), std::string::npos) << b.log();
+  EXPECT_TRUE(eventually([&] {
+    return auth(b, kept.value) == 200 && auth(b, later.value) == 200 &&
+           auth(b, revoked.value) == 401;
+  }));
+  EXPECT_EQ(
+      parse_json(
+          http(b.port(), "GET", "/v1/organizations/" + t.id + "/api-keys", "", t.key).body)["data"]
+          .get_array()
+          .size(),
+      4u);  // the tenant's first key, kept, revoked, later
+
+  // `keygate cluster status` says how each node started.
+  std::string status;
+  int exit_status = -1;
+  EXPECT_TRUE(eventually(
+      [&] {
+        status =
+            run_command(std::string(KEYGATE_BINARY) + " cluster status --etcd " + etcd.endpoints(),
+                        exit_status);
+        return status.find("own_snapshot") != std::string::npos &&
+               status.find("peer_snapshot") != std::string::npos;
+      },
+      8000ms))
+      << status;
+
+  // A single node has no snapshot to give.
+  ServerProcess single;
+  EXPECT_EQ(http(single.port(), "GET", "/v1/cluster/snapshot", "", single.root_key()).status, 404);
+}
+
+// A peer's snapshot that cannot be used costs a joining node nothing but the attempt: one
+// older than etcd's history (compacted past it), one damaged on the way (a record's CRC),
+// and a peer that hangs (left after the stall timeout) each end in a full load from etcd,
+// with every key right.
+TEST(Cluster, AJoiningNodeFallsBackToEtcdWhenAPeersSnapshotCannotBeUsed) {
+  EtcdCluster etcd(1);
+  ServerProcess a({"--etcd", etcd.endpoints()});
+  const std::string key_file = a.data_dir() + "/root.key";
+  const Tenant t = make_tenant(a, "Fallback");
+  const CreatedKey before = make_key(a, t, R"({"name":"before"})");
+  ASSERT_EQ(a.stop(), 0);
+  a.start();  // its snapshot: as of `before`
+  const CreatedKey after = make_key(a, t, R"({"name":"after"})");
+  auto has_every_key = [&](ServerProcess& s) {
+    return auth(s, before.value) == 200 && auth(s, after.value) == 200 && auth(s, t.key) == 200;
+  };
+  ASSERT_TRUE(
+      http(etcd.client_port(0), "POST", "/v3/kv/put", R"({"key":"eA==","value":"eA=="})").status ==
+      200);
+  ASSERT_TRUE(compact_to_the_present(etcd));
+  {
+    ServerProcess b({"--etcd", etcd.endpoints(), "--root-key-file", key_file});
+    EXPECT_NE(b.log().find("\"event\":\"cluster.peer_snapshot\""), std::string::npos) << b.log();
+    EXPECT_NE(b.log().find("etcd compacted the history after the snapshot"), std::string::npos)
+        << b.log();
+    EXPECT_NE(b.log().find("\"started\":\"etcd\""), std::string::npos) << b.log();
+    EXPECT_TRUE(has_every_key(b));
+  }
+
+  // Damaged: a byte in the middle of a's newest snapshot flipped, as a disk or a network
+  // might. The CRC check refuses it before anything is applied.
+  std::string newest;
+  for (const auto& e : std::filesystem::directory_iterator(a.data_dir()))
+    if (e.path().extension() == ".kgs" && e.path().string() > newest) newest = e.path().string();
+  ASSERT_FALSE(newest.empty());
+  {
+    std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(0, std::ios::end);
+    const auto middle = static_cast<std::streamoff>(f.tellg()) / 2;
+    f.seekg(middle);
+    char c = 0;
+    f.read(&c, 1);
+    f.seekp(middle);
+    c = static_cast<char>(c ^ 0x5a);
+    f.write(&c, 1);
+  }
+  {
+    ServerProcess c({"--etcd", etcd.endpoints(), "--root-key-file", key_file});
+    EXPECT_NE(c.log().find("the peer's snapshot is damaged"), std::string::npos) << c.log();
+    EXPECT_NE(c.log().find("\"started\":\"etcd\""), std::string::npos) << c.log();
+    EXPECT_TRUE(has_every_key(c));
+  }
+
+  // A peer that hangs: its socket accepts and says nothing.
+  ASSERT_EQ(::kill(a.pid(), SIGSTOP), 0);
+  const auto t0 = Clock::now();
+  std::unique_ptr<ServerProcess> d;
+  try {
+    d = std::make_unique<ServerProcess>(
+        std::vector<std::string>{"--etcd", etcd.endpoints(), "--root-key-file", key_file});
+  } catch (...) {
+    ::kill(a.pid(), SIGCONT);
+    throw;
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  ::kill(a.pid(), SIGCONT);
+  std::printf("a joining node left a hung peer and was ready after %.1f s\n", seconds);
+  EXPECT_LT(seconds, 15.0);
+  EXPECT_NE(d->log().find("\"event\":\"cluster.peer_snapshot_failed\""), std::string::npos)
+      << d->log();
+  EXPECT_NE(d->log().find("\"started\":\"etcd\""), std::string::npos) << d->log();
+  EXPECT_TRUE(has_every_key(*d));
+}
+
+// A full load reads every range at one revision. When etcd compacts past it in the middle
+// (here: just before the load's first read of the keys), the load starts over at the
+// store's new revision, once, and ends with everything; it does not exit or loop.
+TEST(Cluster, ALoadThatRacesACompactionStartsOverAtANewerRevision) {
+  EtcdCluster etcd(1);
+  ServerProcess a({"--etcd", etcd.endpoints()});
+  const Tenant t = make_tenant(a, "Raced");
+  const CreatedKey kept = make_key(a, t, R"({"name":"kept"})");
+  const CreatedKey revoked = make_key(a, t, R"({"name":"revoked"})");
+  ASSERT_EQ(
+      http(a.port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + revoked.id, "", t.key)
+          .status,
+      200);
+  TcpProxy proxy(etcd.client_port(0));
+  std::atomic<bool> compacted{false};
+  // base64 of "/keygate/key/": the first read of the keys' range.
+  proxy.before_request("POST /v3/kv/range", "L2tleWdhdGUva2V5Lw", [&] {
+    compacted = http(etcd.client_port(0), "POST", "/v3/kv/put", R"({"key":"eA==","value":"eQ=="})")
+                        .status == 200 &&
+                compact_to_the_present(etcd);
+  });
+  ServerProcess b({"--etcd", "http://127.0.0.1:" + std::to_string(proxy.port()), "--root-key-file",
+                   a.data_dir() + "/root.key", "--join-from-peer", "false"});
+  EXPECT_TRUE(compacted.load());
+  const std::string log = b.log();
+  const size_t restarted = log.find("\"event\":\"cluster.load_restarted\"");
+  EXPECT_NE(restarted, std::string::npos) << log;
+  EXPECT_EQ(log.find("\"event\":\"cluster.load_restarted\"", restarted + 1), std::string::npos)
+      << log;
+  EXPECT_EQ(auth(b, kept.value), 200);
+  EXPECT_EQ(auth(b, revoked.value), 401);
+  EXPECT_EQ(auth(b, t.key), 200);
 }
 
 // A write whose transaction a member is slow to answer holds up nothing else on its node:

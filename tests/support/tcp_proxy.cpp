@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <string_view>
+#include <utility>
 
 #include "support/check.hpp"
 
@@ -58,6 +59,14 @@ TcpProxy::~TcpProxy() {
 void TcpProxy::drop_answer_to(std::string request_start) {
   std::lock_guard l(mutex_);
   armed_ = std::move(request_start);
+}
+
+void TcpProxy::before_request(std::string request_start, std::string containing,
+                              std::function<void()> fn) {
+  std::lock_guard l(mutex_);
+  before_start_ = std::move(request_start);
+  before_containing_ = std::move(containing);
+  before_ = std::move(fn);
 }
 
 void TcpProxy::hold_answer_to(std::string request_start, std::string containing, int delay_ms) {
@@ -121,6 +130,11 @@ void TcpProxy::pump(std::shared_ptr<Link> link, bool from_client) {
           chunk.find(hold_containing_) != std::string_view::npos) {
         link->hold_ms = hold_ms_;
         hold_start_.clear();
+      }
+      if (!before_start_.empty() && chunk.starts_with(before_start_) &&
+          chunk.find(before_containing_) != std::string_view::npos) {
+        before_start_.clear();
+        std::exchange(before_, {})();  // under the lock: other requests wait for it too
       }
     } else if (link->drop) {  // the server answered: the work is done, the answer is lost
       ++dropped_;

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +30,10 @@ class TcpProxy {
   // The next request whose first bytes are `request_start` and whose first chunk contains
   // `containing` gets its answer `delay` late: a member that takes its time over one call.
   void hold_answer_to(std::string request_start, std::string containing, int delay_ms);
+  // The next request whose first bytes are `request_start` and whose first chunk contains
+  // `containing` waits for `fn` to run before it goes on: something done to the server
+  // between two of a client's calls (a compaction in the middle of a load).
+  void before_request(std::string request_start, std::string containing, std::function<void()> fn);
   // Cut off: every open connection is closed, and new ones are closed as soon as they are
   // accepted, until cut(false). A member unreachable from one client only.
   void cut(bool on);
@@ -48,6 +53,8 @@ class TcpProxy {
   std::string armed_;                         // empty: nothing to drop
   std::string hold_start_, hold_containing_;  // hold_answer_to(); empty: nothing to hold
   int hold_ms_ = 0;
+  std::string before_start_, before_containing_;  // before_request(); empty: nothing to run
+  std::function<void()> before_;
   std::vector<std::thread> threads_;
   std::vector<std::shared_ptr<Link>> links_;
   std::thread acceptor_;
