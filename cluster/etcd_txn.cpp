@@ -15,7 +15,6 @@ namespace keygate::cluster {
 
 namespace {
 
-constexpr size_t kMaxStagedRecords = 24;  // before another command is added (at most 11 more)
 // Encoded bytes of staged records before another command is added: a transaction stays well
 // under etcd's --max-request-bytes (1.5 MiB by default) with base64 and JSON around them,
 // since one command stages at most ~100 KiB (a 64 KiB certificate, its event).
@@ -25,6 +24,22 @@ constexpr size_t kMaxStagedBytes = 512 * 1024;
 constexpr int64_t kAuditLease = -1;
 
 using Clock = std::chrono::steady_clock;
+
+// The organization a staged record belongs to.
+core::Id staged_org(const core::StateMachine::Staged& st) {
+  return st.org       ? st.org->id
+         : st.key     ? st.key->organization_id
+         : st.event   ? st.event->organization_id
+         : st.project ? st.project->organization_id
+                      : st.cert->organization_id;
+}
+
+// What a transaction's records cost etcd (execute()): operations in its success branch,
+// compares (and so reads in its failure branch), and the organizations counted so far.
+struct OpBudget {
+  size_t ops = 0, compares = 0;
+  std::vector<core::Id> orgs;
+};
 
 }  // namespace
 
@@ -64,25 +79,72 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
       value.clear();
     }
   };
-  for (size_t i = 0; i < batch.size(); ++i) {
-    Retry& r = batch[i];
-    measure();
-    if (state_.staged().size() >= kMaxStagedRecords ||
-        staged_bytes >= kMaxStagedBytes) {  // the rest go in the next transaction
-      std::lock_guard lock(mutex_);
-      for (size_t j = batch.size(); j > i; --j) queue_.push_front(batch[j - 1].submission);
-      break;
+  // etcd refuses a transaction with more than --max-txn-ops operations in a branch or
+  // compares. What a command's records cost there, counted as the loop below builds them
+  // (an upper bound: a record that changes nothing indexed costs less):
+  OpBudget used;
+  auto cost = [&](OpBudget b, size_t from) {
+    for (size_t k = from; k < state_.staged().size(); ++k) {
+      const core::StateMachine::Staged& st = state_.staged()[k];
+      const core::Id org = staged_org(st);
+      if (std::find(b.orgs.begin(), b.orgs.end(), org) == b.orgs.end()) {
+        b.orgs.push_back(org);  // its version: compared and put
+        ++b.ops;
+        ++b.compares;
+      }
+      if (st.org) {  // the record; a new slug put, compared, the old one deleted
+        b.ops += 3;
+        ++b.compares;
+      } else if (st.key) {  // the record; a new key's hash put and compared
+        b.ops += 2;
+        ++b.compares;
+      } else {
+        ++b.ops;
+      }
     }
+    return b;
+  };
+  auto run = [&](Retry& r) {  // false: refused, and answered
     core::Outcome out = state_.execute(r.submission->command, core::now_ms(), r.submission->actor,
                                        r.submission->authority);
     if (out.error) {  // refused: nothing staged, answered at once
       r.submission->outcome = std::move(out);
       r.submission->done(r.submission);
-      continue;
+      return false;
     }
     t.staged_by.push_back(r);
     t.outcomes.push_back(std::move(out));
     t.staged_end.push_back(state_.staged().size());
+    return true;
+  };
+  for (size_t i = 0; i < batch.size(); ++i) {
+    measure();
+    if (staged_bytes >= kMaxStagedBytes) {  // the rest go in the next transaction
+      std::lock_guard lock(mutex_);
+      for (size_t j = batch.size(); j > i; --j) queue_.push_front(batch[j - 1].submission);
+      break;
+    }
+    const size_t before = state_.staged().size();
+    if (!run(batch[i])) continue;
+    const OpBudget with = cost(used, before);
+    const size_t limit = options_.max_txn_ops;
+    if (t.staged_by.size() > 1 && (with.ops > limit || with.compares > limit)) {
+      // It does not fit: the transaction goes without it. Staging is undone only as a whole,
+      // so the commands before it are executed again (from the same state, in the same
+      // order: the same outcomes; rare, and microseconds each), and it waits for the next.
+      std::vector<Retry> kept(t.staged_by.begin(), t.staged_by.end() - 1);
+      t.staged_by.clear();
+      t.outcomes.clear();
+      t.staged_end.clear();
+      state_.discard();
+      for (Retry& r : kept) run(r);
+      measured = 0;
+      staged_bytes = 0;
+      std::lock_guard lock(mutex_);
+      for (size_t j = batch.size(); j > i; --j) queue_.push_front(batch[j - 1].submission);
+      break;
+    }
+    used = with;
   }
   batch.clear();
   if (t.staged_by.empty()) {
@@ -110,11 +172,7 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
     for (const auto& st : state_.staged()) {
       std::string value;
       persistence::append_staged(st, payload, value);
-      const core::Id org = st.org       ? st.org->id
-                           : st.key     ? st.key->organization_id
-                           : st.event   ? st.event->organization_id
-                           : st.project ? st.project->organization_id
-                                        : st.cert->organization_id;
+      const core::Id org = staged_org(st);
       t.staged_org.push_back(org);
       orgs.insert(org);
       if (st.org) {

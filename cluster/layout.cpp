@@ -45,7 +45,9 @@ std::string Layout::slug(std::string_view slug) const {
   return kind("slug") + std::string(slug);
 }
 std::string Layout::hash(const core::KeyHash& h) const {
-  return kind("hash") + hex(h);
+  // The 32 bytes themselves, not 64 hex digits: etcd keys are bytes, and this one is in
+  // etcd's index and database once per key (FORMAT of the layout: cluster/README.md).
+  return kind("hash") + std::string(reinterpret_cast<const char*>(h.data()), h.size());
 }
 std::string Layout::node(std::string_view name) const {
   return kind("nodes") + std::string(name);

@@ -28,9 +28,9 @@ org_of() {  # org_of PORT ROOT NAME: a new organization's id
   curl -s -X POST localhost:$1/v1/organizations -H "Authorization: Bearer $2" -d "{\"name\":\"$3\"}" |
     sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/'
 }
-writes() {  # writes PORT ROOT ORG CONNECTIONS: durable writes/s
-  ORG=$3 ROOT=$2 wrk -t1 -c$4 -d"$DURATION" -s perf/create_key.lua "http://127.0.0.1:$1" |
-    awk '/Requests\/sec/ {print $2}'
+writes() {  # writes PORT ROOT ORG CONNECTIONS: "durable writes/s  p99 latency"
+  ORG=$3 ROOT=$2 wrk -t1 -c$4 -d"$DURATION" --latency -s perf/create_key.lua "http://127.0.0.1:$1" |
+    awk '/Requests\/sec/ {rate = $2} /^ +99%/ {p99 = $2} END {print rate "  p99=" p99}'
 }
 
 echo "== single node, local log (--fsync=always)"
@@ -38,6 +38,19 @@ start single 18390
 root=$(cat "$work/single/root.key")
 org=$(org_of 18390 "$root" single)
 for c in 1 16 64; do echo "writers=$c  writes/s=$(writes 18390 "$root" "$org" $c)"; done
+
+echo "== cluster on one etcd member, one node writing"
+etcd --name solo --data-dir "$work/etcd-solo" --listen-client-urls http://127.0.0.1:23790 \
+  --advertise-client-urls http://127.0.0.1:23790 --listen-peer-urls http://127.0.0.1:23800 \
+  --initial-advertise-peer-urls http://127.0.0.1:23800 --initial-cluster solo=http://127.0.0.1:23800 \
+  --log-level warn > "$work/etcd-solo.log" 2>&1 &
+pids+=($!)
+until curl -s http://127.0.0.1:23790/health | grep -q '"true"'; do sleep 0.2; done
+start solo-node 18391 --etcd http://127.0.0.1:23790
+root=$(cat "$work/solo-node/root.key")
+org=$(org_of 18391 "$root" solo)
+for c in 1 16 64; do echo "writers=$c  writes/s=$(writes 18391 "$root" "$org" $c)"; done
+curl -s localhost:18391/metrics | grep -E '^keygate_cluster_(txns|conflicts)_total'
 
 echo "== cluster (scripts/cluster: three etcd members, three nodes): one node writing"
 CLUSTER_READY_FILE="$work/ready" scripts/cluster "$work/cluster" > "$work/cluster.log" 2>&1 &
