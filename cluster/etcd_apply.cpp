@@ -96,8 +96,27 @@ int64_t EtcdCommitter::load_all(EtcdClient& client, bool replace) {
       // that name them.
       for (const char* kind : {"org", "proj", "key", "cert", "audit", "ver", "nodes"}) {
         const std::string from = layout_.kind(kind);
-        load(client, from, prefix_end(from), revision,
-             kind == std::string("org") ? organizations : -1);
+        int64_t known = kind == std::string("org") ? organizations : -1;
+        // A node's first load puts its keys into the key tables as recovery puts a
+        // snapshot's (Index::BulkLoad::snapshot): the tables sized once from the count,
+        // filled in one pass at the end, no lookup per key (etcd holds each key once).
+        const bool bulk = kind == std::string("key") && !replace && state_.index().key_count() == 0;
+        if (bulk) {
+          int64_t store = 0;
+          if (!client.count(from, prefix_end(from), revision, known, store, error))
+            cannot_load(error);
+          state_.index().begin_bulk_load(core::Index::BulkLoad::snapshot,
+                                         static_cast<size_t>(known));
+        }
+        try {
+          load(client, from, prefix_end(from), revision, known);
+        } catch (...) {
+          if (bulk) state_.index().end_bulk_load();
+          throw;
+        }
+        if (bulk && !state_.index().end_bulk_load())
+          throw std::runtime_error("cannot load the state from etcd: two API keys under " + from +
+                                   " have the same id or value hash");
       }
     } catch (const Compacted& e) {
       core::log(core::Level::warn, "cluster.load_restarted",
