@@ -647,6 +647,41 @@ TEST(Cluster, AJoiningNodeFallsBackToEtcdWhenAPeersSnapshotCannotBeUsed) {
   EXPECT_TRUE(has_every_key(*d));
 }
 
+// Nodes that serve TLS hand their snapshot over TLS: a joining node checks the peer's
+// certificate against --peer-ca, and one without the CA that signed it refuses the peer
+// (and loads from etcd) rather than take a snapshot from an unverified server.
+TEST(Cluster, APeersSnapshotOverTlsIsTakenOnlyFromACertificateTheNodeTrusts) {
+  EtcdCluster etcd(1);
+  const std::string dir = make_temp_dir();
+  const TestCert ca = make_cert("keygate cluster CA");
+  const TestCert server = make_cert("127.0.0.1", -3600, 86400, &ca);
+  write_file(dir + "/ca.pem", ca.pem);
+  write_file(dir + "/server.pem", server.pem);
+  write_file(dir + "/server.key", server.key_pem);
+  const std::vector<std::string> tls = {"--tls-cert", dir + "/server.pem", "--tls-key",
+                                        dir + "/server.key"};
+  std::vector<std::string> args = {"--etcd", etcd.endpoints()};
+  args.insert(args.end(), tls.begin(), tls.end());
+  ServerProcess a(args);
+  ASSERT_TRUE(eventually([&] {
+    return a.log().find("\"event\":\"cluster.snapshot_written\"") != std::string::npos;
+  })) << a.log();
+  args.insert(args.end(), {"--root-key-file", a.data_dir() + "/root.key"});
+  {
+    ServerProcess untrusting(args);  // the system's CAs do not know this one
+    EXPECT_NE(untrusting.log().find("\"event\":\"cluster.peer_snapshot_failed\""),
+              std::string::npos)
+        << untrusting.log();
+    EXPECT_NE(untrusting.log().find("\"started\":\"etcd\""), std::string::npos) << untrusting.log();
+  }
+  args.insert(args.end(), {"--peer-ca", dir + "/ca.pem"});
+  ServerProcess b(args);
+  EXPECT_NE(b.log().find("\"event\":\"cluster.peer_snapshot\""), std::string::npos) << b.log();
+  EXPECT_NE(b.log().find("\"peer\":\"https://127.0.0.1:"), std::string::npos) << b.log();
+  EXPECT_NE(b.log().find("\"started\":\"peer_snapshot\""), std::string::npos) << b.log();
+  remove_tree(dir);
+}
+
 // A full load reads every range at one revision. When etcd compacts past it in the middle
 // (here: just before the load's first read of the keys), the load starts over at the
 // store's new revision, once, and ends with everything; it does not exit or loop.
