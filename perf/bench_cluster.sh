@@ -5,7 +5,8 @@
 # own organization), against the single-node log in the same run; and the revocation
 # propagation figure is in the cluster integration test's output.
 #
-#   perf/bench_cluster.sh [DURATION=5s]
+#   perf/bench_cluster.sh [DURATION=5s] [KEYGATE_BIN=<another build's keygate>]
+#                         [SOLO_ONLY=1: the one-member section alone, for an A/B]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5s}
@@ -14,7 +15,7 @@ rm -rf "$work" && mkdir -p "$work"
 scripts/setup test
 cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEYGATE_BENCHMARKS=ON -DKEYGATE_TESTS=OFF >/dev/null
 cmake --build build/bench --target keygate >/dev/null
-bin=build/bench/keygate
+bin=${KEYGATE_BIN:-build/bench/keygate}
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
@@ -33,11 +34,13 @@ writes() {  # writes PORT ROOT ORG CONNECTIONS: "durable writes/s  p99 latency"
     awk '/Requests\/sec/ {rate = $2} /^ +99%/ {p99 = $2} END {print rate "  p99=" p99}'
 }
 
-echo "== single node, local log (--fsync=always)"
-start single 18390
-root=$(cat "$work/single/root.key")
-org=$(org_of 18390 "$root" single)
-for c in 1 16 64; do echo "writers=$c  writes/s=$(writes 18390 "$root" "$org" $c)"; done
+if [ -z "${SOLO_ONLY:-}" ]; then
+  echo "== single node, local log (--fsync=always)"
+  start single 18390
+  root=$(cat "$work/single/root.key")
+  org=$(org_of 18390 "$root" single)
+  for c in 1 16 64; do echo "writers=$c  writes/s=$(writes 18390 "$root" "$org" $c)"; done
+fi
 
 echo "== cluster on one etcd member, one node writing"
 etcd --name solo --data-dir "$work/etcd-solo" --listen-client-urls http://127.0.0.1:23790 \
@@ -51,6 +54,7 @@ root=$(cat "$work/solo-node/root.key")
 org=$(org_of 18391 "$root" solo)
 for c in 1 16 64; do echo "writers=$c  writes/s=$(writes 18391 "$root" "$org" $c)"; done
 curl -s localhost:18391/metrics | grep -E '^keygate_cluster_(txns|conflicts)_total'
+[ -n "${SOLO_ONLY:-}" ] && exit 0
 
 echo "== cluster (scripts/cluster: three etcd members, three nodes): one node writing"
 CLUSTER_READY_FILE="$work/ready" scripts/cluster "$work/cluster" > "$work/cluster.log" 2>&1 &

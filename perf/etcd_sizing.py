@@ -77,8 +77,8 @@ def main():
                        {"key": b64("/keygate/"), "range_end": b64("/keygate0")}).get("kvs", [])
             live = {}
             for kv in kvs:
-                k = base64.b64decode(kv["key"]).decode()
-                kind = k.split("/")[2]
+                k = base64.b64decode(kv["key"])  # bytes: a hash index key ends in raw bytes
+                kind = k.split(b"/")[2].decode()
                 n = len(k) + len(base64.b64decode(kv.get("value", "")))
                 live[kind] = live.get(kind, 0) + n
             status = post(etcd_url + "/v3/maintenance/status", {})
