@@ -7,6 +7,8 @@
 #
 #   perf/bench_cluster.sh [DURATION=5s] [KEYGATE_BIN=<another build's keygate>]
 #                         [SOLO_ONLY=1: the one-member section alone, for an A/B]
+#                         [JOIN_KEYS=1000000: then how fast a node joins that many keys,
+#                          perf/bench_cluster_join.sh]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5s}
@@ -81,3 +83,9 @@ for c in 1 16 64; do
   echo "writers=$c per node  writes/s per node: $(cat "$work"/w808[123] | tr '\n' ' ') total=$total"
 done
 curl -s localhost:8081/metrics | grep -E '^keygate_cluster_(txns|conflicts)_total'
+if [ -n "${JOIN_KEYS:-}" ]; then
+  kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  pids=()
+  KEYS=$JOIN_KEYS perf/bench_cluster_join.sh
+fi
