@@ -494,27 +494,34 @@ uint64_t count_keys(std::string_view data, size_t end) {
   return keys;
 }
 
+// Opens snapshot-<seq>.kgs at `path` and reads its header and footer: the file's bytes and
+// its footer, or nullopt with `why`.
+std::optional<Footer> open_snapshot(MappedFile& file, const std::string& path, uint64_t seq,
+                                    std::string_view& data, std::string& why) {
+  if (!file.open(path)) {
+    why = std::strerror(errno);
+    return std::nullopt;
+  }
+  data = file.view();
+  if (data.size() < kFileHeader || std::memcmp(data.data(), kSnapshotMagic, 8) != 0 ||
+      load64(data.data() + 8) != seq) {
+    why = "bad header";
+    return std::nullopt;
+  }
+  std::optional<Footer> footer = read_footer(data);
+  if (!footer) why = "incomplete or damaged (no valid footer)";
+  return footer;
+}
+
 // A snapshot is used only if every record and the footer check out. Its footer is read
 // first, so a snapshot that was never finished is passed over before anything is applied;
 // a damaged record found later (`records` > 0 then) has applied what came before it.
 bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& state,
                    uint64_t& records, std::string& why) {
   MappedFile file;
-  if (!file.open(path)) {
-    why = std::strerror(errno);
-    return false;
-  }
-  const std::string_view data = file.view();
-  if (data.size() < kFileHeader || std::memcmp(data.data(), kSnapshotMagic, 8) != 0 ||
-      load64(data.data() + 8) != seq) {
-    why = "bad header";
-    return false;
-  }
-  const std::optional<Footer> footer = read_footer(data);
-  if (!footer) {
-    why = "incomplete or damaged (no valid footer)";
-    return false;
-  }
+  std::string_view data;
+  const std::optional<Footer> footer = open_snapshot(file, path, seq, data, why);
+  if (!footer) return false;
   // The key tables sized once, before the first key, and filled in one pass each at the
   // end (Index::begin_bulk_load): no rehash as they fill, no random access per key.
   // The footer's counts size what is reserved, so they are bounded by the file first: a
@@ -564,21 +571,9 @@ bool load_snapshot(const std::string& path, uint64_t seq, core::StateMachine& st
 // sent: load_snapshot() alone would apply the records before a damaged one).
 bool check_snapshot(const std::string& path, uint64_t seq, std::string& why) {
   MappedFile file;
-  if (!file.open(path)) {
-    why = std::strerror(errno);
-    return false;
-  }
-  const std::string_view data = file.view();
-  if (data.size() < kFileHeader || std::memcmp(data.data(), kSnapshotMagic, 8) != 0 ||
-      load64(data.data() + 8) != seq) {
-    why = "bad header";
-    return false;
-  }
-  const std::optional<Footer> footer = read_footer(data);
-  if (!footer) {
-    why = "incomplete or damaged (no valid footer)";
-    return false;
-  }
+  std::string_view data;
+  const std::optional<Footer> footer = open_snapshot(file, path, seq, data, why);
+  if (!footer) return false;
   file.rewind();
   const End end = walk(data, &file, nullptr);
   if (end.why != End::Why::footer || end.offset != footer->offset ||
