@@ -581,6 +581,22 @@ bool check_snapshot(const std::string& path, uint64_t seq, std::string& why) {
     why = "a damaged record at offset " + std::to_string(end.offset);
     return false;
   }
+  // Whole, and readable by this keygate: a type and payload version it knows. A snapshot
+  // from a newer keygate (a rolling upgrade) is refused here, before anything is applied,
+  // rather than fail its load halfway and stop this node from starting at all.
+  RecordView r;
+  for (size_t off = kFileHeader; off < footer->offset; off += r.size) {
+    if (read_record(data, off, r, /*check_crc=*/false) != ReadStatus::ok) break;
+    const bool known = r.type >= RecordType::organization && r.type <= RecordType::audit_event &&
+                       r.type != RecordType::certificate_deleted;  // what a snapshot holds
+    if (!known || !known_version(r)) {
+      why = "the record at offset " + std::to_string(off) + " (type " +
+            std::to_string(static_cast<int>(r.type)) + ", version " +
+            std::to_string(static_cast<int>(r.version)) +
+            ") is not one this keygate reads: written by a newer keygate?";
+      return false;
+    }
+  }
   return true;
 }
 

@@ -11,6 +11,7 @@
 #include "core/clock.hpp"
 #include "core/verify.hpp"
 #include "persistence/codec.hpp"
+#include "persistence/crc32c.hpp"
 #include "persistence/journal.hpp"
 #include "persistence/record.hpp"
 #include "persistence/snapshot.hpp"
@@ -389,6 +390,42 @@ TEST(Recovery, ASnapshotsFooterCountsItsRecordsAndItsKeys) {
   std::memcpy(&keys, footer.payload.data() + 8, 8);
   EXPECT_EQ(records, 2503u);  // three organizations
   EXPECT_EQ(keys, 2500u);
+  std::filesystem::remove_all(path);
+}
+
+// A snapshot another node sent is checked whole before anything is applied
+// (cluster/peer_snapshot.hpp): every CRC, the footer, and every record a type and version
+// this keygate reads. A newer keygate's record (a rolling upgrade) is refused there, not
+// halfway through the load, where it would stop the node from starting at all.
+TEST(Recovery, CheckSnapshotRefusesADamagedRecordAndOneFromANewerKeygate) {
+  const std::string path = temp_dir();
+  std::vector<core::KeyHash> hashes;
+  std::vector<core::Id> ids;
+  write_keys_snapshot(path, 100, hashes, ids);
+  const std::string file = path + "/" + snapshot_name(1);
+  std::string why;
+  EXPECT_TRUE(check_snapshot(file, 1, why)) << why;
+  EXPECT_FALSE(check_snapshot(file, 2, why));  // the header names another sequence number
+  std::ifstream in(file, std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  RecordView first;
+  ASSERT_EQ(read_record(good, kFileHeader, first), ReadStatus::ok);
+  auto write = [&](const std::string& bytes) { std::ofstream(file, std::ios::binary) << bytes; };
+
+  std::string damaged = good;  // a byte of the first record's payload flipped
+  damaged[kFileHeader + kRecordHeader + 3] ^= 0x40;
+  write(damaged);
+  EXPECT_FALSE(check_snapshot(file, 1, why));
+  EXPECT_NE(why.find("damaged record at offset 16"), std::string::npos) << why;
+
+  std::string newer = good;  // the first record at payload version 9, its CRC made to hold
+  newer[kFileHeader + 9] = 9;
+  const unsigned char tv[2] = {static_cast<unsigned char>(first.type), 9};
+  const uint32_t crc = crc32c(first.payload.data(), first.payload.size(), crc32c(tv, 2));
+  std::memcpy(newer.data() + kFileHeader + 4, &crc, 4);
+  write(newer);
+  EXPECT_FALSE(check_snapshot(file, 1, why));
+  EXPECT_NE(why.find("written by a newer keygate"), std::string::npos) << why;
   std::filesystem::remove_all(path);
 }
 
