@@ -568,6 +568,15 @@ TEST(Cluster, AFreshNodeJoinsFromAPeersSnapshotAndCatchesUpFromItsRevision) {
       8000ms))
       << status;
 
+  // A node with no snapshot on disk (here: removed under it) says so, 503 with Retry-After,
+  // rather than send something else.
+  for (const auto& e : std::filesystem::directory_iterator(a.data_dir()))
+    if (e.path().extension() == ".kgs") std::filesystem::remove(e.path());
+  const HttpResponse none = http(a.port(), "GET", "/v1/cluster/snapshot", "", a.root_key());
+  EXPECT_EQ(none.status, 503);
+  EXPECT_EQ(code(none), "server_busy");
+  EXPECT_EQ(none.header("retry-after"), "1");
+
   // A single node has no snapshot to give.
   ServerProcess single;
   EXPECT_EQ(http(single.port(), "GET", "/v1/cluster/snapshot", "", single.root_key()).status, 404);
@@ -680,6 +689,46 @@ TEST(Cluster, APeersSnapshotOverTlsIsTakenOnlyFromACertificateTheNodeTrusts) {
   EXPECT_NE(b.log().find("\"peer\":\"https://127.0.0.1:"), std::string::npos) << b.log();
   EXPECT_NE(b.log().find("\"started\":\"peer_snapshot\""), std::string::npos) << b.log();
   remove_tree(dir);
+}
+
+// A transaction carries as many writes as fit in etcd's --max-txn-ops, counted as it will
+// carry them: against an etcd that takes 16 operations (five key creations with their
+// hash index keys, events and the version), 16 writers queue far more than fit, and every
+// transaction sent fits: etcd refuses none (no `cluster.batch_split`), every write gets
+// its 201 and its key, and more than one command goes in a transaction.
+TEST(Cluster, ATransactionCarriesAsManyWritesAsFitInEtcdsMaxTxnOps) {
+  EtcdCluster etcd(1, false, {"--max-txn-ops", "16"});
+  ServerProcess a({"--etcd", etcd.endpoints(), "--etcd-max-txn-ops", "16", "--secret-rate", "0",
+                   "--write-timeout-ms", "30000"});
+  const Tenant t = make_tenant(a, "Packed");
+  auto txns = [&] {
+    const std::string m = http(a.port(), "GET", "/metrics").body;
+    const size_t at = m.find("\nkeygate_cluster_txns_total ");
+    return at == std::string::npos ? -1L : std::stol(m.substr(m.find(' ', at + 1) + 1));
+  };
+  const long before = txns();
+  std::atomic<int> created{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 16; ++w)
+    writers.emplace_back([&] {
+      for (int i = 0; i < 20; ++i)
+        created += http(a.port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
+                        R"({"name":"k"})", t.key)
+                       .status == 201;
+    });
+  for (auto& w : writers) w.join();
+  EXPECT_EQ(created.load(), 320);
+  const long sent = txns() - before;
+  std::printf("[ figures  ] 320 key creations in %ld transactions (at most 5 fit in one)\n", sent);
+  EXPECT_GE(sent, 64);   // never more than five in one
+  EXPECT_LT(sent, 320);  // and more than one when they queue
+  EXPECT_EQ(a.log().find("\"event\":\"cluster.batch_split\""), std::string::npos) << a.log();
+  EXPECT_EQ(parse_json(http(a.port(), "GET", "/v1/organizations/" + t.id + "/api-keys?limit=200",
+                            "", t.key)
+                           .body)["data"]
+                .get_array()
+                .size(),
+            200u);
 }
 
 // A full load reads every range at one revision. When etcd compacts past it in the middle
