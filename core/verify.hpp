@@ -51,17 +51,18 @@ struct RateDefaults {
   RateLimit for_key(const ApiKey& k) const noexcept {
     return k.rate_limit ? *k.rate_limit : (k.type == KeyType::secret ? secret : publishable);
   }
-  // Takes a token from key `k`'s bucket: its limit, or this node's share of it.
+  // How many nodes a key's limit is split over on this node: one (its whole limit) on a
+  // single node or while Redis shares the counts, else every live node.
+  uint32_t share() const noexcept {
+    if (!nodes || (shared && shared->load(std::memory_order_relaxed))) return 1;
+    return nodes->load(std::memory_order_relaxed);
+  }
+  // Takes a token from key `k`'s bucket: its limit, or this node's share of it. With Redis
+  // (`hits`, set with `shared`), an admitted hit goes to the exchange.
   RateDecision take(std::atomic<uint64_t>& tat_ns, const ApiKey& k,
                     uint64_t now_ns) const noexcept {
-    if (!nodes) return take_token(tat_ns, for_key(k), now_ns);
-    if (!hits)
-      return take_token(tat_ns, for_key(k), nodes->load(std::memory_order_relaxed), now_ns);
-    const RateDecision d =
-        shared->load(std::memory_order_relaxed)
-            ? take_token(tat_ns, for_key(k), now_ns)
-            : take_token(tat_ns, for_key(k), nodes->load(std::memory_order_relaxed), now_ns);
-    if (d.allowed) hits->record(k.id);
+    const RateDecision d = take_token(tat_ns, for_key(k), share(), now_ns);
+    if (d.allowed && hits) hits->record(k.id);
     return d;
   }
 };
