@@ -255,6 +255,7 @@ int serve(const ServeOptions& o) {
   handlers::AppConfig config;
   config.open_signup = o.open_signup;
   config.access_log = o.access_log;
+  config.console = o.console;
   config.trust_forwarded_client_cert = o.trust_forwarded_client_cert;
   config.serve_when_stale = o.serve_when_stale;
   config.root_hash = root.hash;

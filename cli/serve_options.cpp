@@ -63,6 +63,11 @@ void add_serve_flags(CLI::App& cmd, ServeOptions& o) {
       ->capture_default_str();
   cmd.add_flag("--open-signup", o.open_signup, "Allow POST /v1/organizations without a key")
       ->envname(env("OPEN_SIGNUP"));
+  cmd.add_option("--console", o.console,
+                 "Serve the browser console under /console/ (on the admin listener when there is "
+                 "one); false: no console")
+      ->envname(env("CONSOLE"))
+      ->capture_default_str();
   cmd.add_flag("--access-log", o.access_log,
                "Log one line per request (method, path, status, time; never a key)")
       ->envname(env("ACCESS_LOG"));

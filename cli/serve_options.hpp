@@ -29,6 +29,7 @@ struct ServeOptions {
   std::string fsync = "always";
   bool open_signup = false;
   bool access_log = false;
+  bool console = true;  // the browser console under /console/
   uint64_t snapshot_bytes = 64ull << 20;
   std::string audit_retention = "90d";           // see duration_seconds()
   std::string reclaim_keys_after = "30d";        // revoked and expired keys, then gone

@@ -6,6 +6,7 @@
 #include "core/key_format.hpp"
 #include "core/log.hpp"
 #include "handlers/auth.hpp"
+#include "handlers/console.hpp"
 #include "handlers/errors.hpp"
 #include "handlers/families.hpp"
 #include "handlers/idempotency.hpp"
@@ -33,6 +34,11 @@ std::vector<Route> routes() {
       {Method::get, "/metrics", metrics, nullptr, Auth::none, true},
       {Method::get, "/v1/openapi.json", openapi, nullptr, Auth::none, true},
       {Method::get, "/v1/cluster/snapshot", cluster_snapshot, nullptr, Auth::required},
+      // The browser console: static files, management-side (on the admin listener when
+      // there is one). It authenticates nothing itself: its scripts call the API above.
+      {Method::get, "/console", console_root, nullptr, Auth::none},
+      {Method::get, "/console/", console_index, nullptr, Auth::none},
+      {Method::get, "/console/{file}", console_file, nullptr, Auth::none},
       {Method::post, "/v1/organizations", nullptr, create_organization, Auth::when_sent},
       {Method::get, "/v1/organizations", list_organizations, nullptr, Auth::required},
       {Method::get, "/v1/organizations/{id}", get_organization, nullptr, Auth::required},

@@ -28,6 +28,8 @@ class SignupLimit;
 struct AppConfig {
   bool open_signup = false;
   bool access_log = false;
+  // --console: serve the browser console under /console/ (handlers/console.hpp).
+  bool console = true;
   // X-Client-Cert-Sha256 is taken from plain-HTTP requests only with this (a gateway that
   // terminates TLS in front); over keygate's own TLS the presented certificate is used.
   bool trust_forwarded_client_cert = false;

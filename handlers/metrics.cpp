@@ -117,6 +117,9 @@ std::string Metrics::render(const core::Index& index, const core::Committer& com
   }
 
   out +=
+      "# HELP keygate_build_info The version of keygate serving.\n# TYPE keygate_build_info "
+      "gauge\nkeygate_build_info{version=\"" KEYGATE_VERSION "\"} 1\n";
+  out +=
       "# HELP keygate_verifications_total Key verifications (GET /v1/auth, POST /v1/keys/verify), "
       "by result code.\n"
       "# TYPE keygate_verifications_total counter\n";

@@ -14,6 +14,8 @@ std::string_view reason_phrase(uint16_t status) noexcept {
       return "Created";
     case 204:
       return "No Content";
+    case 308:
+      return "Permanent Redirect";
     case 400:
       return "Bad Request";
     case 401:
