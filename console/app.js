@@ -382,9 +382,13 @@ async function editKey(k) {
   if (k.type === 'secret') controls.push(scopePicker(k.scopes || []));
   else controls.push(field('Allowed origins (one per line)', h('textarea', { name: 'allowed_origins', value: (k.allowed_origins || []).join('\n') })));
   const done = await formDialog(`Edit “${k.name}”`, controls, 'Save', async (v) => {
-    const body = { name: v.name };
-    if (k.type === 'secret') body.scopes = v.scopes || [];
-    else body.allowed_origins = lines(v.allowed_origins);
+    // Only what changed: the audit log then says what the admin changed, nothing more.
+    const same = (a, b) => a.length === b.length && a.every((x) => b.includes(x));
+    const body = {};
+    if (v.name !== k.name) body.name = v.name;
+    if (k.type === 'secret' && !same(v.scopes || [], k.scopes || [])) body.scopes = v.scopes || [];
+    if (k.type !== 'secret' && !same(lines(v.allowed_origins), k.allowed_origins || [])) body.allowed_origins = lines(v.allowed_origins);
+    if (!Object.keys(body).length) return true;
     return call('PATCH', `/v1/organizations/${me.orgId}/api-keys/${k.id}`, { body });
   });
   if (done) { say(`Key “${k.name}” saved.`); render(); }

@@ -54,66 +54,98 @@ const browser = await puppeteer.launch({
   // As root (CI's containers) chromium's sandbox cannot start.
   args: process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : [],
 });
+const context = browser.defaultBrowserContext();
+await context.overridePermissions(base, ['clipboard-read', 'clipboard-write', 'clipboard-sanitized-write']);
+const page = await browser.newPage();
+await page.setViewport({ width: 1280, height: 800 });
+// Anything the page logs as an error (a CSP refusal among them), and any alert() a
+// hostile value could raise, fails the test.
+const problems = [];
+// (A 401 the console expects, such as a revoked key tested, is logged by the browser
+// as a failed load: those are left out.)
+page.on('console', (m) => {
+  if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
+});
+page.on('response', (r) => { if (r.status() === 404) problems.push(`404: ${r.url()}`); });
+page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+page.on('dialog', async (d) => { problems.push(`a JavaScript dialog opened: ${d.message()}`); await d.dismiss(); });
+
+const shot = async (name) => {
+  if (!shots) return;
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: `${shots}/${name}.png` });
+};
+const text = () => page.$eval('body', (b) => b.innerText);
+const waitText = (t, timeout = 5000) => page.waitForFunction((s) => document.body.innerText.includes(s), { timeout }, t);
+const click = async (selector) => {
+  await page.waitForSelector('main:not([aria-busy])');
+  await page.waitForSelector(selector, { visible: true });
+  await page.click(selector);
+};
+const clickButton = async (label, within = 'body') => {
+  const handle = await page.waitForFunction((l, w) => !document.querySelector('main[aria-busy]') && [...document.querySelector(w).querySelectorAll('button')]
+    .find((b) => b.textContent.trim() === l && !b.disabled && b.offsetParent !== null), { timeout: 5000 }, label, within);
+  await handle.click();
+};
+const rowButton = async (name, label) => {
+  const handle = await page.waitForFunction((n, l) => {
+    if (document.querySelector('main[aria-busy]')) return null;  // a page is loading
+    const row = [...document.querySelectorAll('tbody tr')].find((r) => r.cells[0].innerText.split('\n')[0] === n);
+    return row && [...row.querySelectorAll('button')].find((b) => b.textContent === l);
+  }, { timeout: 5000 }, name, label);
+  await handle.click();
+};
+const rowText = (name) => page.evaluate((n) => {
+  const row = [...document.querySelectorAll('tbody tr')].find((r) => r.cells[0].innerText.split('\n')[0] === n);
+  return row ? row.innerText : null;
+}, name);
+const signIn = async (key) => {
+  await page.goto(`${base}/console`, { waitUntil: 'networkidle0' });
+  await page.waitForSelector('input[name=key]');
+  await page.type('input[name=key]', key);
+  await page.keyboard.press('Enter');  // the form submits from the keyboard
+  await page.waitForSelector('#signout:not([hidden])');
+};
+const signOut = async () => {
+  await click('#signout');
+  await page.waitForSelector('input[name=key]');
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'sign-out forgets the key');
+};
+
 let failed = false;
 try {
-  const context = browser.defaultBrowserContext();
-  await context.overridePermissions(base, ['clipboard-read', 'clipboard-write', 'clipboard-sanitized-write']);
-  const page = await browser.newPage();
-  await page.setViewport({ width: 1280, height: 800 });
-  // Anything the page logs as an error (a CSP refusal among them), and any alert() a
-  // hostile value could raise, fails the test.
-  const problems = [];
-  // (A 401 the console expects, such as a revoked key tested, is logged by the browser
-  // as a failed load: those are left out.)
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
-  });
-  page.on('response', (r) => { if (r.status() === 404) problems.push(`404: ${r.url()}`); });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('dialog', async (d) => { problems.push(`a JavaScript dialog opened: ${d.message()}`); await d.dismiss(); });
+  if (process.env.KEYGATE_CONSOLE_CLUSTER) await clusterNodePage();
+  else await wholeConsole();
+  assert.deepEqual(problems, [], 'no error on the page');
+  console.log('every check passed');
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
 
-  const shot = async (name) => {
-    if (!shots) return;
-    await page.evaluate(() => window.scrollTo(0, 0));
-    await page.screenshot({ path: `${shots}/${name}.png` });
-  };
-  const text = () => page.$eval('body', (b) => b.innerText);
-  const waitText = (t, timeout = 5000) => page.waitForFunction((s) => document.body.innerText.includes(s), { timeout }, t);
-  const click = async (selector) => {
-    await page.waitForSelector('main:not([aria-busy])');
-    await page.waitForSelector(selector, { visible: true });
-    await page.click(selector);
-  };
-  const clickButton = async (label, within = 'body') => {
-    const handle = await page.waitForFunction((l, w) => !document.querySelector('main[aria-busy]') && [...document.querySelector(w).querySelectorAll('button')]
-      .find((b) => b.textContent.trim() === l && !b.disabled && b.offsetParent !== null), { timeout: 5000 }, label, within);
-    await handle.click();
-  };
-  const rowButton = async (name, label) => {
-    const handle = await page.waitForFunction((n, l) => {
-      if (document.querySelector('main[aria-busy]')) return null;  // a page is loading
-      const row = [...document.querySelectorAll('tbody tr')].find((r) => r.cells[0].innerText.split('\n')[0] === n);
-      return row && [...row.querySelectorAll('button')].find((b) => b.textContent === l);
-    }, { timeout: 5000 }, name, label);
-    await handle.click();
-  };
-  const rowText = (name) => page.evaluate((n) => {
-    const row = [...document.querySelectorAll('tbody tr')].find((r) => r.cells[0].innerText.split('\n')[0] === n);
-    return row ? row.innerText : null;
-  }, name);
-  const signIn = async (key) => {
-    await page.goto(`${base}/console`, { waitUntil: 'networkidle0' });
-    await page.waitForSelector('input[name=key]');
-    await page.type('input[name=key]', key);
-    await page.keyboard.press('Enter');  // the form submits from the keyboard
-    await page.waitForSelector('#signout:not([hidden])');
-  };
-  const signOut = async () => {
-    await click('#signout');
-    await page.waitForSelector('input[name=key]');
-    assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'sign-out forgets the key');
-  };
+// A cluster node (KEYGATE_CONSOLE_CLUSTER=1): the operator's node page shows where the node
+// stands against etcd.
+async function clusterNodePage() {
+  await signIn(rootKey);
+  await page.waitForSelector('.chart svg');
+  const card = (label) => page.evaluate((l) => {
+    const c = [...document.querySelectorAll('.card')].find((x) => x.firstChild.textContent === l);
+    return c ? c.lastChild.textContent : null;
+  }, label);
+  await page.waitForFunction(() => document.body.innerText.includes('Cluster revision'));
+  assert.ok(Number((await card('Cluster revision')).replace(/\D/g, '')) > 0, 'a revision');
+  assert.equal(await card('Revision lag'), '0');
+  assert.equal(await card('Vouching'), 'yes');
+  assert.equal(await card('Live nodes'), '1');
+  assert.equal(await card('Readiness'), 'ready');
+  await shot('node-cluster');
+}
 
+// Everything else, on a single node.
+async function wholeConsole() {
   // --- The page itself: its policy, no frame, nothing but itself.
   const res = await fetch(`${base}/console/`);
   const csp = res.headers.get('content-security-policy');
@@ -147,6 +179,24 @@ try {
   await click('nav a[href="#/keys"]');
   await waitText('billing service');
   assert.deepEqual(await unlabelled(), []);
+
+  // The keyboard alone: the skip link is the page's first stop; after a navigation focus
+  // is on the page's content, so Tab reaches "Create key", with a visible focus ring; Enter
+  // opens the dialog with focus inside; Escape closes it.
+  assert.equal(await page.evaluate(() => document.querySelector('a[href], button, input, select, textarea').textContent), 'Skip to content');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'view');
+  let reached = false;
+  for (let i = 0; i < 5 && !reached; ++i) {
+    await page.keyboard.press('Tab');
+    reached = await page.evaluate(() => document.activeElement.textContent === 'Create key');
+  }
+  assert.ok(reached, 'Tab reaches "Create key"');
+  assert.notEqual(await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle), 'none', 'focus is visible');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('dialog[open]');
+  assert.equal(await page.evaluate(() => document.activeElement.name), 'name', 'focus moves into the dialog');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !document.querySelector('dialog[open]'));
   await clickButton('Create key');
   await page.waitForSelector('dialog[open] input[name=name]');
   assert.deepEqual(await unlabelled(), []);
@@ -224,6 +274,8 @@ try {
   await page.type('dialog[open] input[name=name]', 'billing worker');
   await clickButton('Save', 'dialog[open]');
   await waitText('billing worker');
+  const edits = (await api('GET', `/v1/organizations/${acme.id}/audit-events?event_types[]=api_key.updated&limit=1`, adminKey)).json.data;
+  assert.deepEqual(edits[0].details.changes_requested, { name: 'billing worker' }, 'an edit sends only what changed');
 
   // Projects: create, rename, archive.
   await click('nav a[href="#/projects"]');
@@ -385,12 +437,4 @@ try {
   await signOut();
 
   assert.deepEqual(external, [], 'the console reaches nothing but keygate');
-  assert.deepEqual(problems, [], 'no error on the page');
-  console.log('every check passed');
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
 }
-process.exit(failed ? 1 : 0);
