@@ -4,6 +4,7 @@
 // the tab or signing out forgets it.
 
 const STORE = 'keygate.console.key';
+export const TIMEOUT_MS = 10000;
 
 export const session = {
   get key() { return sessionStorage.getItem(STORE); },
@@ -36,10 +37,20 @@ export async function call(method, path, { body, query, org, key, raw, headers }
   if (credential) h.set('Authorization', `Bearer ${credential}`);
   if (org) h.set('OpenAI-Organization', org);
   if (body !== undefined) h.set('Content-Type', 'application/json');
-  const res = await fetch(url, {
-    method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: 'omit', cache: 'no-store', redirect: 'error',
-  });
+  let res;
+  try {
+    res = await fetch(url, {
+      method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'omit', cache: 'no-store', redirect: 'error',
+      // A server that hangs gets an answer to the admin too, not a page that waits forever.
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch (e) {
+    if (e.name === 'TimeoutError') {
+      throw new ApiError(0, 'timeout', `keygate did not answer within ${TIMEOUT_MS / 1000} s: it may be overloaded or unreachable. Nothing is retried; check, then try again.`);
+    }
+    throw new ApiError(0, 'network', `keygate could not be reached (${e.message}).`);
+  }
   if (raw) return res;
   const text = await res.text();
   let json = null;

@@ -43,6 +43,7 @@ function orgHeader() { return me.root ? me.orgId : undefined; }
 
 function say(message, error = false) {
   $status.className = error ? 'error' : '';
+  delete $status.dataset.from;
   fill($status, message || '');
 }
 function fail(e) {
@@ -666,7 +667,21 @@ async function nodePage() {
     chart.add(Date.now(), new Map(m.filter((x) => x.name === 'keygate_verifications_total').map((x) => [x.labels.code, x.value])));
   };
   await sample();
-  every(2000, () => sample().catch(fail));
+  // One sample at a time: a node that hangs gets one request, not one every 2 s.
+  let waiting = false;
+  every(2000, async () => {
+    if (waiting) return;
+    waiting = true;
+    try {
+      await sample();
+      if ($status.dataset.from === 'node') say('');
+    } catch (e) {
+      fail(e);
+      $status.dataset.from = 'node';
+    } finally {
+      waiting = false;
+    }
+  });
 }
 
 // ---- routing ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 //   KEYGATE_URL        http://127.0.0.1:PORT
 //   KEYGATE_ROOT_KEY   the root key
 //   KEYGATE_CERT       a file holding a PEM certificate made by the test
+//   KEYGATE_PID        the server's process id (stopped and continued, as a hung node)
 //   KEYGATE_CHROMIUM   the browser (default /usr/bin/chromium)
 //   KEYGATE_CONSOLE_SCREENSHOTS  where to write a PNG of each page (docs/console/ when
 //                      refreshing the documentation's images)
@@ -434,6 +435,17 @@ async function wholeConsole() {
   await load;
   await page.waitForFunction((p) => document.querySelector('.chart polyline[data-code="VALID"]')?.getAttribute('points') !== p, { timeout: 6000 }, points);
   await shot('node');
+
+  // A node that hangs (SIGSTOP): the page says so within its 10 s deadline, asks once at a
+  // time meanwhile, and carries on by itself when the node does.
+  const pid = Number(env('KEYGATE_PID'));
+  process.kill(pid, 'SIGSTOP');
+  try {
+    await page.waitForFunction(() => document.getElementById('status').textContent.includes('did not answer within 10 s'), { timeout: 16000 });
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  await page.waitForFunction(() => document.getElementById('status').textContent === '', { timeout: 8000 });
   await signOut();
 
   assert.deepEqual(external, [], 'the console reaches nothing but keygate');

@@ -105,7 +105,8 @@ void run_browser_test(const ServerProcess& s, const std::string& env = {}) {
   const char* shots = std::getenv("KEYGATE_CONSOLE_SCREENSHOTS");
   const std::string command =
       "cd " + dir + " && KEYGATE_URL=http://127.0.0.1:" + std::to_string(s.port()) +
-      " KEYGATE_ROOT_KEY=" + s.root_key() + " KEYGATE_CERT=" + tmp +
+      " KEYGATE_ROOT_KEY=" + s.root_key() + " KEYGATE_PID=" + std::to_string(s.pid()) +
+      " KEYGATE_CERT=" + tmp +
       "/cert.pem KEYGATE_CONSOLE_SCREENSHOTS=" + (shots ? std::string(shots) : tmp) + " " + env +
       " node console.mjs 2>&1";
   int status = -1;
