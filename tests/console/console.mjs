@@ -46,6 +46,11 @@ const reader = await api('POST', `/v1/organizations/${acme.id}/api-keys`, adminK
   { name: 'read only', scopes: ['api_keys:read', 'organizations:read', 'certificates:read'] });
 assert.equal(reader.status, 201);
 const readerKey = reader.json.data.revealed_key;
+// A key that manages keys with three scopes: it may grant those three only.
+const managerScopes = ['api_keys:manage', 'api_keys:read', 'organizations:read'];
+const manager = await api('POST', `/v1/organizations/${acme.id}/api-keys`, adminKey, { name: 'key manager', scopes: managerScopes });
+assert.equal(manager.status, 201);
+const managerKey = manager.json.data.revealed_key;
 // A key the page lists among others, and one the reader cannot act on.
 assert.equal((await api('POST', `/v1/organizations/${acme.id}/api-keys`, adminKey, { name: 'billing service', environment: 'test' })).status, 201);
 
@@ -78,6 +83,12 @@ const shot = async (name) => {
 };
 const text = () => page.$eval('body', (b) => b.innerText);
 const waitText = (t, timeout = 5000) => page.waitForFunction((s) => document.body.innerText.includes(s), { timeout }, t);
+// A filter of the page, once the page has finished loading (a message can name a new key
+// before the list that shows it is drawn).
+const choose = async (selector, value) => {
+  await page.waitForSelector('main:not([aria-busy])');
+  await page.select(selector, value);
+};
 const click = async (selector) => {
   await page.waitForSelector('main:not([aria-busy])');
   await page.waitForSelector(selector, { visible: true });
@@ -223,11 +234,11 @@ async function wholeConsole() {
   assert.ok(!created.scopes.includes('certificates:manage'), 'the picker\'s choice was sent');
 
   // Filters and search.
-  await page.select('select[name=environment]', 'test');
+  await choose('select[name=environment]', 'test');
   await clickButton('Apply');
   await page.waitForFunction(() => !document.body.innerText.includes('ci deploy'));
   await waitText('billing service');
-  await page.select('select[name=environment]', '');
+  await choose('select[name=environment]', '');
   await page.type('input[name=name]', 'DEPLOY');
   await clickButton('Apply');
   await page.waitForFunction(() => !document.body.innerText.includes('billing service'));
@@ -299,6 +310,33 @@ async function wholeConsole() {
   await page.type('dialog[open] input[name=name]', 'Partners');
   await clickButton('Create', 'dialog[open]');
   await waitText('Partners');
+
+  // A publishable key in a project, with origins and an expiry; then the project filter.
+  await click('nav a[href="#/keys"]');
+  await clickButton('Create key');
+  await page.waitForSelector('dialog[open] select[name=project_id]');
+  await page.type('dialog[open] input[name=name]', 'partner widget');
+  await page.select('dialog[open] select[name=type]', 'publishable');
+  assert.ok(await page.$eval('dialog[open] input[name=scopes]', (e) => e.closest('fieldset').hidden), 'no scopes for a publishable key');
+  await page.type('dialog[open] textarea[name=allowed_origins]', 'https://partners.example.com\nhttps://*.partners.example.com');
+  const tomorrow = new Date(Date.now() + 86400e3);
+  const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60e3).toISOString().slice(0, 16);
+  await page.$eval('dialog[open] input[name=expires_at]', (e, v) => { e.value = v; }, local);
+  const partnersId = await page.$$eval('dialog[open] select[name=project_id] option', (os) => os.find((o) => o.textContent === 'Partners').value);
+  await page.select('dialog[open] select[name=project_id]', partnersId);
+  await clickButton('Create', 'dialog[open]');
+  await waitText('partner widget');
+  const widget = (await api('GET', `/v1/organizations/${acme.id}/api-keys?type=publishable`, adminKey)).json.data[0];
+  assert.equal(widget.project_id, partnersId);
+  assert.deepEqual(widget.allowed_origins, ['https://partners.example.com', 'https://*.partners.example.com']);
+  assert.ok(Math.abs(new Date(widget.expires_at) - tomorrow) < 120e3, `expires about a day from now: ${widget.expires_at}`);
+  await choose('select[name=project_id]', partnersId);
+  await clickButton('Apply');
+  await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1 && document.body.innerText.includes('partner widget'));
+  await choose('select[name=project_id]', '');
+  await clickButton('Apply');
+  await waitText('billing worker');
+
   await click('nav a[href="#/certificates"]');
   await clickButton('Upload certificate');
   await page.type('dialog[open] input[name=name]', 'partner gateway');
@@ -315,13 +353,13 @@ async function wholeConsole() {
   const projects = await page.$$eval('select[name=scope] option', (os) => os.map((o) => [o.value, o.textContent]));
   const partners = projects.find(([, t]) => t === 'Project: Partners');
   assert.ok(partners, `the project is offered: ${JSON.stringify(projects)}`);
-  await page.select('select[name=scope]', partners[0]);
+  await choose('select[name=scope]', partners[0]);
   await rowButton('partner gateway', 'Activate');
   await page.waitForFunction(() => document.querySelector('tbody tr')?.innerText.includes('active') && !document.querySelector('tbody tr').innerText.includes('inactive'));
   assert.equal(await verify(adminKey), 'VALID', 'a project\'s certificate binds only that project\'s keys');
   await rowButton('partner gateway', 'Deactivate');
   await page.waitForFunction(() => document.querySelector('tbody tr')?.innerText.includes('inactive'));
-  await page.select('select[name=scope]', '');
+  await choose('select[name=scope]', '');
   await rowButton('partner gateway', 'Delete');
   await clickButton('Delete', 'dialog[open]');
   await waitText('No certificates uploaded.');
@@ -350,7 +388,7 @@ async function wholeConsole() {
   await clickButton('Newer');
   await waitEvent('certificate.deleted');
   assert.deepEqual((await column()).slice(15, 17), ['api_key.created', 'certificate.deleted']);
-  await page.select('select[name=event_types]', 'api_key.deleted');
+  await choose('select[name=event_types]', 'api_key.deleted');
   await clickButton('Apply');
   await page.waitForFunction(() => [...document.querySelectorAll('tbody tr')].every((r) => r.cells[1].innerText === 'api_key.deleted'));
 
@@ -371,14 +409,27 @@ async function wholeConsole() {
   await page.setViewport({ width: 390, height: 844 });
   await click('nav a[href="#/keys"]');
   await waitText('billing worker');
-  // 21 keys: a second page of one.
+  // 23 keys: a second page of three.
   await clickButton('Next');
-  await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1 && document.body.innerText.includes('filler 15'));
+  await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 3 && document.body.innerText.includes('filler 15'));
   await clickButton('Previous');
   await waitText('billing worker');
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no horizontal scroll at 390 px');
   await shot('keys-phone');
   await page.setViewport({ width: 1280, height: 800 });
+  await signOut();
+
+  // --- A key that manages keys with three scopes: the picker offers those three, and keys
+  // holding more show no action (api.md §2.5).
+  await signIn(managerKey);
+  await click('nav a[href="#/keys"]');
+  await waitText('billing worker');
+  assert.equal(await rowText('billing worker').then((t) => /Edit|Rotate|Revoke/.test(t)), false, 'no action on a wider key');
+  assert.ok(/Rotate/.test(await rowText('key manager')), 'actions on a key within its scopes');
+  await clickButton('Create key');
+  await page.waitForSelector('dialog[open] input[name=scopes]');
+  assert.deepEqual((await page.$$eval('dialog[open] input[name=scopes]', (els) => els.map((e) => e.value))).sort(), [...managerScopes].sort());
+  await clickButton('Cancel', 'dialog[open]');
   await signOut();
 
   // --- A key that may only read sees no manage controls (and the server refuses anyway).
