@@ -59,7 +59,7 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
 // it: the X-Keygate-* headers, a forwarded fingerprint and the credential, if any.
 class Gateway {
  public:
-  enum class Kind { nginx, caddy };
+  enum class Kind { nginx, caddy, nginx_console };
   Gateway(Kind kind, uint16_t keygate_port)
       : dir_(make_temp_dir()), port_(free_port()), upstream_(free_port()) {
     write_file(dir_ + "/ca.pem", ca_.pem);
@@ -69,7 +69,9 @@ class Gateway {
     tls_.fresh_connection = true;
     tls_.host = kind == Kind::caddy ? "localhost" : "";  // the name Caddy's site answers
     const std::string example = std::string(KEYGATE_SOURCE_DIR) + "/scripts/gateways/" +
-                                (kind == Kind::nginx ? "nginx.conf" : "Caddyfile");
+                                (kind == Kind::nginx           ? "nginx.conf"
+                                 : kind == Kind::nginx_console ? "nginx-console.conf"
+                                                               : "Caddyfile");
     std::ifstream in(example);
     std::string conf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (conf.empty()) throw std::runtime_error("cannot read " + example);
@@ -79,7 +81,7 @@ class Gateway {
     replace_all(conf, "/etc/ssl/certs/api.pem", dir_ + "/server.pem");
     replace_all(conf, "/etc/ssl/private/api.key", dir_ + "/server.key");
     std::string echo = "org=<$1> key=<$2> proj=<$3> scopes=<$4> cert=<$5> auth=<$6>";
-    const bool nginx = kind == Kind::nginx;
+    const bool nginx = kind != Kind::caddy;
     const char* names[] = {"X-Keygate-Organization-Id", "X-Keygate-Key-Id",
                            "X-Keygate-Project-Id",      "X-Keygate-Scopes",
                            "X-Client-Cert-Sha256",      "Authorization"};
@@ -146,6 +148,8 @@ class Gateway {
     }
     return https(port_, "GET", path, "", headers, &tls);
   }
+  uint16_t port() const { return port_; }
+  std::string ca_file() const { return tls_.ca_file; }
   std::string output() const {
     std::ifstream in(dir_ + "/out.log");
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -231,6 +235,33 @@ TEST(Gateway, TheNginxExampleDecidesWhatKeygateIsTold) {
 TEST(Gateway, TheCaddyExampleDecidesWhatKeygateIsTold) {
   ASSERT_TRUE(std::filesystem::exists("/usr/bin/caddy")) << "scripts/setup test installs caddy";
   gateway_keeps_its_promises(Gateway::Kind::caddy);
+}
+
+// The console behind nginx on one HTTPS origin (scripts/gateways/nginx-console.conf), in
+// front of the admin listener: the page, its scripts and the API it calls all reach keygate,
+// and keygate's security headers arrive as keygate sent them.
+TEST(Gateway, TheConsoleExampleServesThePageAndItsApiOnOneOrigin) {
+  ASSERT_TRUE(std::filesystem::exists("/usr/sbin/nginx")) << "scripts/setup installs nginx-light";
+  const uint16_t admin = free_port();
+  ServerProcess s({"--admin-listen", "127.0.0.1:" + std::to_string(admin)});
+  Gateway g(Gateway::Kind::nginx_console, admin);
+  auto page = g.get("/console/", {});
+  ASSERT_EQ(page.status, 200) << page.body << g.output();
+  EXPECT_NE(page.body.find("app.js"), std::string::npos);
+  EXPECT_NE(page.header("content-security-policy").find("frame-ancestors 'none'"),
+            std::string::npos);
+  EXPECT_EQ(page.header("x-frame-options"), "DENY");
+  EXPECT_EQ(page.header("x-content-type-options"), "nosniff");
+  for (const char* file : {"app.js", "api.js", "dom.js", "chart.js", "style.css"})
+    EXPECT_EQ(g.get(std::string("/console/") + file, {}).status, 200) << file;
+  // What the console calls: the API with the signed-in key, readiness and metrics.
+  const std::string root = "Authorization: Bearer " + s.root_key();
+  EXPECT_EQ(g.get("/v1/organizations", {root}).status, 200);
+  EXPECT_EQ(g.get("/v1/auth", {root}).header("x-keygate-code"), "NOT_FOUND");
+  EXPECT_EQ(g.get("/readyz", {}).status, 200);
+  EXPECT_NE(g.get("/metrics", {}).body.find("keygate_build_info"), std::string::npos);
+  EXPECT_TRUE(g.get("/", {}).header("location").ends_with("/console/"));
+  EXPECT_EQ(g.get("/elsewhere", {}).status, 404);
 }
 
 // nginx's auth_request turns keygate's 429 into a 500 unless mapped; the example maps it.
