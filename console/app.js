@@ -123,12 +123,13 @@ function signOut(navigate = true) {
 
 // ---- layout ----------------------------------------------------------------------------
 
+// A page is offered when the key may read what it shows (the API would answer 403).
 const PAGES = [
   ['#/overview', 'Overview', () => me.orgId],
-  ['#/keys', 'API keys', () => me.orgId],
-  ['#/projects', 'Projects', () => me.orgId],
-  ['#/certificates', 'Certificates', () => me.orgId],
-  ['#/audit', 'Audit log', () => me.orgId],
+  ['#/keys', 'API keys', () => me.orgId && can('api_keys:read')],
+  ['#/projects', 'Projects', () => me.orgId && can('organizations:read')],
+  ['#/certificates', 'Certificates', () => me.orgId && can('certificates:read')],
+  ['#/audit', 'Audit log', () => me.orgId && can('organizations:read')],
   ['#/test', 'Test a key', () => true],
   ['#/orgs', 'Organizations', () => me.root],
   ['#/node', 'Node', () => me.root],
@@ -245,6 +246,11 @@ async function countUpTo(path, query, org) {
 }
 
 async function overviewPage() {
+  if (!can('organizations:read')) {
+    fill($view, h('h1', {}, me.orgName || 'Your organization'), h('p', { class: 'mono' }, me.orgId),
+      h('p', { class: 'muted' }, 'This key cannot read its organization (organizations:read): the pages above are what it may use.'));
+    return;
+  }
   const org = (await call('GET', `/v1/organizations/${me.orgId}`)).data;
   const cards = h('div', { class: 'cards' });
   const card = (label, value) => h('div', { class: 'card' }, h('div', { class: 'muted' }, label), h('div', { class: 'n' }, value));

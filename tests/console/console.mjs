@@ -422,6 +422,8 @@ async function wholeConsole() {
   // --- A key that manages keys with three scopes: the picker offers those three, and keys
   // holding more show no action (api.md §2.5).
   await signIn(managerKey);
+  assert.deepEqual(await page.$$eval('nav a', (as) => as.map((a) => a.textContent)),
+    ['Overview', 'API keys', 'Projects', 'Audit log', 'Test a key'], 'no Certificates page without certificates:read');
   await click('nav a[href="#/keys"]');
   await waitText('billing worker');
   assert.equal(await rowText('billing worker').then((t) => /Edit|Rotate|Revoke/.test(t)), false, 'no action on a wider key');
