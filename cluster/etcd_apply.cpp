@@ -522,7 +522,7 @@ bool EtcdCommitter::reload() {
   // A client of its own (client_ is the sender's), whose calls may take long: etcd 3.4
   // counts a range by walking it.
   EtcdClient client(options_.endpoints, options_.tls);
-  client.set_limits(5'000, 0);
+  client.set_limits(kLoadCallMs, 0);
   try {
     revision = load_all(client, true);
   } catch (const std::runtime_error& e) {

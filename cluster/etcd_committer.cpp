@@ -100,6 +100,7 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
   resumed_ = revision > 0;
   start_mode_ = !resumed_ ? "etcd" : from_peer ? "peer_snapshot" : "own_snapshot";
   if (!resumed_) {
+    client_.set_limits(kLoadCallMs, 0);
     revision = load_all(client_, false);
   }
   state_.index().reclaim();
@@ -114,7 +115,7 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
   // (a stopped process keeps its connections open); the last member tried gets the rest of
   // the budget, and no further member is tried once the write timeout is nearly spent, so
   // that the thread is back in time to answer every write (answer_overdue()). The load
-  // above may take longer per call (etcd 3.4 counts a range by walking it).
+  // above may take longer per call (kLoadCallMs).
   client_.set_limits(1'000, std::max<long>(2'000, options_.write_timeout.count() - 1'500));
   // Registered before it is ready: a node that joins next finds it (and its snapshot).
   keep_registered();

@@ -52,6 +52,13 @@
 
 namespace keygate::cluster {
 
+// How long one call of a load (a count or a page of a range) may take on one member. etcd
+// 3.4 counts a range by walking it: ~0.4-0.5 us a key here, so the whole key range of a
+// 10 M-key cluster takes 3.5-4.7 s on a quiet member and more on a busy one, past the 5 s
+// that suits every other call (a first node at 10 M keys refused to start at 5 s). A
+// member that hangs during a load costs this long before the next one is tried.
+inline constexpr long kLoadCallMs = 30'000;
+
 struct EtcdOptions {
   std::vector<std::string> endpoints;  // "http://host:port" or "https://..."
   EtcdTls tls;
