@@ -521,8 +521,10 @@ bool EtcdCommitter::reload() {
   int64_t revision = 0;
   // A client of its own (client_ is the sender's), whose calls may take long: etcd 3.4
   // counts a range by walking it.
+  // Not kLoadCallMs: this thread answers overdue writes between calls (answer_overdue()),
+  // so a call here may take no longer than a write may wait.
   EtcdClient client(options_.endpoints, options_.tls);
-  client.set_limits(kLoadCallMs, 0);
+  client.set_limits(5'000, 0);
   try {
     revision = load_all(client, true);
   } catch (const std::runtime_error& e) {

@@ -56,7 +56,9 @@ namespace keygate::cluster {
 // 3.4 counts a range by walking it: ~0.4-0.5 us a key here, so the whole key range of a
 // 10 M-key cluster takes 3.5-4.7 s on a quiet member and more on a busy one, past the 5 s
 // that suits every other call (a first node at 10 M keys refused to start at 5 s). A
-// member that hangs during a load costs this long before the next one is tried.
+// member that hangs during a load costs this long before the next one is tried. For a
+// node's first load only: nothing waits on it (the node is not ready, writes are refused);
+// a reload while serving keeps 5 s, since writes wait on the thread that loads.
 inline constexpr long kLoadCallMs = 30'000;
 
 struct EtcdOptions {
