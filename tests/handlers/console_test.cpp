@@ -9,6 +9,9 @@
 #include <set>
 #include <sstream>
 
+#include "core/audit.hpp"
+#include "core/scopes.hpp"
+
 using namespace keygate::handlers;
 
 TEST(Console, EmbedsEveryFileOfTheConsoleDirectoryAsItIs) {
@@ -52,4 +55,34 @@ TEST(Console, NoScriptParsesHtmlOrEvaluatesStrings) {
     }
   }
   EXPECT_GE(scripts, 5u);
+}
+
+// app.js names every scope (the picker a root key grants from) and every audit event type
+// (the audit filter): exactly the server's, so neither offers what the API refuses nor
+// leaves out what it has.
+TEST(Console, NamesExactlyTheServersScopesAndEventTypes) {
+  std::string_view app;
+  for (size_t i = 0; i < kConsoleFileCount; ++i)
+    if (kConsoleFiles[i].name == "app.js") app = kConsoleFiles[i].bytes;
+  ASSERT_FALSE(app.empty());
+  // The quoted names in the array that follows `declaration`, in order.
+  auto names = [&](std::string_view declaration) {
+    std::vector<std::string> out;
+    const size_t from = app.find(declaration), to = app.find("];", from);
+    EXPECT_NE(from, std::string_view::npos) << declaration;
+    for (size_t q = app.find('\'', from); q < to; q = app.find('\'', q + 1)) {
+      const size_t end = app.find('\'', q + 1);
+      out.emplace_back(app.substr(q + 1, end - q - 1));
+      q = end;
+    }
+    return out;
+  };
+  std::vector<std::string> scopes, types;
+  keygate::core::for_each_scope(keygate::core::kAllScopes, [&](keygate::core::Scope s) {
+    scopes.emplace_back(keygate::core::scope_name(s));
+  });
+  for (size_t t = 1; t <= keygate::core::kAuditTypeCount; ++t)  // 0 is no type
+    types.emplace_back(keygate::core::to_string(static_cast<keygate::core::AuditType>(t)));
+  EXPECT_EQ(names("const ALL_SCOPES = ["), scopes);
+  EXPECT_EQ(names("const EVENT_TYPES = ["), types);
 }

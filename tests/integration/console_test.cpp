@@ -47,6 +47,7 @@ TEST(Console, IsServedFromTheBinaryUnderAStrictPolicy) {
     EXPECT_EQ(r.header("x-frame-options"), "DENY");
     EXPECT_EQ(r.header("x-content-type-options"), "nosniff");
     EXPECT_EQ(r.header("referrer-policy"), "no-referrer");
+    EXPECT_EQ(r.header("cache-control"), "no-cache");
     // No cookie is ever set: the key lives in the tab's sessionStorage.
     EXPECT_EQ(r.header("set-cookie"), "");
   }
