@@ -5,11 +5,14 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
+#include "cluster/etcd_grpc.hpp"
 #include "core/json_writer.hpp"
 
 namespace keygate::cluster {
@@ -124,6 +127,45 @@ bool read_watch_batch(simdjson::dom::element line, WatchBatch& b) {
   return true;
 }
 
+// gRPC's status arrives in the trailers (or, for an error alone, the headers); libcurl hands
+// both to the header callback.
+struct GrpcStatus {
+  int code = -1;  // -1: no grpc-status was sent
+  std::string message;
+};
+
+size_t on_grpc_header(char* data, size_t size, size_t count, void* p) {
+  auto* st = static_cast<GrpcStatus*>(p);
+  std::string_view line(data, size * count);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  const auto value_of = [&](std::string_view name) -> std::optional<std::string_view> {
+    if (line.size() <= name.size() || line[name.size()] != ':') return std::nullopt;
+    for (size_t i = 0; i < name.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(line[i])) != name[i]) return std::nullopt;
+    std::string_view v = line.substr(name.size() + 1);
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    return v;
+  };
+  if (auto v = value_of("grpc-status")) {
+    int code = -1;
+    std::from_chars(v->data(), v->data() + v->size(), code);
+    st->code = code;
+  } else if (auto m = value_of("grpc-message")) {  // percent-encoded (gRPC over HTTP/2)
+    st->message.clear();
+    for (size_t i = 0; i < m->size(); ++i) {
+      unsigned byte = 0;
+      if ((*m)[i] == '%' && i + 2 < m->size() &&
+          std::from_chars(m->data() + i + 1, m->data() + i + 3, byte, 16).ec == std::errc()) {
+        st->message.push_back(static_cast<char>(byte));
+        i += 2;
+      } else {
+        st->message.push_back((*m)[i]);
+      }
+    }
+  }
+  return size * count;
+}
+
 }  // namespace
 
 struct EtcdClient::Impl {
@@ -141,9 +183,14 @@ struct EtcdClient::Impl {
   long budget_ms = 0;    // 0: every endpoint gets its turn
   bool refused = false;  // the last call was refused by etcd (HTTP 400), not unanswered
   CURL* curl = curl_easy_init();
+  CURL* grpc_curl = curl_easy_init();  // its own connection: HTTP/2, which the gateway is not
   simdjson::dom::parser parser;
 
-  ~Impl() { curl_easy_cleanup(curl); }
+  ~Impl() {
+    curl_easy_cleanup(curl);
+    curl_easy_cleanup(grpc_curl);
+    curl_slist_free_all(grpc_headers);
+  }
 
   // POSTs `body` to `path` on one endpoint; the HTTP status, or 0 with `error` set.
   long post_once(const std::string& url, const std::string& body, std::string& response,
@@ -170,9 +217,11 @@ struct EtcdClient::Impl {
     return status;
   }
 
-  // POSTs to every endpoint in turn until one answers 200 with JSON; parses it into `doc`.
-  bool call(const char* path, const std::string& body, simdjson::dom::element& doc,
-            std::string& error, std::string& response) {
+  // Calls `attempt(base_url, timeout_ms, failure)` on every endpoint in turn, starting
+  // with the last that answered, until one answers (1) or refuses (-1: invalid for etcd
+  // itself, so every member would say the same; `failure` says why); 0 is no answer.
+  template <typename Attempt>
+  bool each_endpoint(Attempt&& attempt, std::string& error) {
     std::string errors;
     refused = false;
     const auto began = std::chrono::steady_clock::now();
@@ -184,32 +233,144 @@ struct EtcdClient::Impl {
         errors += "; out of time (" + std::to_string(budget_ms) + " ms) before the other endpoints";
         break;
       }
-      const std::string& base = endpoints[current];
-      response.clear();
-      std::string failure;
       // The last member to try gets what is left of the budget: leaving it early helps
       // only when another member can answer instead.
       const bool last = tried + 1 == endpoints.size();
       const long timeout =
           last && budget_ms > 0 ? std::max(per_endpoint_ms, budget_ms - spent) : per_endpoint_ms;
-      const long status = post_once(base + path, body, response, failure, timeout);
-      if (status == 200 && parser.parse(response).get(doc) == simdjson::SUCCESS) {
-        std::string_view id;
-        if (doc["header"]["cluster_id"].get(id) == simdjson::SUCCESS) cluster_id = id;
-        return true;
-      }
-      if (status == 400) {  // invalid for etcd itself: every member would say the same
+      std::string failure;
+      const int outcome = attempt(endpoints[current], timeout, failure);
+      if (outcome > 0) return true;
+      if (outcome < 0) {
         refused = true;
-        error = "etcd refused the request: " + response.substr(0, 200);
+        error = "etcd refused the request: " + failure;
         return false;
       }
-      if (status != 0)
-        failure = base + path + ": HTTP " + std::to_string(status) + " " + response.substr(0, 200);
       errors += (errors.empty() ? "" : "; ") + failure;
       current = (current + 1) % endpoints.size();
     }
     error = "no etcd endpoint answered: " + errors;
     return false;
+  }
+
+  // POSTs to the JSON gateway until a member answers 200 with JSON; parses it into `doc`.
+  bool call(const char* path, const std::string& body, simdjson::dom::element& doc,
+            std::string& error, std::string& response) {
+    return each_endpoint(
+        [&](const std::string& base, long timeout, std::string& failure) {
+          response.clear();
+          const long status = post_once(base + path, body, response, failure, timeout);
+          if (status == 200 && parser.parse(response).get(doc) == simdjson::SUCCESS) {
+            std::string_view id;
+            if (doc["header"]["cluster_id"].get(id) == simdjson::SUCCESS) cluster_id = id;
+            return 1;
+          }
+          if (status == 400) {
+            failure = response.substr(0, 200);
+            return -1;
+          }
+          if (status != 0)
+            failure =
+                base + path + ": HTTP " + std::to_string(status) + " " + response.substr(0, 200);
+          return 0;
+        },
+        error);
+  }
+
+  // A unary gRPC call (`/etcdserverpb.KV/Range`, ...) over HTTP/2: cleartext with prior
+  // knowledge on http://, ALPN on https://; the answer's message in `answer`.
+  bool call_grpc(const char* method, const std::string& message, std::string& answer,
+                 std::string& error) {
+    const std::string body = grpc::frame(message);
+    return each_endpoint(
+        [&](const std::string& base, long timeout, std::string& failure) {
+          // A connection per call: Debian's libcurl 7.88.1 sends nothing for a second
+          // request on an HTTP/2 connection whose first answer ended in trailers, as every
+          // gRPC answer does (the call then fails with "Error in the HTTP2 framing layer";
+          // curl's own command line shows it too). Loopback or a LAN makes that a round trip
+          // more per call, and with TLS a resumed handshake (libcurl keeps the session).
+          CURL* c = grpc_handle();
+          const auto began = std::chrono::steady_clock::now();
+          const std::string url = base + method;
+          answer.clear();
+          GrpcStatus status;
+          char message_buf[CURL_ERROR_SIZE] = {};
+          curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+          curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
+                           base.starts_with("https:") ? CURL_HTTP_VERSION_2TLS
+                                                      : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+          curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+          curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+          curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
+          curl_easy_setopt(c, CURLOPT_HEADERDATA, &status);
+          curl_easy_setopt(c, CURLOPT_ERRORBUFFER, message_buf);
+          curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, std::min(1'000L, timeout));
+          curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
+          CURLcode rc = curl_easy_perform(c);
+          // A connection that closed after the request left and before any answer came (a
+          // member restarted, a connection cut): sent again once, on a new connection, to
+          // the same member, as libcurl itself does for a reused HTTP/1.1 connection. Safe
+          // for a transaction: a copy that was committed makes its own compares fail, and
+          // the caller finds its token in the watch (cluster/README.md, "A lost answer").
+          const auto closed = [](CURLcode code) {
+            return code == CURLE_GOT_NOTHING || code == CURLE_RECV_ERROR ||
+                   code == CURLE_PARTIAL_FILE || code == CURLE_SEND_ERROR || code == CURLE_HTTP2 ||
+                   code == CURLE_HTTP2_STREAM;
+          };
+          if (closed(rc) &&
+              std::chrono::steady_clock::now() - began < std::chrono::milliseconds(timeout / 2)) {
+            answer.clear();
+            status = {};
+            rc = curl_easy_perform(c);
+          }
+          curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
+          if (rc != CURLE_OK) {
+            failure = url + ": " + (message_buf[0] ? message_buf : curl_easy_strerror(rc));
+            return 0;
+          }
+          long http = 0;
+          curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+          std::string_view reply;
+          if (http == 200 && status.code == 0 && grpc::unframe(answer, reply)) {
+            answer.erase(0, 5);  // the message alone
+            return 1;
+          }
+          // What etcd's gateway answers 400 for: every member would say the same.
+          // InvalidArgument (too many operations, too large), FailedPrecondition,
+          // OutOfRange (a compacted or future revision).
+          if (status.code == 3 || status.code == 9 || status.code == 11) {
+            failure = status.message;
+            return -1;
+          }
+          failure = url + ": HTTP " + std::to_string(http) +
+                    (status.code >= 0
+                         ? " gRPC status " + std::to_string(status.code) + " " + status.message
+                         : " without a gRPC status");
+          return 0;
+        },
+        error);
+  }
+
+  curl_slist* grpc_headers = nullptr;
+  CURL* grpc_handle() {
+    if (grpc_headers) return grpc_curl;
+    grpc_headers = curl_slist_append(nullptr, "Content-Type: application/grpc");
+    grpc_headers = curl_slist_append(grpc_headers, "TE: trailers");
+    CURL* c = grpc_curl;
+    if (!tls.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, tls.ca_file.c_str());
+    if (!tls.cert_file.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, tls.cert_file.c_str());
+    if (!tls.key_file.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, tls.key_file.c_str());
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, grpc_headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_grpc_header);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+    return c;
+  }
+
+  void note_cluster(const grpc::Header& h) {
+    if (h.cluster_id) cluster_id = std::to_string(h.cluster_id);
   }
 };
 
@@ -249,46 +410,34 @@ void EtcdClient::set_limits(long per_endpoint_ms, long budget_ms) noexcept {
 
 bool EtcdClient::range(std::string_view key, std::string_view range_end, int64_t revision,
                        int64_t limit, RangeResult& out, std::string& error) {
-  std::string body;
-  core::JsonWriter w(body);
-  w.begin_object().field("key", std::string_view(base64(key)));
-  if (!range_end.empty()) w.field("range_end", std::string_view(base64(range_end)));
-  if (revision) w.field("revision", std::string_view(std::to_string(revision)));
-  if (limit) w.field("limit", std::string_view(std::to_string(limit)));
-  w.end_object();
-  simdjson::dom::element doc;
-  std::string response;
-  if (!impl_->call("/v3/kv/range", body, doc, error, response)) return false;
-  out.revision = int64_field(doc["header"], "revision");
-  bool more = false;
-  out.more = doc["more"].get(more) == simdjson::SUCCESS && more;
-  out.kvs.clear();
-  simdjson::dom::array kvs;
-  if (doc["kvs"].get(kvs) == simdjson::SUCCESS)
-    for (simdjson::dom::element e : kvs) {
-      KeyValue kv;
-      if (!read_kv(e, kv)) {
-        error = "etcd answered a range with a key or value that is not base64";
-        return false;
-      }
-      out.kvs.push_back(std::move(kv));
-    }
+  std::string answer;
+  if (!impl_->call_grpc("/etcdserverpb.KV/Range",
+                        grpc::encode_range(key, range_end, revision, limit, false), answer, error))
+    return false;
+  grpc::Header header;
+  int64_t count = 0;
+  if (!grpc::decode_range(answer, header, out, count)) {
+    error = "etcd answered a range with a message that is not a RangeResponse";
+    return false;
+  }
+  impl_->note_cluster(header);
   return true;
 }
 
 bool EtcdClient::count(std::string_view key, std::string_view range_end, int64_t revision,
                        int64_t& out, int64_t& store_revision, std::string& error) {
-  std::string body;
-  core::JsonWriter w(body);
-  w.begin_object().field("key", std::string_view(base64(key)));
-  if (!range_end.empty()) w.field("range_end", std::string_view(base64(range_end)));
-  if (revision) w.field("revision", std::string_view(std::to_string(revision)));
-  w.field("count_only", true).end_object();
-  simdjson::dom::element doc;
-  std::string response;
-  if (!impl_->call("/v3/kv/range", body, doc, error, response)) return false;
-  out = int64_field(doc, "count");
-  store_revision = int64_field(doc["header"], "revision");
+  std::string answer;
+  if (!impl_->call_grpc("/etcdserverpb.KV/Range",
+                        grpc::encode_range(key, range_end, revision, 0, true), answer, error))
+    return false;
+  grpc::Header header;
+  RangeResult unused;
+  if (!grpc::decode_range(answer, header, unused, out)) {
+    error = "etcd answered a count with a message that is not a RangeResponse";
+    return false;
+  }
+  impl_->note_cluster(header);
+  store_revision = header.revision;
   return true;
 }
 
@@ -313,71 +462,15 @@ bool EtcdClient::status(StoreStatus& out, std::string& error) {
 
 bool EtcdClient::txn(const std::vector<Compare>& compares, const std::vector<Op>& success,
                      TxnResult& out, std::string& error) {
-  std::string body;
-  core::JsonWriter w(body);
-  w.begin_object().key("compare").begin_array();
-  for (const Compare& c : compares) {
-    const bool mod = c.target == Compare::Target::mod;
-    w.begin_object()
-        .field("key", std::string_view(base64(c.key)))
-        .field("target", mod ? "MOD" : "CREATE")
-        .field("result", "EQUAL")
-        .field(mod ? "mod_revision" : "create_revision",
-               std::string_view(std::to_string(c.revision)))
-        .end_object();
+  std::string answer;
+  if (!impl_->call_grpc("/etcdserverpb.KV/Txn", grpc::encode_txn(compares, success), answer, error))
+    return false;
+  grpc::Header header;
+  if (!grpc::decode_txn(answer, compares, header, out)) {
+    error = "etcd answered a transaction with a message that is not a TxnResponse";
+    return false;
   }
-  w.end_array().key("success").begin_array();
-  for (const Op& op : success) {
-    w.begin_object();
-    if (op.kind == Op::Kind::put) {
-      w.key("request_put")
-          .begin_object()
-          .field("key", std::string_view(base64(op.key)))
-          .field("value", std::string_view(base64(op.value)));
-      if (op.lease) w.field("lease", std::string_view(std::to_string(op.lease)));
-      w.end_object();
-    } else {
-      w.key("request_delete_range").begin_object().field("key", std::string_view(base64(op.key)));
-      if (!op.range_end.empty()) w.field("range_end", std::string_view(base64(op.range_end)));
-      w.end_object();
-    }
-    w.end_object();
-  }
-  // Failure: read every compared key (no value), to tell which compare failed.
-  w.end_array().key("failure").begin_array();
-  for (const Compare& c : compares)
-    w.begin_object()
-        .key("request_range")
-        .begin_object()
-        .field("key", std::string_view(base64(c.key)))
-        .field("keys_only", true)
-        .end_object()
-        .end_object();
-  w.end_array().end_object();
-  simdjson::dom::element doc;
-  std::string response;
-  if (!impl_->call("/v3/kv/txn", body, doc, error, response)) return false;
-  bool succeeded = false;
-  out.succeeded = doc["succeeded"].get(succeeded) == simdjson::SUCCESS && succeeded;
-  out.revision = int64_field(doc["header"], "revision");
-  out.failed.clear();
-  simdjson::dom::array responses;
-  if (out.succeeded || doc["responses"].get(responses) != simdjson::SUCCESS) return true;
-  for (simdjson::dom::element r : responses) {
-    const size_t i = out.failed.size();
-    if (i == compares.size()) break;
-    int64_t create = 0, mod = 0;  // of the key as it is: 0 when absent
-    simdjson::dom::array kvs;
-    if (r["response_range"]["kvs"].get(kvs) == simdjson::SUCCESS)
-      for (simdjson::dom::element kv : kvs) {
-        create = int64_field(kv, "create_revision");
-        mod = int64_field(kv, "mod_revision");
-        break;
-      }
-    const Compare& c = compares[i];
-    out.failed.push_back((c.target == Compare::Target::mod ? mod : create) != c.revision);
-  }
-  if (out.failed.size() != compares.size()) out.failed.clear();  // unknown: all may have failed
+  impl_->note_cluster(header);
   return true;
 }
 

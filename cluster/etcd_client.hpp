@@ -1,7 +1,8 @@
-// EtcdClient: the few calls of etcd's v3 API that cluster mode needs, over etcd's HTTP/JSON
-// gateway (/v3/kv/range, /v3/kv/txn, /v3/watch) with libcurl: plain HTTP/1.1, which
-// Debian's etcd 3.4 serves on its client port beside gRPC. Keys and values are bytes
-// (base64 on the wire); revisions are etcd's, int64 as JSON strings.
+// EtcdClient: the few calls of etcd's v3 API that cluster mode needs, with libcurl, on
+// etcd's client port. Ranges and transactions (the load and write paths) are unary gRPC
+// calls over HTTP/2, their messages encoded by cluster/etcd_grpc.hpp; the watch, leases and
+// status go through etcd's HTTP/JSON gateway (/v3/watch, ...; plain HTTP/1.1, base64 keys
+// and values, int64 as JSON strings). Keys and values are bytes.
 //
 // Calls are blocking and belong to the control plane (cluster/etcd_committer.hpp's thread),
 // never a reactor. A call tries each endpoint in turn, starting with the one that answered

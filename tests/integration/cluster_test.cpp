@@ -701,7 +701,7 @@ TEST(Cluster, AFirstLoadWaitsForASlowCountInsteadOfRefusingToStart) {
   const CreatedKey key = make_key(a, t, R"({"name":"counted"})");
   TcpProxy proxy(etcd.client_port(0));
   // base64 of "/keygate/key/": the load's first read of the keys' range is their count.
-  proxy.hold_answer_to("POST /v3/kv/range", "L2tleWdhdGUva2V5Lw", 7'000);
+  proxy.hold_answer_to("POST /etcdserverpb.KV/Range", "/keygate/key/", 7'000);
   const auto started = std::chrono::steady_clock::now();
   ServerProcess b({"--etcd", "http://127.0.0.1:" + std::to_string(proxy.port()), "--root-key-file",
                    a.data_dir() + "/root.key", "--join-from-peer", "false"});
@@ -766,7 +766,7 @@ TEST(Cluster, ALoadThatRacesACompactionStartsOverAtANewerRevision) {
   TcpProxy proxy(etcd.client_port(0));
   std::atomic<bool> compacted{false};
   // base64 of "/keygate/key/": the first read of the keys' range.
-  proxy.before_request("POST /v3/kv/range", "L2tleWdhdGUva2V5Lw", [&] {
+  proxy.before_request("POST /etcdserverpb.KV/Range", "/keygate/key/", [&] {
     compacted = http(etcd.client_port(0), "POST", "/v3/kv/put", R"({"key":"eA==","value":"eQ=="})")
                         .status == 200 &&
                 compact_to_the_present(etcd);
@@ -798,7 +798,7 @@ TEST(Cluster, ASlowTransactionHoldsUpNoRevocation) {
   const CreatedKey doomed = make_key(a, t, R"({"name":"doomed"})");
   ASSERT_TRUE(eventually([&] { return auth(b, doomed.value) == 200; }));
   // The next transaction that puts an API key ("/keygate/key" in base64) is answered 3 s late.
-  proxy.hold_answer_to("POST /v3/kv/txn", "L2tleWdhdGUva2V5", 3000);
+  proxy.hold_answer_to("POST /etcdserverpb.KV/Txn", "/keygate/key", 3000);
   HttpResponse slow;
   std::thread writer([&] {
     slow = http(b.port(), "POST", "/v1/organizations/" + t.id + "/api-keys", R"({"name":"slow"})",
@@ -1063,7 +1063,7 @@ TEST(Cluster, AnAnswerLostAfterEtcdCommittedIsNeitherRepeatedNorRefused) {
   const Tenant t = make_tenant(a, "Lost");
   // libcurl sends a request again, once, on a fresh connection when a reused one closes
   // before any answer: the second copy reaches etcd through the proxy, unharmed.
-  proxy.drop_answer_to("POST /v3/kv/txn");
+  proxy.drop_answer_to("POST /etcdserverpb.KV/Txn");
   auto created = http(a.port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
                       R"({"name":"once"})", t.key);
   ASSERT_EQ(proxy.answers_dropped(), 1);
@@ -1080,7 +1080,7 @@ TEST(Cluster, AnAnswerLostAfterEtcdCommittedIsNeitherRepeatedNorRefused) {
   }
   EXPECT_EQ(named_once, 1);
 
-  proxy.drop_answer_to("POST /v3/kv/txn");
+  proxy.drop_answer_to("POST /etcdserverpb.KV/Txn");
   auto revoked =
       http(a.port(), "DELETE",
            "/v1/organizations/" + t.id + "/api-keys/" + str(parse_json(created.body), "/data/id"),
@@ -1089,7 +1089,7 @@ TEST(Cluster, AnAnswerLostAfterEtcdCommittedIsNeitherRepeatedNorRefused) {
   EXPECT_EQ(revoked.status, 200) << revoked.body;
   EXPECT_EQ(auth(a, value), 401);
 
-  proxy.drop_answer_to("POST /v3/kv/txn");
+  proxy.drop_answer_to("POST /etcdserverpb.KV/Txn");
   auto org = http(a.port(), "POST", "/v1/organizations", R"({"name":"Lost Again"})", a.root_key());
   ASSERT_EQ(proxy.answers_dropped(), 3);
   EXPECT_EQ(org.status, 201) << org.body;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,6 +21,13 @@ struct TcpProxy::Link {
   int client = -1, upstream = -1;
   std::atomic<bool> drop{false};  // the request in flight loses its answer
   std::atomic<int> hold_ms{0};    // ...or gets it this late
+  // HTTP/2 (keygate's gRPC calls to etcd: one request a connection): the client's bytes of
+  // the request are kept until it is whole, then matched as "POST <path>" and its body.
+  std::atomic<bool> h2{false};
+  std::string from_client, from_server;  // bytes not yet parsed into frames
+  std::string header_block, body;
+  bool request_whole = false;
+  bool answer_began = false;
   void shut() {
     ::shutdown(client, SHUT_RDWR);
     ::shutdown(upstream, SHUT_RDWR);
@@ -111,6 +119,107 @@ void TcpProxy::accept_loop() {
   }
 }
 
+namespace {
+
+constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+struct Frame {
+  uint32_t length;
+  uint8_t type, flags;
+  uint32_t stream;
+  std::string_view payload;
+};
+
+// The next whole frame at the front of `in`, if there is one.
+bool next_frame(std::string_view in, Frame& f) {
+  if (in.size() < 9) return false;
+  const auto* b = reinterpret_cast<const uint8_t*>(in.data());
+  f.length = (uint32_t{b[0]} << 16) | (uint32_t{b[1]} << 8) | b[2];
+  f.type = b[3];
+  f.flags = b[4];
+  f.stream = ((uint32_t{b[5]} << 24) | (uint32_t{b[6]} << 16) | (uint32_t{b[7]} << 8) | b[8]) &
+             0x7fffffffu;
+  if (in.size() < 9 + f.length) return false;
+  f.payload = in.substr(9, f.length);
+  return true;
+}
+
+// A frame's payload without its padding (and a HEADERS frame's priority fields).
+std::string_view content(const Frame& f) {
+  std::string_view p = f.payload;
+  size_t pad = 0;
+  if (f.flags & 0x8) {  // PADDED
+    if (p.empty()) return {};
+    pad = static_cast<uint8_t>(p[0]);
+    p.remove_prefix(1);
+  }
+  if (f.type == 1 && (f.flags & 0x20)) p.remove_prefix(std::min<size_t>(5, p.size()));  // PRIORITY
+  return p.substr(0, p.size() >= pad ? p.size() - pad : 0);
+}
+
+// The :path of a request's header block (HPACK, with a fresh decoder: one request a
+// connection).
+std::string path_of(std::string_view block) {
+  nghttp2_hd_inflater* inflater = nullptr;
+  if (nghttp2_hd_inflate_new(&inflater) != 0) return {};
+  std::string path;
+  auto* in = reinterpret_cast<const uint8_t*>(block.data());
+  size_t left = block.size();
+  for (;;) {
+    nghttp2_nv nv;
+    int flags = 0;
+    const ssize_t used = nghttp2_hd_inflate_hd2(inflater, &nv, &flags, in, left, 1);
+    if (used < 0) break;
+    in += used;
+    left -= static_cast<size_t>(used);
+    if (flags & NGHTTP2_HD_INFLATE_EMIT) {
+      const std::string_view name(reinterpret_cast<const char*>(nv.name), nv.namelen);
+      if (name == ":path") path.assign(reinterpret_cast<const char*>(nv.value), nv.valuelen);
+    }
+    if (flags & NGHTTP2_HD_INFLATE_FINAL) {
+      nghttp2_hd_inflate_end_headers(inflater);
+      break;
+    }
+    if (used == 0 && left == 0) break;
+  }
+  nghttp2_hd_inflate_del(inflater);
+  return path;
+}
+
+}  // namespace
+
+bool TcpProxy::send_all(const std::shared_ptr<Link>& link, int to, std::string_view bytes) {
+  for (size_t sent = 0; sent < bytes.size();) {
+    const ssize_t w = ::write(to, bytes.data() + sent, bytes.size() - sent);
+    if (w <= 0) {
+      link->shut();
+      return false;
+    }
+    sent += static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// Decides what happens to a request: `request` is its first chunk (HTTP/1.1) or, for
+// HTTP/2, "POST <path>\r\n\r\n<body>" once it is whole.
+void TcpProxy::match(const std::shared_ptr<Link>& link, std::string_view request) {
+  std::lock_guard l(mutex_);
+  if (!armed_.empty() && request.starts_with(armed_)) {
+    link->drop = true;
+    armed_.clear();
+  }
+  if (!hold_start_.empty() && request.starts_with(hold_start_) &&
+      request.find(hold_containing_) != std::string_view::npos) {
+    link->hold_ms = hold_ms_;
+    hold_start_.clear();
+  }
+  if (!before_start_.empty() && request.starts_with(before_start_) &&
+      request.find(before_containing_) != std::string_view::npos) {
+    before_start_.clear();
+    std::exchange(before_, {})();  // under the lock: other requests wait for it too
+  }
+}
+
 void TcpProxy::pump(std::shared_ptr<Link> link, bool from_client) {
   const int from = from_client ? link->client : link->upstream;
   const int to = from_client ? link->upstream : link->client;
@@ -118,23 +227,55 @@ void TcpProxy::pump(std::shared_ptr<Link> link, bool from_client) {
   for (;;) {
     const ssize_t n = ::read(from, buffer, sizeof buffer);
     if (n <= 0) break;
+    std::string_view chunk(buffer, static_cast<size_t>(n));
     if (from_client) {
-      std::lock_guard l(mutex_);
-      if (!armed_.empty() && static_cast<size_t>(n) >= armed_.size() &&
-          std::memcmp(buffer, armed_.data(), armed_.size()) == 0) {
-        link->drop = true;
-        armed_.clear();
+      if (!link->h2 && chunk.starts_with("PRI ")) link->h2 = true;
+      if (!link->h2) {
+        match(link, chunk);
+      } else if (!link->request_whole) {
+        // HTTP/2: keep the request's bytes until it is whole (its last frame carries
+        // END_STREAM), so that it can be matched by its path and body before any leaves.
+        link->from_client.append(chunk);
+        std::string_view rest(link->from_client);
+        if (rest.size() < kPreface.size()) continue;
+        rest.remove_prefix(kPreface.size());
+        Frame f;
+        while (!link->request_whole && next_frame(rest, f)) {
+          if (f.stream != 0 && (f.type == 1 || f.type == 9)) link->header_block += content(f);
+          if (f.stream != 0 && f.type == 0) link->body += content(f);
+          if (f.stream != 0 && (f.type == 0 || f.type == 1) && (f.flags & 0x1))
+            link->request_whole = true;
+          rest.remove_prefix(9 + f.length);
+        }
+        if (!link->request_whole) continue;
+        match(link, "POST " + path_of(link->header_block) + "\r\n\r\n" + link->body);
+        const std::string all = std::move(link->from_client);
+        if (!send_all(link, to, all)) return;
+        continue;
       }
-      const std::string_view chunk(buffer, static_cast<size_t>(n));
-      if (!hold_start_.empty() && chunk.starts_with(hold_start_) &&
-          chunk.find(hold_containing_) != std::string_view::npos) {
-        link->hold_ms = hold_ms_;
-        hold_start_.clear();
+    } else if (link->h2) {
+      // The answer begins with its HEADERS frame on the request's stream (the server's
+      // SETTINGS and window updates come before the work is done, and go through).
+      link->from_server.append(chunk);
+      std::string_view rest(link->from_server);
+      if (!link->answer_began) {
+        Frame f;
+        while (next_frame(rest, f)) {
+          rest.remove_prefix(9 + f.length);
+          if (f.type == 1 && f.stream != 0) {
+            link->answer_began = true;
+            break;
+          }
+        }
       }
-      if (!before_start_.empty() && chunk.starts_with(before_start_) &&
-          chunk.find(before_containing_) != std::string_view::npos) {
-        before_start_.clear();
-        std::exchange(before_, {})();  // under the lock: other requests wait for it too
+      link->from_server.erase(0, link->from_server.size() - rest.size());
+      if (link->answer_began) {
+        if (link->drop) {
+          ++dropped_;
+          break;
+        }
+        if (const int ms = link->hold_ms.exchange(0); ms > 0)
+          std::this_thread::sleep_for(std::chrono::milliseconds(ms));
       }
     } else if (link->drop) {  // the server answered: the work is done, the answer is lost
       ++dropped_;
@@ -142,14 +283,7 @@ void TcpProxy::pump(std::shared_ptr<Link> link, bool from_client) {
     } else if (const int ms = link->hold_ms.exchange(0); ms > 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     }
-    for (ssize_t sent = 0; sent < n;) {
-      const ssize_t w = ::write(to, buffer + sent, static_cast<size_t>(n - sent));
-      if (w <= 0) {
-        link->shut();
-        return;
-      }
-      sent += w;
-    }
+    if (!send_all(link, to, chunk)) return;
   }
   link->shut();
 }

@@ -1,9 +1,12 @@
 // Test helper: a TCP proxy on a free loopback port in front of a real server, that can lose
-// answers, or cut its client off (cut()). Armed with drop_answer_to("POST /v3/kv/txn"), it
-// forwards the next request that starts with that text, waits until the server has begun to answer
-// (so the server did the work), then closes the client's connection without passing the answer on:
-// the ambiguous failure a client sees when a network or a member dies between request and answer.
-// Everything else is passed through byte for byte, streams included.
+// answers, or cut its client off (cut()). Armed with drop_answer_to("POST /etcdserverpb.KV/Txn"),
+// it forwards the next request that starts with that text, waits until the server has begun to
+// answer (so the server did the work), then closes the client's connection without passing the
+// answer on: the ambiguous failure a client sees when a network or a member dies between
+// request and answer. Everything else is passed through byte for byte, streams included.
+// HTTP/1.1 requests are matched by their first chunk; HTTP/2 ones (gRPC, one request a
+// connection) as "POST <path>\r\n\r\n<body>" once whole, and their answer begins with the
+// server's HEADERS frame on the request's stream.
 #pragma once
 
 #include <atomic>
@@ -12,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -42,6 +46,8 @@ class TcpProxy {
   struct Link;
   void accept_loop();
   void pump(std::shared_ptr<Link> link, bool from_client);
+  void match(const std::shared_ptr<Link>& link, std::string_view request);
+  static bool send_all(const std::shared_ptr<Link>& link, int to, std::string_view bytes);
 
   uint16_t upstream_;
   std::string upstream_host_;

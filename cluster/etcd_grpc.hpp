@@ -1,0 +1,41 @@
+// etcd's gRPC messages, on the wire, for the three calls keygate makes on its write and load
+// paths (KV.Range, KV.Txn): encoded and decoded by hand from etcd's rpc.proto and kv.proto
+// (the field numbers are cited where they are used), without protobuf's library or code
+// generator. The JSON gateway that keygate used for them spends most of etcd's CPU turning
+// JSON into these messages (perf/RESULTS.md, "Issue 36"); the watch and the rare calls
+// (leases, status) stay on the gateway.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/etcd_client.hpp"
+
+namespace keygate::cluster::grpc {
+
+// RangeRequest; `count_only` asks for the count alone, `keys_only` for no values.
+std::string encode_range(std::string_view key, std::string_view range_end, int64_t revision,
+                         int64_t limit, bool count_only, bool keys_only = false);
+// TxnRequest: `compares` all EQUAL; on success `success`; on failure a keys-only range of
+// every compared key (so the answer says which compares failed).
+std::string encode_txn(const std::vector<Compare>& compares, const std::vector<Op>& success);
+
+struct Header {
+  uint64_t cluster_id = 0;
+  int64_t revision = 0;
+};
+
+// False when `bytes` is not the message (a truncated or malformed field).
+bool decode_range(std::string_view bytes, Header& header, RangeResult& out, int64_t& count);
+// `failed`: for each compare, whether it failed, from the failure branch's ranges.
+bool decode_txn(std::string_view bytes, const std::vector<Compare>& compares, Header& header,
+                TxnResult& out);
+
+// A unary call's body: the message behind gRPC's 5-byte prefix (uncompressed, length).
+std::string frame(std::string_view message);
+// The message of a unary answer; false unless `body` is exactly one uncompressed message.
+bool unframe(std::string_view body, std::string_view& message);
+
+}  // namespace keygate::cluster::grpc
