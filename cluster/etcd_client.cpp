@@ -94,38 +94,12 @@ int64_t int64_field(simdjson::dom::element e, const char* name) {
   return v;
 }
 
-bool read_kv(simdjson::dom::element e, KeyValue& kv) {
-  std::string_view key, value;
-  if (e["key"].get(key) != simdjson::SUCCESS || !unbase64(key, kv.key)) return false;
-  if (e["value"].get(value) == simdjson::SUCCESS) {
-    if (!unbase64(value, kv.value)) return false;
-  } else {
-    kv.value.clear();
-  }
-  kv.create_revision = int64_field(e, "create_revision");
-  kv.mod_revision = int64_field(e, "mod_revision");
-  return true;
-}
-
-bool read_watch_batch(simdjson::dom::element line, WatchBatch& b) {
-  simdjson::dom::element result;
-  if (line["result"].get(result) != simdjson::SUCCESS) return false;
-  b.revision = int64_field(result["header"], "revision");
-  b.compact_revision = int64_field(result, "compact_revision");
-  bool canceled = false;
-  b.canceled = result["canceled"].get(canceled) == simdjson::SUCCESS && canceled;
-  b.events.clear();
-  simdjson::dom::array events;
-  if (result["events"].get(events) != simdjson::SUCCESS) return true;
-  for (simdjson::dom::element ev : events) {
-    WatchEvent we;
-    std::string_view type;
-    we.deleted = ev["type"].get(type) == simdjson::SUCCESS && type == "DELETE";
-    if (!read_kv(ev["kv"], we.kv)) return false;
-    b.events.push_back(std::move(we));
-  }
-  return true;
-}
+// libcurl's receive buffer for HTTP/2: with the default 16 KiB, Debian's libcurl 7.88.1
+// hands the tail of an answer larger than it to the write callback only when more bytes
+// arrive (a 60 KB watch message came 0.5-1 s late, and a node with transactions above
+// 64 KB stalled); with a buffer larger than any message etcd sends (its requests are at
+// most --max-request-bytes, 1.5 MiB by default) every message arrives whole at once.
+constexpr long kReceiveBuffer = 4L << 20;
 
 // gRPC's status arrives in the trailers (or, for an error alone, the headers); libcurl hands
 // both to the header callback.
@@ -364,6 +338,7 @@ struct EtcdClient::Impl {
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_grpc_header);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, kReceiveBuffer);
     curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
     return c;
@@ -496,43 +471,37 @@ int64_t EtcdClient::lease_keepalive(int64_t id, std::string& error) {
 namespace {
 
 struct WatchState {
-  std::string pending;  // bytes of a line not yet complete
+  std::string pending;  // bytes of a message not yet whole
   const std::function<bool(const WatchBatch&)>* on_batch;
   const std::function<bool()>* keep_going;
-  simdjson::dom::parser parser;
   bool stopped = false;
-  bool created = false;
   std::string error;
 };
 
+// The watch's answers: a stream of gRPC messages (WatchResponse), split anywhere.
 size_t on_watch_bytes(char* data, size_t size, size_t count, void* p) {
   auto* st = static_cast<WatchState*>(p);
   st->pending.append(data, size * count);
-  size_t start = 0, nl;
-  while ((nl = st->pending.find('\n', start)) != std::string::npos) {
-    const std::string_view line(st->pending.data() + start, nl - start);
-    start = nl + 1;
-    if (line.find_first_not_of(" \r\t") == std::string_view::npos) continue;
-    simdjson::dom::element doc;
-    WatchBatch batch;
-    if (st->parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS ||
-        !read_watch_batch(doc, batch)) {
-      st->error = "etcd's watch stream sent a line that is not a watch response: " +
-                  std::string(line.substr(0, 200));
+  size_t consumed = 0;
+  std::string_view message;
+  WatchBatch batch;
+  while (grpc::next_message(st->pending, consumed, message)) {
+    bool created = false;
+    if (!grpc::decode_watch(message, batch, created)) {
+      st->error = "etcd's watch stream sent a message that is not a WatchResponse";
       return 0;  // ends the transfer
     }
-    bool created = false;
-    if (doc["result"]["created"].get(created) == simdjson::SUCCESS && created &&
-        batch.events.empty()) {
-      st->created = true;
-      continue;
-    }
+    if (created && batch.events.empty()) continue;
     if (!(*st->on_batch)(batch)) {
       st->stopped = true;
       return 0;
     }
   }
-  st->pending.erase(0, start);
+  if (consumed < st->pending.size() && st->pending[consumed] != 0) {
+    st->error = "etcd's watch stream sent a compressed or unframed message";
+    return 0;
+  }
+  st->pending.erase(0, consumed);
   return size * count;
 }
 
@@ -550,27 +519,33 @@ int on_watch_progress(void* p, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 bool EtcdClient::watch(std::string_view key, std::string_view range_end, int64_t start_revision,
                        const std::function<bool(const WatchBatch&)>& on_batch,
                        const std::function<bool()>& keep_going, std::string& error) {
-  std::string body;
-  core::JsonWriter w(body);
-  w.begin_object().key("create_request").begin_object().field("key", std::string_view(base64(key)));
-  if (!range_end.empty()) w.field("range_end", std::string_view(base64(range_end)));
-  w.field("start_revision", std::string_view(std::to_string(start_revision)))
-      .end_object()
-      .end_object();
-
+  // Watch.Watch is a stream both ways; keygate sends its one create request and closes its
+  // side, which etcd takes as "no more requests", not as the end of the watch (as its JSON
+  // gateway does).
+  const std::string body = grpc::frame(grpc::encode_watch_create(key, range_end, start_revision));
   WatchState st;
   st.on_batch = &on_batch;
   st.keep_going = &keep_going;
   CURL* curl = impl_->curl;
-  const std::string url = endpoint() + "/v3/watch";
+  const std::string url = endpoint() + "/etcdserverpb.Watch/Watch";
   curl_easy_reset(curl);
   impl_->set_tls();
   char message[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(
+      curl, CURLOPT_HTTP_VERSION,
+      url.starts_with("https:") ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+  // Its own connection, closed after: the handle's other calls are HTTP/1.1 (the gateway).
+  curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
+  curl_easy_setopt(curl, CURLOPT_FORBID_REUSE, 1L);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
   curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, kReceiveBuffer);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_watch_bytes);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &st);
+  GrpcStatus status;
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_grpc_header);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &status);
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_watch_progress);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &st);
@@ -582,23 +557,30 @@ bool EtcdClient::watch(std::string_view key, std::string_view range_end, int64_t
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 2L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 1L);
-  // A member that loses its leader ends the watch (etcd-io/etcd#10819), instead of serving
-  // a stream that no longer moves. A member that hangs ends nothing: the committer's
-  // freshness probe notices it and moves the watch (EtcdCommitter::probe_loop).
-  curl_slist* headers = curl_slist_append(nullptr, "Grpc-Metadata-hasleader: true");
+  // A member that loses its leader ends the watch (etcd-io/etcd#10819: the "hasleader"
+  // metadata), instead of serving a stream that no longer moves. A member that hangs ends
+  // nothing: the committer's freshness probe notices it and moves the watch
+  // (EtcdCommitter::probe_loop).
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/grpc");
+  headers = curl_slist_append(headers, "TE: trailers");
+  headers = curl_slist_append(headers, "hasleader: true");
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   const CURLcode rc = curl_easy_perform(curl);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
   curl_slist_free_all(headers);
   if (st.stopped) return true;
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  long http = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http);
   if (!st.error.empty())
     error = st.error;
   else if (rc != CURLE_OK)
     error = url + ": " + (message[0] ? message : curl_easy_strerror(rc));
   else
-    error = url + ": the watch stream ended (HTTP " + std::to_string(status) + ")";
+    error =
+        url + ": the watch stream ended (HTTP " + std::to_string(http) +
+        (status.code >= 0 ? ", gRPC status " + std::to_string(status.code) + " " + status.message
+                          : "") +
+        ")";
   impl_->current = (impl_->current + 1) % impl_->endpoints.size();  // the next try goes elsewhere
   return false;
 }

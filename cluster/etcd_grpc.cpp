@@ -225,6 +225,65 @@ bool decode_txn(std::string_view bytes, const std::vector<Compare>& compares, He
   return true;
 }
 
+// WatchRequest: create_request = 1. WatchCreateRequest: key = 1, range_end = 2,
+// start_revision = 3.
+std::string encode_watch_create(std::string_view key, std::string_view range_end,
+                                int64_t start_revision) {
+  std::string create;
+  bytes_field(create, 1, key);
+  if (!range_end.empty()) bytes_field(create, 2, range_end);
+  int_field(create, 3, start_revision);
+  std::string out;
+  bytes_field(out, 1, create);
+  return out;
+}
+
+// WatchResponse: header = 1, watch_id = 2, created = 3, canceled = 4, compact_revision = 5,
+// cancel_reason = 6, events = 11. Event (kv.proto): type = 1 (PUT = 0, DELETE = 1), kv = 2.
+bool decode_watch(std::string_view bytes, WatchBatch& out, bool& created) {
+  Reader r{bytes};
+  uint32_t f;
+  uint64_t v = 0;
+  std::string_view b;
+  Header header;
+  out = {};
+  created = false;
+  while (r.next(f, v, b)) {
+    if (f == 1 && !decode_header(b, header)) return false;
+    if (f == 3) created = v != 0;
+    if (f == 4) out.canceled = v != 0;
+    if (f == 5) out.compact_revision = static_cast<int64_t>(v);
+    if (f == 11) {
+      WatchEvent& e = out.events.emplace_back();
+      Reader er{b};
+      uint32_t ef;
+      uint64_t ev = 0;
+      std::string_view eb;
+      while (er.next(ef, ev, eb)) {
+        if (ef == 1) e.deleted = ev == 1;
+        if (ef == 2 && !decode_kv(eb, e.kv)) return false;
+      }
+      if (er.bad) return false;
+    }
+  }
+  out.revision = header.revision;
+  return !r.bad;
+}
+
+bool next_message(std::string& buffer, size_t& consumed, std::string_view& message) {
+  const std::string_view rest = std::string_view(buffer).substr(consumed);
+  if (rest.size() < 5) return false;
+  if (rest[0] != 0) return false;
+  const uint32_t n = (uint32_t{static_cast<uint8_t>(rest[1])} << 24) |
+                     (uint32_t{static_cast<uint8_t>(rest[2])} << 16) |
+                     (uint32_t{static_cast<uint8_t>(rest[3])} << 8) |
+                     uint32_t{static_cast<uint8_t>(rest[4])};
+  if (rest.size() - 5 < n) return false;
+  message = rest.substr(5, n);
+  consumed += 5 + n;
+  return true;
+}
+
 std::string frame(std::string_view message) {
   std::string out(5, '\0');
   const auto n = static_cast<uint32_t>(message.size());

@@ -1,9 +1,9 @@
-// etcd's gRPC messages, on the wire, for the three calls keygate makes on its write and load
-// paths (KV.Range, KV.Txn): encoded and decoded by hand from etcd's rpc.proto and kv.proto
-// (the field numbers are cited where they are used), without protobuf's library or code
-// generator. The JSON gateway that keygate used for them spends most of etcd's CPU turning
-// JSON into these messages (perf/RESULTS.md, "Issue 36"); the watch and the rare calls
-// (leases, status) stay on the gateway.
+// etcd's gRPC messages, on the wire, for the calls keygate makes on its write, load and apply
+// paths (KV.Range, KV.Txn, Watch.Watch): encoded and decoded by hand from etcd's rpc.proto
+// and kv.proto (the field numbers are cited where they are used), without protobuf's
+// library or code generator. The JSON gateway that keygate used for them spent most of
+// etcd's CPU turning JSON into these messages and back (perf/RESULTS.md, "Issue 36"); the
+// rare calls (leases, status) stay on the gateway.
 #pragma once
 
 #include <cstdint>
@@ -29,9 +29,19 @@ struct Header {
 
 // False when `bytes` is not the message (a truncated or malformed field).
 bool decode_range(std::string_view bytes, Header& header, RangeResult& out, int64_t& count);
+// WatchRequest{create_request{key, range_end, start_revision}}.
+std::string encode_watch_create(std::string_view key, std::string_view range_end,
+                                int64_t start_revision);
+// WatchResponse; `created` is the answer that the watch now exists (no events).
+bool decode_watch(std::string_view bytes, WatchBatch& out, bool& created);
+
 // `failed`: for each compare, whether it failed, from the failure branch's ranges.
 bool decode_txn(std::string_view bytes, const std::vector<Compare>& compares, Header& header,
                 TxnResult& out);
+
+// The messages of a stream, as they arrive: takes whole messages off the front of `buffer`.
+// False when the stream is not gRPC's framing (or a message is compressed).
+bool next_message(std::string& buffer, size_t& consumed, std::string_view& message);
 
 // A unary call's body: the message behind gRPC's 5-byte prefix (uncompressed, length).
 std::string frame(std::string_view message);

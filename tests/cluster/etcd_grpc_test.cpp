@@ -93,3 +93,41 @@ TEST(EtcdGrpc, AFailedTransactionSaysWhichComparesFailed) {
   EXPECT_EQ(out.revision, 11);
   EXPECT_EQ(out.failed, (std::vector<bool>{true, false}));
 }
+
+TEST(EtcdGrpc, AWatchStreamSplitAnywhereGivesItsMessagesWhole) {
+  EXPECT_EQ(grpc::encode_watch_create("a", "b", 5),
+            bytes({0x0a, 8, 0x0a, 1, 'a', 0x12, 1, 'b', 0x18, 5}));
+  // Two WatchResponses: "created", then a PUT of a=v and a DELETE of b at revision 7.
+  const std::string created = grpc::frame(bytes({0x18, 1}));
+  const std::string put = bytes({0x12, 6, 0x0a, 1, 'a', 0x2a, 1, 'v'});
+  const std::string del = bytes({0x08, 1, 0x12, 3, 0x0a, 1, 'b'});
+  const std::string events =
+      grpc::frame(bytes({0x0a, 2, 0x18, 7, 0x5a}) + bytes({static_cast<int>(put.size())}) + put +
+                  bytes({0x5a, static_cast<int>(del.size())}) + del);
+  const std::string stream = created + events;
+  for (size_t cut = 0; cut <= stream.size(); ++cut) {
+    std::string buffer;
+    std::vector<WatchBatch> got;
+    for (std::string_view part :
+         {std::string_view(stream).substr(0, cut), std::string_view(stream).substr(cut)}) {
+      buffer.append(part);
+      size_t consumed = 0;
+      std::string_view message;
+      while (grpc::next_message(buffer, consumed, message)) {
+        WatchBatch b;
+        bool is_created = false;
+        ASSERT_TRUE(grpc::decode_watch(message, b, is_created));
+        if (!is_created) got.push_back(b);
+      }
+      buffer.erase(0, consumed);
+    }
+    ASSERT_EQ(got.size(), 1u) << cut;
+    EXPECT_EQ(got[0].revision, 7);
+    ASSERT_EQ(got[0].events.size(), 2u);
+    EXPECT_FALSE(got[0].events[0].deleted);
+    EXPECT_EQ(got[0].events[0].kv.key, "a");
+    EXPECT_EQ(got[0].events[0].kv.value, "v");
+    EXPECT_TRUE(got[0].events[1].deleted);
+    EXPECT_EQ(got[0].events[1].kv.key, "b");
+  }
+}
