@@ -180,7 +180,7 @@ std::string path_of(std::string_view block) {
       nghttp2_hd_inflate_end_headers(inflater);
       break;
     }
-    if (used == 0 && left == 0) break;
+    if (used == 0 && !(flags & NGHTTP2_HD_INFLATE_EMIT)) break;  // no progress: malformed
   }
   nghttp2_hd_inflate_del(inflater);
   return path;
