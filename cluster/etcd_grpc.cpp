@@ -88,33 +88,44 @@ struct Reader {
   }
 };
 
+// Calls fn(field, varint value, bytes) for each field of a message in turn; false when the
+// message is malformed or fn says so.
+template <typename Fn>
+bool each_field(std::string_view message, Fn&& fn) {
+  Reader r{message};
+  uint32_t field;
+  uint64_t value = 0;
+  std::string_view bytes;
+  while (r.next(field, value, bytes))
+    if (!fn(field, value, bytes)) return false;
+  return !r.bad;
+}
+
 // ResponseHeader (rpc.proto): cluster_id = 1, member_id = 2, revision = 3, raft_term = 4.
-bool decode_header(std::string_view bytes, Header& h) {
-  Reader r{bytes};
-  uint32_t f;
-  uint64_t v = 0;
-  std::string_view b;
-  while (r.next(f, v, b)) {
+bool decode_header(std::string_view message, Header& h) {
+  return each_field(message, [&](uint32_t f, uint64_t v, std::string_view) {
     if (f == 1) h.cluster_id = v;
     if (f == 3) h.revision = static_cast<int64_t>(v);
-  }
-  return !r.bad;
+    return true;
+  });
 }
 
 // KeyValue (kv.proto): key = 1, create_revision = 2, mod_revision = 3, version = 4,
 // value = 5, lease = 6.
-bool decode_kv(std::string_view bytes, KeyValue& kv) {
-  Reader r{bytes};
-  uint32_t f;
-  uint64_t v = 0;
-  std::string_view b;
-  while (r.next(f, v, b)) {
+bool decode_kv(std::string_view message, KeyValue& kv) {
+  return each_field(message, [&](uint32_t f, uint64_t v, std::string_view b) {
     if (f == 1) kv.key.assign(b);
     if (f == 2) kv.create_revision = static_cast<int64_t>(v);
     if (f == 3) kv.mod_revision = static_cast<int64_t>(v);
     if (f == 5) kv.value.assign(b);
-  }
-  return !r.bad;
+    return true;
+  });
+}
+
+// The length in a gRPC message's 5-byte prefix (a flag byte, then big-endian 32 bits).
+uint32_t message_length(std::string_view prefixed) {
+  const auto byte = [&](size_t i) { return uint32_t{static_cast<uint8_t>(prefixed[i])}; };
+  return byte(1) << 24 | byte(2) << 16 | byte(3) << 8 | byte(4);
 }
 
 }  // namespace
@@ -170,52 +181,49 @@ std::string encode_txn(const std::vector<Compare>& compares, const std::vector<O
 
 // RangeResponse: header = 1, kvs = 2, more = 3, count = 4.
 bool decode_range(std::string_view bytes, Header& header, RangeResult& out, int64_t& count) {
-  Reader r{bytes};
-  uint32_t f;
-  uint64_t v = 0;
-  std::string_view b;
   out.kvs.clear();
   out.more = false;
   count = 0;
-  while (r.next(f, v, b)) {
-    if (f == 1 && !decode_header(b, header)) return false;
-    if (f == 2 && !decode_kv(b, out.kvs.emplace_back())) return false;
+  const bool ok = each_field(bytes, [&](uint32_t f, uint64_t v, std::string_view b) {
+    if (f == 1) return decode_header(b, header);
+    if (f == 2) return decode_kv(b, out.kvs.emplace_back());
     if (f == 3) out.more = v != 0;
     if (f == 4) count = static_cast<int64_t>(v);
-  }
+    return true;
+  });
   out.revision = header.revision;
-  return !r.bad;
+  return ok;
 }
 
 // TxnResponse: header = 1, succeeded = 2, responses = 3 (ResponseOp: response_range = 1).
 bool decode_txn(std::string_view bytes, const std::vector<Compare>& compares, Header& header,
                 TxnResult& out) {
-  Reader r{bytes};
-  uint32_t f;
-  uint64_t v = 0;
-  std::string_view b;
   out.succeeded = false;
   out.failed.clear();
   std::vector<std::string_view> responses;
-  while (r.next(f, v, b)) {
-    if (f == 1 && !decode_header(b, header)) return false;
-    if (f == 2) out.succeeded = v != 0;
-    if (f == 3) responses.push_back(b);
-  }
-  if (r.bad) return false;
+  if (!each_field(bytes, [&](uint32_t f, uint64_t v, std::string_view b) {
+        if (f == 1) return decode_header(b, header);
+        if (f == 2) out.succeeded = v != 0;
+        if (f == 3) responses.push_back(b);
+        return true;
+      }))
+    return false;
   out.revision = header.revision;
   if (out.succeeded) return true;
   for (std::string_view response : responses) {
     const size_t i = out.failed.size();
     if (i == compares.size()) break;
-    Reader op{response};
     RangeResult range;
     Header h;
     int64_t n = 0;
     bool ranged = false;
-    while (op.next(f, v, b))
-      if (f == 1) ranged = decode_range(b, h, range, n);
-    if (op.bad || !ranged) return false;
+    if (!each_field(response,
+                    [&](uint32_t f, uint64_t, std::string_view b) {
+                      if (f == 1) ranged = decode_range(b, h, range, n);
+                      return f != 1 || ranged;
+                    }) ||
+        !ranged)
+      return false;
     const int64_t create = range.kvs.empty() ? 0 : range.kvs[0].create_revision;
     const int64_t mod = range.kvs.empty() ? 0 : range.kvs[0].mod_revision;
     const Compare& c = compares[i];
@@ -241,43 +249,30 @@ std::string encode_watch_create(std::string_view key, std::string_view range_end
 // WatchResponse: header = 1, watch_id = 2, created = 3, canceled = 4, compact_revision = 5,
 // cancel_reason = 6, events = 11. Event (kv.proto): type = 1 (PUT = 0, DELETE = 1), kv = 2.
 bool decode_watch(std::string_view bytes, WatchBatch& out, bool& created) {
-  Reader r{bytes};
-  uint32_t f;
-  uint64_t v = 0;
-  std::string_view b;
   Header header;
   out = {};
   created = false;
-  while (r.next(f, v, b)) {
-    if (f == 1 && !decode_header(b, header)) return false;
+  const bool ok = each_field(bytes, [&](uint32_t f, uint64_t v, std::string_view b) {
+    if (f == 1) return decode_header(b, header);
     if (f == 3) created = v != 0;
     if (f == 4) out.canceled = v != 0;
     if (f == 5) out.compact_revision = static_cast<int64_t>(v);
-    if (f == 11) {
-      WatchEvent& e = out.events.emplace_back();
-      Reader er{b};
-      uint32_t ef;
-      uint64_t ev = 0;
-      std::string_view eb;
-      while (er.next(ef, ev, eb)) {
-        if (ef == 1) e.deleted = ev == 1;
-        if (ef == 2 && !decode_kv(eb, e.kv)) return false;
-      }
-      if (er.bad) return false;
-    }
-  }
+    if (f != 11) return true;
+    WatchEvent& e = out.events.emplace_back();
+    return each_field(b, [&](uint32_t ef, uint64_t ev, std::string_view eb) {
+      if (ef == 1) e.deleted = ev == 1;
+      return ef != 2 || decode_kv(eb, e.kv);
+    });
+  });
   out.revision = header.revision;
-  return !r.bad;
+  return ok;
 }
 
 bool next_message(std::string& buffer, size_t& consumed, std::string_view& message) {
   const std::string_view rest = std::string_view(buffer).substr(consumed);
   if (rest.size() < 5) return false;
   if (rest[0] != 0) return false;
-  const uint32_t n = (uint32_t{static_cast<uint8_t>(rest[1])} << 24) |
-                     (uint32_t{static_cast<uint8_t>(rest[2])} << 16) |
-                     (uint32_t{static_cast<uint8_t>(rest[3])} << 8) |
-                     uint32_t{static_cast<uint8_t>(rest[4])};
+  const uint32_t n = message_length(rest);
   if (rest.size() - 5 < n) return false;
   message = rest.substr(5, n);
   consumed += 5 + n;
@@ -297,10 +292,7 @@ std::string frame(std::string_view message) {
 
 bool unframe(std::string_view body, std::string_view& message) {
   if (body.size() < 5 || body[0] != 0) return false;
-  const uint32_t n = (uint32_t{static_cast<uint8_t>(body[1])} << 24) |
-                     (uint32_t{static_cast<uint8_t>(body[2])} << 16) |
-                     (uint32_t{static_cast<uint8_t>(body[3])} << 8) |
-                     uint32_t{static_cast<uint8_t>(body[4])};
+  const uint32_t n = message_length(body);
   if (body.size() - 5 != n) return false;
   message = body.substr(5);
   return true;
