@@ -89,7 +89,7 @@ void EtcdCommitter::start(const core::KeyHash& root_key_hash) {
     throw std::runtime_error("cannot load the state from etcd: " + error);
   catch_up_to_ = store;
   // The node's own snapshot first; without one that etcd's history still follows, a peer's
-  // (a file read at disk speed instead of every record through etcd's JSON gateway); then
+  // (a file read at disk speed instead of every record from etcd); then
   // everything from etcd.
   int64_t revision = resume_from_snapshot();
   bool from_peer = false;
