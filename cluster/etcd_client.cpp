@@ -1,7 +1,6 @@
 #include "cluster/etcd_client.hpp"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <simdjson.h>
 
 #include <algorithm>
@@ -13,7 +12,6 @@
 #include <vector>
 
 #include "cluster/etcd_grpc.hpp"
-#include "core/json_writer.hpp"
 
 namespace keygate::cluster {
 
@@ -52,29 +50,6 @@ std::string midpoint(std::string_view low, std::string_view high) {
   return mid;
 }
 
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-bool unbase64(std::string_view text, std::string& out) {
-  if (text.size() % 4 != 0) return false;
-  out.resize(3 * text.size() / 4);
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) return false;
-  size_t len = static_cast<size_t>(n);
-  // EVP_DecodeBlock counts the padding's zero bytes: take them off.
-  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --len;
-  out.resize(len);
-  return true;
-}
-
 namespace {
 
 size_t collect(char* data, size_t size, size_t count, void* out) {
@@ -100,6 +75,15 @@ int64_t int64_field(simdjson::dom::element e, const char* name) {
 // 64 KB stalled); with a buffer larger than any message etcd sends (its requests are at
 // most --max-request-bytes, 1.5 MiB by default) every message arrives whole at once.
 constexpr long kReceiveBuffer = 4L << 20;
+
+// A unary gRPC answer: at most one message's framing and kMaxMessage bytes; more ends the
+// transfer (a member that sends without end costs the call, not the node's memory).
+size_t collect_grpc(char* data, size_t size, size_t count, void* out) {
+  auto* answer = static_cast<std::string*>(out);
+  if (answer->size() + size * count > grpc::kMaxMessage + 5) return 0;
+  answer->append(data, size * count);
+  return size * count;
+}
 
 // gRPC's status arrives in the trailers (or, for an error alone, the headers); libcurl hands
 // both to the header callback.
@@ -252,9 +236,10 @@ struct EtcdClient::Impl {
   }
 
   // A unary gRPC call (`/etcdserverpb.KV/Range`, ...) over HTTP/2: cleartext with prior
-  // knowledge on http://, ALPN on https://; the answer's message in `answer`.
+  // knowledge on http://, ALPN on https://; the answer's message in `reply`, which points
+  // into `answer`.
   bool call_grpc(const char* method, const std::string& message, std::string& answer,
-                 std::string& error) {
+                 std::string_view& reply, std::string& error) {
     const std::string body = grpc::frame(message);
     return each_endpoint(
         [&](const std::string& base, long timeout, std::string& failure) {
@@ -263,7 +248,7 @@ struct EtcdClient::Impl {
           // gRPC answer does (the call then fails with "Error in the HTTP2 framing layer";
           // curl's own command line shows it too). Loopback or a LAN makes that a round trip
           // more per call, and with TLS a resumed handshake (libcurl keeps the session).
-          CURL* c = grpc_handle();
+          CURL* c = grpc_curl;
           const auto began = std::chrono::steady_clock::now();
           const std::string url = base + method;
           answer.clear();
@@ -304,11 +289,7 @@ struct EtcdClient::Impl {
           }
           long http = 0;
           curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
-          std::string_view reply;
-          if (http == 200 && status.code == 0 && grpc::unframe(answer, reply)) {
-            answer.erase(0, 5);  // the message alone
-            return 1;
-          }
+          if (http == 200 && status.code == 0 && grpc::unframe(answer, reply)) return 1;
           // What etcd's gateway answers 400 for: every member would say the same.
           // InvalidArgument (too many operations, too large), FailedPrecondition,
           // OutOfRange (a compacted or future revision).
@@ -325,9 +306,9 @@ struct EtcdClient::Impl {
         error);
   }
 
+  // The gRPC handle's settings that do not change between calls (set once: see call_grpc).
   curl_slist* grpc_headers = nullptr;
-  CURL* grpc_handle() {
-    if (grpc_headers) return grpc_curl;
+  void setup_grpc() {
     grpc_headers = curl_slist_append(nullptr, "Content-Type: application/grpc");
     grpc_headers = curl_slist_append(grpc_headers, "TE: trailers");
     CURL* c = grpc_curl;
@@ -335,13 +316,12 @@ struct EtcdClient::Impl {
     if (!tls.cert_file.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, tls.cert_file.c_str());
     if (!tls.key_file.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, tls.key_file.c_str());
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, grpc_headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_grpc);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_grpc_header);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, kReceiveBuffer);
     curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
-    return c;
   }
 
   void note_cluster(const grpc::Header& h) {
@@ -358,6 +338,7 @@ EtcdClient::EtcdClient(std::vector<std::string> endpoints, EtcdTls tls)
   for (auto& e : endpoints)
     while (e.ends_with('/')) e.pop_back();
   impl_->endpoints = std::move(endpoints);
+  impl_->setup_grpc();
 }
 
 EtcdClient::~EtcdClient() = default;
@@ -386,12 +367,14 @@ void EtcdClient::set_limits(long per_endpoint_ms, long budget_ms) noexcept {
 bool EtcdClient::range(std::string_view key, std::string_view range_end, int64_t revision,
                        int64_t limit, RangeResult& out, std::string& error) {
   std::string answer;
+  std::string_view reply;
   if (!impl_->call_grpc("/etcdserverpb.KV/Range",
-                        grpc::encode_range(key, range_end, revision, limit, false), answer, error))
+                        grpc::encode_range(key, range_end, revision, limit, false), answer, reply,
+                        error))
     return false;
   grpc::Header header;
   int64_t count = 0;
-  if (!grpc::decode_range(answer, header, out, count)) {
+  if (!grpc::decode_range(reply, header, out, count)) {
     error = "etcd answered a range with a message that is not a RangeResponse";
     return false;
   }
@@ -402,12 +385,14 @@ bool EtcdClient::range(std::string_view key, std::string_view range_end, int64_t
 bool EtcdClient::count(std::string_view key, std::string_view range_end, int64_t revision,
                        int64_t& out, int64_t& store_revision, std::string& error) {
   std::string answer;
+  std::string_view reply;
   if (!impl_->call_grpc("/etcdserverpb.KV/Range",
-                        grpc::encode_range(key, range_end, revision, 0, true), answer, error))
+                        grpc::encode_range(key, range_end, revision, 0, true), answer, reply,
+                        error))
     return false;
   grpc::Header header;
   RangeResult unused;
-  if (!grpc::decode_range(answer, header, unused, out)) {
+  if (!grpc::decode_range(reply, header, unused, out)) {
     error = "etcd answered a count with a message that is not a RangeResponse";
     return false;
   }
@@ -438,10 +423,12 @@ bool EtcdClient::status(StoreStatus& out, std::string& error) {
 bool EtcdClient::txn(const std::vector<Compare>& compares, const std::vector<Op>& success,
                      TxnResult& out, std::string& error) {
   std::string answer;
-  if (!impl_->call_grpc("/etcdserverpb.KV/Txn", grpc::encode_txn(compares, success), answer, error))
+  std::string_view reply;
+  if (!impl_->call_grpc("/etcdserverpb.KV/Txn", grpc::encode_txn(compares, success), answer, reply,
+                        error))
     return false;
   grpc::Header header;
-  if (!grpc::decode_txn(answer, compares, header, out)) {
+  if (!grpc::decode_txn(reply, compares, header, out)) {
     error = "etcd answered a transaction with a message that is not a TxnResponse";
     return false;
   }
@@ -485,7 +472,8 @@ size_t on_watch_bytes(char* data, size_t size, size_t count, void* p) {
   size_t consumed = 0;
   std::string_view message;
   WatchBatch batch;
-  while (grpc::next_message(st->pending, consumed, message)) {
+  grpc::Next next;
+  while ((next = grpc::next_message(st->pending, consumed, message)) == grpc::Next::message) {
     bool created = false;
     if (!grpc::decode_watch(message, batch, created)) {
       st->error = "etcd's watch stream sent a message that is not a WatchResponse";
@@ -497,8 +485,9 @@ size_t on_watch_bytes(char* data, size_t size, size_t count, void* p) {
       return 0;
     }
   }
-  if (consumed < st->pending.size() && st->pending[consumed] != 0) {
-    st->error = "etcd's watch stream sent a compressed or unframed message";
+  if (next == grpc::Next::bad) {
+    st->error = "etcd's watch stream sent a compressed message or one over " +
+                std::to_string(grpc::kMaxMessage) + " bytes";
     return 0;
   }
   st->pending.erase(0, consumed);

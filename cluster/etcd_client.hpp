@@ -1,8 +1,8 @@
 // EtcdClient: the few calls of etcd's v3 API that cluster mode needs, with libcurl, on
 // etcd's client port. Ranges and transactions (the load and write paths) are unary gRPC
-// calls over HTTP/2, their messages encoded by cluster/etcd_grpc.hpp; the watch, leases and
-// status go through etcd's HTTP/JSON gateway (/v3/watch, ...; plain HTTP/1.1, base64 keys
-// and values, int64 as JSON strings). Keys and values are bytes.
+// calls over HTTP/2 and the watch a gRPC stream, their messages encoded by
+// cluster/etcd_grpc.hpp; leases and status go through etcd's HTTP/JSON gateway (plain
+// HTTP/1.1, int64 as JSON strings). Keys and values are bytes.
 //
 // Calls are blocking and belong to the control plane (cluster/etcd_committer.hpp's thread),
 // never a reactor. A call tries each endpoint in turn, starting with the one that answered
@@ -139,7 +139,5 @@ std::string prefix_end(std::string_view prefix);
 // A key between `low` and `high` (low < result < high in byte order), to split a range in
 // two; empty when there is none (high is low's immediate successor).
 std::string midpoint(std::string_view low, std::string_view high);
-std::string base64(std::string_view bytes);
-bool unbase64(std::string_view text, std::string& out);
 
 }  // namespace keygate::cluster

@@ -268,15 +268,17 @@ bool decode_watch(std::string_view bytes, WatchBatch& out, bool& created) {
   return ok;
 }
 
-bool next_message(std::string& buffer, size_t& consumed, std::string_view& message) {
-  const std::string_view rest = std::string_view(buffer).substr(consumed);
-  if (rest.size() < 5) return false;
-  if (rest[0] != 0) return false;
+Next next_message(std::string_view buffer, size_t& consumed, std::string_view& message) {
+  const std::string_view rest = buffer.substr(consumed);
+  if (rest.empty()) return Next::more;
+  if (rest[0] != 0) return Next::bad;  // compressed: keygate asks for no compression
+  if (rest.size() < 5) return Next::more;
   const uint32_t n = message_length(rest);
-  if (rest.size() - 5 < n) return false;
+  if (n > kMaxMessage) return Next::bad;
+  if (rest.size() - 5 < n) return Next::more;
   message = rest.substr(5, n);
   consumed += 5 + n;
-  return true;
+  return Next::message;
 }
 
 std::string frame(std::string_view message) {

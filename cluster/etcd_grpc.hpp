@@ -39,13 +39,22 @@ bool decode_watch(std::string_view bytes, WatchBatch& out, bool& created);
 bool decode_txn(std::string_view bytes, const std::vector<Compare>& compares, Header& header,
                 TxnResult& out);
 
-// The messages of a stream, as they arrive: takes whole messages off the front of `buffer`.
-// False when the stream is not gRPC's framing (or a message is compressed).
-bool next_message(std::string& buffer, size_t& consumed, std::string_view& message);
+// The largest message keygate takes from etcd: far above anything etcd sends it (a range is
+// 2,000 keys at most, a watch message one transaction of at most --max-request-bytes), so
+// that a member or a network that sends a length of 4 GiB, or bytes without end, is refused
+// rather than buffered.
+inline constexpr size_t kMaxMessage = size_t{256} << 20;
+
+// The messages of a stream, as they arrive, taken off the front of `buffer` from
+// `consumed` on: `message` is the next one whole; `more` is not whole yet; `bad` is a
+// compressed message or one longer than kMaxMessage.
+enum class Next { message, more, bad };
+Next next_message(std::string_view buffer, size_t& consumed, std::string_view& message);
 
 // A unary call's body: the message behind gRPC's 5-byte prefix (uncompressed, length).
 std::string frame(std::string_view message);
 // The message of a unary answer; false unless `body` is exactly one uncompressed message.
+// `message` points into `body`.
 bool unframe(std::string_view body, std::string_view& message);
 
 }  // namespace keygate::cluster::grpc

@@ -1,6 +1,6 @@
-// The pieces of the etcd client that need no etcd: key ranges, the split point that makes
-// loading N log N, base64. The calls themselves run against a real etcd in
-// tests/integration/cluster_test.cpp.
+// The pieces of the etcd client that need no etcd: key ranges and the split point that
+// makes loading N log N (the messages: etcd_grpc_test.cpp). The calls themselves run against a real
+// etcd in tests/integration/cluster_test.cpp.
 #include "cluster/etcd_client.hpp"
 
 #include <gtest/gtest.h>
@@ -33,17 +33,4 @@ TEST(EtcdClient, MidpointLiesStrictlyBetweenItsEnds) {
     ASSERT_GT(mid, a);
     ASSERT_LT(mid, b);
   }
-}
-
-TEST(EtcdClient, Base64RoundTripsEveryLength) {
-  std::string bytes;
-  for (int n = 0; n < 70; ++n) {
-    std::string back;
-    ASSERT_TRUE(unbase64(base64(bytes), back)) << n;
-    EXPECT_EQ(back, bytes);
-    bytes += static_cast<char>(n * 37);
-  }
-  std::string out;
-  EXPECT_FALSE(unbase64("abc", out));  // not a multiple of four
-  EXPECT_EQ(base64("/keygate"), "L2tleWdhdGU=");
 }

@@ -113,7 +113,7 @@ TEST(EtcdGrpc, AWatchStreamSplitAnywhereGivesItsMessagesWhole) {
       buffer.append(part);
       size_t consumed = 0;
       std::string_view message;
-      while (grpc::next_message(buffer, consumed, message)) {
+      while (grpc::next_message(buffer, consumed, message) == grpc::Next::message) {
         WatchBatch b;
         bool is_created = false;
         ASSERT_TRUE(grpc::decode_watch(message, b, is_created));
@@ -130,4 +130,27 @@ TEST(EtcdGrpc, AWatchStreamSplitAnywhereGivesItsMessagesWhole) {
     EXPECT_TRUE(got[0].events[1].deleted);
     EXPECT_EQ(got[0].events[1].kv.key, "b");
   }
+}
+
+// A member, or a network, that announces a message of 4 GiB or sends a compressed one is
+// refused at once, not buffered while the bytes keep coming.
+TEST(EtcdGrpc, AStreamRefusesAMessageLongerThanTheBoundOrCompressed) {
+  size_t consumed = 0;
+  std::string_view message;
+  EXPECT_EQ(grpc::next_message(bytes({0, 0xff, 0xff, 0xff, 0xff}), consumed, message),
+            grpc::Next::bad);
+  const uint32_t over = static_cast<uint32_t>(grpc::kMaxMessage + 1);
+  EXPECT_EQ(grpc::next_message(bytes({0, static_cast<int>(over >> 24), static_cast<int>(over >> 16),
+                                      static_cast<int>(over >> 8), static_cast<int>(over)}),
+                               consumed, message),
+            grpc::Next::bad);
+  EXPECT_EQ(grpc::next_message(bytes({1, 0, 0, 0, 1, 0x08}), consumed, message), grpc::Next::bad);
+  // At the bound, a message is only not whole yet.
+  const uint32_t at = static_cast<uint32_t>(grpc::kMaxMessage);
+  EXPECT_EQ(grpc::next_message(bytes({0, static_cast<int>(at >> 24), static_cast<int>(at >> 16),
+                                      static_cast<int>(at >> 8), static_cast<int>(at)}),
+                               consumed, message),
+            grpc::Next::more);
+  EXPECT_EQ(grpc::next_message(bytes({0, 0, 0}), consumed, message), grpc::Next::more);
+  EXPECT_EQ(consumed, 0u);
 }

@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (std::string_view part : {bytes.substr(0, cut), bytes.substr(cut)}) {
     buffer.append(part);
     size_t consumed = 0;
-    while (grpc::next_message(buffer, consumed, message)) {
+    while (grpc::next_message(buffer, consumed, message) == grpc::Next::message) {
       if (consumed > buffer.size()) std::abort();
       WatchBatch batch;
       bool created = false;

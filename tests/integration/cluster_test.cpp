@@ -700,7 +700,7 @@ TEST(Cluster, AFirstLoadWaitsForASlowCountInsteadOfRefusingToStart) {
   const Tenant t = make_tenant(a, "Slow count");
   const CreatedKey key = make_key(a, t, R"({"name":"counted"})");
   TcpProxy proxy(etcd.client_port(0));
-  // base64 of "/keygate/key/": the load's first read of the keys' range is their count.
+  // The load's first read of the keys' range ("/keygate/key/") is their count.
   proxy.hold_answer_to("POST /etcdserverpb.KV/Range", "/keygate/key/", 7'000);
   const auto started = std::chrono::steady_clock::now();
   ServerProcess b({"--etcd", "http://127.0.0.1:" + std::to_string(proxy.port()), "--root-key-file",
@@ -765,7 +765,7 @@ TEST(Cluster, ALoadThatRacesACompactionStartsOverAtANewerRevision) {
       200);
   TcpProxy proxy(etcd.client_port(0));
   std::atomic<bool> compacted{false};
-  // base64 of "/keygate/key/": the first read of the keys' range.
+  // The first read of the keys' range ("/keygate/key/").
   proxy.before_request("POST /etcdserverpb.KV/Range", "/keygate/key/", [&] {
     compacted = http(etcd.client_port(0), "POST", "/v3/kv/put", R"({"key":"eA==","value":"eQ=="})")
                         .status == 200 &&
@@ -797,7 +797,7 @@ TEST(Cluster, ASlowTransactionHoldsUpNoRevocation) {
   const Tenant t = make_tenant(a, "Slow");
   const CreatedKey doomed = make_key(a, t, R"({"name":"doomed"})");
   ASSERT_TRUE(eventually([&] { return auth(b, doomed.value) == 200; }));
-  // The next transaction that puts an API key ("/keygate/key" in base64) is answered 3 s late.
+  // The next transaction that puts an API key ("/keygate/key...") is answered 3 s late.
   proxy.hold_answer_to("POST /etcdserverpb.KV/Txn", "/keygate/key", 3000);
   HttpResponse slow;
   std::thread writer([&] {
@@ -1061,8 +1061,8 @@ TEST(Cluster, AnAnswerLostAfterEtcdCommittedIsNeitherRepeatedNorRefused) {
   TcpProxy proxy(etcd.client_port(0));
   ServerProcess a({"--etcd", "http://127.0.0.1:" + std::to_string(proxy.port())});
   const Tenant t = make_tenant(a, "Lost");
-  // libcurl sends a request again, once, on a fresh connection when a reused one closes
-  // before any answer: the second copy reaches etcd through the proxy, unharmed.
+  // The client sends a call again, once, on a new connection when one closes before any
+  // answer (EtcdClient's call_grpc): the second copy reaches etcd through the proxy, unharmed.
   proxy.drop_answer_to("POST /etcdserverpb.KV/Txn");
   auto created = http(a.port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
                       R"({"name":"once"})", t.key);
