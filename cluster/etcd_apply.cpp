@@ -429,7 +429,9 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
     if (o && i) org = *o, id = *i;
     return o && i;
   };
-  if (deleted && take("/audit/")) {  // its lease expired: past the retention
+  if (deleted && take("/audit/")) {  // its lease expired, or a sweep: past the retention
+    // The key names the first of the events its value held; the others, as old, leave
+    // memory and pages when this node's own sweep is done (sweep_audit_events()).
     if (!org_and(core::IdKind::audit_event)) bad("an audit event key");
     state_.index().audit().erase(org, id);
     return;
@@ -477,13 +479,20 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
       state_.apply(std::move(c));
       break;
     }
-    case persistence::RecordType::audit_event: {
-      auto e = persistence::decode_audit_event(r.payload);
-      if (!e || !state_.index().find_org(e->organization_id)) bad("an audit event record");
-      if (seen_) seen_->emplace(e->organization_id, e->id);
-      state_.apply(std::move(*e));
+    case persistence::RecordType::audit_event:
+      // An organization's events of one transaction, one after the other (etcd_txn.cpp).
+      for (size_t at = r.size;;) {
+        auto e = persistence::decode_audit_event(r.payload);
+        if (!e || !state_.index().find_org(e->organization_id)) bad("an audit event record");
+        if (seen_) seen_->emplace(e->organization_id, e->id);
+        state_.apply(std::move(*e));
+        const persistence::ReadStatus next = persistence::read_record(kv.value, at, r);
+        if (next == persistence::ReadStatus::end) break;
+        if (next != persistence::ReadStatus::ok || r.type != persistence::RecordType::audit_event)
+          bad("a damaged audit event record");
+        at += r.size;
+      }
       break;
-    }
     default:
       bad("a record of an unknown type");
   }

@@ -22,6 +22,11 @@ constexpr size_t kMaxStagedBytes = 512 * 1024;
 // An audit event's put carries this lease until the sender puts the day's lease in its place
 // (granting one is a call to etcd, which the committer's thread does not make).
 constexpr int64_t kAuditLease = -1;
+// An organization's audit events of one transaction share a value up to this size (a value
+// of one event may be larger). etcd keeps a value in pages of 4 KiB: one of several KiB
+// wastes part of its last page (perf/RESULTS.md: 1,468 bytes of database per key created
+// with every event of a transaction in one value, 1,338 at 1,800 bytes, 1,378 one each).
+constexpr size_t kEventsValueBytes = 2048;
 
 using Clock = std::chrono::steady_clock;
 
@@ -38,7 +43,9 @@ core::Id staged_org(const core::StateMachine::Staged& st) {
 // compares (and so reads in its failure branch), and the organizations counted so far.
 struct OpBudget {
   size_t ops = 0, compares = 0;
-  std::vector<core::Id> orgs;
+  std::vector<core::Id> orgs;  // those whose version it puts
+  // Of each organization with events: the bytes of its last value of events so far.
+  std::vector<std::pair<core::Id, size_t>> events;
 };
 
 }  // namespace
@@ -71,11 +78,13 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
   }
   Txn t;
   size_t staged_bytes = 0, measured = 0;
-  auto measure = [&] {  // the encoded size of what the last command staged
+  std::vector<size_t> sizes;  // of each record staged, encoded
+  auto measure = [&] {        // the encoded size of what the last command staged
     std::string payload, value;
     for (; measured < state_.staged().size(); ++measured) {
       persistence::append_staged(state_.staged()[measured], payload, value);
       staged_bytes += value.size();
+      sizes.push_back(value.size());
       value.clear();
     }
   };
@@ -98,6 +107,15 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
       } else if (st.key) {  // the record; a new key's hash put and compared
         b.ops += 2;
         ++b.compares;
+      } else if (st.event) {  // a put for an organization's events, kEventsValueBytes each
+        auto g = std::find_if(b.events.begin(), b.events.end(),
+                              [&](const auto& e) { return e.first == org; });
+        if (g == b.events.end() || g->second + sizes[k] > kEventsValueBytes) {
+          ++b.ops;
+          if (g == b.events.end()) g = b.events.insert(b.events.end(), {org, 0});
+          g->second = 0;
+        }
+        g->second += sizes[k];
       } else {
         ++b.ops;
       }
@@ -118,7 +136,6 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
     return true;
   };
   for (size_t i = 0; i < batch.size(); ++i) {
-    measure();
     if (staged_bytes >= kMaxStagedBytes) {  // the rest go in the next transaction
       std::lock_guard lock(mutex_);
       for (size_t j = batch.size(); j > i; --j) queue_.push_front(batch[j - 1].submission);
@@ -126,6 +143,7 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
     }
     const size_t before = state_.staged().size();
     if (!run(batch[i])) continue;
+    measure();
     const OpBudget with = cost(used, before);
     const size_t limit = options_.max_txn_ops;
     if (t.staged_by.size() > 1 && (with.ops > limit || with.compares > limit)) {
@@ -140,6 +158,7 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
       for (Retry& r : kept) run(r);
       measured = 0;
       staged_bytes = 0;
+      sizes.clear();
       std::lock_guard lock(mutex_);
       for (size_t j = batch.size(); j > i; --j) queue_.push_front(batch[j - 1].submission);
       break;
@@ -166,6 +185,9 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
     t.compared_org.push_back(org);
   };
   std::set<core::Id> orgs;
+  // Each organization's audit events of this transaction: one value, under the first one's
+  // id, in the order staged (cluster/README.md, "Data layout").
+  std::vector<std::pair<core::Id, Op>> events;
   std::string payload;
   {
     core::ReadSection rs;
@@ -194,8 +216,21 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
         set_op({Op::Kind::put, layout_.api_key(st.key->id), std::move(value)});
       } else if (st.event) {
         // In the same transaction as the change it describes; etcd drops it with its lease.
-        set_op(
-            {Op::Kind::put, layout_.audit_event(org, st.event->id), std::move(value), kAuditLease});
+        // An organization's events share values of up to kEventsValueBytes, as cost()
+        // counted them: a put costs etcd nearly as much for 600 bytes as for 2 KB (one event
+        // a put was a third of a key creation's puts; perf/RESULTS.md).
+        const auto same = std::find_if(events.begin(), events.end(),
+                                       [&](const auto& e) { return e.first == org; });
+        if (same != events.end() && same->second.value.size() + value.size() <= kEventsValueBytes) {
+          same->second.value += value;
+        } else {
+          if (same != events.end()) {
+            set_op(std::move(same->second));
+            events.erase(same);
+          }
+          events.emplace_back(org, Op{Op::Kind::put, layout_.audit_event(org, st.event->id),
+                                      std::move(value), kAuditLease});
+        }
       } else if (st.project) {
         set_op({Op::Kind::put, layout_.project(org, st.project->id), std::move(value)});
       } else {
@@ -204,7 +239,8 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
       }
     }
   }
-  state_.discard();  // published by the watch, never here
+  for (auto& [org, op] : events) set_op(std::move(op));  // after the changes they describe
+  state_.discard();                                      // published by the watch, never here
   // The version keys carry this transaction's token: if an endpoint takes it but its answer
   // is lost, the client sends the same transaction to the next endpoint, whose compares
   // then fail; the token in the watch says the first one went through (see run()). It is
@@ -295,6 +331,9 @@ void EtcdCommitter::sweep_audit_events() {
     return;
   }
   swept_orgs_.fetch_add(ops.size(), std::memory_order_relaxed);
+  // The sweep is done: what it deleted leaves memory, and every page (the snapshot's events
+  // too). The watch's deletion of a value names only the first of the events it held.
+  if (sweep_.empty()) state_.index().audit().set_floor(sweep_cutoff_ms_);
 }
 
 void EtcdCommitter::send(Txn& t) {

@@ -163,6 +163,13 @@ size_t AuditLog::drop_before(uint64_t cutoff_ms) {
   return dropped;
 }
 
+void AuditLog::set_floor(uint64_t cutoff_ms) {
+  uint64_t floor = floor_ms_.load(std::memory_order_relaxed);
+  while (floor < cutoff_ms && !floor_ms_.compare_exchange_weak(floor, cutoff_ms)) {
+  }
+  drop_before(cutoff_ms);
+}
+
 void AuditLog::set_disk(std::shared_ptr<const AuditDisk> disk, uint64_t cutoff_ms) {
   std::lock_guard lock(disk_mutex_);
   disk_ = std::move(disk);
@@ -326,6 +333,8 @@ AuditPage AuditLog::page(Id org, const AuditQuery& q) const {
   Id hi = q.to_s == INT64_MAX ? kNoId : first_id_at(q.to_s + 1);
   if (q.after && *q.after < hi) hi = *q.after;
   if (q.before && lo < successor(*q.before)) lo = successor(*q.before);
+  if (const uint64_t floor = floor_ms_.load(std::memory_order_relaxed); lo < Id{floor << 16, 0})
+    lo = Id{floor << 16, 0};
   if (!(lo < hi)) return out;
   const bool newest_first = !q.before;  // else the page just newer than `before`, reversed
   const std::shared_ptr<const AuditDisk> disk = this->disk();

@@ -132,6 +132,11 @@ class AuditLog {
   // Drops every event older than `cutoff_ms` from memory; returns how many. Writer or
   // snapshot thread. The disk's leave with the next snapshot, which does not copy them.
   size_t drop_before(uint64_t cutoff_ms);
+  // Cluster mode, after the node's sweep deleted from etcd every event older than
+  // `cutoff_ms`: they are dropped from memory and left out of every page from now on, the
+  // disk's too (the watch's deletion of a value names only the first of the events it
+  // held: cluster/README.md). The floor never moves back. Any thread.
+  void set_floor(uint64_t cutoff_ms);
   // The snapshot thread, once a snapshot is durable: its events are read from `disk` from
   // now on, and those that were in memory when it copied them, (organization, id) pairs in
   // ascending order, leave memory. The disk first: a reader always finds every event.
@@ -177,6 +182,7 @@ class AuditLog {
   std::atomic<size_t> bytes_{0};
   std::atomic<size_t> bytes_after_drop_{0};  // memory_bytes() when drop_written() ended
   std::atomic<bool> any_hidden_{false};      // hidden_ holds something: readers check it
+  std::atomic<uint64_t> floor_ms_{0};        // set_floor(): pages start at it
   mutable std::mutex disk_mutex_;
   std::shared_ptr<const AuditDisk> disk_;
   std::set<std::pair<Id, Id>> hidden_;  // erased, but on disk: (organization, id)

@@ -242,3 +242,27 @@ TEST(AuditDisk, AnEventErasedFromTheDiskIsHiddenAndLeftOutOfTheNextSnapshot) {
   EXPECT_EQ(d.snapshot(2), 198u);
   expect_same_pages(d.index.audit(), want, kOrgs[0]);
 }
+
+// Cluster mode: etcd dropped a value of several events and the watch named only the first
+// (cluster/README.md, "Data layout"). The retention's floor leaves every event older than
+// it out of the pages, the disk's and memory's alike, and memory drops its own.
+TEST(AuditDisk, EventsUnderTheRetentionFloorAreLeftOutOfPagesOnDiskAndInMemory) {
+  OnDisk d(200);
+  for (uint64_t n = 201; n <= 260; ++n) d.index.audit().insert(event(kOrgs[0], n));
+  AuditLog want;
+  for (uint64_t n = 121; n <= 260; ++n) want.insert(event(kOrgs[0], n));
+  // The floor at event 121's millisecond: 1..120 (on disk) go.
+  d.index.audit().set_floor(event(kOrgs[0], 121).id.millis());
+  expect_same_pages(d.index.audit(), want, kOrgs[0]);
+  // Past what the disk holds: memory drops what is under it, and pages leave out the rest.
+  const size_t bytes = d.index.audit().memory_bytes();
+  d.index.audit().set_floor(event(kOrgs[0], 231).id.millis());
+  EXPECT_LT(d.index.audit().memory_bytes(), bytes);
+  AuditLog newer;
+  for (uint64_t n = 231; n <= 260; ++n) newer.insert(event(kOrgs[0], n));
+  expect_same_pages(d.index.audit(), newer, kOrgs[0]);
+  // The floor never moves back; an event under it that arrives late is not listed either.
+  d.index.audit().set_floor(event(kOrgs[0], 10).id.millis());
+  d.index.audit().insert(event(kOrgs[0], 100));
+  expect_same_pages(d.index.audit(), newer, kOrgs[0]);
+}
