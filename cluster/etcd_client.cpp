@@ -52,10 +52,19 @@ std::string midpoint(std::string_view low, std::string_view high) {
 
 namespace {
 
+// Appends what libcurl received to the std::string at `out`, up to `Limit` bytes; past it
+// the transfer ends (CURLE_WRITE_ERROR): a member or a network that sends without end
+// costs the call, not the node's memory.
+template <size_t Limit>
 size_t collect(char* data, size_t size, size_t count, void* out) {
-  static_cast<std::string*>(out)->append(data, size * count);
+  auto* answer = static_cast<std::string*>(out);
+  if (answer->size() + size * count > Limit) return 0;
+  answer->append(data, size * count);
   return size * count;
 }
+
+// The gateway's answers (leases, status, alarms) are a few hundred bytes.
+constexpr size_t kMaxGatewayAnswer = size_t{1} << 20;
 
 // etcd's gateway writes int64 as a JSON string; absent means 0.
 int64_t int64_field(simdjson::dom::element e, const char* name) {
@@ -75,15 +84,6 @@ int64_t int64_field(simdjson::dom::element e, const char* name) {
 // 64 KB stalled); with a buffer larger than any message etcd sends (its requests are at
 // most --max-request-bytes, 1.5 MiB by default) every message arrives whole at once.
 constexpr long kReceiveBuffer = 4L << 20;
-
-// A unary gRPC answer: at most one message's framing and kMaxMessage bytes; more ends the
-// transfer (a member that sends without end costs the call, not the node's memory).
-size_t collect_grpc(char* data, size_t size, size_t count, void* out) {
-  auto* answer = static_cast<std::string*>(out);
-  if (answer->size() + size * count > grpc::kMaxMessage + 5) return 0;
-  answer->append(data, size * count);
-  return size * count;
-}
 
 // gRPC's status arrives in the trailers (or, for an error alone, the headers); libcurl hands
 // both to the header callback.
@@ -159,7 +159,7 @@ struct EtcdClient::Impl {
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect<kMaxGatewayAnswer>);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, message);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, std::min(1'000L, timeout_ms));
@@ -316,7 +316,8 @@ struct EtcdClient::Impl {
     if (!tls.cert_file.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, tls.cert_file.c_str());
     if (!tls.key_file.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, tls.key_file.c_str());
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, grpc_headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_grpc);
+    // A unary answer: one message's 5-byte prefix and at most kMaxMessage bytes.
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect<grpc::kMaxMessage + 5>);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_grpc_header);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, kReceiveBuffer);
