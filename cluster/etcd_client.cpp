@@ -1,6 +1,7 @@
 #include "cluster/etcd_client.hpp"
 
 #include <curl/curl.h>
+#include <poll.h>
 #include <simdjson.h>
 
 #include <algorithm>
@@ -243,21 +244,20 @@ struct EtcdClient::Impl {
     const std::string body = grpc::frame(message);
     return each_endpoint(
         [&](const std::string& base, long timeout, std::string& failure) {
-          // A connection per call: Debian's libcurl 7.88.1 sends nothing for a second
-          // request on an HTTP/2 connection whose first answer ended in trailers, as every
-          // gRPC answer does (the call then fails with "Error in the HTTP2 framing layer";
-          // curl's own command line shows it too). Loopback or a LAN makes that a round trip
-          // more per call, and with TLS a resumed handshake (libcurl keeps the session).
+          // One connection, kept from call to call (a connection per call cost etcd an
+          // accept, a gRPC transport and its buffers each time: a tenth of its CPU under
+          // 64 writers; perf/RESULTS.md). Debian's libcurl 7.88.1 sends nothing for a
+          // request with prior knowledge on a connection it reuses (it stacks a second
+          // HTTP/2 layer on it: curl/curl#10643, "Error in the HTTP2 framing layer"), so
+          // prior knowledge is asked for only on a fresh connection, and plain HTTP/2 when
+          // reusing the live one to the same member. With TLS, ALPN says HTTP/2 either way.
           CURL* c = grpc_curl;
           const auto began = std::chrono::steady_clock::now();
           const std::string url = base + method;
-          answer.clear();
+          const bool tls = base.starts_with("https:");
           GrpcStatus status;
           char message_buf[CURL_ERROR_SIZE] = {};
           curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-          curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
-                           base.starts_with("https:") ? CURL_HTTP_VERSION_2TLS
-                                                      : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
           curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
           curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
           curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
@@ -265,23 +265,41 @@ struct EtcdClient::Impl {
           curl_easy_setopt(c, CURLOPT_ERRORBUFFER, message_buf);
           curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, std::min(1'000L, timeout));
           curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
-          CURLcode rc = curl_easy_perform(c);
-          // A connection that closed after the request left and before any answer came (a
-          // member restarted, a connection cut): sent again once, on a new connection, to
-          // the same member, as libcurl itself does for a reused HTTP/1.1 connection. Safe
-          // for a transaction: a copy that was committed makes its own compares fail, and
-          // the caller finds its token in the watch (cluster/README.md, "A lost answer").
+          const auto perform = [&](bool fresh) {
+            answer.clear();
+            status = {};
+            curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+            curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
+                             tls     ? CURL_HTTP_VERSION_2TLS
+                             : fresh ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+                                     : CURL_HTTP_VERSION_2_0);
+            const CURLcode code = curl_easy_perform(c);
+            // Whatever failed leaves no connection worth reusing: the next call opens one.
+            connected_to = code == CURLE_OK ? base : std::string();
+            return code;
+          };
           const auto closed = [](CURLcode code) {
             return code == CURLE_GOT_NOTHING || code == CURLE_RECV_ERROR ||
                    code == CURLE_PARTIAL_FILE || code == CURLE_SEND_ERROR || code == CURLE_HTTP2 ||
                    code == CURLE_HTTP2_STREAM;
           };
+          const bool reuse = base == connected_to && connection_alive(c);
+          CURLcode rc = perform(!reuse);
+          long version = 0;
+          if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &version);
+          // The kept connection was gone after all: closed under the request, or found closed
+          // by libcurl, which then opened one asking for HTTP/2 by upgrade, answered in
+          // HTTP/1.1 (etcd's 404: no gRPC method ran). Sent again on a fresh connection.
+          if (reuse && (closed(rc) || (rc == CURLE_OK && version != CURL_HTTP_VERSION_2_0)))
+            rc = perform(true);
+          // A fresh connection that closed after the request left and before any answer came
+          // (a member restarted, a connection cut): sent again once, to the same member, as
+          // libcurl itself does for a reused HTTP/1.1 connection. Safe for a transaction: a
+          // copy that was committed makes its own compares fail, and the caller finds its
+          // token in the watch (cluster/README.md, "A lost answer").
           if (closed(rc) &&
-              std::chrono::steady_clock::now() - began < std::chrono::milliseconds(timeout / 2)) {
-            answer.clear();
-            status = {};
-            rc = curl_easy_perform(c);
-          }
+              std::chrono::steady_clock::now() - began < std::chrono::milliseconds(timeout / 2))
+            rc = perform(true);
           curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
           if (rc != CURLE_OK) {
             failure = url + ": " + (message_buf[0] ? message_buf : curl_easy_strerror(rc));
@@ -321,8 +339,19 @@ struct EtcdClient::Impl {
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_grpc_header);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, kReceiveBuffer);
-    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 1L);  // the connection to the current member
+  }
+
+  // The member whose connection the gRPC handle keeps (empty: none), and whether that
+  // connection is still open with nothing unread: a member that closed it, or sent a
+  // GOAWAY or a PING while it sat idle, gets a fresh one rather than a reused one.
+  std::string connected_to;
+  static bool connection_alive(CURL* c) {
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
+      return false;
+    pollfd p{fd, POLLIN | POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) == 0;
   }
 
   void note_cluster(const grpc::Header& h) {

@@ -19,15 +19,22 @@ namespace keygate::testing {
 
 struct TcpProxy::Link {
   int client = -1, upstream = -1;
-  std::atomic<bool> drop{false};  // the request in flight loses its answer
-  std::atomic<int> hold_ms{0};    // ...or gets it this late
-  // HTTP/2 (keygate's gRPC calls to etcd: one request a connection): the client's bytes of
-  // the request are kept until it is whole, then matched as "POST <path>" and its body.
+  // HTTP/1.1: the request in flight loses its answer, or gets it this late. HTTP/2: the
+  // stream whose answer is lost (0: none), or held (hold_ms for hold_stream).
+  std::atomic<bool> drop{false};
+  std::atomic<int> hold_ms{0};
+  std::atomic<uint32_t> drop_stream{0}, hold_stream{0};
+  // HTTP/2 (keygate's gRPC calls to etcd, one after another on a kept connection): the
+  // client's bytes are held from a request's first frame until its last (END_STREAM), then
+  // matched as "POST <path>" and its body and passed on. The header blocks are decoded with
+  // one HPACK decoder for the connection, as its dynamic table spans requests.
   std::atomic<bool> h2{false};
   std::string from_client, from_server;  // bytes not yet parsed into frames
-  std::string header_block, body;
-  bool request_whole = false;
-  bool answer_began = false;
+  std::string held;                      // the client's frames not yet passed on
+  bool preface_seen = false;
+  uint32_t request_stream = 0;  // the request being held (0: none)
+  std::string header_block, path, body;
+  nghttp2_hd_inflater* inflater = nullptr;
   void shut() {
     ::shutdown(client, SHUT_RDWR);
     ::shutdown(upstream, SHUT_RDWR);
@@ -35,6 +42,7 @@ struct TcpProxy::Link {
   ~Link() {
     ::close(client);
     ::close(upstream);
+    if (inflater) nghttp2_hd_inflate_del(inflater);
   }
 };
 
@@ -97,6 +105,7 @@ void TcpProxy::accept_loop() {
     if (::poll(&p, 1, 50) <= 0) continue;
     const int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) continue;
+    ++accepted_;
     if (cut_) {
       ::close(client);
       continue;
@@ -157,11 +166,9 @@ std::string_view content(const Frame& f) {
   return p.substr(0, p.size() >= pad ? p.size() - pad : 0);
 }
 
-// The :path of a request's header block (HPACK, with a fresh decoder: one request a
-// connection).
-std::string path_of(std::string_view block) {
-  nghttp2_hd_inflater* inflater = nullptr;
-  if (nghttp2_hd_inflate_new(&inflater) != 0) return {};
+// The :path of a request's header block, decoded with the connection's HPACK decoder
+// (every block must go through it, in order, for its dynamic table to stay right).
+std::string path_of(nghttp2_hd_inflater* inflater, std::string_view block) {
   std::string path;
   auto* in = reinterpret_cast<const uint8_t*>(block.data());
   size_t left = block.size();
@@ -182,7 +189,6 @@ std::string path_of(std::string_view block) {
     }
     if (used == 0 && !(flags & NGHTTP2_HD_INFLATE_EMIT)) break;  // no progress: malformed
   }
-  nghttp2_hd_inflate_del(inflater);
   return path;
 }
 
@@ -201,16 +207,20 @@ bool TcpProxy::send_all(const std::shared_ptr<Link>& link, int to, std::string_v
 }
 
 // Decides what happens to a request: `request` is its first chunk (HTTP/1.1) or, for
-// HTTP/2, "POST <path>\r\n\r\n<body>" once it is whole.
-void TcpProxy::match(const std::shared_ptr<Link>& link, std::string_view request) {
+// HTTP/2, "POST <path>\r\n\r\n<body>" once it is whole, on `stream`.
+void TcpProxy::match(const std::shared_ptr<Link>& link, std::string_view request, uint32_t stream) {
   std::lock_guard l(mutex_);
   if (!armed_.empty() && request.starts_with(armed_)) {
-    link->drop = true;
+    if (stream)
+      link->drop_stream = stream;
+    else
+      link->drop = true;
     armed_.clear();
   }
   if (!hold_start_.empty() && request.starts_with(hold_start_) &&
       request.find(hold_containing_) != std::string_view::npos) {
     link->hold_ms = hold_ms_;
+    if (stream) link->hold_stream = stream;
     hold_start_.clear();
   }
   if (!before_start_.empty() && request.starts_with(before_start_) &&
@@ -218,6 +228,47 @@ void TcpProxy::match(const std::shared_ptr<Link>& link, std::string_view request
     before_start_.clear();
     std::exchange(before_, {})();  // under the lock: other requests wait for it too
   }
+}
+
+// HTTP/2 from the client: whole frames are held while a request is open and passed on with
+// its last one, once matched; frames outside a request go on at once. False: stop.
+bool TcpProxy::client_frames(const std::shared_ptr<Link>& link, std::string_view chunk) {
+  link->from_client.append(chunk);
+  std::string_view rest(link->from_client);
+  if (!link->preface_seen) {
+    if (rest.size() < kPreface.size()) return true;
+    link->held.append(rest.substr(0, kPreface.size()));
+    rest.remove_prefix(kPreface.size());
+    link->preface_seen = true;
+  }
+  Frame f;
+  while (next_frame(rest, f)) {
+    link->held.append(rest.substr(0, 9 + f.length));
+    if (f.stream != 0 && (f.type == 1 || f.type == 9 || f.type == 0)) {
+      if (f.type == 1) {  // a request begins
+        link->request_stream = f.stream;
+        link->header_block.clear();
+        link->path.clear();
+        link->body.clear();
+      }
+      if (f.type == 1 || f.type == 9) {
+        link->header_block += content(f);
+        if (f.flags & 0x4) link->path = path_of(link->inflater, link->header_block);  // END_HEADERS
+      }
+      if (f.type == 0) link->body += content(f);
+      if ((f.type == 0 || f.type == 1) && (f.flags & 0x1)) {  // END_STREAM: the request is whole
+        match(link, "POST " + link->path + "\r\n\r\n" + link->body, f.stream);
+        link->request_stream = 0;
+      }
+    }
+    rest.remove_prefix(9 + f.length);
+    if (link->request_stream == 0) {
+      if (!send_all(link, link->upstream, link->held)) return false;
+      link->held.clear();
+    }
+  }
+  link->from_client.erase(0, link->from_client.size() - rest.size());
+  return true;
 }
 
 void TcpProxy::pump(std::shared_ptr<Link> link, bool from_client) {
@@ -229,54 +280,38 @@ void TcpProxy::pump(std::shared_ptr<Link> link, bool from_client) {
     if (n <= 0) break;
     std::string_view chunk(buffer, static_cast<size_t>(n));
     if (from_client) {
-      if (!link->h2 && chunk.starts_with("PRI ")) link->h2 = true;
-      if (!link->h2) {
-        match(link, chunk);
-      } else if (!link->request_whole) {
-        // HTTP/2: keep the request's bytes until it is whole (its last frame carries
-        // END_STREAM), so that it can be matched by its path and body before any leaves.
-        link->from_client.append(chunk);
-        std::string_view rest(link->from_client);
-        if (rest.size() < kPreface.size()) continue;
-        rest.remove_prefix(kPreface.size());
-        Frame f;
-        while (!link->request_whole && next_frame(rest, f)) {
-          if (f.stream != 0 && (f.type == 1 || f.type == 9)) link->header_block += content(f);
-          if (f.stream != 0 && f.type == 0) link->body += content(f);
-          if (f.stream != 0 && (f.type == 0 || f.type == 1) && (f.flags & 0x1))
-            link->request_whole = true;
-          rest.remove_prefix(9 + f.length);
-        }
-        if (!link->request_whole) continue;
-        match(link, "POST " + path_of(link->header_block) + "\r\n\r\n" + link->body);
-        const std::string all = std::move(link->from_client);
-        if (!send_all(link, to, all)) return;
+      if (!link->h2 && chunk.starts_with("PRI ")) {
+        if (nghttp2_hd_inflate_new(&link->inflater) != 0) break;
+        link->h2 = true;
+      }
+      if (link->h2) {
+        if (!client_frames(link, chunk)) return;
         continue;
       }
+      match(link, chunk, 0);
     } else if (link->h2) {
-      // The answer begins with its HEADERS frame on the request's stream (the server's
+      // An answer begins with its HEADERS frame on the request's stream (the server's
       // SETTINGS and window updates come before the work is done, and go through).
       link->from_server.append(chunk);
       std::string_view rest(link->from_server);
-      if (!link->answer_began) {
-        Frame f;
-        while (next_frame(rest, f)) {
-          rest.remove_prefix(9 + f.length);
-          if (f.type == 1 && f.stream != 0) {
-            link->answer_began = true;
-            break;
-          }
+      Frame f;
+      bool drop = false;
+      int hold = 0;
+      while (next_frame(rest, f)) {
+        rest.remove_prefix(9 + f.length);
+        if (f.type != 1 || f.stream == 0) continue;
+        if (f.stream == link->drop_stream.load()) drop = true;
+        if (f.stream == link->hold_stream.load()) {
+          link->hold_stream = 0;
+          hold = link->hold_ms.exchange(0);
         }
       }
       link->from_server.erase(0, link->from_server.size() - rest.size());
-      if (link->answer_began) {
-        if (link->drop) {
-          ++dropped_;
-          break;
-        }
-        if (const int ms = link->hold_ms.exchange(0); ms > 0)
-          std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      if (drop) {  // the server answered: the work is done, the answer is lost
+        ++dropped_;
+        break;
       }
+      if (hold > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold));
     } else if (link->drop) {  // the server answered: the work is done, the answer is lost
       ++dropped_;
       break;

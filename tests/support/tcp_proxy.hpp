@@ -4,9 +4,9 @@
 // answer (so the server did the work), then closes the client's connection without passing the
 // answer on: the ambiguous failure a client sees when a network or a member dies between
 // request and answer. Everything else is passed through byte for byte, streams included.
-// HTTP/1.1 requests are matched by their first chunk; HTTP/2 ones (gRPC, one request a
-// connection) as "POST <path>\r\n\r\n<body>" once whole, and their answer begins with the
-// server's HEADERS frame on the request's stream.
+// HTTP/1.1 requests are matched by their first chunk; HTTP/2 ones (gRPC, one after another
+// on a kept connection) as "POST <path>\r\n\r\n<body>" once whole, and their answer begins
+// with the server's HEADERS frame on the request's stream.
 #pragma once
 
 #include <atomic>
@@ -31,6 +31,7 @@ class TcpProxy {
   // The next request whose first bytes are `request_start` loses its answer.
   void drop_answer_to(std::string request_start);
   int answers_dropped() const { return dropped_.load(); }
+  int connections() const { return accepted_.load(); }  // accepted so far
   // The next request whose first bytes are `request_start` and whose first chunk contains
   // `containing` gets its answer `delay` late: a member that takes its time over one call.
   void hold_answer_to(std::string request_start, std::string containing, int delay_ms);
@@ -46,7 +47,8 @@ class TcpProxy {
   struct Link;
   void accept_loop();
   void pump(std::shared_ptr<Link> link, bool from_client);
-  void match(const std::shared_ptr<Link>& link, std::string_view request);
+  void match(const std::shared_ptr<Link>& link, std::string_view request, uint32_t stream);
+  bool client_frames(const std::shared_ptr<Link>& link, std::string_view chunk);
   static bool send_all(const std::shared_ptr<Link>& link, int to, std::string_view bytes);
 
   uint16_t upstream_;
@@ -54,7 +56,7 @@ class TcpProxy {
   uint16_t port_ = 0;
   int listener_ = -1;
   std::atomic<bool> stopping_{false}, cut_{false};
-  std::atomic<int> dropped_{0};
+  std::atomic<int> dropped_{0}, accepted_{0};
   std::mutex mutex_;
   std::string armed_;                         // empty: nothing to drop
   std::string hold_start_, hold_containing_;  // hold_answer_to(); empty: nothing to hold
