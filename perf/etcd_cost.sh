@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# What a durable write costs etcd: one etcd member and one node on loopback, 64 writers
+# creating keys in one organization (perf/create_key.lua) for $DURATION, per build given,
+# alternated: writes/s, p99, and etcd's CPU seconds per write (its process_cpu_seconds_total
+# over the writes). PPROF=1 also saves a CPU profile of etcd from the middle of each run
+# (etcd --enable-pprof; read with `go tool pprof -top -cum /usr/bin/etcd FILE`, golang-go).
+#
+#   perf/etcd_cost.sh [ROUNDS=2] [DURATION=8s] [PPROF=1] <keygate> [<another keygate> ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 1 ] || { echo "usage: perf/etcd_cost.sh <keygate> [<keygate> ...]" >&2; exit 2; }
+work=${WORK:-/tmp/keygate-bench}/etcd_cost
+rm -rf "$work" && mkdir -p "$work"
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+run=0
+for round in $(seq "${ROUNDS:-2}"); do
+  for bin in "$@"; do
+    run=$((run + 1))
+    d=$work/run$run
+    mkdir -p "$d"
+    etcd --name solo --data-dir "$d/etcd" --listen-client-urls http://127.0.0.1:23790 \
+      --advertise-client-urls http://127.0.0.1:23790 --listen-peer-urls http://127.0.0.1:23800 \
+      --initial-advertise-peer-urls http://127.0.0.1:23800 \
+      --initial-cluster solo=http://127.0.0.1:23800 --log-level warn --enable-pprof > "$d/etcd.log" 2>&1 &
+    etcd_pid=$!
+    pids=($etcd_pid)
+    until curl -s http://127.0.0.1:23790/health | grep -q '"true"'; do sleep 0.2; done
+    "$bin" serve --listen 127.0.0.1:18391 --data-dir "$d/node" --threads 1 \
+      --etcd http://127.0.0.1:23790 > "$d/node.log" 2>&1 &
+    node_pid=$!
+    pids+=($node_pid)
+    until grep -q '"event":"ready"' "$d/node.log"; do sleep 0.1; done
+    root=$(cat "$d/node/root.key")
+    org=$(curl -s -X POST localhost:18391/v1/organizations -H "Authorization: Bearer $root" \
+      -d '{"name":"cost"}' | sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/')
+    cpu0=$(curl -s http://127.0.0.1:23790/metrics | awk '/^process_cpu_seconds_total/ {print $2}')
+    profiler=
+    if [ -n "${PPROF:-}" ]; then
+      (sleep 2; curl -s "http://127.0.0.1:23790/debug/pprof/profile?seconds=5" -o "$d/etcd.pprof") &
+      profiler=$!
+    fi
+    ORG=$org ROOT=$root wrk -t1 -c64 -d"${DURATION:-8s}" --latency -s perf/create_key.lua \
+      http://127.0.0.1:18391 > "$d/wrk.log"
+    [ -n "$profiler" ] && wait $profiler
+    cpu1=$(curl -s http://127.0.0.1:23790/metrics | awk '/^process_cpu_seconds_total/ {print $2}')
+    kill $node_pid $etcd_pid
+    wait $node_pid $etcd_pid 2>/dev/null || true
+    awk -v bin="$bin" -v c0="$cpu0" -v c1="$cpu1" '
+      /requests in/ {n = $1} /Requests\/sec/ {rate = $2} /^ +99%/ {p99 = $2} /Non-2xx/ {bad = $NF}
+      END {printf "%s  writes/s=%s  p99=%s  etcd_us_per_write=%.1f%s\n", bin, rate, p99,
+           (c1 - c0) / n * 1e6, bad ? "  NOT 2xx: " bad : ""}' "$d/wrk.log"
+    [ -n "${PPROF:-}" ] && echo "  profile: $d/etcd.pprof"
+  done
+done
