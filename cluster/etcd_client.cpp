@@ -264,10 +264,18 @@ struct EtcdClient::Impl {
           curl_easy_setopt(c, CURLOPT_HEADERDATA, &status);
           curl_easy_setopt(c, CURLOPT_ERRORBUFFER, message_buf);
           curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, std::min(1'000L, timeout));
-          curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
+          // Every attempt at the call (a kept connection, then fresh ones) shares its time: a
+          // member that stalls, then closes, costs the call's time once, not once a try.
+          const auto left_ms = [&] {
+            return timeout -
+                   static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - began)
+                                         .count());
+          };
           const auto perform = [&](bool fresh) {
             answer.clear();
             status = {};
+            curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, std::max(1L, left_ms()));
             curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
             curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
                              tls     ? CURL_HTTP_VERSION_2TLS
@@ -290,16 +298,15 @@ struct EtcdClient::Impl {
           // The kept connection was gone after all: closed under the request, or found closed
           // by libcurl, which then opened one asking for HTTP/2 by upgrade, answered in
           // HTTP/1.1 (etcd's 404: no gRPC method ran). Sent again on a fresh connection.
-          if (reuse && (closed(rc) || (rc == CURLE_OK && version != CURL_HTTP_VERSION_2_0)))
+          if (reuse && (closed(rc) || (rc == CURLE_OK && version != CURL_HTTP_VERSION_2_0)) &&
+              left_ms() > 0)
             rc = perform(true);
           // A fresh connection that closed after the request left and before any answer came
           // (a member restarted, a connection cut): sent again once, to the same member, as
           // libcurl itself does for a reused HTTP/1.1 connection. Safe for a transaction: a
           // copy that was committed makes its own compares fail, and the caller finds its
           // token in the watch (cluster/README.md, "A lost answer").
-          if (closed(rc) &&
-              std::chrono::steady_clock::now() - began < std::chrono::milliseconds(timeout / 2))
-            rc = perform(true);
+          if (closed(rc) && left_ms() > timeout / 2) rc = perform(true);
           curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
           if (rc != CURLE_OK) {
             failure = url + ": " + (message_buf[0] ? message_buf : curl_easy_strerror(rc));

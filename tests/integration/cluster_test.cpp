@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "cluster/etcd_client.hpp"
 #include "support/certs.hpp"
 #include "support/etcd_cluster.hpp"
 #include "support/harness.hpp"
@@ -1144,6 +1145,34 @@ TEST(Cluster, CallsToEtcdKeepOneConnectionAndReplaceOneThatClosed) {
 
 TEST(Cluster, CallsToEtcdOverTlsKeepOneConnectionAndReplaceOneThatClosed) {
   keeps_one_connection_to_etcd(true);
+}
+
+// A member that stalls on the kept connection and then closes it (a failing network) and
+// stalls again on the fresh one: the call's attempts share its time, so the call ends
+// within its per-endpoint limit, not once per try.
+TEST(Cluster, AKeptConnectionThatStallsThenClosesCostsTheCallsTimeOnce) {
+  EtcdCluster etcd(1);
+  TcpProxy proxy(etcd.client_port(0));
+  keygate::cluster::EtcdClient client({"http://127.0.0.1:" + std::to_string(proxy.port())});
+  client.set_limits(2'000, 0);
+  keygate::cluster::RangeResult r;
+  std::string error;
+  ASSERT_TRUE(client.range("/stall", "", 0, 0, r, error)) << error;  // the connection kept
+  const int before = proxy.connections();
+  proxy.hold_answer_to("POST /etcdserverpb.KV/Range", "", 1'500);
+  std::thread network([&] {
+    std::this_thread::sleep_for(700ms);
+    proxy.before_request("POST /etcdserverpb.KV/Range", "",
+                         [] { std::this_thread::sleep_for(2'500ms); });
+    proxy.cut(true);  // the kept connection closes under the call...
+    proxy.cut(false);
+  });
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_FALSE(client.range("/stall", "", 0, 0, r, error));  // ...and the fresh one stalls
+  const auto took = std::chrono::steady_clock::now() - began;
+  network.join();
+  EXPECT_GT(proxy.connections(), before) << "the call was sent again on a fresh connection";
+  EXPECT_LT(took, 2'400ms) << "the fresh connection got the call's whole time again";
 }
 
 // Activation against deletion from two nodes at once: an active certificate cannot be

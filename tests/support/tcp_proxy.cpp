@@ -196,7 +196,7 @@ std::string path_of(nghttp2_hd_inflater* inflater, std::string_view block) {
 
 bool TcpProxy::send_all(const std::shared_ptr<Link>& link, int to, std::string_view bytes) {
   for (size_t sent = 0; sent < bytes.size();) {
-    const ssize_t w = ::write(to, bytes.data() + sent, bytes.size() - sent);
+    const ssize_t w = ::send(to, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
     if (w <= 0) {
       link->shut();
       return false;
