@@ -342,9 +342,25 @@ void EtcdCommitter::watch_loop() {
     std::lock_guard lock(mutex_);
     return !stopping_;
   };
-  // Checked by the stream about once a second: a stop, or a member that hangs.
-  auto keep_going = [&] { return running() && !move_watch_.load(std::memory_order_relaxed); };
+  // Checked by the stream about once a second: a stop, a member that hangs, or a new leader
+  // (find_leader_loop()): the stream follows the leader, whose events come without a
+  // follower's delay, and a write is answered when the watch delivers it.
+  int leader = -1;
+  auto keep_going = [&] {
+    return running() && !move_watch_.load(std::memory_order_relaxed) &&
+           leader_endpoint_.load(std::memory_order_relaxed) == leader;
+  };
   while (running()) {
+    if (const int found = leader_endpoint_.load(std::memory_order_relaxed); found != leader) {
+      leader = found;
+      const std::string before = client.endpoint();
+      client.prefer_endpoint(static_cast<size_t>(found));
+      if (client.endpoint() != before)
+        core::log(core::Level::info, "cluster.watch_follows_leader",
+                  {{"from", before},
+                   {"to", client.endpoint()},
+                   {"resume_from", static_cast<long long>(watch_from_)}});
+    }
     std::string error;
     const bool stopped = client.watch(
         from, to, watch_from_,

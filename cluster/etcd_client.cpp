@@ -396,6 +396,10 @@ void EtcdClient::skip_endpoint() noexcept {
   impl_->current = (impl_->current + 1) % impl_->endpoints.size();
 }
 
+void EtcdClient::prefer_endpoint(size_t i) noexcept {
+  impl_->current = i % impl_->endpoints.size();
+}
+
 void EtcdClient::set_limits(long per_endpoint_ms, long budget_ms) noexcept {
   impl_->per_endpoint_ms = std::max(50L, per_endpoint_ms);
   impl_->budget_ms = std::max(0L, budget_ms);
@@ -454,6 +458,18 @@ bool EtcdClient::status(StoreStatus& out, std::string& error) {
       std::string_view name;
       if (a["alarm"].get(name) == simdjson::SUCCESS) out.alarms.emplace_back(name);
     }
+  return true;
+}
+
+bool EtcdClient::leadership(std::string& member, std::string& leader, std::string& error) {
+  simdjson::dom::element doc;
+  std::string response;
+  if (!impl_->call("/v3/maintenance/status", "{}", doc, error, response)) return false;
+  std::string_view m, l;
+  if (doc["header"]["member_id"].get(m) != simdjson::SUCCESS) m = {};
+  if (doc["leader"].get(l) != simdjson::SUCCESS) l = {};
+  member = m;
+  leader = l;
   return true;
 }
 

@@ -100,6 +100,10 @@ class EtcdClient {
   bool txn(const std::vector<Compare>& compares, const std::vector<Op>& success, TxnResult& out,
            std::string& error);
   bool status(StoreStatus& out, std::string& error);
+  // The id of the member that answered and of the leader it follows
+  // (/v3/maintenance/status), as etcd prints them: equal when it is the leader itself;
+  // `leader` is "0" or empty while the member knows no leader.
+  bool leadership(std::string& member, std::string& leader, std::string& error);
   // A lease of `ttl_seconds`; its id, or 0 with `error` set.
   int64_t lease_grant(int64_t ttl_seconds, std::string& error);
   // Renews a lease; its remaining TTL (0: it expired), or -1 with `error` when etcd did not answer.
@@ -120,6 +124,8 @@ class EtcdClient {
   bool last_call_refused() const noexcept;
   // The next call (or watch) goes to the next endpoint: the one in use hangs.
   void skip_endpoint() noexcept;
+  // The next call starts at endpoints[i] (the leader, which another thread found).
+  void prefer_endpoint(size_t i) noexcept;
   // How long a unary call may take: each endpoint `per_endpoint_ms` at most (the last one
   // tried: what is left of the budget), and no further endpoint is tried once `budget_ms`
   // has passed since the call began. A member that hangs

@@ -207,6 +207,7 @@ class EtcdCommitter final : public core::Committer {
   static core::Error outcome_unknown(const std::string& why);
   static core::Error unavailable(const std::string& why);
   void keep_registered();
+  void find_leader_loop();
   // Answers, 503, what has waited longer than write_timeout (see run()).
   void answer_overdue();
   void answer_the_rest();  // at stop
@@ -246,6 +247,11 @@ class EtcdCommitter final : public core::Committer {
   std::vector<Waiting> waiting_;
   std::vector<Retry> retries_;
   std::thread thread_, watcher_, sender_;
+  // With more than one endpoint: the one that is etcd's leader, found every few seconds by
+  // its own thread (a member that hangs costs that thread, nobody else); -1: none known.
+  // The sender starts its calls there whenever it changes.
+  std::thread leader_finder_;
+  std::atomic<int> leader_endpoint_{-1};
   int64_t watch_from_ = 0;  // the watch thread's next start revision
   int64_t lease_ = 0;       // of this node's registration; 0: none yet
   // The lease the audit events of one UTC day are put with: {day, lease}. Committer thread.

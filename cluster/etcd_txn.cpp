@@ -267,6 +267,7 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
 // (EtcdClient::set_limits), so an answer is back in time for answer_overdue() to need it.
 void EtcdCommitter::send_loop() {
   auto last_check = Clock::now();
+  int leader = -1;  // the leader's endpoint, as last moved to
   for (;;) {
     std::optional<Txn> t;
     {
@@ -275,6 +276,10 @@ void EtcdCommitter::send_loop() {
                           [this] { return stopping_ || outbox_; });
       if (stopping_) return;  // stop() answers what was not sent
       t.swap(outbox_);
+    }
+    if (const int found = leader_endpoint_.load(std::memory_order_relaxed); found != leader) {
+      leader = found;
+      client_.prefer_endpoint(static_cast<size_t>(found));
     }
     if (t) {
       send(*t);

@@ -2,8 +2,8 @@
 # What a durable write costs etcd: one etcd member and one node on loopback, 64 writers
 # creating keys in one organization (perf/create_key.lua) for $DURATION, per build given,
 # alternated: writes/s, p99, and etcd's CPU seconds per write (its process_cpu_seconds_total
-# over the writes). PPROF=1 also saves a CPU profile of etcd from the middle of each run
-# (etcd --enable-pprof; read with `go tool pprof -top -cum /usr/bin/etcd FILE`, golang-go).
+# over the writes), the node's CPU per write and the machine's idle CPU per write (where
+# the 2 cores went). PPROF=1 also saves a CPU profile of etcd from the middle of each run (etcd --enable-pprof; read with `go tool pprof -top -cum /usr/bin/etcd FILE`, golang-go).
 #
 #   perf/etcd_cost.sh [ROUNDS=2] [DURATION=8s] [PPROF=1] <keygate> [<another keygate> ...]
 set -euo pipefail
@@ -35,6 +35,8 @@ for round in $(seq "${ROUNDS:-2}"); do
     org=$(curl -s -X POST localhost:18391/v1/organizations -H "Authorization: Bearer $root" \
       -d '{"name":"cost"}' | sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/')
     cpu0=$(curl -s http://127.0.0.1:23790/metrics | awk '/^process_cpu_seconds_total/ {print $2}')
+    node0=$(awk '{print $14 + $15}' /proc/$node_pid/stat)
+    idle0=$(awk '/^cpu / {print $5 + $6; exit}' /proc/stat)
     profiler=
     if [ -n "${PPROF:-}" ]; then
       (sleep 2; curl -s "http://127.0.0.1:23790/debug/pprof/profile?seconds=5" -o "$d/etcd.pprof") &
@@ -44,12 +46,18 @@ for round in $(seq "${ROUNDS:-2}"); do
       http://127.0.0.1:18391 > "$d/wrk.log"
     [ -n "$profiler" ] && wait $profiler
     cpu1=$(curl -s http://127.0.0.1:23790/metrics | awk '/^process_cpu_seconds_total/ {print $2}')
+    node1=$(awk '{print $14 + $15}' /proc/$node_pid/stat)
+    idle1=$(awk '/^cpu / {print $5 + $6; exit}' /proc/stat)
+    tick=$(getconf CLK_TCK)
     kill $node_pid $etcd_pid
     wait $node_pid $etcd_pid 2>/dev/null || true
-    awk -v bin="$bin" -v c0="$cpu0" -v c1="$cpu1" '
+    awk -v bin="$bin" -v c0="$cpu0" -v c1="$cpu1" -v n0="$node0" -v n1="$node1" -v tick="$tick" \
+        -v i0="$idle0" -v i1="$idle1" '
       /requests in/ {n = $1} /Requests\/sec/ {rate = $2} /^ +99%/ {p99 = $2} /Non-2xx/ {bad = $NF}
-      END {printf "%s  writes/s=%s  p99=%s  etcd_us_per_write=%.1f%s\n", bin, rate, p99,
-           (c1 - c0) / n * 1e6, bad ? "  NOT 2xx: " bad : ""}' "$d/wrk.log"
+      END {printf "%s  writes/s=%s  p99=%s  etcd_us_per_write=%.1f  node_us_per_write=%.1f" \
+                  "  idle_us_per_write=%.1f%s\n", bin, rate, p99, (c1 - c0) / n * 1e6,
+                  (n1 - n0) / tick / n * 1e6, (i1 - i0) / tick / n * 1e6,
+                  bad ? "  NOT 2xx: " bad : ""}' "$d/wrk.log"
     [ -n "${PPROF:-}" ] && echo "  profile: $d/etcd.pprof"
   done
 done

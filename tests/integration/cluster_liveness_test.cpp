@@ -23,25 +23,44 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Node 0 talks to the leader first; node 1 to `hung` first, which the test freezes.
+// Both nodes send their transactions to etcd's leader and watch it, whatever their --etcd
+// list says (cluster/README.md, "Talking to etcd"). The node behind reaches the leader
+// (`hung`) through a proxy, which a test stalls: the leader hangs for that node alone while
+// the cluster goes on committing. Its list names the proxy first, then the followers
+// (`first` next); the writer's list starts with the other follower.
 struct TwoNodes {
   EtcdCluster etcd{3};
-  int hung = 0;
+  int hung = 0, first = 0;  // the leader at the start; the follower the node behind tries next
+  std::unique_ptr<TcpProxy> to_leader;
   std::unique_ptr<ServerProcess> writer, behind;
   explicit TwoNodes(std::vector<std::string> extra = {}) {
-    const int leader = etcd.leader();
-    if (leader < 0) throw std::runtime_error("etcd has no leader");
-    hung = (leader + 1) % etcd.size();
+    hung = etcd.leader();
+    if (hung < 0) throw std::runtime_error("etcd has no leader");
+    first = (hung + 1) % etcd.size();
+    const int other = (hung + 2) % etcd.size();
     std::vector<std::string> a = {
-        "--etcd", etcd.endpoints_from(leader), "--threads", "1", "--secret-rate", "0"};
+        "--etcd", etcd.endpoints_from(other), "--threads", "1", "--secret-rate", "0"};
     writer = std::make_unique<ServerProcess>(a);
+    to_leader = std::make_unique<TcpProxy>(etcd.client_port(hung));
+    const std::string list = "http://127.0.0.1:" + std::to_string(to_leader->port()) + "," +
+                             etcd.endpoint(first) + "," + etcd.endpoint(other);
     std::vector<std::string> b = {
-        "--etcd",          etcd.endpoints_from(hung),       "--threads", "1", "--secret-rate", "0",
-        "--root-key-file", writer->data_dir() + "/root.key"};
+        "--etcd",        list, "--threads",       "1",
+        "--secret-rate", "0",  "--root-key-file", writer->data_dir() + "/root.key"};
     b.insert(b.end(), extra.begin(), extra.end());
     behind = std::make_unique<ServerProcess>(b);
+    // Both have found the leader: the node behind talks to it through the proxy.
+    for (const ServerProcess* s : {writer.get(), behind.get()}) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (s->log().find("\"cluster.leader_found\"") == std::string::npos &&
+             std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
-  ~TwoNodes() { etcd.thaw(hung); }
+  ~TwoNodes() {
+    to_leader->stall(false);
+    for (int m = 0; m < etcd.size(); ++m) etcd.thaw(m);
+  }
 };
 
 double ms_since(Clock::time_point t) {
@@ -75,8 +94,8 @@ TEST(ClusterLiveness, AHungMemberStopsItsNodeVouchingAndItsWatchMoves) {
     std::this_thread::sleep_for(5ms);
   ASSERT_EQ(status_on_behind().status, 200);
 
-  n.etcd.freeze(n.hung);
-  std::this_thread::sleep_for(300ms);  // the node's reads have left the frozen member
+  n.to_leader->stall(true);  // the leader hangs for the node behind, which watches it
+  std::this_thread::sleep_for(300ms);
   auto revoke = http(n.writer->port(), "DELETE",
                      "/v1/organizations/" + t.id + "/api-keys/" + key.id, "", t.key);
   ASSERT_EQ(revoke.status, 200) << revoke.body;
@@ -120,7 +139,7 @@ TEST(ClusterLiveness, AHungMemberStopsItsNodeVouchingAndItsWatchMoves) {
   EXPECT_NE(metrics.find("keygate_cluster_watch_moves_total "), std::string::npos);
   EXPECT_EQ(metrics.find("keygate_cluster_watch_moves_total 0\n"), std::string::npos) << metrics;
   EXPECT_TRUE(logs(*n.behind, "cluster.watch_moved", 2s));
-  n.etcd.thaw(n.hung);
+  n.to_leader->stall(false);
 }
 
 // With every member frozen but none failing, nothing shows the node is in step: it stops
@@ -178,7 +197,9 @@ TEST(ClusterLiveness, ServeWhenStaleKeepsVerifyingFromMemory) {
 
 // The finding: a write through a node whose first endpoint hung was not answered within
 // 30 s, and a SIGTERM waited for it. Now every write is answered within --write-timeout,
-// and a stop ends within the drain timeout, whatever etcd does.
+// and a stop ends within the drain timeout, whatever etcd does: the leader, where the
+// node's transactions go, hangs for it alone (its first endpoint, through the proxy) or
+// for everyone, or every member hangs.
 TEST(ClusterLiveness, EveryWriteIsAnsweredWithinTheWriteTimeout) {
   TwoNodes n({"--write-timeout-ms", "3000", "--drain-timeout-ms", "2000"});
   const Tenant t = make_tenant(*n.writer, "Deadline");
@@ -186,17 +207,24 @@ TEST(ClusterLiveness, EveryWriteIsAnsweredWithinTheWriteTimeout) {
   while (http(n.behind->port(), "GET", "/v1/auth", "", t.key).status != 200 &&
          Clock::now() < applied)
     std::this_thread::sleep_for(5ms);
+  auto three_writes = [&](const char* what) {
+    for (int i = 0; i < 3; ++i) {
+      const auto sent = Clock::now();
+      auto r = http(n.behind->port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
+                    R"({"name":"through a hung member"})", t.key);
+      const double took = ms_since(sent);
+      std::printf("[ figures  ] write %d through a node whose %s: %ld in %.0f ms\n", i, what,
+                  r.status, took);
+      EXPECT_TRUE(r.status == 201 || r.status == 503) << r.status << " " << r.body;
+      EXPECT_LT(took, 3'000 + 1'000) << "answered within --write-timeout-ms (and a little)";
+    }
+  };
+  n.to_leader->stall(true);
+  three_writes("first member, the leader, hangs for it alone");
+  // The leader hangs for everyone: the other two elect one of themselves meanwhile.
+  n.to_leader->stall(false);
   n.etcd.freeze(n.hung);
-  for (int i = 0; i < 3; ++i) {
-    const auto sent = Clock::now();
-    auto r = http(n.behind->port(), "POST", "/v1/organizations/" + t.id + "/api-keys",
-                  R"({"name":"through a hung member"})", t.key);
-    const double took = ms_since(sent);
-    std::printf("[ figures  ] write %d through a node whose first member hangs: %ld in %.0f ms\n",
-                i, r.status, took);
-    EXPECT_TRUE(r.status == 201 || r.status == 503) << r.status << " " << r.body;
-    EXPECT_LT(took, 3'000 + 1'000) << "answered within --write-timeout-ms (and a little)";
-  }
+  three_writes("leader hangs");
   // Everything frozen: the write cannot be made, and is still answered in time.
   for (int m = 0; m < n.etcd.size(); ++m) n.etcd.freeze(m);
   const auto sent = Clock::now();

@@ -278,6 +278,7 @@ void TcpProxy::pump(std::shared_ptr<Link> link, bool from_client) {
   for (;;) {
     const ssize_t n = ::read(from, buffer, sizeof buffer);
     if (n <= 0) break;
+    while (stalled_ && !stopping_) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::string_view chunk(buffer, static_cast<size_t>(n));
     if (from_client) {
       if (!link->h2 && chunk.starts_with("PRI ")) {

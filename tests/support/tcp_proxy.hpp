@@ -42,6 +42,10 @@ class TcpProxy {
   // Cut off: every open connection is closed, and new ones are closed as soon as they are
   // accepted, until cut(false). A member unreachable from one client only.
   void cut(bool on);
+  // Stalled: connections stay open and new ones are accepted, but nothing passes either
+  // way until stall(false). The member hangs for this one client, as a member whose host
+  // stalls would for all (SIGSTOP), while the others reach it.
+  void stall(bool on) { stalled_ = on; }
 
  private:
   struct Link;
@@ -55,7 +59,7 @@ class TcpProxy {
   std::string upstream_host_;
   uint16_t port_ = 0;
   int listener_ = -1;
-  std::atomic<bool> stopping_{false}, cut_{false};
+  std::atomic<bool> stopping_{false}, cut_{false}, stalled_{false};
   std::atomic<int> dropped_{0}, accepted_{0};
   std::mutex mutex_;
   std::string armed_;                         // empty: nothing to drop
