@@ -349,9 +349,9 @@ int serve(const ServeOptions& o) {
     }
     etcd = open_cluster(o, state, root.hash, url, admin_url, root.value, dir);
     ctx.committer = etcd.get();
-    ctx.peer_snapshot = [e = etcd.get()](std::string& bytes, int64_t& revision,
+    ctx.peer_snapshot = [e = etcd.get()](int& fd, uint64_t& size, int64_t& revision,
                                          std::string& identity, std::string& why) {
-      return e->snapshot_for_peer(bytes, revision, identity, why);
+      return e->snapshot_for_peer(fd, size, revision, identity, why);
     };
     ctx.vouch_until = &etcd->vouch_until();  // published to the reactors by `ready` below
     ctx.config.rate_defaults.nodes = &etcd->live_nodes();  // each node its share of every limit

@@ -3,7 +3,9 @@
 // watch stream that follows it, applying what it delivers, and the node's snapshots. All
 // of it on the committer's thread, but for the watch thread (watch_loop()) and the
 // snapshot thread (take_snapshot()).
+#include <fcntl.h>
 #include <simdjson.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -257,30 +259,30 @@ bool EtcdCommitter::join_from_peer() {
   return false;
 }
 
-bool EtcdCommitter::snapshot_for_peer(std::string& bytes, int64_t& revision, std::string& identity,
-                                      std::string& why) {
+bool EtcdCommitter::snapshot_for_peer(int& fd, uint64_t& size, int64_t& revision,
+                                      std::string& identity, std::string& why) {
   if (!options_.data_dir) {
     why = "this node keeps no snapshots";
     return false;
   }
-  if (serving_snapshot_.exchange(true, std::memory_order_acquire)) {
-    why = "another node is reading this node's snapshot";
-    return false;
-  }
-  struct Done {
-    std::atomic<bool>& flag;
-    ~Done() { flag.store(false, std::memory_order_release); }
-  } done{serving_snapshot_};
   const persistence::DataDir& dir = *options_.data_dir;
   for (int attempt = 0; attempt < 3; ++attempt) {  // a newer snapshot may remove the newest
     const auto listing = dir.list();
     if (listing.snapshots.empty()) break;
     const uint64_t seq = listing.snapshots.back();
-    if (persistence::read_file(dir.file(persistence::snapshot_name(seq)), bytes)) {
-      revision = static_cast<int64_t>(seq) - 1;
-      identity = cluster_id_ + " " + options_.prefix;
-      return true;
+    // Open, it stays readable whole even when a newer snapshot removes it meanwhile.
+    fd = ::open(dir.file(persistence::snapshot_name(seq)).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      ::close(fd);
+      fd = -1;
+      continue;
     }
+    size = static_cast<uint64_t>(st.st_size);
+    revision = static_cast<int64_t>(seq) - 1;
+    identity = cluster_id_ + " " + options_.prefix;
+    return true;
   }
   why = "this node has written no snapshot yet";
   return false;

@@ -141,11 +141,11 @@ class EtcdCommitter final : public core::Committer {
   // How the node started: "own_snapshot", "peer_snapshot" or "etcd" (a full load).
   const char* start_mode() const noexcept { return start_mode_; }
 
-  // GET /v1/cluster/snapshot, for a node that joins: this node's newest snapshot, the
-  // revision it holds everything up to, and "<etcd cluster id> <prefix>". One read at a
-  // time (a snapshot is the size of the state); false with `why` when there is none yet
-  // or another node is reading it. Any thread.
-  bool snapshot_for_peer(std::string& bytes, int64_t& revision, std::string& identity,
+  // GET /v1/cluster/snapshot, for a node that joins: this node's newest snapshot, open
+  // (`fd`, the caller's to close, and its `size`: it is sent a chunk at a time, never read
+  // whole), the revision it holds everything up to, and "<etcd cluster id> <prefix>";
+  // false with `why` when there is none yet. Any thread.
+  bool snapshot_for_peer(int& fd, uint64_t& size, int64_t& revision, std::string& identity,
                          std::string& why);
 
  private:
@@ -288,7 +288,6 @@ class EtcdCommitter final : public core::Committer {
   void note_node(std::string_view name, bool deleted);
   bool resumed_ = false;
   const char* start_mode_ = "etcd";
-  std::atomic<bool> serving_snapshot_{false};  // a peer is reading this node's snapshot
   std::atomic<uint64_t> txns_{0}, conflicts_{0}, failures_{0};
   std::atomic<uint64_t> isolated_{0};  // commands sent again at once: not of a conflicted org
   uint64_t loaded_records_ = 0;

@@ -66,7 +66,7 @@ struct AppContext {
   }
   // Cluster mode: this node's newest snapshot, for a node that joins (GET
   // /v1/cluster/snapshot; cluster/EtcdCommitter::snapshot_for_peer). Empty on a single node.
-  std::function<bool(std::string& bytes, int64_t& revision, std::string& identity,
+  std::function<bool(int& fd, uint64_t& size, int64_t& revision, std::string& identity,
                      std::string& why)>
       peer_snapshot;
   std::atomic<bool> ready{false};

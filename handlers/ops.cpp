@@ -61,13 +61,15 @@ void cluster_snapshot(Exchange& ex) {
     return;
   }
   int64_t revision = 0;
+  int fd = -1;
+  uint64_t size = 0;
   std::string identity, why;
-  if (!ex.app.peer_snapshot(ex.res.body, revision, identity, why)) {
-    ex.res.body.clear();
+  if (!ex.app.peer_snapshot(fd, size, revision, identity, why)) {
     ex.res.add_header("Retry-After", "1");
     write_error(ex, core::ErrorCode::server_busy, "No snapshot to give now: " + why + ".");
     return;
   }
+  ex.res.file.set(fd, size);  // sent a chunk at a time (net/connection.cpp)
   ex.res.status = 200;
   ex.res.content_type = "application/octet-stream";
   ex.res.add_header("X-Keygate-Snapshot-Revision", std::to_string(revision));

@@ -1,7 +1,10 @@
 #include "net/connection.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "net/reactor.hpp"
@@ -145,6 +148,36 @@ detached_task Connection::run() {
       busy_ = true;
       if (auto pending = service.handle(req, res_)) co_await std::move(*pending);
       answer(&req, req.method == Method::head);
+      if (res_.file.fd >= 0 && req.method != Method::head) {
+        // A body from a file goes out a chunk at a time behind the head: never whole in
+        // memory, and its first bytes leave at once. A file that reads short cannot keep
+        // the length promised: the connection closes, and the client sees a cut body.
+        constexpr size_t kFileChunk = size_t{1} << 20;
+        uint64_t offset = 0;
+        while (offset < res_.file.size && !broken_) {
+          co_await FlushAwaiter{*this};
+          if (broken_) break;
+          const auto want =
+              static_cast<size_t>(std::min<uint64_t>(kFileChunk, res_.file.size - offset));
+          const size_t at = out_.size();
+          out_.resize(at + want);
+          size_t got = 0;
+          while (got < want) {
+            const ssize_t n = ::pread(res_.file.fd, out_.data() + at + got, want - got,
+                                      static_cast<off_t>(offset + got));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            got += static_cast<size_t>(n);
+          }
+          out_.resize(at + got);
+          offset += got;
+          if (got < want) {
+            closing_ = true;
+            break;
+          }
+        }
+      }
+      res_.file.close();
       busy_ = false;
       in_.release_retired();
       parser_.next();

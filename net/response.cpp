@@ -1,5 +1,7 @@
 #include "net/response.hpp"
 
+#include <unistd.h>
+
 #include <charconv>
 
 namespace keygate::net {
@@ -47,15 +49,22 @@ std::string_view reason_phrase(uint16_t status) noexcept {
   }
 }
 
+void FileBody::close() noexcept {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+  size = 0;
+}
+
 void serialize(const Response& res, bool head, bool close, std::string_view date,
                std::string& out) {
   char status[8], length[24];
   const std::string_view status_text(
       status,
       static_cast<size_t>(std::to_chars(status, status + sizeof status, res.status).ptr - status));
+  const uint64_t body_size = res.body.size() + res.file.size;
   const std::string_view length_text(
-      length, static_cast<size_t>(
-                  std::to_chars(length, length + sizeof length, res.body.size()).ptr - length));
+      length,
+      static_cast<size_t>(std::to_chars(length, length + sizeof length, body_size).ptr - length));
   std::string_view pieces[14];  // the most an answer has: with a type and a body
   size_t n = 0;
   pieces[n++] = "HTTP/1.1 ";
@@ -64,7 +73,7 @@ void serialize(const Response& res, bool head, bool close, std::string_view date
   pieces[n++] = reason_phrase(res.status);
   pieces[n++] = "\r\nServer: keygate\r\nDate: ";
   pieces[n++] = date;
-  if (!res.content_type.empty() && !res.body.empty()) {
+  if (!res.content_type.empty() && body_size > 0) {
     pieces[n++] = "\r\nContent-Type: ";
     pieces[n++] = res.content_type;
   }

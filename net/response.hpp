@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace keygate::net {
 
@@ -51,11 +52,30 @@ inline void append_pieces(std::string& out, std::initializer_list<std::string_vi
   append_pieces(out, pieces.begin(), pieces.size());
 }
 
+// A body read from an open file after the answer's head, a chunk at a time (a node's
+// snapshot for a joining peer: gigabytes at 10 M keys, which must neither sit whole in
+// memory nor wait to be read whole before the first byte leaves). Owns the descriptor.
+struct FileBody {
+  int fd = -1;
+  uint64_t size = 0;
+  FileBody() = default;
+  FileBody(const FileBody&) = delete;
+  FileBody& operator=(const FileBody&) = delete;
+  ~FileBody() { close(); }
+  void set(int file, uint64_t bytes) noexcept {
+    close();
+    fd = file;
+    size = bytes;
+  }
+  void close() noexcept;  // net/response.cpp
+};
+
 struct Response {
   uint16_t status = 200;
   std::string_view content_type = "application/json";
   std::string headers;  // extra header lines, each "Name: value\r\n"
   std::string body;
+  FileBody file;       // sent after `body` when set (Connection::run)
   bool close = false;  // close the connection after this response
 
   void add_header(std::string_view name, std::string_view value) {
@@ -66,6 +86,7 @@ struct Response {
     content_type = "application/json";
     headers.clear();
     body.clear();
+    file.close();
     close = false;
   }
 };

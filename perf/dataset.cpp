@@ -3,6 +3,9 @@
 //
 //   keygate_dataset --data-dir /tmp/kg --keys 1000000 --values /tmp/kg-keys.txt [--scopes a,b]
 //
+// or, with --snapshot-seq S, as a snapshot at S instead of a log (snapshot-S.kgs: what a
+// cluster node keeps after applying etcd's revision S - 1, for perf/bench_cluster_join.sh's
+// IN_ETCD=0, a join from a peer at a size etcd cannot hold here);
 // or into etcd, in cluster mode's layout (cluster/README.md), for the cluster's figures:
 //
 //   keygate_dataset --etcd http://127.0.0.1:2379 [--etcd-prefix /keygate] --keys N --values F
@@ -21,13 +24,17 @@
 #include "cluster/etcd_client.hpp"
 #include "cluster/layout.hpp"
 #include "core/ids.hpp"
+#include "core/index.hpp"
 #include "core/key_format.hpp"
 #include "core/model.hpp"
 #include "core/scopes.hpp"
+#include "core/state_machine.hpp"
 #include "persistence/codec.hpp"
 #include "persistence/data_dir.hpp"
 #include "persistence/record.hpp"
+#include "persistence/recovery.hpp"
 #include "persistence/segment.hpp"
+#include "persistence/snapshot.hpp"
 
 using namespace keygate;
 
@@ -47,7 +54,7 @@ struct Sink {
 
 int main(int argc, char** argv) {
   std::string dir, values_path, etcd, prefix = "/keygate";
-  uint64_t n = 1'000'000;
+  uint64_t n = 1'000'000, snapshot_seq = 0;
   core::ScopeSet scopes = core::kAllScopes;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--data-dir"))
@@ -60,6 +67,8 @@ int main(int argc, char** argv) {
       n = std::stoull(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--values"))
       values_path = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--snapshot-seq"))
+      snapshot_seq = std::stoull(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--scopes")) {
       scopes = 0;
       bool unknown = false;
@@ -73,10 +82,11 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (dir.empty() == etcd.empty() || values_path.empty() || argc % 2 == 0) {
+  if (dir.empty() == etcd.empty() || values_path.empty() || argc % 2 == 0 ||
+      (snapshot_seq && dir.empty())) {
     std::fprintf(stderr,
-                 "usage: keygate_dataset (--data-dir DIR | --etcd URL [--etcd-prefix P]) --keys N "
-                 "--values FILE [--scopes a,b]\n");
+                 "usage: keygate_dataset (--data-dir DIR [--snapshot-seq S] | --etcd URL "
+                 "[--etcd-prefix P]) --keys N --values FILE [--scopes a,b]\n");
     return 2;
   }
 
@@ -173,7 +183,24 @@ int main(int argc, char** argv) {
     values << value << '\n';
   }
   if (!sink.finish(err)) return std::fprintf(stderr, "%s\n", err.c_str()), 1;
-  if (dd)
+  if (dd && snapshot_seq) {
+    // The log read back into an index, written as one snapshot at the seq asked for; the
+    // log goes.
+    core::RcuThread rcu;
+    core::Index index;
+    core::StateMachine state(index);
+    const persistence::RecoveryReport rep =
+        persistence::recover(*dd, state, persistence::RecoverMode::check);
+    persistence::SnapshotInfo info;
+    if (!rep.warnings.empty() || rep.log_records == 0 ||
+        !persistence::write_snapshot(*dd, index, snapshot_seq, 0, info, err))
+      return std::fprintf(stderr, "snapshot: %s\n", err.c_str()), 1;
+    for (uint64_t first : dd->list().segments)
+      std::remove(dd->file(persistence::segment_name(first)).c_str());
+    dd->sync();
+    std::printf("wrote %llu keys to %s as %s, values in %s\n", static_cast<unsigned long long>(n),
+                dir.c_str(), persistence::snapshot_name(snapshot_seq).c_str(), values_path.c_str());
+  } else if (dd)
     std::printf("wrote %llu keys to %s (log %llu bytes), values in %s\n",
                 static_cast<unsigned long long>(n), dir.c_str(),
                 static_cast<unsigned long long>(seg.size()), values_path.c_str());

@@ -533,6 +533,21 @@ TEST(Cluster, AFreshNodeJoinsFromAPeersSnapshotAndCatchesUpFromItsRevision) {
   EXPECT_EQ(root.body.substr(0, 8), std::string("KGSNAP\0\1", 8));
   EXPECT_FALSE(root.header("x-keygate-snapshot-revision").empty());
   EXPECT_NE(root.header("x-keygate-cluster").find(" /keygate"), std::string::npos);
+  // Sent from the file a chunk at a time: the file, byte for byte, with its length; a HEAD
+  // has the length and no body; the connection goes on to the next request.
+  std::string on_disk;
+  for (const auto& e : std::filesystem::directory_iterator(a.data_dir()))
+    if (e.path().extension() == ".kgs") {
+      std::ifstream in(e.path(), std::ios::binary);
+      on_disk.assign(std::istreambuf_iterator<char>(in), {});
+    }
+  EXPECT_EQ(root.body, on_disk);
+  EXPECT_EQ(root.header("content-length"), std::to_string(on_disk.size()));
+  const HttpResponse head = http(a.port(), "HEAD", "/v1/cluster/snapshot", "", a.root_key());
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.header("content-length"), std::to_string(on_disk.size()));
+  EXPECT_TRUE(head.body.empty());
+  EXPECT_EQ(http(a.port(), "GET", "/healthz").status, 200);
 
   // Changes after the snapshot reach the joining node through its watch.
   ASSERT_EQ(
