@@ -152,6 +152,12 @@ detached_task Connection::run() {
         // A body from a file goes out a chunk at a time behind the head: never whole in
         // memory, and its first bytes leave at once. A file that reads short cannot keep
         // the length promised: the connection closes, and the client sees a cut body.
+        // The handler is done (nothing reads the request any more): what is left is a send,
+        // so the tick's rule for a peer that stops reading (Reactor::on_tick: cut off after
+        // the idle timeout without progress, or at the drain's end) applies to it as to any
+        // answer. Left busy, a joining node that hung mid-transfer held the connection and
+        // the snapshot's file for good, and stopped a drain from ending.
+        busy_ = false;
         constexpr size_t kFileChunk = size_t{1} << 20;
         uint64_t offset = 0;
         while (offset < res_.file.size && !broken_) {
