@@ -9,17 +9,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <future>
 #include <string>
 #include <thread>
 
-#include "net/buffer_budget.hpp"
-#include "net/reactor.hpp"
+#include "net/server.hpp"
 
 using namespace keygate::net;
 using namespace std::chrono_literals;
@@ -45,48 +42,28 @@ class FileService final : public Service {
   std::string path_;
 };
 
-// A server on 127.0.0.1 (a port of its own) answering every request with the file.
+// A server on 127.0.0.1 (a port of its own, one reactor) answering every request with
+// the file: net::Server, as `keygate serve` runs it.
 class FileServer {
  public:
   FileServer(const std::string& path, std::chrono::milliseconds idle_timeout)
-      : service_(path), budget_(size_t{64} << 20) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sin;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&sin), len) != 0 ||
-        ::listen(listen_fd_, 16) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sin), &len) != 0)
-      throw std::runtime_error("cannot listen");
-    port_ = ntohs(sin.sin_port);
-    ReactorOptions options;
-    options.idle_timeout = idle_timeout;
-    // Made on the thread that runs it: its ring takes submissions from one thread only.
-    std::promise<void> made;
-    thread_ = std::thread([this, options, &made] {
-      reactor_ = std::make_unique<Reactor>(listen_fd_, service_, options, count_, budget_);
-      made.set_value();
-      reactor_->run();
-    });
-    made.get_future().wait();
+      : service_(path), server_(service_, options(idle_timeout), "kg-test") {
+    server_.start(Endpoint{"127.0.0.1", 0}, 1);
   }
   ~FileServer() {
-    reactor_->request_stop();
-    thread_.join();
-    reactor_.reset();
-    ::close(listen_fd_);
+    server_.stop();
+    server_.join();
   }
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return server_.bound().port; }
 
  private:
+  static ReactorOptions options(std::chrono::milliseconds idle_timeout) {
+    ReactorOptions o;
+    o.idle_timeout = idle_timeout;
+    return o;
+  }
   FileService service_;
-  BufferBudget budget_;
-  std::atomic<unsigned> count_{0};
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
-  std::unique_ptr<Reactor> reactor_;
-  std::thread thread_;
+  Server server_;
 };
 
 // A sparse file of `size` bytes with a marker at its end (a hole reads as zeros).
@@ -178,14 +155,18 @@ TEST(FileBody, APeerThatStopsReadingIsCutOffAtTheIdleTimeout) {
     // Read nothing for a while: the server's sends stop completing.
     std::this_thread::sleep_for(2s);
     uint64_t received = 0;
+    std::string head;  // the first bytes: the answer began, so what follows is a cut
     std::vector<char> buffer(size_t{1} << 20);
     const auto until = std::chrono::steady_clock::now() + 60s;
     while (std::chrono::steady_clock::now() < until) {
       const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
       if (n <= 0) break;  // the cut: EOF, or a reset
+      if (head.size() < 64) head.append(buffer.data(), std::min<size_t>(64, n));
       received += static_cast<uint64_t>(n);
     }
     ::close(fd);
+    EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u) << head;
+    EXPECT_GT(received, 4096u) << "the file's transfer never began";
     // Not cut, the peer goes on sending what the reader takes: all of it, head included.
     EXPECT_LT(received, kSize) << "the stalled reader was served the whole file";
   }
