@@ -4,9 +4,14 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "core/key_format.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 
+#include <algorithm>
+#include <cstring>
+#include <mutex>
 #include <stdexcept>
 
 namespace keygate::core {
@@ -96,18 +101,59 @@ std::optional<KeyShape> parse_key(std::string_view v) noexcept {
   return shape;
 }
 
+namespace {
+
+// The CSPRNG's output for key values, drawn 4 KiB at a time (64 keys): every RAND_bytes
+// call makes getpid() system calls (OpenSSL's fork check), a microsecond each on a virtual
+// machine, which a key creation through a cluster's committer paid twice (perf/RESULTS.md).
+// Bytes are wiped as they are handed out, so the buffer holds only future keys' randomness;
+// a child of fork() wipes its copy, so that it never repeats its parent's keys.
+struct RandomPool {
+  unsigned char bytes[4096];
+  size_t used = sizeof bytes;  // empty
+
+  void take(unsigned char* out, size_t n) {
+    while (n) {
+      if (used == sizeof bytes) {
+        if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("the CSPRNG failed");
+        used = 0;
+      }
+      const size_t k = std::min(n, sizeof bytes - used);
+      std::memcpy(out, bytes + used, k);
+      OPENSSL_cleanse(bytes + used, k);
+      used += k, out += k, n -= k;
+    }
+  }
+  void wipe() noexcept {
+    OPENSSL_cleanse(bytes, sizeof bytes);
+    used = sizeof bytes;
+  }
+  ~RandomPool() { wipe(); }
+};
+
+thread_local RandomPool t_random;
+
+void random_bytes(unsigned char* out, size_t n) {
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(nullptr, nullptr, [] { t_random.wipe(); }); });
+  t_random.take(out, n);
+}
+
+}  // namespace
+
 std::string generate_key(KeyType type, Environment env) {
   std::string v;
   v.reserve(kKeyLength);
   v.append(type == KeyType::secret ? "sk_" : "pk_").append(to_string(env)).append("_");
   unsigned char bytes[64];
   while (v.size() < 8 + kKeyRandomChars) {
-    if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("the CSPRNG failed");
+    random_bytes(bytes, sizeof bytes);
     for (unsigned char b : bytes) {
       // Rejection sampling keeps every character uniform: 248 = 4 * 62.
       if (b < 248 && v.size() < 8 + kKeyRandomChars) v.push_back(kBase62[b % 62]);
     }
   }
+  OPENSSL_cleanse(bytes, sizeof bytes);
   char sum[kKeyChecksumChars];
   encode_checksum(crc32(v), sum);
   v.append(sum, kKeyChecksumChars);

@@ -1,8 +1,11 @@
 #include "core/key_format.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <set>
+#include <thread>
 
 using namespace keygate::core;
 
@@ -39,6 +42,52 @@ TEST(KeyFormat, KeysAreRandom) {
   std::set<std::string> keys;
   for (int i = 0; i < 1000; ++i) keys.insert(generate_key(KeyType::secret, Environment::live));
   EXPECT_EQ(keys.size(), 1000u);
+}
+
+// Key values come from a buffer of the CSPRNG's output per thread, refilled every 64 keys:
+// across refills and threads no value repeats.
+TEST(KeyFormat, KeysFromManyThreadsAndRefillsNeverRepeat) {
+  std::vector<std::string> a, b;
+  std::thread t1([&] {
+    for (int i = 0; i < 2000; ++i) a.push_back(generate_key(KeyType::secret, Environment::live));
+  });
+  std::thread t2([&] {
+    for (int i = 0; i < 2000; ++i) b.push_back(generate_key(KeyType::secret, Environment::live));
+  });
+  t1.join();
+  t2.join();
+  std::set<std::string> keys(a.begin(), a.end());
+  keys.insert(b.begin(), b.end());
+  EXPECT_EQ(keys.size(), 4000u);
+}
+
+// A child of fork() inherits the buffer: it must not hand out the key its parent will.
+TEST(KeyFormat, AForkedChildNeverRepeatsItsParentsNextKey) {
+  generate_key(KeyType::secret, Environment::live);  // the buffer holds the next keys now
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const std::string k = generate_key(KeyType::secret, Environment::live);
+    const bool ok = ::write(fds[1], k.data(), k.size()) == static_cast<ssize_t>(k.size());
+    ::_exit(ok ? 0 : 1);
+  }
+  ::close(fds[1]);
+  const std::string mine = generate_key(KeyType::secret, Environment::live);
+  std::string theirs(kKeyLength, '\0');
+  size_t got = 0;
+  while (got < theirs.size()) {
+    const ssize_t n = ::read(fds[0], theirs.data() + got, theirs.size() - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_EQ(got, kKeyLength);
+  EXPECT_TRUE(parse_key(theirs));
+  EXPECT_NE(theirs, mine);
 }
 
 TEST(KeyFormat, HashIsSha256OfTheValue) {
