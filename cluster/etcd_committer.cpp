@@ -197,11 +197,13 @@ void EtcdCommitter::find_leader_loop() {
 
 void EtcdCommitter::submit(core::Submission* s) {
   s->submitted_ms = core::now_ms();
+  bool wake;
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(s);
+    wake = takes_commands_;
   }
-  wake_.notify_all();
+  if (wake) wake_.notify_all();
 }
 
 bool EtcdCommitter::writable() const noexcept {
@@ -307,8 +309,9 @@ void EtcdCommitter::run() {
       if (!can_retry && !retries_.empty() && retry_after_ms_ > core::now_ms())
         wait = std::min(wait, std::chrono::milliseconds(retry_after_ms_ - core::now_ms()));
       wake_.wait_for(lock, wait, [&] {
+        takes_commands_ = !in_flight_ && waiting_.empty() && retries_.empty();
         return stopping_ || !batches_.empty() || !watch_error_.empty() || can_retry || inbox_ ||
-               (!in_flight_ && waiting_.empty() && retries_.empty() && !queue_.empty());
+               (takes_commands_ && !queue_.empty());
       });
       if (stopping_) break;
       batches.swap(batches_);

@@ -236,6 +236,11 @@ class EtcdCommitter final : public core::Committer {
   std::condition_variable wake_, send_wake_;
   std::optional<Txn> outbox_, inbox_;  // under mutex_: to send; sent, to be answered
   std::deque<core::Submission*> queue_;
+  // Whether the committer's thread, as it last went to sleep, would take a new command at
+  // once (nothing in flight, waiting or held back): only then does submit() wake it. Woken
+  // for every command while a transaction was in flight, it went straight back to sleep,
+  // two futex calls and a context switch a write (perf/RESULTS.md). Under mutex_.
+  bool takes_commands_ = true;
   std::deque<WatchBatch> batches_;
   bool stopping_ = false;
   std::string watch_error_;       // set by the watch thread when the stream cannot go on
