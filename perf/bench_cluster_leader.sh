@@ -10,6 +10,10 @@
 # starts three fresh members for every run: etcd's CPU per write grows with what it holds
 # (260 us at 35 k keys, 380-520 us at 300 k here), which otherwise favours the early runs.
 #
+# `floor` as a build in BINS sends the same transactions straight to etcd instead
+# (perf/etcd_floor.cpp, as in perf/etcd_cost.sh: FLOOR_THREADS=1, FLOOR_BATCH=32): what
+# the three members themselves give here; its node= is the tool's own CPU.
+#
 #   perf/bench_cluster_leader.sh [ORDERS="L F L F"] [DURATION=8s] [WRITERS=64] [KEYGATE_BIN=...] [BINS=...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,8 +73,24 @@ for bin in ${BINS:-$bin}; do
   first=$([ "$order" = L ] && echo "$leader" || echo "$follower")
   endpoints="http://127.0.0.1:2379$first"
   for i in 0 1 2; do [ "$i" = "$first" ] || endpoints+=",http://127.0.0.1:2379$i"; done
+  if [ "$bin" = floor ]; then
+    stats=("${etcd_pids[@]/%//stat}")
+    e0=$(ticks "${stats[@]}") l0=$(ticks "${etcd_pids[$leader]}/stat") i0=$(idle)
+    d8=${DURATION:-8s}
+    build/bench/perf/keygate_etcd_floor --etcd "http://127.0.0.1:2379$leader" --seconds "${d8%s}" \
+      --threads "${FLOOR_THREADS:-1}" --batch "${FLOOR_BATCH:-32}" > "$work/floor$run.log"
+    e1=$(ticks "${stats[@]}") l1=$(ticks "${etcd_pids[$leader]}/stat") i1=$(idle)
+    tr ' ' '\n' < "$work/floor$run.log" | awk -F= -v e="$((e1 - e0))" -v l="$((l1 - l0))" \
+        -v i="$((i1 - i0))" -v tick="$(getconf CLK_TCK)" \
+        -v o="floor(${FLOOR_THREADS:-1}x${FLOOR_BATCH:-32}) at the leader" '
+      $1 == "writes" {w = $2} $1 == "writes/s" {rate = $2} $1 == "client_us_per_write" {c = $2}
+      END {us = 1e6 / tick / w
+           printf "%s  writes/s=%s  us_per_write: etcd=%.0f (leader %.0f) node=%s idle=%.0f\n",
+                  o, rate, e * us, l * us, c, i * us}'
+    continue
+  fi
   key=()
-  [ $run -gt 1 ] && key=(--root-key-file "$work/node1/root.key")
+  [ -n "${root_file:-}" ] && key=(--root-key-file "$root_file")  # the first node's
   $bin serve --listen 127.0.0.1:18391 --data-dir "$work/node$run" --threads 1 \
     --etcd "$endpoints" "${key[@]}" > "$work/node$run.log" 2>&1 &
   node=$!
@@ -79,7 +99,8 @@ for bin in ${BINS:-$bin}; do
     grep -q refusing_to_start "$work/node$run.log" && { cat "$work/node$run.log" >&2; exit 1; }
     sleep 0.1
   done
-  root=$(cat "$work/node1/root.key")
+  root_file=${root_file:-$work/node$run/root.key}
+  root=$(cat "$root_file")
   org=$(curl -s -X POST localhost:18391/v1/organizations -H "Authorization: Bearer $root" \
     -d "{\"name\":\"leader-$run\"}" | sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/')
   stats=("${etcd_pids[@]/%//stat}")

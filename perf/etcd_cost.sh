@@ -5,7 +5,13 @@
 # over the writes), the node's CPU per write and the machine's idle CPU per write (where
 # the 2 cores went). PPROF=1 also saves a CPU profile of etcd from the middle of each run (etcd --enable-pprof; read with `go tool pprof -top -cum /usr/bin/etcd FILE`, golang-go).
 #
-#   perf/etcd_cost.sh [ROUNDS=2] [DURATION=8s] [PPROF=1] <keygate> [<another keygate> ...]
+# `floor` in place of a build runs build/bench/perf/keygate_etcd_floor instead of a node and
+# wrk: the same transactions sent straight to etcd (perf/etcd_floor.cpp; FLOOR_THREADS=1
+# organizations in flight at once, FLOOR_BATCH=32 key creations a transaction, what a node
+# sends at 64 writers), so what etcd itself gives on this machine; its node_us_per_write
+# is the tool's own CPU.
+#
+#   perf/etcd_cost.sh [ROUNDS=2] [DURATION=8s] [PPROF=1] <keygate>|floor [<another> ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: perf/etcd_cost.sh <keygate> [<keygate> ...]" >&2; exit 2; }
@@ -26,6 +32,24 @@ for round in $(seq "${ROUNDS:-2}"); do
     etcd_pid=$!
     pids=($etcd_pid)
     until curl -s http://127.0.0.1:23790/health | grep -q '"true"'; do sleep 0.2; done
+    if [ "$bin" = floor ]; then
+      cpu0=$(curl -s http://127.0.0.1:23790/metrics | awk '/^process_cpu_seconds_total/ {print $2}')
+      idle0=$(awk '/^cpu / {print $5 + $6; exit}' /proc/stat)
+      d8=${DURATION:-8s}
+      build/bench/perf/keygate_etcd_floor --etcd http://127.0.0.1:23790 --seconds "${d8%s}" \
+        --threads "${FLOOR_THREADS:-1}" --batch "${FLOOR_BATCH:-32}" > "$d/floor.log"
+      cpu1=$(curl -s http://127.0.0.1:23790/metrics | awk '/^process_cpu_seconds_total/ {print $2}')
+      idle1=$(awk '/^cpu / {print $5 + $6; exit}' /proc/stat)
+      kill $etcd_pid
+      wait $etcd_pid 2>/dev/null || true
+      tr ' ' '\n' < "$d/floor.log" | awk -F= -v c0="$cpu0" -v c1="$cpu1" -v i0="$idle0" \
+          -v i1="$idle1" -v tick="$(getconf CLK_TCK)" -v what="floor(${FLOOR_THREADS:-1}x${FLOOR_BATCH:-32})" '
+        $1 == "writes" {n = $2} $1 == "writes/s" {rate = $2} $1 == "client_us_per_write" {c = $2}
+        END {printf "%s  writes/s=%s  etcd_us_per_write=%.1f  node_us_per_write=%s" \
+                    "  idle_us_per_write=%.1f\n", what, rate, (c1 - c0) / n * 1e6, c,
+                    (i1 - i0) / tick / n * 1e6}'
+      continue
+    fi
     "$bin" serve --listen 127.0.0.1:18391 --data-dir "$d/node" --threads 1 \
       --etcd http://127.0.0.1:23790 > "$d/node.log" 2>&1 &
     node_pid=$!
