@@ -10,6 +10,7 @@
 #include <chrono>
 #include <coroutine>
 #include <future>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -63,14 +64,18 @@ TEST(ReactorPost, EveryPostFromManyThreadsIsResumedOnceOnTheReactor) {
   std::atomic<unsigned> connections{0};
   BufferBudget budget(1 << 20);
   ReactorOptions options;
-  // Its ring belongs to the thread that creates it (SINGLE_ISSUER): built on its own thread.
-  std::promise<Reactor*> up;
+  // Its ring belongs to the thread that creates it (SINGLE_ISSUER): built on its own thread,
+  // and destroyed after that thread ends, as net::Server does (request_stop() may still be
+  // writing its eventfd when run() returns).
+  std::unique_ptr<Reactor> owned;
+  std::promise<void> up;
   std::thread loop([&] {
-    Reactor r(fd, service, options, connections, budget);
-    up.set_value(&r);
-    r.run();
+    owned = std::make_unique<Reactor>(fd, service, options, connections, budget);
+    up.set_value();
+    owned->run();
   });
-  Reactor& reactor = *up.get_future().get();
+  up.get_future().get();
+  Reactor& reactor = *owned;
   struct Stop {  // on every way out, failed assertions too
     Reactor& r;
     std::thread& t;
