@@ -3,7 +3,9 @@
 # three nodes on loopback, state under $WORK), durable writes per second (POST api-keys, perf/create_key.lua) at
 # 1, 16 and 64 writers through one node, then through three nodes at once (each node its
 # own organization), against the single-node log in the same run; and the revocation
-# propagation figure is in the cluster integration test's output.
+# propagation figure is in the cluster integration test's output. After each etcd section,
+# etcd's floor: the same transactions sent straight to it (perf/etcd_floor.cpp), so that a
+# run on a slow spell of this VM says so.
 #
 #   perf/bench_cluster.sh [DURATION=5s] [KEYGATE_BIN=<another build's keygate>]
 #                         [MAX_TXN_OPS=128: etcd's --max-txn-ops, and keygate told it; not
@@ -18,7 +20,7 @@ work=${WORK:-/tmp/keygate-bench}/cluster
 rm -rf "$work" && mkdir -p "$work"
 scripts/setup test
 cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEYGATE_BENCHMARKS=ON -DKEYGATE_TESTS=OFF >/dev/null
-cmake --build build/bench --target keygate >/dev/null
+cmake --build build/bench --target keygate keygate_etcd_floor >/dev/null
 bin=${KEYGATE_BIN:-build/bench/keygate}
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
@@ -43,6 +45,21 @@ writes() {  # writes PORT ROOT ORG CONNECTIONS: "durable writes/s  p99 latency"
          END {print rate "  p99=" p99 (bad ? "  NOT 2xx: " bad : "")}'
 }
 
+floor() {  # floor ENDPOINT: what etcd gives for the same transactions with no node in the way
+  echo "etcd's floor (perf/etcd_floor.cpp: 32 key creations a transaction, one in flight):" \
+    "$(build/bench/perf/keygate_etcd_floor --etcd "$1" --seconds "${DURATION%s}" |
+         tr ' ' '\n' | grep -E '^writes/s=')"
+}
+leader_of() {  # leader_of URL,URL,...: the one that is etcd's leader
+  local url
+  for url in ${1//,/ }; do
+    curl -s -X POST "$url/v3/maintenance/status" -d '{}' |
+      python3 -c 'import json, sys; d = json.load(sys.stdin); sys.exit(d["header"]["member_id"] != d.get("leader"))' &&
+      { echo "$url"; return; }
+  done
+  echo "${1%%,*}"
+}
+
 if [ -z "${SOLO_ONLY:-}" ]; then
   echo "== single node, local log (--fsync=always)"
   # A run's organization would pass 100,000 keys within seconds here: a higher limit.
@@ -64,6 +81,7 @@ root=$(cat "$work/solo-node/root.key")
 org=$(org_of 18391 "$root" solo)
 for c in 1 16 64; do echo "writers=$c  writes/s=$(writes 18391 "$root" "$org" $c)"; done
 curl -s localhost:18391/metrics | grep -E '^keygate_cluster_(txns|conflicts)_total'
+floor http://127.0.0.1:23790
 [ -n "${SOLO_ONLY:-}" ] && exit 0
 
 echo "== cluster (scripts/cluster: three etcd members, three nodes): one node writing"
@@ -76,6 +94,7 @@ orgs=()
 for p in 8081 8082 8083; do orgs+=("$(org_of $p "$root" "node-$p")"); done
 sleep 1
 for c in 1 16 64; do echo "writers=$c  writes/s=$(writes 8081 "$root" "${orgs[0]}" $c)"; done
+floor "$(leader_of "$ETCD")"
 
 echo "== cluster: three nodes writing at once (each its own organization)"
 for c in 1 16 64; do
