@@ -107,11 +107,7 @@ std::unique_ptr<cluster::EtcdCommitter> open_cluster(
     const persistence::DataDir& dir) {
   cluster::EtcdOptions eo;
   eo.data_dir = &dir;
-  for (size_t at = 0; at <= o.etcd.size();) {
-    const size_t comma = std::min(o.etcd.find(',', at), o.etcd.size());
-    if (comma > at) eo.endpoints.push_back(o.etcd.substr(at, comma - at));
-    at = comma + 1;
-  }
+  eo.endpoints = cluster::split_endpoints(o.etcd);
   for (const auto& e : eo.endpoints)
     if (!e.starts_with("http://") && !e.starts_with("https://"))
       throw persistence::StartupError("--etcd takes URLs such as http://127.0.0.1:2379, not " + e);

@@ -43,12 +43,7 @@ double sample(const std::string& text, const std::string& name) {
 
 int cluster_status(const std::string& etcd_endpoints, const std::string& prefix_flag,
                    const cluster::EtcdTls& tls) {
-  std::vector<std::string> endpoints;
-  for (size_t at = 0; at <= etcd_endpoints.size();) {
-    const size_t comma = std::min(etcd_endpoints.find(',', at), etcd_endpoints.size());
-    if (comma > at) endpoints.push_back(etcd_endpoints.substr(at, comma - at));
-    at = comma + 1;
-  }
+  const std::vector<std::string> endpoints = cluster::split_endpoints(etcd_endpoints);
   if (endpoints.empty()) {
     std::fprintf(stderr, "keygate cluster status: --etcd (or KEYGATE_ETCD) names no endpoint\n");
     return 2;

@@ -140,6 +140,8 @@ class EtcdClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// The endpoints of a comma-separated --etcd list, empty items left out.
+std::vector<std::string> split_endpoints(std::string_view list);
 // The end of the range of every key that starts with `prefix`.
 std::string prefix_end(std::string_view prefix);
 // A key between `low` and `high` (low < result < high in byte order), to split a range in

@@ -39,18 +39,6 @@ namespace {
 
 constexpr const char* kPrefix = "/floor";
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t from = 0;
-  while (from <= s.size()) {
-    const size_t comma = s.find(',', from);
-    out.push_back(s.substr(from, comma == std::string::npos ? std::string::npos : comma - from));
-    if (comma == std::string::npos) break;
-    from = comma + 1;
-  }
-  return out;
-}
-
 // A 26-character id after its kind, as keygate's ids print.
 std::string id(const char* kind, uint64_t thread, uint64_t n) {
   char buf[64];
@@ -90,7 +78,7 @@ int main(int argc, char** argv) {
                  "[--seconds N] [--events 0|1] [--watch 0|1]\n");
     return 2;
   }
-  const std::vector<std::string> endpoints = split(etcd);
+  const std::vector<std::string> endpoints = split_endpoints(etcd);
 
   std::string error;
   EtcdClient setup(endpoints);

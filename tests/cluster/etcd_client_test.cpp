@@ -22,6 +22,15 @@ TEST(EtcdClient, PrefixEndIsTheFirstKeyPastEveryKeyWithThePrefix) {
   EXPECT_EQ(prefix_end(std::string("\xff\xff", 2)), std::string(1, '\0'));  // every key
 }
 
+// --etcd, `keygate cluster status` and the floor tool read their lists with it.
+TEST(EtcdClient, AnEndpointListSplitsAtCommasLeavingOutEmptyItems) {
+  EXPECT_EQ(split_endpoints("http://a:1,http://b:2"),
+            (std::vector<std::string>{"http://a:1", "http://b:2"}));
+  EXPECT_EQ(split_endpoints(",http://a:1,,"), (std::vector<std::string>{"http://a:1"}));
+  EXPECT_TRUE(split_endpoints("").empty());
+  EXPECT_TRUE(split_endpoints(",,").empty());
+}
+
 TEST(EtcdClient, MidpointLiesStrictlyBetweenItsEnds) {
   EXPECT_EQ(midpoint("a", "c"), "b");
   const std::string m = midpoint("/keygate/key/", "/keygate/key0");
