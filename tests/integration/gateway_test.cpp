@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "support/certs.hpp"
+#include "support/etcd_cluster.hpp"  // free_port()
 #include "support/harness.hpp"
 
 extern char** environ;
@@ -33,18 +34,6 @@ std::string after(const std::string& text, const std::string& marker) {
   if (at == std::string::npos) return {};
   const size_t from = at + marker.size();
   return text.substr(from, text.find('\n', from) - from);
-}
-
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 void replace_all(std::string& text, const std::string& from, const std::string& to) {

@@ -10,10 +10,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <random>
+#include <set>
 #include <thread>
 
 #include "support/check.hpp"
@@ -23,27 +27,75 @@ extern char** environ;
 
 namespace keygate::testing {
 
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+namespace {
+
+// The lowest port the kernel hands out to outgoing connections (and to bind(port 0)).
+int ephemeral_low() {
+  int low = 32768, high = 60999;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low >> high;
+  return low;
+}
+
+bool bindable(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) helper_failed(std::string("free_port: socket: ") + std::strerror(errno));
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    helper_failed(std::string("free_port: ") + std::strerror(errno));
+  a.sin_port = htons(port);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   ::close(fd);
-  return ntohs(a.sin_port);
+  return ok;
 }
-
-namespace {
 
 void run(const std::string& command) {
   if (std::system((command + " >/dev/null 2>&1").c_str()) != 0)
     helper_failed("EtcdCluster: failed: " + command);
 }
 
+// The last lines of a file, for a failure message.
+std::string tail(const std::string& path, size_t bytes = 800) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return text.size() > bytes ? text.substr(text.size() - bytes) : text;
+}
+
 }  // namespace
+
+// Drawn below the ephemeral range: a port the kernel picked for bind(0) is one it may give
+// the next outgoing connection of any test running beside this one (a test with 10,000
+// clients takes thousands), and the program this port is for binds it only later. Below
+// the range only another test's listener can take it, and each process draws at random
+// and never hands out the same port twice.
+uint16_t free_port() {
+  static std::mutex mutex;
+  static std::set<uint16_t> given;
+  static std::mt19937 draw{std::random_device{}()};
+  const std::lock_guard lock(mutex);
+  const int high = ephemeral_low() - 1, low = std::max(1024, high - 12000);
+  if (high - low >= 1000)
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      const auto port = static_cast<uint16_t>(std::uniform_int_distribution<int>(low, high)(draw));
+      if (!given.contains(port) && bindable(port)) {
+        given.insert(port);
+        return port;
+      }
+    }
+  for (int attempt = 0; attempt < 100; ++attempt) {  // no room below the range: ask the kernel
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      helper_failed(std::string("free_port: ") + std::strerror(errno));
+    ::close(fd);
+    if (given.insert(ntohs(a.sin_port)).second) return ntohs(a.sin_port);
+  }
+  helper_failed("free_port: no free port");
+  return 0;
+}
 
 EtcdCluster::EtcdCluster(int n, bool tls, std::vector<std::string> extra)
     : root_(make_temp_dir()), tls_(tls), extra_(std::move(extra)) {
@@ -73,20 +125,37 @@ void EtcdCluster::init(std::vector<Place> places) {
           "/ca.key -CAcreateserial -days 2 -extfile " + w + ".ext -out " + w + ".pem");
     }
   }
-  for (int i = 0; i < n; ++i) {
-    Member m;
-    m.name = "m" + std::to_string(i);
-    m.dir = root_ + "/" + m.name;
-    m.place = places[static_cast<size_t>(i)];
-    m.client = free_port();
-    m.peer = free_port();
-    initial_cluster_ +=
-        (i ? "," : "") + m.name + "=http://" + m.place.host + ":" + std::to_string(m.peer);
-    members_.push_back(m);
+  // A member that cannot bind its ports exits at once (another test's listener took one
+  // between free_port() and etcd's bind): the cluster starts over on other ports.
+  for (int attempt = 1;; ++attempt) {
+    initial_cluster_.clear();
+    members_.clear();
+    for (int i = 0; i < n; ++i) {
+      Member m;
+      m.name = "m" + std::to_string(i);
+      m.dir = root_ + "/" + m.name;
+      m.place = places[static_cast<size_t>(i)];
+      m.client = free_port();
+      m.peer = free_port();
+      initial_cluster_ +=
+          (i ? "," : "") + m.name + "=http://" + m.place.host + ":" + std::to_string(m.peer);
+      members_.push_back(m);
+    }
+    for (int i = 0; i < n; ++i) start(i);
+    const std::string failure = await_healthy();
+    if (failure.empty()) break;
+    const bool exited = failure.find("exited") != std::string::npos;
+    if (!exited || attempt == 3) helper_failed(failure);
+    for (auto& m : members_) {
+      if (m.pid > 0) {
+        ::kill(m.pid, SIGKILL);
+        ::waitpid(m.pid, nullptr, 0);
+      }
+      remove_tree(m.dir);
+      std::remove((m.dir + ".log").c_str());
+    }
   }
-  for (int i = 0; i < n; ++i) start(i);
   started_once_ = true;
-  wait_healthy();
 }
 
 EtcdCluster::~EtcdCluster() {
@@ -179,14 +248,30 @@ void EtcdCluster::kill9(int i) {
 }
 
 void EtcdCluster::wait_healthy() {
+  const std::string failure = await_healthy();
+  if (!failure.empty()) helper_failed(failure);
+}
+
+std::string EtcdCluster::await_healthy() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (;;) {
     bool all = true;
-    for (const auto& m : members_)
-      if (m.pid > 0) all = all && healthy(m);
-    if (all) return;
-    if (std::chrono::steady_clock::now() > deadline)
-      helper_failed("EtcdCluster: not healthy within 30 s");
+    for (auto& m : members_) {
+      if (m.pid <= 0) continue;
+      int status = 0;
+      if (::waitpid(m.pid, &status, WNOHANG) == m.pid) {
+        m.pid = -1;
+        return "EtcdCluster: member " + m.name + " exited (status " + std::to_string(status) +
+               "); its log ends:\n" + tail(m.dir + ".log");
+      }
+      all = all && healthy(m);
+    }
+    if (all) return {};
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::string logs;
+      for (const auto& m : members_) logs += "\n" + m.name + ": " + tail(m.dir + ".log", 400);
+      return "EtcdCluster: not healthy within 30 s; the members' logs end:" + logs;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }

@@ -46,7 +46,8 @@ class EtcdCluster {
   // Again, on its data directory; with `wait`, until the cluster is healthy (which needs a
   // quorum of members running).
   void start(int member, bool wait = true);
-  // Waits until every running member answers /health with true (30 s at most).
+  // Waits until every running member answers /health with true (30 s at most); fails the
+  // test with the members' logs when one exits or the time runs out.
   void wait_healthy();
   // The member that is the Raft leader now (-1 if none answers).
   int leader() const;
@@ -69,11 +70,14 @@ class EtcdCluster {
   bool tls_ = false;
   std::vector<std::string> extra_;
   bool healthy(const Member& m) const;
+  std::string await_healthy();  // wait_healthy(), "" or why not
   void init(std::vector<Place> places);
   std::string url(const Member& m) const;  // its client URL
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range
+// (so no test's outgoing connection takes it before its program binds it), never the same
+// twice in one process.
 uint16_t free_port();
 
 }  // namespace keygate::testing

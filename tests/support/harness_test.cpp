@@ -10,8 +10,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <fstream>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
+
+#include "support/etcd_cluster.hpp"
 
 using namespace keygate::testing;
 
@@ -28,6 +34,22 @@ uint16_t closed_port() {
   EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
   ::close(fd);
   return ntohs(a.sin_port);
+}
+
+// A listener on 127.0.0.1:`port`, or -1.
+int listen_at(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  const int one = 1;  // a port etcd just left is in TIME_WAIT
+  if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::listen(fd, 16) == 0)
+    return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
 }
 
 }  // namespace
@@ -138,4 +160,48 @@ TEST(Harness, RunCommandReturnsBothOutputsAndTheExitStatus) {
   EXPECT_EQ(run_command("echo out; echo err >&2; exit 3", status), "out\nerr\n");
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 3);
+}
+
+// A port handed to a program that binds it later must not be one the kernel gives the
+// next outgoing connection of a test running beside it (a cluster test once failed so
+// while a test held 10,000 connections): free_port() draws below the ephemeral range.
+TEST(Harness, FreePortsAreBindableBelowTheEphemeralRangeAndNeverRepeat) {
+  int low = 0, high = 0;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low >> high;
+  ASSERT_GT(low, 0);
+  std::set<uint16_t> seen;
+  for (int i = 0; i < 300; ++i) {
+    const uint16_t port = free_port();
+    EXPECT_LT(port, low);
+    EXPECT_TRUE(seen.insert(port).second) << port << " twice";
+    const int fd = listen_at(port);
+    EXPECT_GE(fd, 0) << port;
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+// An etcd member that cannot bind its port exits at once; the cluster helper says so with
+// the member's log instead of waiting out its 30 s for a health that cannot come.
+TEST(Harness, AnEtcdMemberThatCannotBindFailsTheTestAtOnceWithItsLog) {
+  EtcdCluster etcd(1);
+  etcd.stop(0);
+  // Another program's listener on the member's port: it hangs up on whoever connects.
+  const int taken = listen_at(etcd.client_port(0));
+  ASSERT_GE(taken, 0);
+  std::thread holder([taken] {
+    for (int fd; (fd = ::accept(taken, nullptr, nullptr)) >= 0;) ::close(fd);
+  });
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_NONFATAL_FAILURE(
+      {
+        try {
+          etcd.start(0);
+        } catch (const std::runtime_error&) {
+        }
+      },
+      "member m0 exited");
+  EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(20));
+  ::shutdown(taken, SHUT_RDWR);  // ends the accept
+  holder.join();
+  ::close(taken);
 }
