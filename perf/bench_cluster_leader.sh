@@ -14,7 +14,7 @@
 # (perf/etcd_floor.cpp, as in perf/etcd_cost.sh: FLOOR_THREADS=1, FLOOR_BATCH=32): what
 # the three members themselves give here; its node= is the tool's own CPU.
 #
-#   perf/bench_cluster_leader.sh [ORDERS="L F L F"] [DURATION=8s] [WRITERS=64] [KEYGATE_BIN=...] [BINS=...]
+#   perf/bench_cluster_leader.sh [ORDERS="L F L F"] [DURATION=8s] [WRITERS=64] [ORGS=1] [KEYGATE_BIN=...] [BINS=...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${WORK:-/tmp/keygate-bench}/cluster_leader
@@ -101,8 +101,12 @@ for bin in ${BINS:-$bin}; do
   done
   root_file=${root_file:-$work/node$run/root.key}
   root=$(cat "$root_file")
-  org=$(curl -s -X POST localhost:18391/v1/organizations -H "Authorization: Bearer $root" \
-    -d "{\"name\":\"leader-$run\"}" | sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/')
+  org=
+  for o in $(seq "${ORGS:-1}"); do  # ORGS=N: the writers create keys in N, each in turn
+    org=$org${org:+,}$(curl -s -X POST localhost:18391/v1/organizations \
+      -H "Authorization: Bearer $root" -d "{\"name\":\"leader-$run-$o\"}" |
+      sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/')
+  done
   stats=("${etcd_pids[@]/%//stat}")
   e0=$(ticks "${stats[@]}") l0=$(ticks "${etcd_pids[$leader]}/stat") n0=$(ticks "$node/stat")
   i0=$(idle)

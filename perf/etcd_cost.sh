@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What a durable write costs etcd: one etcd member and one node on loopback, 64 writers
-# creating keys in one organization (perf/create_key.lua) for $DURATION, per build given,
+# creating keys in one organization (perf/create_key.lua; ORGS=N: in N, each in turn) for
+# $DURATION, per build given,
 # alternated: writes/s, p99, and etcd's CPU seconds per write (its process_cpu_seconds_total
 # over the writes), the node's CPU per write and the machine's idle CPU per write (where
 # the 2 cores went). PPROF=1 also saves a CPU profile of etcd from the middle of each run (etcd --enable-pprof; read with `go tool pprof -top -cum /usr/bin/etcd FILE`, golang-go).
@@ -11,7 +12,7 @@
 # sends at 64 writers), so what etcd itself gives on this machine; its node_us_per_write
 # is the tool's own CPU.
 #
-#   perf/etcd_cost.sh [ROUNDS=2] [DURATION=8s] [PPROF=1] <keygate>|floor [<another> ...]
+#   perf/etcd_cost.sh [ROUNDS=2] [DURATION=8s] [ORGS=1] [PPROF=1] <keygate>|floor [<another> ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: perf/etcd_cost.sh <keygate> [<keygate> ...]" >&2; exit 2; }
@@ -56,8 +57,12 @@ for round in $(seq "${ROUNDS:-2}"); do
     pids+=($node_pid)
     until grep -q '"event":"ready"' "$d/node.log"; do sleep 0.1; done
     root=$(cat "$d/node/root.key")
-    org=$(curl -s -X POST localhost:18391/v1/organizations -H "Authorization: Bearer $root" \
-      -d '{"name":"cost"}' | sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/')
+    org=
+    for o in $(seq "${ORGS:-1}"); do
+      org=$org${org:+,}$(curl -s -X POST localhost:18391/v1/organizations \
+        -H "Authorization: Bearer $root" -d "{\"name\":\"cost $o\"}" |
+        sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/')
+    done
     cpu0=$(curl -s http://127.0.0.1:23790/metrics | awk '/^process_cpu_seconds_total/ {print $2}')
     node0=$(awk '{print $14 + $15}' /proc/$node_pid/stat)
     idle0=$(awk '/^cpu / {print $5 + $6; exit}' /proc/stat)
