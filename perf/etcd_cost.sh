@@ -12,7 +12,7 @@
 # sends at 64 writers), so what etcd itself gives on this machine; its node_us_per_write
 # is the tool's own CPU.
 #
-#   perf/etcd_cost.sh [ROUNDS=2] [DURATION=8s] [ORGS=1] [PPROF=1] <keygate>|floor [<another> ...]
+#   perf/etcd_cost.sh [ROUNDS=2] [DURATION=8s] [ORGS=1] [PIN=1] [PPROF=1] <keygate>|floor [<another> ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: perf/etcd_cost.sh <keygate> [<keygate> ...]" >&2; exit 2; }
@@ -20,13 +20,17 @@ work=${WORK:-/tmp/keygate-bench}/etcd_cost
 rm -rf "$work" && mkdir -p "$work"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+# PIN=1: etcd on CPU 0 alone, the node (or the floor tool) and wrk on CPU 1, so that each
+# side's figure is not the other's contention for a core.
+on_etcd= on_rest=
+[ -n "${PIN:-}" ] && on_etcd="taskset -c 0" on_rest="taskset -c 1"
 run=0
 for round in $(seq "${ROUNDS:-2}"); do
   for bin in "$@"; do
     run=$((run + 1))
     d=$work/run$run
     mkdir -p "$d"
-    etcd --name solo --data-dir "$d/etcd" --listen-client-urls http://127.0.0.1:23790 \
+    $on_etcd etcd --name solo --data-dir "$d/etcd" --listen-client-urls http://127.0.0.1:23790 \
       --advertise-client-urls http://127.0.0.1:23790 --listen-peer-urls http://127.0.0.1:23800 \
       --initial-advertise-peer-urls http://127.0.0.1:23800 \
       --initial-cluster solo=http://127.0.0.1:23800 --log-level warn --enable-pprof > "$d/etcd.log" 2>&1 &
@@ -37,7 +41,7 @@ for round in $(seq "${ROUNDS:-2}"); do
       cpu0=$(curl -s http://127.0.0.1:23790/metrics | awk '/^process_cpu_seconds_total/ {print $2}')
       idle0=$(awk '/^cpu / {print $5 + $6; exit}' /proc/stat)
       d8=${DURATION:-8s}
-      build/bench/perf/keygate_etcd_floor --etcd http://127.0.0.1:23790 --seconds "${d8%s}" \
+      $on_rest build/bench/perf/keygate_etcd_floor --etcd http://127.0.0.1:23790 --seconds "${d8%s}" \
         --threads "${FLOOR_THREADS:-1}" --batch "${FLOOR_BATCH:-32}" > "$d/floor.log"
       cpu1=$(curl -s http://127.0.0.1:23790/metrics | awk '/^process_cpu_seconds_total/ {print $2}')
       idle1=$(awk '/^cpu / {print $5 + $6; exit}' /proc/stat)
@@ -51,7 +55,7 @@ for round in $(seq "${ROUNDS:-2}"); do
                     (i1 - i0) / tick / n * 1e6}'
       continue
     fi
-    "$bin" serve --listen 127.0.0.1:18391 --data-dir "$d/node" --threads 1 \
+    $on_rest "$bin" serve --listen 127.0.0.1:18391 --data-dir "$d/node" --threads 1 \
       --etcd http://127.0.0.1:23790 > "$d/node.log" 2>&1 &
     node_pid=$!
     pids+=($node_pid)
@@ -71,7 +75,7 @@ for round in $(seq "${ROUNDS:-2}"); do
       (sleep 2; curl -s "http://127.0.0.1:23790/debug/pprof/profile?seconds=5" -o "$d/etcd.pprof") &
       profiler=$!
     fi
-    ORG=$org ROOT=$root wrk -t1 -c64 -d"${DURATION:-8s}" --latency -s perf/create_key.lua \
+    ORG=$org ROOT=$root $on_rest wrk -t1 -c64 -d"${DURATION:-8s}" --latency -s perf/create_key.lua \
       http://127.0.0.1:18391 > "$d/wrk.log"
     [ -n "$profiler" ] && wait $profiler
     cpu1=$(curl -s http://127.0.0.1:23790/metrics | awk '/^process_cpu_seconds_total/ {print $2}')
