@@ -82,16 +82,9 @@ uint16_t free_port() {
       }
     }
   for (int attempt = 0; attempt < 100; ++attempt) {  // no room below the range: ask the kernel
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      helper_failed(std::string("free_port: ") + std::strerror(errno));
-    ::close(fd);
-    if (given.insert(ntohs(a.sin_port)).second) return ntohs(a.sin_port);
+    uint16_t port = 0;
+    ::close(listen_loopback(port));
+    if (given.insert(port).second) return port;
   }
   helper_failed("free_port: no free port");
   return 0;
