@@ -31,15 +31,12 @@ start() {  # start NAME PORT ARGS...: waits until ready
   pids+=($!)
   until grep -q '"event":"ready"' "$work/$name.log" 2>/dev/null; do sleep 0.1; done
 }
-org_of() {  # org_of PORT ROOT NAME: a new organization's id
-  curl -s -X POST localhost:$1/v1/organizations -H "Authorization: Bearer $2" -d "{\"name\":\"$3\"}" |
-    sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/'
-}
+. perf/orgs.sh
 writes() {  # writes PORT ROOT ORG CONNECTIONS: "durable writes/s  p99 latency"
   # Each run in an organization of its own (at most 100,000 keys an organization: beyond,
   # every write is a fast 4xx that wrk would count as a request); any answer that is not a
   # 2xx is printed, since it is not a durable write.
-  local org; org=$(org_of $1 "$2" "bench-$1-$4-$RANDOM")
+  local org; org=$(new_orgs $1 "$2" "bench-$1-$4-$RANDOM")
   ORG=$org ROOT=$2 wrk -t1 -c$4 -d"$DURATION" --latency -s perf/create_key.lua "http://127.0.0.1:$1" |
     awk '/Requests\/sec/ {rate = $2} /^ +99%/ {p99 = $2} /Non-2xx/ {bad = $NF}
          END {print rate "  p99=" p99 (bad ? "  NOT 2xx: " bad : "")}'
@@ -65,7 +62,7 @@ if [ -z "${SOLO_ONLY:-}" ]; then
   # A run's organization would pass 100,000 keys within seconds here: a higher limit.
   start single 18390 --max-keys-per-org 10000000
   root=$(cat "$work/single/root.key")
-  org=$(org_of 18390 "$root" single)
+  org=$(new_orgs 18390 "$root" single)
   for c in 1 16 64; do echo "writers=$c  writes/s=$(writes 18390 "$root" "$org" $c)"; done
 fi
 
@@ -78,7 +75,7 @@ pids+=($!)
 until curl -s http://127.0.0.1:23790/health | grep -q '"true"'; do sleep 0.2; done
 start solo-node 18391 --etcd http://127.0.0.1:23790 --etcd-max-txn-ops "${MAX_TXN_OPS:-128}"
 root=$(cat "$work/solo-node/root.key")
-org=$(org_of 18391 "$root" solo)
+org=$(new_orgs 18391 "$root" solo)
 for c in 1 16 64; do echo "writers=$c  writes/s=$(writes 18391 "$root" "$org" $c)"; done
 curl -s localhost:18391/metrics | grep -E '^keygate_cluster_(txns|conflicts)_total'
 floor http://127.0.0.1:23790
@@ -91,7 +88,7 @@ until [ -s "$work/ready" ]; do kill -0 "${pids[-1]}" || { cat "$work/cluster.log
 . "$work/ready"
 root=$(cat "$ROOT_KEY_FILE")
 orgs=()
-for p in 8081 8082 8083; do orgs+=("$(org_of $p "$root" "node-$p")"); done
+for p in 8081 8082 8083; do orgs+=("$(new_orgs $p "$root" "node-$p")"); done
 sleep 1
 for c in 1 16 64; do echo "writers=$c  writes/s=$(writes 8081 "$root" "${orgs[0]}" $c)"; done
 floor "$(leader_of "$ETCD")"

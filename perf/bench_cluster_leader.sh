@@ -25,6 +25,7 @@ etcd_pids=()
 ticks() { awk '{t += $14 + $15} END {print t}' "${@/#//proc/}"; }  # ticks PID/stat ...
 idle() { awk '/^cpu / {print $5 + $6; exit}' /proc/stat; }
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+. perf/orgs.sh
 member_and_leader() {  # member_and_leader I: "<member id> <leader id>", or nothing yet
   curl -s -X POST http://127.0.0.1:2379$1/v3/maintenance/status -d '{}' | python3 -c '
 import json, sys
@@ -101,12 +102,7 @@ for bin in ${BINS:-$bin}; do
   done
   root_file=${root_file:-$work/node$run/root.key}
   root=$(cat "$root_file")
-  org=
-  for o in $(seq "${ORGS:-1}"); do  # ORGS=N: the writers create keys in N, each in turn
-    org=$org${org:+,}$(curl -s -X POST localhost:18391/v1/organizations \
-      -H "Authorization: Bearer $root" -d "{\"name\":\"leader-$run-$o\"}" |
-      sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/')
-  done
+  org=$(new_orgs 18391 "$root" "leader-$run" "${ORGS:-1}")  # ORGS=N: keys in N, each in turn
   stats=("${etcd_pids[@]/%//stat}")
   e0=$(ticks "${stats[@]}") l0=$(ticks "${etcd_pids[$leader]}/stat") n0=$(ticks "$node/stat")
   i0=$(idle)

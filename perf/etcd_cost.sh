@@ -20,6 +20,7 @@ work=${WORK:-/tmp/keygate-bench}/etcd_cost
 rm -rf "$work" && mkdir -p "$work"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+. perf/orgs.sh
 # PIN=1: etcd on CPU 0 alone, the node (or the floor tool) and wrk on CPU 1, so that each
 # side's figure is not the other's contention for a core.
 on_etcd= on_rest=
@@ -61,12 +62,7 @@ for round in $(seq "${ROUNDS:-2}"); do
     pids+=($node_pid)
     until grep -q '"event":"ready"' "$d/node.log"; do sleep 0.1; done
     root=$(cat "$d/node/root.key")
-    org=
-    for o in $(seq "${ORGS:-1}"); do
-      org=$org${org:+,}$(curl -s -X POST localhost:18391/v1/organizations \
-        -H "Authorization: Bearer $root" -d "{\"name\":\"cost $o\"}" |
-        sed -E 's/.*"data":\{"id":"([^"]+)".*/\1/')
-    done
+    org=$(new_orgs 18391 "$root" cost "${ORGS:-1}")
     cpu0=$(curl -s http://127.0.0.1:23790/metrics | awk '/^process_cpu_seconds_total/ {print $2}')
     node0=$(awk '{print $14 + $15}' /proc/$node_pid/stat)
     idle0=$(awk '/^cpu / {print $5 + $6; exit}' /proc/stat)
