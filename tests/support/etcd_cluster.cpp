@@ -135,10 +135,9 @@ void EtcdCluster::init(std::vector<Place> places) {
       members_.push_back(m);
     }
     for (int i = 0; i < n; ++i) start(i);
-    const std::string failure = await_healthy();
-    if (failure.empty()) break;
-    const bool exited = failure.find("exited") != std::string::npos;
-    if (!exited || attempt == 3) helper_failed(failure);
+    const Unhealthy failure = await_healthy();
+    if (failure.why.empty()) break;
+    if (!failure.exited || attempt == 3) helper_failed(failure.why);
     for (auto& m : members_) {
       if (m.pid > 0) {
         ::kill(m.pid, SIGKILL);
@@ -241,11 +240,11 @@ void EtcdCluster::kill9(int i) {
 }
 
 void EtcdCluster::wait_healthy() {
-  const std::string failure = await_healthy();
-  if (!failure.empty()) helper_failed(failure);
+  const Unhealthy failure = await_healthy();
+  if (!failure.why.empty()) helper_failed(failure.why);
 }
 
-std::string EtcdCluster::await_healthy() {
+EtcdCluster::Unhealthy EtcdCluster::await_healthy() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (;;) {
     bool all = true;
@@ -254,8 +253,9 @@ std::string EtcdCluster::await_healthy() {
       int status = 0;
       if (::waitpid(m.pid, &status, WNOHANG) == m.pid) {
         m.pid = -1;
-        return "EtcdCluster: member " + m.name + " exited (status " + std::to_string(status) +
-               "); its log ends:\n" + tail(m.dir + ".log");
+        return {"EtcdCluster: member " + m.name + " exited (status " + std::to_string(status) +
+                    "); its log ends:\n" + tail(m.dir + ".log"),
+                true};
       }
       all = all && healthy(m);
     }
@@ -263,7 +263,7 @@ std::string EtcdCluster::await_healthy() {
     if (std::chrono::steady_clock::now() > deadline) {
       std::string logs;
       for (const auto& m : members_) logs += "\n" + m.name + ": " + tail(m.dir + ".log", 400);
-      return "EtcdCluster: not healthy within 30 s; the members' logs end:" + logs;
+      return {"EtcdCluster: not healthy within 30 s; the members' logs end:" + logs};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

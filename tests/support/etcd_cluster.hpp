@@ -70,7 +70,11 @@ class EtcdCluster {
   bool tls_ = false;
   std::vector<std::string> extra_;
   bool healthy(const Member& m) const;
-  std::string await_healthy();  // wait_healthy(), "" or why not
+  struct Unhealthy {
+    std::string why;      // empty: every running member is healthy
+    bool exited = false;  // a member exited (it could not bind its port, say)
+  };
+  Unhealthy await_healthy();  // wait_healthy(), without failing the test
   void init(std::vector<Place> places);
   std::string url(const Member& m) const;  // its client URL
 };

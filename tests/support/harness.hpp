@@ -111,8 +111,10 @@ const TlsClient* tls_mode();
 // Raw TCP: send bytes, read until the peer closes or `timeout_ms` passes. A connection
 // that cannot be made fails the test (support/check.hpp).
 int connect_to(uint16_t port);
-// A socket listening on a free loopback port (its number in `port`), without SO_REUSEPORT:
-// to pass to a server as systemd does, or to hold a port. Failure fails the test.
+// A socket listening on a loopback port, without SO_REUSEPORT: to pass to a server as
+// systemd does, or to hold a port. `port` 0: a free one, whose number is put there;
+// otherwise that one (with SO_REUSEADDR, so a port in TIME_WAIT can be taken). Failure
+// fails the test.
 int listen_loopback(uint16_t& port, int backlog = 128);
 std::string send_raw(uint16_t port, const std::string& bytes, int timeout_ms = 2000,
                      bool half_close = true);
