@@ -319,7 +319,12 @@ void EtcdCommitter::run() {
       fatal = watch_error_;
       watch_compacted = watch_compacted_;
     }
-    if (answered) finish(*answered);
+    try {
+      if (answered) finish(*answered);  // may apply it (apply_own())
+    } catch (const std::runtime_error& e) {
+      cannot_follow(e.what());
+      break;
+    }
     if (!fatal.empty() && watch_compacted) {
       // The watch resumes from a revision etcd compacted (this node was cut off longer than
       // etcd keeps history): load everything again at the present revision and watch on
@@ -333,18 +338,13 @@ void EtcdCommitter::run() {
       continue;
     }
     if (!fatal.empty()) {
-      core::log(core::Level::error, "cluster.cannot_follow", {{"error", fatal}});
-      if (options_.on_fatal) options_.on_fatal(fatal);
-      loaded_.store(false, std::memory_order_release);  // not ready; writes refused
+      cannot_follow(fatal);
       break;
     }
     try {
       for (const WatchBatch& b : batches) apply(b);
     } catch (const std::runtime_error& e) {
-      // A change this node cannot apply: it cannot follow the cluster any longer.
-      core::log(core::Level::error, "cluster.cannot_follow", {{"error", e.what()}});
-      if (options_.on_fatal) options_.on_fatal(e.what());
-      loaded_.store(false, std::memory_order_release);
+      cannot_follow(e.what());  // a change this node cannot apply
       break;
     }
     if (!batches.empty()) state_.index().reclaim();
@@ -415,6 +415,13 @@ void EtcdCommitter::run() {
     }
     answer_overdue();
   }
+}
+
+// The committer's thread ends: this node cannot follow the cluster any longer.
+void EtcdCommitter::cannot_follow(const std::string& why) {
+  core::log(core::Level::error, "cluster.cannot_follow", {{"error", why}});
+  if (options_.on_fatal) options_.on_fatal(why);
+  loaded_.store(false, std::memory_order_release);  // not ready; writes refused
 }
 
 // Whether the commands held back by conflicts may be decided again: nothing in flight, the
@@ -506,6 +513,12 @@ void EtcdCommitter::write_metrics(std::string& out) const {
                 "# TYPE keygate_cluster_unconflicted_resends_total counter\n"
                 "keygate_cluster_unconflicted_resends_total %llu\n",
                 static_cast<unsigned long long>(isolated_.load(std::memory_order_relaxed)));
+  core::appendf(out,
+                "# HELP keygate_cluster_txns_applied_from_answer_total Transactions of this "
+                "node's applied as etcd answered them (nothing came before them), not when the "
+                "watch brought them.\n# TYPE keygate_cluster_txns_applied_from_answer_total "
+                "counter\nkeygate_cluster_txns_applied_from_answer_total %llu\n",
+                static_cast<unsigned long long>(applied_own_.load(std::memory_order_relaxed)));
   core::appendf(
       out,
       "# HELP keygate_cluster_failures_total Transactions no etcd endpoint answered.\n"

@@ -8,10 +8,11 @@
 // key (every change in an organization compares and bumps it, so the invariants that span
 // an organization, such as 50 certificates at most, hold across nodes), and the index keys
 // that carry uniqueness (a slug, a key's hash) must not exist yet. Nothing is published at
-// commit: the change becomes visible when the watch delivers its revision, on every node
-// alike, and the client is answered only after the writing node has applied it
-// (read-your-writes on that node). A failed compare means another node got there first:
-// the node catches up to the store's revision and executes again, so a real conflict gets
+// commit: the change becomes visible when a node applies its revision, in revision order,
+// from the watch (the writer from etcd's answer when that revision directly follows the
+// one it applied: apply_own()), and the client is answered only after the writing node
+// has applied it (read-your-writes on that node). A failed compare means another node got there
+// first: the node catches up to the store's revision and executes again, so a real conflict gets
 // the single node's error (409 slug_taken, ...).
 //
 // Threads: submit(), writable() and write_metrics() from any thread. The committer's own
@@ -198,6 +199,9 @@ class EtcdCommitter final : public core::Committer {
   void watch_loop();
   void apply(const WatchBatch& batch);
   void apply(const KeyValue& kv, bool deleted);
+  // A transaction of this node's that etcd committed at `revision`, applied from what it
+  // carried, when nothing else came before it: false when it must wait for the watch.
+  bool apply_own(Txn& t, int64_t revision);
   // etcd_txn.cpp: the write path.
   void execute(std::vector<Retry>& batch);
   void send_loop();
@@ -212,6 +216,7 @@ class EtcdCommitter final : public core::Committer {
   void answer_overdue();
   void answer_the_rest();  // at stop
   bool retry_ready() const;
+  void cannot_follow(const std::string& why);  // logs it, calls on_fatal, refuses writes
 
   core::StateMachine& state_;
   EtcdOptions options_;
@@ -294,7 +299,9 @@ class EtcdCommitter final : public core::Committer {
   bool resumed_ = false;
   const char* start_mode_ = "etcd";
   std::atomic<uint64_t> txns_{0}, conflicts_{0}, failures_{0};
-  std::atomic<uint64_t> isolated_{0};  // commands sent again at once: not of a conflicted org
+  std::atomic<uint64_t> isolated_{0};
+  std::atomic<uint64_t> applied_own_{0};  // transactions applied from their answer (apply_own()) //
+                                          // commands sent again at once: not of a conflicted org
   uint64_t loaded_records_ = 0;
   double load_seconds_ = 0;
 };

@@ -240,7 +240,7 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
     }
   }
   for (auto& [org, op] : events) set_op(std::move(op));  // after the changes they describe
-  state_.discard();                                      // published by the watch, never here
+  state_.discard();  // applied once committed (finish(), the watch)
   // The version keys carry this transaction's token: if an endpoint takes it but its answer
   // is lost, the client sends the same transaction to the next endpoint, whose compares
   // then fail; the token in the watch says the first one went through (see run()). It is
@@ -416,8 +416,11 @@ void EtcdCommitter::finish(Txn& t) {
     return;
   }
   if (r.succeeded) {
+    // Answered once applied: now, when nothing came before it (apply_own()), else when the
+    // watch delivers it (run()). Waiting first, so that a stop answers them either way.
     for (size_t i = 0; i < t.staged_by.size(); ++i)
       waiting_.push_back({t.staged_by[i].submission, std::move(t.outcomes[i]), r.revision});
+    apply_own(t, r.revision);
     return;
   }
   // Another node changed an organization (or took a slug, or a hash) after our revision:

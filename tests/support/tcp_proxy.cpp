@@ -24,6 +24,8 @@ struct TcpProxy::Link {
   std::atomic<bool> drop{false};
   std::atomic<int> hold_ms{0};
   std::atomic<uint32_t> drop_stream{0}, hold_stream{0};
+  std::string first_request;         // its first 64 bytes, as matched (under the proxy's mutex_)
+  std::atomic<bool> stalled{false};  // stall_connections_of()
   // HTTP/2 (keygate's gRPC calls to etcd, one after another on a kept connection): the
   // client's bytes are held from a request's first frame until its last (END_STREAM), then
   // matched as "POST <path>" and its body and passed on. The header blocks are decoded with
@@ -90,6 +92,13 @@ void TcpProxy::hold_answer_to(std::string request_start, std::string containing,
   hold_start_ = std::move(request_start);
   hold_containing_ = std::move(containing);
   hold_ms_ = delay_ms;
+}
+
+void TcpProxy::stall_connections_of(std::string request_start, bool on) {
+  std::lock_guard l(mutex_);
+  for (auto& link : links_)
+    if (link->first_request.starts_with(request_start)) link->stalled = on;
+  stall_start_ = on ? std::move(request_start) : std::string();
 }
 
 void TcpProxy::cut(bool on) {
@@ -210,6 +219,10 @@ bool TcpProxy::send_all(const std::shared_ptr<Link>& link, int to, std::string_v
 // HTTP/2, "POST <path>\r\n\r\n<body>" once it is whole, on `stream`.
 void TcpProxy::match(const std::shared_ptr<Link>& link, std::string_view request, uint32_t stream) {
   std::lock_guard l(mutex_);
+  if (link->first_request.empty()) {
+    link->first_request = request.substr(0, 64);
+    if (!stall_start_.empty() && request.starts_with(stall_start_)) link->stalled = true;
+  }
   if (!armed_.empty() && request.starts_with(armed_)) {
     if (stream)
       link->drop_stream = stream;
@@ -278,7 +291,8 @@ void TcpProxy::pump(std::shared_ptr<Link> link, bool from_client) {
   for (;;) {
     const ssize_t n = ::read(from, buffer, sizeof buffer);
     if (n <= 0) break;
-    while (stalled_ && !stopping_) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while ((stalled_ || link->stalled) && !stopping_)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::string_view chunk(buffer, static_cast<size_t>(n));
     if (from_client) {
       if (!link->h2 && chunk.starts_with("PRI ")) {

@@ -46,6 +46,10 @@ class TcpProxy {
   // way until stall(false). The member hangs for this one client, as a member whose host
   // stalls would for all (SIGSTOP), while the others reach it.
   void stall(bool on) { stalled_ = on; }
+  // The same for the connections whose first request starts with `request_start` (open ones
+  // and those opened later), until stall_connections_of(..., false): one of a client's
+  // connections hangs, say its watch stream, while its other calls go through.
+  void stall_connections_of(std::string request_start, bool on);
 
  private:
   struct Link;
@@ -67,6 +71,7 @@ class TcpProxy {
   int hold_ms_ = 0;
   std::string before_start_, before_containing_;  // before_request(); empty: nothing to run
   std::function<void()> before_;
+  std::string stall_start_;  // stall_connections_of(); empty: none
   std::vector<std::thread> threads_;
   std::vector<std::shared_ptr<Link>> links_;
   std::thread acceptor_;
