@@ -77,15 +77,13 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
     return;
   }
   Txn t;
-  size_t staged_bytes = 0, measured = 0;
-  std::vector<size_t> sizes;  // of each record staged, encoded
-  auto measure = [&] {        // the encoded size of what the last command staged
-    std::string payload, value;
-    for (; measured < state_.staged().size(); ++measured) {
-      persistence::append_staged(state_.staged()[measured], payload, value);
-      staged_bytes += value.size();
-      sizes.push_back(value.size());
-      value.clear();
+  size_t staged_bytes = 0;
+  std::vector<std::string> values;  // each record staged, encoded (once: the ops take them)
+  std::string payload;              // scratch for the encoder
+  auto measure = [&] {              // encodes what the last command staged
+    for (size_t k = values.size(); k < state_.staged().size(); ++k) {
+      persistence::append_staged(state_.staged()[k], payload, values.emplace_back());
+      staged_bytes += values.back().size();
     }
   };
   // etcd refuses a transaction with more than --max-txn-ops operations in a branch or
@@ -110,12 +108,12 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
       } else if (st.event) {  // a put for an organization's events, kEventsValueBytes each
         auto g = std::find_if(b.events.begin(), b.events.end(),
                               [&](const auto& e) { return e.first == org; });
-        if (g == b.events.end() || g->second + sizes[k] > kEventsValueBytes) {
+        if (g == b.events.end() || g->second + values[k].size() > kEventsValueBytes) {
           ++b.ops;
           if (g == b.events.end()) g = b.events.insert(b.events.end(), {org, 0});
           g->second = 0;
         }
-        g->second += sizes[k];
+        g->second += values[k].size();
       } else {
         ++b.ops;
       }
@@ -156,9 +154,8 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
       t.staged_end.clear();
       state_.discard();
       for (Retry& r : kept) run(r);
-      measured = 0;
-      staged_bytes = 0;
-      sizes.clear();
+      values.clear();  // new ids and times: encoded again
+      measure();
       std::lock_guard lock(mutex_);
       for (size_t j = batch.size(); j > i; --j) queue_.push_front(batch[j - 1].submission);
       break;
@@ -188,12 +185,11 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
   // Each organization's audit events of this transaction: one value, under the first one's
   // id, in the order staged (cluster/README.md, "Data layout").
   std::vector<std::pair<core::Id, Op>> events;
-  std::string payload;
   {
     core::ReadSection rs;
-    for (const auto& st : state_.staged()) {
-      std::string value;
-      persistence::append_staged(st, payload, value);
+    for (size_t k = 0; k < state_.staged().size(); ++k) {
+      const core::StateMachine::Staged& st = state_.staged()[k];
+      std::string& value = values[k];
       const core::Id org = staged_org(st);
       t.staged_org.push_back(org);
       orgs.insert(org);
