@@ -347,7 +347,7 @@ void EtcdCommitter::run() {
       cannot_follow(e.what());  // a change this node cannot apply
       break;
     }
-    if (!batches.empty()) state_.index().reclaim();
+    state_.index().reclaim();  // what the watch or apply_own() retired (a no-op if nothing)
     state_.index().advance_clock(core::now_ms());
 
     const int64_t applied = applied_.load(std::memory_order_acquire);
