@@ -560,7 +560,7 @@ void EtcdCommitter::apply(const WatchBatch& b) {
 // revision at all, so it needs a put.
 bool EtcdCommitter::apply_own(Txn& t, int64_t revision) {
   if (revision != applied_.load(std::memory_order_relaxed) + 1) return false;
-  const std::string slugs = options_.prefix + "/slug/";
+  const std::string slugs = layout_.kind("slug");
   bool put = false;
   for (const Op& op : t.ops)
     if (op.kind == Op::Kind::put)
