@@ -115,7 +115,11 @@ const ApiKey* StateMachine::key(Id org_id, Id key_id, KeyHash& hash) const {
 
 ApiKey& StateMachine::stage(std::unique_ptr<ApiKey> k, const KeyHash& hash) {
   ApiKey& ref = *k;
-  staged_keys_[k->id] = staged_.size();
+  const auto [at, first] = staged_keys_.try_emplace(k->id, staged_.size());
+  if (!first)
+    at->second = staged_.size();
+  else if (!index_.find_key(k->id))
+    ++staged_new_keys_[k->organization_id];
   staged_.push_back({nullptr, std::move(k), hash, nullptr});
   return ref;
 }
@@ -144,8 +148,8 @@ Outcome StateMachine::execute(const Command& command, uint64_t now_ms, const Act
 Error StateMachine::no_room_for_key(Id org_id) const {
   const OrgSlot* slot = index_.find_org(org_id);
   size_t keys = slot ? slot->key_count.load(std::memory_order_relaxed) : 0;
-  for (const auto& [id, i] : staged_keys_)  // this batch's new keys in the organization
-    if (staged_[i].key->organization_id == org_id && !index_.find_key(id)) ++keys;
+  if (const auto it = staged_new_keys_.find(org_id); it != staged_new_keys_.end())
+    keys += it->second;  // this batch's new keys in the organization
   if (keys < max_keys_per_org_) return {};
   return make_error(ErrorCode::key_limit_reached,
                     "This organization holds " + std::to_string(keys) +
@@ -658,6 +662,7 @@ void StateMachine::publish() {
   staged_.clear();
   staged_orgs_.clear();
   staged_keys_.clear();
+  staged_new_keys_.clear();
   staged_certs_.clear();
   staged_projects_.clear();
   slug_undo_.clear();
@@ -668,6 +673,7 @@ void StateMachine::discard() {
   staged_.clear();
   staged_orgs_.clear();
   staged_keys_.clear();
+  staged_new_keys_.clear();
   staged_certs_.clear();
   staged_projects_.clear();
   for (auto it = slug_undo_.rbegin(); it != slug_undo_.rend(); ++it) {
@@ -677,6 +683,42 @@ void StateMachine::discard() {
       slugs_.erase(it->first);
   }
   slug_undo_.clear();
+}
+
+void StateMachine::discard_from(size_t records, size_t slugs) {
+  staged_.erase(staged_.begin() + static_cast<ptrdiff_t>(std::min(records, staged_.size())),
+                staged_.end());
+  while (slug_undo_.size() > slugs) {
+    auto& [slug, holder] = slug_undo_.back();
+    if (holder)
+      slugs_[slug] = *holder;
+    else
+      slugs_.erase(slug);
+    slug_undo_.pop_back();
+  }
+  reindex_staged();
+}
+
+void StateMachine::reindex_staged() {
+  ReadSection rs;
+  staged_orgs_.clear();
+  staged_keys_.clear();
+  staged_new_keys_.clear();
+  staged_certs_.clear();
+  staged_projects_.clear();
+  for (size_t i = 0; i < staged_.size(); ++i) {  // later versions replace earlier ones
+    const Staged& st = staged_[i];
+    if (st.org) {
+      staged_orgs_[st.org->id] = i;
+    } else if (st.key) {
+      if (staged_keys_.insert_or_assign(st.key->id, i).second && !index_.find_key(st.key->id))
+        ++staged_new_keys_[st.key->organization_id];
+    } else if (st.cert) {
+      staged_certs_[st.cert->id] = i;
+    } else if (st.project) {
+      staged_projects_[st.project->id] = i;
+    }
+  }
 }
 
 void StateMachine::apply(std::shared_ptr<Certificate> c) {

@@ -45,6 +45,12 @@ class StateMachine {
   const std::vector<Staged>& staged() const noexcept { return staged_; }
   void publish();
   void discard();
+  // Undoing the last command alone (cluster mode's transaction, which it does not fit):
+  // the slug changes staged so far, and discard_from(), which drops the staged records from
+  // the `records`th on and undoes the slug changes from the `slugs`th on. What was staged
+  // before them stays staged.
+  size_t slug_changes() const noexcept { return slug_undo_.size(); }
+  void discard_from(size_t records, size_t slugs);
 
   // Recovery: a record read back from a snapshot or the log, published at once.
   void apply(std::unique_ptr<Organization> org);
@@ -98,6 +104,8 @@ class StateMachine {
   Error beyond_authority(ScopeSet scopes, std::string_view doing) const;
   // The 400 when organization `org` has no room for one more key, or no error.
   Error no_room_for_key(Id org) const;
+  // The maps of staged records by id, again from staged_ (after part of it went).
+  void reindex_staged();
 
   Index& index_;
   IdGenerator ids_;
@@ -114,6 +122,9 @@ class StateMachine {
   std::vector<Staged> staged_;
   std::unordered_map<Id, size_t, IdHash> staged_orgs_;  // id -> latest staged version
   std::unordered_map<Id, size_t, IdHash> staged_keys_;
+  // Of each organization: the keys staged that the index does not hold yet (its new keys),
+  // counted as they are staged rather than by a lookup of every staged key for each new one.
+  std::unordered_map<Id, uint32_t, IdHash> staged_new_keys_;
   std::unordered_map<Id, size_t, IdHash> staged_certs_;
   std::unordered_map<Id, size_t, IdHash> staged_projects_;
 };

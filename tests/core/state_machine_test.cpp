@@ -72,6 +72,54 @@ TEST_F(StateMachineTest, DiscardUndoesABatchsRenamesAndCreations) {
   EXPECT_FALSE(run(CreateOrganization{"Wants y", "y"}).error) << "y was never taken";
 }
 
+// discard_from() undoes the last command of a batch alone (a cluster transaction it does not
+// fit): its records and its slug changes go, what the commands before it staged stays.
+TEST_F(StateMachineTest, DiscardFromUndoesTheLastCommandAloneAndKeepsTheRest) {
+  const Id a = make_org("a");
+  const Outcome k = sm.execute(CreateApiKey{a, "kept"}, now);
+  ASSERT_FALSE(k.error);
+  const size_t records = sm.staged().size(), slugs = sm.slug_changes();
+  UpdateOrganization rename{a};
+  rename.slug = "renamed";
+  ASSERT_FALSE(sm.execute(rename, now).error);
+  ASSERT_FALSE(sm.execute(CreateOrganization{"B", "b"}, now).error);
+  ASSERT_GT(sm.slug_changes(), slugs);
+  sm.discard_from(records, slugs);
+  EXPECT_EQ(sm.staged().size(), records);
+  EXPECT_EQ(sm.slug_changes(), slugs);
+  // The key the first command staged is still there for the batch; the slugs are as before.
+  EXPECT_FALSE(sm.execute(RevokeApiKey{a, k.key->id}, now).error);
+  EXPECT_EQ(sm.execute(CreateOrganization{"Wants a", "a"}, now).error.code, ErrorCode::slug_taken)
+      << "a is a's again";
+  EXPECT_FALSE(sm.execute(CreateOrganization{"Takes b", "b"}, now).error) << "b is free again";
+  sm.publish();
+  ReadSection rs;
+  const KeySlot* slot = index.find_key(k.key->id);
+  ASSERT_NE(slot, nullptr);
+  EXPECT_EQ(slot->load()->status_at(now), KeyStatus::revoked);
+  EXPECT_EQ(index.find_org(a)->load()->slug, "a");
+}
+
+// --max-keys-per-org counts the keys a batch stages on top of those the index holds, and
+// forgets those of a command undone by discard_from().
+TEST_F(StateMachineTest, ABatchsNewKeysCountAgainstTheLimitUntilUndone) {
+  sm.set_max_keys_per_org(4);
+  const Id a = make_org("a");  // and its first key
+  ASSERT_FALSE(sm.execute(CreateApiKey{a, "2"}, now).error);
+  const Outcome third = sm.execute(CreateApiKey{a, "3"}, now);
+  ASSERT_FALSE(third.error);
+  ASSERT_FALSE(sm.execute(UpdateApiKey{a, third.key->id, std::string("3 again")}, now).error)
+      << "a staged key changed again is still one key";
+  const size_t records = sm.staged().size(), slugs = sm.slug_changes();
+  ASSERT_FALSE(sm.execute(CreateApiKey{a, "4"}, now).error);
+  EXPECT_EQ(sm.execute(CreateApiKey{a, "5"}, now).error.code, ErrorCode::key_limit_reached);
+  sm.discard_from(records, slugs);
+  ASSERT_FALSE(sm.execute(CreateApiKey{a, "4 instead"}, now).error);
+  EXPECT_EQ(sm.execute(CreateApiKey{a, "5"}, now).error.code, ErrorCode::key_limit_reached);
+  sm.publish();
+  EXPECT_EQ(run(CreateApiKey{a, "5"}).error.code, ErrorCode::key_limit_reached);
+}
+
 TEST_F(StateMachineTest, RenamingASlugFreesTheOldOne) {
   Id a = make_org("first");
   ASSERT_FALSE(run(UpdateOrganization{a, {}, std::string("second"), {}}).error);
