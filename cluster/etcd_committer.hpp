@@ -180,6 +180,7 @@ class EtcdCommitter final : public core::Committer {
     bool sent = false, refused = false;  // refused: by etcd for good (HTTP 400)
     TxnResult result;
     std::string error;
+    std::chrono::steady_clock::time_point answered;  // when the sender had etcd's answer
   };
 
   // etcd_apply.cpp: the read side.
@@ -299,9 +300,14 @@ class EtcdCommitter final : public core::Committer {
   bool resumed_ = false;
   const char* start_mode_ = "etcd";
   std::atomic<uint64_t> txns_{0}, conflicts_{0}, failures_{0};
-  std::atomic<uint64_t> isolated_{0};
-  std::atomic<uint64_t> applied_own_{0};  // transactions applied from their answer (apply_own()) //
-                                          // commands sent again at once: not of a conflicted org
+  std::atomic<uint64_t> isolated_{0};     // commands sent again at once: not of a conflicted org
+  std::atomic<uint64_t> applied_own_{0};  // transactions applied from their answer (apply_own())
+  // The node's own share of a write's path while writes queue: from etcd's answer reaching
+  // the sender to the next transaction handed to it, when commands waited for that answer
+  // (metric keygate_cluster_turnaround_seconds). Its start is the committer thread's; {}:
+  // none running.
+  std::chrono::steady_clock::time_point turnaround_from_{};
+  std::atomic<uint64_t> turnaround_ns_{0}, turnarounds_{0};
   uint64_t loaded_records_ = 0;
   double load_seconds_ = 0;
 };

@@ -139,23 +139,20 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
       for (size_t j = batch.size(); j > i; --j) queue_.push_front(batch[j - 1].submission);
       break;
     }
-    const size_t before = state_.staged().size();
+    const size_t before = state_.staged().size(), slugs_before = state_.slug_changes();
     if (!run(batch[i])) continue;
     measure();
     const OpBudget with = cost(used, before);
     const size_t limit = options_.max_txn_ops;
     if (t.staged_by.size() > 1 && (with.ops > limit || with.compares > limit)) {
-      // It does not fit: the transaction goes without it. Staging is undone only as a whole,
-      // so the commands before it are executed again (from the same state, in the same
-      // order: the same outcomes; rare, and microseconds each), and it waits for the next.
-      std::vector<Retry> kept(t.staged_by.begin(), t.staged_by.end() - 1);
-      t.staged_by.clear();
-      t.outcomes.clear();
-      t.staged_end.clear();
-      state_.discard();
-      for (Retry& r : kept) run(r);
-      values.clear();  // new ids and times: encoded again
-      measure();
+      // It does not fit: the transaction goes without it (its records are the last staged),
+      // and it waits for the next.
+      state_.discard_from(before, slugs_before);
+      for (size_t k = before; k < values.size(); ++k) staged_bytes -= values[k].size();
+      values.resize(before);
+      t.staged_by.pop_back();
+      t.outcomes.pop_back();
+      t.staged_end.pop_back();
       std::lock_guard lock(mutex_);
       for (size_t j = batch.size(); j > i; --j) queue_.push_front(batch[j - 1].submission);
       break;
@@ -256,6 +253,13 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
     outbox_ = std::move(t);
   }
   send_wake_.notify_all();
+  if (turnaround_from_ != Clock::time_point{}) {
+    const auto took =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - turnaround_from_);
+    turnaround_ns_.fetch_add(static_cast<uint64_t>(took.count()), std::memory_order_relaxed);
+    turnarounds_.fetch_add(1, std::memory_order_relaxed);
+    turnaround_from_ = {};
+  }
 }
 
 // The sender thread: sends what execute() built, one transaction at a time, and keeps the
@@ -279,6 +283,7 @@ void EtcdCommitter::send_loop() {
     }
     if (t) {
       send(*t);
+      t->answered = Clock::now();
       {
         std::lock_guard lock(mutex_);
         inbox_ = std::move(t);

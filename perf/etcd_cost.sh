@@ -4,7 +4,11 @@
 # $DURATION, per build given,
 # alternated: writes/s, p99, and etcd's CPU seconds per write (its process_cpu_seconds_total
 # over the writes), the node's CPU per write and the machine's idle CPU per write (where
-# the 2 cores went). PPROF=1 also saves a CPU profile of etcd from the middle of each run (etcd --enable-pprof; read with `go tool pprof -top -cum /usr/bin/etcd FILE`, golang-go).
+# the 2 cores went), and the node's turnaround: its own share of each transaction's cycle,
+# from etcd's answer to the next transaction sent (keygate_cluster_turnaround_seconds, the
+# one figure here this VM's noise does not swamp). PPROF=1 also saves a CPU profile of etcd
+# from the middle of each run (etcd --enable-pprof; read with
+# `go tool pprof -top -cum /usr/bin/etcd FILE`, golang-go).
 #
 # `floor` in place of a build runs build/bench/perf/keygate_etcd_floor instead of a node and
 # wrk: the same transactions sent straight to etcd (perf/etcd_floor.cpp; FLOOR_THREADS=1
@@ -78,14 +82,18 @@ for round in $(seq "${ROUNDS:-2}"); do
     node1=$(awk '{print $14 + $15}' /proc/$node_pid/stat)
     idle1=$(awk '/^cpu / {print $5 + $6; exit}' /proc/stat)
     tick=$(getconf CLK_TCK)
+    # The node's own share of each transaction's cycle (keygate_cluster_turnaround_seconds).
+    turn=$(curl -s http://127.0.0.1:18391/metrics | awk '
+      /^keygate_cluster_turnaround_seconds_sum/ {s = $2} /^keygate_cluster_turnaround_seconds_count/ {n = $2}
+      END {if (n) printf "%.0f", s / n * 1e6; else printf "-"}')
     kill $node_pid $etcd_pid
     wait $node_pid $etcd_pid 2>/dev/null || true
     awk -v bin="$bin" -v c0="$cpu0" -v c1="$cpu1" -v n0="$node0" -v n1="$node1" -v tick="$tick" \
-        -v i0="$idle0" -v i1="$idle1" '
+        -v i0="$idle0" -v i1="$idle1" -v turn="$turn" '
       /requests in/ {n = $1} /Requests\/sec/ {rate = $2} /^ +99%/ {p99 = $2} /Non-2xx/ {bad = $NF}
       END {printf "%s  writes/s=%s  p99=%s  etcd_us_per_write=%.1f  node_us_per_write=%.1f" \
-                  "  idle_us_per_write=%.1f%s\n", bin, rate, p99, (c1 - c0) / n * 1e6,
-                  (n1 - n0) / tick / n * 1e6, (i1 - i0) / tick / n * 1e6,
+                  "  idle_us_per_write=%.1f  turnaround_us=%s%s\n", bin, rate, p99,
+                  (c1 - c0) / n * 1e6, (n1 - n0) / tick / n * 1e6, (i1 - i0) / tick / n * 1e6, turn,
                   bad ? "  NOT 2xx: " bad : ""}' "$d/wrk.log"
     [ -n "${PPROF:-}" ] && echo "  profile: $d/etcd.pprof"
   done

@@ -808,17 +808,20 @@ TEST(Cluster, AFirstLoadWaitsForASlowCountInsteadOfRefusingToStart) {
 // hash index keys, their six events in two values of at most 2 KiB, and the version), 16
 // writers queue far more than fit, and every transaction sent fits: etcd refuses none (no
 // `cluster.batch_split`: an events value too many would be one), every write gets its 201
-// and its key, and more than one command goes in a transaction.
+// and its key, and more than one command goes in a transaction. A command that does not fit
+// is undone alone (StateMachine::discard_from()) and goes first in the next. The node's
+// turnaround (etcd's answer to the next transaction sent, while writes queue) is measured.
 TEST(Cluster, ATransactionCarriesAsManyWritesAsFitInEtcdsMaxTxnOps) {
   EtcdCluster etcd(1, false, {"--max-txn-ops", "16"});
   ServerProcess a({"--etcd", etcd.endpoints(), "--etcd-max-txn-ops", "16", "--secret-rate", "0",
                    "--write-timeout-ms", "30000"});
   const Tenant t = make_tenant(a, "Packed");
-  auto txns = [&] {
+  auto metric = [&](const std::string& name) {
     const std::string m = http(a.port(), "GET", "/metrics").body;
-    const size_t at = m.find("\nkeygate_cluster_txns_total ");
-    return at == std::string::npos ? -1L : std::stol(m.substr(m.find(' ', at + 1) + 1));
+    const size_t at = m.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(m.substr(m.find(' ', at + 1) + 1));
   };
+  auto txns = [&] { return static_cast<long>(metric("keygate_cluster_txns_total")); };
   const long before = txns();
   std::atomic<int> created{0};
   std::vector<std::thread> writers;
@@ -835,6 +838,14 @@ TEST(Cluster, ATransactionCarriesAsManyWritesAsFitInEtcdsMaxTxnOps) {
   std::printf("[ figures  ] 320 key creations in %ld transactions (at most 6 fit in one)\n", sent);
   EXPECT_GE(sent, 54);   // never more than six in one
   EXPECT_LT(sent, 320);  // and more than one when they queue
+  const double turns = metric("keygate_cluster_turnaround_seconds_count");
+  const double took = metric("keygate_cluster_turnaround_seconds_sum");
+  std::printf("[ figures  ] turnaround %.0f us on average over %.0f transactions\n",
+              turns > 0 ? took / turns * 1e6 : -1.0, turns);
+  EXPECT_GT(turns, 10);  // commands queued for most answers
+  EXPECT_LE(turns, static_cast<double>(sent));
+  EXPECT_GT(took, 0);
+  EXPECT_LT(took / turns, 0.5);  // a turnaround is microseconds, not a wait for something
   EXPECT_EQ(a.log().find("\"event\":\"cluster.batch_split\""), std::string::npos) << a.log();
   EXPECT_EQ(parse_json(http(a.port(), "GET", "/v1/organizations/" + t.id + "/api-keys?limit=200",
                             "", t.key)
