@@ -660,35 +660,19 @@ void StateMachine::publish() {
       index_.put(std::shared_ptr<const Certificate>(std::move(s.cert)));
   }
   staged_.clear();
-  staged_orgs_.clear();
-  staged_keys_.clear();
-  staged_new_keys_.clear();
-  staged_certs_.clear();
-  staged_projects_.clear();
+  clear_staged_maps();
   slug_undo_.clear();
   index_.reclaim();
 }
 
 void StateMachine::discard() {
-  staged_.clear();
-  staged_orgs_.clear();
-  staged_keys_.clear();
-  staged_new_keys_.clear();
-  staged_certs_.clear();
-  staged_projects_.clear();
-  for (auto it = slug_undo_.rbegin(); it != slug_undo_.rend(); ++it) {
-    if (it->second)
-      slugs_[it->first] = *it->second;
-    else
-      slugs_.erase(it->first);
-  }
-  slug_undo_.clear();
+  discard_from(0, 0);
 }
 
 void StateMachine::discard_from(size_t records, size_t slugs) {
   staged_.erase(staged_.begin() + static_cast<ptrdiff_t>(std::min(records, staged_.size())),
                 staged_.end());
-  while (slug_undo_.size() > slugs) {
+  while (slug_undo_.size() > slugs) {  // newest first: a slug touched twice ends as it began
     auto& [slug, holder] = slug_undo_.back();
     if (holder)
       slugs_[slug] = *holder;
@@ -696,16 +680,23 @@ void StateMachine::discard_from(size_t records, size_t slugs) {
       slugs_.erase(slug);
     slug_undo_.pop_back();
   }
-  reindex_staged();
+  if (staged_.empty())
+    clear_staged_maps();
+  else
+    reindex_staged();
 }
 
-void StateMachine::reindex_staged() {
-  ReadSection rs;
+void StateMachine::clear_staged_maps() {
   staged_orgs_.clear();
   staged_keys_.clear();
   staged_new_keys_.clear();
   staged_certs_.clear();
   staged_projects_.clear();
+}
+
+void StateMachine::reindex_staged() {
+  ReadSection rs;
+  clear_staged_maps();
   for (size_t i = 0; i < staged_.size(); ++i) {  // later versions replace earlier ones
     const Staged& st = staged_[i];
     if (st.org) {

@@ -106,6 +106,7 @@ class StateMachine {
   Error no_room_for_key(Id org) const;
   // The maps of staged records by id, again from staged_ (after part of it went).
   void reindex_staged();
+  void clear_staged_maps();
 
   Index& index_;
   IdGenerator ids_;
