@@ -195,8 +195,35 @@ bool Index::place_bulk() {
   return ids && hashes;
 }
 
+// The next pointers are set first and the first key last.
+void Index::sort_keys(OrgSlot& org) {
+  std::vector<KeySlot*> keys;
+  keys.reserve(org.key_count.load(std::memory_order_relaxed));
+  for (KeySlot* k = org.keys(); k; k = k->next()) keys.push_back(k);
+  const auto by_id = [](const KeySlot* a, const KeySlot* b) {
+    return a->load()->id < b->load()->id;
+  };
+  if (keys.empty() || std::is_sorted(keys.begin(), keys.end(), by_id)) return;
+  std::sort(keys.begin(), keys.end(), by_id);
+  for (size_t i = 0; i < keys.size(); ++i)
+    keys[i]->next_in_org.store(i + 1 < keys.size() ? keys[i + 1] : nullptr,
+                               std::memory_order_relaxed);
+  org.first_key.store(keys.front(), std::memory_order_release);
+  org.last_key = keys.back();
+}
+
+void Index::restore_key_order() {
+  for (const Id id : unsorted_orgs_)
+    if (OrgSlot* org = find_org(id)) {
+      sort_keys(*org);
+      org->keys_unsorted = false;
+    }
+  unsorted_orgs_.clear();
+}
+
 bool Index::end_bulk_load() {
   if (bulk_ == Bulk::off) return true;
+  restore_key_order();
   bulk_ = Bulk::off;
   const bool distinct = place_bulk() && bulk_distinct_;
   bulk_distinct_ = true;
@@ -230,14 +257,18 @@ bool Index::add_key(const KeyHash& hash, std::unique_ptr<const ApiKey>& record,
   counts_.replace(nullptr, record.get());
   const auto [memory, number] = key_slots_.allocate();
   KeySlot* slot = new (memory) KeySlot(hash, record.release(), org->number);
-  // Ids grow with time and one writer assigns them, so appending keeps each list sorted.
-  if (org->last_key)
-    org->last_key->next_in_org.store(slot, std::memory_order_release);
-  else
-    org->first_key.store(slot, std::memory_order_release);
+  // Ids grow with time, so appending nearly always keeps each list in id order. Not always:
+  // in cluster mode each node assigns ids, and two nodes' keys commit in either order; and
+  // a load from etcd reads keys in the order of their values' hashes.
+  const Id id = slot->load()->id;
+  KeySlot* last = org->last_key;
+  if (last && id < last->load()->id && !org->keys_unsorted) {
+    org->keys_unsorted = true;  // sorted by restore_key_order()
+    unsorted_orgs_.push_back(org->id);
+  }
+  (last ? last->next_in_org : org->first_key).store(slot, std::memory_order_release);
   org->last_key = slot;
   org->key_count.fetch_add(1, std::memory_order_relaxed);
-  const Id id = slot->load()->id;
   if (newest_key_ < id) newest_key_ = id;
   if (tables_later) {
     if (bulk_by_id_.empty()) bulk_oldest_ = id;

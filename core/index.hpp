@@ -139,6 +139,7 @@ struct OrgSlot {
   std::atomic<OrgSlot*> next_org{nullptr};
   std::atomic<KeySlot*> first_key{nullptr};
   KeySlot* last_key = nullptr;  // writer only
+  bool keys_unsorted = false;   // writer only: Index::restore_key_order() has it to sort
   std::atomic<uint32_t> key_count{0};
   std::atomic<const CertificateSet*> certificates{nullptr};  // null: none ever uploaded
   std::atomic<const ProjectSet*> projects{nullptr};          // null: none ever created
@@ -206,10 +207,19 @@ class Index {
   //   gone into the tables.
   // Until then the new keys are not found by id or by hash. end_bulk_load() puts in the
   // rest and is false when two keys share an id or a value's hash, which try_put() refuses
-  // one by one: a damaged snapshot or log.
+  // one by one: a damaged snapshot or log. It also calls restore_key_order().
   enum class BulkLoad : uint8_t { snapshot, log };
   void begin_bulk_load(BulkLoad kind, size_t keys = 0);
   bool end_bulk_load();
+  // An organization's keys are listed in id order, and a new key is appended to its list:
+  // ids grow with time, so that keeps the order, but not when keys come in another (a load
+  // from etcd reads them in the order of their values' hashes; two nodes' new keys commit
+  // in either order). Each organization that got a key after a greater id is sorted again
+  // here, O(its keys): after a load, by the loader (end_bulk_load(), and cluster mode's load
+  // from etcd). A reader walking that list meanwhile may see a key twice or miss one, and
+  // never loops for ever. Between loads, a key applied after a greater id (two nodes'
+  // creations) stays where it came, as it always did, until the next load.
+  void restore_key_order();
   // Whether put() accepts a version of key `id` with `hash`: a key keeps its hash for life
   // (its slot holds it), and no two keys share one. Readers and the writer.
   bool accepts(const KeyHash& hash, Id id) const noexcept;
@@ -276,7 +286,11 @@ class Index {
   SlotTable::Pending bulk_by_id_, bulk_by_hash_;  // new keys, not yet in the tables
   Id bulk_oldest_{};           // a log's load: the first of them (their ids grow)
   bool bulk_distinct_ = true;  // false: placing them found two keys with one id or hash
-  Id newest_key_{};            // the greatest id of any key in the index
+  // The organizations a key was appended to after a greater id (restore_key_order()), each
+  // once (OrgSlot::keys_unsorted).
+  std::vector<Id> unsorted_orgs_;
+  void sort_keys(OrgSlot& org);
+  Id newest_key_{};  // the greatest id of any key in the index
   // Whether a bulk load knows key `id` to be new, without a lookup (begin_bulk_load()).
   bool known_new(Id id) const noexcept;
   // Puts the bulk load's new keys into both tables; false as end_bulk_load().

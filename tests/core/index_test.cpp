@@ -521,3 +521,47 @@ TEST(Index, ReclaimsKeysFromAListThatIsNotInIdOrder) {
   index.put(hash_key("fresh"), std::move(k));
   EXPECT_EQ(listed(index, oid), (std::vector<Id>{ids[5], ids[3], ids[1], fresh}));
 }
+
+// A load may put an organization's keys in another order than their ids' (cluster mode
+// reads them from etcd in the order of their values' hashes): pages list them in id order
+// again once it ends, in bulk (end_bulk_load()) or not (restore_key_order()).
+TEST(Index, AnOrganizationsKeysAreInIdOrderAgainAfterALoadThatPutThemInAnother) {
+  RcuThread rcu;
+  Index index;
+  IdGenerator g;
+  const Id a = put_org(index, g, "a"), b = put_org(index, g, "b");
+  std::vector<Id> ids;
+  for (int i = 0; i < 1'000; ++i) ids.push_back(g.next(1000));
+  std::vector<int> order(ids.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i * 7919 % ids.size());
+  index.begin_bulk_load(Index::BulkLoad::snapshot, ids.size());
+  for (const int i : order) {
+    std::unique_ptr<const ApiKey> k = version_of(g, a, ids[static_cast<size_t>(i)], 0);
+    ASSERT_TRUE(index.try_put(hash_key("k" + std::to_string(i)), k));
+  }
+  ASSERT_TRUE(index.end_bulk_load());
+  EXPECT_EQ(listed(index, a), ids);
+  {
+    ReadSection rs;
+    EXPECT_EQ(index.find_key(hash_key("k500"))->id(), ids[500]);
+  }
+  // One by one, newest first (a reload of a running node).
+  std::vector<Id> more;
+  for (int i = 0; i < 50; ++i) more.push_back(g.next(1000));
+  for (int i = 49; i >= 0; --i)
+    index.put(hash_key("m" + std::to_string(i)), version_of(g, b, more[static_cast<size_t>(i)], 0));
+  EXPECT_EQ(listed(index, b), std::vector<Id>(more.rbegin(), more.rend()));
+  EXPECT_EQ(listed(index, a), ids) << "untouched";
+  index.restore_key_order();
+  EXPECT_EQ(listed(index, b), more);
+  // The last key is the last again: a new one goes after it.
+  auto k = key(g, b);
+  const Id fresh = k->id;
+  index.put(hash_key("fresh"), std::move(k));
+  more.push_back(fresh);
+  EXPECT_EQ(listed(index, b), more);
+  {
+    ReadSection rs;
+    EXPECT_EQ(index.find_org(b)->key_count.load(), 51u);
+  }
+}
