@@ -96,22 +96,37 @@ int64_t EtcdCommitter::load_all(EtcdClient& client, bool replace) {
       // The whole state as of one revision. Organizations first, then what belongs to them
       // (a range is in key order, and "key/" sorts before "org/"): projects before the keys
       // that name them.
-      for (const char* kind : {"org", "proj", "key", "cert", "audit", "ver", "nodes"}) {
-        const std::string from = layout_.kind(kind);
-        int64_t known = kind == std::string("org") ? organizations : -1;
-        // A node's first load puts its keys into the key tables as recovery puts a
-        // snapshot's (Index::BulkLoad::snapshot): the tables sized once from the count,
-        // filled in one pass at the end, no lookup per key (etcd holds each key once).
-        const bool bulk = kind == std::string("key") && !replace && state_.index().key_count() == 0;
+      // API keys in two parts: the records under their hash first, then those of the
+      // earlier form (Layout::earlier_api_key()), which replace them. A key in both forms
+      // was last written by a node of an earlier release (a node of this one deletes the
+      // earlier form with every write of the key), so the earlier form is the newer;
+      // an earlier release's own load reads them in that order too ('#' sorts first).
+      const std::string keys = layout_.kind("key");
+      const std::vector<std::pair<std::string, std::string>> ranges = {
+          {layout_.kind("org"), prefix_end(layout_.kind("org"))},
+          {layout_.kind("proj"), prefix_end(layout_.kind("proj"))},
+          {layout_.api_keys(), layout_.api_keys_end()},
+          {keys, layout_.api_keys()},
+          {layout_.api_keys_end(), prefix_end(keys)},
+          {layout_.kind("cert"), prefix_end(layout_.kind("cert"))},
+          {layout_.kind("audit"), prefix_end(layout_.kind("audit"))},
+          {layout_.kind("ver"), prefix_end(layout_.kind("ver"))},
+          {layout_.kind("nodes"), prefix_end(layout_.kind("nodes"))}};
+      for (const auto& [from, to] : ranges) {
+        int64_t known = from == layout_.kind("org") ? organizations : -1;
+        // A node's first load puts the keys under their hash into the key tables as
+        // recovery puts a snapshot's (Index::BulkLoad::snapshot): the tables sized once
+        // from the count, filled in one pass at the end, no lookup per key (etcd holds each
+        // hash once, and a key keeps its hash). The earlier form goes in one at a time.
+        const bool bulk = from == layout_.api_keys() && !replace && state_.index().key_count() == 0;
         if (bulk) {
           int64_t store = 0;
-          if (!client.count(from, prefix_end(from), revision, known, store, error))
-            cannot_load(error);
+          if (!client.count(from, to, revision, known, store, error)) cannot_load(error);
           state_.index().begin_bulk_load(core::Index::BulkLoad::snapshot,
                                          static_cast<size_t>(known));
         }
         try {
-          load(client, from, prefix_end(from), revision, known);
+          load(client, from, to, revision, known);
         } catch (...) {
           if (bulk) state_.index().end_bulk_load();
           throw;
@@ -120,6 +135,9 @@ int64_t EtcdCommitter::load_all(EtcdClient& client, bool replace) {
           throw std::runtime_error("cannot load the state from etcd: two API keys under " + from +
                                    " have the same id or value hash");
       }
+      // Read by their hashes, the keys were appended to their organizations' lists out of
+      // id order, in which pages list them (end_bulk_load() did the same for its part).
+      state_.index().restore_key_order();
     } catch (const Compacted& e) {
       core::log(core::Level::warn, "cluster.load_restarted",
                 {{"revision", static_cast<long long>(revision)},
@@ -463,7 +481,9 @@ void EtcdCommitter::apply(const KeyValue& kv, bool deleted) {
     note_node(k, deleted);
     return;
   }
-  // Other deletions are of index keys (an old slug); index keys carry no state of their own.
+  // Other deletions are of index keys (an old slug), which carry no state of their own, or
+  // of an API key's record of the earlier form, moved under its hash by the same
+  // transaction (Layout::earlier_api_key()).
   if (deleted || k.starts_with("/slug/") || k.starts_with("/hash/") || k == "/root") return;
   // An entity: its value is a record as the log writes it (FORMAT.md "Records").
   persistence::RecordView r;
@@ -556,16 +576,17 @@ void EtcdCommitter::apply(const WatchBatch& b) {
 // watch has not delivered it) the writers wait for the watch, as everyone's changes always
 // do on the other nodes. A deletion that may change state (a certificate's, an audit
 // event's: etcd sends an event only for a key that was there) also leaves it to the watch;
-// a slug's changes nothing here. A transaction of deletions alone might not have made a
-// revision at all, so it needs a put.
+// a slug's, and an API key's record of the earlier form (moved, in the same transaction),
+// change nothing here. A transaction of deletions alone might not have made a revision at
+// all, so it needs a put.
 bool EtcdCommitter::apply_own(Txn& t, int64_t revision) {
   if (revision != applied_.load(std::memory_order_relaxed) + 1) return false;
-  const std::string slugs = layout_.kind("slug");
+  const std::string slugs = layout_.kind("slug"), keys = layout_.kind("key");
   bool put = false;
   for (const Op& op : t.ops)
     if (op.kind == Op::Kind::put)
       put = true;
-    else if (!op.range_end.empty() || !op.key.starts_with(slugs))
+    else if (!op.range_end.empty() || !(op.key.starts_with(slugs) || op.key.starts_with(keys)))
       return false;
   if (!put) return false;
   core::ReadSection rs;

@@ -102,9 +102,9 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
       if (st.org) {  // the record; a new slug put, compared, the old one deleted
         b.ops += 3;
         ++b.compares;
-      } else if (st.key) {  // the record; a new key's hash put and compared
-        b.ops += 2;
-        ++b.compares;
+      } else if (st.key) {  // the record, and the earlier form deleted; or, a new key's,
+        b.ops += 2;         // compared absent under both forms' hash keys
+        b.compares += 2;
       } else if (st.event) {  // a put for an organization's events, kEventsValueBytes each
         auto g = std::find_if(b.events.begin(), b.events.end(),
                               [&](const auto& e) { return e.first == org; });
@@ -201,12 +201,18 @@ void EtcdCommitter::execute(std::vector<Retry>& batch) {
         }
         set_op({Op::Kind::put, layout_.organization(org), std::move(value)});
       } else if (st.key) {
-        if (!state_.index().find_key(st.key->id)) {  // a new key: its hash must be no other key's
-          const std::string h = layout_.hash(st.key_hash);
-          compare({Compare::Target::create, h, 0}, org);
-          set_op({Op::Kind::put, h, core::to_string(core::IdKind::api_key, st.key->id)});
+        // Under its value's hash: one put a key. A new key's value must be no other key's,
+        // of either form (a node of an earlier release indexes its keys' values under
+        // hash()). A key written before in the earlier form moves: that record goes, so
+        // etcd never holds a key twice by a write of this release (cluster/README.md).
+        const std::string record = layout_.api_key(st.key_hash);
+        if (!state_.index().find_key(st.key->id)) {
+          compare({Compare::Target::create, record, 0}, org);
+          compare({Compare::Target::create, layout_.hash(st.key_hash), 0}, org);
+        } else {
+          set_op({Op::Kind::del, layout_.earlier_api_key(st.key->id), {}});
         }
-        set_op({Op::Kind::put, layout_.api_key(st.key->id), std::move(value)});
+        set_op({Op::Kind::put, record, std::move(value)});
       } else if (st.event) {
         // In the same transaction as the change it describes; etcd drops it with its lease.
         // An organization's events share values of up to kEventsValueBytes, as cost()

@@ -19,7 +19,10 @@ std::string Layout::kind(std::string_view kind) const {
 std::string Layout::organization(core::Id org) const {
   return kind("org") + core::to_string(IdKind::organization, org);
 }
-std::string Layout::api_key(core::Id key) const {
+std::string Layout::api_key(const core::KeyHash& h) const {
+  return api_keys() + std::string(reinterpret_cast<const char*>(h.data()), h.size());
+}
+std::string Layout::earlier_api_key(core::Id key) const {
   return kind("key") + core::to_string(IdKind::api_key, key);
 }
 std::string Layout::certificate(core::Id org, core::Id cert) const {

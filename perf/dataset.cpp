@@ -138,8 +138,7 @@ int main(int argc, char** argv) {
         ops.push_back({K::put, layout.slug(slug), core::to_string(core::IdKind::organization, id)});
         ops.push_back({K::put, layout.version(id), {}});
       } else {
-        ops.push_back({K::put, layout.api_key(id), framed});
-        ops.push_back({K::put, layout.hash(*hash), core::to_string(core::IdKind::api_key, id)});
+        ops.push_back({K::put, layout.api_key(*hash), framed});
       }
       return ops.size() < 120 || flush(error);
     };

@@ -6,16 +6,17 @@
 // store):
 //
 //   compares  the organization's version key at its last mod_revision, and each new key's
-//             hash absent (create_revision 0)
-//   puts      per key: its hash index key (46-byte key, 30-byte value) and its record
-//             (43-byte key, 200-byte value); per three keys: one value of audit events
+//             record and the earlier form's hash index key absent (create_revision 0)
+//   puts      per key: its record under its value's hash (46-byte key, 200-byte value;
+//             `--earlier-form 1`: the layout before 2026-12-07, a hash index key with the
+//             key's id and the record under the id); per three keys: one value of audit events
 //             (78-byte key, 3 x 576 bytes, under the day's lease); the version key, once
 //
 // A watcher thread follows the prefix from the first revision, as every node does (a node's
 // write is answered when its watch delivers it), and counts what it was sent.
 //
 //   keygate_etcd_floor --etcd http://127.0.0.1:2379[,...] [--threads 1] [--batch 32]
-//                      [--seconds 8] [--events 1] [--watch 1]
+//                      [--seconds 8] [--events 1] [--watch 1] [--earlier-form 0]
 //
 // Prints one line: writes and writes/s, transactions/s, its own CPU per write (writers and
 // watcher), and whether the watch kept up. perf/etcd_cost.sh and
@@ -52,7 +53,7 @@ std::string id(const char* kind, uint64_t thread, uint64_t n) {
 int main(int argc, char** argv) {
   std::string etcd;
   int threads = 1, batch = 32, seconds = 8;
-  bool events = true, watch = true;
+  bool events = true, watch = true, earlier_form = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--etcd")
@@ -67,6 +68,8 @@ int main(int argc, char** argv) {
       events = v != "0";
     else if (a == "--watch")
       watch = v != "0";
+    else if (a == "--earlier-form")
+      earlier_form = v != "0";
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -144,14 +147,22 @@ int main(int argc, char** argv) {
         compares.push_back({Compare::Target::mod, version, version_revision});
         std::string value;
         for (int k = 0; k < batch; ++k, ++n) {
-          std::string hash = std::string(kPrefix) + "/hash/";
+          std::string bytes;
           for (int b = 0; b < 4; ++b) {
             const uint64_t x = rng();
-            hash.append(reinterpret_cast<const char*>(&x), sizeof x);
+            bytes.append(reinterpret_cast<const char*>(&x), sizeof x);
           }
+          const std::string hash = std::string(kPrefix) + "/hash/" + bytes;
           compares.push_back({Compare::Target::create, hash, 0});
-          ops.push_back({Op::Kind::put, hash, id("key", static_cast<uint64_t>(t), n)});
-          ops.push_back({Op::Kind::put, std::string(kPrefix) + "/key/" + id("key", t, n), record});
+          if (earlier_form) {
+            ops.push_back({Op::Kind::put, hash, id("key", static_cast<uint64_t>(t), n)});
+            ops.push_back(
+                {Op::Kind::put, std::string(kPrefix) + "/key/" + id("key", t, n), record});
+          } else {
+            const std::string at = std::string(kPrefix) + "/key/#" + bytes;
+            compares.push_back({Compare::Target::create, at, 0});
+            ops.push_back({Op::Kind::put, at, record});
+          }
           if (events) {
             value += event;
             if (value.size() + event.size() > 2048 || k + 1 == batch)

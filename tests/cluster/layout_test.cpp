@@ -21,4 +21,26 @@ TEST(Layout, AHashIndexKeyIsThePrefixAndTheHashsBytes) {
   EXPECT_EQ(layout.kind("hash"), "/kg/hash/");
 }
 
+// A key's record is under its value's hash (one etcd key a key, compared absent when
+// created). The load reads that form first and the earlier form, under the key's id, after
+// it, so that form must sort wholly outside [api_keys(), api_keys_end()): both
+// EtcdCommitter::load_all() and an earlier release's in-order load depend on it.
+TEST(Layout, AKeysRecordIsUnderItsHashAndTheEarlierFormSortsAfterIt) {
+  const Layout layout("/kg");
+  const core::KeyHash h = core::hash_key("sk_live_example");
+  const std::string k = layout.api_key(h);
+  ASSERT_EQ(k.size(), std::string("/kg/key/#").size() + 32);
+  EXPECT_TRUE(k.starts_with("/kg/key/#"));
+  EXPECT_EQ(0, std::memcmp(k.data() + 9, h.data(), 32));
+  EXPECT_GE(k, layout.api_keys());
+  EXPECT_LT(k, layout.api_keys_end());
+  EXPECT_TRUE(k.starts_with(layout.kind("key")));
+  core::KeyHash top;
+  top.fill(0xff);
+  EXPECT_LT(layout.api_key(top), layout.api_keys_end());
+  const std::string earlier = layout.earlier_api_key(core::Id{});
+  EXPECT_TRUE(earlier.starts_with("/kg/key/key_")) << earlier;
+  EXPECT_GE(earlier, layout.api_keys_end());
+}
+
 }  // namespace keygate::cluster

@@ -18,6 +18,9 @@
 #include <vector>
 
 #include "cluster/etcd_client.hpp"
+#include "cluster/layout.hpp"
+#include "core/ids.hpp"
+#include "core/key_format.hpp"
 #include "support/certs.hpp"
 #include "support/etcd_cluster.hpp"
 #include "support/harness.hpp"
@@ -475,6 +478,87 @@ TEST(Cluster, ANodeStartedLateLoadsEveryKeyOfRangesLargerThanAPage) {
     if (cursor == "null" || cursor == "<missing>") break;
   }
   EXPECT_EQ(listed, 2641);
+}
+
+// An API key is one etcd key, its record under its value's hash, created compared absent
+// there and under the earlier form's hash index key (cluster/README.md, "Data layout").
+// Records of the earlier form (under the key's id, written by nodes before 2026-12-07) are
+// read, and moved by the next write of the key. A key in both forms was last written by a
+// node of an earlier release, so a load takes the earlier form over the hash form: a key
+// revoked there stays revoked on a node that loads it, in bulk or not.
+TEST(Cluster, AKeyIsOneEtcdKeyUnderItsHashAndTheEarlierFormIsReadAndMoved) {
+  namespace kc = keygate::cluster;
+  namespace core = keygate::core;
+  EtcdCluster etcd(1);
+  ServerProcess a({"--etcd", etcd.endpoints()});
+  const Tenant t = make_tenant(a, "Layout");
+  const CreatedKey moved = make_key(a, t, R"({"name":"moved"})");
+  const CreatedKey revoked = make_key(a, t, R"({"name":"revoked"})");
+  const CreatedKey plain = make_key(a, t, R"({"name":"plain"})");
+  const kc::Layout layout("/keygate");
+  kc::EtcdClient client({etcd.endpoints()});
+  std::string error;
+  auto range = [&](const std::string& from, const std::string& to) {
+    kc::RangeResult r;
+    EXPECT_TRUE(client.range(from, to, 0, 0, r, error)) << error;
+    return r.kvs;
+  };
+  auto value_at = [&](const std::string& key) {
+    const auto kvs = range(key, key + '\0');
+    return kvs.empty() ? std::string("<none>") : kvs[0].value;
+  };
+  auto txn = [&](std::vector<kc::Op> ops) {
+    kc::TxnResult r;
+    ASSERT_TRUE(client.txn({}, ops, r, error) && r.succeeded) << error;
+  };
+  auto id_of = [](const CreatedKey& k) { return *core::parse_id(core::IdKind::api_key, k.id); };
+  // The tenant's own key and three more, each once, under its hash; no index keys.
+  const auto keys = range(layout.kind("key"), kc::prefix_end(layout.kind("key")));
+  EXPECT_EQ(keys.size(), 4u);
+  for (const auto& kv : keys) EXPECT_TRUE(kv.key.starts_with(layout.api_keys())) << kv.key;
+  EXPECT_TRUE(range(layout.kind("hash"), kc::prefix_end(layout.kind("hash"))).empty());
+  const std::string moved_at = layout.api_key(core::hash_key(moved.value));
+  const std::string revoked_at = layout.api_key(core::hash_key(revoked.value));
+  const std::string moved_record = value_at(moved_at), valid_record = value_at(revoked_at);
+  ASSERT_NE(moved_record, "<none>");
+  ASSERT_NE(valid_record, "<none>");
+
+  // `moved` as a node of an earlier release left it: under its id, with its hash indexed.
+  txn({{kc::Op::Kind::del, moved_at, {}},
+       {kc::Op::Kind::put, layout.earlier_api_key(id_of(moved)), moved_record},
+       {kc::Op::Kind::put, layout.hash(core::hash_key(moved.value)), moved.id}});
+  // `revoked`, revoked through a; then as a node of an earlier release leaves a key it
+  // revoked: the revoked record under the key's id, the valid one still under its hash.
+  ASSERT_EQ(
+      http(a.port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + revoked.id, "", t.key)
+          .status,
+      200);
+  const std::string revoked_record = value_at(revoked_at);
+  ASSERT_NE(revoked_record, valid_record);
+  txn({{kc::Op::Kind::put, revoked_at, valid_record},
+       {kc::Op::Kind::put, layout.earlier_api_key(id_of(revoked)), revoked_record}});
+  EXPECT_TRUE(eventually([&] { return auth(a, revoked.value) == 401; }))
+      << "the watch applies them in order";
+
+  // A node that loads it all from etcd: the hash form in bulk, the earlier form after it.
+  ServerProcess late({"--etcd", etcd.endpoints(), "--root-key-file", a.data_dir() + "/root.key",
+                      "--join-from-peer", "false"});
+  ASSERT_NE(late.log().find("\"started\":\"etcd\""), std::string::npos) << late.log();
+  EXPECT_EQ(auth(late, moved.value), 200);
+  EXPECT_EQ(auth(late, plain.value), 200);
+  EXPECT_EQ(auth(late, revoked.value), 401);
+  EXPECT_EQ(auth(late, t.key), 200);
+
+  // The next write of `moved` (through either node) puts it under its hash and deletes the
+  // earlier record; the node that wrote it has applied it when it answers.
+  ASSERT_EQ(
+      http(late.port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + moved.id, "", t.key)
+          .status,
+      200);
+  EXPECT_EQ(auth(late, moved.value), 401);
+  EXPECT_EQ(value_at(layout.earlier_api_key(id_of(moved))), "<none>");
+  EXPECT_NE(value_at(moved_at), moved_record);
+  EXPECT_TRUE(eventually([&] { return auth(a, moved.value) == 401; }));
 }
 
 // A node keeps a snapshot of what it applied (written at a clean stop): its restart loads
