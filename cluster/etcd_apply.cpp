@@ -114,11 +114,13 @@ int64_t EtcdCommitter::load_all(EtcdClient& client, bool replace) {
           {layout_.kind("nodes"), prefix_end(layout_.kind("nodes"))}};
       for (const auto& [from, to] : ranges) {
         int64_t known = from == layout_.kind("org") ? organizations : -1;
-        // A node's first load puts the keys under their hash into the key tables as
-        // recovery puts a snapshot's (Index::BulkLoad::snapshot): the tables sized once
-        // from the count, filled in one pass at the end, no lookup per key (etcd holds each
-        // hash once, and a key keeps its hash). The earlier form goes in one at a time.
-        const bool bulk = from == layout_.api_keys() && !replace && state_.index().key_count() == 0;
+        // A node's first load puts the keys into the key tables as recovery puts a
+        // snapshot's (Index::BulkLoad::snapshot): the tables sized once from the count,
+        // filled in one pass at the end, no lookup per key. That needs each key once: those
+        // under their hash (etcd holds each hash once, and a key keeps its hash), or those
+        // of the earlier form when there were none (a store not yet written by this
+        // release); any other keys go in one at a time, the earlier form replacing.
+        const bool bulk = from.starts_with(keys) && !replace && state_.index().key_count() == 0;
         if (bulk) {
           int64_t store = 0;
           if (!client.count(from, to, revision, known, store, error)) cannot_load(error);

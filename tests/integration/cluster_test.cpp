@@ -21,6 +21,8 @@
 #include "cluster/layout.hpp"
 #include "core/ids.hpp"
 #include "core/key_format.hpp"
+#include "persistence/codec.hpp"
+#include "persistence/record.hpp"
 #include "support/certs.hpp"
 #include "support/etcd_cluster.hpp"
 #include "support/harness.hpp"
@@ -559,6 +561,65 @@ TEST(Cluster, AKeyIsOneEtcdKeyUnderItsHashAndTheEarlierFormIsReadAndMoved) {
   EXPECT_EQ(value_at(layout.earlier_api_key(id_of(moved))), "<none>");
   EXPECT_NE(value_at(moved_at), moved_record);
   EXPECT_TRUE(eventually([&] { return auth(a, moved.value) == 401; }));
+}
+
+// A store written only by nodes before 2026-12-07 holds every key in the earlier form:
+// a node's first load takes them in bulk, as it takes the hash form, and lists them in id
+// order; every key verifies.
+TEST(Cluster, AStoreOfTheEarlierFormAloneLoadsEveryKey) {
+  namespace kc = keygate::cluster;
+  namespace core = keygate::core;
+  EtcdCluster etcd(1);
+  ServerProcess a({"--etcd", etcd.endpoints()});
+  const Tenant t = make_tenant(a, "Earlier");
+  std::vector<CreatedKey> made;
+  for (int i = 0; i < 40; ++i) made.push_back(make_key(a, t, R"({"name":"k"})"));
+  const kc::Layout layout("/keygate");
+  kc::EtcdClient client({etcd.endpoints()});
+  std::string error;
+  kc::RangeResult all;
+  ASSERT_TRUE(client.range(layout.api_keys(), layout.api_keys_end(), 0, 0, all, error)) << error;
+  ASSERT_EQ(all.kvs.size(), 41u);
+  for (const kc::KeyValue& kv : all.kvs) {  // each moved back as an earlier node wrote it
+    keygate::persistence::RecordView r;
+    ASSERT_EQ(keygate::persistence::read_record(kv.value, 0, r),
+              keygate::persistence::ReadStatus::ok);
+    core::KeyHash hash;
+    uint64_t last_used = 0;
+    const auto key = keygate::persistence::decode_api_key(r.payload, hash, last_used, r.version);
+    ASSERT_TRUE(key);
+    ASSERT_EQ(kv.key, layout.api_key(hash));
+    kc::TxnResult done;
+    ASSERT_TRUE(client.txn({},
+                           {{kc::Op::Kind::del, kv.key, {}},
+                            {kc::Op::Kind::put, layout.earlier_api_key(key->id), kv.value},
+                            {kc::Op::Kind::put, layout.hash(hash),
+                             core::to_string(core::IdKind::api_key, key->id)}},
+                           done, error) &&
+                done.succeeded)
+        << error;
+  }
+  ServerProcess late({"--etcd", etcd.endpoints(), "--root-key-file", a.data_dir() + "/root.key",
+                      "--join-from-peer", "false"});
+  ASSERT_NE(late.log().find("\"api_keys\":41"), std::string::npos) << late.log();
+  for (const CreatedKey& k : made) EXPECT_EQ(auth(late, k.value), 200) << k.id;
+  const auto page = parse_json(
+      http(late.port(), "GET", "/v1/organizations/" + t.id + "/api-keys?limit=100", "", t.key)
+          .body);
+  std::string last;
+  for (int i = 0; i < 41; ++i) {
+    const std::string id = str(page, ("/data/" + std::to_string(i) + "/id").c_str());
+    EXPECT_LT(last, id) << i;
+    last = id;
+  }
+  // Written again through the node, a key moves to its hash.
+  ASSERT_EQ(http(late.port(), "DELETE", "/v1/organizations/" + t.id + "/api-keys/" + made[0].id, "",
+                 t.key)
+                .status,
+            200);
+  kc::RangeResult moved;
+  ASSERT_TRUE(client.range(layout.api_keys(), layout.api_keys_end(), 0, 0, moved, error));
+  EXPECT_EQ(moved.kvs.size(), 1u);
 }
 
 // A node keeps a snapshot of what it applied (written at a clean stop): its restart loads
